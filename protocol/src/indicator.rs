@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+mod normalise;
+
 /// The largest STIX pattern kept verbatim, in bytes.
 pub const MAX_STIX_PATTERN_BYTES: usize = 8 * 1024;
 
@@ -152,13 +154,93 @@ impl InvalidValue {
 impl Value {
     /// Parses `input` as a value of `kind`: accepts defanged forms, normalises, validates.
     pub fn parse(kind: Kind, input: &str) -> Result<Value, InvalidValue> {
-        let _ = input;
-        Err(InvalidValue::new(Some(kind), input, "not implemented yet"))
+        normal_form(kind, input.trim())
+            .map(|value| Value { kind, value })
+            .map_err(|reason| InvalidValue::new(Some(kind), input, reason))
     }
 
     /// Finds the kind of a bare value (one line of a plain list) and parses it.
+    ///
+    /// Each kind whose outline fits is tried in turn; a domain is the last resort. A bare
+    /// number is never an ASN here: in a plain list it is more likely a port or a count.
     pub fn detect(input: &str) -> Result<Value, InvalidValue> {
-        Err(InvalidValue::new(None, input, "not implemented yet"))
+        let text = input.trim();
+        let plain = if text.len() > normalise::MAX_INPUT_BYTES {
+            String::new()
+        } else {
+            normalise::refang(text)
+        };
+        let all = |s: &str, allowed: fn(u8) -> bool| !s.is_empty() && s.bytes().all(allowed);
+        let candidates = [
+            (Kind::StixPattern, text.starts_with(['[', '('])),
+            (Kind::Url, has_scheme(&plain)),
+            (Kind::Email, plain.contains('@')),
+            (
+                Kind::Cidr,
+                plain.split_once('/').is_some_and(|(addr, len)| {
+                    all(addr, |b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                        && all(len, |b| b.is_ascii_digit())
+                }),
+            ),
+            (
+                Kind::Ipv4,
+                plain.contains('.') && all(&plain, |b| b.is_ascii_digit() || b == b'.'),
+            ),
+            (
+                Kind::Ipv6,
+                plain.contains(':')
+                    && all(&plain, |b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+            ),
+            (
+                Kind::Md5,
+                plain.len() == 32 && all(&plain, |b| b.is_ascii_hexdigit()),
+            ),
+            (
+                Kind::Sha1,
+                plain.len() == 40 && all(&plain, |b| b.is_ascii_hexdigit()),
+            ),
+            (
+                Kind::Sha256,
+                plain.len() == 64 && all(&plain, |b| b.is_ascii_hexdigit()),
+            ),
+            (
+                Kind::Sha512,
+                plain.len() == 128 && all(&plain, |b| b.is_ascii_hexdigit()),
+            ),
+            (
+                Kind::Cve,
+                plain
+                    .get(..4)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("cve-")),
+            ),
+            (Kind::Asn, has_as_prefix(&plain)),
+        ];
+        // The first kind whose outline fitted explains the failure best.
+        let mut closest: Option<InvalidValue> = None;
+        for (kind, fits) in candidates {
+            if fits {
+                match Value::parse(kind, text) {
+                    Ok(value) => return Ok(value),
+                    Err(invalid) => {
+                        closest.get_or_insert(invalid);
+                    }
+                }
+            }
+        }
+        if let Ok(value) = Value::parse(Kind::Domain, text) {
+            return Ok(value);
+        }
+        let reason = match closest {
+            Some(InvalidValue {
+                kind: Some(kind),
+                reason,
+                ..
+            }) => {
+                format!("not recognisable as any indicator kind (as {kind}: {reason})")
+            }
+            _ => "not recognisable as any indicator kind".to_owned(),
+        };
+        Err(InvalidValue::new(None, input, reason))
     }
 
     /// The value's kind.
@@ -184,6 +266,61 @@ impl Value {
         }
         Ok(value)
     }
+}
+
+/// The normal form of `text` (already trimmed) as a `kind`, or why there is none.
+fn normal_form(kind: Kind, text: &str) -> Result<String, String> {
+    use normalise::{
+        asn, cidr, cve, domain, email, hex_digest, ipv4, ipv6, prepare, spoken_dots, stix_pattern,
+        url,
+    };
+    if text.is_empty() {
+        return Err("empty".into());
+    }
+    match kind {
+        Kind::StixPattern => stix_pattern(text),
+        Kind::Ipv4 => Ok(ipv4(&prepare(text)?)?.to_string()),
+        Kind::Ipv6 => Ok(ipv6(&prepare(text)?)?.to_string()),
+        Kind::Cidr => cidr(&prepare(text)?),
+        Kind::Domain => domain(&spoken_dots(&prepare(text)?), 2),
+        Kind::Email => email(&prepare(text)?),
+        Kind::Md5 => hex_digest(&prepare(text)?, 32),
+        Kind::Sha1 => hex_digest(&prepare(text)?, 40),
+        Kind::Sha256 => hex_digest(&prepare(text)?, 64),
+        Kind::Sha512 => hex_digest(&prepare(text)?, 128),
+        Kind::Asn => asn(&prepare(text)?),
+        Kind::Cve => cve(&prepare(text)?),
+        Kind::Url => {
+            let once = url(&prepare(text)?)?;
+            // The url crate's output is not a fixed point for every input: removing dot
+            // segments can even assemble a defang marker. Refuse rather than store a value
+            // that would change on re-parse.
+            if prepare(&once).and_then(|again| url(&again)).as_ref() != Ok(&once) {
+                return Err("URL has no stable normal form".into());
+            }
+            Ok(once)
+        }
+    }
+}
+
+/// `scheme://` at the start, after refanging.
+fn has_scheme(text: &str) -> bool {
+    text.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    })
+}
+
+/// `AS64500` or `ASN 64500`, the only spellings detection takes for an ASN.
+fn has_as_prefix(text: &str) -> bool {
+    let Some(head) = text.get(..2).filter(|h| h.eq_ignore_ascii_case("as")) else {
+        return false;
+    };
+    let rest = text.get(head.len()..).unwrap_or_default();
+    let rest = rest.strip_prefix(['n', 'N']).unwrap_or(rest).trim_start();
+    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl fmt::Display for Value {
