@@ -188,7 +188,8 @@ impl Value {
             ),
             (
                 Kind::Ipv6,
-                plain.contains(':')
+                // An IPv6 address may end in dotted IPv4, never start with it.
+                plain.find(':') < plain.find('.').or(Some(usize::MAX))
                     && all(&plain, |b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
             ),
             (
@@ -369,5 +370,757 @@ impl<'de, C> bincode::BorrowDecode<'de, C> for Value {
         decoder: &mut D,
     ) -> Result<Value, bincode::error::DecodeError> {
         <Value as bincode::Decode<C>>::decode(decoder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[track_caller]
+    fn normal(kind: Kind, input: &str) -> String {
+        match Value::parse(kind, input) {
+            Ok(value) => value.as_str().to_owned(),
+            Err(invalid) => panic!("{invalid}"),
+        }
+    }
+
+    #[track_caller]
+    fn refused(kind: Kind, input: &str, reason: &str) {
+        match Value::parse(kind, input) {
+            Ok(value) => panic!("{input:?} parsed as {value}, expected {reason:?}"),
+            Err(invalid) => assert!(
+                invalid.reason.contains(reason),
+                "{input:?}: reason {:?} lacks {reason:?}",
+                invalid.reason
+            ),
+        }
+    }
+
+    #[track_caller]
+    fn detected(input: &str) -> (Kind, String) {
+        match Value::detect(input) {
+            Ok(value) => (value.kind(), value.as_str().to_owned()),
+            Err(invalid) => panic!("{invalid}"),
+        }
+    }
+
+    #[test]
+    fn empty_input_is_refused_for_every_kind() {
+        for kind in Kind::ALL {
+            refused(kind, "", "empty");
+            refused(kind, "  \t ", "empty");
+        }
+    }
+
+    #[test]
+    fn ipv4_is_canonical_dotted_quad() {
+        assert_eq!(normal(Kind::Ipv4, " 192.0.2.1\n"), "192.0.2.1");
+        assert_eq!(normal(Kind::Ipv4, "0.0.0.0"), "0.0.0.0");
+        assert_eq!(normal(Kind::Ipv4, "255.255.255.255"), "255.255.255.255");
+    }
+
+    #[test]
+    fn defanged_ipv4_is_refanged() {
+        assert_eq!(normal(Kind::Ipv4, "1.2.3[.]4"), "1.2.3.4");
+        assert_eq!(normal(Kind::Ipv4, "1(.)2{.}3[dot]4"), "1.2.3.4");
+        assert_eq!(normal(Kind::Ipv4, "1 [.] 2\\.3.4"), "1.2.3.4");
+    }
+
+    #[test]
+    fn malformed_ipv4_says_why() {
+        refused(Kind::Ipv4, "01.2.3.4", "leading zero");
+        refused(Kind::Ipv4, "1.2.3.256", "octet 256 out of range");
+        refused(
+            Kind::Ipv4,
+            "1.2.3",
+            "expected 4 dot-separated octets, got 3",
+        );
+        refused(Kind::Ipv4, "1.2.3.4.5", "got 5");
+        refused(Kind::Ipv4, "1..3.4", "empty octet");
+        refused(Kind::Ipv4, "1.2.3.x", "not a decimal number");
+        refused(Kind::Ipv4, "1.2.3.+4", "not a decimal number");
+        refused(Kind::Ipv4, "1.2.3.99999999999", "out of range");
+    }
+
+    #[test]
+    fn ipv6_is_rfc5952_lower_case() {
+        assert_eq!(normal(Kind::Ipv6, "2001:DB8:0:0:0:0:0:1"), "2001:db8::1");
+        assert_eq!(
+            normal(Kind::Ipv6, "2001:db8:0:0:1:0:0:1"),
+            "2001:db8::1:0:0:1"
+        );
+        assert_eq!(normal(Kind::Ipv6, "::FFFF:192.0.2.1"), "::ffff:192.0.2.1");
+        assert_eq!(normal(Kind::Ipv6, "2001:db8[:]:1"), "2001:db8::1");
+    }
+
+    #[test]
+    fn malformed_ipv6_says_why() {
+        refused(Kind::Ipv6, "[2001:db8::1]", "brackets are not part");
+        refused(Kind::Ipv6, "fe80::1%eth0", "zone index");
+        refused(Kind::Ipv6, "1.2.3.4", "no ':'");
+        refused(Kind::Ipv6, "2001:db8::g", "character 'g'");
+        refused(Kind::Ipv6, "1::2::3", "'::' may appear only once");
+        refused(Kind::Ipv6, "2001:db8::12345", "longer than 4 hex digits");
+        refused(Kind::Ipv6, "1:2:3:4:5:6:7", "not a valid IPv6 address");
+    }
+
+    #[test]
+    fn cidr_is_network_and_prefix() {
+        assert_eq!(normal(Kind::Cidr, "10.0.0.0/8"), "10.0.0.0/8");
+        assert_eq!(normal(Kind::Cidr, "192.0.2[.]0/24"), "192.0.2.0/24");
+        assert_eq!(normal(Kind::Cidr, "10.0.0.0/08"), "10.0.0.0/8");
+        assert_eq!(normal(Kind::Cidr, "192.0.2.1/32"), "192.0.2.1/32");
+        assert_eq!(normal(Kind::Cidr, "0.0.0.0/0"), "0.0.0.0/0");
+        assert_eq!(normal(Kind::Cidr, "2001:DB8::/32"), "2001:db8::/32");
+        assert_eq!(normal(Kind::Cidr, "::/0"), "::/0");
+    }
+
+    #[test]
+    fn cidr_with_host_bits_is_refused_not_widened() {
+        refused(
+            Kind::Cidr,
+            "10.1.2.3/8",
+            "host bits set; did you mean 10.0.0.0/8?",
+        );
+        refused(Kind::Cidr, "2001:db8::1/32", "did you mean 2001:db8::/32?");
+    }
+
+    #[test]
+    fn malformed_cidr_says_why() {
+        refused(Kind::Cidr, "10.0.0.0", "missing '/'");
+        refused(
+            Kind::Cidr,
+            "10.0.0.0/33",
+            "prefix length 33 out of range (0..=32)",
+        );
+        refused(Kind::Cidr, "2001:db8::/129", "out of range (0..=128)");
+        refused(Kind::Cidr, "10.0.0.0/", "is not a number");
+        refused(Kind::Cidr, "10.0.0.0/x", "is not a number");
+        refused(Kind::Cidr, "10.0.0.0/8/8", "is not a number");
+        refused(Kind::Cidr, "010.0.0.0/8", "leading zero");
+    }
+
+    #[test]
+    fn domain_is_lower_case_without_trailing_dot() {
+        assert_eq!(normal(Kind::Domain, "Example.COM."), "example.com");
+        assert_eq!(normal(Kind::Domain, "a-b.example"), "a-b.example");
+        assert_eq!(
+            normal(Kind::Domain, "_dmarc.example.org"),
+            "_dmarc.example.org"
+        );
+        assert_eq!(
+            normal(Kind::Domain, "cdn--edge.example"),
+            "cdn--edge.example"
+        );
+    }
+
+    #[test]
+    fn idn_domain_becomes_punycode() {
+        assert_eq!(
+            normal(Kind::Domain, "bücher.example"),
+            "xn--bcher-kva.example"
+        );
+        assert_eq!(
+            normal(Kind::Domain, "BÜCHER.example"),
+            "xn--bcher-kva.example"
+        );
+        assert_eq!(
+            normal(Kind::Domain, "XN--BCHER-KVA.example"),
+            "xn--bcher-kva.example"
+        );
+        // Non-transitional: ß stays ß rather than becoming "ss".
+        assert_eq!(normal(Kind::Domain, "faß.de"), "xn--fa-hia.de");
+        // Ideographic full stop separates labels.
+        assert_eq!(
+            normal(Kind::Domain, "例え。テスト"),
+            normal(Kind::Domain, "例え.テスト")
+        );
+    }
+
+    #[test]
+    fn defanged_domain_is_refanged() {
+        assert_eq!(normal(Kind::Domain, "evil[.]example"), "evil.example");
+        assert_eq!(normal(Kind::Domain, "evil [DOT] example"), "evil.example");
+        assert_eq!(
+            normal(Kind::Domain, "evil(dot)example{.}org"),
+            "evil.example.org"
+        );
+        assert_eq!(normal(Kind::Domain, "evil\\.example"), "evil.example");
+        assert_eq!(
+            normal(Kind::Domain, "evil dot example dot org"),
+            "evil.example.org"
+        );
+    }
+
+    #[test]
+    fn malformed_domain_says_why() {
+        let long_label = format!("{}.example", "a".repeat(64));
+        refused(Kind::Domain, &long_label, "label longer than 63 bytes");
+        let long_name = format!("{}example", "abcdefghi.".repeat(25));
+        refused(Kind::Domain, &long_name, "domain longer than 253 bytes");
+        refused(Kind::Domain, "example", "at least two labels");
+        refused(Kind::Domain, "1.2.3.4", "last label is all digits");
+        refused(
+            Kind::Domain,
+            "-evil.example",
+            "starts or ends with a hyphen",
+        );
+        refused(
+            Kind::Domain,
+            "evil-.example",
+            "starts or ends with a hyphen",
+        );
+        refused(Kind::Domain, "evil..example", "empty label");
+        refused(Kind::Domain, ".example.com", "empty label");
+        refused(Kind::Domain, "evil example", "whitespace");
+        refused(Kind::Domain, "evil dot", "whitespace");
+        refused(Kind::Domain, "*.example.com", "character '*' not allowed");
+        refused(
+            Kind::Domain,
+            "evil.example/path",
+            "character '/' not allowed",
+        );
+        refused(Kind::Domain, "xn--zz.example", "UTS 46");
+        refused(Kind::Domain, "evil[[.]]example", "nested defang markers");
+    }
+
+    #[test]
+    fn url_scheme_and_host_are_normalised() {
+        assert_eq!(
+            normal(Kind::Url, "HTTP://Evil.Example"),
+            "http://evil.example/"
+        );
+        assert_eq!(
+            normal(Kind::Url, "https://evil.example.:443/a/../b?q=1#frag"),
+            "https://evil.example/b?q=1#frag"
+        );
+        assert_eq!(
+            normal(Kind::Url, "http://bücher.example/"),
+            "http://xn--bcher-kva.example/"
+        );
+        assert_eq!(
+            normal(Kind::Url, "http://192.0.2.1:8080/x"),
+            "http://192.0.2.1:8080/x"
+        );
+        assert_eq!(
+            normal(Kind::Url, "http://[2001:DB8::1]/"),
+            "http://[2001:db8::1]/"
+        );
+        assert_eq!(normal(Kind::Url, "http://localhost/"), "http://localhost/");
+        assert_eq!(
+            normal(Kind::Url, "SFTP://Evil.Example:22/x"),
+            "sftp://evil.example/x"
+        );
+        assert_eq!(
+            normal(Kind::Url, "ftps://evil.example:990/"),
+            "ftps://evil.example/"
+        );
+        assert_eq!(
+            normal(Kind::Url, "sftp://192.0.2.1:2222/"),
+            "sftp://192.0.2.1:2222/"
+        );
+        assert_eq!(
+            normal(Kind::Url, "sftp://Bücher.example/"),
+            "sftp://xn--bcher-kva.example/"
+        );
+    }
+
+    #[test]
+    fn defanged_url_is_refanged() {
+        assert_eq!(
+            normal(Kind::Url, "hxxp://evil[.]example"),
+            "http://evil.example/"
+        );
+        assert_eq!(
+            normal(Kind::Url, "HXXPS[://]evil[.]example/a"),
+            "https://evil.example/a"
+        );
+        assert_eq!(
+            normal(Kind::Url, "hXXp[:]//evil(.)example"),
+            "http://evil.example/"
+        );
+        assert_eq!(
+            normal(Kind::Url, "fxp://files[.]example/x"),
+            "ftp://files.example/x"
+        );
+        assert_eq!(
+            normal(Kind::Url, "http://user[@]evil.example/"),
+            "http://user@evil.example/"
+        );
+    }
+
+    #[test]
+    fn malformed_url_says_why() {
+        refused(Kind::Url, "evil.example/path", "not a valid URL");
+        refused(
+            Kind::Url,
+            "javascript:alert(1)",
+            "scheme \"javascript\" not accepted",
+        );
+        refused(Kind::Url, "file:///etc/passwd", "not accepted");
+        refused(Kind::Url, "http://", "not a valid URL");
+        refused(Kind::Url, "sftp:/no/host", "URL has no host");
+        refused(Kind::Url, "http://evil.example/a b", "whitespace");
+        refused(
+            Kind::Url,
+            "http://*.example/",
+            "host: character '*' not allowed",
+        );
+        refused(
+            Kind::Url,
+            "sftp://evil%zz.example/",
+            "host: bad percent-encoding",
+        );
+        refused(
+            Kind::Url,
+            "sftp://evil%ff.example/",
+            "host: percent-encoding is not UTF-8",
+        );
+        let long = format!("http://evil.example/{}", "a".repeat(2048));
+        refused(Kind::Url, &long, "longer than 2048 bytes");
+    }
+
+    #[test]
+    fn email_keeps_local_case_and_normalises_domain() {
+        assert_eq!(
+            normal(Kind::Email, "John.Doe@Example.ORG"),
+            "John.Doe@example.org"
+        );
+        assert_eq!(
+            normal(Kind::Email, "user+tag@bücher.example"),
+            "user+tag@xn--bcher-kva.example"
+        );
+        assert_eq!(normal(Kind::Email, "ünï@example.org"), "ünï@example.org");
+    }
+
+    #[test]
+    fn defanged_email_is_refanged() {
+        assert_eq!(
+            normal(Kind::Email, "user[@]example.org"),
+            "user@example.org"
+        );
+        assert_eq!(
+            normal(Kind::Email, "user(at)example[.]org"),
+            "user@example.org"
+        );
+        assert_eq!(
+            normal(Kind::Email, "user [at] example [dot] org"),
+            "user@example.org"
+        );
+    }
+
+    #[test]
+    fn malformed_email_says_why() {
+        refused(Kind::Email, "user.example.org", "missing '@'");
+        refused(Kind::Email, "@example.org", "empty local part");
+        refused(Kind::Email, "user@", "empty domain part");
+        refused(Kind::Email, "a@b@example.org", "more than one '@'");
+        refused(Kind::Email, "us er@example.org", "whitespace");
+        refused(
+            Kind::Email,
+            &format!("{}@example.org", "a".repeat(65)),
+            "local part longer than 64 bytes",
+        );
+        // A 64-byte local part and a 251-byte domain, each within its own limit.
+        let long = format!(
+            "{}@{}{}.example",
+            "a".repeat(64),
+            "b".repeat(63),
+            ".c".repeat(90)
+        );
+        refused(Kind::Email, &long, "longer than 254 bytes");
+        refused(Kind::Email, "\"a b\"@example.org", "whitespace");
+        refused(Kind::Email, "\"ab\"@example.org", "quoted local parts");
+        refused(Kind::Email, "a..b@example.org", "doubled dot");
+        refused(Kind::Email, "a,b@example.org", "character ','");
+        refused(Kind::Email, "user@[192.0.2.1]", "address literals");
+        refused(
+            Kind::Email,
+            "user@localhost",
+            "domain part: a domain needs at least two labels",
+        );
+    }
+
+    #[test]
+    fn hashes_are_lower_case_hex_of_exact_length() {
+        let md5 = "D41D8CD98F00B204E9800998ECF8427E";
+        assert_eq!(normal(Kind::Md5, md5), md5.to_ascii_lowercase());
+        assert_eq!(normal(Kind::Sha1, &"A".repeat(40)), "a".repeat(40));
+        assert_eq!(normal(Kind::Sha256, &"0f".repeat(32)), "0f".repeat(32));
+        assert_eq!(normal(Kind::Sha512, &"Ab".repeat(64)), "ab".repeat(64));
+    }
+
+    #[test]
+    fn malformed_hash_names_length_or_character() {
+        refused(
+            Kind::Sha256,
+            &"a".repeat(63),
+            "expected 64 hex digits, got 63",
+        );
+        refused(Kind::Md5, &"a".repeat(40), "expected 32 hex digits, got 40");
+        refused(
+            Kind::Sha1,
+            &format!("{}g", "a".repeat(39)),
+            "character 'g' at position 39",
+        );
+        refused(
+            Kind::Sha512,
+            &"é".repeat(128),
+            "character 'é' at position 0",
+        );
+    }
+
+    #[test]
+    fn asn_accepts_usual_spellings() {
+        for input in [
+            "AS64500",
+            "as64500",
+            "64500",
+            "ASN 64500",
+            "asn64500",
+            "AS 064500",
+        ] {
+            assert_eq!(normal(Kind::Asn, input), "AS64500", "{input}");
+        }
+        assert_eq!(normal(Kind::Asn, "4294967295"), "AS4294967295");
+    }
+
+    #[test]
+    fn malformed_asn_says_why() {
+        refused(Kind::Asn, "AS0", "AS0 is reserved");
+        refused(Kind::Asn, "AS4294967296", "larger than 4294967295");
+        refused(Kind::Asn, "AS", "missing AS number");
+        refused(Kind::Asn, "AS-1", "not a decimal AS number");
+        refused(Kind::Asn, "AS1.10", "not a decimal AS number");
+        refused(Kind::Asn, "+5", "not a decimal AS number");
+    }
+
+    #[test]
+    fn cve_is_upper_case() {
+        assert_eq!(normal(Kind::Cve, "cve-2021-44228"), "CVE-2021-44228");
+        assert_eq!(normal(Kind::Cve, "CVE-1999-0001"), "CVE-1999-0001");
+        assert_eq!(normal(Kind::Cve, "Cve-2024-1234567"), "CVE-2024-1234567");
+    }
+
+    #[test]
+    fn malformed_cve_says_why() {
+        refused(Kind::Cve, "2021-44228", "expected CVE-YYYY-NNNN");
+        refused(Kind::Cve, "CVE-1998-0001", "before 1999");
+        refused(Kind::Cve, "CVE-21-0001", "year \"21\" is not four digits");
+        refused(Kind::Cve, "CVE-2021-123", "not four or more digits");
+        refused(Kind::Cve, "CVE-2021-01234", "no leading zero");
+        refused(Kind::Cve, "CVE-2021-12a4", "not four or more digits");
+    }
+
+    #[test]
+    fn stix_pattern_is_kept_verbatim() {
+        let pattern = "[ipv4-addr:value = '198.51.100.1'] AND [domain-name:value LIKE '%evil[.]%']";
+        assert_eq!(
+            normal(Kind::StixPattern, &format!("  {pattern}\n")),
+            pattern
+        );
+        let qualified = "[file:hashes.'SHA-256' = 'aa'] REPEATS 5 TIMES WITHIN 600 SECONDS";
+        assert_eq!(normal(Kind::StixPattern, qualified), qualified);
+        let grouped = "([a:b = 'x'] OR [c:d MATCHES '^\\\\']) START t'2024-01-01T00:00:00Z' STOP t'2024-02-01T00:00:00Z'";
+        assert_eq!(normal(Kind::StixPattern, grouped), grouped);
+        assert_eq!(normal(Kind::StixPattern, "[x:y EXISTS]"), "[x:y EXISTS]");
+    }
+
+    #[test]
+    fn malformed_stix_pattern_says_why() {
+        refused(
+            Kind::StixPattern,
+            "ipv4-addr:value = '1.2.3.4'",
+            "starts with '[' or '('",
+        );
+        refused(Kind::StixPattern, "[a:b = 'x'", "unclosed '['");
+        refused(Kind::StixPattern, "[a:b = 'x']]", "unbalanced ']'");
+        refused(Kind::StixPattern, "([a:b = 'x']", "unclosed '('");
+        refused(
+            Kind::StixPattern,
+            "[a:b = 'x]",
+            "unterminated quoted string",
+        );
+        refused(Kind::StixPattern, "[2001:db8::1]", "no comparison");
+        let long = format!("[a:b = '{}']", "x".repeat(MAX_STIX_PATTERN_BYTES));
+        refused(Kind::StixPattern, &long, "pattern longer than");
+    }
+
+    #[test]
+    fn stix_brackets_inside_quotes_do_not_count() {
+        assert!(Value::parse(Kind::StixPattern, "[a:b = ']']").is_ok());
+        assert!(Value::parse(Kind::StixPattern, "[a:b = 'it\\'s [']").is_ok());
+    }
+
+    #[test]
+    fn oversized_input_is_refused_before_parsing() {
+        refused(
+            Kind::Domain,
+            &"a".repeat(10_000),
+            "input longer than 8192 bytes",
+        );
+        refused(Kind::Ipv4, &"1".repeat(10_000), "input longer than");
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        refused(Kind::Domain, "evil\u{0}.example", "control character");
+        refused(Kind::Url, "http://evil.example/\u{7f}", "control character");
+    }
+
+    #[test]
+    fn detect_finds_each_kind() {
+        let cases = [
+            ("1.2.3.4", Kind::Ipv4, "1.2.3.4"),
+            ("2001:DB8::1", Kind::Ipv6, "2001:db8::1"),
+            ("::1", Kind::Ipv6, "::1"),
+            ("10.0.0.0/8", Kind::Cidr, "10.0.0.0/8"),
+            ("2001:db8::/32", Kind::Cidr, "2001:db8::/32"),
+            ("example.com", Kind::Domain, "example.com"),
+            ("bücher.example", Kind::Domain, "xn--bcher-kva.example"),
+            (
+                "https://evil.example/x",
+                Kind::Url,
+                "https://evil.example/x",
+            ),
+            ("user@example.org", Kind::Email, "user@example.org"),
+            ("cve-2021-44228", Kind::Cve, "CVE-2021-44228"),
+            ("AS64500", Kind::Asn, "AS64500"),
+            ("ASN 64500", Kind::Asn, "AS64500"),
+            ("[x:y = 'z']", Kind::StixPattern, "[x:y = 'z']"),
+        ];
+        for (input, kind, value) in cases {
+            assert_eq!(detected(input), (kind, value.to_owned()), "{input}");
+        }
+        for (digits, kind) in [
+            (32, Kind::Md5),
+            (40, Kind::Sha1),
+            (64, Kind::Sha256),
+            (128, Kind::Sha512),
+        ] {
+            assert_eq!(detected(&"F".repeat(digits)), (kind, "f".repeat(digits)));
+        }
+    }
+
+    #[test]
+    fn detect_refangs() {
+        assert_eq!(
+            detected("hxxp://evil[.]example"),
+            (Kind::Url, "http://evil.example/".into())
+        );
+        assert_eq!(detected("1.2.3[.]4"), (Kind::Ipv4, "1.2.3.4".into()));
+        assert_eq!(
+            detected("user[@]example.org"),
+            (Kind::Email, "user@example.org".into())
+        );
+        assert_eq!(
+            detected("evil[.]example"),
+            (Kind::Domain, "evil.example".into())
+        );
+        assert_eq!(detected("10.0.0[.]0/8"), (Kind::Cidr, "10.0.0.0/8".into()));
+    }
+
+    #[test]
+    fn detect_resolves_ambiguous_inputs() {
+        // Hex names of hash length are hashes; shorter hex words with a dot are domains.
+        assert_eq!(detected("cafe.example").0, Kind::Domain);
+        assert_eq!(detected("cve-2021-44228.example").0, Kind::Domain);
+        assert_eq!(detected("asn.example").0, Kind::Domain);
+        assert_eq!(detected(&"1".repeat(32)).0, Kind::Md5);
+    }
+
+    #[test]
+    fn detect_refuses_unrecognisable_input() {
+        for input in ["64500", "", "hello world", "1.2.3", "ftp"] {
+            let invalid = Value::detect(input).expect_err(input);
+            assert_eq!(invalid.kind, None);
+            assert!(
+                invalid
+                    .reason
+                    .contains("not recognisable as any indicator kind"),
+                "{invalid}"
+            );
+        }
+    }
+
+    #[test]
+    fn detect_explains_the_closest_kind() {
+        let invalid = Value::detect("01.2.3.4").expect_err("octal");
+        assert!(
+            invalid
+                .reason
+                .contains("as ipv4: octet 01 has a leading zero"),
+            "{invalid}"
+        );
+        let invalid = Value::detect("1.2.3.4:80").expect_err("port");
+        assert!(!invalid.reason.contains("ipv6"), "{invalid}");
+        let invalid = Value::detect("10.1.0.0/8").expect_err("host bits");
+        assert!(
+            invalid.reason.contains("did you mean 10.0.0.0/8?"),
+            "{invalid}"
+        );
+    }
+
+    #[test]
+    fn from_normalised_refuses_other_spellings() {
+        let invalid =
+            Value::from_normalised(Kind::Domain, "Example.COM".into()).expect_err("not normal");
+        assert!(invalid.reason.contains("not in normal form"), "{invalid}");
+        assert!(Value::from_normalised(Kind::Domain, "example.com".into()).is_ok());
+    }
+
+    #[test]
+    fn bincode_decode_refuses_valid_but_not_normal_value() {
+        let config = bincode::config::standard();
+        let bytes = bincode::encode_to_vec((Kind::Domain, "Example.COM".to_owned()), config)
+            .expect("encode");
+        let decoded: Result<(Value, usize), _> = bincode::decode_from_slice(&bytes, config);
+        assert!(decoded.is_err());
+
+        let value = Value::parse(Kind::Domain, "Example.COM").expect("valid");
+        let bytes = bincode::encode_to_vec(&value, config).expect("encode");
+        let (back, _): (Value, usize) = bincode::decode_from_slice(&bytes, config).expect("decode");
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn json_form_accepts_defanged_input() {
+        let value: Value =
+            serde_json::from_str(r#"{"kind":"url","value":"hxxp://evil[.]example"}"#)
+                .expect("json");
+        assert_eq!(value.as_str(), "http://evil.example/");
+        assert_eq!(
+            serde_json::to_string(&value).expect("json"),
+            r#"{"kind":"url","value":"http://evil.example/"}"#
+        );
+    }
+
+    #[track_caller]
+    fn assert_idempotent(kind: Kind, input: &str) {
+        if let Ok(value) = Value::parse(kind, input) {
+            assert_eq!(
+                Value::parse(kind, value.as_str()),
+                Ok(value.clone()),
+                "{input:?}"
+            );
+            assert_eq!(
+                Value::from_normalised(kind, value.as_str().to_owned()),
+                Ok(value)
+            );
+        }
+    }
+
+    fn ipv4_input() -> impl Strategy<Value = String> {
+        (
+            any::<[u8; 4]>(),
+            prop::sample::select(vec![".", "[.]", "(dot)", "\\."]),
+        )
+            .prop_map(|(octets, dot)| octets.map(|o| o.to_string()).join(dot))
+    }
+
+    fn ipv6_input() -> impl Strategy<Value = String> {
+        (any::<[u16; 8]>(), 0..8usize, any::<bool>()).prop_map(|(groups, zeros, upper)| {
+            let groups = groups.map(|g| g >> zeros.min(15));
+            let text = groups.map(|g| format!("{g:x}")).join(":");
+            if upper { text.to_uppercase() } else { text }
+        })
+    }
+
+    const DOMAIN: &str =
+        "([a-zA-Z0-9_äöüß-]{1,12}(\\.|\\[\\.\\]|\\[dot\\])){1,4}[a-zA-Zé]{1,6}\\.?";
+
+    fn regex(pattern: &str) -> impl Strategy<Value = String> + use<> {
+        proptest::string::string_regex(pattern).expect("test regex")
+    }
+
+    fn url_input() -> impl Strategy<Value = String> {
+        regex(&format!(
+            "(hxxp|HTTP|https|ftp|sftp|ftps|ws|wss)(://|\\[://\\])([a-z]{{1,5}}(:[a-z]{{0,5}})?@)?{DOMAIN}(:[0-9]{{1,5}})?(/[a-zA-Z0-9._~%!$&'()*+,;=:@\\[\\]/-]{{0,20}})?(\\?[a-zA-Z0-9=&%./]{{0,10}})?(#[a-zA-Z0-9./]{{0,10}})?"
+        ))
+    }
+
+    fn email_input() -> impl Strategy<Value = String> {
+        regex(&format!(
+            "[a-zA-Z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,20}}(@|\\[@\\]|\\(at\\)){DOMAIN}"
+        ))
+    }
+
+    proptest! {
+        #[test]
+        fn ipv4_normal_form_is_idempotent(input in ipv4_input()) {
+            prop_assert!(Value::parse(Kind::Ipv4, &input).is_ok());
+            assert_idempotent(Kind::Ipv4, &input);
+        }
+
+        #[test]
+        fn ipv6_normal_form_is_idempotent(input in ipv6_input()) {
+            prop_assert!(Value::parse(Kind::Ipv6, &input).is_ok());
+            assert_idempotent(Kind::Ipv6, &input);
+        }
+
+        #[test]
+        fn cidr_normal_form_is_idempotent(v4 in ipv4_input(), v6 in ipv6_input(), len in 0..=130u8) {
+            assert_idempotent(Kind::Cidr, &format!("{v4}/{len}"));
+            assert_idempotent(Kind::Cidr, &format!("{v6}/{len}"));
+        }
+
+        #[test]
+        fn domain_normal_form_is_idempotent(input in DOMAIN) {
+            assert_idempotent(Kind::Domain, &input);
+        }
+
+        #[test]
+        fn url_normal_form_is_idempotent(input in url_input()) {
+            assert_idempotent(Kind::Url, &input);
+        }
+
+        #[test]
+        fn email_normal_form_is_idempotent(input in email_input()) {
+            assert_idempotent(Kind::Email, &input);
+        }
+
+        #[test]
+        fn hash_normal_form_is_idempotent(input in "[0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64}|[0-9a-fA-F]{128}") {
+            for kind in [Kind::Md5, Kind::Sha1, Kind::Sha256, Kind::Sha512] {
+                assert_idempotent(kind, &input);
+            }
+        }
+
+        #[test]
+        fn asn_normal_form_is_idempotent(input in "(AS|as|ASN |asn|)[0-9]{1,11}") {
+            assert_idempotent(Kind::Asn, &input);
+        }
+
+        #[test]
+        fn cve_normal_form_is_idempotent(input in "(cve|CVE|Cve)-[0-9]{4}-[0-9]{3,8}") {
+            assert_idempotent(Kind::Cve, &input);
+        }
+
+        #[test]
+        fn stix_normal_form_is_idempotent(
+            input in " ?\\(?\\[[a-z-]{1,10}:[a-z_.]{1,10} (=|!=|LIKE|<) '([^'\\\\]|\\\\.){0,10}'\\]\\)?( WITHIN [0-9]{1,3} SECONDS)? ?"
+        ) {
+            assert_idempotent(Kind::StixPattern, &input);
+        }
+
+        #[test]
+        fn any_parsed_value_is_idempotent(input in "\\PC{0,40}|[\\[\\](){}.:/@ a-fA-F0-9xXhpt%-]{0,40}") {
+            for kind in Kind::ALL {
+                assert_idempotent(kind, &input);
+            }
+            if let Ok(value) = Value::detect(&input) {
+                assert_eq!(Value::parse(value.kind(), value.as_str()), Ok(value));
+            }
+        }
+
+        #[test]
+        fn parse_and_detect_never_panic(input in any::<String>()) {
+            for kind in Kind::ALL {
+                let _ = Value::parse(kind, &input);
+            }
+            let _ = Value::detect(&input);
+        }
     }
 }

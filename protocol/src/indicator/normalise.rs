@@ -318,7 +318,12 @@ pub(super) fn url(text: &str) -> Result<String, String> {
         None => return Err("URL has no host".into()),
         // Outside the WHATWG special schemes the url crate leaves IPv4 hosts as names.
         Some(url::Host::Domain(host)) if ipv4(host).is_ok() => None,
-        Some(url::Host::Domain(host)) => Some(domain(host, 1).map_err(|r| format!("host: {r}"))?),
+        // ... and percent-encode non-ASCII ones.
+        Some(url::Host::Domain(host)) => Some(
+            percent_decode(host)
+                .and_then(|host| domain(&host, 1))
+                .map_err(|r| format!("host: {r}"))?,
+        ),
         Some(_) => None,
     };
     if let Some(host) = host {
@@ -336,6 +341,26 @@ pub(super) fn url(text: &str) -> Result<String, String> {
         ));
     }
     Ok(out)
+}
+
+fn percent_decode(text: &str) -> Result<String, String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if b != b'%' {
+            bytes.push(b);
+            continue;
+        }
+        let byte = tail
+            .get(..2)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .ok_or("bad percent-encoding")?;
+        bytes.push(byte);
+        rest = tail.get(2..).unwrap_or_default();
+    }
+    String::from_utf8(bytes).map_err(|_| "percent-encoding is not UTF-8".to_owned())
 }
 
 /// `local@domain`. The local part keeps its case (RFC 5321 leaves it to the receiving
