@@ -171,6 +171,7 @@ impl Value {
             normalise::refang(text)
         };
         let all = |s: &str, allowed: fn(u8) -> bool| !s.is_empty() && s.bytes().all(allowed);
+        let hex = |digits: usize| plain.len() == digits && all(&plain, |b| b.is_ascii_hexdigit());
         let candidates = [
             (Kind::StixPattern, text.starts_with(['[', '('])),
             (Kind::Url, has_scheme(&plain)),
@@ -189,25 +190,15 @@ impl Value {
             (
                 Kind::Ipv6,
                 // An IPv6 address may end in dotted IPv4, never start with it.
-                plain.find(':') < plain.find('.').or(Some(usize::MAX))
+                plain
+                    .find(':')
+                    .is_some_and(|colon| plain.find('.').is_none_or(|dot| colon < dot))
                     && all(&plain, |b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
             ),
-            (
-                Kind::Md5,
-                plain.len() == 32 && all(&plain, |b| b.is_ascii_hexdigit()),
-            ),
-            (
-                Kind::Sha1,
-                plain.len() == 40 && all(&plain, |b| b.is_ascii_hexdigit()),
-            ),
-            (
-                Kind::Sha256,
-                plain.len() == 64 && all(&plain, |b| b.is_ascii_hexdigit()),
-            ),
-            (
-                Kind::Sha512,
-                plain.len() == 128 && all(&plain, |b| b.is_ascii_hexdigit()),
-            ),
+            (Kind::Md5, hex(32)),
+            (Kind::Sha1, hex(40)),
+            (Kind::Sha256, hex(64)),
+            (Kind::Sha512, hex(128)),
             (
                 Kind::Cve,
                 plain
@@ -956,6 +947,8 @@ mod tests {
         );
         let invalid = Value::detect("1.2.3.4:80").expect_err("port");
         assert!(!invalid.reason.contains("ipv6"), "{invalid}");
+        let invalid = Value::detect("cafe").expect_err("short hex");
+        assert!(!invalid.reason.contains("(as "), "{invalid}");
         let invalid = Value::detect("10.1.0.0/8").expect_err("host bits");
         assert!(
             invalid.reason.contains("did you mean 10.0.0.0/8?"),
