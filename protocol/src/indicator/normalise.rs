@@ -13,8 +13,9 @@ use idna::uts46::{DnsLength, Hyphens, Uts46};
 pub(super) const MAX_INPUT_BYTES: usize = 8 * 1024;
 const MAX_URL_BYTES: usize = 2048;
 const MAX_DOMAIN_BYTES: usize = 253;
-/// Before IDNA, a domain may be longer than its punycode form in bytes (UTF-8 is up to
-/// four bytes a character); beyond this it cannot fit in 253 bytes of ASCII.
+/// Before IDNA, a domain may be longer in bytes than its punycode form (UTF-8 takes up to
+/// four bytes a character), so the 253-byte limit is checked after IDNA; this bound only
+/// keeps absurd input away from the IDNA machinery.
 const MAX_UNICODE_DOMAIN_BYTES: usize = 4 * MAX_DOMAIN_BYTES;
 const MAX_LABEL_BYTES: usize = 63;
 const MAX_LOCAL_PART_BYTES: usize = 64;
@@ -293,7 +294,7 @@ pub(super) fn spoken_dots(text: &str) -> String {
 
 /// A URL of an accepted scheme, host normalised as a domain or IP address. Path, query
 /// and fragment stay as the url crate serialises them; the fragment is kept because it
-/// is part of what was observed (phishing kits key on it).
+/// is part of what was reported, and dropping it would merge distinct reports.
 pub(super) fn url(text: &str) -> Result<String, String> {
     if text.len() > MAX_URL_BYTES {
         return Err(format!("URL longer than {MAX_URL_BYTES} bytes"));
