@@ -5,6 +5,11 @@
 //! # Layout
 //!
 //! - [`indicator`]: indicator kinds and their normalised [`Value`]s.
+//! - [`item`]: what a bundle says: [`Indicator`], [`Revocation`], [`Sighting`].
+//! - [`bundle`]: [`Bundle`]: items with a TLP marking and a distribution scope.
+//! - [`entry`]: [`SignedEntry`]: one signed, hash-chained entry of a node's feed.
+//! - [`charter`]: [`Charter`]: the federation's roster, signed k-of-n by its stewards.
+//! - [`wire`]: the one versioned [`wire::Message`] enum and its size limits.
 //! - [`crypto`]: keys, signatures and hashes.
 //! - [`time`]: [`Timestamp`]; this crate never reads a clock, callers pass `now`.
 //!
@@ -13,11 +18,20 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod bundle;
+pub mod charter;
 pub mod crypto;
+pub mod entry;
 pub mod indicator;
+pub mod item;
 pub mod time;
+pub mod wire;
 
+pub use bundle::{Bundle, Distribution, Tlp};
+pub use charter::{Charter, Member, NodeCertificate, SignedCharter};
 pub use crypto::{Hash, PublicKey, Signature};
 pub use ed25519_dalek::SigningKey;
+pub use entry::{Body, Entry, FeedHead, SignedEntry, UnverifiedEntry};
 pub use indicator::{InvalidValue, Kind, Value};
+pub use item::{Confidence, Context, Indicator, Item, Revocation, Sighting};
 pub use time::Timestamp;

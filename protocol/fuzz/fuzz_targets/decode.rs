@@ -1,0 +1,22 @@
+//! Feeds arbitrary bytes to every decoder a node runs on peer input: wire messages, gossip
+//! payloads, entries (decode, then signature check) and charters (decode, then verify).
+//! Any panic is a bug. Run: `cargo fuzz run decode` from `protocol/`.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use threatmesh_protocol::charter::SignedCharter;
+use threatmesh_protocol::entry::UnverifiedEntry;
+use threatmesh_protocol::wire::{self, MAX_MESSAGE_BYTES, Message};
+
+fuzz_target!(|bytes: &[u8]| {
+    if let Ok(Message::Charter(raw)) = wire::decode(bytes, MAX_MESSAGE_BYTES) {
+        if let Ok(charter) = SignedCharter::decode(raw) {
+            let _ = charter.verify(None);
+        }
+    }
+    let _ = wire::decode_gossip(bytes);
+    if let Ok(entry) = UnverifiedEntry::decode(bytes.to_vec()) {
+        let _ = entry.verify();
+    }
+});
