@@ -269,11 +269,14 @@ impl Indicator {
             ));
         }
         for (index, label) in self.labels.iter().enumerate() {
-            let field = format!("labels[{index}]");
-            if label.is_empty() {
-                return Err(invalid(&field, "empty"));
+            // Field names are built only on failure: this runs for every item received.
+            if label.is_empty() || label.len() > MAX_LABEL_BYTES {
+                let field = format!("labels[{index}]");
+                if label.is_empty() {
+                    return Err(invalid(&field, "empty"));
+                }
+                check_len(&field, label, MAX_LABEL_BYTES)?;
             }
-            check_len(&field, label, MAX_LABEL_BYTES)?;
         }
         let context = &self.context;
         check_text("context.threat", &context.threat, MAX_NAME_BYTES)?;
@@ -295,6 +298,19 @@ impl Indicator {
             ));
         }
         for (index, reference) in context.external_references.iter().enumerate() {
+            let fits = !reference.source.is_empty()
+                && reference.source.len() <= MAX_NAME_BYTES
+                && reference
+                    .external_id
+                    .as_ref()
+                    .is_none_or(|id| id.len() <= MAX_NAME_BYTES)
+                && reference
+                    .url
+                    .as_ref()
+                    .is_none_or(|url| url.len() <= MAX_REFERENCE_URL_BYTES);
+            if fits {
+                continue;
+            }
             let field = format!("context.external_references[{index}]");
             if reference.source.is_empty() {
                 return Err(invalid(&format!("{field}.source"), "empty"));

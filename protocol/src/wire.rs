@@ -68,12 +68,15 @@ pub enum Request {
         /// The federation asked about.
         federation: Hash,
     },
-    /// "Send me the entries of this feed from `from_seq` on."
+    /// "Send me the entries `from_seq..=to_seq` of this feed" (a gap, or everything after
+    /// the asker's head with `to_seq = u64::MAX`).
     Range {
         /// The feed.
         author: PublicKey,
         /// The first seq wanted.
         from_seq: u64,
+        /// The last seq wanted.
+        to_seq: u64,
         /// Stop adding entries once the response would exceed this many bytes (the first
         /// entry is always sent, so a range always makes progress).
         limit_bytes: u32,
@@ -96,7 +99,7 @@ pub enum Response {
     Range {
         /// The entries' payloads, exactly as gossiped.
         entries: Vec<Vec<u8>>,
-        /// Whether the feed has more after the last one sent.
+        /// Whether the feed holds more of the requested range after the last one sent.
         more: bool,
     },
     /// Charters in version order.

@@ -100,13 +100,16 @@ fn bundle_strategy() -> impl Strategy<Value = Bundle> {
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (any::<[u8; 32]>(), any::<u64>(), any::<u32>()).prop_map(|(author, from_seq, limit)| {
-            Message::Request(Request::Range {
-                author: PublicKey(author),
-                from_seq,
-                limit_bytes: limit,
-            })
-        }),
+        (any::<[u8; 32]>(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
+            |(author, from_seq, to_seq, limit)| {
+                Message::Request(Request::Range {
+                    author: PublicKey(author),
+                    from_seq,
+                    to_seq,
+                    limit_bytes: limit,
+                })
+            }
+        ),
         any::<[u8; 32]>().prop_map(|federation| Message::Request(Request::Heads {
             federation: Hash(federation),
         })),

@@ -80,6 +80,28 @@ pub(super) fn prepare(text: &str) -> Result<String, String> {
     Ok(refanged.trim().to_owned())
 }
 
+/// Whether [`prepare`] would return `text` unchanged, decided without allocating: within
+/// the size bound, no character a defang marker starts with (`[`, `(`, `{`, `\\`), nothing
+/// to trim or refuse (no whitespace, no control character), and no defanged scheme.
+/// Values re-checked on receipt are normal forms, which pass this test.
+pub(super) fn is_prepared(text: &str) -> bool {
+    text.len() <= MAX_INPUT_BYTES
+        && if text.is_ascii() {
+            // The common case, byte by byte: every ASCII whitespace is a control character
+            // or a space.
+            !text
+                .bytes()
+                .any(|b| matches!(b, b'[' | b'(' | b'{' | b'\\' | b' ') || b.is_ascii_control())
+        } else {
+            !text
+                .chars()
+                .any(|c| matches!(c, '[' | '(' | '{' | '\\') || c.is_whitespace() || c.is_control())
+        }
+        && text
+            .split_once(':')
+            .is_none_or(|(scheme, _)| !SCHEMES.iter().any(|(s, _)| s.eq_ignore_ascii_case(scheme)))
+}
+
 /// Replaces defang markers and defanged schemes by what they stand for.
 pub(super) fn refang(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
