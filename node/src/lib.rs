@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //!
-//! The node grows module by module (see `shared/ARCHITECTURE.md`, "Node inside"): `store`
-//! (sled), `network` (libp2p), `api` (HTTP, TAXII 2.1), `formats` (STIX, MISP, CSV) and the
-//! `threatmesh` binary. None of them is here yet; this crate exists so the workspace has
-//! its final shape.
+//! - [`store`]: the durable store (sled): entries, feeds, the indicator index, charters.
+//!
+//! The network (libp2p), the HTTP and TAXII API, the STIX/MISP/CSV formats and the
+//! `threatmesh` binary come next (see `shared/ARCHITECTURE.md`, "Node inside").
+
+pub mod store;

@@ -13,7 +13,9 @@ use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::entry::{Body, SignedEntry, UnverifiedEntry, verify_batch};
 use threatmesh_protocol::item::{Confidence, Context, Indicator, Item};
 use threatmesh_protocol::wire::{self, MAX_GOSSIP_BYTES, Message};
-use threatmesh_protocol::{Kind, SigningKey, Timestamp, Value};
+use threatmesh_protocol::{Hash, Kind, SigningKey, Timestamp, Value};
+
+const FEDERATION: Hash = Hash([0xfe; 32]);
 
 const INDICATORS: u32 = 1_000;
 
@@ -62,6 +64,7 @@ fn body() -> Body {
 fn entry_for(seed: u8) -> SignedEntry {
     SignedEntry::next(
         &SigningKey::from_bytes(&[seed; 32]),
+        FEDERATION,
         None,
         Timestamp(1_700_000_000_000),
         body(),
@@ -84,7 +87,7 @@ fn bench_entry(c: &mut Criterion) {
     group.bench_function("sign", |b| {
         b.iter_batched(
             body,
-            |body| SignedEntry::next(&key, None, Timestamp(1_700_000_000_000), body),
+            |body| SignedEntry::next(&key, FEDERATION, None, Timestamp(1_700_000_000_000), body),
             BatchSize::SmallInput,
         )
     });
@@ -121,7 +124,7 @@ fn bench_entry(c: &mut Criterion) {
             distribution: Distribution::Federation,
             items: (0..INDICATORS).map(|n| indicator_of(kind, n)).collect(),
         });
-        let payload = SignedEntry::next(&key, None, Timestamp(1_700_000_000_000), body)
+        let payload = SignedEntry::next(&key, FEDERATION, None, Timestamp(1_700_000_000_000), body)
             .expect("a 1,000-indicator entry fits")
             .into_payload();
         group.bench_function(name, |b| {

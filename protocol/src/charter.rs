@@ -2,14 +2,20 @@
 //! node keys speak for whom.
 //!
 //! A charter names its stewards and a threshold k. Version 1 (genesis) is valid with k
-//! signatures of its own stewards; every later version is valid only with k signatures of
-//! the *previous* version's stewards (its own threshold), and names the previous version's
-//! id, so versions form a hash chain and steward changes need the old stewards' consent.
+//! signatures of its own stewards, and its id *is* the federation's id: a node is told that
+//! id when it joins and trusts only the genesis that hashes to it
+//! ([`SignedCharter::verify_genesis`]). Every later version is valid only with k signatures
+//! of the *previous* version's stewards (the previous threshold) and names the previous
+//! version's id, so versions form a hash chain and steward changes need the old stewards'
+//! consent ([`SignedCharter::verify_successor`]).
 //!
 //! Members are organisations, identified by their root key. A root key certifies node keys
-//! ([`NodeCertificate`]) for a validity window. A suspension or revocation carries a
-//! [`Cutoff`]: a time, and for each of the member's feeds the last seq still accepted, so
-//! every node draws the same line whatever creation time a revoked member claims.
+//! ([`NodeCertificate`]) for a validity window. A member's [`FeedCutoff`]s end feeds: the
+//! last seq still accepted and that entry's id, whatever creation time later entries
+//! claim. Stewards set them when a member is suspended or revoked (a feed of such a member
+//! without a cutoff keeps nothing), and for any member when one of its node keys is retired
+//! or stolen, since a certificate's window alone is checked against the creation time the
+//! author claims.
 //!
 //! Signatures cover the charter's encoding without the signatures themselves, so stewards
 //! can sign a proposal one after another; the charter id is the hash of those bytes.
@@ -20,8 +26,9 @@ use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{BadSignature, Hash, PublicKey, Signature};
+use crate::entry::FeedHead;
 use crate::time::Timestamp;
-use crate::wire::{self, DecodeError};
+use crate::wire::{self, DecodeError, MAX_GOSSIP_BYTES};
 
 /// Domain tag of the bytes stewards sign.
 pub const CHARTER_DOMAIN: &str = "threatmesh/charter/v1:";
@@ -37,11 +44,15 @@ pub const MAX_NODES_PER_MEMBER: usize = 16;
 pub const MAX_ADDRESSES_PER_MEMBER: usize = 8;
 /// Longest name or address, in bytes.
 pub const MAX_CHARTER_TEXT_BYTES: usize = 256;
+/// Room a gossiped charter needs besides its encoding: every steward's key and signature,
+/// the length prefixes and the message framing.
+const CHARTER_FRAMING_BYTES: usize = MAX_STEWARDS * (32 + 64) + 64;
 
 /// One version of a federation's roster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct Charter {
-    /// The federation's id, fixed at genesis and kept by every later version.
+    /// The federation's id: the id of its genesis charter. Zero in the genesis itself,
+    /// which cannot name its own hash.
     pub federation: Hash,
     /// The federation's name.
     pub name: String,
@@ -74,6 +85,8 @@ pub struct Member {
     pub status: Status,
     /// Its certified node keys.
     pub nodes: Vec<NodeCertificate>,
+    /// Feeds of its nodes that end: the last entry accepted from each.
+    pub cutoffs: Vec<FeedCutoff>,
     /// Bootstrap addresses of its nodes (libp2p multiaddrs as text).
     pub addresses: Vec<String>,
     /// X25519 public key for bundles sealed to this organisation, if it has one.
@@ -92,36 +105,38 @@ pub struct Roles {
 }
 
 /// A member's standing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// In good standing.
     Active,
-    /// Temporarily out: disconnected, nothing after the cutoff accepted.
-    Suspended(Cutoff),
-    /// Out for good (until a later charter says otherwise).
-    Revoked(Cutoff),
+    /// Temporarily out: disconnected; nothing created at or after `since`, nor beyond its
+    /// feeds' cutoffs, is accepted.
+    Suspended {
+        /// When it took effect.
+        since: Timestamp,
+    },
+    /// Out for good (until a later charter says otherwise), with the same effect.
+    Revoked {
+        /// When it took effect.
+        since: Timestamp,
+    },
 }
 
-/// Where a suspension or revocation draws the line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
-pub struct Cutoff {
-    /// When it took effect: nothing created at or after it is accepted.
-    pub since: Timestamp,
-    /// For each of the member's feeds, the last seq still accepted. A feed not listed
-    /// keeps nothing.
-    pub last_seqs: Vec<FeedCutoff>,
-}
-
-/// The last accepted seq of one feed.
+/// The end of one feed: its last accepted entry.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode,
 )]
 pub struct FeedCutoff {
     /// The feed's author.
     pub node: PublicKey,
-    /// Its last accepted seq.
+    /// Its last accepted seq; 0 for none.
     pub last_seq: u64,
+    /// The id of the entry at `last_seq` (`None` exactly when `last_seq` is 0), so an
+    /// author still holding its key cannot sign a different entry for that place.
+    pub last_id: Option<Hash>,
 }
 
 /// "This node key speaks for this organisation, in this window", signed by the
@@ -161,7 +176,8 @@ pub struct RawCharter {
 /// A decoded, structurally valid charter with the signatures collected so far.
 ///
 /// Being a `SignedCharter` says nothing about its signatures: call
-/// [`SignedCharter::verify`] before trusting it.
+/// [`SignedCharter::verify_genesis`] or [`SignedCharter::verify_successor`] before
+/// trusting it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedCharter {
     raw: RawCharter,
@@ -183,6 +199,14 @@ pub enum CharterError {
     /// Breaks a structural rule.
     #[error(transparent)]
     Invalid(#[from] InvalidCharter),
+    /// Not the genesis charter of the federation the node was given.
+    #[error("not the genesis charter of federation {federation} (version {version})")]
+    NotGenesis {
+        /// The charter's version.
+        version: u64,
+        /// The federation id it was checked against.
+        federation: Hash,
+    },
     /// Does not extend the given previous version.
     #[error("charter does not follow version {previous_version}: {reason}")]
     Chain {
@@ -224,6 +248,9 @@ pub enum NotAuthorised {
     /// No member certifies this node key.
     #[error("node {0} is not certified by any member")]
     UnknownNode(PublicKey),
+    /// A PeerId that is not an ed25519 key, so no member can have certified it.
+    #[error("peer id is not an ed25519 key")]
+    NotEd25519,
     /// The certificate does not cover the time asked about.
     #[error("certificate of node {node} is not valid at {at}")]
     CertificateNotValid {
@@ -240,15 +267,25 @@ pub enum NotAuthorised {
         /// What it may not do.
         action: &'static str,
     },
-    /// The member is suspended or revoked and the entry is past its cutoff.
+    /// The member is suspended or revoked since before the time asked about.
     #[error("member {org} is {state} since {since}")]
-    CutOff {
+    OutOfStanding {
         /// The member.
         org: PublicKey,
         /// `suspended` or `revoked`.
         state: &'static str,
         /// When it took effect.
         since: Timestamp,
+    },
+    /// The entry lies beyond its feed's cutoff, or is not the entry the cutoff names.
+    #[error("feed {node} ends at seq {last_seq}: its entry {seq} is not accepted")]
+    BeyondCutoff {
+        /// The feed.
+        node: PublicKey,
+        /// The last accepted seq.
+        last_seq: u64,
+        /// The entry's seq.
+        seq: u64,
     },
 }
 
@@ -297,24 +334,20 @@ impl Member {
     pub fn certificate(&self, node: &PublicKey) -> Option<&NodeCertificate> {
         self.nodes.iter().find(|cert| cert.node == *node)
     }
-}
 
-impl Cutoff {
-    /// The last seq accepted from `node`'s feed (0: none).
-    pub fn last_seq(&self, node: &PublicKey) -> u64 {
-        self.last_seqs
-            .iter()
-            .find(|cutoff| cutoff.node == *node)
-            .map_or(0, |cutoff| cutoff.last_seq)
+    /// The cutoff of `node`'s feed, if it has one.
+    pub fn cutoff(&self, node: &PublicKey) -> Option<&FeedCutoff> {
+        self.cutoffs.iter().find(|cutoff| cutoff.node == *node)
     }
 }
 
 impl Status {
-    fn cutoff(&self) -> Option<(&'static str, &Cutoff)> {
-        match self {
+    /// `("suspended" | "revoked", since)`, or `None` when active.
+    pub fn out_of_standing(&self) -> Option<(&'static str, Timestamp)> {
+        match *self {
             Status::Active => None,
-            Status::Suspended(cutoff) => Some(("suspended", cutoff)),
-            Status::Revoked(cutoff) => Some(("revoked", cutoff)),
+            Status::Suspended { since } => Some(("suspended", since)),
+            Status::Revoked { since } => Some(("revoked", since)),
         }
     }
 }
@@ -334,7 +367,7 @@ impl Charter {
 
     /// May `node` publish at time `at`? (Certified then, publish role, in good standing
     /// then.) For a concrete entry use [`Charter::authorise_entry`], which also applies
-    /// the seq cutoff.
+    /// feed cutoffs.
     pub fn may_publish(&self, node: &PublicKey, at: Timestamp) -> Result<&Member, NotAuthorised> {
         let member = self.certified_at(node, at)?;
         if !member.roles.publish {
@@ -343,27 +376,45 @@ impl Charter {
                 action: "publish",
             });
         }
-        if let Some((state, cutoff)) = member.status.cutoff()
-            && at >= cutoff.since
+        if let Some((state, since)) = member.status.out_of_standing()
+            && at >= since
         {
-            return Err(cut_off(member, state, cutoff));
+            return Err(NotAuthorised::OutOfStanding {
+                org: member.org,
+                state,
+                since,
+            });
         }
         Ok(member)
     }
 
-    /// Is the entry `(author, seq)` created at `created` acceptable? Before a suspension or
-    /// revocation, only entries created before it *and* within the feed's last accepted seq.
+    /// Is `entry` (author, seq, id), created at `created`, acceptable? Its author may
+    /// publish at `created`, and the entry lies within its feed's cutoff: at most the last
+    /// accepted seq, and at that seq exactly the entry the cutoff names. A feed of a
+    /// suspended or revoked member without a cutoff accepts nothing.
     pub fn authorise_entry(
         &self,
-        author: &PublicKey,
-        seq: u64,
+        entry: &FeedHead,
         created: Timestamp,
     ) -> Result<&Member, NotAuthorised> {
-        let member = self.may_publish(author, created)?;
-        if let Some((state, cutoff)) = member.status.cutoff()
-            && seq > cutoff.last_seq(author)
-        {
-            return Err(cut_off(member, state, cutoff));
+        let member = self.may_publish(&entry.author, created)?;
+        let cutoff = match member.cutoff(&entry.author) {
+            Some(cutoff) => *cutoff,
+            None if member.status.out_of_standing().is_some() => FeedCutoff {
+                node: entry.author,
+                last_seq: 0,
+                last_id: None,
+            },
+            None => return Ok(member),
+        };
+        let beyond = entry.seq > cutoff.last_seq
+            || (entry.seq == cutoff.last_seq && cutoff.last_id != Some(entry.id));
+        if beyond {
+            return Err(NotAuthorised::BeyondCutoff {
+                node: entry.author,
+                last_seq: cutoff.last_seq,
+                seq: entry.seq,
+            });
         }
         Ok(member)
     }
@@ -371,8 +422,12 @@ impl Charter {
     /// May `node` hold a connection at `now`? Certified now, active, with a role.
     pub fn may_connect(&self, node: &PublicKey, now: Timestamp) -> Result<&Member, NotAuthorised> {
         let member = self.certified_at(node, now)?;
-        if let Some((state, cutoff)) = member.status.cutoff() {
-            return Err(cut_off(member, state, cutoff));
+        if let Some((state, since)) = member.status.out_of_standing() {
+            return Err(NotAuthorised::OutOfStanding {
+                org: member.org,
+                state,
+                since,
+            });
         }
         if !member.roles.read && !member.roles.publish {
             return Err(NotAuthorised::MissingRole {
@@ -383,15 +438,13 @@ impl Charter {
         Ok(member)
     }
 
-    /// [`Charter::may_connect`] for a libp2p PeerId in binary form; a PeerId that is not an
-    /// ed25519 key is refused as unknown.
+    /// [`Charter::may_connect`] for a libp2p PeerId in binary form.
     pub fn may_connect_peer(
         &self,
         peer_id: &[u8],
         now: Timestamp,
     ) -> Result<&Member, NotAuthorised> {
-        let node = PublicKey::from_peer_id_bytes(peer_id)
-            .ok_or(NotAuthorised::UnknownNode(PublicKey([0; 32])))?;
+        let node = PublicKey::from_peer_id_bytes(peer_id).ok_or(NotAuthorised::NotEd25519)?;
         self.may_connect(&node, now)
     }
 
@@ -403,13 +456,24 @@ impl Charter {
         Ok(member)
     }
 
-    /// Checks the structural rules: sizes, uniqueness, threshold, certificates belong to
-    /// their member. Signatures are checked by [`SignedCharter::verify`].
+    /// Checks the structural rules: sizes (the whole charter, with a signature from every
+    /// steward, must fit one gossip message), uniqueness, a majority threshold,
+    /// certificates belong to their member. Signatures are checked by
+    /// [`SignedCharter::verify_genesis`] and [`SignedCharter::verify_successor`].
     pub fn validate(&self) -> Result<(), InvalidCharter> {
         let fail = |reason: String| Err(InvalidCharter(reason));
         check_text("name", &self.name)?;
         if self.version == 0 {
             return fail("version must start at 1".into());
+        }
+        if (self.version == 1) != (self.federation == Hash::default()) {
+            return fail(if self.version == 1 {
+                "the genesis charter's federation id must be zero: the federation's id is the \
+                 genesis charter's own id"
+                    .into()
+            } else {
+                "a later charter must name its federation".into()
+            });
         }
         if (self.version == 1) != self.previous.is_none() {
             return fail(format!(
@@ -431,11 +495,13 @@ impl Charter {
         if !all_unique(self.stewards.iter()) {
             return fail("a steward is listed twice".into());
         }
-        if self.threshold == 0 || usize::from(self.threshold) > self.stewards.len() {
+        // A majority threshold makes any two authorising groups share a steward, so rival
+        // versions need a steward to sign both.
+        let stewards = self.stewards.len();
+        if usize::from(self.threshold) * 2 <= stewards || usize::from(self.threshold) > stewards {
             return fail(format!(
-                "threshold {} is not between 1 and the {} stewards",
+                "threshold {} must be a majority of the {stewards} stewards and at most {stewards}",
                 self.threshold,
-                self.stewards.len()
             ));
         }
         if self.members.len() > MAX_MEMBERS {
@@ -455,6 +521,13 @@ impl Charter {
                     return fail(format!("node {} is certified twice", cert.node));
                 }
             }
+        }
+        let gossip_bytes = wire::encoded_len(self) + CHARTER_FRAMING_BYTES;
+        if gossip_bytes > MAX_GOSSIP_BYTES {
+            return fail(format!(
+                "{gossip_bytes} bytes with every steward's signature, more than one gossip \
+                 message ({MAX_GOSSIP_BYTES})"
+            ));
         }
         Ok(())
     }
@@ -501,10 +574,18 @@ impl Member {
         for address in &self.addresses {
             check_text("address", address)?;
         }
-        if let Some((_, cutoff)) = self.status.cutoff()
-            && !all_unique(cutoff.last_seqs.iter().map(|feed| &feed.node))
-        {
+        if !all_unique(self.cutoffs.iter().map(|cutoff| &cutoff.node)) {
             return fail("a feed is cut off twice".into());
+        }
+        if let Some(cutoff) = self
+            .cutoffs
+            .iter()
+            .find(|cutoff| (cutoff.last_seq == 0) != cutoff.last_id.is_none())
+        {
+            return fail(format!(
+                "cutoff of {} must name the entry at its last seq (and none at seq 0)",
+                cutoff.node
+            ));
         }
         Ok(())
     }
@@ -523,14 +604,6 @@ fn check_text(what: &str, text: &str) -> Result<(), InvalidCharter> {
 fn all_unique<'a>(keys: impl Iterator<Item = &'a PublicKey>) -> bool {
     let mut seen = BTreeSet::new();
     keys.into_iter().all(|key| seen.insert(*key))
-}
-
-fn cut_off(member: &Member, state: &'static str, cutoff: &Cutoff) -> NotAuthorised {
-    NotAuthorised::CutOff {
-        org: member.org,
-        state,
-        since: cutoff.since,
-    }
 }
 
 impl SignedCharter {
@@ -572,27 +645,46 @@ impl SignedCharter {
         });
     }
 
-    /// Checks the charter against its predecessor (`None` for genesis): the chain link,
-    /// k signatures of the authorising stewards, every node certificate.
-    pub fn verify(&self, previous: Option<&SignedCharter>) -> Result<(), CharterError> {
-        let charter = &self.charter;
-        let authority = match previous {
-            None => {
-                if charter.version != 1 {
-                    return Err(CharterError::Chain {
-                        previous_version: 0,
-                        reason: format!("version {} has no predecessor given", charter.version),
-                    });
-                }
-                charter
-            }
-            Some(previous) => {
-                self.check_link(previous)?;
-                &previous.charter
-            }
-        };
-        self.check_signatures(authority)?;
-        for member in &charter.members {
+    /// The federation's id: this charter's own id for genesis, else the id it names.
+    pub fn federation(&self) -> Hash {
+        if self.charter.version == 1 {
+            self.id
+        } else {
+            self.charter.federation
+        }
+    }
+
+    /// Checks a genesis charter against the federation id the node was given: it must be
+    /// that charter, signed by k of its own stewards, with valid node certificates.
+    pub fn verify_genesis(&self, federation: Hash) -> Result<(), CharterError> {
+        if self.charter.version != 1 || self.id != federation {
+            return Err(CharterError::NotGenesis {
+                version: self.charter.version,
+                federation,
+            });
+        }
+        self.check_signatures(&self.charter)?;
+        self.check_certificates()
+    }
+
+    /// Checks a charter against its (verified) predecessor: the chain link, k signatures
+    /// of the predecessor's stewards, valid node certificates.
+    pub fn verify_successor(&self, previous: &SignedCharter) -> Result<(), CharterError> {
+        self.check_link(previous)?;
+        self.check_signatures(&previous.charter)?;
+        self.check_certificates()
+    }
+
+    /// Whether this charter should replace `other` as the one a node applies: a higher
+    /// version wins; between two valid rival versions (only possible if a steward signed
+    /// both), the smaller id wins, so every node settles on the same one.
+    pub fn supersedes(&self, other: &SignedCharter) -> bool {
+        (self.charter.version, std::cmp::Reverse(self.id))
+            > (other.charter.version, std::cmp::Reverse(other.id))
+    }
+
+    fn check_certificates(&self) -> Result<(), CharterError> {
+        for member in &self.charter.members {
             for cert in &member.nodes {
                 cert.verify().map_err(|_| CharterError::BadCertificate {
                     node: cert.node,
@@ -611,10 +703,10 @@ impl SignedCharter {
                 reason,
             })
         };
-        if charter.federation != before.federation {
+        if charter.federation != previous.federation() {
             return broken("another federation".into());
         }
-        if charter.version != before.version + 1 {
+        if Some(charter.version) != before.version.checked_add(1) {
             return broken(format!("version {} is not the next", charter.version));
         }
         if charter.previous != Some(previous.id) {

@@ -1,15 +1,19 @@
 //! Feed entries: the signed, hash-chained unit every node publishes.
 //!
-//! Each node appends to its own feed. Entry `n` names its author (the node key), its `seq`
-//! (1, 2, 3, ...), the id of entry `n - 1` and its creation time, and carries a [`Body`].
-//! The author signs the entry's encoding (domain tag `threatmesh/entry`) and the entry
-//! travels as a gossip payload `[version] ++ Message::Entry { signed bytes, signature }`.
-//! The entry id is the SHA-256 of that payload, so it is also gossipsub's message id.
+//! Each node appends to its own feed. Entry `n` names its federation, its author (the node
+//! key), its `seq` (1, 2, 3, ...), the id of entry `n - 1` and its creation time, and
+//! carries a [`Body`]. The author signs the entry's encoding (domain tag
+//! [`ENTRY_DOMAIN`]) and the entry travels as a gossip payload
+//! `[version] ++ Message::Entry { signed bytes, signature }`. The entry id is the SHA-256
+//! of that payload, so it is also gossipsub's message id.
 //!
-//! Receiving an entry is two steps: [`UnverifiedEntry::decode`] (cheap: sizes, structure,
-//! every value re-validated) and [`UnverifiedEntry::verify`] (the signature). Between them
-//! a node checks the charter, so entries from strangers never cost a signature check. Only
-//! a [`SignedEntry`] (verified) is meant to be stored.
+//! Receiving an entry is three steps, cheapest first: [`EntryHeader::peek`] reads who wrote
+//! it, where and when (enough for the charter check), [`UnverifiedEntry::decode`] decodes
+//! and re-validates every value, [`UnverifiedEntry::verify`] checks the signature. Only a
+//! [`SignedEntry`] (verified) is meant to be stored.
+//!
+//! Naming the federation in the signed bytes means an entry published in one federation
+//! cannot be replayed into another by a node that belongs to both.
 //!
 //! `(author, seq)` makes catch-up exact: two peers compare [`FeedHead`]s and fetch what is
 //! missing. Two different entries with the same `(author, seq)` prove the author
@@ -35,6 +39,8 @@ pub const MAX_BUNDLE_BYTES: usize = MAX_GOSSIP_BYTES - 1024;
 /// One entry of a feed, as its author wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
 pub struct Entry {
+    /// The federation the entry is published in (the id of its genesis charter).
+    pub federation: Hash,
     /// The node key of the feed's author.
     pub author: PublicKey,
     /// Position in the feed, from 1.
@@ -45,6 +51,22 @@ pub struct Entry {
     pub created: Timestamp,
     /// What it publishes.
     pub body: Body,
+}
+
+/// The first fields of an [`Entry`]: everything but the body. Field order matches
+/// `Entry`, so the header is read from the front of an entry's signed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Decode)]
+pub struct EntryHeader {
+    /// The federation.
+    pub federation: Hash,
+    /// The author's node key.
+    pub author: PublicKey,
+    /// Position in the feed.
+    pub seq: u64,
+    /// Id of the entry before it.
+    pub prev: Option<Hash>,
+    /// Creation time claimed by the author.
+    pub created: Timestamp,
 }
 
 /// What an entry publishes.
@@ -205,6 +227,18 @@ impl Entry {
     }
 }
 
+impl EntryHeader {
+    /// Reads the header of a gossip payload without decoding the body: size limit, wire
+    /// version and domain tag are checked, nothing else. For deciding cheaply whether an
+    /// entry is worth decoding (right federation, certified author, seq not cut off).
+    pub fn peek(payload: &[u8]) -> Result<EntryHeader, DecodeError> {
+        let Message::Entry(raw) = wire::decode(payload, MAX_GOSSIP_BYTES)? else {
+            return Err(DecodeError::Unexpected("non-entry"));
+        };
+        wire::decode_signed_prefix(ENTRY_DOMAIN, &raw.signed)
+    }
+}
+
 impl UnverifiedEntry {
     /// Decodes a gossip payload (or one entry of a sync range) into an entry: size limit,
     /// wire version, canonical encoding, domain tag, every rule of [`Entry::validate`].
@@ -277,14 +311,17 @@ impl SignedEntry {
         Ok(SignedEntry { payload, entry, id })
     }
 
-    /// Builds and signs the entry that follows `head` in `key`'s feed (`None`: the first).
+    /// Builds and signs the entry that follows `head` in `key`'s feed of `federation`
+    /// (`head` `None`: the first entry).
     pub fn next(
         key: &SigningKey,
+        federation: Hash,
         head: Option<&FeedHead>,
         created: Timestamp,
         body: Body,
     ) -> Result<SignedEntry, SignError> {
         let entry = Entry {
+            federation,
             author: PublicKey::of(key),
             seq: head.map_or(1, |head| head.seq + 1),
             prev: head.map(|head| head.id),

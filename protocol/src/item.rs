@@ -47,10 +47,27 @@ pub enum Item {
     Serialize,
     Deserialize,
     bincode::Encode,
-    bincode::Decode,
 )]
 #[serde(try_from = "u8", into = "u8")]
 pub struct Confidence(u8);
+
+/// Decoding checks the range, like every other way of making a `Confidence`.
+impl<C> bincode::Decode<C> for Confidence {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        decoder: &mut D,
+    ) -> Result<Confidence, bincode::error::DecodeError> {
+        Confidence::new(u8::decode(decoder)?)
+            .map_err(|error| bincode::error::DecodeError::OtherString(error.to_string()))
+    }
+}
+
+impl<'de, C> bincode::BorrowDecode<'de, C> for Confidence {
+    fn borrow_decode<D: bincode::de::BorrowDecoder<'de, Context = C>>(
+        decoder: &mut D,
+    ) -> Result<Confidence, bincode::error::DecodeError> {
+        <Confidence as bincode::Decode<C>>::decode(decoder)
+    }
+}
 
 /// A confidence above 100.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -71,6 +71,8 @@ pub enum Request {
     /// "Send me the entries `from_seq..=to_seq` of this feed" (a gap, or everything after
     /// the asker's head with `to_seq = u64::MAX`).
     Range {
+        /// The federation asked about.
+        federation: Hash,
         /// The feed.
         author: PublicKey,
         /// The first seq wanted.
@@ -202,6 +204,20 @@ pub fn encode_signed<T: bincode::Encode>(domain: &'static str, value: &T) -> Vec
     bincode::encode_into_std_write(value, &mut bytes, CONFIG)
         .expect("encoding into a Vec cannot fail: no writer errors, no unencodable types");
     bytes
+}
+
+/// Reads the value at the front of signed bytes made by [`encode_signed`], ignoring what
+/// follows it (for reading a header without its body).
+pub fn decode_signed_prefix<T: bincode::Decode<()>>(
+    domain: &'static str,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
+    let body = bytes
+        .strip_prefix(domain.as_bytes())
+        .ok_or(DecodeError::WrongDomain { expected: domain })?;
+    bincode::decode_from_slice(body, CONFIG)
+        .map(|(value, _)| value)
+        .map_err(DecodeError::Malformed)
 }
 
 /// Reads signed bytes made by [`encode_signed`] with the same `domain`.

@@ -7,30 +7,31 @@ mod common;
 
 use common::*;
 use threatmesh_protocol::charter::{
-    CharterError, Cutoff, FeedCutoff, NodeCertificate, NotAuthorised, RawCharter, Roles,
-    SignedCharter, Status,
+    CharterError, FeedCutoff, NodeCertificate, NotAuthorised, RawCharter, Roles, SignedCharter,
+    Status,
 };
+use threatmesh_protocol::entry::FeedHead;
 use threatmesh_protocol::wire::{self, MAX_GOSSIP_BYTES, Message};
-use threatmesh_protocol::{PublicKey, Timestamp};
+use threatmesh_protocol::{Hash, PublicKey, Timestamp};
 
 #[test]
 fn genesis_with_k_signatures_verifies() {
     let charter = signed(genesis_charter(3), &[0, 1]);
-    charter.verify(None).unwrap();
+    charter.verify_genesis(charter.id()).unwrap();
     let all = signed(genesis_charter(3), &[0, 1, 2]);
-    all.verify(None).unwrap();
+    all.verify_genesis(all.id()).unwrap();
 }
 
 #[test]
 fn genesis_with_k_minus_one_signatures_is_refused() {
     let charter = signed(genesis_charter(3), &[2]);
     assert!(matches!(
-        charter.verify(None),
+        charter.verify_genesis(charter.id()),
         Err(CharterError::BelowThreshold { have: 1, need: 2 })
     ));
     let unsigned = signed(genesis_charter(3), &[]);
     assert!(matches!(
-        unsigned.verify(None),
+        unsigned.verify_genesis(unsigned.id()),
         Err(CharterError::BelowThreshold { have: 0, need: 2 })
     ));
 }
@@ -40,7 +41,7 @@ fn signature_of_a_non_steward_is_refused() {
     let mut charter = signed(genesis_charter(3), &[0, 1]);
     charter.sign(&key(77));
     assert!(matches!(
-        charter.verify(None),
+        charter.verify_genesis(charter.id()),
         Err(CharterError::NotASteward(signer)) if signer == public(77)
     ));
 }
@@ -51,7 +52,7 @@ fn signing_twice_keeps_one_signature() {
     charter.sign(&steward_key(0));
     assert_eq!(charter.signatures().len(), 1);
     assert!(matches!(
-        charter.verify(None),
+        charter.verify_genesis(charter.id()),
         Err(CharterError::BelowThreshold { have: 1, need: 2 })
     ));
 }
@@ -63,7 +64,7 @@ fn forged_steward_signature_is_refused() {
     raw.signatures[1].signature.0[0] ^= 1;
     let forged = SignedCharter::decode(raw).unwrap();
     assert!(matches!(
-        forged.verify(None),
+        forged.verify_genesis(forged.id()),
         Err(CharterError::BadSignature(_))
     ));
 }
@@ -71,13 +72,14 @@ fn forged_steward_signature_is_refused() {
 #[test]
 fn flipping_any_byte_of_a_charter_is_detected() {
     let charter = signed(genesis_charter(1), &[0, 1]);
+    let federation = charter.id();
     let payload = charter.to_payload();
     for position in 0..payload.len() {
         let mut tampered = payload.clone();
         tampered[position] ^= 0x01;
         let accepted = match wire::decode_gossip(&tampered) {
             Ok(Message::Charter(raw)) => SignedCharter::decode(raw)
-                .map(|charter| charter.verify(None).is_ok())
+                .map(|charter| charter.verify_genesis(federation).is_ok())
                 .unwrap_or(false),
             Ok(_) | Err(_) => false,
         };
@@ -89,7 +91,7 @@ fn flipping_any_byte_of_a_charter_is_detected() {
 fn successor_signed_by_previous_stewards_verifies() {
     let genesis = signed(genesis_charter(2), &[0, 1]);
     let next = signed(successor(&genesis, |c| c.members.push(member(5))), &[1, 2]);
-    next.verify(Some(&genesis)).unwrap();
+    next.verify_successor(&genesis).unwrap();
     assert!(next.charter().member(&PublicKey::of(&org_key(5))).is_some());
 }
 
@@ -98,7 +100,7 @@ fn successor_must_link_to_its_predecessor() {
     let genesis = signed(genesis_charter(2), &[0, 1]);
     let skipped = signed(successor(&genesis, |c| c.version = 3), &[0, 1]);
     assert!(matches!(
-        skipped.verify(Some(&genesis)),
+        skipped.verify_successor(&genesis),
         Err(CharterError::Chain { .. })
     ));
     let wrong_link = signed(
@@ -108,7 +110,7 @@ fn successor_must_link_to_its_predecessor() {
         &[0, 1],
     );
     assert!(matches!(
-        wrong_link.verify(Some(&genesis)),
+        wrong_link.verify_successor(&genesis),
         Err(CharterError::Chain { .. })
     ));
     let other_federation = signed(
@@ -118,12 +120,15 @@ fn successor_must_link_to_its_predecessor() {
         &[0, 1],
     );
     assert!(matches!(
-        other_federation.verify(Some(&genesis)),
+        other_federation.verify_successor(&genesis),
         Err(CharterError::Chain { .. })
     ));
     // A later version presented as genesis.
     let next = signed(successor(&genesis, |_| {}), &[0, 1]);
-    assert!(matches!(next.verify(None), Err(CharterError::Chain { .. })));
+    assert!(matches!(
+        next.verify_genesis(genesis.id()),
+        Err(CharterError::NotGenesis { .. })
+    ));
 }
 
 #[test]
@@ -137,22 +142,22 @@ fn changed_steward_set_needs_the_old_stewards() {
     self_appointed.sign(&key(50));
     self_appointed.sign(&key(51));
     assert!(matches!(
-        self_appointed.verify(Some(&genesis)),
+        self_appointed.verify_successor(&genesis),
         Err(CharterError::NotASteward(_))
     ));
 
     // The old stewards can hand over...
     let handed_over = signed(handover, &[0, 2]);
-    handed_over.verify(Some(&genesis)).unwrap();
+    handed_over.verify_successor(&genesis).unwrap();
 
     // ...after which the new stewards sign the next version and the old ones cannot.
     let mut by_new = SignedCharter::propose(successor(&handed_over, |_| {})).unwrap();
     by_new.sign(&key(51));
     by_new.sign(&key(52));
-    by_new.verify(Some(&handed_over)).unwrap();
+    by_new.verify_successor(&handed_over).unwrap();
     let by_old = signed(successor(&handed_over, |_| {}), &[0, 1]);
     assert!(matches!(
-        by_old.verify(Some(&handed_over)),
+        by_old.verify_successor(&handed_over),
         Err(CharterError::NotASteward(_))
     ));
 }
@@ -166,7 +171,7 @@ fn certificate_not_signed_by_the_member_is_refused() {
     charter.members[0].nodes.push(cert);
     let charter = signed(charter, &[0, 1]);
     assert!(matches!(
-        charter.verify(None),
+        charter.verify_genesis(charter.id()),
         Err(CharterError::BadCertificate { .. })
     ));
 }
@@ -200,7 +205,11 @@ fn active_member_may_publish_and_connect_within_its_certificate() {
     let charter = genesis_charter(2);
     let node = PublicKey::of(&node_key(1));
     assert!(charter.may_publish(&node, at(10)).is_ok());
-    assert!(charter.authorise_entry(&node, 1_000, at(10)).is_ok());
+    assert!(
+        charter
+            .authorise_entry(&entry_ref(1, 1_000, Hash::of(b"x")), at(10))
+            .is_ok()
+    );
     assert!(charter.may_connect(&node, at(10)).is_ok());
     assert!(
         charter
@@ -243,43 +252,208 @@ fn read_only_member_may_connect_but_not_publish() {
     ));
 }
 
-fn with_status(make: fn(Cutoff) -> Status) -> threatmesh_protocol::Charter {
+fn with_status(status: Status, last_id: Hash) -> threatmesh_protocol::Charter {
     let mut charter = genesis_charter(2);
     let node = PublicKey::of(&node_key(1));
-    charter.members[1].status = make(Cutoff {
-        since: at(100),
-        last_seqs: vec![FeedCutoff { node, last_seq: 7 }],
-    });
+    charter.members[1].status = status;
+    charter.members[1].cutoffs = vec![FeedCutoff {
+        node,
+        last_seq: 7,
+        last_id: Some(last_id),
+    }];
     charter
+}
+
+fn entry_ref(node: u8, seq: u64, id: Hash) -> FeedHead {
+    FeedHead {
+        author: PublicKey::of(&node_key(node)),
+        seq,
+        id,
+    }
 }
 
 #[test]
 fn revoked_or_suspended_member_is_cut_off_after_its_effective_time() {
-    for make in [Status::Revoked as fn(Cutoff) -> Status, Status::Suspended] {
-        let charter = with_status(make);
+    let last = Hash::of(b"entry 7");
+    let since = at(100);
+    for status in [Status::Revoked { since }, Status::Suspended { since }] {
+        let charter = with_status(status, last);
         let node = PublicKey::of(&node_key(1));
-        // Before the cutoff, within the feed's last accepted seq: accepted.
-        assert!(charter.authorise_entry(&node, 7, at(99)).is_ok());
+        // Before the effective time, within the feed's cutoff: accepted.
+        assert!(
+            charter
+                .authorise_entry(&entry_ref(1, 6, Hash::of(b"6")), at(99))
+                .is_ok()
+        );
+        assert!(
+            charter
+                .authorise_entry(&entry_ref(1, 7, last), at(99))
+                .is_ok()
+        );
         assert!(charter.may_publish(&node, at(99)).is_ok());
         // Created at or after the effective time: refused.
         assert!(matches!(
-            charter.authorise_entry(&node, 5, at(100)),
-            Err(NotAuthorised::CutOff { .. })
+            charter.authorise_entry(&entry_ref(1, 5, Hash::of(b"5")), at(100)),
+            Err(NotAuthorised::OutOfStanding { .. })
         ));
         // Backdated, but beyond the last accepted seq: refused whatever time it claims.
         assert!(matches!(
-            charter.authorise_entry(&node, 8, at(1)),
-            Err(NotAuthorised::CutOff { .. })
+            charter.authorise_entry(&entry_ref(1, 8, Hash::of(b"8")), at(1)),
+            Err(NotAuthorised::BeyondCutoff {
+                last_seq: 7,
+                seq: 8,
+                ..
+            })
+        ));
+        // A different entry signed for the last accepted place: refused.
+        assert!(matches!(
+            charter.authorise_entry(&entry_ref(1, 7, Hash::of(b"forged 7")), at(1)),
+            Err(NotAuthorised::BeyondCutoff { .. })
         ));
         // A suspended or revoked member is disconnected.
         assert!(charter.may_connect(&node, at(1)).is_err());
         // The other member is unaffected.
         assert!(
             charter
-                .authorise_entry(&PublicKey::of(&node_key(0)), 9, at(200))
+                .authorise_entry(&entry_ref(0, 9, Hash::of(b"9")), at(200))
                 .is_ok()
         );
     }
+}
+
+#[test]
+fn revoked_member_feed_without_cutoff_keeps_nothing() {
+    let mut charter = genesis_charter(2);
+    charter.members[1].status = Status::Revoked { since: at(100) };
+    assert!(matches!(
+        charter.authorise_entry(&entry_ref(1, 1, Hash::of(b"1")), at(1)),
+        Err(NotAuthorised::BeyondCutoff { last_seq: 0, .. })
+    ));
+}
+
+#[test]
+fn retired_node_key_of_an_active_member_cannot_backdate_new_entries() {
+    // The node's certificate expired, then its key was stolen. Without a cutoff, entries
+    // claiming a creation time inside the old window would pass; with one, only the
+    // entries up to the cutoff do.
+    let mut charter = genesis_charter(2);
+    let node = PublicKey::of(&node_key(1));
+    charter.members[1].nodes[0] = NodeCertificate::issue(&org_key(1), node, T0, at(3600));
+    let backdated = entry_ref(1, 1_000_000, Hash::of(b"late"));
+    assert!(
+        charter.authorise_entry(&backdated, at(10)).is_ok(),
+        "the gap the cutoff closes"
+    );
+    let last = Hash::of(b"last real entry");
+    charter.members[1].cutoffs = vec![FeedCutoff {
+        node,
+        last_seq: 40,
+        last_id: Some(last),
+    }];
+    assert!(matches!(
+        charter.authorise_entry(&backdated, at(10)),
+        Err(NotAuthorised::BeyondCutoff { .. })
+    ));
+    assert!(
+        charter
+            .authorise_entry(&entry_ref(1, 40, last), at(10))
+            .is_ok()
+    );
+    assert!(
+        charter
+            .authorise_entry(&entry_ref(1, 39, Hash::of(b"39")), at(10))
+            .is_ok()
+    );
+    // The member itself stays active: its other nodes are not affected.
+    assert!(
+        charter
+            .may_connect(&PublicKey::of(&node_key(0)), at(10))
+            .is_ok()
+    );
+}
+
+#[test]
+fn cutoff_must_name_its_last_entry() {
+    let mut charter = genesis_charter(2);
+    charter.members[1].cutoffs = vec![FeedCutoff {
+        node: PublicKey::of(&node_key(1)),
+        last_seq: 3,
+        last_id: None,
+    }];
+    assert!(SignedCharter::propose(charter).is_err());
+}
+
+#[test]
+fn genesis_is_trusted_only_under_its_own_id() {
+    let real = signed(genesis_charter(2), &[0, 1]);
+    // Anyone can make a well-signed genesis of their own...
+    let mut rogue = genesis_charter(2);
+    rogue.stewards = vec![public(90)];
+    rogue.threshold = 1;
+    let mut rogue = SignedCharter::propose(rogue).unwrap();
+    rogue.sign(&key(90));
+    rogue.verify_genesis(rogue.id()).unwrap();
+    // ...but it is not the federation the node was told to join.
+    assert!(matches!(
+        rogue.verify_genesis(real.id()),
+        Err(CharterError::NotGenesis { .. })
+    ));
+    assert_eq!(real.federation(), real.id());
+    // A genesis must not name a federation: its id is the federation's.
+    let mut named = genesis_charter(2);
+    named.federation = Hash::of(b"x");
+    assert!(SignedCharter::propose(named).is_err());
+}
+
+#[test]
+fn minority_threshold_is_refused() {
+    let mut charter = genesis_charter(1);
+    charter.stewards = (0..4).map(|i| PublicKey::of(&steward_key(i))).collect();
+    charter.threshold = 2;
+    let error = SignedCharter::propose(charter.clone()).unwrap_err();
+    assert!(error.to_string().contains("majority"), "{error}");
+    charter.threshold = 3;
+    assert!(SignedCharter::propose(charter).is_ok());
+}
+
+#[test]
+fn rival_versions_resolve_the_same_way_everywhere() {
+    let genesis = signed(genesis_charter(2), &[0, 1]);
+    let a = signed(successor(&genesis, |c| c.name = "A".into()), &[0, 1]);
+    let b = signed(successor(&genesis, |c| c.name = "B".into()), &[1, 2]);
+    a.verify_successor(&genesis).unwrap();
+    b.verify_successor(&genesis).unwrap();
+    assert_ne!(a.supersedes(&b), b.supersedes(&a));
+    assert!(a.supersedes(&genesis) && b.supersedes(&genesis));
+    assert!(!genesis.supersedes(&a));
+}
+
+#[test]
+fn charter_too_large_for_one_gossip_message_is_refused() {
+    let mut charter = genesis_charter(1);
+    let template = charter.members[0].clone();
+    charter.members = (0..threatmesh_protocol::charter::MAX_MEMBERS)
+        .map(|index| {
+            let mut member = template.clone();
+            let bytes = u32::try_from(index).unwrap().to_be_bytes();
+            member.org = PublicKey([
+                bytes[0], bytes[1], bytes[2], bytes[3], 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+                7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+            ]);
+            member.nodes[0].node = PublicKey([
+                bytes[0], bytes[1], bytes[2], bytes[3], 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+                8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+            ]);
+            member.nodes[0].org = member.org;
+            member.name = format!("{index:0>200}");
+            member.addresses = vec!["/ip4/192.0.2.1/tcp/4001".into()];
+            member
+        })
+        .collect();
+    let Err(error) = SignedCharter::propose(charter) else {
+        panic!("a charter larger than one gossip message was accepted");
+    };
+    assert!(error.to_string().contains("gossip"), "{error}");
 }
 
 #[test]
@@ -292,12 +466,13 @@ fn charter_round_trips_through_the_wire() {
     };
     let decoded = SignedCharter::decode(raw).unwrap();
     assert_eq!(decoded, charter);
-    decoded.verify(None).unwrap();
+    decoded.verify_genesis(decoded.id()).unwrap();
 }
 
 #[test]
 fn charter_bytes_of_another_domain_are_refused() {
-    let entry = threatmesh_protocol::SignedEntry::next(&node_key(0), None, T0, body(1)).unwrap();
+    let entry = threatmesh_protocol::SignedEntry::next(&node_key(0), FEDERATION, None, T0, body(1))
+        .unwrap();
     let Message::Entry(raw) = wire::decode_gossip(entry.payload()).unwrap() else {
         panic!("not an entry");
     };

@@ -89,6 +89,7 @@ fn hostile_length_prefixes_stay_within_the_decode_limit() {
 
     // An entry whose inner signed bytes claim a huge item list.
     let mut signed = threatmesh_protocol::entry::ENTRY_DOMAIN.as_bytes().to_vec();
+    signed.extend_from_slice(&[2; 32]); // federation
     signed.extend_from_slice(&[1; 32]); // author
     signed.push(1); // seq
     signed.push(0); // prev: None

@@ -16,7 +16,7 @@ use threatmesh_protocol::wire::{self, DecodeError, MAX_GOSSIP_BYTES, Message};
 use threatmesh_protocol::{Hash, PublicKey, Timestamp};
 
 fn first_entry(count: u32) -> SignedEntry {
-    SignedEntry::next(&node_key(0), None, T0, body(count)).unwrap()
+    SignedEntry::next(&node_key(0), FEDERATION, None, T0, body(count)).unwrap()
 }
 
 #[test]
@@ -66,6 +66,7 @@ fn entry_signed_by_another_key_is_rejected() {
 #[test]
 fn signing_with_a_key_that_is_not_the_author_fails() {
     let entry = Entry {
+        federation: FEDERATION,
         author: PublicKey::of(&node_key(0)),
         seq: 1,
         prev: None,
@@ -81,7 +82,14 @@ fn signing_with_a_key_that_is_not_the_author_fails() {
 #[test]
 fn next_entry_follows_its_head() {
     let first = first_entry(1);
-    let second = SignedEntry::next(&node_key(0), Some(&first.head()), at(1), body(1)).unwrap();
+    let second = SignedEntry::next(
+        &node_key(0),
+        FEDERATION,
+        Some(&first.head()),
+        at(1),
+        body(1),
+    )
+    .unwrap();
     assert_eq!(second.entry().seq, 2);
     assert_eq!(second.entry().prev, Some(first.id()));
     assert_eq!(second.follows(&first.head()), Ok(()));
@@ -90,8 +98,22 @@ fn next_entry_follows_its_head() {
 #[test]
 fn broken_chain_is_detected() {
     let first = first_entry(1);
-    let second = SignedEntry::next(&node_key(0), Some(&first.head()), at(1), body(1)).unwrap();
-    let third = SignedEntry::next(&node_key(0), Some(&second.head()), at(2), body(1)).unwrap();
+    let second = SignedEntry::next(
+        &node_key(0),
+        FEDERATION,
+        Some(&first.head()),
+        at(1),
+        body(1),
+    )
+    .unwrap();
+    let third = SignedEntry::next(
+        &node_key(0),
+        FEDERATION,
+        Some(&second.head()),
+        at(2),
+        body(1),
+    )
+    .unwrap();
 
     // Skipping an entry.
     assert!(matches!(
@@ -109,7 +131,7 @@ fn broken_chain_is_detected() {
         Err(ChainError::Prev { seq: 2, .. })
     ));
     // Another author's feed.
-    let other = SignedEntry::next(&node_key(1), None, T0, body(1)).unwrap();
+    let other = SignedEntry::next(&node_key(1), FEDERATION, None, T0, body(1)).unwrap();
     assert!(matches!(
         second.follows(&other.head()),
         Err(ChainError::OtherAuthor { .. })
@@ -120,6 +142,7 @@ fn broken_chain_is_detected() {
 fn seq_and_prev_rules_are_enforced() {
     let author = PublicKey::of(&node_key(0));
     let mut entry = Entry {
+        federation: FEDERATION,
         author,
         seq: 0,
         prev: None,
@@ -137,14 +160,21 @@ fn seq_and_prev_rules_are_enforced() {
 #[test]
 fn two_entries_with_the_same_seq_prove_equivocation() {
     let first = first_entry(1);
-    let twin = SignedEntry::next(&node_key(0), None, at(5), body(2)).unwrap();
+    let twin = SignedEntry::next(&node_key(0), FEDERATION, None, at(5), body(2)).unwrap();
     assert!(twin.equivocates(&first.head()));
     assert!(first.equivocates(&twin.head()));
     assert!(
         !first.equivocates(&first.head()),
         "an entry does not equivocate with itself"
     );
-    let next = SignedEntry::next(&node_key(0), Some(&first.head()), at(1), body(1)).unwrap();
+    let next = SignedEntry::next(
+        &node_key(0),
+        FEDERATION,
+        Some(&first.head()),
+        at(1),
+        body(1),
+    )
+    .unwrap();
     assert!(!next.equivocates(&first.head()));
 }
 
@@ -160,7 +190,7 @@ fn restricted_bundles_are_refused_in_the_clear() {
             distribution,
             items: bundle(1).items,
         });
-        let result = SignedEntry::next(&node_key(0), None, T0, body);
+        let result = SignedEntry::next(&node_key(0), FEDERATION, None, T0, body);
         assert!(
             matches!(
                 result,
@@ -181,7 +211,7 @@ fn empty_bundle_is_refused() {
         items: vec![],
     });
     assert!(matches!(
-        SignedEntry::next(&node_key(0), None, T0, body),
+        SignedEntry::next(&node_key(0), FEDERATION, None, T0, body),
         Err(SignError::Invalid(InvalidEntry::Bundle(
             InvalidBundle::Empty
         )))
@@ -224,12 +254,20 @@ fn padded_body(count: u32, padding: usize) -> Body {
 fn entries_at_and_around_the_gossip_limit() {
     // Grow the padding until signing fails for size: the last success is at the limit.
     let count = 200;
-    let base = SignedEntry::next(&node_key(0), None, T0, padded_body(count, 0))
+    let base = SignedEntry::next(&node_key(0), FEDERATION, None, T0, padded_body(count, 0))
         .unwrap()
         .payload()
         .len();
     // Binary search for the most padding that still signs: the entry at the limit.
-    let sign = |padding| SignedEntry::next(&node_key(0), None, T0, padded_body(count, padding));
+    let sign = |padding| {
+        SignedEntry::next(
+            &node_key(0),
+            FEDERATION,
+            None,
+            T0,
+            padded_body(count, padding),
+        )
+    };
     let (mut fits, mut too_big) = (0, MAX_GOSSIP_BYTES - base + 64);
     while too_big - fits > 1 {
         let middle = (fits + too_big) / 2;
@@ -250,7 +288,13 @@ fn entries_at_and_around_the_gossip_limit() {
     SignedEntry::open(largest.payload().to_vec()).unwrap();
     // One byte more does not sign, and a payload over the limit does not decode.
     assert!(matches!(
-        SignedEntry::next(&node_key(0), None, T0, padded_body(count, padding + 64)),
+        SignedEntry::next(
+            &node_key(0),
+            FEDERATION,
+            None,
+            T0,
+            padded_body(count, padding + 64)
+        ),
         Err(SignError::TooLarge { .. })
     ));
     let mut oversized = largest.payload().to_vec();
@@ -293,14 +337,14 @@ fn non_canonical_payload_is_refused() {
 fn batch_verification_accepts_good_and_rejects_one_bad() {
     let entries: Vec<_> = (0..10u8)
         .map(|i| {
-            let signed = SignedEntry::next(&node_key(i), None, T0, body(5)).unwrap();
+            let signed = SignedEntry::next(&node_key(i), FEDERATION, None, T0, body(5)).unwrap();
             UnverifiedEntry::decode(signed.into_payload()).unwrap()
         })
         .collect();
     assert!(verify_batch(&entries).is_ok());
 
     let mut tampered = entries.clone();
-    let victim = SignedEntry::next(&node_key(0), None, T0, body(5)).unwrap();
+    let victim = SignedEntry::next(&node_key(0), FEDERATION, None, T0, body(5)).unwrap();
     let Message::Entry(mut raw) = wire::decode(victim.payload(), MAX_GOSSIP_BYTES).unwrap() else {
         panic!("not an entry");
     };
@@ -339,6 +383,7 @@ fn large_imports_split_into_entries_under_the_limit() {
         assert!(bundle.items.len() <= threatmesh_protocol::bundle::MAX_ITEMS_PER_BUNDLE);
         let entry = SignedEntry::next(
             &node_key(0),
+            FEDERATION,
             head.as_ref(),
             T0,
             Body::Bundle(bundle.clone()),
@@ -361,4 +406,74 @@ fn item_larger_than_a_bundle_is_named() {
         Bundle::split(Tlp::Green, Distribution::Federation, bundle(3).items, 16).unwrap_err();
     assert_eq!(error.index, 0);
     assert!(error.to_string().contains("ipv4:1.0.0.0"), "{error}");
+}
+
+#[test]
+fn confidence_above_100_from_the_wire_is_refused() {
+    // Build the signed bytes by hand: the type itself cannot hold 250.
+    let signed = first_entry(1);
+    let Message::Entry(raw) = wire::decode(signed.payload(), MAX_GOSSIP_BYTES).unwrap() else {
+        panic!("not an entry");
+    };
+    // The confidence byte follows the ipv4 value "1.0.0.0" and is 50 (the default).
+    let value_end = raw
+        .signed
+        .windows(7)
+        .position(|window| window == b"1.0.0.0")
+        .unwrap()
+        + 7;
+    assert_eq!(raw.signed[value_end], 50);
+    let mut forged = raw.signed.clone();
+    forged[value_end] = 250;
+    let key = node_key(0);
+    let raw = threatmesh_protocol::entry::RawEntry {
+        signature: threatmesh_protocol::Signature::sign(&key, &forged),
+        signed: forged,
+    };
+    let error = UnverifiedEntry::decode(wire::encode(&Message::Entry(raw))).unwrap_err();
+    assert!(error.to_string().contains("confidence 250"), "{error}");
+}
+
+#[test]
+fn header_is_read_without_the_body() {
+    let first = first_entry(3);
+    let second = SignedEntry::next(
+        &node_key(0),
+        FEDERATION,
+        Some(&first.head()),
+        at(9),
+        body(2),
+    )
+    .unwrap();
+    let header = threatmesh_protocol::entry::EntryHeader::peek(second.payload()).unwrap();
+    let entry = second.entry();
+    assert_eq!(
+        (
+            header.federation,
+            header.author,
+            header.seq,
+            header.prev,
+            header.created
+        ),
+        (
+            entry.federation,
+            entry.author,
+            entry.seq,
+            entry.prev,
+            entry.created
+        )
+    );
+    assert!(threatmesh_protocol::entry::EntryHeader::peek(b"\x01garbage").is_err());
+}
+
+#[test]
+fn entries_name_their_federation_under_the_signature() {
+    let here = first_entry(1);
+    let elsewhere = SignedEntry::next(&node_key(0), Hash([1; 32]), None, T0, body(1)).unwrap();
+    assert_eq!(here.entry().federation, FEDERATION);
+    assert_ne!(
+        here.id(),
+        elsewhere.id(),
+        "the same content in two federations differs"
+    );
 }

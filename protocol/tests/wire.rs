@@ -103,6 +103,7 @@ fn message() -> impl Strategy<Value = Message> {
         (any::<[u8; 32]>(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
             |(author, from_seq, to_seq, limit)| {
                 Message::Request(Request::Range {
+                    federation: FEDERATION,
                     author: PublicKey(author),
                     from_seq,
                     to_seq,
@@ -138,7 +139,7 @@ proptest! {
 
     #[test]
     fn signed_entry_round_trips(bundle in bundle_strategy(), seed in 0u8..8, created in 0u64..1 << 45) {
-        let signed = SignedEntry::next(&key(seed), None, Timestamp(created), Body::Bundle(bundle)).unwrap();
+        let signed = SignedEntry::next(&key(seed), FEDERATION, None, Timestamp(created), Body::Bundle(bundle)).unwrap();
         let opened = SignedEntry::open(signed.payload().to_vec()).unwrap();
         prop_assert_eq!(&opened, &signed);
         prop_assert_eq!(opened.id(), Hash::of(signed.payload()));
@@ -169,7 +170,7 @@ proptest! {
         mutations in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
         cut in proptest::option::of(any::<usize>()),
     ) {
-        let signed = SignedEntry::next(&node_key(0), None, T0, body(count)).unwrap();
+        let signed = SignedEntry::next(&node_key(0), FEDERATION, None, T0, body(count)).unwrap();
         let mut bytes = signed.payload().to_vec();
         for (position, byte) in &mutations {
             let position = position % bytes.len();

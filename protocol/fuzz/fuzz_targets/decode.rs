@@ -6,16 +6,18 @@
 
 use libfuzzer_sys::fuzz_target;
 use threatmesh_protocol::charter::SignedCharter;
-use threatmesh_protocol::entry::UnverifiedEntry;
+use threatmesh_protocol::entry::{EntryHeader, UnverifiedEntry};
 use threatmesh_protocol::wire::{self, MAX_MESSAGE_BYTES, Message};
 
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(Message::Charter(raw)) = wire::decode(bytes, MAX_MESSAGE_BYTES) {
         if let Ok(charter) = SignedCharter::decode(raw) {
-            let _ = charter.verify(None);
+            let _ = charter.verify_genesis(charter.id());
+            let _ = charter.verify_successor(&charter);
         }
     }
     let _ = wire::decode_gossip(bytes);
+    let _ = EntryHeader::peek(bytes);
     if let Ok(entry) = UnverifiedEntry::decode(bytes.to_vec()) {
         let _ = entry.verify();
     }

@@ -22,6 +22,9 @@ pub fn public(seed: u8) -> PublicKey {
 
 pub const T0: Timestamp = Timestamp(1_700_000_000_000);
 
+/// The federation test entries are published in.
+pub const FEDERATION: Hash = Hash([0xfe; 32]);
+
 pub fn at(offset_secs: u64) -> Timestamp {
     Timestamp(T0.0 + offset_secs * 1000)
 }
@@ -77,6 +80,7 @@ pub fn member(index: u8) -> Member {
             T0,
             at(365 * 24 * 3600),
         )],
+        cutoffs: vec![],
         addresses: vec![],
         encryption_key: None,
     }
@@ -85,7 +89,7 @@ pub fn member(index: u8) -> Member {
 /// Genesis: three stewards, threshold 2, `members` members.
 pub fn genesis_charter(members: u8) -> Charter {
     Charter {
-        federation: Hash::of(b"test federation"),
+        federation: Hash::default(),
         name: "Test federation".into(),
         version: 1,
         previous: None,
@@ -110,6 +114,7 @@ pub fn successor(previous: &SignedCharter, change: impl FnOnce(&mut Charter)) ->
     let mut next = previous.charter().clone();
     next.version += 1;
     next.previous = Some(previous.id());
+    next.federation = previous.federation();
     next.issued = at(60);
     change(&mut next);
     next

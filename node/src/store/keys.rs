@@ -1,0 +1,167 @@
+//! The key layout: one sled tree, one leading byte per namespace.
+//!
+//! Keeping everything in one tree lets a single `apply_batch` write an entry and all its
+//! index keys atomically. Integers are big-endian so keys sort numerically.
+//!
+//! | prefix | key | value |
+//! | --- | --- | --- |
+//! | `m` | name | meta: schema version, counters |
+//! | `e` | entry id | the entry's gossip payload |
+//! | `f` | author, seq | entry id (the first entry seen at that slot) |
+//! | `x` | author, seq, entry id | empty: a second entry at a taken slot (equivocation evidence) |
+//! | `h` | author | the feed's state |
+//! | `i` | kind, value, 0, author, seq, item | an index record (assertion, revocation, sighting) |
+//! | `a` | added time, counter | entry id, in the order this node accepted entries |
+//! | `c` | version | a charter's gossip payload |
+
+use threatmesh_protocol::{Hash, Kind, PublicKey, Timestamp, Value};
+
+pub(super) const ENTRY: u8 = b'e';
+pub(super) const FEED: u8 = b'f';
+pub(super) const CONFLICT: u8 = b'x';
+pub(super) const HEAD: u8 = b'h';
+pub(super) const INDEX: u8 = b'i';
+pub(super) const ADDED: u8 = b'a';
+pub(super) const CHARTER: u8 = b'c';
+
+// Meta keys start with `m`.
+pub(super) const SCHEMA: &[u8] = b"mschema";
+pub(super) const ENTRY_COUNT: &[u8] = b"mentries";
+pub(super) const RECORD_COUNT: &[u8] = b"mrecords";
+pub(super) const ADDED_COUNTER: &[u8] = b"madded";
+
+pub(super) fn entry(id: &Hash) -> [u8; 33] {
+    let mut key = [0; 33];
+    key[0] = ENTRY;
+    key[1..].copy_from_slice(&id.0);
+    key
+}
+
+pub(super) fn feed(author: &PublicKey, seq: u64) -> [u8; 41] {
+    let mut key = [0; 41];
+    key[0] = FEED;
+    key[1..33].copy_from_slice(&author.0);
+    key[33..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The seq in a key made by [`feed`].
+pub(super) fn seq_of_feed_key(key: &[u8]) -> Option<u64> {
+    key.get(33..41)?.try_into().ok().map(u64::from_be_bytes)
+}
+
+pub(super) fn conflict(author: &PublicKey, seq: u64, id: &Hash) -> [u8; 73] {
+    let mut key = [0; 73];
+    key[0] = CONFLICT;
+    key[1..33].copy_from_slice(&author.0);
+    key[33..41].copy_from_slice(&seq.to_be_bytes());
+    key[41..].copy_from_slice(&id.0);
+    key
+}
+
+pub(super) fn head(author: &PublicKey) -> [u8; 33] {
+    let mut key = [0; 33];
+    key[0] = HEAD;
+    key[1..].copy_from_slice(&author.0);
+    key
+}
+
+/// The author in a key made by [`head`].
+pub(super) fn author_of_head_key(key: &[u8]) -> Option<PublicKey> {
+    key.get(1..33)?.try_into().ok().map(PublicKey)
+}
+
+/// A stable one-byte code per kind: the storage format must not depend on enum order.
+fn kind_code(kind: Kind) -> u8 {
+    match kind {
+        Kind::Ipv4 => 1,
+        Kind::Ipv6 => 2,
+        Kind::Cidr => 3,
+        Kind::Domain => 4,
+        Kind::Url => 5,
+        Kind::Email => 6,
+        Kind::Md5 => 7,
+        Kind::Sha1 => 8,
+        Kind::Sha256 => 9,
+        Kind::Sha512 => 10,
+        Kind::Asn => 11,
+        Kind::Cve => 12,
+        Kind::StixPattern => 13,
+    }
+}
+
+/// Every record about `value`. Normal forms contain no NUL (control characters are
+/// refused), so the 0 after the value ends it: `1.2.3.4` does not match `1.2.3.45`.
+pub(super) fn value_prefix(value: &Value) -> Vec<u8> {
+    let text = value.as_str().as_bytes();
+    let mut key = Vec::with_capacity(3 + text.len() + 44);
+    key.push(INDEX);
+    key.push(kind_code(value.kind()));
+    key.extend_from_slice(text);
+    key.push(0);
+    key
+}
+
+pub(super) fn index(value: &Value, author: &PublicKey, seq: u64, item: u32) -> Vec<u8> {
+    let mut key = value_prefix(value);
+    key.extend_from_slice(&author.0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key.extend_from_slice(&item.to_be_bytes());
+    key
+}
+
+/// The author and seq at the end of a key made by [`index`].
+pub(super) fn author_seq_of_index_key(key: &[u8]) -> Option<(PublicKey, u64)> {
+    let tail = key
+        .len()
+        .checked_sub(44)
+        .and_then(|start| key.get(start..))?;
+    let author = PublicKey(tail[..32].try_into().ok()?);
+    let seq = u64::from_be_bytes(tail[32..40].try_into().ok()?);
+    Some((author, seq))
+}
+
+pub(super) fn added(at: Timestamp, counter: u64) -> [u8; 17] {
+    let mut key = [0; 17];
+    key[0] = ADDED;
+    key[1..9].copy_from_slice(&at.0.to_be_bytes());
+    key[9..].copy_from_slice(&counter.to_be_bytes());
+    key
+}
+
+/// The time in a key made by [`added`].
+pub(super) fn time_of_added_key(key: &[u8]) -> Option<Timestamp> {
+    key.get(1..9)?
+        .try_into()
+        .ok()
+        .map(|bytes| Timestamp(u64::from_be_bytes(bytes)))
+}
+
+pub(super) fn charter(version: u64) -> [u8; 9] {
+    let mut key = [0; 9];
+    key[0] = CHARTER;
+    key[1..].copy_from_slice(&version.to_be_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_prefix_does_not_match_a_longer_value() {
+        let short = Value::parse(Kind::Ipv4, "1.2.3.4").unwrap();
+        let long = Value::parse(Kind::Ipv4, "1.2.3.45").unwrap();
+        let key = index(&long, &PublicKey([1; 32]), 7, 0);
+        assert!(!key.starts_with(&value_prefix(&short)));
+        assert!(key.starts_with(&value_prefix(&long)));
+        assert_eq!(author_seq_of_index_key(&key), Some((PublicKey([1; 32]), 7)));
+    }
+
+    #[test]
+    fn feed_keys_sort_by_seq() {
+        let author = PublicKey([9; 32]);
+        assert!(feed(&author, 255) < feed(&author, 256));
+        assert_eq!(seq_of_feed_key(&feed(&author, 256)), Some(256));
+    }
+}

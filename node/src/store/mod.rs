@@ -1,0 +1,881 @@
+//! The node's durable store: every entry it accepted, its feeds, and an indicator index that
+//! answers "do we know this value?" in microseconds.
+//!
+//! Everything lives in one sled tree under one-byte namespaces ([`keys`]), so accepting an
+//! entry (the entry, its feed slot, the feed's state, one index record per item, the
+//! added-time index, the counters) is one atomic batch. Writers take a short lock around
+//! the read-check-write of a batch, so duplicates and equivocation are decided without
+//! races, then wait for a group flush ([`flush`]) before reporting success: an ingest that
+//! returned Ok survives `kill -9` and power loss.
+//!
+//! The store trusts what it is given: signatures and the charter are checked before
+//! [`Store::ingest`]. What it decides itself is where an entry sits in its feed: stored,
+//! duplicate, after a gap, or equivocation. Revocation and expiry are worked out at lookup
+//! time from what is stored, so the answer does not depend on the order entries arrived in,
+//! and signed data is never deleted.
+
+mod flush;
+mod keys;
+mod records;
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use threatmesh_protocol::bundle::Tlp;
+use threatmesh_protocol::entry::{Body, FeedHead, SignedEntry, UnverifiedEntry};
+use threatmesh_protocol::item::{Confidence, Context, Item, RevocationReason};
+use threatmesh_protocol::wire::{self, MAX_MESSAGE_BYTES, Message};
+use threatmesh_protocol::{Hash, PublicKey, SignedCharter, Timestamp, Value};
+
+use flush::GroupFlush;
+use records::{FeedRecord, IndexRecord, What};
+
+/// The on-disk layout version this code reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Default size of sled's page cache. sled's own default (1 GiB) is far more than a node
+/// needs for microsecond lookups; operators can raise it.
+pub const DEFAULT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// How often, and how long apart, opening retries a database whose lock is still held
+/// (2 s in all): long enough for sled's writers to finish, short enough that a second
+/// node started on the same directory fails promptly.
+const LOCK_ATTEMPTS: u32 = 40;
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+    /// Delete the store when it is dropped (tests).
+    pub temporary: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            temporary: false,
+        }
+    }
+}
+
+/// A handle to the store; clones share it.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: sled::Db,
+    path: PathBuf,
+    /// Held while a batch is decided and applied; never across a flush.
+    writer: Mutex<()>,
+    flush: GroupFlush,
+}
+
+/// What the store made of an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingest {
+    /// New, and it extends what was there.
+    Stored,
+    /// Already held: nothing written.
+    Duplicate,
+    /// New and stored, but earlier entries of its feed are missing: fetch them.
+    Gap {
+        /// The missing seqs just before this entry.
+        missing: RangeInclusive<u64>,
+    },
+    /// The author signed two different entries for the same place in its feed. Both are
+    /// kept as evidence and the feed is flagged.
+    Equivocation {
+        /// The seq with two entries.
+        seq: u64,
+    },
+}
+
+/// A store that cannot be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled could not open the directory.
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        /// The directory.
+        path: PathBuf,
+        /// sled's error.
+        #[source]
+        source: sled::Error,
+    },
+    /// A store written by another version of threatmesh.
+    #[error(
+        "the store at {path} has schema version {found}, this threatmesh reads version {expected}; \
+         use a matching threatmesh, or move the directory aside to start an empty store"
+    )]
+    SchemaVersion {
+        /// The directory.
+        path: PathBuf,
+        /// The version on disk.
+        found: u32,
+        /// The version this code reads.
+        expected: u32,
+    },
+    /// A sled database that is not a threatmesh store.
+    #[error("{path} holds a database that is not a threatmesh store (no schema version)")]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// sled failed (I/O error, disk full, ...).
+    #[error("storage engine error: {0}")]
+    Engine(#[from] sled::Error),
+    /// Bytes on disk that do not decode.
+    #[error("corrupt record under key {key}: {reason}")]
+    Corrupt {
+        /// The key, in hex.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    fn corrupt(key: &[u8], reason: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            key: threatmesh_protocol::crypto::hex_encode(key),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Where a feed stands in this store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FeedState {
+    /// The feed's author.
+    pub author: PublicKey,
+    /// Every entry up to this seq is present.
+    pub contiguous: u64,
+    /// The highest seq present (above `contiguous` when there are gaps).
+    pub highest: u64,
+    /// Whether the author was caught equivocating.
+    pub equivocated: bool,
+}
+
+/// Everything the store knows about one value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lookup {
+    /// The value looked up.
+    pub value: Value,
+    /// Every assertion of it, by any organisation.
+    pub assertions: Vec<Assertion>,
+    /// Every sighting of it.
+    pub sightings: Vec<SightingRecord>,
+}
+
+/// One organisation's assertion that a value is malicious, and its state now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assertion {
+    /// The organisation.
+    pub org: PublicKey,
+    /// The node that published it.
+    pub author: PublicKey,
+    /// Its entry's seq in that node's feed.
+    pub seq: u64,
+    /// Its entry's id.
+    pub entry: Hash,
+    /// When the entry was created.
+    pub created: Timestamp,
+    /// The entry's TLP marking.
+    pub tlp: Tlp,
+    /// How sure the organisation is.
+    pub confidence: Confidence,
+    /// From when it holds.
+    pub valid_from: Timestamp,
+    /// Until when it holds.
+    pub valid_until: Option<Timestamp>,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Context.
+    pub context: Context,
+    /// Whether it still holds.
+    pub state: State,
+}
+
+/// Whether an assertion still holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum State {
+    /// It holds.
+    Active,
+    /// Past its `valid_until`.
+    Expired,
+    /// Withdrawn by its organisation.
+    Revoked {
+        /// Why.
+        reason: RevocationReason,
+        /// More words, if any.
+        note: Option<String>,
+        /// The entry that withdrew it.
+        entry: Hash,
+    },
+}
+
+/// One sighting of a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SightingRecord {
+    /// The organisation that saw it.
+    pub org: PublicKey,
+    /// The node that published the sighting.
+    pub author: PublicKey,
+    /// The entry's id.
+    pub entry: Hash,
+    /// How many times.
+    pub count: u64,
+    /// First time seen.
+    pub first_seen: Timestamp,
+    /// Last time seen.
+    pub last_seen: Timestamp,
+    /// More words.
+    pub note: Option<String>,
+}
+
+/// Sizes for status and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Entries held (equivocation evidence included).
+    pub entries: u64,
+    /// Index records (indicators, revocations, sightings).
+    pub records: u64,
+    /// Bytes sled uses on disk.
+    pub bytes_on_disk: u64,
+}
+
+/// A page of a feed, for a sync response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    /// The entries' gossip payloads, in seq order.
+    pub payloads: Vec<Vec<u8>>,
+    /// Whether more entries of the requested range are held after the last one.
+    pub more: bool,
+}
+
+impl Store {
+    /// Opens the store in `path`, creating it if the directory is empty or missing.
+    pub fn open(path: impl AsRef<Path>, options: &Options) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let config = sled::Config::new()
+            .path(&path)
+            .cache_capacity(options.cache_bytes)
+            .temporary(options.temporary)
+            // Durability comes from the group flush after each batch, not from a timer.
+            .flush_every_ms(None);
+        let mut attempts = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                // sled's background writers keep the database, and its lock file, for a
+                // moment after the last handle is dropped; a quick restart waits for them.
+                // sled reports this as a plain I/O error; its message is the only sign.
+                Err(sled::Error::Io(error))
+                    if error.to_string().contains("could not acquire lock")
+                        && attempts < LOCK_ATTEMPTS =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: path.clone(),
+                        source,
+                    });
+                }
+            }
+        };
+        check_schema(&db, &path)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                path,
+                writer: Mutex::new(()),
+                flush: GroupFlush::default(),
+            }),
+        })
+    }
+
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Accepts a verified entry by a node of `org`, received at `now`. Atomic, idempotent,
+    /// and on disk when it returns Ok.
+    pub fn ingest(
+        &self,
+        entry: &SignedEntry,
+        org: PublicKey,
+        now: Timestamp,
+    ) -> Result<Ingest, StoreError> {
+        let (outcome, ticket) = {
+            let _writer = self.lock_writer();
+            match self.plan(entry, org, now)? {
+                None => return Ok(Ingest::Duplicate),
+                Some((batch, outcome)) => {
+                    self.inner.db.apply_batch(batch)?;
+                    (outcome, self.inner.flush.applied())
+                }
+            }
+        };
+        self.inner.flush.wait(ticket, || {
+            self.inner.db.flush()?;
+            Ok(())
+        })?;
+        Ok(outcome)
+    }
+
+    /// Decides what `entry` means for the store and builds the batch that records it.
+    /// `None` for a duplicate. Runs under the writer lock.
+    fn plan(
+        &self,
+        signed: &SignedEntry,
+        org: PublicKey,
+        now: Timestamp,
+    ) -> Result<Option<(sled::Batch, Ingest)>, StoreError> {
+        let db = &self.inner.db;
+        let id = signed.id();
+        let entry = signed.entry();
+        let author = entry.author;
+        let seq = entry.seq;
+        if db.contains_key(keys::entry(&id))? {
+            return Ok(None);
+        }
+
+        let mut batch = sled::Batch::default();
+        let mut feed = self.feed_record(&author)?.unwrap_or_default();
+        let entry_count = self.counter(keys::ENTRY_COUNT)? + 1;
+        batch.insert(&keys::entry(&id)[..], signed.payload());
+        batch.insert(keys::ENTRY_COUNT, &entry_count.to_be_bytes()[..]);
+        self.record_added(&mut batch, &id, now)?;
+
+        // A second entry at a taken slot: keep it as evidence, index nothing of it.
+        if db.contains_key(keys::feed(&author, seq))? {
+            batch.insert(&keys::conflict(&author, seq, &id)[..], &[][..]);
+            feed.equivocated = true;
+            batch.insert(&keys::head(&author)[..], records::encode(&feed));
+            return Ok(Some((batch, Ingest::Equivocation { seq })));
+        }
+
+        batch.insert(&keys::feed(&author, seq)[..], &id.0[..]);
+        let mut outcome = Ingest::Stored;
+        // The neighbours this entry links to must agree with it; if not, the author signed
+        // two different entries for one of the two slots.
+        if seq > 1
+            && let Some(before) = db.get(keys::feed(&author, seq - 1))?
+            && Some(before.as_ref()) != entry.prev.as_ref().map(|prev| &prev.0[..])
+        {
+            feed.equivocated = true;
+            outcome = Ingest::Equivocation { seq: seq - 1 };
+        }
+        if let Some(after) = db.get(keys::feed(&author, seq + 1))? {
+            let after_id = Hash(hash_of(&keys::feed(&author, seq + 1), &after)?);
+            let next = self.entry(&after_id)?;
+            if next.is_some_and(|next| next.entry().prev != Some(id)) {
+                feed.equivocated = true;
+                outcome = Ingest::Equivocation { seq };
+            }
+        }
+
+        // Advance the contiguous head across this entry and any already held after it.
+        feed.highest = feed.highest.max(seq);
+        if seq == feed.contiguous + 1 {
+            feed.contiguous = seq;
+            feed.contiguous_id = id;
+            while let Some(next) = db.get(keys::feed(&author, feed.contiguous + 1))? {
+                feed.contiguous += 1;
+                feed.contiguous_id = Hash(hash_of(&keys::feed(&author, feed.contiguous), &next)?);
+            }
+        } else if seq > feed.contiguous + 1 && outcome == Ingest::Stored {
+            // Only the seqs right before this entry: earlier gaps were reported already.
+            let first_missing = self.highest_below(&author, seq)?.max(feed.contiguous) + 1;
+            if first_missing < seq {
+                outcome = Ingest::Gap {
+                    missing: first_missing..=seq - 1,
+                };
+            }
+        }
+        batch.insert(&keys::head(&author)[..], records::encode(&feed));
+
+        let records = Store::index(&mut batch, signed, org);
+        let record_count = self.counter(keys::RECORD_COUNT)? + records;
+        batch.insert(keys::RECORD_COUNT, &record_count.to_be_bytes()[..]);
+        Ok(Some((batch, outcome)))
+    }
+
+    /// Adds one index record per item to `batch`; returns how many.
+    fn index(batch: &mut sled::Batch, signed: &SignedEntry, org: PublicKey) -> u64 {
+        let entry = signed.entry();
+        let Body::Bundle(bundle) = &entry.body;
+        let mut count = 0;
+        for (position, item) in bundle.items.iter().enumerate() {
+            let what = match item {
+                Item::Indicator(indicator) => What::Assertion {
+                    confidence: indicator.confidence,
+                    valid_from: indicator.valid_from,
+                    valid_until: indicator.valid_until,
+                    labels: indicator.labels.clone(),
+                    context: indicator.context.clone(),
+                },
+                Item::Revocation(revocation) => What::Revocation {
+                    reason: revocation.reason,
+                    note: revocation.note.clone(),
+                },
+                Item::Sighting(sighting) => What::Sighting {
+                    count: sighting.count,
+                    first_seen: sighting.first_seen,
+                    last_seen: sighting.last_seen,
+                    note: sighting.note.clone(),
+                },
+            };
+            let record = IndexRecord {
+                org,
+                created: entry.created,
+                entry: signed.id(),
+                tlp: bundle.tlp,
+                what,
+            };
+            // Bundles hold at most MAX_ITEMS_PER_BUNDLE items, far below u32::MAX.
+            let position = u32::try_from(position).unwrap_or(u32::MAX);
+            let key = keys::index(item.value(), &entry.author, entry.seq, position);
+            batch.insert(key, records::encode(&record));
+            count += 1;
+        }
+        count
+    }
+
+    fn record_added(
+        &self,
+        batch: &mut sled::Batch,
+        id: &Hash,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let counter = self.counter(keys::ADDED_COUNTER)? + 1;
+        batch.insert(keys::ADDED_COUNTER, &counter.to_be_bytes()[..]);
+        batch.insert(&keys::added(now, counter)[..], &id.0[..]);
+        Ok(())
+    }
+
+    /// The highest seq held of `author`'s feed below `seq` (0: none).
+    fn highest_below(&self, author: &PublicKey, seq: u64) -> Result<u64, StoreError> {
+        let start = keys::feed(author, 0);
+        let end = keys::feed(author, seq);
+        match self.inner.db.range(start..end).next_back() {
+            None => Ok(0),
+            Some(found) => {
+                let (key, _) = found?;
+                keys::seq_of_feed_key(&key)
+                    .ok_or_else(|| StoreError::corrupt(&key, "short feed key"))
+            }
+        }
+    }
+
+    fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
+        match self.inner.db.get(key)? {
+            None => Ok(0),
+            Some(bytes) => records::decode_u64(key, &bytes),
+        }
+    }
+
+    fn feed_record(&self, author: &PublicKey) -> Result<Option<FeedRecord>, StoreError> {
+        let key = keys::head(author);
+        self.inner
+            .db
+            .get(key)?
+            .map(|bytes| records::decode(&key, &bytes))
+            .transpose()
+    }
+
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
+        self.inner
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The entry with id `id`.
+    pub fn entry(&self, id: &Hash) -> Result<Option<SignedEntry>, StoreError> {
+        let key = keys::entry(id);
+        self.inner
+            .db
+            .get(key)?
+            .map(|payload| open_stored(&key, payload.to_vec()))
+            .transpose()
+    }
+
+    /// Everything known about `value` at time `now`.
+    pub fn lookup(&self, value: &Value, now: Timestamp) -> Result<Lookup, StoreError> {
+        let mut assertions = Vec::new();
+        let mut revocations: Vec<(PublicKey, Timestamp, RevocationReason, Option<String>, Hash)> =
+            Vec::new();
+        let mut sightings = Vec::new();
+        for found in self.inner.db.scan_prefix(keys::value_prefix(value)) {
+            let (key, bytes) = found?;
+            let (author, seq) = keys::author_seq_of_index_key(&key)
+                .ok_or_else(|| StoreError::corrupt(&key, "short index key"))?;
+            let record: IndexRecord = records::decode(&key, &bytes)?;
+            match record.what {
+                What::Assertion {
+                    confidence,
+                    valid_from,
+                    valid_until,
+                    labels,
+                    context,
+                } => assertions.push(Assertion {
+                    org: record.org,
+                    author,
+                    seq,
+                    entry: record.entry,
+                    created: record.created,
+                    tlp: record.tlp,
+                    confidence,
+                    valid_from,
+                    valid_until,
+                    labels,
+                    context,
+                    state: State::Active,
+                }),
+                What::Revocation { reason, note } => {
+                    revocations.push((record.org, record.created, reason, note, record.entry));
+                }
+                What::Sighting {
+                    count,
+                    first_seen,
+                    last_seen,
+                    note,
+                } => sightings.push(SightingRecord {
+                    org: record.org,
+                    author,
+                    entry: record.entry,
+                    count,
+                    first_seen,
+                    last_seen,
+                    note,
+                }),
+            }
+        }
+        for assertion in &mut assertions {
+            // The organisation's latest revocation made at or after the assertion wins.
+            let revocation = revocations
+                .iter()
+                .filter(|(org, created, ..)| *org == assertion.org && *created >= assertion.created)
+                .max_by_key(|(_, created, ..)| *created);
+            assertion.state = match revocation {
+                Some((_, _, reason, note, entry)) => State::Revoked {
+                    reason: *reason,
+                    note: note.clone(),
+                    entry: *entry,
+                },
+                None if assertion.valid_until.is_some_and(|until| until <= now) => State::Expired,
+                None => State::Active,
+            };
+        }
+        Ok(Lookup {
+            value: value.clone(),
+            assertions,
+            sightings,
+        })
+    }
+
+    /// [`Store::lookup`] for many values; values nobody mentioned are left out.
+    pub fn lookup_many(&self, values: &[Value], now: Timestamp) -> Result<Vec<Lookup>, StoreError> {
+        let mut found = Vec::new();
+        for value in values {
+            let lookup = self.lookup(value, now)?;
+            if !lookup.assertions.is_empty() || !lookup.sightings.is_empty() {
+                found.push(lookup);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Entries `from_seq..=to_seq` of `author`'s feed, in seq order, until adding one more
+    /// would pass `limit_bytes` (the first is always included, so a page always progresses).
+    pub fn range(
+        &self,
+        author: &PublicKey,
+        from_seq: u64,
+        to_seq: u64,
+        limit_bytes: usize,
+    ) -> Result<Range, StoreError> {
+        let mut payloads = Vec::new();
+        let mut bytes = 0;
+        if from_seq > to_seq {
+            return Ok(Range {
+                payloads,
+                more: false,
+            });
+        }
+        for found in self
+            .inner
+            .db
+            .range(keys::feed(author, from_seq)..=keys::feed(author, to_seq))
+        {
+            let (key, id) = found?;
+            let id = Hash(hash_of(&key, &id)?);
+            let entry_key = keys::entry(&id);
+            let payload = self
+                .inner
+                .db
+                .get(entry_key)?
+                .ok_or_else(|| StoreError::corrupt(&key, "feed slot names a missing entry"))?;
+            if !payloads.is_empty() && bytes + payload.len() > limit_bytes {
+                return Ok(Range {
+                    payloads,
+                    more: true,
+                });
+            }
+            bytes += payload.len();
+            payloads.push(payload.to_vec());
+        }
+        Ok(Range {
+            payloads,
+            more: false,
+        })
+    }
+
+    /// One head per feed with at least its first entry: the last entry of its contiguous
+    /// part. This is what a peer compares against during sync.
+    pub fn heads(&self) -> Result<Vec<FeedHead>, StoreError> {
+        Ok(self
+            .feed_records()?
+            .into_iter()
+            .filter(|(_, feed)| feed.contiguous > 0)
+            .map(|(author, feed)| FeedHead {
+                author,
+                seq: feed.contiguous,
+                id: feed.contiguous_id,
+            })
+            .collect())
+    }
+
+    /// Every feed's state.
+    pub fn feeds(&self) -> Result<Vec<FeedState>, StoreError> {
+        Ok(self
+            .feed_records()?
+            .into_iter()
+            .map(|(author, feed)| FeedState {
+                author,
+                contiguous: feed.contiguous,
+                highest: feed.highest,
+                equivocated: feed.equivocated,
+            })
+            .collect())
+    }
+
+    /// One feed's state, if any entry of it is held.
+    pub fn feed(&self, author: &PublicKey) -> Result<Option<FeedState>, StoreError> {
+        Ok(self.feed_record(author)?.map(|feed| FeedState {
+            author: *author,
+            contiguous: feed.contiguous,
+            highest: feed.highest,
+            equivocated: feed.equivocated,
+        }))
+    }
+
+    fn feed_records(&self) -> Result<Vec<(PublicKey, FeedRecord)>, StoreError> {
+        let mut feeds = Vec::new();
+        for found in self.inner.db.scan_prefix([keys::HEAD]) {
+            let (key, bytes) = found?;
+            let author = keys::author_of_head_key(&key)
+                .ok_or_else(|| StoreError::corrupt(&key, "short head key"))?;
+            feeds.push((author, records::decode(&key, &bytes)?));
+        }
+        Ok(feeds)
+    }
+
+    /// The seqs of `author`'s feed missing up to `up_to`: the gaps below the highest entry
+    /// held, then everything after it.
+    pub fn missing(
+        &self,
+        author: &PublicKey,
+        up_to: u64,
+    ) -> Result<Vec<RangeInclusive<u64>>, StoreError> {
+        let feed = self.feed_record(author)?.unwrap_or_default();
+        let mut missing = Vec::new();
+        let mut next = feed.contiguous + 1;
+        let start = keys::feed(author, next);
+        let end = keys::feed(author, up_to.min(feed.highest));
+        if next <= up_to.min(feed.highest) {
+            for found in self.inner.db.range(start..=end) {
+                let (key, _) = found?;
+                let seq = keys::seq_of_feed_key(&key)
+                    .ok_or_else(|| StoreError::corrupt(&key, "short feed key"))?;
+                if seq > next {
+                    missing.push(next..=seq - 1);
+                }
+                next = seq + 1;
+            }
+        }
+        if next <= up_to {
+            missing.push(next..=up_to);
+        }
+        Ok(missing)
+    }
+
+    /// Entries this node accepted after `after` (its own clock), oldest first, at most
+    /// `limit`, with the time each was accepted. For TAXII `added_after` and exports.
+    pub fn added_after(
+        &self,
+        after: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, SignedEntry)>, StoreError> {
+        let start = keys::added(Timestamp(after.0.saturating_add(1)), 0);
+        let mut found = Vec::new();
+        for row in self.inner.db.range(start..).take(limit) {
+            let (key, id) = row?;
+            if key.first() != Some(&keys::ADDED) {
+                break;
+            }
+            let added = keys::time_of_added_key(&key)
+                .ok_or_else(|| StoreError::corrupt(&key, "short added key"))?;
+            let id = Hash(hash_of(&key, &id)?);
+            let entry = self
+                .entry(&id)?
+                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))?;
+            found.push((added, entry));
+        }
+        Ok(found)
+    }
+
+    /// Every entry, in the order this node accepted them.
+    pub fn entries(&self) -> impl Iterator<Item = Result<SignedEntry, StoreError>> + '_ {
+        self.inner.db.scan_prefix([keys::ADDED]).map(move |row| {
+            let (key, id) = row?;
+            let id = Hash(hash_of(&key, &id)?);
+            self.entry(&id)?
+                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))
+        })
+    }
+
+    /// The other entries held for slots where the author equivocated.
+    pub fn equivocations(&self, author: &PublicKey) -> Result<Vec<(u64, Hash)>, StoreError> {
+        let mut prefix = vec![keys::CONFLICT];
+        prefix.extend_from_slice(&author.0);
+        let mut found = Vec::new();
+        for row in self.inner.db.scan_prefix(prefix) {
+            let (key, _) = row?;
+            let seq = keys::seq_of_feed_key(&key)
+                .ok_or_else(|| StoreError::corrupt(&key, "short conflict key"))?;
+            let id = key
+                .get(41..73)
+                .and_then(|bytes| bytes.try_into().ok())
+                .map(Hash)
+                .ok_or_else(|| StoreError::corrupt(&key, "short conflict key"))?;
+            found.push((seq, id));
+        }
+        Ok(found)
+    }
+
+    /// Keeps a charter (its validity is the caller's business), durably.
+    pub fn put_charter(&self, charter: &SignedCharter) -> Result<(), StoreError> {
+        let ticket = {
+            let _writer = self.lock_writer();
+            self.inner.db.insert(
+                keys::charter(charter.charter().version),
+                charter.to_payload(),
+            )?;
+            self.inner.flush.applied()
+        };
+        self.inner.flush.wait(ticket, || {
+            self.inner.db.flush()?;
+            Ok(())
+        })
+    }
+
+    /// The charters after `version`, oldest first.
+    pub fn charters_after(&self, version: u64) -> Result<Vec<SignedCharter>, StoreError> {
+        let start = keys::charter(version.saturating_add(1));
+        let mut found = Vec::new();
+        for row in self.inner.db.range(start..) {
+            let (key, payload) = row?;
+            if key.first() != Some(&keys::CHARTER) {
+                break;
+            }
+            let charter = match wire::decode(&payload, MAX_MESSAGE_BYTES) {
+                Ok(Message::Charter(raw)) => SignedCharter::decode(raw)
+                    .map_err(|error| StoreError::corrupt(&key, error.to_string()))?,
+                Ok(other) => return Err(StoreError::corrupt(&key, format!("a {}", other.kind()))),
+                Err(error) => return Err(StoreError::corrupt(&key, error.to_string())),
+            };
+            found.push(charter);
+        }
+        Ok(found)
+    }
+
+    /// The newest charter kept.
+    pub fn latest_charter(&self) -> Result<Option<SignedCharter>, StoreError> {
+        Ok(self.charters_after(0)?.pop())
+    }
+
+    /// Counts and sizes.
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        Ok(Stats {
+            entries: self.counter(keys::ENTRY_COUNT)?,
+            records: self.counter(keys::RECORD_COUNT)?,
+            bytes_on_disk: self.inner.db.size_on_disk()?,
+        })
+    }
+
+    /// Flushes everything to disk (for shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+}
+
+fn check_schema(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
+    match db.get(keys::SCHEMA)? {
+        Some(bytes) => {
+            let found = bytes
+                .as_ref()
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| StoreError::corrupt(keys::SCHEMA, "schema version is not 4 bytes"))?;
+            if found != SCHEMA_VERSION {
+                return Err(StoreError::SchemaVersion {
+                    path: path.to_path_buf(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+        }
+        None if db.is_empty() => {
+            db.insert(keys::SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+            db.flush()?;
+        }
+        None => {
+            return Err(StoreError::NotAStore {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn hash_of(key: &[u8], bytes: &[u8]) -> Result<[u8; 32], StoreError> {
+    bytes.try_into().map_err(|_| {
+        StoreError::corrupt(key, format!("{} bytes, expected a 32-byte id", bytes.len()))
+    })
+}
+
+/// Decodes an entry this node verified before storing it; no signature check.
+fn open_stored(key: &[u8], payload: Vec<u8>) -> Result<SignedEntry, StoreError> {
+    UnverifiedEntry::decode(payload)
+        .map(UnverifiedEntry::trust_verified)
+        .map_err(|error| StoreError::corrupt(key, error.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,81 @@
+//! What the store keeps beside entries: feed states and index records, bincode-encoded.
+//!
+//! Index records repeat what lookups need from an item (and who said it, when) so that a
+//! lookup never decodes a whole entry.
+
+use bincode::{Decode, Encode};
+use threatmesh_protocol::bundle::Tlp;
+use threatmesh_protocol::item::{Confidence, Context, RevocationReason};
+use threatmesh_protocol::{Hash, Timestamp};
+
+use super::StoreError;
+
+/// Record encoding: the protocol's bincode configuration without a size limit, since
+/// these bytes were written by this node.
+const CONFIG: bincode::config::Configuration = bincode::config::standard();
+
+/// One feed as this node holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Encode, Decode)]
+pub(super) struct FeedRecord {
+    /// Every seq up to this one is present.
+    pub(super) contiguous: u64,
+    /// The id of the entry at `contiguous` (zero when `contiguous` is 0).
+    pub(super) contiguous_id: Hash,
+    /// The highest seq present.
+    pub(super) highest: u64,
+    /// Whether the author was caught equivocating.
+    pub(super) equivocated: bool,
+}
+
+/// One item of one entry, as the indicator index keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(super) struct IndexRecord {
+    /// The organisation the author's node speaks for.
+    pub(super) org: threatmesh_protocol::PublicKey,
+    /// The entry's creation time.
+    pub(super) created: Timestamp,
+    /// The entry's id.
+    pub(super) entry: Hash,
+    /// The entry's TLP marking.
+    pub(super) tlp: Tlp,
+    /// What the item says.
+    pub(super) what: What,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(super) enum What {
+    Assertion {
+        confidence: Confidence,
+        valid_from: Timestamp,
+        valid_until: Option<Timestamp>,
+        labels: Vec<String>,
+        context: Context,
+    },
+    Revocation {
+        reason: RevocationReason,
+        note: Option<String>,
+    },
+    Sighting {
+        count: u64,
+        first_seen: Timestamp,
+        last_seen: Timestamp,
+        note: Option<String>,
+    },
+}
+
+pub(super) fn encode<T: Encode>(value: &T) -> Vec<u8> {
+    bincode::encode_to_vec(value, CONFIG).expect("encoding into a Vec cannot fail")
+}
+
+pub(super) fn decode<T: Decode<()>>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    bincode::decode_from_slice(bytes, CONFIG)
+        .map(|(value, _)| value)
+        .map_err(|error| StoreError::corrupt(key, error.to_string()))
+}
+
+pub(super) fn decode_u64(key: &[u8], bytes: &[u8]) -> Result<u64, StoreError> {
+    bytes
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::corrupt(key, format!("{} bytes, expected 8", bytes.len())))
+}

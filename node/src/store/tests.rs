@@ -1,0 +1,549 @@
+use std::sync::Arc;
+
+use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
+use threatmesh_protocol::entry::Body;
+use threatmesh_protocol::item::{Indicator, Item, Revocation, RevocationReason, Sighting};
+use threatmesh_protocol::{Kind, SigningKey};
+
+use super::*;
+
+const T0: Timestamp = Timestamp(1_700_000_000_000);
+const FEDERATION: Hash = Hash([0xfe; 32]);
+
+fn temporary() -> Store {
+    Store::open(
+        tempfile::tempdir().unwrap().keep(),
+        &Options {
+            temporary: true,
+            ..Options::default()
+        },
+    )
+    .unwrap()
+}
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn org(seed: u8) -> PublicKey {
+    PublicKey([seed; 32])
+}
+
+fn ip(text: &str) -> Value {
+    Value::parse(Kind::Ipv4, text).unwrap()
+}
+
+fn assert_item(value: &Value) -> Item {
+    Item::Indicator(Indicator::new(value.clone(), T0))
+}
+
+fn entry_after(
+    author: &SigningKey,
+    head: Option<&FeedHead>,
+    created: Timestamp,
+    items: Vec<Item>,
+) -> SignedEntry {
+    let bundle = Bundle {
+        tlp: Tlp::Green,
+        distribution: Distribution::Federation,
+        items,
+    };
+    SignedEntry::next(author, FEDERATION, head, created, Body::Bundle(bundle)).unwrap()
+}
+
+/// A feed of `count` entries by `author`, each asserting one value `10.0.0.<seq>`.
+fn feed(author: &SigningKey, count: u64) -> Vec<SignedEntry> {
+    let mut entries: Vec<SignedEntry> = Vec::new();
+    for seq in 1..=count {
+        let value = ip(&format!("10.0.{}.{}", seq / 256, seq % 256));
+        let entry = entry_after(
+            author,
+            entries.last().map(SignedEntry::head).as_ref(),
+            Timestamp(T0.0 + seq),
+            vec![assert_item(&value)],
+        );
+        entries.push(entry);
+    }
+    entries
+}
+
+#[test]
+fn stored_entry_is_found_by_value_and_id() {
+    let store = temporary();
+    let value = ip("192.0.2.1");
+    let entry = entry_after(&key(1), None, T0, vec![assert_item(&value)]);
+    assert_eq!(store.ingest(&entry, org(1), T0).unwrap(), Ingest::Stored);
+
+    assert_eq!(store.entry(&entry.id()).unwrap(), Some(entry.clone()));
+    let lookup = store.lookup(&value, T0).unwrap();
+    assert_eq!(lookup.assertions.len(), 1);
+    let assertion = &lookup.assertions[0];
+    assert_eq!(assertion.org, org(1));
+    assert_eq!(assertion.entry, entry.id());
+    assert_eq!(assertion.state, State::Active);
+    assert!(
+        store
+            .lookup(&ip("192.0.2.10"), T0)
+            .unwrap()
+            .assertions
+            .is_empty()
+    );
+    assert_eq!(
+        store.stats().unwrap(),
+        Stats {
+            entries: 1,
+            records: 1,
+            bytes_on_disk: store.stats().unwrap().bytes_on_disk
+        }
+    );
+}
+
+#[test]
+fn ingesting_twice_is_a_duplicate_and_writes_nothing() {
+    let store = temporary();
+    let entry = feed(&key(1), 1).remove(0);
+    assert_eq!(store.ingest(&entry, org(1), T0).unwrap(), Ingest::Stored);
+    let before = store.stats().unwrap();
+    assert_eq!(store.ingest(&entry, org(1), T0).unwrap(), Ingest::Duplicate);
+    let after = store.stats().unwrap();
+    assert_eq!(
+        (before.entries, before.records),
+        (after.entries, after.records)
+    );
+    assert_eq!(store.added_after(Timestamp::EPOCH, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn gap_is_reported_then_filled() {
+    let store = temporary();
+    let author = key(1);
+    let entries = feed(&author, 5);
+    let feed_author = PublicKey::of(&author);
+    store.ingest(&entries[0], org(1), T0).unwrap();
+    assert_eq!(
+        store.ingest(&entries[3], org(1), T0).unwrap(),
+        Ingest::Gap { missing: 2..=3 }
+    );
+    assert_eq!(
+        store.ingest(&entries[4], org(1), T0).unwrap(),
+        Ingest::Stored,
+        "the gap is before seq 4, not before 5"
+    );
+    assert_eq!(store.missing(&feed_author, 7).unwrap(), vec![2..=3, 6..=7]);
+    assert_eq!(store.heads().unwrap()[0].seq, 1);
+
+    store.ingest(&entries[2], org(1), T0).unwrap();
+    assert_eq!(store.missing(&feed_author, 5).unwrap(), vec![2..=2]);
+    assert_eq!(
+        store.ingest(&entries[1], org(1), T0).unwrap(),
+        Ingest::Stored
+    );
+    // The contiguous head jumps over everything already held.
+    let heads = store.heads().unwrap();
+    assert_eq!(heads, vec![entries[4].head()]);
+    assert!(store.missing(&feed_author, 5).unwrap().is_empty());
+    let state = store.feed(&feed_author).unwrap().unwrap();
+    assert_eq!((state.contiguous, state.highest), (5, 5));
+}
+
+#[test]
+fn first_entry_after_nothing_is_a_gap_from_one() {
+    let store = temporary();
+    let entries = feed(&key(1), 3);
+    assert_eq!(
+        store.ingest(&entries[2], org(1), T0).unwrap(),
+        Ingest::Gap { missing: 1..=2 }
+    );
+    assert!(store.heads().unwrap().is_empty(), "no contiguous part yet");
+}
+
+#[test]
+fn equivocation_keeps_both_entries_and_flags_the_feed() {
+    let store = temporary();
+    let author = key(1);
+    let first = entry_after(&author, None, T0, vec![assert_item(&ip("192.0.2.1"))]);
+    let twin = entry_after(&author, None, T0, vec![assert_item(&ip("192.0.2.2"))]);
+    store.ingest(&first, org(1), T0).unwrap();
+    assert_eq!(
+        store.ingest(&twin, org(1), T0).unwrap(),
+        Ingest::Equivocation { seq: 1 }
+    );
+    // Both are kept as evidence; the twin is not indexed.
+    assert_eq!(store.entry(&twin.id()).unwrap(), Some(twin.clone()));
+    assert_eq!(
+        store.equivocations(&PublicKey::of(&author)).unwrap(),
+        vec![(1, twin.id())]
+    );
+    assert!(
+        store
+            .feed(&PublicKey::of(&author))
+            .unwrap()
+            .unwrap()
+            .equivocated
+    );
+    assert!(
+        store
+            .lookup(&ip("192.0.2.2"), T0)
+            .unwrap()
+            .assertions
+            .is_empty()
+    );
+    // Seeing the evidence again changes nothing.
+    assert_eq!(store.ingest(&twin, org(1), T0).unwrap(), Ingest::Duplicate);
+}
+
+#[test]
+fn entry_naming_another_predecessor_proves_equivocation() {
+    let store = temporary();
+    let author = key(1);
+    let first = entry_after(&author, None, T0, vec![assert_item(&ip("192.0.2.1"))]);
+    let hidden_twin = entry_after(&author, None, T0, vec![assert_item(&ip("192.0.2.9"))]);
+    let second = entry_after(
+        &author,
+        Some(&hidden_twin.head()),
+        T0,
+        vec![assert_item(&ip("192.0.2.3"))],
+    );
+    store.ingest(&first, org(1), T0).unwrap();
+    assert_eq!(
+        store.ingest(&second, org(1), T0).unwrap(),
+        Ingest::Equivocation { seq: 1 }
+    );
+    assert!(
+        store
+            .feed(&PublicKey::of(&author))
+            .unwrap()
+            .unwrap()
+            .equivocated
+    );
+
+    // The same, discovered from the other side: the successor arrives first.
+    let store = temporary();
+    store.ingest(&second, org(1), T0).unwrap();
+    assert_eq!(
+        store.ingest(&first, org(1), T0).unwrap(),
+        Ingest::Equivocation { seq: 1 }
+    );
+}
+
+#[test]
+fn revocation_withdraws_only_its_organisations_earlier_assertions() {
+    let store = temporary();
+    let value = ip("198.51.100.7");
+    let (cert_fr, cert_de) = (key(1), key(2));
+    let by_fr = entry_after(&cert_fr, None, T0, vec![assert_item(&value)]);
+    let by_de = entry_after(&cert_de, None, T0, vec![assert_item(&value)]);
+    let revoke = entry_after(
+        &cert_fr,
+        Some(&by_fr.head()),
+        Timestamp(T0.0 + 1000),
+        vec![Item::Revocation(Revocation {
+            value: value.clone(),
+            reason: RevocationReason::FalsePositive,
+            note: Some("sinkhole".into()),
+        })],
+    );
+    for (entry, org_seed) in [(&by_fr, 1), (&by_de, 2), (&revoke, 1)] {
+        store.ingest(entry, org(org_seed), T0).unwrap();
+    }
+    let lookup = store.lookup(&value, T0).unwrap();
+    let state_of = |org_seed| {
+        lookup
+            .assertions
+            .iter()
+            .find(|a| a.org == org(org_seed))
+            .unwrap()
+            .state
+            .clone()
+    };
+    assert_eq!(
+        state_of(1),
+        State::Revoked {
+            reason: RevocationReason::FalsePositive,
+            note: Some("sinkhole".into()),
+            entry: revoke.id()
+        }
+    );
+    assert_eq!(state_of(2), State::Active);
+
+    // Asserting it again after the revocation makes it active again.
+    let again = entry_after(
+        &cert_fr,
+        Some(&revoke.head()),
+        Timestamp(T0.0 + 2000),
+        vec![assert_item(&value)],
+    );
+    store.ingest(&again, org(1), T0).unwrap();
+    let lookup = store.lookup(&value, T0).unwrap();
+    let latest = lookup
+        .assertions
+        .iter()
+        .find(|a| a.entry == again.id())
+        .unwrap();
+    assert_eq!(latest.state, State::Active);
+}
+
+#[test]
+fn revocation_arriving_before_the_assertion_still_applies() {
+    let store = temporary();
+    let value = ip("198.51.100.8");
+    let author = key(1);
+    let assertion = entry_after(&author, None, T0, vec![assert_item(&value)]);
+    let revoke = entry_after(
+        &author,
+        Some(&assertion.head()),
+        Timestamp(T0.0 + 1),
+        vec![Item::Revocation(Revocation {
+            value: value.clone(),
+            reason: RevocationReason::TakenDown,
+            note: None,
+        })],
+    );
+    store.ingest(&revoke, org(1), T0).unwrap();
+    store.ingest(&assertion, org(1), T0).unwrap();
+    assert!(matches!(
+        store.lookup(&value, T0).unwrap().assertions[0].state,
+        State::Revoked { .. }
+    ));
+}
+
+#[test]
+fn indicator_past_valid_until_is_expired_but_kept() {
+    let store = temporary();
+    let value = ip("203.0.113.5");
+    let mut indicator = Indicator::new(value.clone(), T0);
+    indicator.valid_until = Some(Timestamp(T0.0 + 10_000));
+    let entry = entry_after(&key(1), None, T0, vec![Item::Indicator(indicator)]);
+    store.ingest(&entry, org(1), T0).unwrap();
+    let state = |now| {
+        store.lookup(&value, now).unwrap().assertions[0]
+            .state
+            .clone()
+    };
+    assert_eq!(state(Timestamp(T0.0 + 9_999)), State::Active);
+    assert_eq!(state(Timestamp(T0.0 + 10_000)), State::Expired);
+    assert_eq!(store.entry(&entry.id()).unwrap(), Some(entry));
+}
+
+#[test]
+fn sightings_are_returned_with_the_value() {
+    let store = temporary();
+    let value = ip("203.0.113.9");
+    let sighting = Item::Sighting(Sighting {
+        value: value.clone(),
+        count: 42,
+        first_seen: T0,
+        last_seen: Timestamp(T0.0 + 5),
+        note: None,
+    });
+    let entry = entry_after(&key(3), None, T0, vec![sighting]);
+    store.ingest(&entry, org(3), T0).unwrap();
+    let lookup = store.lookup(&value, T0).unwrap();
+    assert!(lookup.assertions.is_empty());
+    assert_eq!(lookup.sightings.len(), 1);
+    assert_eq!(lookup.sightings[0].count, 42);
+    assert_eq!(lookup.sightings[0].org, org(3));
+}
+
+#[test]
+fn bulk_lookup_returns_the_known_values_only() {
+    let store = temporary();
+    let entries = feed(&key(1), 20);
+    for entry in &entries {
+        store.ingest(entry, org(1), T0).unwrap();
+    }
+    let values: Vec<Value> = (1..=30).map(|seq| ip(&format!("10.0.0.{seq}"))).collect();
+    let found = store.lookup_many(&values, T0).unwrap();
+    assert_eq!(found.len(), 20);
+    assert!(found.iter().all(|lookup| lookup.assertions.len() == 1));
+}
+
+#[test]
+fn range_pages_by_bytes_and_always_progresses() {
+    let store = temporary();
+    let author = key(1);
+    let entries = feed(&author, 10);
+    for entry in &entries {
+        store.ingest(entry, org(1), T0).unwrap();
+    }
+    let three: usize = entries[2..5].iter().map(|e| e.payload().len()).sum();
+    let page = store
+        .range(&PublicKey::of(&author), 3, u64::MAX, three)
+        .unwrap();
+    assert_eq!(page.payloads.len(), 3);
+    assert!(page.more);
+    assert_eq!(page.payloads[0], entries[2].payload());
+    let tiny = store.range(&PublicKey::of(&author), 9, 10, 1).unwrap();
+    assert_eq!(tiny.payloads.len(), 1, "a page holds at least one entry");
+    assert!(tiny.more);
+    let bounded = store
+        .range(&PublicKey::of(&author), 4, 5, usize::MAX)
+        .unwrap();
+    assert_eq!(bounded.payloads.len(), 2);
+    assert!(!bounded.more);
+    assert!(
+        store
+            .range(&PublicKey::of(&author), 5, 4, usize::MAX)
+            .unwrap()
+            .payloads
+            .is_empty()
+    );
+}
+
+#[test]
+fn added_after_lists_entries_in_acceptance_order() {
+    let store = temporary();
+    let entries = feed(&key(1), 4);
+    for (index, entry) in entries.iter().enumerate() {
+        store
+            .ingest(entry, org(1), Timestamp(T0.0 + 1000 * index as u64))
+            .unwrap();
+    }
+    let after = store.added_after(Timestamp(T0.0 + 1000), 10).unwrap();
+    let ids: Vec<Hash> = after.iter().map(|(_, entry)| entry.id()).collect();
+    assert_eq!(ids, vec![entries[2].id(), entries[3].id()]);
+    assert_eq!(after[0].0, Timestamp(T0.0 + 2000));
+    assert_eq!(store.added_after(Timestamp::EPOCH, 3).unwrap().len(), 3);
+    let all: Vec<Hash> = store.entries().map(|e| e.unwrap().id()).collect();
+    assert_eq!(all, entries.iter().map(SignedEntry::id).collect::<Vec<_>>());
+}
+
+#[test]
+fn concurrent_ingest_from_several_threads() {
+    let store = temporary();
+    let feeds: Vec<Vec<SignedEntry>> = (1..=6).map(|seed| feed(&key(seed), 40)).collect();
+    let shared = Arc::new(feeds);
+    let threads: Vec<_> = (0..6)
+        .map(|index| {
+            let store = store.clone();
+            let feeds = Arc::clone(&shared);
+            std::thread::spawn(move || {
+                for entry in &feeds[index] {
+                    store.ingest(entry, org(1), T0).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.entries, 240);
+    assert_eq!(stats.records, 240);
+    assert_eq!(store.heads().unwrap().len(), 6);
+    assert!(store.heads().unwrap().iter().all(|head| head.seq == 40));
+}
+
+#[test]
+fn racing_copies_of_one_entry_store_it_once() {
+    let store = temporary();
+    let entry = Arc::new(feed(&key(1), 1).remove(0));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let entry = Arc::clone(&entry);
+            std::thread::spawn(move || store.ingest(&entry, org(1), T0).unwrap())
+        })
+        .collect();
+    let outcomes: Vec<Ingest> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == Ingest::Stored).count(), 1);
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Ingest::Duplicate).count(),
+        7
+    );
+    assert_eq!(store.stats().unwrap().entries, 1);
+}
+
+#[test]
+fn store_reopens_with_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = feed(&key(1), 5);
+    {
+        let store = Store::open(dir.path(), &Options::default()).unwrap();
+        for entry in &entries {
+            store.ingest(entry, org(1), T0).unwrap();
+        }
+    }
+    let store = Store::open(dir.path(), &Options::default()).unwrap();
+    assert_eq!(store.heads().unwrap(), vec![entries[4].head()]);
+    assert_eq!(store.stats().unwrap().entries, 5);
+}
+
+#[test]
+fn store_of_another_schema_version_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.insert(keys::SCHEMA, &99u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let error = Store::open(dir.path(), &Options::default()).unwrap_err();
+    assert!(matches!(
+        error,
+        StoreError::SchemaVersion {
+            found: 99,
+            expected: SCHEMA_VERSION,
+            ..
+        }
+    ));
+    let message = error.to_string();
+    assert!(message.contains("schema version 99"), "{message}");
+    assert!(message.contains("reads version 1"), "{message}");
+}
+
+#[test]
+fn foreign_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.insert(b"something", b"else").unwrap();
+        db.flush().unwrap();
+    }
+    assert!(matches!(
+        Store::open(dir.path(), &Options::default()),
+        Err(StoreError::NotAStore { .. })
+    ));
+}
+
+#[test]
+fn charters_are_kept_in_version_order() {
+    use threatmesh_protocol::charter::{Charter, SignedCharter};
+    let store = temporary();
+    let steward = key(50);
+    let genesis = Charter {
+        federation: Hash::default(),
+        name: "F".into(),
+        version: 1,
+        previous: None,
+        issued: T0,
+        stewards: vec![PublicKey::of(&steward)],
+        threshold: 1,
+        members: vec![],
+    };
+    let mut first = SignedCharter::propose(genesis.clone()).unwrap();
+    first.sign(&steward);
+    let mut second = SignedCharter::propose(Charter {
+        federation: first.federation(),
+        version: 2,
+        previous: Some(first.id()),
+        ..genesis
+    })
+    .unwrap();
+    second.sign(&steward);
+    assert_eq!(store.latest_charter().unwrap(), None);
+    store.put_charter(&second).unwrap();
+    store.put_charter(&first).unwrap();
+    assert_eq!(store.latest_charter().unwrap(), Some(second.clone()));
+    assert_eq!(store.charters_after(1).unwrap(), vec![second]);
+}
+
+#[test]
+fn second_store_on_a_directory_in_use_is_refused_after_a_short_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Store::open(dir.path(), &Options::default()).unwrap();
+    let error = Store::open(dir.path(), &Options::default()).unwrap_err();
+    assert!(
+        error.to_string().contains("could not acquire lock"),
+        "{error}"
+    );
+}
