@@ -9,8 +9,9 @@
 //! | `e` | entry id | the entry's gossip payload |
 //! | `f` | author, seq | entry id (the first entry seen at that slot) |
 //! | `x` | author, seq, entry id | empty: a second entry at a taken slot (equivocation evidence) |
-//! | `h` | author | the feed's state |
-//! | `i` | kind, value, 0, author, seq, item | an index record (assertion, revocation, sighting) |
+//! | `h` | author | the feed's state, including its local number and organisation |
+//! | `n` | local feed number | author |
+//! | `i` | kind, value, 0, feed number, seq, item | an index record (assertion, revocation, sighting) |
 //! | `a` | added time, counter | entry id, in the order this node accepted entries |
 //! | `c` | version | a charter's gossip payload |
 
@@ -20,6 +21,7 @@ pub(super) const ENTRY: u8 = b'e';
 pub(super) const FEED: u8 = b'f';
 pub(super) const CONFLICT: u8 = b'x';
 pub(super) const HEAD: u8 = b'h';
+pub(super) const NUMBER: u8 = b'n';
 pub(super) const INDEX: u8 = b'i';
 pub(super) const ADDED: u8 = b'a';
 pub(super) const CHARTER: u8 = b'c';
@@ -29,6 +31,16 @@ pub(super) const SCHEMA: &[u8] = b"mschema";
 pub(super) const ENTRY_COUNT: &[u8] = b"mentries";
 pub(super) const RECORD_COUNT: &[u8] = b"mrecords";
 pub(super) const ADDED_COUNTER: &[u8] = b"madded";
+pub(super) const FEED_COUNTER: &[u8] = b"mfeeds";
+
+/// The index names feeds by a local 4-byte number instead of the 32-byte author key: the
+/// index holds one key per indicator, and its size decides whether it fits in the cache.
+pub(super) fn number(number: u32) -> [u8; 5] {
+    let mut key = [0; 5];
+    key[0] = NUMBER;
+    key[1..].copy_from_slice(&number.to_be_bytes());
+    key
+}
 
 pub(super) fn entry(id: &Hash) -> [u8; 33] {
     let mut key = [0; 33];
@@ -102,23 +114,23 @@ pub(super) fn value_prefix(value: &Value) -> Vec<u8> {
     key
 }
 
-pub(super) fn index(value: &Value, author: &PublicKey, seq: u64, item: u32) -> Vec<u8> {
+pub(super) fn index(value: &Value, feed: u32, seq: u64, item: u32) -> Vec<u8> {
     let mut key = value_prefix(value);
-    key.extend_from_slice(&author.0);
+    key.extend_from_slice(&feed.to_be_bytes());
     key.extend_from_slice(&seq.to_be_bytes());
     key.extend_from_slice(&item.to_be_bytes());
     key
 }
 
-/// The author and seq at the end of a key made by [`index`].
-pub(super) fn author_seq_of_index_key(key: &[u8]) -> Option<(PublicKey, u64)> {
+/// The feed number and seq at the end of a key made by [`index`].
+pub(super) fn feed_seq_of_index_key(key: &[u8]) -> Option<(u32, u64)> {
     let tail = key
         .len()
-        .checked_sub(44)
+        .checked_sub(16)
         .and_then(|start| key.get(start..))?;
-    let author = PublicKey(tail[..32].try_into().ok()?);
-    let seq = u64::from_be_bytes(tail[32..40].try_into().ok()?);
-    Some((author, seq))
+    let feed = u32::from_be_bytes(tail[..4].try_into().ok()?);
+    let seq = u64::from_be_bytes(tail[4..12].try_into().ok()?);
+    Some((feed, seq))
 }
 
 pub(super) fn added(at: Timestamp, counter: u64) -> [u8; 17] {
@@ -152,10 +164,10 @@ mod tests {
     fn value_prefix_does_not_match_a_longer_value() {
         let short = Value::parse(Kind::Ipv4, "1.2.3.4").unwrap();
         let long = Value::parse(Kind::Ipv4, "1.2.3.45").unwrap();
-        let key = index(&long, &PublicKey([1; 32]), 7, 0);
+        let key = index(&long, 3, 7, 0);
         assert!(!key.starts_with(&value_prefix(&short)));
         assert!(key.starts_with(&value_prefix(&long)));
-        assert_eq!(author_seq_of_index_key(&key), Some((PublicKey([1; 32]), 7)));
+        assert_eq!(feed_seq_of_index_key(&key), Some((3, 7)));
     }
 
     #[test]

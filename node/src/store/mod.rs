@@ -18,9 +18,10 @@ mod flush;
 mod keys;
 mod records;
 
+use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 use threatmesh_protocol::bundle::Tlp;
@@ -76,6 +77,17 @@ struct Inner {
     /// Held while a batch is decided and applied; never across a flush.
     writer: Mutex<()>,
     flush: GroupFlush,
+    /// Local feed number -> (author, organisation), for turning index keys into answers.
+    /// Feeds are few (one per node of the federation), so all of them stay in memory.
+    feeds: RwLock<HashMap<u32, (PublicKey, PublicKey)>>,
+}
+
+/// What one ingest will write, decided under the writer lock.
+struct Plan {
+    batch: sled::Batch,
+    outcome: Ingest,
+    /// A feed seen for the first time: (number, author, organisation).
+    new_feed: Option<(u32, PublicKey, PublicKey)>,
 }
 
 /// What the store made of an entry.
@@ -295,14 +307,22 @@ impl Store {
             }
         };
         check_schema(&db, &path)?;
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 db,
                 path,
                 writer: Mutex::new(()),
                 flush: GroupFlush::default(),
+                feeds: RwLock::default(),
             }),
-        })
+        };
+        let feeds = store
+            .feed_records()?
+            .into_iter()
+            .map(|(author, feed)| (feed.number, (author, feed.org)))
+            .collect();
+        *store.feeds_write() = feeds;
+        Ok(store)
     }
 
     /// Where the store lives.
@@ -320,13 +340,17 @@ impl Store {
     ) -> Result<Ingest, StoreError> {
         let (outcome, ticket) = {
             let _writer = self.lock_writer();
-            match self.plan(entry, org, now)? {
-                None => return Ok(Ingest::Duplicate),
-                Some((batch, outcome)) => {
-                    self.inner.db.apply_batch(batch)?;
-                    (outcome, self.inner.flush.applied())
-                }
+            let Some(plan) = self.plan(entry, org, now)? else {
+                return Ok(Ingest::Duplicate);
+            };
+            // Known before its index keys become visible, so a concurrent lookup never
+            // meets an unknown feed number. If the batch fails, the number is handed out
+            // again and this mapping overwritten.
+            if let Some((number, author, org)) = plan.new_feed {
+                self.feeds_write().insert(number, (author, org));
             }
+            self.inner.db.apply_batch(plan.batch)?;
+            (plan.outcome, self.inner.flush.applied())
         };
         self.inner.flush.wait(ticket, || {
             self.inner.db.flush()?;
@@ -342,7 +366,7 @@ impl Store {
         signed: &SignedEntry,
         org: PublicKey,
         now: Timestamp,
-    ) -> Result<Option<(sled::Batch, Ingest)>, StoreError> {
+    ) -> Result<Option<Plan>, StoreError> {
         let db = &self.inner.db;
         let id = signed.id();
         let entry = signed.entry();
@@ -353,7 +377,26 @@ impl Store {
         }
 
         let mut batch = sled::Batch::default();
-        let mut feed = self.feed_record(&author)?.unwrap_or_default();
+        let mut new_feed = None;
+        let mut feed = match self.feed_record(&author)? {
+            Some(feed) => feed,
+            None => {
+                let number = self.counter(keys::FEED_COUNTER)?;
+                let number = u32::try_from(number)
+                    .map_err(|_| StoreError::corrupt(keys::FEED_COUNTER, "more than 2^32 feeds"))?;
+                batch.insert(keys::FEED_COUNTER, &u64::from(number + 1).to_be_bytes()[..]);
+                batch.insert(&keys::number(number)[..], &author.0[..]);
+                new_feed = Some((number, author, org));
+                FeedRecord {
+                    number,
+                    org,
+                    contiguous: 0,
+                    contiguous_id: Hash::default(),
+                    highest: 0,
+                    equivocated: false,
+                }
+            }
+        };
         let entry_count = self.counter(keys::ENTRY_COUNT)? + 1;
         batch.insert(&keys::entry(&id)[..], signed.payload());
         batch.insert(keys::ENTRY_COUNT, &entry_count.to_be_bytes()[..]);
@@ -364,7 +407,11 @@ impl Store {
             batch.insert(&keys::conflict(&author, seq, &id)[..], &[][..]);
             feed.equivocated = true;
             batch.insert(&keys::head(&author)[..], records::encode(&feed));
-            return Ok(Some((batch, Ingest::Equivocation { seq })));
+            return Ok(Some(Plan {
+                batch,
+                outcome: Ingest::Equivocation { seq },
+                new_feed,
+            }));
         }
 
         batch.insert(&keys::feed(&author, seq)[..], &id.0[..]);
@@ -407,14 +454,18 @@ impl Store {
         }
         batch.insert(&keys::head(&author)[..], records::encode(&feed));
 
-        let records = Store::index(&mut batch, signed, org);
+        let records = Store::index(&mut batch, signed, feed.number);
         let record_count = self.counter(keys::RECORD_COUNT)? + records;
         batch.insert(keys::RECORD_COUNT, &record_count.to_be_bytes()[..]);
-        Ok(Some((batch, outcome)))
+        Ok(Some(Plan {
+            batch,
+            outcome,
+            new_feed,
+        }))
     }
 
     /// Adds one index record per item to `batch`; returns how many.
-    fn index(batch: &mut sled::Batch, signed: &SignedEntry, org: PublicKey) -> u64 {
+    fn index(batch: &mut sled::Batch, signed: &SignedEntry, feed: u32) -> u64 {
         let entry = signed.entry();
         let Body::Bundle(bundle) = &entry.body;
         let mut count = 0;
@@ -439,15 +490,13 @@ impl Store {
                 },
             };
             let record = IndexRecord {
-                org,
                 created: entry.created,
-                entry: signed.id(),
                 tlp: bundle.tlp,
                 what,
             };
             // Bundles hold at most MAX_ITEMS_PER_BUNDLE items, far below u32::MAX.
             let position = u32::try_from(position).unwrap_or(u32::MAX);
-            let key = keys::index(item.value(), &entry.author, entry.seq, position);
+            let key = keys::index(item.value(), feed, entry.seq, position);
             batch.insert(key, records::encode(&record));
             count += 1;
         }
@@ -496,6 +545,40 @@ impl Store {
             .transpose()
     }
 
+    fn feeds_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u32, (PublicKey, PublicKey)>> {
+        // Every update inserts one whole pair: a panic elsewhere cannot leave it half-done.
+        self.inner
+            .feeds
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The author and organisation of local feed `number`.
+    fn feed_of_number(
+        &self,
+        key: &[u8],
+        number: u32,
+    ) -> Result<(PublicKey, PublicKey), StoreError> {
+        self.inner
+            .feeds
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&number)
+            .copied()
+            .ok_or_else(|| StoreError::corrupt(key, format!("unknown feed number {number}")))
+    }
+
+    /// The id of the entry at `(author, seq)`.
+    fn id_at(&self, author: &PublicKey, seq: u64) -> Result<Hash, StoreError> {
+        let key = keys::feed(author, seq);
+        let id = self
+            .inner
+            .db
+            .get(key)?
+            .ok_or_else(|| StoreError::corrupt(&key, "indexed entry has no feed slot"))?;
+        Ok(Hash(hash_of(&key, &id)?))
+    }
+
     fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
         // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
         self.inner
@@ -522,8 +605,10 @@ impl Store {
         let mut sightings = Vec::new();
         for found in self.inner.db.scan_prefix(keys::value_prefix(value)) {
             let (key, bytes) = found?;
-            let (author, seq) = keys::author_seq_of_index_key(&key)
+            let (number, seq) = keys::feed_seq_of_index_key(&key)
                 .ok_or_else(|| StoreError::corrupt(&key, "short index key"))?;
+            let (author, org) = self.feed_of_number(&key, number)?;
+            let entry = self.id_at(&author, seq)?;
             let record: IndexRecord = records::decode(&key, &bytes)?;
             match record.what {
                 What::Assertion {
@@ -533,10 +618,10 @@ impl Store {
                     labels,
                     context,
                 } => assertions.push(Assertion {
-                    org: record.org,
+                    org,
                     author,
                     seq,
-                    entry: record.entry,
+                    entry,
                     created: record.created,
                     tlp: record.tlp,
                     confidence,
@@ -547,7 +632,7 @@ impl Store {
                     state: State::Active,
                 }),
                 What::Revocation { reason, note } => {
-                    revocations.push((record.org, record.created, reason, note, record.entry));
+                    revocations.push((org, record.created, reason, note, entry));
                 }
                 What::Sighting {
                     count,
@@ -555,9 +640,9 @@ impl Store {
                     last_seen,
                     note,
                 } => sightings.push(SightingRecord {
-                    org: record.org,
+                    org,
                     author,
-                    entry: record.entry,
+                    entry,
                     count,
                     first_seen,
                     last_seen,
@@ -702,12 +787,14 @@ impl Store {
         author: &PublicKey,
         up_to: u64,
     ) -> Result<Vec<RangeInclusive<u64>>, StoreError> {
-        let feed = self.feed_record(author)?.unwrap_or_default();
+        let (contiguous, highest) = self
+            .feed_record(author)?
+            .map_or((0, 0), |feed| (feed.contiguous, feed.highest));
         let mut missing = Vec::new();
-        let mut next = feed.contiguous + 1;
+        let mut next = contiguous + 1;
         let start = keys::feed(author, next);
-        let end = keys::feed(author, up_to.min(feed.highest));
-        if next <= up_to.min(feed.highest) {
+        let end = keys::feed(author, up_to.min(highest));
+        if next <= up_to.min(highest) {
             for found in self.inner.db.range(start..=end) {
                 let (key, _) = found?;
                 let seq = keys::seq_of_feed_key(&key)

@@ -15,8 +15,12 @@ use super::StoreError;
 const CONFIG: bincode::config::Configuration = bincode::config::standard();
 
 /// One feed as this node holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Encode, Decode)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub(super) struct FeedRecord {
+    /// The feed's local number, used in index keys.
+    pub(super) number: u32,
+    /// The organisation its author speaks for.
+    pub(super) org: threatmesh_protocol::PublicKey,
     /// Every seq up to this one is present.
     pub(super) contiguous: u64,
     /// The id of the entry at `contiguous` (zero when `contiguous` is 0).
@@ -27,15 +31,12 @@ pub(super) struct FeedRecord {
     pub(super) equivocated: bool,
 }
 
-/// One item of one entry, as the indicator index keeps it.
+/// One item of one entry, as the indicator index keeps it. The feed (hence author and
+/// organisation) and seq are in the key; the entry id is in the feed slot.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub(super) struct IndexRecord {
-    /// The organisation the author's node speaks for.
-    pub(super) org: threatmesh_protocol::PublicKey,
     /// The entry's creation time.
     pub(super) created: Timestamp,
-    /// The entry's id.
-    pub(super) entry: Hash,
     /// The entry's TLP marking.
     pub(super) tlp: Tlp,
     /// What the item says.
