@@ -774,7 +774,23 @@ mod tests {
             normal(Kind::Email, "user+tag@bücher.example"),
             "user+tag@xn--bcher-kva.example"
         );
-        assert_eq!(normal(Kind::Email, "ünï@example.org"), "ünï@example.org");
+    }
+
+    #[test]
+    fn email_local_part_is_ascii() {
+        // Invisible characters and composed/decomposed spellings would otherwise give one
+        // mailbox several normal forms.
+        refused(
+            Kind::Email,
+            "john\u{200b}doe@example.com",
+            "non-ASCII character '\\u{200b}' in the local part",
+        );
+        refused(Kind::Email, "ünï@example.org", "non-ASCII character 'ü'");
+        refused(Kind::Email, "u\u{308}@example.org", "non-ASCII character");
+        assert_eq!(
+            normal(Kind::Email, "user@Bücher.example"),
+            "user@xn--bcher-kva.example"
+        );
     }
 
     #[test]
