@@ -640,6 +640,32 @@ mod tests {
     }
 
     #[test]
+    fn url_ipv6_host_keeps_the_url_crate_text_form() {
+        // The url crate writes every IPv6 host as hex groups, IPv4-mapped ones included,
+        // and re-parses whatever we set, so the ipv6 kind's `::ffff:1.2.3.4` cannot be
+        // kept. Only IPv4-mapped addresses differ; other forms agree (RFC 5952).
+        assert_eq!(
+            normal(Kind::Url, "http://[::FFFF:1.2.3.4]/"),
+            "http://[::ffff:102:304]/"
+        );
+        assert_eq!(normal(Kind::Ipv6, "::FFFF:1.2.3.4"), "::ffff:1.2.3.4");
+        for addr in [
+            "2001:DB8:0:0:1:0:0:1",
+            "::1",
+            "::",
+            "1::",
+            "::102:304",
+            "fe80::1:0:0",
+        ] {
+            assert_eq!(
+                normal(Kind::Url, &format!("http://[{addr}]/")),
+                format!("http://[{}]/", normal(Kind::Ipv6, addr)),
+                "{addr}"
+            );
+        }
+    }
+
+    #[test]
     fn defanged_url_is_refanged() {
         assert_eq!(
             normal(Kind::Url, "hxxp://evil[.]example"),

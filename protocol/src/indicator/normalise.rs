@@ -466,6 +466,10 @@ pub(super) fn url(text: &str) -> Result<String, String> {
                 .and_then(|host| domain(&host, 1))
                 .map_err(|r| format!("host: {r}"))?,
         ),
+        // IPv6 hosts keep the url crate's text form, which differs from the ipv6 kind's
+        // for IPv4-mapped addresses only (`[::ffff:102:304]`, not `[::ffff:1.2.3.4]`):
+        // the url crate re-parses any host we set and always writes hex groups, so the
+        // ipv6 kind's form cannot survive serialisation.
         Some(_) => None,
     };
     if let Some(host) = host {
