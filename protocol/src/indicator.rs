@@ -36,7 +36,8 @@ pub const MAX_STIX_PATTERN_BYTES: usize = 8 * 1024;
 pub enum Kind {
     /// An IPv4 address, dotted quad.
     Ipv4,
-    /// An IPv6 address, RFC 5952 text form.
+    /// An IPv6 address, RFC 5952 text form. Parsing accepts one pair of surrounding
+    /// brackets (`[2001:db8::1]`), as reports copy addresses out of URLs.
     Ipv6,
     /// A network, v4 or v6, in CIDR notation with host bits cleared.
     Cidr,
@@ -174,6 +175,17 @@ impl Value {
         let all = |s: &str, allowed: fn(u8) -> bool| !s.is_empty() && s.bytes().all(allowed);
         let hex = |digits: usize| plain.len() == digits && all(&plain, |b| b.is_ascii_hexdigit());
         let candidates = [
+            // First, so that a bracketed address (`[2001:db8::1]`, accepted as ipv6) that
+            // fails is explained as an address rather than as a STIX pattern. No other
+            // kind's outline admits only hex digits, ':' and '.'.
+            (Kind::Ipv6, {
+                let plain = normalise::unbracket(&plain);
+                // An IPv6 address may end in dotted IPv4, never start with it.
+                plain
+                    .find(':')
+                    .is_some_and(|colon| plain.find('.').is_none_or(|dot| colon < dot))
+                    && all(plain, |b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            }),
             (Kind::StixPattern, text.starts_with(['[', '('])),
             (Kind::Url, has_scheme(&plain)),
             (Kind::Email, plain.contains('@')),
@@ -187,14 +199,6 @@ impl Value {
             (
                 Kind::Ipv4,
                 plain.contains('.') && all(&plain, |b| b.is_ascii_digit() || b == b'.'),
-            ),
-            (
-                Kind::Ipv6,
-                // An IPv6 address may end in dotted IPv4, never start with it.
-                plain
-                    .find(':')
-                    .is_some_and(|colon| plain.find('.').is_none_or(|dot| colon < dot))
-                    && all(&plain, |b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
             ),
             (Kind::Md5, hex(32)),
             (Kind::Sha1, hex(40)),
@@ -268,7 +272,7 @@ impl Value {
 fn normal_form(kind: Kind, text: &str, recheck: bool) -> Result<String, String> {
     use normalise::{
         asn, cidr, cve, domain, email, hex_digest, ipv4, ipv6, is_prepared, is_prepared_url,
-        prepare, prepare_url, spoken_dots, stix_pattern, url,
+        prepare, prepare_url, spoken_dots, stix_pattern, unbracket, url,
     };
     if text.is_empty() {
         return Err("empty".into());
@@ -284,7 +288,7 @@ fn normal_form(kind: Kind, text: &str, recheck: bool) -> Result<String, String> 
     match kind {
         Kind::StixPattern => stix_pattern(text),
         Kind::Ipv4 => Ok(ipv4(&prepared(text)?)?.to_string()),
-        Kind::Ipv6 => Ok(ipv6(&prepared(text)?)?.to_string()),
+        Kind::Ipv6 => Ok(ipv6(unbracket(&prepared(text)?))?.to_string()),
         Kind::Cidr => cidr(&prepared(text)?),
         Kind::Domain => domain(&spoken_dots(&prepared(text)?), 2),
         Kind::Email => email(&prepared(text)?),
@@ -468,8 +472,29 @@ mod tests {
     }
 
     #[test]
+    fn bracketed_ipv6_loses_its_brackets() {
+        // Reports copy IPv6 addresses out of URLs and logs, brackets and all.
+        assert_eq!(normal(Kind::Ipv6, "[2001:DB8::1]"), "2001:db8::1");
+        assert_eq!(normal(Kind::Ipv6, "[2001:db8[:]:1]"), "2001:db8::1");
+        assert_eq!(
+            detected("[2001:DB8::1]"),
+            (Kind::Ipv6, "2001:db8::1".into())
+        );
+        let invalid = Value::detect("[1::2::3]").expect_err("two '::'");
+        assert!(
+            invalid
+                .reason
+                .contains("as ipv6: '::' may appear only once"),
+            "{invalid}"
+        );
+        assert_idempotent(Kind::Ipv6, "[::1]");
+    }
+
+    #[test]
     fn malformed_ipv6_says_why() {
-        refused(Kind::Ipv6, "[2001:db8::1]", "brackets are not part");
+        refused(Kind::Ipv6, "[[2001:db8::1]]", "brackets are not part");
+        refused(Kind::Ipv6, "[2001:db8::1", "brackets are not part");
+        refused(Kind::Ipv6, "2001:db8::1]", "brackets are not part");
         refused(Kind::Ipv6, "fe80::1%eth0", "zone index");
         refused(Kind::Ipv6, "1.2.3.4", "no ':'");
         refused(Kind::Ipv6, "2001:db8::g", "character 'g'");
@@ -574,6 +599,12 @@ mod tests {
         refused(Kind::Domain, &long_name, "domain longer than 253 bytes");
         refused(Kind::Domain, "example", "at least two labels");
         refused(Kind::Domain, "1.2.3.4", "last label is all digits");
+        // URL parsers read a hex last label as (part of) an IPv4 address.
+        for input in ["0x7f.0x1", "example.0x1", "example.0XCAFE", "example.0x"] {
+            refused(Kind::Domain, input, "last label is a hexadecimal number");
+        }
+        assert_eq!(normal(Kind::Domain, "example.0xg"), "example.0xg");
+        assert_eq!(normal(Kind::Domain, "0x1.example"), "0x1.example");
         refused(
             Kind::Domain,
             "-evil.example",
@@ -769,6 +800,12 @@ mod tests {
         );
         refused(Kind::Url, "file:///etc/passwd", "not accepted");
         refused(Kind::Url, "http://", "not a valid URL");
+        refused(Kind::Url, "http://example.0x1/", "not a valid URL");
+        refused(
+            Kind::Url,
+            "sftp://example.0x1/",
+            "host: last label is a hexadecimal number",
+        );
         refused(Kind::Url, "sftp:/no/host", "URL has no host");
         refused(Kind::Url, "http://evil.example/a b", "whitespace");
         refused(
@@ -950,6 +987,29 @@ mod tests {
         let grouped = "([a:b = 'x'] OR [c:d MATCHES '^\\\\']) START t'2024-01-01T00:00:00Z' STOP t'2024-02-01T00:00:00Z'";
         assert_eq!(normal(Kind::StixPattern, grouped), grouped);
         assert_eq!(normal(Kind::StixPattern, "[x:y EXISTS]"), "[x:y EXISTS]");
+        for pattern in [
+            "[EXISTS windows-registry-key:values]",
+            "[file:extensions.'windows-pebinary-ext'.sections[*].entropy > 7.0]",
+            "[(a:b = 'x' OR c:d != 'y') AND e:f <= 3]",
+            "[x-custom-type:x_prop IN ('a', 'b')]",
+        ] {
+            assert_eq!(normal(Kind::StixPattern, pattern), pattern);
+        }
+    }
+
+    #[test]
+    fn stix_comparison_needs_an_object_path() {
+        for pattern in [
+            "[=]",
+            "[= 'x']",
+            "['x' = 'y']",
+            "[a:b = 'x'] AND [=]",
+            "[LIKE]",
+            "[EXISTS]",
+            "[value_IN]",
+        ] {
+            refused(Kind::StixPattern, pattern, "no comparison");
+        }
     }
 
     #[test]

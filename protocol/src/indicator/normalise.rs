@@ -287,6 +287,15 @@ pub(super) fn ipv4(text: &str) -> Result<Ipv4Addr, String> {
         .map_err(|_| "not a valid IPv4 address".to_owned())
 }
 
+/// Strips one pair of surrounding brackets, as in `[2001:db8::1]`: reports copy IPv6
+/// addresses out of URLs and logs with them. Only for the ipv6 kind; CIDR and e-mail
+/// keep refusing them.
+pub(super) fn unbracket(text: &str) -> &str {
+    text.strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(text)
+}
+
 pub(super) fn ipv6(text: &str) -> Result<Ipv6Addr, String> {
     if text.starts_with('[') || text.ends_with(']') {
         return Err("brackets are not part of an IPv6 address".into());
@@ -397,6 +406,16 @@ pub(super) fn domain(text: &str, min_labels: usize) -> Result<String, String> {
         .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err("last label is all digits (an IP address is not a domain)".into());
+    }
+    // URL parsers (WHATWG) read a name ending in `0x...` as an IPv4 address: `0x7f.0x1`
+    // is 127.0.0.1, and `example.0x1` fails to parse as a URL host at all.
+    if labels.last().is_some_and(|last| {
+        last.strip_prefix("0x")
+            .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    }) {
+        return Err(
+            "last label is a hexadecimal number (URL parsers read it as an IPv4 address)".into(),
+        );
     }
     Ok(name.to_owned())
 }
@@ -632,8 +651,9 @@ const STIX_OPERATORS: [&str; 6] = ["LIKE", "MATCHES", "IN", "ISSUBSET", "ISSUPER
 
 /// A STIX pattern is kept verbatim; this checks only its outline: it opens with `[` (or
 /// `(` for a grouped observation expression, which STIX 2.1 allows), brackets and
-/// parentheses balance outside quoted strings, and some bracket holds a comparison.
-/// Qualifiers after the last bracket (`WITHIN 600 SECONDS`) are not checked.
+/// parentheses balance outside quoted strings, and every `[...]` holds a comparison
+/// with an object path (`type:property`) left of its operator, or `EXISTS` and an
+/// object path. Qualifiers after the last bracket (`WITHIN 600 SECONDS`) are not checked.
 pub(super) fn stix_pattern(text: &str) -> Result<String, String> {
     if text.len() > super::MAX_STIX_PATTERN_BYTES {
         return Err(format!(
@@ -650,12 +670,20 @@ pub(super) fn stix_pattern(text: &str) -> Result<String, String> {
     {
         return Err("contains a control character".into());
     }
+    // Characters of object types, property names and keywords.
+    let ident = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-');
     let mut open: Vec<char> = Vec::new();
     let mut square = 0usize;
     let mut quoted = false;
     let mut escaped = false;
+    // Within the current outermost `[...]`: an object path seen so far, a comparison
+    // operator after one, an EXISTS.
+    let mut path = false;
+    let mut compared = false;
+    let mut exists = false;
     let mut comparison = false;
     let mut word = String::new();
+    let mut prev = None;
     for (at, c) in text.char_indices() {
         if quoted {
             match (escaped, c) {
@@ -664,20 +692,35 @@ pub(super) fn stix_pattern(text: &str) -> Result<String, String> {
                 (false, '\'') => quoted = false,
                 _ => {}
             }
+            prev = Some(c);
             continue;
         }
-        let in_brackets = square > 0;
-        if c.is_ascii_alphabetic() {
+        if ident(c) {
             word.push(c);
+            prev = Some(c);
             continue;
         }
-        comparison |= in_brackets && STIX_OPERATORS.contains(&word.as_str());
+        if square > 0 {
+            exists |= word == "EXISTS";
+            compared |=
+                path && (STIX_OPERATORS.contains(&word.as_str()) || matches!(c, '=' | '<' | '>'));
+            // `type:property`, the property starting with a letter or '_'.
+            path |= c == ':'
+                && prev.is_some_and(ident)
+                && text.get(at + 1..).is_some_and(|rest| {
+                    rest.starts_with(|n: char| n.is_ascii_alphabetic() || n == '_')
+                });
+        }
         word.clear();
-        comparison |= in_brackets && matches!(c, '=' | '<' | '>');
         match c {
             '\'' => quoted = true,
             '[' | '(' => {
-                square += usize::from(c == '[');
+                if c == '[' {
+                    if square == 0 {
+                        (path, compared, exists) = (false, false, false);
+                    }
+                    square += 1;
+                }
                 open.push(c);
             }
             ']' | ')' => {
@@ -685,10 +728,22 @@ pub(super) fn stix_pattern(text: &str) -> Result<String, String> {
                 if open.pop() != Some(opener) {
                     return Err(format!("unbalanced {c:?} at byte {at}"));
                 }
-                square = square.saturating_sub(usize::from(c == ']'));
+                if c == ']' {
+                    square = square.saturating_sub(1);
+                    if square == 0 {
+                        if !(compared || (exists && path)) {
+                            return Err(format!(
+                                "no comparison with an object path (type:property) on its \
+                                 left in the '[...]' ending at byte {at}"
+                            ));
+                        }
+                        comparison = true;
+                    }
+                }
             }
             _ => {}
         }
+        prev = Some(c);
     }
     if quoted {
         return Err("unterminated quoted string".into());
