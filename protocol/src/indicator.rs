@@ -1246,10 +1246,41 @@ mod tests {
         ))
     }
 
+    /// Valid by construction: dot-separated atoms (no leading, trailing or doubled dot),
+    /// no `{` (it would start a `{.}` or `{at}` marker).
     fn email_input() -> impl Strategy<Value = String> {
+        const ATOM: &str = "[a-zA-Z0-9!#$%&'*+/=?^_`|}~-]{1,10}";
         regex(&format!(
-            "[a-zA-Z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,20}}(@|\\[@\\]|\\(at\\)){DOMAIN}"
+            "{ATOM}(\\.{ATOM}){{0,2}}(@|\\[@\\]|\\(at\\)){DOMAIN}"
         ))
+    }
+
+    /// Networks with their host bits cleared, so every input is valid.
+    fn cidr_input() -> impl Strategy<Value = String> {
+        let v4 = (
+            any::<u32>(),
+            0..=32u32,
+            prop::sample::select(vec![".", "[.]", "(dot)"]),
+        )
+            .prop_map(|(addr, len, dot)| {
+                let network = addr & u32::MAX.checked_shl(32 - len).unwrap_or(0);
+                let octets = std::net::Ipv4Addr::from(network).octets();
+                format!("{}/{len}", octets.map(|o| o.to_string()).join(dot))
+            });
+        let v6 = (any::<u128>(), 0..=128u32, any::<bool>(), any::<bool>()).prop_map(
+            |(addr, len, compressed, upper)| {
+                let network = addr & u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                let network = std::net::Ipv6Addr::from(network);
+                let text = if compressed {
+                    network.to_string()
+                } else {
+                    network.segments().map(|g| format!("{g:x}")).join(":")
+                };
+                let text = if upper { text.to_uppercase() } else { text };
+                format!("{text}/{len}")
+            },
+        );
+        prop_oneof![v4, v6]
     }
 
     proptest! {
@@ -1266,13 +1297,36 @@ mod tests {
         }
 
         #[test]
-        fn cidr_normal_form_is_idempotent(v4 in ipv4_input(), v6 in ipv6_input(), len in 0..=130u8) {
-            assert_idempotent(Kind::Cidr, &format!("{v4}/{len}"));
-            assert_idempotent(Kind::Cidr, &format!("{v6}/{len}"));
+        fn cidr_normal_form_is_idempotent(input in cidr_input()) {
+            let value = Value::parse(Kind::Cidr, &input);
+            prop_assert!(value.is_ok(), "{input:?}: {value:?}");
+            assert_idempotent(Kind::Cidr, &input);
+        }
+
+        #[test]
+        fn cidr_with_host_bits_suggests_a_normal_network(
+            v4 in ipv4_input(), v6 in ipv6_input(), len in 0..=128u8,
+        ) {
+            for input in [format!("{v4}/{}", len.min(32)), format!("{v6}/{len}")] {
+                assert_idempotent(Kind::Cidr, &input);
+                if let Err(invalid) = Value::parse(Kind::Cidr, &input)
+                    && let Some(suggestion) = invalid
+                        .reason
+                        .strip_prefix("host bits set; did you mean ")
+                        .and_then(|rest| rest.strip_suffix('?'))
+                {
+                    prop_assert!(
+                        Value::from_normalised(Kind::Cidr, suggestion.to_owned()).is_ok(),
+                        "{input:?} suggests {suggestion:?}"
+                    );
+                }
+            }
         }
 
         #[test]
         fn domain_normal_form_is_idempotent(input in DOMAIN) {
+            let value = Value::parse(Kind::Domain, &input);
+            prop_assert!(value.is_ok(), "{input:?}: {value:?}");
             assert_idempotent(Kind::Domain, &input);
         }
 
@@ -1291,6 +1345,8 @@ mod tests {
 
         #[test]
         fn email_normal_form_is_idempotent(input in email_input()) {
+            let value = Value::parse(Kind::Email, &input);
+            prop_assert!(value.is_ok(), "{input:?}: {value:?}");
             assert_idempotent(Kind::Email, &input);
         }
 
