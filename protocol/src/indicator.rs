@@ -1385,6 +1385,20 @@ mod tests {
         }
 
         #[test]
+        fn prepared_texts_are_left_alone(
+            input in "\\PC{0,30}|(hxxp|http|sftp)?(:|://|\\[://\\])?[\\[\\](){}.:/@?#\\\\ a-z0-9%-]{0,30}"
+        ) {
+            // The receive path skips preparing when these say yes; they must never say yes
+            // to text that preparing would change or refuse.
+            if normalise::is_prepared(&input) {
+                prop_assert_eq!(normalise::prepare(&input), Ok(input.clone()));
+            }
+            if normalise::is_prepared_url(&input) {
+                prop_assert_eq!(normalise::prepare_url(&input), Ok(input.clone()));
+            }
+        }
+
+        #[test]
         fn parse_and_detect_never_panic(input in any::<String>()) {
             for kind in Kind::ALL {
                 let _ = Value::parse(kind, &input);
