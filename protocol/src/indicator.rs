@@ -36,7 +36,8 @@ pub const MAX_STIX_PATTERN_BYTES: usize = 8 * 1024;
 pub enum Kind {
     /// An IPv4 address, dotted quad.
     Ipv4,
-    /// An IPv6 address, RFC 5952 text form.
+    /// An IPv6 address, RFC 5952 text form. Parsing accepts one pair of surrounding
+    /// brackets (`[2001:db8::1]`), as reports copy addresses out of URLs.
     Ipv6,
     /// A network, v4 or v6, in CIDR notation with host bits cleared.
     Cidr,
@@ -174,6 +175,17 @@ impl Value {
         let all = |s: &str, allowed: fn(u8) -> bool| !s.is_empty() && s.bytes().all(allowed);
         let hex = |digits: usize| plain.len() == digits && all(&plain, |b| b.is_ascii_hexdigit());
         let candidates = [
+            // First, so that a bracketed address (`[2001:db8::1]`, accepted as ipv6) that
+            // fails is explained as an address rather than as a STIX pattern. No other
+            // kind's outline admits only hex digits, ':' and '.'.
+            (Kind::Ipv6, {
+                let plain = normalise::unbracket(&plain);
+                // An IPv6 address may end in dotted IPv4, never start with it.
+                plain
+                    .find(':')
+                    .is_some_and(|colon| plain.find('.').is_none_or(|dot| colon < dot))
+                    && all(plain, |b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            }),
             (Kind::StixPattern, text.starts_with(['[', '('])),
             (Kind::Url, has_scheme(&plain)),
             (Kind::Email, plain.contains('@')),
@@ -187,14 +199,6 @@ impl Value {
             (
                 Kind::Ipv4,
                 plain.contains('.') && all(&plain, |b| b.is_ascii_digit() || b == b'.'),
-            ),
-            (
-                Kind::Ipv6,
-                // An IPv6 address may end in dotted IPv4, never start with it.
-                plain
-                    .find(':')
-                    .is_some_and(|colon| plain.find('.').is_none_or(|dot| colon < dot))
-                    && all(&plain, |b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
             ),
             (Kind::Md5, hex(32)),
             (Kind::Sha1, hex(40)),
@@ -267,8 +271,8 @@ impl Value {
 /// form, so receiving stays cheap, and gives the same answer for every normal form.
 fn normal_form(kind: Kind, text: &str, recheck: bool) -> Result<String, String> {
     use normalise::{
-        asn, cidr, cve, domain, email, hex_digest, ipv4, ipv6, is_prepared, prepare, spoken_dots,
-        stix_pattern, url,
+        asn, cidr, cve, domain, email, hex_digest, ipv4, ipv6, is_prepared, is_prepared_url,
+        prepare, prepare_url, spoken_dots, stix_pattern, unbracket, url,
     };
     if text.is_empty() {
         return Err("empty".into());
@@ -284,7 +288,7 @@ fn normal_form(kind: Kind, text: &str, recheck: bool) -> Result<String, String> 
     match kind {
         Kind::StixPattern => stix_pattern(text),
         Kind::Ipv4 => Ok(ipv4(&prepared(text)?)?.to_string()),
-        Kind::Ipv6 => Ok(ipv6(&prepared(text)?)?.to_string()),
+        Kind::Ipv6 => Ok(ipv6(unbracket(&prepared(text)?))?.to_string()),
         Kind::Cidr => cidr(&prepared(text)?),
         Kind::Domain => domain(&spoken_dots(&prepared(text)?), 2),
         Kind::Email => email(&prepared(text)?),
@@ -295,16 +299,20 @@ fn normal_form(kind: Kind, text: &str, recheck: bool) -> Result<String, String> 
         Kind::Asn => asn(&prepared(text)?),
         Kind::Cve => cve(&prepared(text)?),
         Kind::Url => {
-            let once = url(&prepared(text)?)?;
+            let once = if recheck && is_prepared_url(text) {
+                url(text)?
+            } else {
+                url(&prepare_url(text)?)?
+            };
             // On recheck the caller compares `once` with `text`; if they are equal, `text`
             // is a fixed point and the stability check below would repeat this very parse.
             if recheck {
                 return Ok(once);
             }
-            // The url crate's output is not a fixed point for every input: removing dot
-            // segments can even assemble a defang marker. Refuse rather than store a value
-            // that would change on re-parse.
-            if prepare(&once).and_then(|again| url(&again)).as_ref() != Ok(&once) {
+            // The url crate does not promise that its output re-parses to itself, and the
+            // refanging of scheme and host runs again on it. Refuse rather than store a
+            // value that would change on re-parse.
+            if prepare_url(&once).and_then(|again| url(&again)).as_ref() != Ok(&once) {
                 return Err("URL has no stable normal form".into());
             }
             Ok(once)
@@ -464,8 +472,29 @@ mod tests {
     }
 
     #[test]
+    fn bracketed_ipv6_loses_its_brackets() {
+        // Reports copy IPv6 addresses out of URLs and logs, brackets and all.
+        assert_eq!(normal(Kind::Ipv6, "[2001:DB8::1]"), "2001:db8::1");
+        assert_eq!(normal(Kind::Ipv6, "[2001:db8[:]:1]"), "2001:db8::1");
+        assert_eq!(
+            detected("[2001:DB8::1]"),
+            (Kind::Ipv6, "2001:db8::1".into())
+        );
+        let invalid = Value::detect("[1::2::3]").expect_err("two '::'");
+        assert!(
+            invalid
+                .reason
+                .contains("as ipv6: '::' may appear only once"),
+            "{invalid}"
+        );
+        assert_idempotent(Kind::Ipv6, "[::1]");
+    }
+
+    #[test]
     fn malformed_ipv6_says_why() {
-        refused(Kind::Ipv6, "[2001:db8::1]", "brackets are not part");
+        refused(Kind::Ipv6, "[[2001:db8::1]]", "brackets are not part");
+        refused(Kind::Ipv6, "[2001:db8::1", "brackets are not part");
+        refused(Kind::Ipv6, "2001:db8::1]", "brackets are not part");
         refused(Kind::Ipv6, "fe80::1%eth0", "zone index");
         refused(Kind::Ipv6, "1.2.3.4", "no ':'");
         refused(Kind::Ipv6, "2001:db8::g", "character 'g'");
@@ -570,6 +599,12 @@ mod tests {
         refused(Kind::Domain, &long_name, "domain longer than 253 bytes");
         refused(Kind::Domain, "example", "at least two labels");
         refused(Kind::Domain, "1.2.3.4", "last label is all digits");
+        // URL parsers read a hex last label as (part of) an IPv4 address.
+        for input in ["0x7f.0x1", "example.0x1", "example.0XCAFE", "example.0x"] {
+            refused(Kind::Domain, input, "last label is a hexadecimal number");
+        }
+        assert_eq!(normal(Kind::Domain, "example.0xg"), "example.0xg");
+        assert_eq!(normal(Kind::Domain, "0x1.example"), "0x1.example");
         refused(
             Kind::Domain,
             "-evil.example",
@@ -636,6 +671,32 @@ mod tests {
     }
 
     #[test]
+    fn url_ipv6_host_keeps_the_url_crate_text_form() {
+        // The url crate writes every IPv6 host as hex groups, IPv4-mapped ones included,
+        // and re-parses whatever we set, so the ipv6 kind's `::ffff:1.2.3.4` cannot be
+        // kept. Only IPv4-mapped addresses differ; other forms agree (RFC 5952).
+        assert_eq!(
+            normal(Kind::Url, "http://[::FFFF:1.2.3.4]/"),
+            "http://[::ffff:102:304]/"
+        );
+        assert_eq!(normal(Kind::Ipv6, "::FFFF:1.2.3.4"), "::ffff:1.2.3.4");
+        for addr in [
+            "2001:DB8:0:0:1:0:0:1",
+            "::1",
+            "::",
+            "1::",
+            "::102:304",
+            "fe80::1:0:0",
+        ] {
+            assert_eq!(
+                normal(Kind::Url, &format!("http://[{addr}]/")),
+                format!("http://[{}]/", normal(Kind::Ipv6, addr)),
+                "{addr}"
+            );
+        }
+    }
+
+    #[test]
     fn defanged_url_is_refanged() {
         assert_eq!(
             normal(Kind::Url, "hxxp://evil[.]example"),
@@ -660,6 +721,76 @@ mod tests {
     }
 
     #[test]
+    fn url_path_query_fragment_and_userinfo_are_not_refanged() {
+        // Defang markers are refanged only in the scheme and host: elsewhere the same
+        // characters are data, and refanging them would report a different URL.
+        assert_eq!(
+            normal(
+                Kind::Url,
+                "hxxp://evil[.]example/api?filter[at]=1&sort[dot]=2"
+            ),
+            "http://evil.example/api?filter[at]=1&sort[dot]=2"
+        );
+        assert_eq!(
+            normal(Kind::Url, "http://evil.example/[dot]"),
+            "http://evil.example/[dot]"
+        );
+        assert_eq!(
+            normal(Kind::Url, "http://evil.example/gate.php?cmd=a\\.b"),
+            "http://evil.example/gate.php?cmd=a\\.b"
+        );
+        assert_eq!(
+            normal(Kind::Url, "http://evil.example/a(.)b#x{.}y"),
+            "http://evil.example/a(.)b#x{.}y"
+        );
+        assert_eq!(
+            normal(Kind::Url, "sftp://user:pa(at)ss@evil[.]example/"),
+            "sftp://user:pa(at)ss@evil.example/"
+        );
+        // Spaces padding a marker in the path are not swallowed either.
+        refused(Kind::Url, "http://evil.example/a [.] b", "whitespace");
+    }
+
+    #[test]
+    fn url_host_markers_are_refanged_only_in_the_host() {
+        assert_eq!(
+            normal(Kind::Url, "hxxps[://]evil[.]example[:]8443/x[.]y"),
+            "https://evil.example:8443/x[.]y"
+        );
+        assert_eq!(
+            normal(Kind::Url, "http://evil\\.example\\x"),
+            "http://evil.example/x"
+        );
+        // A host that happens to spell a defanged scheme stays as it is.
+        assert_eq!(normal(Kind::Url, "http://hxxp/"), "http://hxxp/");
+        refused(
+            Kind::Url,
+            "sftp://user:pa(at)ss[@]evil.example/",
+            "more than one '@'",
+        );
+    }
+
+    #[test]
+    fn url_normal_forms_with_marker_characters_recheck_like_parse() {
+        for input in [
+            "http://evil.example/api?filter[at]=1&sort[dot]=2",
+            "http://evil.example/[dot]",
+            "http://evil.example/gate.php?cmd=a\\.b",
+            "sftp://user:pa(at)ss@evil.example/",
+            "sftp://evil.example/a\\.b",
+            "http://evil.example/a{.}b",
+            "http://evil.example/a%7B.%7Db",
+            "http://[2001:db8::1]/[.]",
+        ] {
+            assert_idempotent(Kind::Url, input);
+            assert!(
+                Value::from_normalised(Kind::Url, normal(Kind::Url, input)).is_ok(),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
     fn malformed_url_says_why() {
         refused(Kind::Url, "evil.example/path", "not a valid URL");
         refused(
@@ -669,6 +800,12 @@ mod tests {
         );
         refused(Kind::Url, "file:///etc/passwd", "not accepted");
         refused(Kind::Url, "http://", "not a valid URL");
+        refused(Kind::Url, "http://example.0x1/", "not a valid URL");
+        refused(
+            Kind::Url,
+            "sftp://example.0x1/",
+            "host: last label is a hexadecimal number",
+        );
         refused(Kind::Url, "sftp:/no/host", "URL has no host");
         refused(Kind::Url, "http://evil.example/a b", "whitespace");
         refused(
@@ -700,7 +837,23 @@ mod tests {
             normal(Kind::Email, "user+tag@bücher.example"),
             "user+tag@xn--bcher-kva.example"
         );
-        assert_eq!(normal(Kind::Email, "ünï@example.org"), "ünï@example.org");
+    }
+
+    #[test]
+    fn email_local_part_is_ascii() {
+        // Invisible characters and composed/decomposed spellings would otherwise give one
+        // mailbox several normal forms.
+        refused(
+            Kind::Email,
+            "john\u{200b}doe@example.com",
+            "non-ASCII character '\\u{200b}' in the local part",
+        );
+        refused(Kind::Email, "ünï@example.org", "non-ASCII character 'ü'");
+        refused(Kind::Email, "u\u{308}@example.org", "non-ASCII character");
+        assert_eq!(
+            normal(Kind::Email, "user@Bücher.example"),
+            "user@xn--bcher-kva.example"
+        );
     }
 
     #[test]
@@ -834,6 +987,29 @@ mod tests {
         let grouped = "([a:b = 'x'] OR [c:d MATCHES '^\\\\']) START t'2024-01-01T00:00:00Z' STOP t'2024-02-01T00:00:00Z'";
         assert_eq!(normal(Kind::StixPattern, grouped), grouped);
         assert_eq!(normal(Kind::StixPattern, "[x:y EXISTS]"), "[x:y EXISTS]");
+        for pattern in [
+            "[EXISTS windows-registry-key:values]",
+            "[file:extensions.'windows-pebinary-ext'.sections[*].entropy > 7.0]",
+            "[(a:b = 'x' OR c:d != 'y') AND e:f <= 3]",
+            "[x-custom-type:x_prop IN ('a', 'b')]",
+        ] {
+            assert_eq!(normal(Kind::StixPattern, pattern), pattern);
+        }
+    }
+
+    #[test]
+    fn stix_comparison_needs_an_object_path() {
+        for pattern in [
+            "[=]",
+            "[= 'x']",
+            "['x' = 'y']",
+            "[a:b = 'x'] AND [=]",
+            "[LIKE]",
+            "[EXISTS]",
+            "[value_IN]",
+        ] {
+            refused(Kind::StixPattern, pattern, "no comparison");
+        }
     }
 
     #[test]
@@ -1045,8 +1221,9 @@ mod tests {
         })
     }
 
-    const DOMAIN: &str =
-        "([a-zA-Z0-9_äöüß-]{1,12}(\\.|\\[\\.\\]|\\[dot\\])){1,4}[a-zA-Zé]{1,6}\\.?";
+    /// Valid by construction: labels neither start nor end with a hyphen, and the last
+    /// one is letters (never a number).
+    const DOMAIN: &str = "([a-zA-Z0-9_äöüß]([a-zA-Z0-9_äöüß-]{0,10}[a-zA-Z0-9_äöüß])?(\\.|\\[\\.\\]|\\[dot\\])){1,4}[a-zA-Zé]{1,6}\\.?";
 
     fn regex(pattern: &str) -> impl Strategy<Value = String> + use<> {
         proptest::string::string_regex(pattern).expect("test regex")
@@ -1054,14 +1231,56 @@ mod tests {
 
     fn url_input() -> impl Strategy<Value = String> {
         regex(&format!(
-            "(hxxp|HTTP|https|ftp|sftp|ftps|ws|wss)(://|\\[://\\])([a-z]{{1,5}}(:[a-z]{{0,5}})?@)?{DOMAIN}(:[0-9]{{1,5}})?(/[a-zA-Z0-9._~%!$&'()*+,;=:@\\[\\]/-]{{0,20}})?(\\?[a-zA-Z0-9=&%./]{{0,10}})?(#[a-zA-Z0-9./]{{0,10}})?"
+            "(hxxp|HTTP|https|ftp|sftp|ftps|ws|wss)(://|\\[://\\])([a-z]{{1,5}}(:[a-z()]{{0,5}})?@|[a-z]{{1,5}}\\[@\\])?{DOMAIN}(:[0-9]{{1,4}})?(/[a-zA-Z0-9._~%!$&'()*+,;=:@\\[\\]{{}}\\\\/-]{{0,20}})?(\\?[a-zA-Z0-9=&%./\\[\\](){{}}\\\\@]{{0,10}})?(#[a-zA-Z0-9./\\[\\](){{}}\\\\@]{{0,10}})?"
         ))
     }
 
-    fn email_input() -> impl Strategy<Value = String> {
+    /// URLs whose path, query and fragment hold defang markers, which are data there.
+    fn url_with_marker_data() -> impl Strategy<Value = String> {
+        const DATA: &str = "([a-z]{0,3}|\\[\\.\\]|\\[dot\\]|\\(at\\)|\\[@\\]|\\{\\.\\}|\\\\\\.|\\\\|\\[://\\]|\\[:\\])";
+        // No '/' or '\\' in the userinfo: they would end the authority.
+        const USERINFO: &str =
+            "([a-z]{0,3}|\\[\\.\\]|\\[dot\\]|\\(at\\)|\\[@\\]|\\{\\.\\}|\\[:\\])";
         regex(&format!(
-            "[a-zA-Z0-9.!#$%&'*+/=?^_`{{|}}~-]{{1,20}}(@|\\[@\\]|\\(at\\)){DOMAIN}"
+            "(http|sftp)://([a-z]{{1,3}}{USERINFO}{{0,2}}@)?[a-z]{{1,5}}\\.example(/{DATA}{{0,3}}){{0,3}}(\\?{DATA}{{0,3}}(=|&){DATA}{{0,3}})?(#{DATA}{{0,3}})?"
         ))
+    }
+
+    /// Valid by construction: dot-separated atoms (no leading, trailing or doubled dot),
+    /// no `{` (it would start a `{.}` or `{at}` marker).
+    fn email_input() -> impl Strategy<Value = String> {
+        const ATOM: &str = "[a-zA-Z0-9!#$%&'*+/=?^_`|}~-]{1,10}";
+        regex(&format!(
+            "{ATOM}(\\.{ATOM}){{0,2}}(@|\\[@\\]|\\(at\\)){DOMAIN}"
+        ))
+    }
+
+    /// Networks with their host bits cleared, so every input is valid.
+    fn cidr_input() -> impl Strategy<Value = String> {
+        let v4 = (
+            any::<u32>(),
+            0..=32u32,
+            prop::sample::select(vec![".", "[.]", "(dot)"]),
+        )
+            .prop_map(|(addr, len, dot)| {
+                let network = addr & u32::MAX.checked_shl(32 - len).unwrap_or(0);
+                let octets = std::net::Ipv4Addr::from(network).octets();
+                format!("{}/{len}", octets.map(|o| o.to_string()).join(dot))
+            });
+        let v6 = (any::<u128>(), 0..=128u32, any::<bool>(), any::<bool>()).prop_map(
+            |(addr, len, compressed, upper)| {
+                let network = addr & u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                let network = std::net::Ipv6Addr::from(network);
+                let text = if compressed {
+                    network.to_string()
+                } else {
+                    network.segments().map(|g| format!("{g:x}")).join(":")
+                };
+                let text = if upper { text.to_uppercase() } else { text };
+                format!("{text}/{len}")
+            },
+        );
+        prop_oneof![v4, v6]
     }
 
     proptest! {
@@ -1078,23 +1297,56 @@ mod tests {
         }
 
         #[test]
-        fn cidr_normal_form_is_idempotent(v4 in ipv4_input(), v6 in ipv6_input(), len in 0..=130u8) {
-            assert_idempotent(Kind::Cidr, &format!("{v4}/{len}"));
-            assert_idempotent(Kind::Cidr, &format!("{v6}/{len}"));
+        fn cidr_normal_form_is_idempotent(input in cidr_input()) {
+            let value = Value::parse(Kind::Cidr, &input);
+            prop_assert!(value.is_ok(), "{input:?}: {value:?}");
+            assert_idempotent(Kind::Cidr, &input);
+        }
+
+        #[test]
+        fn cidr_with_host_bits_suggests_a_normal_network(
+            v4 in ipv4_input(), v6 in ipv6_input(), len in 0..=128u8,
+        ) {
+            for input in [format!("{v4}/{}", len.min(32)), format!("{v6}/{len}")] {
+                assert_idempotent(Kind::Cidr, &input);
+                if let Err(invalid) = Value::parse(Kind::Cidr, &input)
+                    && let Some(suggestion) = invalid
+                        .reason
+                        .strip_prefix("host bits set; did you mean ")
+                        .and_then(|rest| rest.strip_suffix('?'))
+                {
+                    prop_assert!(
+                        Value::from_normalised(Kind::Cidr, suggestion.to_owned()).is_ok(),
+                        "{input:?} suggests {suggestion:?}"
+                    );
+                }
+            }
         }
 
         #[test]
         fn domain_normal_form_is_idempotent(input in DOMAIN) {
+            let value = Value::parse(Kind::Domain, &input);
+            prop_assert!(value.is_ok(), "{input:?}: {value:?}");
             assert_idempotent(Kind::Domain, &input);
         }
 
         #[test]
         fn url_normal_form_is_idempotent(input in url_input()) {
+            prop_assert!(Value::parse(Kind::Url, &input).is_ok(), "{input:?}");
+            assert_idempotent(Kind::Url, &input);
+        }
+
+        #[test]
+        fn url_marker_data_is_kept_and_idempotent(input in url_with_marker_data()) {
+            let value = Value::parse(Kind::Url, &input);
+            prop_assert!(value.is_ok(), "{input:?}: {value:?}");
             assert_idempotent(Kind::Url, &input);
         }
 
         #[test]
         fn email_normal_form_is_idempotent(input in email_input()) {
+            let value = Value::parse(Kind::Email, &input);
+            prop_assert!(value.is_ok(), "{input:?}: {value:?}");
             assert_idempotent(Kind::Email, &input);
         }
 
@@ -1129,6 +1381,20 @@ mod tests {
             }
             if let Ok(value) = Value::detect(&input) {
                 assert_eq!(Value::parse(value.kind(), value.as_str()), Ok(value));
+            }
+        }
+
+        #[test]
+        fn prepared_texts_are_left_alone(
+            input in "\\PC{0,30}|(hxxp|http|sftp)?(:|://|\\[://\\])?[\\[\\](){}.:/@?#\\\\ a-z0-9%-]{0,30}"
+        ) {
+            // The receive path skips preparing when these say yes; they must never say yes
+            // to text that preparing would change or refuse.
+            if normalise::is_prepared(&input) {
+                prop_assert_eq!(normalise::prepare(&input), Ok(input.clone()));
+            }
+            if normalise::is_prepared_url(&input) {
+                prop_assert_eq!(normalise::prepare_url(&input), Ok(input.clone()));
             }
         }
 

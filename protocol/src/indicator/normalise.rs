@@ -64,14 +64,9 @@ const URL_SCHEMES: [(&str, Option<u16>); 7] = [
     ("sftp", Some(22)),
 ];
 
-/// Trims, bounds and refangs input for every kind but STIX patterns.
+/// Trims, bounds and refangs input for every kind but STIX patterns and URLs.
 pub(super) fn prepare(text: &str) -> Result<String, String> {
-    if text.len() > MAX_INPUT_BYTES {
-        return Err(format!("input longer than {MAX_INPUT_BYTES} bytes"));
-    }
-    if text.chars().any(char::is_control) {
-        return Err("contains a control character".into());
-    }
+    check_input(text)?;
     let refanged = refang(text);
     // One pass must reach the plain form, or the normal form would change on re-parse.
     if refang(&refanged) != refanged {
@@ -80,10 +75,128 @@ pub(super) fn prepare(text: &str) -> Result<String, String> {
     Ok(refanged.trim().to_owned())
 }
 
+fn check_input(text: &str) -> Result<(), String> {
+    if text.len() > MAX_INPUT_BYTES {
+        return Err(format!("input longer than {MAX_INPUT_BYTES} bytes"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err("contains a control character".into());
+    }
+    Ok(())
+}
+
+/// [`prepare`] for URLs: refangs only the scheme and the host. In the path, query and
+/// fragment, and in the userinfo, `[.]`, `(at)` or `\.` are data (`?filter[at]=1`), and
+/// refanging them would report a different URL; the url crate percent-encodes or keeps
+/// them as they are.
+pub(super) fn prepare_url(text: &str) -> Result<String, String> {
+    check_input(text)?;
+    let (auth_start, auth_end) = url_authority(text);
+    let (Some(scheme), Some(authority), Some(tail)) = (
+        text.get(..auth_start),
+        text.get(auth_start..auth_end),
+        text.get(auth_end..),
+    ) else {
+        return Err("cannot find the URL's host part".into());
+    };
+    let scheme = refang_once(scheme, refang)?;
+    let authority = match rsplit_at_plain_at(authority) {
+        // What precedes the last plain '@' is the userinfo, kept verbatim; a marker after
+        // it would put a second '@' in the authority, which the url crate would move into
+        // the userinfo.
+        Some((userinfo, host)) => {
+            let host = refang_once(host, refang_markers)?;
+            if host.contains('@') {
+                return Err("more than one '@' in the host part".into());
+            }
+            format!("{userinfo}@{host}")
+        }
+        None => {
+            let authority = refang_once(authority, refang_markers)?;
+            // With only defanged '@'s there is no telling which one ends the userinfo.
+            if authority.matches('@').count() > 1 {
+                return Err("more than one '@' in the host part".into());
+            }
+            authority
+        }
+    };
+    Ok(format!("{scheme}{authority}{tail}").trim().to_owned())
+}
+
+/// Splits at the last '@' that is not the middle of an `[@]`, `(@)` or `{@}` marker.
+fn rsplit_at_plain_at(text: &str) -> Option<(&str, &str)> {
+    let bytes = text.as_bytes();
+    let at = bytes.iter().enumerate().rposition(|(i, &b)| {
+        let marker = matches!(
+            (
+                i.checked_sub(1).and_then(|j| bytes.get(j)),
+                bytes.get(i + 1)
+            ),
+            (Some(b'['), Some(b']')) | (Some(b'('), Some(b')')) | (Some(b'{'), Some(b'}'))
+        );
+        b == b'@' && !marker
+    })?;
+    // '@' is ASCII, so both sides are on character boundaries.
+    Some((text.get(..at)?, text.get(at + 1..)?))
+}
+
+/// `refang` once, refusing text that a second pass would change.
+fn refang_once(text: &str, refang: fn(&str) -> String) -> Result<String, String> {
+    let refanged = refang(text);
+    if refang(&refanged) != refanged {
+        return Err("nested defang markers".into());
+    }
+    Ok(refanged)
+}
+
+/// Byte offsets of a URL's authority, the part [`prepare_url`] refangs along with the
+/// scheme before it: after `//` (or `[://]`) if that is the first delimiter, else after
+/// the scheme's ':', up to the next `/`, `?`, `#` or `\` (the special schemes read `\`
+/// as `/`), except a `\.` marker. Delimiters and markers are ASCII, so the offsets are
+/// character boundaries.
+fn url_authority(text: &str) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let end_from = |from: usize| {
+        (from..bytes.len())
+            .find(|&i| match bytes.get(i) {
+                Some(b'/' | b'?' | b'#') => true,
+                Some(b'\\') => bytes.get(i + 1) != Some(&b'.'),
+                _ => false,
+            })
+            .unwrap_or(bytes.len())
+    };
+    let first = end_from(0);
+    let start = if bytes.get(first..first + 2) == Some(b"//") {
+        // `[://]`: its closing bracket belongs to the separator, not the host.
+        let closing = bytes.get(..first).is_some_and(|head| head.ends_with(b"[:"))
+            && bytes.get(first + 2) == Some(&b']');
+        first + 2 + usize::from(closing)
+    } else {
+        // No `//` (`http:evil.example`): the authority, if any, follows the first ':'.
+        text.get(..first)
+            .and_then(|head| head.find(':'))
+            .map_or(0, |colon| colon + 1)
+    };
+    (start, end_from(start))
+}
+
+/// Whether [`prepare_url`] would return `text` unchanged: the scheme and authority pass
+/// [`is_prepared`], and the rest has no whitespace or control character to trim or
+/// refuse. Like [`is_prepared`] it may say no to a prepared text (a `(` in the userinfo),
+/// never yes to one `prepare_url` would change.
+pub(super) fn is_prepared_url(text: &str) -> bool {
+    let (_, auth_end) = url_authority(text);
+    text.len() <= MAX_INPUT_BYTES
+        && text.split_at_checked(auth_end).is_some_and(|(head, tail)| {
+            is_prepared(head) && !tail.chars().any(|c| c.is_whitespace() || c.is_control())
+        })
+}
+
 /// Whether [`prepare`] would return `text` unchanged, decided without allocating: within
 /// the size bound, no character a defang marker starts with (`[`, `(`, `{`, `\\`), nothing
 /// to trim or refuse (no whitespace, no control character), and no defanged scheme.
-/// Values re-checked on receipt are normal forms, which pass this test.
+/// Values re-checked on receipt are normal forms, which nearly all pass this test; the
+/// few that do not (an e-mail local part with `{`) take the slow path, same answer.
 pub(super) fn is_prepared(text: &str) -> bool {
     text.len() <= MAX_INPUT_BYTES
         && if text.is_ascii() {
@@ -104,6 +217,17 @@ pub(super) fn is_prepared(text: &str) -> bool {
 
 /// Replaces defang markers and defanged schemes by what they stand for.
 pub(super) fn refang(text: &str) -> String {
+    let mut out = refang_markers(text);
+    if let Some((scheme, tail)) = out.split_once(':')
+        && let Some((_, plain)) = SCHEMES.iter().find(|(s, _)| s.eq_ignore_ascii_case(scheme))
+    {
+        out = format!("{plain}:{tail}");
+    }
+    out
+}
+
+/// Replaces defang markers by what they stand for.
+fn refang_markers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     'scan: while let Some(c) = rest.chars().next() {
@@ -131,11 +255,6 @@ pub(super) fn refang(text: &str) -> String {
         }
         out.push(c);
         rest = &rest[c.len_utf8()..];
-    }
-    if let Some((scheme, tail)) = out.split_once(':')
-        && let Some((_, plain)) = SCHEMES.iter().find(|(s, _)| s.eq_ignore_ascii_case(scheme))
-    {
-        out = format!("{plain}:{tail}");
     }
     out
 }
@@ -166,6 +285,15 @@ pub(super) fn ipv4(text: &str) -> Result<Ipv4Addr, String> {
     }
     text.parse()
         .map_err(|_| "not a valid IPv4 address".to_owned())
+}
+
+/// Strips one pair of surrounding brackets, as in `[2001:db8::1]`: reports copy IPv6
+/// addresses out of URLs and logs with them. Only for the ipv6 kind; CIDR and e-mail
+/// keep refusing them.
+pub(super) fn unbracket(text: &str) -> &str {
+    text.strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(text)
 }
 
 pub(super) fn ipv6(text: &str) -> Result<Ipv6Addr, String> {
@@ -279,6 +407,16 @@ pub(super) fn domain(text: &str, min_labels: usize) -> Result<String, String> {
     {
         return Err("last label is all digits (an IP address is not a domain)".into());
     }
+    // URL parsers (WHATWG) read a name ending in `0x...` as an IPv4 address: `0x7f.0x1`
+    // is 127.0.0.1, and `example.0x1` fails to parse as a URL host at all.
+    if labels.last().is_some_and(|last| {
+        last.strip_prefix("0x")
+            .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    }) {
+        return Err(
+            "last label is a hexadecimal number (URL parsers read it as an IPv4 address)".into(),
+        );
+    }
     Ok(name.to_owned())
 }
 
@@ -347,6 +485,10 @@ pub(super) fn url(text: &str) -> Result<String, String> {
                 .and_then(|host| domain(&host, 1))
                 .map_err(|r| format!("host: {r}"))?,
         ),
+        // IPv6 hosts keep the url crate's text form, which differs from the ipv6 kind's
+        // for IPv4-mapped addresses only (`[::ffff:102:304]`, not `[::ffff:1.2.3.4]`):
+        // the url crate re-parses any host we set and always writes hex groups, so the
+        // ipv6 kind's form cannot survive serialisation.
         Some(_) => None,
     };
     if let Some(host) = host {
@@ -388,7 +530,11 @@ fn percent_decode(text: &str) -> Result<String, String> {
 
 /// `local@domain`. The local part keeps its case (RFC 5321 leaves it to the receiving
 /// host); quoted local parts and address literals (`user@[192.0.2.1]`) are refused as
-/// too rare in reports to be worth a second normal form.
+/// too rare in reports to be worth a second normal form. So are non-ASCII local parts
+/// (RFC 6531): Unicode offers several spellings of one mailbox (composed and decomposed
+/// characters, invisible format characters such as U+200B) and mail systems agree on no
+/// normalisation, while such addresses are rare in reports. The domain part may be
+/// internationalised; it becomes punycode.
 pub(super) fn email(text: &str) -> Result<String, String> {
     if text.chars().any(char::is_whitespace) {
         return Err("contains whitespace".into());
@@ -411,9 +557,16 @@ pub(super) fn email(text: &str) -> Result<String, String> {
     if local.contains('"') {
         return Err("quoted local parts are not supported".into());
     }
-    if let Some(c) = local.chars().find(|&c| {
-        c.is_ascii() && !(c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c))
-    }) {
+    if let Some(c) = local.chars().find(|c| !c.is_ascii()) {
+        return Err(format!(
+            "non-ASCII character {c:?} in the local part (internationalised local parts \
+             are not supported)"
+        ));
+    }
+    if let Some(c) = local
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)))
+    {
         return Err(format!("character {c:?} not allowed in the local part"));
     }
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
@@ -498,8 +651,9 @@ const STIX_OPERATORS: [&str; 6] = ["LIKE", "MATCHES", "IN", "ISSUBSET", "ISSUPER
 
 /// A STIX pattern is kept verbatim; this checks only its outline: it opens with `[` (or
 /// `(` for a grouped observation expression, which STIX 2.1 allows), brackets and
-/// parentheses balance outside quoted strings, and some bracket holds a comparison.
-/// Qualifiers after the last bracket (`WITHIN 600 SECONDS`) are not checked.
+/// parentheses balance outside quoted strings, and every `[...]` holds a comparison
+/// with an object path (`type:property`) left of its operator, or `EXISTS` and an
+/// object path. Qualifiers after the last bracket (`WITHIN 600 SECONDS`) are not checked.
 pub(super) fn stix_pattern(text: &str) -> Result<String, String> {
     if text.len() > super::MAX_STIX_PATTERN_BYTES {
         return Err(format!(
@@ -516,12 +670,20 @@ pub(super) fn stix_pattern(text: &str) -> Result<String, String> {
     {
         return Err("contains a control character".into());
     }
+    // Characters of object types, property names and keywords.
+    let ident = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-');
     let mut open: Vec<char> = Vec::new();
     let mut square = 0usize;
     let mut quoted = false;
     let mut escaped = false;
+    // Within the current outermost `[...]`: an object path seen so far, a comparison
+    // operator after one, an EXISTS.
+    let mut path = false;
+    let mut compared = false;
+    let mut exists = false;
     let mut comparison = false;
     let mut word = String::new();
+    let mut prev = None;
     for (at, c) in text.char_indices() {
         if quoted {
             match (escaped, c) {
@@ -530,20 +692,35 @@ pub(super) fn stix_pattern(text: &str) -> Result<String, String> {
                 (false, '\'') => quoted = false,
                 _ => {}
             }
+            prev = Some(c);
             continue;
         }
-        let in_brackets = square > 0;
-        if c.is_ascii_alphabetic() {
+        if ident(c) {
             word.push(c);
+            prev = Some(c);
             continue;
         }
-        comparison |= in_brackets && STIX_OPERATORS.contains(&word.as_str());
+        if square > 0 {
+            exists |= word == "EXISTS";
+            compared |=
+                path && (STIX_OPERATORS.contains(&word.as_str()) || matches!(c, '=' | '<' | '>'));
+            // `type:property`, the property starting with a letter or '_'.
+            path |= c == ':'
+                && prev.is_some_and(ident)
+                && text.get(at + 1..).is_some_and(|rest| {
+                    rest.starts_with(|n: char| n.is_ascii_alphabetic() || n == '_')
+                });
+        }
         word.clear();
-        comparison |= in_brackets && matches!(c, '=' | '<' | '>');
         match c {
             '\'' => quoted = true,
             '[' | '(' => {
-                square += usize::from(c == '[');
+                if c == '[' {
+                    if square == 0 {
+                        (path, compared, exists) = (false, false, false);
+                    }
+                    square += 1;
+                }
                 open.push(c);
             }
             ']' | ')' => {
@@ -551,10 +728,22 @@ pub(super) fn stix_pattern(text: &str) -> Result<String, String> {
                 if open.pop() != Some(opener) {
                     return Err(format!("unbalanced {c:?} at byte {at}"));
                 }
-                square = square.saturating_sub(usize::from(c == ']'));
+                if c == ']' {
+                    square = square.saturating_sub(1);
+                    if square == 0 {
+                        if !(compared || (exists && path)) {
+                            return Err(format!(
+                                "no comparison with an object path (type:property) on its \
+                                 left in the '[...]' ending at byte {at}"
+                            ));
+                        }
+                        comparison = true;
+                    }
+                }
             }
             _ => {}
         }
+        prev = Some(c);
     }
     if quoted {
         return Err("unterminated quoted string".into());
