@@ -37,10 +37,12 @@ pub const MAX_RANGE_BYTES: usize = 4 * 1024 * 1024;
 /// Most memory one decode may claim for its containers and strings.
 ///
 /// bincode claims a container's in-memory size against this before allocating it. Items
-/// are larger in memory than on the wire, so this is above the byte limits: any
-/// well-formed entry of [`crate::bundle::MAX_ITEMS_PER_BUNDLE`] items and any message of
-/// [`MAX_MESSAGE_BYTES`] fits. bincode hands a container's claim back element by element
-/// as it decodes nested values, so one decode allocates at most about twice this.
+/// are larger in memory than on the wire, so this is above the byte limits: an entry of
+/// [`crate::bundle::MAX_ITEMS_PER_BUNDLE`] items fits, and so does a sync response of
+/// [`MAX_RANGE_BYTES`] of entries. A message that is small on the wire but claims more
+/// (millions of empty payloads, say) is refused. bincode hands a container's claim back
+/// element by element as it decodes nested values, so one decode allocates at most about
+/// twice this.
 pub const DECODE_LIMIT_BYTES: usize = 8 * 1024 * 1024;
 
 /// The one bincode configuration: little endian, varints, the decode memory limit.
@@ -157,6 +159,12 @@ impl Message {
             Message::Response(_) => "response",
         }
     }
+}
+
+/// The page size a responder uses for a `Range` request: what was asked, but never more
+/// than [`MAX_RANGE_BYTES`], so the response stays decodable by the asker.
+pub fn range_limit(requested: u32) -> usize {
+    usize::try_from(requested).map_or(MAX_RANGE_BYTES, |bytes| bytes.min(MAX_RANGE_BYTES))
 }
 
 /// Encodes a message.

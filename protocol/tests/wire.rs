@@ -221,3 +221,9 @@ fn json_form_of_a_bundle_round_trips() {
     let back: Bundle = serde_json::from_str(&json).unwrap();
     assert_eq!(back, bundle);
 }
+
+#[test]
+fn range_pages_are_clamped_to_what_the_asker_can_decode() {
+    assert_eq!(wire::range_limit(1024), 1024);
+    assert_eq!(wire::range_limit(u32::MAX), wire::MAX_RANGE_BYTES);
+}
