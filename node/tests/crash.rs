@@ -4,7 +4,9 @@
 //!
 //! The child is this same test binary, run with `--ignored --exact crash_child` and the
 //! store directory in an environment variable. It prints `ack <id>` only after `ingest`
-//! returned Ok, so every printed id was acknowledged as durable.
+//! returned Ok, so every printed id was acknowledged as durable. Besides the writers, a
+//! duplicator thread ingests each entry again while its writer is still storing it, so
+//! acknowledged duplicates are checked too.
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
@@ -32,18 +34,32 @@ fn crash_child() {
         panic!("run by acknowledged_entries_survive_kill_9 only");
     };
     let store = Store::open(&dir, &Options::default()).unwrap();
+    let (copies, to_duplicate) = std::sync::mpsc::sync_channel::<SignedEntry>(16);
+    let duplicator = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for entry in to_duplicate {
+                store
+                    .ingest(&entry, PublicKey([0; 32]), Timestamp(1))
+                    .unwrap();
+                println!("ack {}", entry.id());
+            }
+        })
+    };
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
             let store = store.clone();
-            std::thread::spawn(move || write_forever(&store, writer))
+            let copies = copies.clone();
+            std::thread::spawn(move || write_forever(&store, writer, &copies))
         })
         .collect();
     for writer in writers {
         writer.join().unwrap();
     }
+    duplicator.join().unwrap();
 }
 
-fn write_forever(store: &Store, writer: u8) {
+fn write_forever(store: &Store, writer: u8, copies: &std::sync::mpsc::SyncSender<SignedEntry>) {
     let key = SigningKey::from_bytes(&[writer + 1; 32]);
     let author = PublicKey::of(&key);
     let mut head = store
@@ -67,6 +83,10 @@ fn write_forever(store: &Store, writer: u8) {
         });
         let entry =
             SignedEntry::next(&key, FEDERATION, head.as_ref(), Timestamp(seq), body).unwrap();
+        // Writer 0's entries also go to the duplicator, which races this very ingest.
+        if writer == 0 {
+            copies.send(entry.clone()).unwrap();
+        }
         store
             .ingest(&entry, PublicKey([writer; 32]), Timestamp(seq))
             .unwrap();
@@ -89,20 +109,26 @@ impl XorShift {
 
 /// Runs the child until it has acknowledged `kill_after` entries, kills it with SIGKILL,
 /// and returns every id it acknowledged (including those printed between the last read and
-/// the kill).
+/// the kill). Fails if the child stopped by itself (a panic) or stalled.
 fn run_child_and_kill(dir: &Path, kill_after: u64) -> Vec<Hash> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "crash_child", "--nocapture"])
         .env(CHILD_DIR, dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
     let (acks, acked) = mpsc::channel();
     let reader = std::thread::spawn(move || {
-        // `lines()` yields complete lines only; a line cut by the kill has no newline
-        // and ends the stream as an error or a partial line, which we drop.
+        // `split` yields complete lines; a line cut by the kill does not parse and is
+        // dropped: its entry was never acknowledged.
         let mut ids = Vec::new();
         for line in BufReader::new(stdout).split(b'\n') {
             let Ok(line) = line else { break };
@@ -117,17 +143,26 @@ fn run_child_and_kill(dir: &Path, kill_after: u64) -> Vec<Hash> {
         }
         ids
     });
-    for _ in 0..kill_after {
-        if acked
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .is_err()
-        {
-            break;
-        }
+    let mut received = 0;
+    while received < kill_after
+        && acked
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_ok()
+    {
+        received += 1;
     }
     child.kill().unwrap();
     let status = child.wait().unwrap();
-    assert!(!status.success(), "the child was killed, not finished");
+    let errors = errors.join().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "the child must die by SIGKILL, not by itself; it said:\n{errors}"
+    );
+    assert_eq!(
+        received, kill_after,
+        "the child stalled before acknowledging {kill_after} entries; it said:\n{errors}"
+    );
     reader.join().unwrap()
 }
 
@@ -148,9 +183,19 @@ fn acknowledged_entries_survive_kill_9() {
         let store = Store::open(dir.path(), &Options::default())
             .unwrap_or_else(|error| panic!("round {round}: store does not open: {error}"));
         for id in &acknowledged {
+            let entry = store
+                .entry(id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("round {round}: acknowledged entry {id} is missing"));
+            // The index agrees: the entry's first value is found, attributed to it.
+            let Body::Bundle(bundle) = &entry.entry().body;
+            let lookup = store.lookup(bundle.items[0].value(), Timestamp(1)).unwrap();
             assert!(
-                store.entry(id).unwrap().is_some(),
-                "round {round}: acknowledged entry {id} is missing"
+                lookup
+                    .assertions
+                    .iter()
+                    .any(|assertion| assertion.entry == *id),
+                "round {round}: entry {id} is stored but not indexed"
             );
         }
         // Each writer appends in order, so its feed has no gap, and the index agrees.
@@ -162,7 +207,8 @@ fn acknowledged_entries_survive_kill_9() {
             );
         }
         let stats = store.stats().unwrap();
-        assert!(stats.entries >= acknowledged.len() as u64);
+        let distinct: std::collections::HashSet<&Hash> = acknowledged.iter().collect();
+        assert!(stats.entries >= distinct.len() as u64);
         assert_eq!(stats.records, stats.entries * 50);
         drop(store);
     }

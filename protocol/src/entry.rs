@@ -32,6 +32,10 @@ use crate::wire::{self, DecodeError, MAX_GOSSIP_BYTES, Message};
 /// Domain tag of the bytes an entry's author signs.
 pub const ENTRY_DOMAIN: &str = "threatmesh/entry/v1:";
 
+/// Highest seq an entry may have. No feed comes near it (a billion entries a second for
+/// a century is under 2^62), and the cap lets every `seq + 1` in the node stay in range.
+pub const MAX_SEQ: u64 = 1 << 62;
+
 /// Largest bundle encoding [`SignedEntry::sign`] accepts: the gossip limit less room for
 /// the entry's header, the signature and the message framing.
 pub const MAX_BUNDLE_BYTES: usize = MAX_GOSSIP_BYTES - 1024;
@@ -153,6 +157,9 @@ pub enum InvalidEntry {
     /// `seq` is 0.
     #[error("seq must start at 1")]
     ZeroSeq,
+    /// `seq` is above [`MAX_SEQ`].
+    #[error("seq {0} is above the maximum {MAX_SEQ}")]
+    SeqTooLarge(u64),
     /// `prev` is missing on a later entry or present on the first.
     #[error("entry {seq} {}", if *seq == 1 { "must not name a previous entry" } else { "must name its previous entry" })]
     BadPrev {
@@ -211,6 +218,9 @@ impl Entry {
     pub fn validate(&self) -> Result<(), InvalidEntry> {
         if self.seq == 0 {
             return Err(InvalidEntry::ZeroSeq);
+        }
+        if self.seq > MAX_SEQ {
+            return Err(InvalidEntry::SeqTooLarge(self.seq));
         }
         if (self.seq == 1) != self.prev.is_none() {
             return Err(InvalidEntry::BadPrev { seq: self.seq });

@@ -152,6 +152,10 @@ fn seq_and_prev_rules_are_enforced() {
     assert_eq!(entry.validate(), Err(InvalidEntry::ZeroSeq));
     entry.seq = 2;
     assert_eq!(entry.validate(), Err(InvalidEntry::BadPrev { seq: 2 }));
+    entry.seq = u64::MAX;
+    entry.prev = Some(Hash::of(b"x"));
+    assert_eq!(entry.validate(), Err(InvalidEntry::SeqTooLarge(u64::MAX)));
+    entry.prev = None;
     entry.seq = 1;
     entry.prev = Some(Hash::of(b"x"));
     assert_eq!(entry.validate(), Err(InvalidEntry::BadPrev { seq: 1 }));

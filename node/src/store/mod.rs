@@ -80,6 +80,8 @@ struct Inner {
     /// Local feed number -> (author, organisation), for turning index keys into answers.
     /// Feeds are few (one per node of the federation), so all of them stay in memory.
     feeds: RwLock<HashMap<u32, (PublicKey, PublicKey)>>,
+    /// Set when a write or flush failed: see [`Store::poison_on_error`].
+    poisoned: std::sync::atomic::AtomicBool,
 }
 
 /// What one ingest will write, decided under the writer lock.
@@ -144,6 +146,9 @@ pub enum StoreError {
     /// sled failed (I/O error, disk full, ...).
     #[error("storage engine error: {0}")]
     Engine(#[from] sled::Error),
+    /// An earlier write failed; the node must restart to recover from disk.
+    #[error("an earlier write failed; restart the node to recover the store from disk")]
+    Poisoned,
     /// Bytes on disk that do not decode.
     #[error("corrupt record under key {key}: {reason}")]
     Corrupt {
@@ -314,6 +319,7 @@ impl Store {
                 writer: Mutex::new(()),
                 flush: GroupFlush::default(),
                 feeds: RwLock::default(),
+                poisoned: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         let feeds = store
@@ -331,32 +337,65 @@ impl Store {
     }
 
     /// Accepts a verified entry by a node of `org`, received at `now`. Atomic, idempotent,
-    /// and on disk when it returns Ok.
+    /// and on disk when it returns Ok, including when it answers `Duplicate`.
     pub fn ingest(
         &self,
         entry: &SignedEntry,
         org: PublicKey,
         now: Timestamp,
     ) -> Result<Ingest, StoreError> {
+        self.check_not_poisoned()?;
         let (outcome, ticket) = {
             let _writer = self.lock_writer();
-            let Some(plan) = self.plan(entry, org, now)? else {
-                return Ok(Ingest::Duplicate);
-            };
-            // Known before its index keys become visible, so a concurrent lookup never
-            // meets an unknown feed number. If the batch fails, the number is handed out
-            // again and this mapping overwritten.
-            if let Some((number, author, org)) = plan.new_feed {
-                self.feeds_write().insert(number, (author, org));
+            match self.plan(entry, org, now)? {
+                // Already written, but the writer that wrote it may still be waiting for
+                // its flush: a duplicate is acknowledged only once that data is on disk.
+                None => (Ingest::Duplicate, self.inner.flush.last_applied()),
+                Some(plan) => {
+                    // Known before its index keys become visible, so a concurrent lookup
+                    // never meets an unknown feed number. If the batch fails, the number
+                    // is handed out again and this mapping overwritten.
+                    if let Some((number, author, org)) = plan.new_feed {
+                        self.feeds_write().insert(number, (author, org));
+                    }
+                    self.poison_on_error(self.inner.db.apply_batch(plan.batch))?;
+                    (plan.outcome, self.inner.flush.applied())
+                }
             }
-            self.inner.db.apply_batch(plan.batch)?;
-            (plan.outcome, self.inner.flush.applied())
         };
-        self.inner.flush.wait(ticket, || {
-            self.inner.db.flush()?;
-            Ok(())
-        })?;
+        self.wait_durable(ticket)?;
         Ok(outcome)
+    }
+
+    /// Waits until every batch up to `ticket` is on disk.
+    fn wait_durable(&self, ticket: u64) -> Result<(), StoreError> {
+        self.inner.flush.wait(ticket, || {
+            self.poison_on_error(self.inner.db.flush().map(drop))
+        })
+    }
+
+    /// A failed write or flush may leave sled's memory ahead of its disk (a batch half
+    /// applied in memory, or applied but not flushed). Rather than serve and build on that,
+    /// the store refuses every later write; restarting the node recovers from disk.
+    fn poison_on_error<T>(&self, result: sled::Result<T>) -> Result<T, StoreError> {
+        result.map_err(|error| {
+            self.inner
+                .poisoned
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::error!(%error, "storage failed; refusing further writes until restart");
+            StoreError::Engine(error)
+        })
+    }
+
+    fn check_not_poisoned(&self) -> Result<(), StoreError> {
+        if self
+            .inner
+            .poisoned
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::Poisoned);
+        }
+        Ok(())
     }
 
     /// Decides what `entry` means for the store and builds the batch that records it.
@@ -587,6 +626,11 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether the entry with id `id` is held.
+    pub fn contains(&self, id: &Hash) -> Result<bool, StoreError> {
+        Ok(self.inner.db.contains_key(keys::entry(id))?)
+    }
+
     /// The entry with id `id`.
     pub fn entry(&self, id: &Hash) -> Result<Option<SignedEntry>, StoreError> {
         let key = keys::entry(id);
@@ -655,7 +699,9 @@ impl Store {
             let revocation = revocations
                 .iter()
                 .filter(|(org, created, ..)| *org == assertion.org && *created >= assertion.created)
-                .max_by_key(|(_, created, ..)| *created);
+                // Ties (two nodes of one organisation revoking at the same millisecond)
+                // break by entry id, so every node gives the same answer.
+                .max_by_key(|(_, created, _, _, entry)| (*created, *entry));
             assertion.state = match revocation {
                 Some((_, _, reason, note, entry)) => State::Revoked {
                     reason: *reason,
@@ -867,18 +913,16 @@ impl Store {
 
     /// Keeps a charter (its validity is the caller's business), durably.
     pub fn put_charter(&self, charter: &SignedCharter) -> Result<(), StoreError> {
+        self.check_not_poisoned()?;
         let ticket = {
             let _writer = self.lock_writer();
-            self.inner.db.insert(
+            self.poison_on_error(self.inner.db.insert(
                 keys::charter(charter.charter().version),
                 charter.to_payload(),
-            )?;
+            ))?;
             self.inner.flush.applied()
         };
-        self.inner.flush.wait(ticket, || {
-            self.inner.db.flush()?;
-            Ok(())
-        })
+        self.wait_durable(ticket)
     }
 
     /// The charters after `version`, oldest first.

@@ -10,9 +10,13 @@ use threatmesh_protocol::{Hash, Timestamp};
 
 use super::StoreError;
 
-/// Record encoding: the protocol's bincode configuration without a size limit, since
-/// these bytes were written by this node.
-const CONFIG: bincode::config::Configuration = bincode::config::standard();
+/// Record encoding. Records were written by this node, but a damaged disk can return
+/// anything: the limit turns a corrupt length into an error instead of an allocation.
+const CONFIG: bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<{ 1024 * 1024 }>,
+> = bincode::config::standard().with_limit::<{ 1024 * 1024 }>();
 
 /// One feed as this node holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]

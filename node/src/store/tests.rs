@@ -547,3 +547,39 @@ fn second_store_on_a_directory_in_use_is_refused_after_a_short_wait() {
         "{error}"
     );
 }
+
+#[test]
+fn simultaneous_revocations_resolve_the_same_way_in_any_order() {
+    let value = ip("198.51.100.9");
+    let assertion = entry_after(&key(1), None, T0, vec![assert_item(&value)]);
+    let revoke = |author: u8, reason| {
+        entry_after(
+            &key(author),
+            None,
+            Timestamp(T0.0 + 5),
+            vec![Item::Revocation(Revocation {
+                value: value.clone(),
+                reason,
+                note: None,
+            })],
+        )
+    };
+    // Two nodes of the same organisation revoke at the same millisecond.
+    let (a, b) = (
+        revoke(2, RevocationReason::FalsePositive),
+        revoke(3, RevocationReason::TakenDown),
+    );
+    let state_after = |order: [&SignedEntry; 3]| {
+        let store = temporary();
+        for entry in order {
+            store.ingest(entry, org(1), T0).unwrap();
+        }
+        store.lookup(&value, T0).unwrap().assertions[0]
+            .state
+            .clone()
+    };
+    assert_eq!(
+        state_after([&assertion, &a, &b]),
+        state_after([&b, &a, &assertion])
+    );
+}
