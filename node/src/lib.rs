@@ -3,8 +3,10 @@
 //! # Layout
 //!
 //! - [`store`]: the durable store (sled): entries, feeds, the indicator index, charters.
+//! - [`network`]: the libp2p mesh: authorised peers, validated gossip, sync.
 //!
-//! The network (libp2p), the HTTP and TAXII API, the STIX/MISP/CSV formats and the
-//! `threatmesh` binary come next (see `shared/ARCHITECTURE.md`, "Node inside").
+//! The HTTP and TAXII API, the STIX/MISP/CSV formats and the `threatmesh` binary come
+//! next (see `shared/ARCHITECTURE.md`, "Node inside").
 
+pub mod network;
 pub mod store;

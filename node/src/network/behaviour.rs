@@ -1,0 +1,92 @@
+//! The libp2p behaviours a node runs, combined.
+//!
+//! The allow list admits only node keys certified in the current charter; the block list
+//! holds peers banned for misbehaviour; both refuse at connection time, so nobody else
+//! receives a byte of federation data. Gossipsub carries entries and charters on one topic
+//! per federation, with its own signing off (entries carry their own signatures) and every
+//! message validated by the node before it is forwarded.
+
+use std::time::Duration;
+
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    allow_block_list, connection_limits, gossipsub, identify, mdns, ping, request_response,
+};
+use threatmesh_protocol::Hash;
+use threatmesh_protocol::wire::MAX_GOSSIP_BYTES;
+
+use super::codec::{PROTOCOL, SyncCodec};
+
+/// gossipsub's frame limit. Set well above the largest payload: gossipsub checks the
+/// payload alone when publishing but the whole frame when receiving, so a payload just
+/// under the limit would publish and then be dropped by every receiver.
+pub(crate) const MAX_TRANSMIT_BYTES: usize = 2 * MAX_GOSSIP_BYTES;
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
+    pub(crate) banned: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) sync: request_response::Behaviour<SyncCodec>,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+/// What the behaviours need from the node's configuration.
+pub(crate) struct Settings {
+    pub(crate) heartbeat: Duration,
+    pub(crate) max_connections: u32,
+    pub(crate) request_timeout: Duration,
+    pub(crate) mdns: bool,
+}
+
+impl Behaviour {
+    pub(crate) fn new(
+        key: &libp2p::identity::Keypair,
+        settings: &Settings,
+    ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+        let gossipsub_config = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(settings.heartbeat)
+            .max_transmit_size(MAX_TRANSMIT_BYTES)
+            .validation_mode(gossipsub::ValidationMode::None)
+            .validate_messages()
+            // The message id is the entry id: SHA-256 of the payload.
+            .message_id_fn(|message| gossipsub::MessageId::new(&Hash::of(&message.data).0))
+            .build()?;
+        let gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossipsub_config)?;
+        let sync = request_response::Behaviour::with_codec(
+            SyncCodec,
+            [(PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(settings.request_timeout),
+        );
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(settings.max_connections))
+            // Two nodes dialling each other at once briefly hold two connections.
+            .with_max_established_per_peer(Some(2));
+        let mdns = if settings.mdns {
+            Some(mdns::tokio::Behaviour::new(
+                mdns::Config::default(),
+                key.public().to_peer_id(),
+            )?)
+        } else {
+            None
+        };
+        Ok(Behaviour {
+            allowed: allow_block_list::Behaviour::default(),
+            banned: allow_block_list::Behaviour::default(),
+            limits: connection_limits::Behaviour::new(limits),
+            gossipsub,
+            sync,
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/threatmesh/id/1".into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::default(),
+            mdns: mdns.into(),
+        })
+    }
+}

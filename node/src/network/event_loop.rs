@@ -1,0 +1,694 @@
+//! The task that owns the swarm: polls it, answers commands, reports verdicts, plans sync.
+//!
+//! Every arm of the `select!` in [`EventLoop::run`] hands off to one `handle_*` method.
+//! Nothing here blocks for long: checks and writes run in the ingest pipeline, and store
+//! reads made here (heads, missing ranges, one sync page) take microseconds to a few
+//! milliseconds.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
+use threatmesh_protocol::wire::{self, Request, Response};
+use threatmesh_protocol::{PublicKey, SignedCharter, SigningKey};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::behaviour::{Behaviour, BehaviourEvent, Settings};
+use super::ingest::{Acceptance, Job, Verdict, now};
+use super::metrics::Metrics;
+use super::{ClientError, Command, Config, NetworkError};
+use crate::store::Store;
+
+/// How often lost peers are redialled and bans expire.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A sync fetch in flight: one range of one feed.
+#[derive(Debug, Clone, Copy)]
+struct Fetch {
+    author: PublicKey,
+    to_seq: u64,
+}
+
+/// When to dial an address again.
+#[derive(Debug, Clone, Copy)]
+struct Redial {
+    next: Instant,
+    wait: Duration,
+}
+
+/// The swarm's owner. Build it with [`super::new`] and spawn [`EventLoop::run`].
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    config: Config,
+    topic: IdentTopic,
+    store: Store,
+    metrics: Arc<Metrics>,
+    charter: watch::Sender<Arc<SignedCharter>>,
+    command_receiver: mpsc::Receiver<Command>,
+    jobs: mpsc::Sender<Job>,
+    verdicts: mpsc::Receiver<Verdict>,
+    /// Sync requests in flight.
+    pending_heads: HashSet<OutboundRequestId>,
+    pending_ranges: HashMap<OutboundRequestId, Fetch>,
+    pending_charters: HashSet<OutboundRequestId>,
+    /// Feeds being fetched, so no range is asked of two peers at once.
+    fetching: HashMap<PublicKey, PeerId>,
+    /// Refusals per peer since its last ban.
+    strikes: HashMap<PeerId, u32>,
+    /// Banned peers and when their ban ends.
+    bans: HashMap<PeerId, Instant>,
+    /// Addresses to keep connected to, with their redial schedule.
+    addresses: HashMap<Multiaddr, Redial>,
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("peer_id", self.swarm.local_peer_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventLoop {
+    #[allow(clippy::too_many_arguments)] // private constructor, called once from `new`
+    pub(super) fn new(
+        config: Config,
+        node_key: &SigningKey,
+        store: Store,
+        charter: watch::Sender<Arc<SignedCharter>>,
+        command_receiver: mpsc::Receiver<Command>,
+        jobs: mpsc::Sender<Job>,
+        verdicts: mpsc::Receiver<Verdict>,
+        metrics: Arc<Metrics>,
+    ) -> Result<EventLoop, NetworkError> {
+        let libp2p_error = |error: &dyn std::fmt::Display| NetworkError::Libp2p(error.to_string());
+        let keypair = libp2p::identity::Keypair::ed25519_from_bytes(node_key.to_bytes())
+            .map_err(|error| libp2p_error(&error))?;
+        let settings = Settings {
+            heartbeat: config.heartbeat,
+            max_connections: config.max_connections,
+            request_timeout: config.request_timeout,
+            mdns: config.mdns,
+        };
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                libp2p::tcp::Config::default().nodelay(true),
+                libp2p::noise::Config::new,
+                libp2p::yamux::Config::default,
+            )
+            .map_err(|error| libp2p_error(&error))?
+            .with_behaviour(|key| Behaviour::new(key, &settings))
+            .map_err(|error| libp2p_error(&error))?
+            .with_swarm_config(|swarm| swarm.with_idle_connection_timeout(Duration::from_secs(300)))
+            .build();
+        let federation = charter.borrow().federation();
+        let topic = IdentTopic::new(format!("/threatmesh/{federation}/1"));
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&topic)
+            .map_err(|error| libp2p_error(&error))?;
+        for address in &config.listen {
+            swarm
+                .listen_on(address.clone())
+                .map_err(|error| libp2p_error(&error))?;
+        }
+        let mut event_loop = EventLoop {
+            swarm,
+            topic,
+            store,
+            metrics,
+            charter,
+            command_receiver,
+            jobs,
+            verdicts,
+            pending_heads: HashSet::new(),
+            pending_ranges: HashMap::new(),
+            pending_charters: HashSet::new(),
+            fetching: HashMap::new(),
+            strikes: HashMap::new(),
+            bans: HashMap::new(),
+            addresses: HashMap::new(),
+            config,
+        };
+        let current = Arc::clone(&event_loop.charter.borrow());
+        event_loop.apply_charter(&current);
+        for address in event_loop.config.bootstrap.clone() {
+            event_loop.keep_connected(address);
+        }
+        Ok(event_loop)
+    }
+
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    /// Runs until every [`super::Client`] is dropped.
+    pub async fn run(mut self) {
+        let mut sync_tick = tokio::time::interval(self.config.sync_interval);
+        let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.handle_swarm_event(event),
+                command = self.command_receiver.recv() => match command {
+                    Some(command) => self.handle_command(command),
+                    None => break,
+                },
+                Some(verdict) = self.verdicts.recv() => self.handle_verdict(verdict),
+                _ = sync_tick.tick() => self.sync_with_everyone(),
+                _ = maintenance.tick() => self.maintain(),
+            }
+        }
+        info!("network stopped");
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Gossip { payload, reply } => {
+                let result = match self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(self.topic.clone(), payload)
+                {
+                    // Stored already; peers that are not connected yet fetch it by sync.
+                    Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
+                    Err(gossipsub::PublishError::Duplicate) => Ok(()),
+                    Err(error) => Err(ClientError::Network(error.to_string())),
+                };
+                let _ = reply.send(result);
+            }
+            Command::ApplyCharter { charter, reply } => {
+                self.charter.send_replace(Arc::clone(&charter));
+                self.apply_charter(&charter);
+                let _ = reply.send(());
+            }
+            Command::Dial { address, reply } => {
+                let result = self
+                    .swarm
+                    .dial(address.clone())
+                    .map_err(|error| ClientError::Network(error.to_string()));
+                if result.is_ok() {
+                    self.keep_connected(address);
+                }
+                let _ = reply.send(result);
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::MeshPeers { reply } => {
+                let hash = self.topic.hash();
+                let peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .mesh_peers(&hash)
+                    .copied()
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::SyncNow { reply } => {
+                self.sync_with_everyone();
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                info!(peer = %peer_id, address = %endpoint.get_remote_address(), "peer connected");
+                if endpoint.is_dialer() {
+                    self.connected_to(endpoint.get_remote_address());
+                }
+                if num_established.get() == 1 {
+                    self.sync_with(peer_id);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                cause,
+                ..
+            } => {
+                info!(peer = %peer_id, cause = ?cause, "peer disconnected");
+                self.fetching.retain(|_, peer| *peer != peer_id);
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                debug!(peer = ?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                debug!(%error, "incoming connection refused");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.handle_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.handle_sync(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                debug!(peer = %peer_id, addresses = info.listen_addrs.len(), "identified");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, address) in found {
+                    if self
+                        .swarm
+                        .behaviour()
+                        .allowed
+                        .allowed_peers()
+                        .contains(&peer)
+                    {
+                        self.keep_connected(address.with(Protocol::P2p(peer)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        let job = Job::Gossip {
+            payload: message.data,
+            message_id: message_id.clone(),
+            source: propagation_source,
+        };
+        if self.jobs.try_send(job).is_err() {
+            // The pipeline is saturated: let the message go; sync fetches it later.
+            self.metrics.queue_full();
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    MessageAcceptance::Ignore,
+                );
+        }
+    }
+
+    fn handle_verdict(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Gossip {
+                message_id,
+                source,
+                acceptance,
+                gap,
+                charter_behind,
+            } => {
+                let answer = match acceptance {
+                    Acceptance::Accept => MessageAcceptance::Accept,
+                    Acceptance::Ignore => MessageAcceptance::Ignore,
+                    Acceptance::Reject(reason) => {
+                        debug!(peer = %source, reason = reason.as_str(), "gossip rejected");
+                        self.strike(source, 1);
+                        MessageAcceptance::Reject
+                    }
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &source, answer);
+                if let Some((author, missing)) = gap {
+                    self.fetch(source, author, *missing.start(), *missing.end());
+                }
+                if charter_behind {
+                    self.request_charters(source);
+                }
+            }
+            Verdict::Range {
+                peer,
+                author,
+                to_seq,
+                more,
+                rejected,
+            } => {
+                self.fetching.remove(&author);
+                if rejected > 0 {
+                    self.strike(peer, u32::try_from(rejected).unwrap_or(u32::MAX));
+                }
+                if more || rejected == 0 {
+                    // Whatever of the range is still missing (the next page, or entries
+                    // the peer did not have), ask again.
+                    self.fetch_missing(peer, author, to_seq);
+                }
+            }
+            Verdict::Charters { peer, rejected } => {
+                if rejected > 0 {
+                    self.strike(peer, u32::try_from(rejected).unwrap_or(u32::MAX));
+                }
+            }
+            Verdict::CharterAccepted(charter) => {
+                info!(version = charter.charter().version, "newer charter applied");
+                self.charter.send_replace(Arc::clone(&charter));
+                self.apply_charter(&charter);
+            }
+        }
+    }
+
+    fn handle_sync(&mut self, event: request_response::Event<Request, Response>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.answer(peer, request, channel),
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => self.handle_response(peer, request_id, response),
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                debug!(%peer, %error, "sync request failed");
+                self.pending_heads.remove(&request_id);
+                self.pending_charters.remove(&request_id);
+                if let Some(fetch) = self.pending_ranges.remove(&request_id) {
+                    self.fetching.remove(&fetch.author);
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "sync request from peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Answers a sync request from the store.
+    fn answer(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
+        let federation = self.charter.borrow().federation();
+        let response = match request {
+            Request::Heads { federation: asked } if asked == federation => {
+                self.store.heads().map(Response::Heads)
+            }
+            Request::Range {
+                federation: asked,
+                author,
+                from_seq,
+                to_seq,
+                limit_bytes,
+            } if asked == federation => self
+                .store
+                .range(&author, from_seq, to_seq, wire::range_limit(limit_bytes))
+                .map(|range| {
+                    self.metrics.served(range.payloads.len());
+                    Response::Range {
+                        entries: range.payloads,
+                        more: range.more,
+                    }
+                }),
+            Request::Charters {
+                federation: asked,
+                after_version,
+            } if asked == federation => self.store.charters_after(after_version).map(|charters| {
+                Response::Charters(
+                    charters
+                        .iter()
+                        .map(|charter| charter.raw().clone())
+                        .collect(),
+                )
+            }),
+            _ => Ok(Response::Refused("not this federation".into())),
+        };
+        let response = response.unwrap_or_else(|error| {
+            warn!(%error, "store failed while answering sync");
+            Response::Refused("storage error".into())
+        });
+        if self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, response)
+            .is_err()
+        {
+            debug!(%peer, "sync response not sent: connection gone");
+        }
+    }
+
+    fn handle_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: Response) {
+        if self.pending_heads.remove(&request_id) {
+            if let Response::Heads(heads) = response {
+                for head in heads {
+                    self.fetch_missing(peer, head.author, head.seq);
+                }
+            }
+        } else if let Some(fetch) = self.pending_ranges.remove(&request_id) {
+            let Response::Range { entries, more } = response else {
+                self.fetching.remove(&fetch.author);
+                return;
+            };
+            let bytes = entries.iter().map(Vec::len).sum();
+            self.metrics.fetched(entries.len(), bytes);
+            let job = Job::Range {
+                payloads: entries,
+                peer,
+                author: fetch.author,
+                to_seq: fetch.to_seq,
+                more,
+            };
+            if self.jobs.try_send(job).is_err() {
+                self.metrics.queue_full();
+                self.fetching.remove(&fetch.author);
+            }
+        } else if self.pending_charters.remove(&request_id)
+            && let Response::Charters(charters) = response
+            && !charters.is_empty()
+            && self
+                .jobs
+                .try_send(Job::Charters { charters, peer })
+                .is_err()
+        {
+            self.metrics.queue_full();
+        }
+    }
+
+    /// Fetches from `peer` the first missing range of `author`'s feed up to `up_to`, unless
+    /// that feed is already being fetched.
+    fn fetch_missing(&mut self, peer: PeerId, author: PublicKey, up_to: u64) {
+        if self.fetching.contains_key(&author) {
+            return;
+        }
+        if self.charter.borrow().charter().node(&author).is_none() {
+            return; // Nobody certified it: nothing of it would be accepted.
+        }
+        match self.store.missing(&author, up_to) {
+            Ok(missing) => {
+                if let Some(first) = missing.first() {
+                    self.fetch(peer, author, *first.start(), *first.end());
+                }
+            }
+            Err(error) => warn!(%error, "store failed while planning sync"),
+        }
+    }
+
+    fn fetch(&mut self, peer: PeerId, author: PublicKey, from_seq: u64, to_seq: u64) {
+        if self.fetching.contains_key(&author) || from_seq > to_seq {
+            return;
+        }
+        let federation = self.charter.borrow().federation();
+        let request = Request::Range {
+            federation,
+            author,
+            from_seq,
+            to_seq,
+            limit_bytes: u32::try_from(wire::MAX_RANGE_BYTES).unwrap_or(u32::MAX),
+        };
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.pending_ranges.insert(id, Fetch { author, to_seq });
+        self.fetching.insert(author, peer);
+    }
+
+    fn sync_with(&mut self, peer: PeerId) {
+        let federation = self.charter.borrow().federation();
+        self.request_charters(peer);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, Request::Heads { federation });
+        self.pending_heads.insert(id);
+    }
+
+    fn request_charters(&mut self, peer: PeerId) {
+        let (federation, after_version) = {
+            let charter = self.charter.borrow();
+            (charter.federation(), charter.charter().version)
+        };
+        let id = self.swarm.behaviour_mut().sync.send_request(
+            &peer,
+            Request::Charters {
+                federation,
+                after_version,
+            },
+        );
+        self.pending_charters.insert(id);
+    }
+
+    fn sync_with_everyone(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            self.sync_with(peer);
+        }
+    }
+
+    /// Counts refusals against `peer`; past the limit it is banned for a while.
+    fn strike(&mut self, peer: PeerId, count: u32) {
+        let strikes = self.strikes.entry(peer).or_default();
+        *strikes = strikes.saturating_add(count);
+        if *strikes >= self.config.rejects_before_ban {
+            self.strikes.remove(&peer);
+            warn!(%peer, "banning peer that keeps sending refused messages");
+            self.swarm.behaviour_mut().banned.block_peer(peer);
+            self.bans.insert(peer, Instant::now() + self.config.ban);
+            self.metrics.banned();
+        }
+    }
+
+    /// Makes the allow list match `charter`: its certified, active nodes may connect; a
+    /// node that lost that is disconnected at once.
+    fn apply_charter(&mut self, charter: &SignedCharter) {
+        let now = now();
+        let own = *self.swarm.local_peer_id();
+        let allowed: HashSet<PeerId> = charter
+            .charter()
+            .members
+            .iter()
+            .flat_map(|member| member.nodes.iter())
+            .filter(|cert| charter.charter().may_connect(&cert.node, now).is_ok())
+            .filter_map(|cert| PeerId::from_bytes(&cert.node.peer_id_bytes()).ok())
+            .filter(|peer| *peer != own)
+            .collect();
+        let current: Vec<PeerId> = self
+            .swarm
+            .behaviour()
+            .allowed
+            .allowed_peers()
+            .iter()
+            .copied()
+            .collect();
+        for peer in current {
+            if !allowed.contains(&peer) {
+                info!(%peer, "no longer in the charter: disconnecting");
+                self.swarm.behaviour_mut().allowed.disallow_peer(peer);
+            }
+        }
+        for peer in allowed {
+            self.swarm.behaviour_mut().allowed.allow_peer(peer);
+        }
+        let addresses: Vec<Multiaddr> = charter
+            .charter()
+            .members
+            .iter()
+            .flat_map(|member| member.addresses.iter())
+            .filter_map(|text| text.parse().ok())
+            .collect();
+        for address in addresses {
+            self.keep_connected(address);
+        }
+    }
+
+    fn keep_connected(&mut self, address: Multiaddr) {
+        self.addresses.entry(address).or_insert(Redial {
+            next: Instant::now(),
+            wait: self.config.redial,
+        });
+    }
+
+    fn connected_to(&mut self, address: &Multiaddr) {
+        let base = self.config.redial;
+        for (known, redial) in &mut self.addresses {
+            if known == address || address_without_peer(known) == *address {
+                redial.wait = base;
+            }
+        }
+    }
+
+    /// Redials lost peers with backoff and lifts expired bans.
+    fn maintain(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .bans
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in expired {
+            self.bans.remove(&peer);
+            self.swarm.behaviour_mut().banned.unblock_peer(peer);
+        }
+        let own = *self.swarm.local_peer_id();
+        let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
+        let max_redial = self.config.max_redial;
+        let due: Vec<Multiaddr> = self
+            .addresses
+            .iter_mut()
+            .filter(|(address, redial)| {
+                let peer = peer_of(address);
+                redial.next <= now
+                    && peer != Some(own)
+                    && !peer.is_some_and(|peer| connected.contains(&peer))
+            })
+            .map(|(address, redial)| {
+                redial.next = now + redial.wait;
+                redial.wait = (redial.wait * 2).min(max_redial);
+                address.clone()
+            })
+            .collect();
+        for address in due {
+            if let Err(error) = self.swarm.dial(address.clone()) {
+                debug!(%address, %error, "redial failed");
+            }
+        }
+    }
+}
+
+fn peer_of(address: &Multiaddr) -> Option<PeerId> {
+    address.iter().find_map(|protocol| match protocol {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+fn address_without_peer(address: &Multiaddr) -> Multiaddr {
+    address
+        .iter()
+        .filter(|protocol| !matches!(protocol, Protocol::P2p(_)))
+        .collect()
+}

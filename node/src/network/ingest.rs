@@ -1,0 +1,333 @@
+//! Checking and storing what peers send, off the event loop.
+//!
+//! The event loop hands every gossiped entry, every page of a sync range and every charter
+//! to this pipeline over a bounded queue and goes back to polling the swarm. Workers run
+//! the checks cheapest first (header, federation, charter authorisation, clock, duplicate,
+//! full decode, signature), store what passes, and send a [`Verdict`] back, which the loop
+//! reports to gossipsub within its validation window. Pages of one feed are handled by one
+//! worker in seq order, so catch-up never reports gaps it is about to fill itself.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use libp2p::gossipsub::MessageId;
+use threatmesh_protocol::charter::{CharterError, RawCharter};
+use threatmesh_protocol::entry::{EntryHeader, FeedHead, UnverifiedEntry};
+use threatmesh_protocol::{Hash, PublicKey, SignedCharter, Timestamp};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tracing::{debug, error, warn};
+
+use super::metrics::{Metrics, Rejection};
+use crate::store::{Ingest, Store};
+
+/// Entries checked at once. Each check is CPU (decode, signature) then a wait for the
+/// group flush; a few in parallel keep both cores busy and share flushes.
+const WORKERS: usize = 4;
+
+/// Work for the pipeline.
+#[derive(Debug)]
+pub(crate) enum Job {
+    /// An entry or charter that arrived by gossip.
+    Gossip {
+        payload: Vec<u8>,
+        message_id: MessageId,
+        source: PeerId,
+    },
+    /// A page of entries of one feed, from a sync response.
+    Range {
+        payloads: Vec<Vec<u8>>,
+        peer: PeerId,
+        author: PublicKey,
+        to_seq: u64,
+        more: bool,
+    },
+    /// Charters from a sync response, oldest first.
+    Charters {
+        charters: Vec<RawCharter>,
+        peer: PeerId,
+    },
+}
+
+/// What the pipeline made of a job.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    Gossip {
+        message_id: MessageId,
+        source: PeerId,
+        acceptance: Acceptance,
+        /// A feed gap the entry revealed: fetch it from the source.
+        gap: Option<(PublicKey, RangeInclusive<u64>)>,
+        /// A charter newer than the next one: fetch the chain from the source.
+        charter_behind: bool,
+    },
+    Range {
+        peer: PeerId,
+        author: PublicKey,
+        to_seq: u64,
+        more: bool,
+        rejected: usize,
+    },
+    Charters {
+        peer: PeerId,
+        rejected: usize,
+    },
+    /// A newer valid charter was stored: the loop applies it.
+    CharterAccepted(Arc<SignedCharter>),
+}
+
+/// Gossipsub's three answers, with the reason for a rejection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acceptance {
+    Accept,
+    Ignore,
+    Reject(Rejection),
+}
+
+/// The checks, and what they need.
+#[derive(Debug, Clone)]
+pub(crate) struct Checker {
+    pub(crate) store: Store,
+    pub(crate) charter: watch::Receiver<Arc<SignedCharter>>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) clock_skew: Duration,
+}
+
+/// Starts the pipeline; it ends when the job queue closes.
+pub(crate) fn spawn(
+    checker: Checker,
+    mut jobs: mpsc::Receiver<Job>,
+    verdicts: mpsc::Sender<Verdict>,
+) {
+    let workers = Arc::new(Semaphore::new(WORKERS));
+    tokio::spawn(async move {
+        while let Some(job) = jobs.recv().await {
+            let Ok(permit) = Arc::clone(&workers).acquire_owned().await else {
+                break;
+            };
+            let checker = checker.clone();
+            let verdicts = verdicts.clone();
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                for verdict in checker.run(job) {
+                    // The loop is gone only when the node is shutting down.
+                    if verdicts.blocking_send(verdict).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// The outcome of checking one entry.
+struct Checked {
+    acceptance: Acceptance,
+    gap: Option<(PublicKey, RangeInclusive<u64>)>,
+}
+
+impl Checker {
+    fn run(&self, job: Job) -> Vec<Verdict> {
+        match job {
+            Job::Gossip {
+                payload,
+                message_id,
+                source,
+            } => self.run_gossip(payload, message_id, source),
+            Job::Range {
+                payloads,
+                peer,
+                author,
+                to_seq,
+                more,
+            } => {
+                let mut rejected = 0;
+                for payload in payloads {
+                    let checked = self.check_entry(payload, Some(author));
+                    if matches!(checked.acceptance, Acceptance::Reject(_)) {
+                        rejected += 1;
+                    }
+                }
+                vec![Verdict::Range {
+                    peer,
+                    author,
+                    to_seq,
+                    more,
+                    rejected,
+                }]
+            }
+            Job::Charters { charters, peer } => {
+                let mut verdicts = Vec::new();
+                let mut rejected = 0;
+                for raw in charters {
+                    match self.check_charter(raw) {
+                        Ok(Some(accepted)) => verdicts.push(Verdict::CharterAccepted(accepted)),
+                        Ok(None) => {}
+                        Err(_) => rejected += 1,
+                    }
+                }
+                verdicts.push(Verdict::Charters { peer, rejected });
+                verdicts
+            }
+        }
+    }
+
+    fn run_gossip(&self, payload: Vec<u8>, message_id: MessageId, source: PeerId) -> Vec<Verdict> {
+        // Entries and charters share the topic; the message kind decides.
+        if let Ok(threatmesh_protocol::wire::Message::Charter(raw)) =
+            threatmesh_protocol::wire::decode_gossip(&payload)
+        {
+            let current = self.charter.borrow().charter().version;
+            let incoming_version = SignedCharter::decode(raw.clone())
+                .map(|charter| charter.charter().version)
+                .unwrap_or(0);
+            let (acceptance, accepted) = match self.check_charter(raw) {
+                Ok(Some(accepted)) => (Acceptance::Accept, Some(accepted)),
+                Ok(None) => (Acceptance::Ignore, None),
+                Err(_) => (Acceptance::Reject(Rejection::BadCharter), None),
+            };
+            let mut verdicts: Vec<Verdict> =
+                accepted.map(Verdict::CharterAccepted).into_iter().collect();
+            verdicts.push(Verdict::Gossip {
+                message_id,
+                source,
+                acceptance,
+                gap: None,
+                charter_behind: incoming_version > current.saturating_add(1),
+            });
+            return verdicts;
+        }
+        let checked = self.check_entry(payload, None);
+        vec![Verdict::Gossip {
+            message_id,
+            source,
+            acceptance: checked.acceptance,
+            gap: checked.gap,
+            charter_behind: false,
+        }]
+    }
+
+    /// Runs every check on one entry, cheapest first, and stores it if it passes.
+    /// `expected_author` is set for sync pages: an entry of another feed is refused.
+    fn check_entry(&self, payload: Vec<u8>, expected_author: Option<PublicKey>) -> Checked {
+        let checked = self.check_entry_inner(payload, expected_author);
+        match checked.acceptance {
+            Acceptance::Accept => self.metrics.accepted(),
+            Acceptance::Ignore => self.metrics.duplicate(),
+            Acceptance::Reject(reason) => self.metrics.rejected(reason),
+        }
+        checked
+    }
+
+    fn check_entry_inner(&self, payload: Vec<u8>, expected_author: Option<PublicKey>) -> Checked {
+        let reject = |reason| Checked {
+            acceptance: Acceptance::Reject(reason),
+            gap: None,
+        };
+        let ignore = Checked {
+            acceptance: Acceptance::Ignore,
+            gap: None,
+        };
+        let Ok(header) = EntryHeader::peek(&payload) else {
+            return reject(Rejection::Malformed);
+        };
+        let charter = Arc::clone(&self.charter.borrow());
+        if header.federation != charter.federation() {
+            return reject(Rejection::OtherFederation);
+        }
+        if expected_author.is_some_and(|author| author != header.author) {
+            return reject(Rejection::Invalid);
+        }
+        let id = Hash::of(&payload);
+        let head = FeedHead {
+            author: header.author,
+            seq: header.seq,
+            id,
+        };
+        let org = match charter.charter().authorise_entry(&head, header.created) {
+            Ok(member) => member.org,
+            Err(reason) => {
+                debug!(author = %header.author.fmt_short(), seq = header.seq, %reason, "entry refused");
+                return reject(Rejection::NotAuthorised);
+            }
+        };
+        let now = now();
+        if header.created > now.saturating_add(self.clock_skew) {
+            return reject(Rejection::FromTheFuture);
+        }
+        match self.store.contains(&id) {
+            Ok(true) => return ignore,
+            Ok(false) => {}
+            Err(error) => {
+                error!(%error, "store read failed");
+                return ignore;
+            }
+        }
+        let entry = match UnverifiedEntry::decode(payload) {
+            Ok(entry) => entry,
+            Err(reason) => {
+                debug!(%reason, "invalid entry");
+                return reject(Rejection::Invalid);
+            }
+        };
+        let Ok(entry) = entry.verify() else {
+            return reject(Rejection::BadSignature);
+        };
+        match self.store.ingest(&entry, org, now) {
+            Ok(Ingest::Stored) => Checked {
+                acceptance: Acceptance::Accept,
+                gap: None,
+            },
+            Ok(Ingest::Gap { missing }) => Checked {
+                acceptance: Acceptance::Accept,
+                gap: Some((header.author, missing)),
+            },
+            Ok(Ingest::Equivocation { seq }) => {
+                warn!(author = %header.author.fmt_short(), seq, "equivocation: two entries for one place in a feed");
+                self.metrics.equivocation();
+                Checked {
+                    acceptance: Acceptance::Accept,
+                    gap: None,
+                }
+            }
+            Ok(Ingest::Duplicate) => ignore,
+            Err(error) => {
+                // Our own failure (disk full, I/O): not the peer's fault, and not stored.
+                error!(%error, "storing an entry failed");
+                ignore
+            }
+        }
+    }
+
+    /// Checks a charter against the current one. `Ok(Some)` for the next valid version
+    /// (stored), `Ok(None)` for one that is not newer or not next, `Err` for one that
+    /// fails verification.
+    fn check_charter(&self, raw: RawCharter) -> Result<Option<Arc<SignedCharter>>, CharterError> {
+        let incoming = SignedCharter::decode(raw)?;
+        let current = Arc::clone(&self.charter.borrow());
+        if incoming.charter().version != current.charter().version.saturating_add(1) {
+            return Ok(None);
+        }
+        if let Err(error) = incoming.verify_successor(&current) {
+            self.metrics.rejected(Rejection::BadCharter);
+            return Err(error);
+        }
+        if let Err(error) = self.store.put_charter(&incoming) {
+            error!(%error, "storing a charter failed");
+            return Ok(None);
+        }
+        self.metrics.accepted();
+        Ok(Some(Arc::new(incoming)))
+    }
+}
+
+/// The wall clock as a protocol timestamp.
+pub(crate) fn now() -> Timestamp {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        });
+    Timestamp(millis)
+}

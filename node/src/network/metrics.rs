@@ -1,0 +1,169 @@
+//! Counters the network keeps for status, metrics and tests: what was accepted, what was
+//! refused and why, what sync fetched and served, and every time a bounded queue was full.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Why an entry or charter from a peer was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rejection {
+    /// Not a well-formed message (bad bytes, too large, wrong version, non-canonical).
+    Malformed,
+    /// An entry of another federation.
+    OtherFederation,
+    /// Its author may not publish it (unknown node, no role, suspended, beyond a cutoff).
+    NotAuthorised,
+    /// Created further in the future than the clock tolerance.
+    FromTheFuture,
+    /// Well-formed but breaks a protocol rule (values, limits, seq/prev).
+    Invalid,
+    /// The signature does not verify.
+    BadSignature,
+    /// A charter that does not verify against the current one.
+    BadCharter,
+}
+
+impl Rejection {
+    /// Every reason, in a fixed order.
+    pub const ALL: [Rejection; 7] = [
+        Rejection::Malformed,
+        Rejection::OtherFederation,
+        Rejection::NotAuthorised,
+        Rejection::FromTheFuture,
+        Rejection::Invalid,
+        Rejection::BadSignature,
+        Rejection::BadCharter,
+    ];
+
+    /// The reason's name, for logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::OtherFederation => "other-federation",
+            Rejection::NotAuthorised => "not-authorised",
+            Rejection::FromTheFuture => "from-the-future",
+            Rejection::Invalid => "invalid",
+            Rejection::BadSignature => "bad-signature",
+            Rejection::BadCharter => "bad-charter",
+        }
+    }
+
+    fn index(self) -> usize {
+        Rejection::ALL
+            .iter()
+            .position(|reason| *reason == self)
+            .unwrap_or(0)
+    }
+}
+
+/// The network's counters. Cheap to update from any task.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    accepted: AtomicU64,
+    duplicates: AtomicU64,
+    rejected: [AtomicU64; Rejection::ALL.len()],
+    fetched_entries: AtomicU64,
+    fetched_bytes: AtomicU64,
+    served_entries: AtomicU64,
+    queue_full: AtomicU64,
+    peers_banned: AtomicU64,
+    equivocations: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    /// Entries and charters accepted and stored.
+    pub accepted: u64,
+    /// Entries received again (already held).
+    pub duplicates: u64,
+    /// Refusals, by reason.
+    pub rejected: Vec<(Rejection, u64)>,
+    /// Entries received in sync responses.
+    pub fetched_entries: u64,
+    /// Bytes of entries received in sync responses.
+    pub fetched_bytes: u64,
+    /// Entries sent in sync responses.
+    pub served_entries: u64,
+    /// Work dropped because a bounded queue was full.
+    pub queue_full: u64,
+    /// Peers banned for misbehaviour.
+    pub peers_banned: u64,
+    /// Equivocations detected.
+    pub equivocations: u64,
+}
+
+impl Snapshot {
+    /// Refusals for `reason`.
+    pub fn rejected(&self, reason: Rejection) -> u64 {
+        self.rejected
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, count)| *count)
+    }
+
+    /// Refusals for any reason.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().map(|(_, count)| count).sum()
+    }
+}
+
+fn add(counter: &AtomicU64, amount: u64) {
+    counter.fetch_add(amount, Ordering::Relaxed);
+}
+
+impl Metrics {
+    pub(crate) fn accepted(&self) {
+        add(&self.accepted, 1);
+    }
+
+    pub(crate) fn duplicate(&self) {
+        add(&self.duplicates, 1);
+    }
+
+    pub(crate) fn rejected(&self, reason: Rejection) {
+        add(&self.rejected[reason.index()], 1);
+    }
+
+    pub(crate) fn fetched(&self, entries: usize, bytes: usize) {
+        add(&self.fetched_entries, entries as u64);
+        add(&self.fetched_bytes, bytes as u64);
+    }
+
+    pub(crate) fn served(&self, entries: usize) {
+        add(&self.served_entries, entries as u64);
+    }
+
+    pub(crate) fn queue_full(&self) {
+        add(&self.queue_full, 1);
+    }
+
+    pub(crate) fn banned(&self) {
+        add(&self.peers_banned, 1);
+    }
+
+    pub(crate) fn equivocation(&self) {
+        add(&self.equivocations, 1);
+    }
+
+    /// The counters now.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Snapshot {
+            accepted: load(&self.accepted),
+            duplicates: load(&self.duplicates),
+            rejected: Rejection::ALL
+                .iter()
+                .map(|reason| (*reason, load(&self.rejected[reason.index()])))
+                .collect(),
+            fetched_entries: load(&self.fetched_entries),
+            fetched_bytes: load(&self.fetched_bytes),
+            served_entries: load(&self.served_entries),
+            queue_full: load(&self.queue_full),
+            peers_banned: load(&self.peers_banned),
+            equivocations: load(&self.equivocations),
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The libp2p mesh: authorised peers only, validated gossip, exact catch-up.
+//!
+//! One task owns the swarm ([`EventLoop`]); everyone else holds a cloneable [`Client`]
+//! that sends [`Command`]s over a bounded channel. Checking and storing what peers send
+//! runs in the [`ingest`] pipeline, off the loop. The current charter is shared through a
+//! watch channel: the loop applies a newer one to the allow list (disconnecting members
+//! that lost their standing) and the pipeline authorises entries against it.
+//!
+//! Sync runs on every new connection and every `sync_interval`: ask for the peer's feed
+//! heads, then fetch only what is missing, one range per feed at a time, in pages bounded
+//! by bytes; a gossiped entry that reveals a gap triggers a fetch of just that gap.
+
+mod behaviour;
+mod codec;
+mod event_loop;
+mod ingest;
+mod metrics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
+use threatmesh_protocol::entry::{Body, FeedHead, MAX_BUNDLE_BYTES, SignedEntry};
+use threatmesh_protocol::item::Item;
+use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use event_loop::EventLoop;
+pub use metrics::{Rejection, Snapshot};
+
+use crate::store::{Store, StoreError};
+
+/// Commands waiting for the event loop. Small: each is answered in microseconds, and a
+/// full queue makes callers wait rather than grow memory.
+const COMMAND_CAP: usize = 64;
+/// Jobs waiting for the ingest pipeline. A full queue drops gossip (it is counted, and
+/// sync fetches the entry later) rather than stall the event loop.
+const JOB_CAP: usize = 1024;
+/// Verdicts waiting for the event loop.
+const VERDICT_CAP: usize = 1024;
+
+/// How the network behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start (and redial when they drop).
+    pub bootstrap: Vec<Multiaddr>,
+    /// gossipsub heartbeat.
+    pub heartbeat: Duration,
+    /// How often feed heads are compared with every peer (anti-entropy). Entries a node
+    /// fetched by sync are not gossiped again, so after a partition heals, nodes beyond
+    /// the healed link learn the other side's entries within this interval. A round costs
+    /// one heads message per peer (about 72 bytes per feed).
+    pub sync_interval: Duration,
+    /// How far in the future an entry's creation time may be.
+    pub clock_skew: Duration,
+    /// Most connections in total.
+    pub max_connections: u32,
+    /// Refused messages from one peer before it is banned.
+    pub rejects_before_ban: u32,
+    /// How long a ban lasts.
+    pub ban: Duration,
+    /// First wait before redialling a lost peer; doubles up to `max_redial`.
+    pub redial: Duration,
+    /// Longest wait between redials.
+    pub max_redial: Duration,
+    /// How long a sync request may take.
+    pub request_timeout: Duration,
+    /// Find peers on the local network with mDNS.
+    pub mdns: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            heartbeat: Duration::from_secs(1),
+            sync_interval: Duration::from_secs(10),
+            clock_skew: Duration::from_secs(300),
+            max_connections: 256,
+            rejects_before_ban: 10,
+            ban: Duration::from_secs(600),
+            redial: Duration::from_secs(1),
+            max_redial: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            mdns: false,
+        }
+    }
+}
+
+/// Errors of [`Client`] calls.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The event loop has stopped.
+    #[error("the node's network has stopped")]
+    NodeStopped,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// This node may not publish under the current charter.
+    #[error("this node may not publish: {0}")]
+    NotAuthorised(#[from] threatmesh_protocol::charter::NotAuthorised),
+    /// The bundle could not be built or signed.
+    #[error("cannot publish: {0}")]
+    Invalid(String),
+    /// A charter that does not follow the current one.
+    #[error("charter refused: {0}")]
+    Charter(#[from] threatmesh_protocol::charter::CharterError),
+    /// libp2p refused (bad address, gossip failure).
+    #[error("network: {0}")]
+    Network(String),
+}
+
+/// What the event loop is asked to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Gossip {
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
+    ApplyCharter {
+        charter: Arc<SignedCharter>,
+        reply: oneshot::Sender<()>,
+    },
+    Dial {
+        address: Multiaddr,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    MeshPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    SyncNow {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// A handle to a running node's network. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    command_sender: mpsc::Sender<Command>,
+    publisher: Arc<Publisher>,
+    metrics: Arc<metrics::Metrics>,
+    charter: watch::Receiver<Arc<SignedCharter>>,
+    peer_id: PeerId,
+}
+
+/// What publishing needs; the lock keeps this node's feed in seq order.
+#[derive(Debug)]
+struct Publisher {
+    key: SigningKey,
+    store: Store,
+    lock: tokio::sync::Mutex<()>,
+}
+
+/// Errors starting the network.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// The charter given is not usable.
+    #[error("charter: {0}")]
+    Charter(String),
+    /// libp2p could not be set up.
+    #[error("libp2p: {0}")]
+    Libp2p(String),
+}
+
+/// Builds the network of a node with key `node_key`, storing into `store`, in the
+/// federation of `charter` (already verified by the caller). Spawn [`EventLoop::run`].
+pub fn new(
+    config: Config,
+    node_key: SigningKey,
+    store: Store,
+    charter: SignedCharter,
+) -> Result<(Client, EventLoop), NetworkError> {
+    let charter = Arc::new(charter);
+    let (command_sender, command_receiver) = mpsc::channel(COMMAND_CAP);
+    let (job_sender, job_receiver) = mpsc::channel(JOB_CAP);
+    let (verdict_sender, verdict_receiver) = mpsc::channel(VERDICT_CAP);
+    let (charter_sender, charter_receiver) = watch::channel(Arc::clone(&charter));
+    let metrics = Arc::new(metrics::Metrics::default());
+    ingest::spawn(
+        ingest::Checker {
+            store: store.clone(),
+            charter: charter_receiver.clone(),
+            metrics: Arc::clone(&metrics),
+            clock_skew: config.clock_skew,
+        },
+        job_receiver,
+        verdict_sender,
+    );
+    let event_loop = EventLoop::new(
+        config,
+        &node_key,
+        store.clone(),
+        charter_sender,
+        command_receiver,
+        job_sender,
+        verdict_receiver,
+        Arc::clone(&metrics),
+    )?;
+    let client = Client {
+        command_sender,
+        peer_id: event_loop.peer_id(),
+        publisher: Arc::new(Publisher {
+            key: node_key,
+            store,
+            lock: tokio::sync::Mutex::new(()),
+        }),
+        metrics,
+        charter: charter_receiver,
+    };
+    Ok((client, event_loop))
+}
+
+impl Client {
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.command_sender
+            .send(command(reply))
+            .await
+            .map_err(|_| ClientError::NodeStopped)?;
+        answer.await.map_err(|_| ClientError::NodeStopped)
+    }
+
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Publishes `items`: split into entries that fit one gossip message, each signed,
+    /// stored locally, then gossiped. Returns the entry ids. A node with no peers yet
+    /// still stores its entries; peers fetch them when they connect.
+    pub async fn publish(
+        &self,
+        tlp: Tlp,
+        distribution: Distribution,
+        items: Vec<Item>,
+    ) -> Result<Vec<Hash>, ClientError> {
+        let bundles = Bundle::split(tlp, distribution, items, MAX_BUNDLE_BYTES)
+            .map_err(|error| ClientError::Invalid(error.to_string()))?;
+        let publisher = Arc::clone(&self.publisher);
+        let _in_order = publisher.lock.lock().await;
+        let mut ids = Vec::with_capacity(bundles.len());
+        for bundle in bundles {
+            let charter = Arc::clone(&self.charter.borrow());
+            let (publisher, charter) = (Arc::clone(&publisher), Arc::clone(&charter));
+            let entry =
+                tokio::task::spawn_blocking(move || publisher.sign_and_store(&charter, bundle))
+                    .await
+                    .map_err(|error| ClientError::Invalid(error.to_string()))??;
+            ids.push(entry.id());
+            self.ask(|reply| Command::Gossip {
+                payload: entry.into_payload(),
+                reply,
+            })
+            .await??;
+        }
+        Ok(ids)
+    }
+
+    /// Hands the node a newer charter (signed by k stewards of the current one): checked,
+    /// stored, applied to the allow list and gossiped.
+    pub async fn update_charter(&self, charter: SignedCharter) -> Result<(), ClientError> {
+        let current = Arc::clone(&self.charter.borrow());
+        charter.verify_successor(&current)?;
+        let store = self.publisher.store.clone();
+        let charter = Arc::new(charter);
+        let stored = Arc::clone(&charter);
+        tokio::task::spawn_blocking(move || store.put_charter(&stored))
+            .await
+            .map_err(|error| ClientError::Invalid(error.to_string()))??;
+        let payload = charter.to_payload();
+        self.ask(|reply| Command::ApplyCharter { charter, reply })
+            .await?;
+        self.ask(|reply| Command::Gossip { payload, reply }).await?
+    }
+
+    /// Dials `address`.
+    pub async fn dial(&self, address: Multiaddr) -> Result<(), ClientError> {
+        self.ask(|reply| Command::Dial { address, reply }).await?
+    }
+
+    /// The addresses the node listens on (empty until the first is bound).
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, ClientError> {
+        self.ask(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// The peers connected now.
+    pub async fn peers(&self) -> Result<Vec<PeerId>, ClientError> {
+        self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// The peers in this node's gossip mesh for the federation's topic.
+    pub async fn mesh_peers(&self) -> Result<Vec<PeerId>, ClientError> {
+        self.ask(|reply| Command::MeshPeers { reply }).await
+    }
+
+    /// Compares heads with every connected peer now, instead of at the next interval.
+    pub async fn sync_now(&self) -> Result<(), ClientError> {
+        self.ask(|reply| Command::SyncNow { reply }).await
+    }
+
+    /// The network's counters.
+    pub fn metrics(&self) -> Snapshot {
+        self.metrics.snapshot()
+    }
+
+    /// The charter in force.
+    pub fn charter(&self) -> Arc<SignedCharter> {
+        Arc::clone(&self.charter.borrow())
+    }
+}
+
+impl Publisher {
+    /// Signs `bundle` as the next entry of this node's feed and stores it. Runs with the
+    /// publish lock held, so heads are read and extended in order.
+    fn sign_and_store(
+        &self,
+        charter: &SignedCharter,
+        bundle: Bundle,
+    ) -> Result<SignedEntry, ClientError> {
+        let author = PublicKey::of(&self.key);
+        let head: Option<FeedHead> = self
+            .store
+            .heads()?
+            .into_iter()
+            .find(|head| head.author == author);
+        let now = ingest::now();
+        let entry = SignedEntry::next(
+            &self.key,
+            charter.federation(),
+            head.as_ref(),
+            now,
+            Body::Bundle(bundle),
+        )
+        .map_err(|error| ClientError::Invalid(error.to_string()))?;
+        let member = charter.charter().authorise_entry(&entry.head(), now)?;
+        self.store.ingest(&entry, member.org, now)?;
+        Ok(entry)
+    }
+}

@@ -1,0 +1,157 @@
+//! The mesh end to end: real nodes on loopback, in this process.
+
+#![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
+
+use threatmesh_tests::{Federation, TestNet, TestNode, test_config, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entry_reaches_the_other_of_two_nodes() {
+    let net = TestNet::line(2).await.unwrap();
+    let ids = net.nodes[0].publish(0, 100).await.unwrap();
+    net.wait_everywhere(&ids).await.unwrap();
+    let found = net.nodes[1]
+        .store
+        .lookup(
+            &threatmesh_protocol::Value::parse(threatmesh_protocol::Kind::Ipv4, "10.0.0.7")
+                .unwrap(),
+            threatmesh_tests::epoch(),
+        )
+        .unwrap();
+    assert_eq!(found.assertions.len(), 1);
+    assert_eq!(
+        found.assertions[0].org,
+        threatmesh_protocol::PublicKey::of(&net.federation.orgs[0])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indicator_reaches_every_node_in_a_line() {
+    let net = TestNet::line(5).await.unwrap();
+    let ids = net.nodes[0].publish(0, 1_000).await.unwrap();
+    net.wait_everywhere(&ids).await.unwrap();
+    // And from the other end.
+    let ids = net.nodes[4].publish(5_000, 10).await.unwrap();
+    net.wait_everywhere(&ids).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indicator_reaches_every_node_in_a_star() {
+    let net = TestNet::star(5).await.unwrap();
+    // From a leaf: through the hub to the other leaves.
+    let ids = net.nodes[3].publish(0, 500).await.unwrap();
+    net.wait_everywhere(&ids).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_node_catches_up_without_fetching_anything_twice() {
+    let net = TestNet::start(3).await.unwrap();
+    net.connect(0, 1).await.unwrap();
+    let mut ids = Vec::new();
+    for batch in 0..10 {
+        ids.extend(net.nodes[0].publish(batch * 1_000, 1_000).await.unwrap());
+    }
+    assert_eq!(ids.len(), 10, "1,000 ipv4 indicators fit one entry");
+    wait_for("node 1 to hold everything", || async {
+        net.nodes[1].has_all(&ids)
+    })
+    .await
+    .unwrap();
+
+    // Node 2 was offline all along; it joins through node 1.
+    net.connect(2, 1).await.unwrap();
+    let late = &net.nodes[2];
+    wait_for("the late node to catch up", || async { late.has_all(&ids) })
+        .await
+        .unwrap();
+    let metrics = late.client.metrics();
+    assert_eq!(
+        metrics.fetched_entries, 10,
+        "every entry fetched exactly once"
+    );
+    let bytes: usize = ids
+        .iter()
+        .map(|id| late.store.entry(id).unwrap().unwrap().payload().len())
+        .sum();
+    assert_eq!(metrics.fetched_bytes, bytes as u64);
+    assert_eq!(metrics.duplicates, 0);
+    assert_eq!(metrics.rejected_total(), 0);
+    let stats = late.store.stats().unwrap();
+    assert_eq!(stats.records, 10_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_outside_the_charter_cannot_connect_and_receives_nothing() {
+    let net = TestNet::line(2).await.unwrap();
+    let outsider_key = threatmesh_protocol::SigningKey::from_bytes(&[0x11; 32]);
+    let outsider = TestNode::start(outsider_key, net.federation.genesis.clone(), test_config())
+        .await
+        .unwrap();
+    // It dials a member; the member refuses it once the handshake names it.
+    outsider
+        .client
+        .dial(net.nodes[0].address.clone())
+        .await
+        .unwrap();
+    let ids = net.nodes[0].publish(0, 10).await.unwrap();
+    net.wait_everywhere(&ids).await.unwrap();
+    // The member that published holds no connection to the outsider...
+    let peers = net.nodes[0].client.peers().await.unwrap();
+    assert!(!peers.contains(&outsider.client.peer_id()));
+    // ...and the outsider got nothing, neither by gossip nor by sync.
+    outsider.client.sync_now().await.unwrap();
+    assert!(!ids.iter().any(|id| outsider.has(id)));
+    assert_eq!(outsider.store.stats().unwrap().entries, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_converge_after_healing() {
+    // Nodes beyond the healed link learn the other side's entries by anti-entropy.
+    let mut config = test_config();
+    config.sync_interval = std::time::Duration::from_secs(1);
+    let net = TestNet::start_with(4, config).await.unwrap();
+    net.connect(0, 1).await.unwrap();
+    net.connect(2, 3).await.unwrap();
+    let left = net.nodes[0].publish(0, 300).await.unwrap();
+    let right = net.nodes[3].publish(10_000, 300).await.unwrap();
+    wait_for("each side to share its own entries", || async {
+        net.nodes[1].has_all(&left) && net.nodes[2].has_all(&right)
+    })
+    .await
+    .unwrap();
+    assert!(!net.nodes[2].has_all(&left) && !net.nodes[1].has_all(&right));
+
+    net.connect(1, 2).await.unwrap();
+    let all: Vec<_> = left.iter().chain(&right).copied().collect();
+    net.wait_everywhere(&all).await.unwrap();
+    let stores: Vec<u64> = net
+        .nodes
+        .iter()
+        .map(|node| node.store.stats().unwrap().entries)
+        .collect();
+    assert!(stores.iter().all(|entries| *entries == stores[0]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_dials_its_bootstrap_peer_and_catches_up() {
+    let federation = Federation::new(2);
+    let first = TestNode::start(
+        federation.nodes[0].clone(),
+        federation.genesis.clone(),
+        test_config(),
+    )
+    .await
+    .unwrap();
+    let ids = first.publish(0, 2_500).await.unwrap();
+    let mut config = test_config();
+    config.bootstrap = vec![first.address.clone()];
+    let joiner = TestNode::start(
+        federation.nodes[1].clone(),
+        federation.genesis.clone(),
+        config,
+    )
+    .await
+    .unwrap();
+    wait_for("the joiner to catch up", || async { joiner.has_all(&ids) })
+        .await
+        .unwrap();
+}
