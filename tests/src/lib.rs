@@ -253,13 +253,18 @@ impl TestNet {
 
     /// [`TestNet::start`] with other network settings.
     pub async fn start_with(n: u8, config: network::Config) -> Result<TestNet> {
+        TestNet::start_some(n, n, config).await
+    }
+
+    /// A federation of `members`, with nodes running for the first `running` of them
+    /// only (the others' keys are free for [`RawPeer`]s).
+    pub async fn start_some(members: u8, running: u8, config: network::Config) -> Result<TestNet> {
         init_logging();
-        let federation = Federation::new(n);
+        let federation = Federation::new(members);
         let mut nodes = Vec::new();
-        for key in &federation.nodes {
-            nodes.push(
-                TestNode::start(key.clone(), federation.genesis.clone(), config.clone()).await?,
-            );
+        for key in federation.nodes.iter().take(usize::from(running)) {
+            let genesis = federation.genesis.clone();
+            nodes.push(TestNode::start(key.clone(), genesis, config.clone()).await?);
         }
         Ok(TestNet { federation, nodes })
     }
@@ -324,4 +329,152 @@ pub async fn connect(from: &TestNode, to: &TestNode) -> Result<()> {
             && to.client.peers().await.unwrap_or_default().contains(&a)
     })
     .await
+}
+
+/// A bare gossipsub peer holding a member's node key: it passes the allow list and then
+/// sends whatever the test tells it to, as a hostile or buggy member would. The node under
+/// test runs its ordinary code; only this peer is special.
+pub struct RawPeer {
+    swarm: libp2p::Swarm<libp2p::gossipsub::Behaviour>,
+    topic: libp2p::gossipsub::IdentTopic,
+}
+
+impl std::fmt::Debug for RawPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawPeer")
+            .field("peer_id", self.swarm.local_peer_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawPeer {
+    /// A peer with node key `key`, on the topic of `federation`, configured like a node
+    /// (same message ids, same frame limit, no gossipsub signatures).
+    pub fn new(key: &SigningKey, federation: Hash) -> Result<RawPeer> {
+        use libp2p::gossipsub;
+        let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.to_bytes())?;
+        let config = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(Duration::from_millis(100))
+            .max_transmit_size(2 * threatmesh_protocol::wire::MAX_GOSSIP_BYTES)
+            .validation_mode(gossipsub::ValidationMode::None)
+            .message_id_fn(|message| gossipsub::MessageId::new(&Hash::of(&message.data).0))
+            .build()
+            .map_err(|error| anyhow::anyhow!("gossipsub config: {error}"))?;
+        let behaviour =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
+                .map_err(|error| anyhow::anyhow!("gossipsub: {error}"))?;
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                libp2p::tcp::Config::default().nodelay(true),
+                libp2p::noise::Config::new,
+                libp2p::yamux::Config::default,
+            )?
+            .with_behaviour(move |_| behaviour)?
+            .with_swarm_config(|config| {
+                config.with_idle_connection_timeout(Duration::from_secs(60))
+            })
+            .build();
+        let topic = gossipsub::IdentTopic::new(format!("/threatmesh/{federation}/1"));
+        swarm.behaviour_mut().subscribe(&topic)?;
+        Ok(RawPeer { swarm, topic })
+    }
+
+    /// Dials `node` and drives the swarm until the node has subscribed us to its mesh
+    /// view (its subscription reached us) so publishing reaches it.
+    pub async fn connect(&mut self, node: &TestNode) -> Result<()> {
+        self.swarm.dial(node.address.clone())?;
+        let target = node.client.peer_id();
+        self.drive_until("the node's subscription", |event| {
+            matches!(
+                event,
+                libp2p::swarm::SwarmEvent::Behaviour(libp2p::gossipsub::Event::Subscribed { peer_id, .. })
+                    if *peer_id == target
+            )
+        })
+        .await
+    }
+
+    /// Dials `node` and reports whether it admits us (its subscription arrives) or not
+    /// (the connection closes or the dial fails).
+    pub async fn try_connect(&mut self, node: &TestNode) -> Result<bool> {
+        self.swarm.dial(node.address.clone())?;
+        let target = node.client.peer_id();
+        let mut admitted = false;
+        self.drive_until("the node to admit or refuse us", |event| {
+            use libp2p::swarm::SwarmEvent;
+            match event {
+                SwarmEvent::Behaviour(libp2p::gossipsub::Event::Subscribed { peer_id, .. })
+                    if *peer_id == target =>
+                {
+                    admitted = true;
+                    true
+                }
+                SwarmEvent::ConnectionClosed { peer_id, .. } => *peer_id == target,
+                SwarmEvent::OutgoingConnectionError { .. } => true,
+                _ => false,
+            }
+        })
+        .await?;
+        Ok(admitted)
+    }
+
+    /// Publishes `payload` on the federation's topic as is.
+    pub fn publish(&mut self, payload: Vec<u8>) -> Result<()> {
+        self.swarm
+            .behaviour_mut()
+            .publish(self.topic.clone(), payload)
+            .map(drop)
+            .map_err(|error| anyhow::anyhow!("publish: {error}"))
+    }
+
+    /// Whether a connection to `peer` is open.
+    pub fn is_connected(&self, peer: &libp2p::PeerId) -> bool {
+        self.swarm.is_connected(peer)
+    }
+
+    /// Drives the swarm until an event matches `done`, failing after [`TIMEOUT`].
+    pub async fn drive_until(
+        &mut self,
+        what: &str,
+        mut done: impl FnMut(&libp2p::swarm::SwarmEvent<libp2p::gossipsub::Event>) -> bool,
+    ) -> Result<()> {
+        use futures_lite_select::next_event;
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let event = tokio::time::timeout_at(deadline, next_event(&mut self.swarm))
+                .await
+                .map_err(|_| anyhow::anyhow!("timed out after {TIMEOUT:?} waiting for {what}"))?;
+            if done(&event) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Drives the swarm for `duration`, so queued messages go out.
+    pub async fn drive_for(&mut self, duration: Duration) {
+        use futures_lite_select::next_event;
+        let _ = tokio::time::timeout(duration, async {
+            loop {
+                next_event(&mut self.swarm).await;
+            }
+        })
+        .await;
+    }
+}
+
+mod futures_lite_select {
+    use libp2p::swarm::{NetworkBehaviour, Swarm, SwarmEvent};
+
+    /// The swarm's next event.
+    pub(crate) async fn next_event<B: NetworkBehaviour>(
+        swarm: &mut Swarm<B>,
+    ) -> SwarmEvent<B::ToSwarm> {
+        use futures::StreamExt;
+        loop {
+            if let Some(event) = swarm.next().await {
+                return event;
+            }
+        }
+    }
 }
