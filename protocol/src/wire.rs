@@ -220,10 +220,7 @@ pub fn decode_signed_prefix<T: bincode::Decode<()>>(
     domain: &'static str,
     bytes: &[u8],
 ) -> Result<T, DecodeError> {
-    let body = bytes
-        .strip_prefix(domain.as_bytes())
-        .ok_or(DecodeError::WrongDomain { expected: domain })?;
-    bincode::decode_from_slice(body, CONFIG)
+    bincode::decode_from_slice(strip_domain(domain, bytes)?, CONFIG)
         .map(|(value, _)| value)
         .map_err(DecodeError::Malformed)
 }
@@ -233,10 +230,14 @@ pub fn decode_signed<T: bincode::Decode<()>>(
     domain: &'static str,
     bytes: &[u8],
 ) -> Result<T, DecodeError> {
-    let body = bytes
+    decode_exact(strip_domain(domain, bytes)?)
+}
+
+/// The bytes after `domain`, or an error naming the tag that was expected.
+fn strip_domain<'a>(domain: &'static str, bytes: &'a [u8]) -> Result<&'a [u8], DecodeError> {
+    bytes
         .strip_prefix(domain.as_bytes())
-        .ok_or(DecodeError::WrongDomain { expected: domain })?;
-    decode_exact(body)
+        .ok_or(DecodeError::WrongDomain { expected: domain })
 }
 
 /// The encoded size of `value`, without encoding it anywhere.
