@@ -9,6 +9,14 @@ use threatmesh_protocol::wire::{self, MAX_GOSSIP_BYTES, Message};
 use threatmesh_protocol::{Bundle, Distribution, PublicKey, Timestamp, Tlp};
 use threatmesh_tests::{RawPeer, TestNet, indicators, test_config, wait_for};
 
+/// The wall clock, as the protocol counts time.
+fn now() -> Timestamp {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    Timestamp(u64::try_from(elapsed.as_millis()).unwrap())
+}
+
 /// A well-formed entry by `key` whose signature was damaged: it decodes, then fails.
 fn forged_entry(net: &TestNet, key: &threatmesh_protocol::SigningKey, first: u32) -> Vec<u8> {
     let body = Body::Bundle(Bundle {
@@ -227,4 +235,93 @@ async fn entries_at_the_gossip_limit_arrive_and_the_connection_keeps_working() {
     // The connection still carries the next message.
     let more = net.nodes[0].publish(1_000, 5).await.unwrap();
     net.wait_everywhere(&more).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_peer_holding_entries_past_a_cutoff_is_not_banned() {
+    let mut config = test_config();
+    config.rejects_before_ban = 2;
+    let net = TestNet::start_with(3, config).await.unwrap();
+    net.connect(1, 0).await.unwrap();
+    // Member 1 publishes 12 entries; node 0 holds them all.
+    let mut ids = Vec::new();
+    for batch in 0..12 {
+        ids.extend(net.nodes[1].publish(batch * 10, 10).await.unwrap());
+    }
+    wait_for("node 0 to hold member 1's feed", || async {
+        net.nodes[0].has_all(&ids)
+    })
+    .await
+    .unwrap();
+    // The stewards revoke member 1 with its feed cut after the second entry.
+    let second = net.nodes[0].store.entry(&ids[1]).unwrap().unwrap();
+    let author = PublicKey::of(&net.nodes[1].key);
+    let charter = net
+        .federation
+        .successor(&net.federation.genesis, |charter| {
+            charter.members[1].status = Status::Revoked { since: now() };
+            charter.members[1].cutoffs = vec![FeedCutoff {
+                node: author,
+                last_seq: 2,
+                last_id: Some(second.id()),
+            }];
+        });
+    net.nodes[0].client.update_charter(charter).await.unwrap();
+    // Node 2 joins with the new charter and syncs from node 0, which still holds all 12.
+    net.nodes[2]
+        .client
+        .update_charter(net.nodes[0].client.charter().as_ref().clone())
+        .await
+        .unwrap();
+    net.connect(2, 0).await.unwrap();
+    wait_for("node 2 to fetch what the cutoff keeps", || async {
+        net.nodes[2].has_all(&ids[..2])
+    })
+    .await
+    .unwrap();
+    net.nodes[2].client.sync_now().await.unwrap();
+    wait_for(
+        "node 2 to stay connected through a second round",
+        || async { net.nodes[2].client.metrics().fetched_entries >= 2 },
+    )
+    .await
+    .unwrap();
+    assert_eq!(net.nodes[2].client.metrics().peers_banned, 0);
+    assert!(
+        net.nodes[2]
+            .client
+            .peers()
+            .await
+            .unwrap()
+            .contains(&net.nodes[0].client.peer_id())
+    );
+    assert!(!ids[2..].iter().any(|id| net.nodes[2].has(id)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_is_disconnected_when_its_certificate_runs_out() {
+    let net = TestNet::line(2).await.unwrap();
+    // A newer charter gives node 1 a certificate that ends two seconds from now.
+    let node = PublicKey::of(&net.nodes[1].key);
+    let ends = Timestamp(now().0 + 2_000);
+    let org = &net.federation.orgs[1];
+    let charter = net
+        .federation
+        .successor(&net.federation.genesis, |charter| {
+            charter.members[1].nodes = vec![threatmesh_protocol::NodeCertificate::issue(
+                org,
+                node,
+                threatmesh_tests::epoch(),
+                ends,
+            )];
+        });
+    net.nodes[0].client.update_charter(charter).await.unwrap();
+    let gone = net.nodes[1].client.peer_id();
+    assert!(net.nodes[0].client.peers().await.unwrap().contains(&gone));
+    wait_for("the expired node to be dropped", || async {
+        !net.nodes[0].client.peers().await.unwrap().contains(&gone)
+    })
+    .await
+    .unwrap();
+    assert!(now() >= ends);
 }

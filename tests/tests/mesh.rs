@@ -83,24 +83,24 @@ async fn late_node_catches_up_without_fetching_anything_twice() {
 async fn node_outside_the_charter_cannot_connect_and_receives_nothing() {
     let net = TestNet::line(2).await.unwrap();
     let outsider_key = threatmesh_protocol::SigningKey::from_bytes(&[0x11; 32]);
-    let outsider = TestNode::start(outsider_key, net.federation.genesis.clone(), test_config())
+    let mut outsider = threatmesh_tests::RawPeer::new(&outsider_key, net.federation.id()).unwrap();
+    // The member refuses it as soon as the handshake names it: no subscription, no data.
+    assert!(!outsider.try_connect(&net.nodes[0]).await.unwrap());
+    assert!(!outsider.is_connected(&net.nodes[0].client.peer_id()));
+    let ids = net.nodes[0].publish(0, 10).await.unwrap();
+    net.wait_everywhere(&ids).await.unwrap();
+    let peers = net.nodes[0].client.peers().await.unwrap();
+    assert_eq!(peers, vec![net.nodes[1].client.peer_id()]);
+    // A node outside the charter, running the real code, gets nothing either.
+    let node = TestNode::start(outsider_key, net.federation.genesis.clone(), test_config())
         .await
         .unwrap();
-    // It dials a member; the member refuses it once the handshake names it.
-    outsider
-        .client
+    node.client
         .dial(net.nodes[0].address.clone())
         .await
         .unwrap();
-    let ids = net.nodes[0].publish(0, 10).await.unwrap();
-    net.wait_everywhere(&ids).await.unwrap();
-    // The member that published holds no connection to the outsider...
-    let peers = net.nodes[0].client.peers().await.unwrap();
-    assert!(!peers.contains(&outsider.client.peer_id()));
-    // ...and the outsider got nothing, neither by gossip nor by sync.
-    outsider.client.sync_now().await.unwrap();
-    assert!(!ids.iter().any(|id| outsider.has(id)));
-    assert_eq!(outsider.store.stats().unwrap().entries, 0);
+    node.client.sync_now().await.unwrap();
+    assert_eq!(node.store.stats().unwrap().entries, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,4 +154,35 @@ async fn node_dials_its_bootstrap_peer_and_catches_up() {
     wait_for("the joiner to catch up", || async { joiner.has_all(&ids) })
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_several_charters_behind_catches_up_in_one_round() {
+    let net = TestNet::start(3).await.unwrap();
+    net.connect(1, 0).await.unwrap();
+    // Two new versions while node 2 is away: each renames the federation.
+    let mut charter = net.federation.genesis.clone();
+    for version in 2..=3 {
+        charter = net
+            .federation
+            .successor(&charter, |c| c.name = format!("Version {version}"));
+        net.nodes[0]
+            .client
+            .update_charter(charter.clone())
+            .await
+            .unwrap();
+    }
+    wait_for("node 1 to reach version 3", || async {
+        net.nodes[1].client.charter().charter().version == 3
+    })
+    .await
+    .unwrap();
+    // Node 2 connects; its next heads round is a minute away, so only the sync on
+    // connect can bring it both versions.
+    net.connect(2, 0).await.unwrap();
+    wait_for("node 2 to reach version 3", || async {
+        net.nodes[2].client.charter().charter().version == 3
+    })
+    .await
+    .unwrap();
 }

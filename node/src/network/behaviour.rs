@@ -23,6 +23,11 @@ use super::codec::{PROTOCOL, SyncCodec};
 /// under the limit would publish and then be dropped by every receiver.
 pub(crate) const MAX_TRANSMIT_BYTES: usize = 2 * MAX_GOSSIP_BYTES;
 
+/// Connections still in their handshake. Outsiders can open these (the allow list can
+/// only refuse once the handshake names the peer), so they are capped.
+const MAX_PENDING_INCOMING: u32 = 64;
+const MAX_PENDING_OUTGOING: u32 = 64;
+
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub(crate) allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
@@ -66,7 +71,10 @@ impl Behaviour {
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(settings.max_connections))
             // Two nodes dialling each other at once briefly hold two connections.
-            .with_max_established_per_peer(Some(2));
+            .with_max_established_per_peer(Some(2))
+            // Handshakes cost CPU before the allow list can refuse an outsider.
+            .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+            .with_max_pending_outgoing(Some(MAX_PENDING_OUTGOING));
         let mdns = if settings.mdns {
             Some(mdns::tokio::Behaviour::new(
                 mdns::Config::default(),

@@ -16,7 +16,7 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
 use threatmesh_protocol::wire::{self, Request, Response};
-use threatmesh_protocol::{PublicKey, SignedCharter, SigningKey};
+use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -27,8 +27,14 @@ use super::metrics::Metrics;
 use super::{ClientError, Command, Config, NetworkError};
 use crate::store::Store;
 
-/// How often lost peers are redialled and bans expire.
+/// How often lost peers are redialled, bans expire and certificate windows are re-checked.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
+/// Sync answers computed but not yet sent. Answers are read from the store off the loop;
+/// when this is full, new requests are refused until the loop catches up.
+const ANSWER_CAP: usize = 64;
+/// Sync requests being answered at once, across all peers: each may read a page of up to
+/// `MAX_RANGE_BYTES` from the store.
+const ANSWERS_IN_FLIGHT: usize = 8;
 
 /// A sync fetch in flight: one range of one feed.
 #[derive(Debug, Clone, Copy)]
@@ -59,10 +65,15 @@ pub struct EventLoop {
     pending_heads: HashSet<OutboundRequestId>,
     pending_ranges: HashMap<OutboundRequestId, Fetch>,
     pending_charters: HashSet<OutboundRequestId>,
-    /// Feeds being fetched, so no range is asked of two peers at once.
-    fetching: HashMap<PublicKey, PeerId>,
-    /// Refusals per peer since its last ban.
-    strikes: HashMap<PeerId, u32>,
+    /// Feeds being fetched (by which request), so no range is asked of two peers at once.
+    fetching: HashMap<PublicKey, OutboundRequestId>,
+    /// Refusals per peer, and when the last one came; they are forgotten after a quiet
+    /// `ban` period, so rare faults never add up to a ban.
+    strikes: HashMap<PeerId, (u32, Instant)>,
+    /// Sync answers computed off the loop, waiting to be sent.
+    answers: mpsc::Receiver<(PeerId, ResponseChannel<Response>, Response)>,
+    answer_permits: Arc<tokio::sync::Semaphore>,
+    answer_sender: mpsc::Sender<(PeerId, ResponseChannel<Response>, Response)>,
     /// Banned peers and when their ban ends.
     bans: HashMap<PeerId, Instant>,
     /// Addresses to keep connected to, with their redial schedule.
@@ -122,6 +133,7 @@ impl EventLoop {
                 .listen_on(address.clone())
                 .map_err(|error| libp2p_error(&error))?;
         }
+        let (answer_sender, answers) = mpsc::channel(ANSWER_CAP);
         let mut event_loop = EventLoop {
             swarm,
             topic,
@@ -136,6 +148,9 @@ impl EventLoop {
             pending_charters: HashSet::new(),
             fetching: HashMap::new(),
             strikes: HashMap::new(),
+            answers,
+            answer_sender,
+            answer_permits: Arc::new(tokio::sync::Semaphore::new(ANSWERS_IN_FLIGHT)),
             bans: HashMap::new(),
             addresses: HashMap::new(),
             config,
@@ -165,6 +180,7 @@ impl EventLoop {
                     None => break,
                 },
                 Some(verdict) = self.verdicts.recv() => self.handle_verdict(verdict),
+                Some((peer, channel, response)) = self.answers.recv() => self.send_answer(peer, channel, response),
                 _ = sync_tick.tick() => self.sync_with_everyone(),
                 _ = maintenance.tick() => self.maintain(),
             }
@@ -189,8 +205,7 @@ impl EventLoop {
                 let _ = reply.send(result);
             }
             Command::ApplyCharter { charter, reply } => {
-                self.charter.send_replace(Arc::clone(&charter));
-                self.apply_charter(&charter);
+                self.adopt_charter(charter);
                 let _ = reply.send(());
             }
             Command::Dial { address, reply } => {
@@ -250,8 +265,8 @@ impl EventLoop {
                 cause,
                 ..
             } => {
+                // Its requests in flight end with an OutboundFailure, which frees their feeds.
                 info!(peer = %peer_id, cause = ?cause, "peer disconnected");
-                self.fetching.retain(|_, peer| *peer != peer_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, %error, "dial failed");
@@ -319,6 +334,7 @@ impl EventLoop {
                 message_id,
                 source,
                 acceptance,
+                blame,
                 gap,
                 charter_behind,
             } => {
@@ -327,16 +343,20 @@ impl EventLoop {
                     Acceptance::Ignore => MessageAcceptance::Ignore,
                     Acceptance::Reject(reason) => {
                         debug!(peer = %source, reason = reason.as_str(), "gossip rejected");
-                        self.strike(source, 1);
                         MessageAcceptance::Reject
                     }
                 };
+                if blame {
+                    self.strike(source, 1);
+                }
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&message_id, &source, answer);
                 if let Some((author, missing)) = gap {
-                    self.fetch(source, author, *missing.start(), *missing.end());
+                    // Recomputed from the store when sent: entries of the gap may be in
+                    // the pipeline already.
+                    self.fetch_missing(source, author, *missing.end());
                 }
                 if charter_behind {
                     self.request_charters(source);
@@ -344,32 +364,45 @@ impl EventLoop {
             }
             Verdict::Range {
                 peer,
+                request,
                 author,
                 to_seq,
-                more,
-                rejected,
+                stored,
+                blamed,
+                ..
             } => {
-                self.fetching.remove(&author);
-                if rejected > 0 {
-                    self.strike(peer, u32::try_from(rejected).unwrap_or(u32::MAX));
+                if self.fetching.get(&author) == Some(&request) {
+                    self.fetching.remove(&author);
                 }
-                if more || rejected == 0 {
-                    // Whatever of the range is still missing (the next page, or entries
-                    // the peer did not have), ask again.
+                if blamed > 0 {
+                    self.strike(peer, u32::try_from(blamed).unwrap_or(u32::MAX));
+                }
+                // Ask again only after progress: a peer that sends nothing new (it lacks
+                // the entries, or plays games with `more`) is not asked again for this
+                // feed until the next heads round.
+                if stored > 0 {
                     self.fetch_missing(peer, author, to_seq);
                 }
             }
-            Verdict::Charters { peer, rejected } => {
-                if rejected > 0 {
-                    self.strike(peer, u32::try_from(rejected).unwrap_or(u32::MAX));
+            Verdict::Charters { peer, blamed } => {
+                if blamed > 0 {
+                    self.strike(peer, u32::try_from(blamed).unwrap_or(u32::MAX));
                 }
             }
-            Verdict::CharterAccepted(charter) => {
-                info!(version = charter.charter().version, "newer charter applied");
-                self.charter.send_replace(Arc::clone(&charter));
-                self.apply_charter(&charter);
-            }
+            Verdict::CharterAccepted(charter) => self.adopt_charter(charter),
         }
+    }
+
+    /// Applies `charter` if it supersedes the one in force (a late verdict for an older
+    /// version must not undo a newer one).
+    fn adopt_charter(&mut self, charter: Arc<SignedCharter>) {
+        let current = Arc::clone(&self.charter.borrow());
+        if !charter.supersedes(&current) {
+            return;
+        }
+        info!(version = charter.charter().version, "newer charter applied");
+        self.charter.send_replace(Arc::clone(&charter));
+        self.apply_charter(&charter);
     }
 
     fn handle_sync(&mut self, event: request_response::Event<Request, Response>) {
@@ -400,7 +433,9 @@ impl EventLoop {
                 debug!(%peer, %error, "sync request failed");
                 self.pending_heads.remove(&request_id);
                 self.pending_charters.remove(&request_id);
-                if let Some(fetch) = self.pending_ranges.remove(&request_id) {
+                if let Some(fetch) = self.pending_ranges.remove(&request_id)
+                    && self.fetching.get(&fetch.author) == Some(&request_id)
+                {
                     self.fetching.remove(&fetch.author);
                 }
             }
@@ -411,46 +446,34 @@ impl EventLoop {
         }
     }
 
-    /// Answers a sync request from the store.
+    /// Answers a sync request from the store, off the loop: a page can be megabytes of
+    /// reads. At most `ANSWERS_IN_FLIGHT` are computed at once; beyond that the request is
+    /// refused (the peer asks again at its next round).
     fn answer(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
-        let federation = self.charter.borrow().federation();
-        let response = match request {
-            Request::Heads { federation: asked } if asked == federation => {
-                self.store.heads().map(Response::Heads)
-            }
-            Request::Range {
-                federation: asked,
-                author,
-                from_seq,
-                to_seq,
-                limit_bytes,
-            } if asked == federation => self
-                .store
-                .range(&author, from_seq, to_seq, wire::range_limit(limit_bytes))
-                .map(|range| {
-                    self.metrics.served(range.payloads.len());
-                    Response::Range {
-                        entries: range.payloads,
-                        more: range.more,
-                    }
-                }),
-            Request::Charters {
-                federation: asked,
-                after_version,
-            } if asked == federation => self.store.charters_after(after_version).map(|charters| {
-                Response::Charters(
-                    charters
-                        .iter()
-                        .map(|charter| charter.raw().clone())
-                        .collect(),
-                )
-            }),
-            _ => Ok(Response::Refused("not this federation".into())),
+        let Ok(permit) = Arc::clone(&self.answer_permits).try_acquire_owned() else {
+            self.metrics.queue_full();
+            let busy = Response::Refused("busy".into());
+            self.send_answer(peer, channel, busy);
+            return;
         };
-        let response = response.unwrap_or_else(|error| {
-            warn!(%error, "store failed while answering sync");
-            Response::Refused("storage error".into())
+        let federation = self.charter.borrow().federation();
+        let store = self.store.clone();
+        let metrics = Arc::clone(&self.metrics);
+        let answers = self.answer_sender.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let response = read_answer(&store, federation, request, &metrics);
+            // The loop is gone only when the node is shutting down.
+            let _ = answers.blocking_send((peer, channel, response));
         });
+    }
+
+    fn send_answer(
+        &mut self,
+        peer: PeerId,
+        channel: ResponseChannel<Response>,
+        response: Response,
+    ) {
         if self
             .swarm
             .behaviour_mut()
@@ -470,8 +493,12 @@ impl EventLoop {
                 }
             }
         } else if let Some(fetch) = self.pending_ranges.remove(&request_id) {
-            let Response::Range { entries, more } = response else {
-                self.fetching.remove(&fetch.author);
+            // `more` is not needed: after a page that made progress, what is still missing
+            // is asked for again anyway.
+            let Response::Range { entries, .. } = response else {
+                if self.fetching.get(&fetch.author) == Some(&request_id) {
+                    self.fetching.remove(&fetch.author);
+                }
                 return;
             };
             let bytes = entries.iter().map(Vec::len).sum();
@@ -479,13 +506,15 @@ impl EventLoop {
             let job = Job::Range {
                 payloads: entries,
                 peer,
+                request: request_id,
                 author: fetch.author,
                 to_seq: fetch.to_seq,
-                more,
             };
             if self.jobs.try_send(job).is_err() {
                 self.metrics.queue_full();
-                self.fetching.remove(&fetch.author);
+                if self.fetching.get(&fetch.author) == Some(&request_id) {
+                    self.fetching.remove(&fetch.author);
+                }
             }
         } else if self.pending_charters.remove(&request_id)
             && let Response::Charters(charters) = response
@@ -500,14 +529,23 @@ impl EventLoop {
     }
 
     /// Fetches from `peer` the first missing range of `author`'s feed up to `up_to`, unless
-    /// that feed is already being fetched.
+    /// that feed is already being fetched. Never past what the charter still accepts of
+    /// the feed: entries beyond a cutoff would only be refused.
     fn fetch_missing(&mut self, peer: PeerId, author: PublicKey, up_to: u64) {
-        if self.fetching.contains_key(&author) {
+        if self.fetching.contains_key(&author) || !self.swarm.is_connected(&peer) {
             return;
         }
-        if self.charter.borrow().charter().node(&author).is_none() {
-            return; // Nobody certified it: nothing of it would be accepted.
-        }
+        let up_to = {
+            let charter = self.charter.borrow();
+            let Some((member, _)) = charter.charter().node(&author) else {
+                return; // Nobody certified it: nothing of it would be accepted.
+            };
+            match (member.cutoff(&author), member.status.out_of_standing()) {
+                (Some(cutoff), _) => up_to.min(cutoff.last_seq),
+                (None, Some(_)) => return,
+                (None, None) => up_to,
+            }
+        };
         match self.store.missing(&author, up_to) {
             Ok(missing) => {
                 if let Some(first) = missing.first() {
@@ -532,7 +570,7 @@ impl EventLoop {
         };
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
         self.pending_ranges.insert(id, Fetch { author, to_seq });
-        self.fetching.insert(author, peer);
+        self.fetching.insert(author, id);
     }
 
     fn sync_with(&mut self, peer: PeerId) {
@@ -568,15 +606,22 @@ impl EventLoop {
         }
     }
 
-    /// Counts refusals against `peer`; past the limit it is banned for a while.
+    /// Counts refusals against `peer`; past the limit it is banned for a while. Strikes
+    /// older than a ban period are forgotten first.
     fn strike(&mut self, peer: PeerId, count: u32) {
-        let strikes = self.strikes.entry(peer).or_default();
+        let now = Instant::now();
+        let forget_after = self.config.ban;
+        let (strikes, last) = self.strikes.entry(peer).or_insert((0, now));
+        if now.duration_since(*last) > forget_after {
+            *strikes = 0;
+        }
         *strikes = strikes.saturating_add(count);
+        *last = now;
         if *strikes >= self.config.rejects_before_ban {
             self.strikes.remove(&peer);
             warn!(%peer, "banning peer that keeps sending refused messages");
             self.swarm.behaviour_mut().banned.block_peer(peer);
-            self.bans.insert(peer, Instant::now() + self.config.ban);
+            self.bans.insert(peer, now + self.config.ban);
             self.metrics.banned();
         }
     }
@@ -640,8 +685,11 @@ impl EventLoop {
         }
     }
 
-    /// Redials lost peers with backoff and lifts expired bans.
+    /// Redials lost peers with backoff, lifts expired bans, and re-checks certificate
+    /// windows (a certificate that ended disconnects its node; one that began admits it).
     fn maintain(&mut self) {
+        let current = Arc::clone(&self.charter.borrow());
+        self.apply_charter(&current);
         let now = Instant::now();
         let expired: Vec<PeerId> = self
             .bans
@@ -691,4 +739,50 @@ fn address_without_peer(address: &Multiaddr) -> Multiaddr {
         .iter()
         .filter(|protocol| !matches!(protocol, Protocol::P2p(_)))
         .collect()
+}
+
+/// Reads the answer to a sync request from the store. Runs off the loop.
+fn read_answer(store: &Store, federation: Hash, request: Request, metrics: &Metrics) -> Response {
+    let answer = match request {
+        Request::Heads { federation: asked } if asked == federation => {
+            store.heads().map(Response::Heads)
+        }
+        Request::Range {
+            federation: asked,
+            author,
+            from_seq,
+            to_seq,
+            limit_bytes,
+        } if asked == federation => store
+            .range(&author, from_seq, to_seq, wire::range_limit(limit_bytes))
+            .map(|range| {
+                metrics.served(range.payloads.len());
+                Response::Range {
+                    entries: range.payloads,
+                    more: range.more,
+                }
+            }),
+        Request::Charters {
+            federation: asked,
+            after_version,
+        } if asked == federation => store.charters_after(after_version).map(|charters| {
+            // As many as fit one response; the asker asks again for the rest.
+            let mut bytes = 0;
+            Response::Charters(
+                charters
+                    .iter()
+                    .map(|charter| charter.raw().clone())
+                    .take_while(|raw| {
+                        bytes += raw.charter.len() + raw.signatures.len() * 96;
+                        bytes <= wire::MAX_RANGE_BYTES
+                    })
+                    .collect(),
+            )
+        }),
+        _ => Ok(Response::Refused("not this federation".into())),
+    };
+    answer.unwrap_or_else(|error| {
+        warn!(%error, "store failed while answering sync");
+        Response::Refused("storage error".into())
+    })
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use libp2p::PeerId;
 use libp2p::gossipsub::MessageId;
+use libp2p::request_response::OutboundRequestId;
 use threatmesh_protocol::charter::{CharterError, RawCharter};
 use threatmesh_protocol::entry::{EntryHeader, FeedHead, UnverifiedEntry};
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, Timestamp};
@@ -39,9 +40,9 @@ pub(crate) enum Job {
     Range {
         payloads: Vec<Vec<u8>>,
         peer: PeerId,
+        request: OutboundRequestId,
         author: PublicKey,
         to_seq: u64,
-        more: bool,
     },
     /// Charters from a sync response, oldest first.
     Charters {
@@ -57,6 +58,8 @@ pub(crate) enum Verdict {
         message_id: MessageId,
         source: PeerId,
         acceptance: Acceptance,
+        /// Whether the refusal is the source's fault (counts towards a ban).
+        blame: bool,
         /// A feed gap the entry revealed: fetch it from the source.
         gap: Option<(PublicKey, RangeInclusive<u64>)>,
         /// A charter newer than the next one: fetch the chain from the source.
@@ -64,14 +67,18 @@ pub(crate) enum Verdict {
     },
     Range {
         peer: PeerId,
+        request: OutboundRequestId,
         author: PublicKey,
         to_seq: u64,
-        more: bool,
-        rejected: usize,
+        /// Entries of the page newly stored: without progress, the feed is not asked
+        /// again until the next heads round.
+        stored: usize,
+        /// Refusals that are the peer's fault.
+        blamed: usize,
     },
     Charters {
         peer: PeerId,
-        rejected: usize,
+        blamed: usize,
     },
     /// A newer valid charter was stored: the loop applies it.
     CharterAccepted(Arc<SignedCharter>),
@@ -127,6 +134,12 @@ struct Checked {
     gap: Option<(PublicKey, RangeInclusive<u64>)>,
 }
 
+impl Checked {
+    fn blames_sender(&self) -> bool {
+        matches!(self.acceptance, Acceptance::Reject(reason) if reason.blames_sender())
+    }
+}
+
 impl Checker {
     fn run(&self, job: Job) -> Vec<Verdict> {
         match job {
@@ -138,36 +151,46 @@ impl Checker {
             Job::Range {
                 payloads,
                 peer,
+                request,
                 author,
                 to_seq,
-                more,
             } => {
-                let mut rejected = 0;
+                let (mut stored, mut blamed) = (0, 0);
                 for payload in payloads {
-                    let checked = self.check_entry(payload, Some(author));
-                    if matches!(checked.acceptance, Acceptance::Reject(_)) {
-                        rejected += 1;
+                    let checked = self.check_entry(payload, Some((author, to_seq)));
+                    if checked.acceptance == Acceptance::Accept {
+                        stored += 1;
+                    }
+                    if checked.blames_sender() {
+                        blamed += 1;
                     }
                 }
                 vec![Verdict::Range {
                     peer,
+                    request,
                     author,
                     to_seq,
-                    more,
-                    rejected,
+                    stored,
+                    blamed,
                 }]
             }
             Job::Charters { charters, peer } => {
+                // Each charter is checked against the one accepted just before it, so a
+                // node several versions behind catches up in one response.
                 let mut verdicts = Vec::new();
-                let mut rejected = 0;
+                let mut blamed = 0;
+                let mut current = Arc::clone(&self.charter.borrow());
                 for raw in charters {
-                    match self.check_charter(raw) {
-                        Ok(Some(accepted)) => verdicts.push(Verdict::CharterAccepted(accepted)),
+                    match self.check_charter(raw, &current) {
+                        Ok(Some(accepted)) => {
+                            current = Arc::clone(&accepted);
+                            verdicts.push(Verdict::CharterAccepted(accepted));
+                        }
                         Ok(None) => {}
-                        Err(_) => rejected += 1,
+                        Err(_) => blamed += 1,
                     }
                 }
-                verdicts.push(Verdict::Charters { peer, rejected });
+                verdicts.push(Verdict::Charters { peer, blamed });
                 verdicts
             }
         }
@@ -182,7 +205,8 @@ impl Checker {
             let incoming_version = SignedCharter::decode(raw.clone())
                 .map(|charter| charter.charter().version)
                 .unwrap_or(0);
-            let (acceptance, accepted) = match self.check_charter(raw) {
+            let applied = Arc::clone(&self.charter.borrow());
+            let (acceptance, accepted) = match self.check_charter(raw, &applied) {
                 Ok(Some(accepted)) => (Acceptance::Accept, Some(accepted)),
                 Ok(None) => (Acceptance::Ignore, None),
                 Err(_) => (Acceptance::Reject(Rejection::BadCharter), None),
@@ -192,6 +216,7 @@ impl Checker {
             verdicts.push(Verdict::Gossip {
                 message_id,
                 source,
+                blame: matches!(acceptance, Acceptance::Reject(_)),
                 acceptance,
                 gap: None,
                 charter_behind: incoming_version > current.saturating_add(1),
@@ -202,6 +227,7 @@ impl Checker {
         vec![Verdict::Gossip {
             message_id,
             source,
+            blame: checked.blames_sender(),
             acceptance: checked.acceptance,
             gap: checked.gap,
             charter_behind: false,
@@ -209,9 +235,10 @@ impl Checker {
     }
 
     /// Runs every check on one entry, cheapest first, and stores it if it passes.
-    /// `expected_author` is set for sync pages: an entry of another feed is refused.
-    fn check_entry(&self, payload: Vec<u8>, expected_author: Option<PublicKey>) -> Checked {
-        let checked = self.check_entry_inner(payload, expected_author);
+    /// `requested` is set for sync pages: an entry of another feed, or past the range
+    /// asked for, is refused.
+    fn check_entry(&self, payload: Vec<u8>, requested: Option<(PublicKey, u64)>) -> Checked {
+        let checked = self.check_entry_inner(payload, requested);
         match checked.acceptance {
             Acceptance::Accept => self.metrics.accepted(),
             Acceptance::Ignore => self.metrics.duplicate(),
@@ -220,7 +247,7 @@ impl Checker {
         checked
     }
 
-    fn check_entry_inner(&self, payload: Vec<u8>, expected_author: Option<PublicKey>) -> Checked {
+    fn check_entry_inner(&self, payload: Vec<u8>, requested: Option<(PublicKey, u64)>) -> Checked {
         let reject = |reason| Checked {
             acceptance: Acceptance::Reject(reason),
             gap: None,
@@ -236,7 +263,8 @@ impl Checker {
         if header.federation != charter.federation() {
             return reject(Rejection::OtherFederation);
         }
-        if expected_author.is_some_and(|author| author != header.author) {
+        if requested.is_some_and(|(author, to_seq)| author != header.author || header.seq > to_seq)
+        {
             return reject(Rejection::Invalid);
         }
         let id = Hash::of(&payload);
@@ -303,13 +331,22 @@ impl Checker {
     /// Checks a charter against the current one. `Ok(Some)` for the next valid version
     /// (stored), `Ok(None)` for one that is not newer or not next, `Err` for one that
     /// fails verification.
-    fn check_charter(&self, raw: RawCharter) -> Result<Option<Arc<SignedCharter>>, CharterError> {
-        let incoming = SignedCharter::decode(raw)?;
-        let current = Arc::clone(&self.charter.borrow());
+    fn check_charter(
+        &self,
+        raw: RawCharter,
+        current: &SignedCharter,
+    ) -> Result<Option<Arc<SignedCharter>>, CharterError> {
+        let incoming = match SignedCharter::decode(raw) {
+            Ok(incoming) => incoming,
+            Err(error) => {
+                self.metrics.rejected(Rejection::BadCharter);
+                return Err(error);
+            }
+        };
         if incoming.charter().version != current.charter().version.saturating_add(1) {
             return Ok(None);
         }
-        if let Err(error) = incoming.verify_successor(&current) {
+        if let Err(error) = incoming.verify_successor(current) {
             self.metrics.rejected(Rejection::BadCharter);
             return Err(error);
         }

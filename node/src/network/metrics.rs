@@ -37,6 +37,13 @@ impl Rejection {
         Rejection::BadCharter,
     ];
 
+    /// Whether the peer that sent it is to blame, so it counts towards a ban. Not for
+    /// entries refused under a charter the sender may not have yet, or for a creation time
+    /// our own clock disagrees with: honest relays send those too.
+    pub fn blames_sender(self) -> bool {
+        !matches!(self, Rejection::NotAuthorised | Rejection::FromTheFuture)
+    }
+
     /// The reason's name, for logs and metrics labels.
     pub fn as_str(self) -> &'static str {
         match self {
