@@ -158,7 +158,7 @@ impl EventLoop {
         let current = Arc::clone(&event_loop.charter.borrow());
         event_loop.apply_charter(&current);
         for address in event_loop.config.bootstrap.clone() {
-            event_loop.keep_connected(address);
+            event_loop.keep_connected(address, false);
         }
         Ok(event_loop)
     }
@@ -214,7 +214,7 @@ impl EventLoop {
                     .dial(address.clone())
                     .map_err(|error| ClientError::Network(error.to_string()));
                 if result.is_ok() {
-                    self.keep_connected(address);
+                    self.keep_connected(address, true);
                 }
                 let _ = reply.send(result);
             }
@@ -292,7 +292,7 @@ impl EventLoop {
                         .allowed_peers()
                         .contains(&peer)
                     {
-                        self.keep_connected(address.with(Protocol::P2p(peer)));
+                        self.keep_connected(address.with(Protocol::P2p(peer)), false);
                     }
                 }
             }
@@ -654,6 +654,9 @@ impl EventLoop {
                 self.swarm.behaviour_mut().allowed.disallow_peer(peer);
             }
         }
+        // Stop redialling peers the charter no longer admits.
+        self.addresses
+            .retain(|address, _| peer_of(address).is_none_or(|peer| allowed.contains(&peer)));
         for peer in allowed {
             self.swarm.behaviour_mut().allowed.allow_peer(peer);
         }
@@ -665,14 +668,21 @@ impl EventLoop {
             .filter_map(|text| text.parse().ok())
             .collect();
         for address in addresses {
-            self.keep_connected(address);
+            self.keep_connected(address, false);
         }
     }
 
-    fn keep_connected(&mut self, address: Multiaddr) {
+    /// Adds `address` to those kept connected. The first dial is due now, unless the
+    /// caller just dialled it (`dialled`), in which case it waits one backoff step.
+    fn keep_connected(&mut self, address: Multiaddr, dialled: bool) {
+        let wait = self.config.redial;
         self.addresses.entry(address).or_insert(Redial {
-            next: Instant::now(),
-            wait: self.config.redial,
+            next: if dialled {
+                Instant::now() + wait
+            } else {
+                Instant::now()
+            },
+            wait,
         });
     }
 
