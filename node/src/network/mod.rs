@@ -35,8 +35,10 @@ use crate::store::{Store, StoreError};
 /// full queue makes callers wait rather than grow memory.
 const COMMAND_CAP: usize = 64;
 /// Jobs waiting for the ingest pipeline. A full queue drops gossip (it is counted, and
-/// sync fetches the entry later) rather than stall the event loop.
-const JOB_CAP: usize = 1024;
+/// sync fetches the entry later) rather than stall the event loop. Bounded by count, so
+/// the memory it can hold is this times the largest job: about 64 MiB of gossip payloads
+/// at most (a sync page can be larger, but one is fetched per feed at a time).
+const JOB_CAP: usize = 128;
 /// Verdicts waiting for the event loop.
 const VERDICT_CAP: usize = 1024;
 
