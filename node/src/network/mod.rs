@@ -1,8 +1,8 @@
 //! The libp2p mesh: authorised peers only, validated gossip, exact catch-up.
 //!
 //! One task owns the swarm ([`EventLoop`]); everyone else holds a cloneable [`Client`]
-//! that sends [`Command`]s over a bounded channel. Checking and storing what peers send
-//! runs in the [`ingest`] pipeline, off the loop. The current charter is shared through a
+//! that sends commands over a bounded channel. Checking and storing what peers send
+//! runs in the ingest pipeline (`ingest.rs`), off the loop. The current charter is shared through a
 //! watch channel: the loop applies a newer one to the allow list (disconnecting members
 //! that lost their standing) and the pipeline authorises entries against it.
 //!

@@ -1,11 +1,11 @@
 //! The node's durable store: every entry it accepted, its feeds, and an indicator index that
 //! answers "do we know this value?" in microseconds.
 //!
-//! Everything lives in one sled tree under one-byte namespaces ([`keys`]), so accepting an
+//! Everything lives in one sled tree under one-byte namespaces (`keys.rs`), so accepting an
 //! entry (the entry, its feed slot, the feed's state, one index record per item, the
 //! added-time index, the counters) is one atomic batch. Writers take a short lock around
 //! the read-check-write of a batch, so duplicates and equivocation are decided without
-//! races, then wait for a group flush ([`flush`]) before reporting success: an ingest that
+//! races, then wait for a group flush (`flush.rs`) before reporting success: an ingest that
 //! returned Ok survives `kill -9` and power loss.
 //!
 //! The store trusts what it is given: signatures and the charter are checked before
