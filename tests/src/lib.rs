@@ -176,9 +176,21 @@ impl TestNode {
         charter: SignedCharter,
         config: network::Config,
     ) -> Result<TestNode> {
+        TestNode::start_with_charters(key, vec![charter], config).await
+    }
+
+    /// Starts a node whose store already holds `charters` (oldest first), the last in force.
+    pub async fn start_with_charters(
+        key: SigningKey,
+        charters: Vec<SignedCharter>,
+        config: network::Config,
+    ) -> Result<TestNode> {
         let dir = tempfile::tempdir().context("temporary directory")?;
         let store = Store::open(dir.path(), &Options::default()).context("opening the store")?;
-        store.put_charter(&charter).context("storing the charter")?;
+        for charter in &charters {
+            store.put_charter(charter).context("storing a charter")?;
+        }
+        let charter = charters.last().context("no charter")?.clone();
         let (client, event_loop) = network::new(config, key.clone(), store.clone(), charter)?;
         tokio::spawn(event_loop.run());
         wait_for("the node to listen", || async {

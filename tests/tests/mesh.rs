@@ -186,3 +186,41 @@ async fn node_several_charters_behind_catches_up_in_one_round() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rival_charters_of_one_version_resolve_to_the_same_one_everywhere() {
+    // The steward signs two different version-2 charters. Each node starts with one in
+    // force, so neither was ever gossiped: only charter sync can bring them together.
+    let federation = Federation::new(2);
+    let genesis = &federation.genesis;
+    let a = federation.successor(genesis, |c| c.name = "Rival A".into());
+    let b = federation.successor(genesis, |c| c.name = "Rival B".into());
+    let winner = if a.supersedes(&b) { a.id() } else { b.id() };
+    let mut nodes = Vec::new();
+    for (key, rival) in federation.nodes.iter().zip([&a, &b]) {
+        let charters = vec![genesis.clone(), rival.clone()];
+        nodes.push(
+            TestNode::start_with_charters(key.clone(), charters, test_config())
+                .await
+                .unwrap(),
+        );
+    }
+    assert_ne!(
+        nodes[0].client.charter().id(),
+        nodes[1].client.charter().id()
+    );
+    threatmesh_tests::connect(&nodes[0], &nodes[1])
+        .await
+        .unwrap();
+    wait_for("both nodes to settle on the same charter", || async {
+        nodes
+            .iter()
+            .all(|node| node.client.charter().id() == winner)
+    })
+    .await
+    .unwrap();
+    // It is also the one each node keeps for its next start.
+    for node in &nodes {
+        assert_eq!(node.store.latest_charter().unwrap().unwrap().id(), winner);
+    }
+}

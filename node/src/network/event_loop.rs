@@ -488,8 +488,21 @@ impl EventLoop {
     fn handle_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: Response) {
         if self.pending_heads.remove(&request_id) {
             if let Response::Heads(heads) = response {
+                // Only feeds the charter certifies, each once: a peer cannot make the loop
+                // plan for thousands of made-up feeds.
+                let certified: HashSet<PublicKey> = self
+                    .charter
+                    .borrow()
+                    .charter()
+                    .members
+                    .iter()
+                    .flat_map(|member| member.nodes.iter().map(|cert| cert.node))
+                    .collect();
+                let mut planned = HashSet::new();
                 for head in heads {
-                    self.fetch_missing(peer, head.author, head.seq);
+                    if certified.contains(&head.author) && planned.insert(head.author) {
+                        self.fetch_missing(peer, head.author, head.seq);
+                    }
                 }
             }
         } else if let Some(fetch) = self.pending_ranges.remove(&request_id) {
@@ -584,10 +597,15 @@ impl EventLoop {
         self.pending_heads.insert(id);
     }
 
+    /// Asks `peer` for its charters from the version in force on: newer ones, and a rival
+    /// of the current version if the peer holds one.
     fn request_charters(&mut self, peer: PeerId) {
         let (federation, after_version) = {
             let charter = self.charter.borrow();
-            (charter.federation(), charter.charter().version)
+            (
+                charter.federation(),
+                charter.charter().version.saturating_sub(1),
+            )
         };
         let id = self.swarm.behaviour_mut().sync.send_request(
             &peer,

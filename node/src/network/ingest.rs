@@ -328,8 +328,9 @@ impl Checker {
         }
     }
 
-    /// Checks a charter against the current one. `Ok(Some)` for the next valid version
-    /// (stored), `Ok(None)` for one that is not newer or not next, `Err` for one that
+    /// Checks a charter against `current`. `Ok(Some)` for one that should replace it (the
+    /// next version, or a valid rival of the same version that supersedes it), stored;
+    /// `Ok(None)` for one that is not newer, not next, or the same; `Err` for one that
     /// fails verification.
     fn check_charter(
         &self,
@@ -343,10 +344,25 @@ impl Checker {
                 return Err(error);
             }
         };
-        if incoming.charter().version != current.charter().version.saturating_add(1) {
+        let version = incoming.charter().version;
+        let current_version = current.charter().version;
+        let verified = if version == current_version.saturating_add(1) {
+            incoming.verify_successor(current)
+        } else if version == current_version && incoming.id() != current.id() && version > 1 {
+            // A rival of the version in force (a steward signed two): it must follow the
+            // same predecessor, and wins only if it supersedes, so every node settles on
+            // the same one.
+            let Some(previous) = self.previous_charter(current) else {
+                return Ok(None);
+            };
+            if !incoming.supersedes(current) {
+                return Ok(None);
+            }
+            incoming.verify_successor(&previous)
+        } else {
             return Ok(None);
-        }
-        if let Err(error) = incoming.verify_successor(current) {
+        };
+        if let Err(error) = verified {
             self.metrics.rejected(Rejection::BadCharter);
             return Err(error);
         }
@@ -356,6 +372,13 @@ impl Checker {
         }
         self.metrics.accepted();
         Ok(Some(Arc::new(incoming)))
+    }
+
+    /// The stored charter `current` follows.
+    fn previous_charter(&self, current: &SignedCharter) -> Option<SignedCharter> {
+        let before = current.charter().version.checked_sub(2)?;
+        let previous = self.store.charters_after(before).ok()?.into_iter().next()?;
+        (Some(previous.id()) == current.charter().previous).then_some(previous)
     }
 }
 
