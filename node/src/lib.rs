@@ -4,9 +4,11 @@
 //!
 //! - [`store`]: the durable store (sled): entries, feeds, the indicator index, charters.
 //! - [`network`]: the libp2p mesh: authorised peers, validated gossip, sync.
+//! - [`api`]: the local HTTP API over the store and the network client.
 //!
-//! The HTTP and TAXII API, the STIX/MISP/CSV formats and the `threatmesh` binary come
-//! next (see `shared/ARCHITECTURE.md`, "Node inside").
+//! TAXII 2.1, the STIX/MISP/CSV formats and the `threatmesh` binary come next (see
+//! `shared/ARCHITECTURE.md`, "Node inside").
 
+pub mod api;
 pub mod network;
 pub mod store;

@@ -383,7 +383,7 @@ impl Checker {
 }
 
 /// The wall clock as a protocol timestamp.
-pub(crate) fn now() -> Timestamp {
+pub fn now() -> Timestamp {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| {

@@ -27,6 +27,7 @@ use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use event_loop::EventLoop;
+pub use ingest::now;
 pub use metrics::{Rejection, Snapshot};
 
 use crate::store::{Store, StoreError};

@@ -1,0 +1,406 @@
+//! The node's local HTTP API: what an organisation's own tools (SIEM, firewall, scripts)
+//! use to publish and to ask "do we know these values?".
+//!
+//! Every route but `/healthz` needs a bearer token from the configuration, compared in
+//! constant time. Errors come from one [`ApiError`] type that maps to status codes in one
+//! place: 400 for a body that is not JSON, 401 for a missing or wrong token, 413 for a body
+//! or value list over the limit, 422 for JSON that breaks a rule (it names the value and
+//! why), 500/503 for the node's own failures. The API depends on the store and the
+//! network [`Client`] only.
+
+mod prometheus;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use threatmesh_protocol::bundle::{Distribution, Tlp};
+use threatmesh_protocol::item::Item;
+use threatmesh_protocol::{Hash, Kind, Value};
+
+use crate::network::{Client, ClientError};
+use crate::store::{FeedState, Lookup, Stats, Store, StoreError};
+
+/// Largest request body: a bulk lookup of 100,000 values or a publish of tens of thousands
+/// of indicators fits.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Most values one bulk lookup may ask about.
+pub const MAX_LOOKUP_VALUES: usize = 100_000;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    store: Store,
+    client: Client,
+    tokens: Arc<Vec<String>>,
+}
+
+impl ApiState {
+    /// The API over `store` and `client`, accepting any of `tokens`.
+    pub fn new(store: Store, client: Client, tokens: Vec<String>) -> ApiState {
+        ApiState {
+            store,
+            client,
+            tokens: Arc::new(tokens),
+        }
+    }
+}
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/publish", post(publish))
+        .route("/api/v1/indicators/{kind}/{value}", get(lookup_one))
+        .route("/api/v1/lookup", post(lookup_many))
+        .route("/api/v1/feeds", get(feeds))
+        .route("/api/v1/status", get(status))
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(protected)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// An error answer: a status and a message naming the problem.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Body {
+            error: String,
+        }
+        let mut response = (
+            self.status,
+            Json(Body {
+                error: self.message,
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        tracing::error!(%error, "store failed while serving the API");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("storage: {error}"),
+        )
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(error: ClientError) -> ApiError {
+        let status = match &error {
+            ClientError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ClientError::NotAuthorised(_) => StatusCode::FORBIDDEN,
+            ClientError::NodeStopped => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        // axum tells syntax errors (400) from shape and value errors (422), with a message
+        // that names the field and, for indicator values, the value and why.
+        ApiError::new(rejection.status(), rejection.body_text())
+    }
+}
+
+/// `Json` whose rejections are [`ApiError`]s.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Body<T>, ApiError> {
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        Ok(Body(value))
+    }
+}
+
+async fn authenticate(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
+    // Compare with every token, in constant time, so timing tells nothing about them.
+    let known = state
+        .tokens
+        .iter()
+        .fold(subtle::Choice::from(0), |found, token| {
+            found | token.as_bytes().ct_eq(presented.as_bytes())
+        });
+    if !bool::from(known) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong bearer token",
+        ));
+    }
+    Ok(next.run(request).await)
+}
+
+/// A publish request: items with their marking and audience.
+#[derive(Debug, Deserialize)]
+struct PublishRequest {
+    #[serde(default = "default_tlp")]
+    tlp: Tlp,
+    #[serde(default)]
+    distribution: Distribution,
+    items: Vec<Item>,
+}
+
+fn default_tlp() -> Tlp {
+    Tlp::Amber
+}
+
+#[derive(Debug, Serialize)]
+struct Published {
+    entries: Vec<Hash>,
+}
+
+async fn publish(
+    State(state): State<ApiState>,
+    Body(request): Body<PublishRequest>,
+) -> Result<(StatusCode, Json<Published>), ApiError> {
+    if request.items.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items: nothing to publish",
+        ));
+    }
+    for (index, item) in request.items.iter().enumerate() {
+        item.validate().map_err(|error| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("items[{index}] ({}): {error}", item.value()),
+            )
+        })?;
+    }
+    let entries = state
+        .client
+        .publish(request.tlp, request.distribution, request.items)
+        .await?;
+    Ok((StatusCode::CREATED, Json(Published { entries })))
+}
+
+/// A lookup answer: what the store holds about one value.
+#[derive(Debug, Serialize)]
+struct Answer {
+    known: bool,
+    #[serde(flatten)]
+    lookup: Lookup,
+}
+
+async fn lookup_one(
+    State(state): State<ApiState>,
+    Path((kind, text)): Path<(String, String)>,
+) -> Result<Json<Answer>, ApiError> {
+    let kind: Kind = kind
+        .parse()
+        .map_err(|error| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{error}")))?;
+    let value = Value::parse(kind, &text)
+        .map_err(|error| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()))?;
+    let store = state.store.clone();
+    let lookup = blocking(move || store.lookup(&value, crate::network::now())).await??;
+    Ok(Json(Answer {
+        known: !lookup.assertions.is_empty() || !lookup.sightings.is_empty(),
+        lookup,
+    }))
+}
+
+/// A bulk lookup: values as bare strings (kind detected, defanged accepted) or as
+/// `{"kind": ..., "value": ...}`.
+#[derive(Debug, Deserialize)]
+struct LookupRequest {
+    values: Vec<LookupValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum LookupValue {
+    Bare(String),
+    Typed { kind: Kind, value: String },
+}
+
+#[derive(Debug, Serialize)]
+struct LookupAnswer {
+    /// How many values were asked about.
+    asked: usize,
+    /// The values something is known about.
+    found: Vec<Lookup>,
+    /// Values that are not valid indicators, with why.
+    invalid: Vec<Invalid>,
+}
+
+#[derive(Debug, Serialize)]
+struct Invalid {
+    index: usize,
+    input: String,
+    reason: String,
+}
+
+async fn lookup_many(
+    State(state): State<ApiState>,
+    Body(request): Body<LookupRequest>,
+) -> Result<Json<LookupAnswer>, ApiError> {
+    let asked = request.values.len();
+    if asked > MAX_LOOKUP_VALUES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{asked} values, at most {MAX_LOOKUP_VALUES} per request"),
+        ));
+    }
+    let mut values = Vec::with_capacity(asked);
+    let mut invalid = Vec::new();
+    for (index, entry) in request.values.into_iter().enumerate() {
+        let parsed = match &entry {
+            LookupValue::Bare(text) => Value::detect(text),
+            LookupValue::Typed { kind, value } => Value::parse(*kind, value),
+        };
+        match parsed {
+            Ok(value) => values.push(value),
+            Err(error) => invalid.push(Invalid {
+                index,
+                input: error.input.clone(),
+                reason: error.to_string(),
+            }),
+        }
+    }
+    let store = state.store.clone();
+    let found = blocking(move || store.lookup_many(&values, crate::network::now())).await??;
+    Ok(Json(LookupAnswer {
+        asked,
+        found,
+        invalid,
+    }))
+}
+
+async fn feeds(State(state): State<ApiState>) -> Result<Json<Vec<FeedState>>, ApiError> {
+    let store = state.store.clone();
+    Ok(Json(blocking(move || store.feeds()).await??))
+}
+
+/// The node's state at a glance.
+#[derive(Debug, Serialize)]
+struct Status {
+    peer_id: String,
+    federation: Hash,
+    charter_version: u64,
+    peers: usize,
+    store: Stats,
+    feeds: Vec<FeedLag>,
+    network: crate::network::Snapshot,
+}
+
+/// A feed and how far this node is behind on it: entries above a gap it still misses.
+#[derive(Debug, Serialize)]
+struct FeedLag {
+    #[serde(flatten)]
+    feed: FeedState,
+    missing_below_highest: u64,
+}
+
+async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError> {
+    let peers = state.client.peers().await?.len();
+    let charter = state.client.charter();
+    let store = state.store.clone();
+    let (stats, feeds) =
+        blocking(move || Ok::<_, StoreError>((store.stats()?, store.feeds()?))).await??;
+    let feeds = feeds
+        .into_iter()
+        .map(|feed| FeedLag {
+            missing_below_highest: feed.highest - feed.contiguous,
+            feed,
+        })
+        .collect();
+    Ok(Json(Status {
+        peer_id: state.client.peer_id().to_string(),
+        federation: charter.federation(),
+        charter_version: charter.charter().version,
+        peers,
+        store: stats,
+        feeds,
+        network: state.client.metrics(),
+    }))
+}
+
+async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let peers = state.client.peers().await?.len();
+    let store = state.store.clone();
+    let (stats, feeds) =
+        blocking(move || Ok::<_, StoreError>((store.stats()?, store.feeds()?))).await??;
+    let text = prometheus::render(&state.client.metrics(), &stats, &feeds, peers);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// Runs store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))
+}
+
+#[cfg(test)]
+mod tests;

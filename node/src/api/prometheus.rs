@@ -1,0 +1,122 @@
+//! The Prometheus text exposition of the node's counters and gauges.
+
+use std::fmt::Write as _;
+
+use crate::network::{Rejection, Snapshot};
+use crate::store::{FeedState, Stats};
+
+/// Renders the metrics as Prometheus text format 0.0.4.
+pub(super) fn render(
+    network: &Snapshot,
+    store: &Stats,
+    feeds: &[FeedState],
+    peers: usize,
+) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+        let _ = writeln!(out, "# HELP threatmesh_{name} {help}");
+        let _ = writeln!(out, "# TYPE threatmesh_{name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "threatmesh_{name}{labels} {value}");
+        }
+    };
+    let one = |value: u64| vec![(String::new(), value)];
+    metric("peers", "gauge", "Peers connected now.", &one(peers as u64));
+    metric(
+        "entries_accepted_total",
+        "counter",
+        "Entries and charters from peers accepted and stored.",
+        &one(network.accepted),
+    );
+    metric(
+        "entries_duplicate_total",
+        "counter",
+        "Entries received again.",
+        &one(network.duplicates),
+    );
+    let rejected: Vec<(String, u64)> = Rejection::ALL
+        .iter()
+        .map(|reason| {
+            (
+                format!("{{reason=\"{}\"}}", reason.as_str()),
+                network.rejected(*reason),
+            )
+        })
+        .collect();
+    metric(
+        "entries_rejected_total",
+        "counter",
+        "Entries and charters from peers refused, by reason.",
+        &rejected,
+    );
+    metric(
+        "sync_fetched_entries_total",
+        "counter",
+        "Entries received in sync responses.",
+        &one(network.fetched_entries),
+    );
+    metric(
+        "sync_fetched_bytes_total",
+        "counter",
+        "Bytes of entries received in sync responses.",
+        &one(network.fetched_bytes),
+    );
+    metric(
+        "sync_served_entries_total",
+        "counter",
+        "Entries sent in sync responses.",
+        &one(network.served_entries),
+    );
+    metric(
+        "queue_full_total",
+        "counter",
+        "Work dropped or refused because a bounded queue was full.",
+        &one(network.queue_full),
+    );
+    metric(
+        "peers_banned_total",
+        "counter",
+        "Peers banned for misbehaviour.",
+        &one(network.peers_banned),
+    );
+    metric(
+        "equivocations_total",
+        "counter",
+        "Two entries seen for one place in a feed.",
+        &one(network.equivocations),
+    );
+    metric(
+        "store_entries",
+        "gauge",
+        "Entries held.",
+        &one(store.entries),
+    );
+    metric(
+        "store_records",
+        "gauge",
+        "Index records held (indicators, revocations, sightings).",
+        &one(store.records),
+    );
+    metric(
+        "store_bytes",
+        "gauge",
+        "Bytes the store uses on disk.",
+        &one(store.bytes_on_disk),
+    );
+    let lag: Vec<(String, u64)> = feeds
+        .iter()
+        .map(|feed| {
+            (
+                format!("{{feed=\"{}\"}}", feed.author),
+                feed.highest - feed.contiguous,
+            )
+        })
+        .collect();
+    metric(
+        "feed_missing_entries",
+        "gauge",
+        "Per feed, entries missing below the highest one held (gaps still to fetch).",
+        &lag,
+    );
+    out
+}
