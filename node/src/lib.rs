@@ -10,5 +10,8 @@
 //! `shared/ARCHITECTURE.md`, "Node inside").
 
 pub mod api;
+pub mod cli;
+pub mod config;
+pub mod keyfile;
 pub mod network;
 pub mod store;

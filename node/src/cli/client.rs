@@ -1,0 +1,180 @@
+//! `threatmesh publish`, `query` and `status`: a running node's HTTP API from the shell.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use serde_json::{Value as Json, json};
+
+#[derive(Debug, Args)]
+pub(super) struct ApiArgs {
+    /// The node's API.
+    #[arg(long, env = "THREATMESH_API", default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// A bearer token from the node's configuration.
+    #[arg(long, env = "THREATMESH_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct PublishArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// TLP marking of what is published (clear, green, amber).
+    #[arg(long, default_value = "amber")]
+    tlp: String,
+    /// A file (or `-` for standard input): a JSON publish request as the API takes it, or
+    /// a plain list of values, one per line (kind detected, defanged values accepted).
+    file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct QueryArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Print the node's JSON answer instead of a summary.
+    #[arg(long)]
+    json: bool,
+    /// Values to look up (kind detected, defanged accepted).
+    #[arg(required = true)]
+    values: Vec<String>,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Sends a request and returns the JSON answer, or the API's error message.
+fn call(api: &ApiArgs, method: &str, path: &str, body: Option<&Json>) -> Result<Json> {
+    let url = format!("{}{path}", api.api.trim_end_matches('/'));
+    let auth = format!("Bearer {}", api.token);
+    let agent = agent();
+    let response = match (method, body) {
+        ("POST", Some(body)) => agent
+            .post(&url)
+            .header("Authorization", &auth)
+            .send_json(body),
+        _ => agent.get(&url).header("Authorization", &auth).call(),
+    };
+    let mut response = response.with_context(|| format!("cannot reach the node at {}", api.api))?;
+    let status = response.status();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(256 * 1024 * 1024)
+        .read_to_string()
+        .context("reading the node's answer")?;
+    let answer: Json = serde_json::from_str(&text).unwrap_or(Json::String(text));
+    if !status.is_success() {
+        let message = answer
+            .get("error")
+            .and_then(Json::as_str)
+            .map_or_else(|| answer.to_string(), str::to_owned);
+        bail!("the node answered {status}: {message}");
+    }
+    Ok(answer)
+}
+
+pub(super) fn publish(args: &PublishArgs) -> Result<()> {
+    let mut text = String::new();
+    if args.file.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading standard input")?;
+    } else {
+        text = std::fs::read_to_string(&args.file)
+            .with_context(|| format!("reading {}", args.file.display()))?;
+    }
+    let body = match serde_json::from_str::<Json>(&text) {
+        Ok(request) if request.is_object() => request,
+        _ => plain_list(&text, &args.tlp)?,
+    };
+    let answer = call(&args.api, "POST", "/api/v1/publish", Some(&body))?;
+    let entries = answer["entries"].as_array().map_or(0, Vec::len);
+    out!(
+        "published in {entries} entr{}",
+        if entries == 1 { "y" } else { "ies" }
+    );
+    for id in answer["entries"].as_array().into_iter().flatten() {
+        out!("  {}", id.as_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// A publish request from a plain list; refuses the whole list if a line is not a value.
+fn plain_list(text: &str, tlp: &str) -> Result<Json> {
+    let now = super::now().0;
+    let mut items = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let value = threatmesh_protocol::Value::detect(line)
+            .with_context(|| format!("line {}", number + 1))?;
+        items.push(json!({
+            "type": "indicator",
+            "kind": value.kind().as_str(),
+            "value": value.as_str(),
+            "valid_from": now,
+        }));
+    }
+    if items.is_empty() {
+        bail!("nothing to publish: the list holds no values");
+    }
+    Ok(json!({ "tlp": tlp, "items": items }))
+}
+
+pub(super) fn query(args: &QueryArgs) -> Result<()> {
+    let answer = call(
+        &args.api,
+        "POST",
+        "/api/v1/lookup",
+        Some(&json!({ "values": args.values })),
+    )?;
+    if args.json {
+        out!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    let found = answer["found"].as_array().cloned().unwrap_or_default();
+    for lookup in &found {
+        let value = &lookup["value"];
+        out!(
+            "{} ({})",
+            value["value"].as_str().unwrap_or("?"),
+            value["kind"].as_str().unwrap_or("?")
+        );
+        for assertion in lookup["assertions"].as_array().into_iter().flatten() {
+            let org = assertion["org"].as_str().unwrap_or("?");
+            out!(
+                "  asserted by {} confidence {} {}{}",
+                &org[..org.len().min(16)],
+                assertion["confidence"],
+                assertion["state"]["state"].as_str().unwrap_or("?"),
+                assertion["context"]["threat"]
+                    .as_str()
+                    .map(|threat| format!(" ({threat})"))
+                    .unwrap_or_default(),
+            );
+        }
+        for sighting in lookup["sightings"].as_array().into_iter().flatten() {
+            out!("  sighted {} times", sighting["count"]);
+        }
+    }
+    for invalid in answer["invalid"].as_array().into_iter().flatten() {
+        out!("invalid: {}", invalid["reason"].as_str().unwrap_or("?"));
+    }
+    let asked = answer["asked"].as_u64().unwrap_or(0);
+    out!("{} of {asked} known", found.len());
+    Ok(())
+}
+
+pub(super) fn status(args: &ApiArgs) -> Result<()> {
+    let answer = call(args, "GET", "/api/v1/status", None)?;
+    out!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}

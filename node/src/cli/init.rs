@@ -1,0 +1,142 @@
+//! `threatmesh init` and `threatmesh key`: everything an organisation needs on disk.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+use threatmesh_protocol::charter::{Member, NodeCertificate, Roles, Status};
+use threatmesh_protocol::crypto::hex_encode;
+use threatmesh_protocol::{PublicKey, Timestamp};
+
+use crate::{config, keyfile};
+
+#[derive(Debug, Args)]
+pub(super) struct InitArgs {
+    /// Directory to create the files in.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// The organisation's name as the charter will show it (`CERT-FR`).
+    #[arg(long)]
+    org_name: String,
+    /// ISO 3166-1 alpha-2 country code (`FR`), or `EU`/`XX` for international bodies.
+    #[arg(long)]
+    country: String,
+    /// Use this existing organisation root key instead of creating one.
+    #[arg(long)]
+    org_key: Option<PathBuf>,
+    /// How long the node certificate is valid, in days.
+    #[arg(long, default_value_t = 365)]
+    valid_days: u64,
+    /// Address for the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    api_listen: String,
+    /// libp2p address for the mesh.
+    #[arg(long, default_value = "/ip4/0.0.0.0/tcp/4001")]
+    listen: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum KeyCommand {
+    /// Create a new key file (mode 0600) and print its public key.
+    New {
+        /// Where to write it.
+        file: PathBuf,
+    },
+    /// Print the public key of a key file.
+    Show {
+        /// The key file.
+        file: PathBuf,
+    },
+}
+
+pub(super) fn key(command: &KeyCommand) -> Result<()> {
+    match command {
+        KeyCommand::New { file } => {
+            let key = keyfile::generate().context("no randomness from the operating system")?;
+            keyfile::write(file, &key)?;
+            out!("{}", PublicKey::of(&key));
+        }
+        KeyCommand::Show { file } => out!("{}", keyfile::public(file)?),
+    }
+    Ok(())
+}
+
+pub(super) fn run(args: &InitArgs) -> Result<()> {
+    let country_ok =
+        args.country.len() == 2 && args.country.bytes().all(|b| b.is_ascii_uppercase());
+    if !country_ok {
+        bail!(
+            "--country {:?}: expected two upper-case letters (FR, DE, SG, EU, XX)",
+            args.country
+        );
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let config_path = args.dir.join("threatmesh.toml");
+    if config_path.exists() {
+        bail!(
+            "{} exists already: this directory holds a node",
+            config_path.display()
+        );
+    }
+    let org = match &args.org_key {
+        Some(path) => keyfile::read(path)?,
+        None => {
+            let key = keyfile::generate().context("no randomness from the operating system")?;
+            keyfile::write(&args.dir.join("org.key"), &key)?;
+            key
+        }
+    };
+    let node = keyfile::generate().context("no randomness from the operating system")?;
+    keyfile::write(&args.dir.join("node.key"), &node)?;
+    let node_public = PublicKey::of(&node);
+    let now = super::now();
+    let until = Timestamp(
+        now.0
+            .saturating_add(args.valid_days.saturating_mul(86_400_000)),
+    );
+    let member = Member {
+        org: PublicKey::of(&org),
+        name: args.org_name.clone(),
+        country: args.country.clone(),
+        roles: Roles {
+            publish: true,
+            read: true,
+        },
+        status: Status::Active,
+        nodes: vec![NodeCertificate::issue(&org, node_public, now, until)],
+        cutoffs: Vec::new(),
+        addresses: Vec::new(),
+        encryption_key: None,
+    };
+    let member_path = args.dir.join("member.json");
+    std::fs::write(&member_path, serde_json::to_string_pretty(&member)?)
+        .with_context(|| format!("writing {}", member_path.display()))?;
+    let mut token = [0u8; 24];
+    getrandom::fill(&mut token).context("no randomness from the operating system")?;
+    std::fs::write(
+        &config_path,
+        config::template(&hex_encode(&token), &args.api_listen, &args.listen),
+    )
+    .with_context(|| format!("writing {}", config_path.display()))?;
+    std::fs::create_dir_all(args.dir.join("data"))?;
+
+    out!("organisation {} ({})", args.org_name, member.org);
+    out!("node key     {}", node_public);
+    out!("peer id      {}", super::peer_id(&node_public));
+    out!();
+    out!("Files in {}:", args.dir.display());
+    if args.org_key.is_none() {
+        out!(
+            "  org.key          the organisation root key: move it offline once the charter is signed"
+        );
+    }
+    out!("  node.key         this node's key (mode 0600)");
+    out!("  member.json      this organisation and its node certificate, for the stewards");
+    out!("  threatmesh.toml  the node's configuration (holds the API token)");
+    out!();
+    out!("Next: send member.json to the federation's stewards (`threatmesh charter admit`),");
+    out!("then set node.federation and node.charter_file in threatmesh.toml and run");
+    out!("`threatmesh run --config {}`.", config_path.display());
+    Ok(())
+}

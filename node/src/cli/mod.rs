@@ -1,0 +1,83 @@
+//! The `threatmesh` command line: parse, dispatch, report errors at the edge.
+//!
+//! `init`, `key` and `charter` work on files and never touch the network; `run` starts a
+//! node; `publish`, `query` and `status` talk to a running node over its HTTP API.
+
+/// Prints a line on standard output. A reader that went away (`threatmesh ... | head`) is
+/// not an error worth a panic: the rest of the output is dropped.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+mod charter;
+mod client;
+mod init;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The node of a threat-intelligence federation: signs, shares and serves indicators.
+#[derive(Debug, Parser)]
+#[command(name = "threatmesh", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create this organisation's keys, the node's certificate, a config file and the data
+    /// directory.
+    Init(init::InitArgs),
+    /// Manage keys (steward keys, spare organisation keys).
+    #[command(subcommand)]
+    Key(init::KeyCommand),
+    /// The stewards' workflow: create, change, sign and check the federation charter.
+    #[command(subcommand)]
+    Charter(charter::CharterCommand),
+    /// Run the node: store, mesh and HTTP API, until Ctrl-C or SIGTERM.
+    Run(run::RunArgs),
+    /// Publish indicators through a running node.
+    Publish(client::PublishArgs),
+    /// Ask a running node what it knows about values.
+    Query(client::QueryArgs),
+    /// Show a running node's status.
+    Status(client::ApiArgs),
+}
+
+/// Runs the command line and returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init(args) => init::run(&args),
+        Command::Key(command) => init::key(&command),
+        Command::Charter(command) => charter::run(&command),
+        Command::Run(args) => run::run(args),
+        Command::Publish(args) => client::publish(&args),
+        Command::Query(args) => client::query(&args),
+        Command::Status(args) => client::status(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The wall clock, as the protocol counts time.
+fn now() -> threatmesh_protocol::Timestamp {
+    crate::network::now()
+}
+
+/// The libp2p PeerId of a node key, as text.
+fn peer_id(node: &threatmesh_protocol::PublicKey) -> String {
+    libp2p::PeerId::from_bytes(&node.peer_id_bytes())
+        .map_or_else(|_| node.to_string(), |peer| peer.to_string())
+}

@@ -1,0 +1,197 @@
+//! `threatmesh run`: store, mesh and HTTP API, until Ctrl-C or SIGTERM.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::store::{Options, Store};
+use crate::{api, keyfile, network};
+
+#[derive(Debug, Args)]
+pub(super) struct RunArgs {
+    /// The configuration file.
+    #[arg(long, default_value = "threatmesh.toml", env = "THREATMESH_CONFIG")]
+    config: PathBuf,
+    /// Overrides node.federation.
+    #[arg(long)]
+    federation: Option<String>,
+    /// Overrides node.charter_file.
+    #[arg(long)]
+    charter: Option<PathBuf>,
+    /// Overrides network.listen (repeat for several).
+    #[arg(long)]
+    listen: Vec<String>,
+    /// Adds to network.bootstrap (repeat for several).
+    #[arg(long)]
+    bootstrap: Vec<String>,
+    /// Overrides api.listen.
+    #[arg(long)]
+    api_listen: Option<String>,
+}
+
+/// What a running node writes to `<data_dir>/endpoints.json` once it listens, so scripts
+/// (and the testnet) find it even when it was given port 0.
+#[derive(Debug, Serialize)]
+struct Endpoints {
+    peer_id: String,
+    api: String,
+    p2p: Vec<String>,
+}
+
+pub(super) fn run(args: RunArgs) -> Result<()> {
+    let mut config = Config::load(&args.config)?;
+    if let Some(federation) = args.federation {
+        config.node.federation = Some(federation);
+    }
+    if let Some(charter) = args.charter {
+        // Flags are relative to the working directory, the file's paths to the file.
+        config.node.charter_file = Some(std::path::absolute(charter)?);
+    }
+    if !args.listen.is_empty() {
+        config.network.listen = args.listen;
+    }
+    config.network.bootstrap.extend(args.bootstrap);
+    if let Some(api_listen) = args.api_listen {
+        config.api.listen = api_listen;
+    }
+    let base = args.config.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let config = config.validate(&base)?;
+    init_logging(config.json_logs, &config.log_level)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve(config))
+}
+
+fn init_logging(json: bool, level: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .with_context(|| format!("setting log.level: {level:?} is not a valid filter"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let result = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    result.map_err(|error| anyhow::anyhow!("logging: {error}"))
+}
+
+async fn serve(config: crate::config::Validated) -> Result<()> {
+    let key = keyfile::read(&config.key_file)?;
+    let store = Store::open(
+        &config.data_dir,
+        &Options {
+            cache_bytes: config.cache_bytes,
+            temporary: false,
+        },
+    )?;
+    let charter = match store.latest_charter()? {
+        Some(charter) => {
+            if charter.federation() != config.federation {
+                bail!(
+                    "the store at {} belongs to federation {}, the configuration names {}",
+                    config.data_dir.display(),
+                    charter.federation(),
+                    config.federation
+                );
+            }
+            charter
+        }
+        None => {
+            let path = config
+                .charter_file
+                .as_ref()
+                .context("setting node.charter_file: the store holds no charter yet, so the genesis charter is needed")?;
+            let genesis = super::charter::load(path)?;
+            genesis.verify_genesis(config.federation).with_context(|| {
+                format!(
+                    "{} is not the genesis of federation {}",
+                    path.display(),
+                    config.federation
+                )
+            })?;
+            store.put_charter(&genesis)?;
+            genesis
+        }
+    };
+    let (client, event_loop) = network::new(config.network.clone(), key, store.clone(), charter)?;
+    let network_task = tokio::spawn(event_loop.run());
+    let listener = tokio::net::TcpListener::bind(config.api_listen)
+        .await
+        .with_context(|| format!("setting api.listen: cannot listen on {}", config.api_listen))?;
+    let api_address = listener.local_addr()?;
+    let router = api::router(api::ApiState::new(
+        store.clone(),
+        client.clone(),
+        config.tokens.clone(),
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_task = tokio::spawn(api::serve(listener, router, async {
+        let _ = stopped.await;
+    }));
+
+    // Tell scripts where the node is, once libp2p has bound its addresses.
+    let mut p2p = Vec::new();
+    for _ in 0..100 {
+        p2p = client.listen_addrs().await?;
+        if !p2p.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let peer = client.peer_id();
+    let endpoints = Endpoints {
+        peer_id: peer.to_string(),
+        api: format!("http://{api_address}"),
+        p2p: p2p
+            .iter()
+            .map(|address| format!("{address}/p2p/{peer}"))
+            .collect(),
+    };
+    let endpoints_path = config.data_dir.join("endpoints.json");
+    std::fs::write(&endpoints_path, serde_json::to_string_pretty(&endpoints)?)?;
+    tracing::info!(%peer, api = %endpoints.api, "node running");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop.send(());
+    api_task.await.context("API task")??;
+    drop(client);
+    network_task.abort();
+    store.flush()?;
+    let _ = std::fs::remove_file(endpoints_path);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "no SIGTERM handler; only Ctrl-C stops the node");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            () = terminate => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,370 @@
+//! The node's configuration: a TOML file with a default for every setting, validated once
+//! at start with errors that name the setting. Relative paths are relative to the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use serde::{Deserialize, Serialize};
+use threatmesh_protocol::Hash;
+
+/// Everything `threatmesh run` needs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The node itself.
+    pub node: NodeSection,
+    /// The libp2p mesh.
+    pub network: NetworkSection,
+    /// The local HTTP API.
+    pub api: ApiSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+/// `[node]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// The store's directory.
+    pub data_dir: PathBuf,
+    /// The node's secret key file.
+    pub key_file: PathBuf,
+    /// The federation's id (its genesis charter's id), in hex.
+    pub federation: Option<String>,
+    /// A charter file to start from when the store holds none yet (the genesis).
+    pub charter_file: Option<PathBuf>,
+    /// sled's page cache, in MiB.
+    pub cache_mib: u64,
+}
+
+/// `[network]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSection {
+    /// libp2p addresses to listen on.
+    pub listen: Vec<String>,
+    /// Peers to dial at start, with their `/p2p/` id.
+    pub bootstrap: Vec<String>,
+    /// Seconds between feed-head comparisons with every peer.
+    pub sync_interval_secs: u64,
+    /// Find peers on the local network with mDNS.
+    pub mdns: bool,
+    /// Most connections in total.
+    pub max_connections: u32,
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Address the HTTP API listens on.
+    pub listen: String,
+    /// Bearer tokens the API accepts.
+    pub tokens: Vec<String>,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `human` or `json`.
+    pub format: String,
+    /// A tracing filter (`info`, `threatmesh_node=debug`, ...).
+    pub level: String,
+}
+
+impl Default for NodeSection {
+    fn default() -> NodeSection {
+        NodeSection {
+            data_dir: "data".into(),
+            key_file: "node.key".into(),
+            federation: None,
+            charter_file: None,
+            cache_mib: 128,
+        }
+    }
+}
+
+impl Default for NetworkSection {
+    fn default() -> NetworkSection {
+        NetworkSection {
+            listen: vec!["/ip4/0.0.0.0/tcp/4001".into()],
+            bootstrap: Vec::new(),
+            sync_interval_secs: 10,
+            mdns: false,
+            max_connections: 256,
+        }
+    }
+}
+
+impl Default for ApiSection {
+    fn default() -> ApiSection {
+        ApiSection {
+            listen: "127.0.0.1:8080".into(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> LogSection {
+        LogSection {
+            format: "human".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used; names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not valid TOML, an unknown setting, or a value of the wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, which names the setting and the line.
+        message: String,
+    },
+    /// A setting with a value that cannot work.
+    #[error("setting {setting}: {reason}")]
+    Invalid {
+        /// `section.name`.
+        setting: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A validated configuration, ready for `run`.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The store's directory.
+    pub data_dir: PathBuf,
+    /// The node's key file.
+    pub key_file: PathBuf,
+    /// The federation's id.
+    pub federation: Hash,
+    /// The genesis charter file, if any.
+    pub charter_file: Option<PathBuf>,
+    /// sled's cache in bytes.
+    pub cache_bytes: u64,
+    /// Network settings.
+    pub network: crate::network::Config,
+    /// Where the API listens.
+    pub api_listen: SocketAddr,
+    /// API tokens.
+    pub tokens: Vec<String>,
+    /// Log format is JSON.
+    pub json_logs: bool,
+    /// Log filter.
+    pub log_level: String,
+}
+
+/// Shortest API token accepted: shorter ones can be guessed.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+impl Config {
+    /// Reads `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        })
+    }
+
+    /// Checks every setting; `base` is the directory relative paths start from.
+    pub fn validate(&self, base: &Path) -> Result<Validated, ConfigError> {
+        let invalid = |setting, reason: String| ConfigError::Invalid { setting, reason };
+        let federation = self
+            .node
+            .federation
+            .as_deref()
+            .ok_or_else(|| {
+                invalid(
+                    "node.federation",
+                    "missing: the federation's id (run `threatmesh charter verify` on its genesis charter)".into(),
+                )
+            })?
+            .parse::<Hash>()
+            .map_err(|error| invalid("node.federation", error.to_string()))?;
+        let parse_all = |setting, addresses: &[String]| -> Result<Vec<Multiaddr>, ConfigError> {
+            addresses
+                .iter()
+                .map(|text| {
+                    text.parse::<Multiaddr>()
+                        .map_err(|error| invalid(setting, format!("{text:?}: {error}")))
+                })
+                .collect()
+        };
+        let listen = parse_all("network.listen", &self.network.listen)?;
+        if listen.is_empty() {
+            return Err(invalid(
+                "network.listen",
+                "at least one address is needed".into(),
+            ));
+        }
+        let bootstrap = parse_all("network.bootstrap", &self.network.bootstrap)?;
+        if self.network.sync_interval_secs == 0 {
+            return Err(invalid(
+                "network.sync_interval_secs",
+                "must be at least 1".into(),
+            ));
+        }
+        let api_listen =
+            self.api.listen.parse::<SocketAddr>().map_err(|error| {
+                invalid("api.listen", format!("{:?}: {error}", self.api.listen))
+            })?;
+        if self.api.tokens.is_empty() {
+            return Err(invalid("api.tokens", "at least one token is needed".into()));
+        }
+        if let Some(short) = self
+            .api
+            .tokens
+            .iter()
+            .find(|t| t.chars().count() < MIN_TOKEN_CHARS)
+        {
+            return Err(invalid(
+                "api.tokens",
+                format!(
+                    "a token of {} characters; at least {MIN_TOKEN_CHARS}",
+                    short.chars().count()
+                ),
+            ));
+        }
+        let json_logs = match self.log.format.as_str() {
+            "human" => false,
+            "json" => true,
+            other => {
+                return Err(invalid(
+                    "log.format",
+                    format!("{other:?}: expected \"human\" or \"json\""),
+                ));
+            }
+        };
+        let network = crate::network::Config {
+            listen,
+            bootstrap,
+            sync_interval: Duration::from_secs(self.network.sync_interval_secs),
+            mdns: self.network.mdns,
+            max_connections: self.network.max_connections,
+            ..crate::network::Config::default()
+        };
+        Ok(Validated {
+            data_dir: base.join(&self.node.data_dir),
+            key_file: base.join(&self.node.key_file),
+            federation,
+            charter_file: self.node.charter_file.as_ref().map(|file| base.join(file)),
+            cache_bytes: self.node.cache_mib.saturating_mul(1024 * 1024),
+            network,
+            api_listen,
+            tokens: self.api.tokens.clone(),
+            json_logs,
+            log_level: self.log.level.clone(),
+        })
+    }
+}
+
+/// The commented configuration file `threatmesh init` writes.
+pub fn template(token: &str, api_listen: &str, listen: &str) -> String {
+    format!(
+        r#"# threatmesh node configuration. Relative paths are relative to this file.
+# Every setting has a default; `threatmesh run` flags override this file.
+
+[node]
+# The store: everything this node accepted.
+data_dir = "data"
+# The node's secret key (mode 0600). Its public half is the node's PeerId.
+key_file = "node.key"
+# The federation's id, printed by `threatmesh charter verify` on its genesis charter.
+# federation = "..."
+# The genesis charter, read at first start (later charters arrive from peers).
+# charter_file = "genesis.json"
+# sled's page cache, in MiB.
+cache_mib = 128
+
+[network]
+# Where other members' nodes reach this one.
+listen = ["{listen}"]
+# Members' nodes to dial at start, e.g. "/ip4/192.0.2.10/tcp/4001/p2p/12D3KooW...".
+bootstrap = []
+# Seconds between feed-head comparisons with every peer (anti-entropy).
+sync_interval_secs = 10
+# Find peers on the local network.
+mdns = false
+max_connections = 256
+
+[api]
+# The local HTTP API. Keep it on loopback unless a firewall guards it.
+listen = "{api_listen}"
+# Bearer tokens for the API (at least {MIN_TOKEN_CHARS} characters each).
+tokens = ["{token}"]
+
+[log]
+# "human" or "json".
+format = "human"
+# A tracing filter: "info", "debug", "threatmesh_node=debug,libp2p=info", ...
+level = "info"
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    #[test]
+    fn template_parses_and_needs_only_the_federation() {
+        let config = parse(&template(
+            &"t".repeat(32),
+            "127.0.0.1:8080",
+            "/ip4/0.0.0.0/tcp/4001",
+        ))
+        .unwrap();
+        let error = config.validate(Path::new("/x")).unwrap_err();
+        assert!(error.to_string().contains("node.federation"), "{error}");
+        let mut config = config;
+        config.node.federation = Some(Hash::of(b"f").to_string());
+        let valid = config.validate(Path::new("/x")).unwrap();
+        assert_eq!(valid.data_dir, PathBuf::from("/x/data"));
+        assert_eq!(valid.network.sync_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let error = parse("[api]\nlisten = 8080\n").unwrap_err().to_string();
+        assert!(error.contains("listen"), "{error}");
+        let error = parse("[network]\nlisten_on = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("listen_on"), "{error}");
+        let mut config = Config::default();
+        config.node.federation = Some(Hash::of(b"f").to_string());
+        config.api.tokens = vec!["short".into()];
+        let error = config.validate(Path::new(".")).unwrap_err().to_string();
+        assert!(error.contains("api.tokens"), "{error}");
+        config.api.tokens = vec!["x".repeat(20)];
+        config.network.listen = vec!["not an address".into()];
+        let error = config.validate(Path::new(".")).unwrap_err().to_string();
+        assert!(error.contains("network.listen"), "{error}");
+    }
+}

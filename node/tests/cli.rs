@@ -1,0 +1,261 @@
+//! The `threatmesh` binary end to end: keys and certificates, a charter signed by a
+//! steward, two nodes run as real processes, publish on one, query on the other, and a
+//! clean stop on SIGTERM.
+
+#![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_threatmesh");
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn threatmesh(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BINARY)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let output = threatmesh(dir, args);
+    assert!(
+        output.status.success(),
+        "threatmesh {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Polls `done` until it returns something, failing after [`TIMEOUT`].
+fn wait_for<T>(what: &str, mut done: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = done() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running node process; killed if the test fails before stopping it.
+struct Node {
+    child: Child,
+    api: String,
+    p2p: String,
+    token: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, node: &str, federation: &str, bootstrap: Option<&str>) -> Node {
+    let mut args = vec![
+        "run".to_owned(),
+        "--config".into(),
+        format!("{node}/threatmesh.toml"),
+        "--federation".into(),
+        federation.into(),
+        "--charter".into(),
+        "genesis.json".into(),
+    ];
+    if let Some(address) = bootstrap {
+        args.extend(["--bootstrap".into(), address.into()]);
+    }
+    let child = Command::new(BINARY)
+        .current_dir(dir)
+        .args(&args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoints: PathBuf = dir.join(node).join("data/endpoints.json");
+    let json: serde_json::Value = wait_for("the node's endpoints", || {
+        std::fs::read_to_string(&endpoints)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+    });
+    let config = std::fs::read_to_string(dir.join(node).join("threatmesh.toml")).unwrap();
+    let token = config
+        .lines()
+        .find_map(|line| line.strip_prefix("tokens = [\""))
+        .and_then(|rest| rest.strip_suffix("\"]"))
+        .unwrap()
+        .to_owned();
+    Node {
+        child,
+        api: json["api"].as_str().unwrap().to_owned(),
+        p2p: json["p2p"][0].as_str().unwrap().to_owned(),
+        token,
+    }
+}
+
+#[test]
+fn two_nodes_share_what_one_publishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    ok(dir, &["key", "new", "steward.key"]);
+    for (node, name, country) in [("a", "CERT-A", "FR"), ("b", "CERT-B", "DE")] {
+        let printed = ok(
+            dir,
+            &[
+                "init",
+                "--dir",
+                node,
+                "--org-name",
+                name,
+                "--country",
+                country,
+                "--api-listen",
+                "127.0.0.1:0",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+            ],
+        );
+        assert!(printed.contains("peer id"), "{printed}");
+    }
+    ok(
+        dir,
+        &[
+            "charter",
+            "new",
+            "--name",
+            "Test federation",
+            "--steward",
+            "steward.key",
+            "--member",
+            "a/member.json",
+            "--member",
+            "b/member.json",
+            "--out",
+            "genesis.json",
+        ],
+    );
+    // Unsigned, the charter does not verify.
+    assert!(
+        !threatmesh(dir, &["charter", "verify", "genesis.json"])
+            .status
+            .success()
+    );
+    ok(
+        dir,
+        &["charter", "sign", "--key", "steward.key", "genesis.json"],
+    );
+    let verified = ok(dir, &["charter", "verify", "genesis.json"]);
+    let federation = verified
+        .lines()
+        .find_map(|line| line.strip_prefix("federation: "))
+        .unwrap()
+        .to_owned();
+
+    let a = start(dir, "a", &federation, None);
+    let b = start(dir, "b", &federation, Some(&a.p2p));
+    std::fs::write(
+        dir.join("list.txt"),
+        "# C2 servers\n198.51.100[.]7\nhxxp://evil[.]example/gate.php\n",
+    )
+    .unwrap();
+    let published = ok(
+        dir,
+        &[
+            "publish", "--api", &a.api, "--token", &a.token, "--tlp", "green", "list.txt",
+        ],
+    );
+    assert!(published.contains("published in 1 entry"), "{published}");
+
+    let answer = wait_for("node b to know the published values", || {
+        let output = ok(
+            dir,
+            &[
+                "query",
+                "--api",
+                &b.api,
+                "--token",
+                &b.token,
+                "198.51.100.7",
+                "http://evil.example/gate.php",
+            ],
+        );
+        output.contains("2 of 2 known").then_some(output)
+    });
+    assert!(answer.contains("active"), "{answer}");
+
+    // A wrong token is refused with the API's own message.
+    let refused = threatmesh(
+        dir,
+        &[
+            "query",
+            "--api",
+            &b.api,
+            "--token",
+            "x".repeat(20).as_str(),
+            "198.51.100.7",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{refused:?}"
+    );
+
+    // SIGTERM stops a node cleanly: exit code 0, endpoints file removed.
+    for (node, name) in [(a, "a"), (b, "b")] {
+        let mut node = node;
+        let pid = node.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = wait_for("the node to stop", || node.child.try_wait().unwrap());
+        assert!(status.success(), "node {name} exited with {status}");
+        assert!(!dir.join(name).join("data/endpoints.json").exists());
+    }
+}
+
+#[test]
+fn run_refuses_a_bad_configuration_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    ok(
+        dir,
+        &[
+            "init",
+            "--dir",
+            "n",
+            "--org-name",
+            "CERT-N",
+            "--country",
+            "NL",
+        ],
+    );
+    let output = threatmesh(dir, &["run", "--config", "n/threatmesh.toml"]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("node.federation"), "{message}");
+    // A second init over the same directory is refused, keys untouched.
+    let again = threatmesh(
+        dir,
+        &[
+            "init",
+            "--dir",
+            "n",
+            "--org-name",
+            "CERT-N",
+            "--country",
+            "NL",
+        ],
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+}
