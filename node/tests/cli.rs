@@ -206,6 +206,67 @@ fn two_nodes_share_what_one_publishes() {
         "{refused:?}"
     );
 
+    // The stewards admit a third organisation; node a gets the new charter and shares it.
+    ok(
+        dir,
+        &[
+            "init",
+            "--dir",
+            "c",
+            "--org-name",
+            "CERT-C",
+            "--country",
+            "SG",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "charter",
+            "admit",
+            "--current",
+            "genesis.json",
+            "--member",
+            "c/member.json",
+            "--out",
+            "v2.json",
+        ],
+    );
+    ok(dir, &["charter", "sign", "--key", "steward.key", "v2.json"]);
+    ok(
+        dir,
+        &["charter", "verify", "v2.json", "--previous", "genesis.json"],
+    );
+    let pushed = ok(
+        dir,
+        &[
+            "charter", "push", "--api", &a.api, "--token", &a.token, "v2.json",
+        ],
+    );
+    assert!(pushed.contains("version 2"), "{pushed}");
+    wait_for("node b to apply version 2", || {
+        let status = ok(dir, &["status", "--api", &b.api, "--token", &b.token]);
+        status.contains("\"charter_version\": 2").then_some(())
+    });
+    // Pushing it again, or the genesis, changes nothing and says why.
+    let stale = threatmesh(
+        dir,
+        &[
+            "charter",
+            "push",
+            "--api",
+            &a.api,
+            "--token",
+            &a.token,
+            "genesis.json",
+        ],
+    );
+    assert!(!stale.status.success());
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("422"),
+        "{stale:?}"
+    );
+
     // SIGTERM stops a node cleanly: exit code 0, endpoints file removed.
     for (node, name) in [(a, "a"), (b, "b")] {
         let mut node = node;

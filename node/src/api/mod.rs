@@ -61,6 +61,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/lookup", post(lookup_many))
         .route("/api/v1/feeds", get(feeds))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/charter", get(charter).post(push_charter))
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -326,6 +327,69 @@ async fn lookup_many(
         found,
         invalid,
     }))
+}
+
+/// A charter file as the stewards' tools write it: the charter and its signatures.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CharterFile {
+    /// The charter.
+    pub charter: threatmesh_protocol::Charter,
+    /// The steward signatures collected.
+    #[serde(default)]
+    pub signatures: Vec<threatmesh_protocol::charter::StewardSignature>,
+}
+
+impl CharterFile {
+    /// The charter with its signatures, ready to verify. Its signed bytes are re-derived
+    /// from the charter, so a signature made over anything else will not verify.
+    pub fn into_signed(
+        self,
+    ) -> Result<threatmesh_protocol::SignedCharter, threatmesh_protocol::charter::CharterError>
+    {
+        let raw = threatmesh_protocol::charter::RawCharter {
+            charter: threatmesh_protocol::wire::encode_signed(
+                threatmesh_protocol::charter::CHARTER_DOMAIN,
+                &self.charter,
+            ),
+            signatures: self.signatures,
+        };
+        threatmesh_protocol::SignedCharter::decode(raw)
+    }
+
+    /// The file form of `charter`.
+    pub fn of(charter: &threatmesh_protocol::SignedCharter) -> CharterFile {
+        CharterFile {
+            charter: charter.charter().clone(),
+            signatures: charter.signatures().to_vec(),
+        }
+    }
+}
+
+async fn charter(State(state): State<ApiState>) -> Json<CharterFile> {
+    Json(CharterFile::of(&state.client.charter()))
+}
+
+/// Hands the node a newer charter: verified against the one in force, stored, applied,
+/// gossiped.
+async fn push_charter(
+    State(state): State<ApiState>,
+    Body(file): Body<CharterFile>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let charter = file
+        .into_signed()
+        .map_err(|error| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()))?;
+    let version = charter.charter().version;
+    state
+        .client
+        .update_charter(charter)
+        .await
+        .map_err(|error| match error {
+            ClientError::Charter(reason) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, reason.to_string())
+            }
+            other => ApiError::from(other),
+        })?;
+    Ok(Json(serde_json::json!({ "version": version })))
 }
 
 async fn feeds(State(state): State<ApiState>) -> Result<Json<Vec<FeedState>>, ApiError> {

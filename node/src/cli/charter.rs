@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
-use serde::{Deserialize, Serialize};
-use threatmesh_protocol::charter::{
-    CHARTER_DOMAIN, Charter, FeedCutoff, Member, RawCharter, Status, StewardSignature,
-};
-use threatmesh_protocol::{Hash, PublicKey, SignedCharter, Timestamp, wire};
+use threatmesh_protocol::charter::{Charter, FeedCutoff, Member, Status};
+use threatmesh_protocol::{Hash, PublicKey, SignedCharter, Timestamp};
+
+use crate::api::CharterFile;
 
 use crate::keyfile;
 
@@ -66,6 +65,14 @@ pub(super) enum CharterCommand {
         /// The charter file.
         file: PathBuf,
     },
+    /// Hand a signed charter to a running node, which checks it against the charter in
+    /// force, applies it and gossips it to the federation.
+    Push {
+        #[command(flatten)]
+        api: super::client::ApiArgs,
+        /// The signed charter.
+        file: PathBuf,
+    },
     /// Check a charter: a genesis against its own stewards, or a later version against the
     /// one before it.
     Verify {
@@ -97,35 +104,22 @@ pub(super) struct StandingArgs {
     out: PathBuf,
 }
 
-/// A charter file.
-#[derive(Debug, Serialize, Deserialize)]
-struct CharterFile {
-    charter: Charter,
-    #[serde(default)]
-    signatures: Vec<StewardSignature>,
-}
-
 /// Reads a charter file; the signatures are not checked here.
 pub(crate) fn load(path: &Path) -> Result<SignedCharter> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let file: CharterFile = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a charter file", path.display()))?;
-    let raw = RawCharter {
-        charter: wire::encode_signed(CHARTER_DOMAIN, &file.charter),
-        signatures: file.signatures,
-    };
-    SignedCharter::decode(raw)
+    file.into_signed()
         .with_context(|| format!("{} holds an invalid charter", path.display()))
 }
 
 fn save(path: &Path, charter: &SignedCharter) -> Result<()> {
-    let file = CharterFile {
-        charter: charter.charter().clone(),
-        signatures: charter.signatures().to_vec(),
-    };
-    std::fs::write(path, serde_json::to_string_pretty(&file)?)
-        .with_context(|| format!("writing {}", path.display()))
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&CharterFile::of(charter))?,
+    )
+    .with_context(|| format!("writing {}", path.display()))
 }
 
 fn member(path: &Path) -> Result<Member> {
@@ -208,6 +202,16 @@ pub(super) fn run(command: &CharterCommand) -> Result<()> {
                 "signed by {public}: {} of {} signatures",
                 proposal.signatures().len(),
                 proposal.charter().threshold
+            );
+            Ok(())
+        }
+        CharterCommand::Push { api, file } => {
+            let charter = load(file)?;
+            let body = serde_json::to_value(CharterFile::of(&charter))?;
+            let answer = super::client::call(api, "POST", "/api/v1/charter", Some(&body))?;
+            out!(
+                "the node applied version {} and is sharing it",
+                answer["version"]
             );
             Ok(())
         }

@@ -49,7 +49,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// Sends a request and returns the JSON answer, or the API's error message.
-fn call(api: &ApiArgs, method: &str, path: &str, body: Option<&Json>) -> Result<Json> {
+pub(super) fn call(api: &ApiArgs, method: &str, path: &str, body: Option<&Json>) -> Result<Json> {
     let url = format!("{}{path}", api.api.trim_end_matches('/'));
     let auth = format!("Bearer {}", api.token);
     let agent = agent();

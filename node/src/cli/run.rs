@@ -16,20 +16,23 @@ pub(super) struct RunArgs {
     #[arg(long, default_value = "threatmesh.toml", env = "THREATMESH_CONFIG")]
     config: PathBuf,
     /// Overrides node.federation.
-    #[arg(long)]
+    #[arg(long, env = "THREATMESH_FEDERATION")]
     federation: Option<String>,
     /// Overrides node.charter_file.
-    #[arg(long)]
+    #[arg(long, env = "THREATMESH_CHARTER")]
     charter: Option<PathBuf>,
-    /// Overrides network.listen (repeat for several).
-    #[arg(long)]
+    /// Overrides network.listen (repeat for several; comma-separated in the environment).
+    #[arg(long, env = "THREATMESH_LISTEN", value_delimiter = ',')]
     listen: Vec<String>,
-    /// Adds to network.bootstrap (repeat for several).
-    #[arg(long)]
+    /// Adds to network.bootstrap (repeat for several; comma-separated in the environment).
+    #[arg(long, env = "THREATMESH_BOOTSTRAP", value_delimiter = ',')]
     bootstrap: Vec<String>,
     /// Overrides api.listen.
-    #[arg(long)]
+    #[arg(long, env = "THREATMESH_API_LISTEN")]
     api_listen: Option<String>,
+    /// Overrides log.format (`human` or `json`).
+    #[arg(long, env = "THREATMESH_LOG_FORMAT")]
+    log_format: Option<String>,
 }
 
 /// What a running node writes to `<data_dir>/endpoints.json` once it listens, so scripts
@@ -56,6 +59,9 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
     config.network.bootstrap.extend(args.bootstrap);
     if let Some(api_listen) = args.api_listen {
         config.api.listen = api_listen;
+    }
+    if let Some(format) = args.log_format {
+        config.log.format = format;
     }
     let base = args.config.parent().unwrap_or(Path::new(".")).to_path_buf();
     let config = config.validate(&base)?;
