@@ -18,6 +18,9 @@ async fn entry_reaches_the_other_of_two_nodes() {
         )
         .unwrap();
     assert_eq!(found.assertions.len(), 1);
+    // The receiving node timed the entry's ingest.
+    let metrics = net.nodes[1].client.metrics();
+    assert_eq!(metrics.ingest_buckets.iter().sum::<u64>(), metrics.accepted);
     assert_eq!(
         found.assertions[0].org,
         threatmesh_protocol::PublicKey::of(&net.federation.orgs[0])

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::network::{Rejection, Snapshot};
+use crate::network::{INGEST_BUCKETS_MICROS, Rejection, Snapshot};
 use crate::store::{FeedState, Stats};
 
 /// Renders the metrics as Prometheus text format 0.0.4.
@@ -118,5 +118,27 @@ pub(super) fn render(
         "Per feed, entries missing below the highest one held (gaps still to fetch).",
         &lag,
     );
+    // A Prometheus histogram: cumulative buckets in seconds, a sum and a count.
+    let _ = writeln!(
+        out,
+        "# HELP threatmesh_ingest_seconds Time from receiving an entry to its verdict \
+         (checks and durable storage)."
+    );
+    let _ = writeln!(out, "# TYPE threatmesh_ingest_seconds histogram");
+    let mut cumulative = 0;
+    for (index, count) in network.ingest_buckets.iter().enumerate() {
+        cumulative += count;
+        let bound = INGEST_BUCKETS_MICROS.get(index).map_or_else(
+            || "+Inf".to_owned(),
+            |micros| format!("{}", *micros as f64 / 1e6),
+        );
+        let _ = writeln!(
+            out,
+            "threatmesh_ingest_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+        );
+    }
+    let sum = network.ingest_micros_sum as f64 / 1e6;
+    let _ = writeln!(out, "threatmesh_ingest_seconds_sum {sum}");
+    let _ = writeln!(out, "threatmesh_ingest_seconds_count {cumulative}");
     out
 }

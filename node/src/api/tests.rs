@@ -232,6 +232,14 @@ async fn metrics_and_status_report_the_store_and_the_network() {
         "{text}"
     );
     assert!(text.contains("# TYPE threatmesh_peers gauge"), "{text}");
+    assert!(
+        text.contains("threatmesh_ingest_seconds_bucket{le=\"+Inf\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("threatmesh_ingest_seconds_count 0\n"),
+        "{text}"
+    );
     let (status, body) = call(&router, "GET", "/api/v1/status", Some(TOKEN), "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();

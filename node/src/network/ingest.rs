@@ -238,7 +238,9 @@ impl Checker {
     /// `requested` is set for sync pages: an entry of another feed, or past the range
     /// asked for, is refused.
     fn check_entry(&self, payload: Vec<u8>, requested: Option<(PublicKey, u64)>) -> Checked {
+        let started = std::time::Instant::now();
         let checked = self.check_entry_inner(payload, requested);
+        self.metrics.ingest_latency(started.elapsed());
         match checked.acceptance {
             Acceptance::Accept => self.metrics.accepted(),
             Acceptance::Ignore => self.metrics.duplicate(),

@@ -65,9 +65,18 @@ impl Rejection {
     }
 }
 
+/// Upper bounds, in microseconds, of the ingest latency histogram's buckets (the last
+/// bucket, +Inf, is implied).
+pub const INGEST_BUCKETS_MICROS: [u64; 10] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
 /// The network's counters. Cheap to update from any task.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
+    /// Time from receiving an entry to its verdict (checks and durable storage), by bucket.
+    ingest_buckets: [AtomicU64; INGEST_BUCKETS_MICROS.len() + 1],
+    ingest_micros_sum: AtomicU64,
     accepted: AtomicU64,
     duplicates: AtomicU64,
     rejected: [AtomicU64; Rejection::ALL.len()],
@@ -100,6 +109,11 @@ pub struct Snapshot {
     pub peers_banned: u64,
     /// Equivocations detected.
     pub equivocations: u64,
+    /// Ingest latency: entries per bucket of [`INGEST_BUCKETS_MICROS`] (not cumulative),
+    /// the last for anything slower.
+    pub ingest_buckets: Vec<u64>,
+    /// Sum of all ingest latencies, in microseconds.
+    pub ingest_micros_sum: u64,
 }
 
 impl Snapshot {
@@ -151,6 +165,16 @@ impl Metrics {
         add(&self.peers_banned, 1);
     }
 
+    pub(crate) fn ingest_latency(&self, elapsed: std::time::Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let bucket = INGEST_BUCKETS_MICROS
+            .iter()
+            .position(|bound| micros <= *bound)
+            .unwrap_or(INGEST_BUCKETS_MICROS.len());
+        add(&self.ingest_buckets[bucket], 1);
+        add(&self.ingest_micros_sum, micros);
+    }
+
     pub(crate) fn equivocation(&self) {
         add(&self.equivocations, 1);
     }
@@ -171,6 +195,8 @@ impl Metrics {
             queue_full: load(&self.queue_full),
             peers_banned: load(&self.peers_banned),
             equivocations: load(&self.equivocations),
+            ingest_buckets: self.ingest_buckets.iter().map(load).collect(),
+            ingest_micros_sum: load(&self.ingest_micros_sum),
         }
     }
 }

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use event_loop::EventLoop;
 pub use ingest::now;
-pub use metrics::{Rejection, Snapshot};
+pub use metrics::{INGEST_BUCKETS_MICROS, Rejection, Snapshot};
 
 use crate::store::{Store, StoreError};
 
