@@ -188,6 +188,21 @@ fn two_nodes_share_what_one_publishes() {
     });
     assert!(answer.contains("active"), "{answer}");
 
+    // Export: every entry node b holds, one JSON object per line.
+    let exported = ok(dir, &["export", "--api", &b.api, "--token", &b.token]);
+    let lines: Vec<serde_json::Value> = exported
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        lines[0]["body"]["bundle"]["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
     // A wrong token is refused with the API's own message.
     let refused = threatmesh(
         dir,

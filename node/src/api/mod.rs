@@ -60,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/indicators/{kind}/{value}", get(lookup_one))
         .route("/api/v1/lookup", post(lookup_many))
         .route("/api/v1/feeds", get(feeds))
+        .route("/api/v1/entries", get(entries))
         .route("/api/v1/status", get(status))
         .route("/api/v1/charter", get(charter).post(push_charter))
         .route("/metrics", get(metrics))
@@ -390,6 +391,72 @@ async fn push_charter(
             other => ApiError::from(other),
         })?;
     Ok(Json(serde_json::json!({ "version": version })))
+}
+
+/// Most entries one page of `/api/v1/entries` returns.
+pub const MAX_ENTRIES_PAGE: usize = 1_000;
+
+#[derive(Debug, Deserialize)]
+struct EntriesQuery {
+    /// The cursor from the previous page.
+    cursor: Option<String>,
+    /// Entries per page, at most [`MAX_ENTRIES_PAGE`].
+    limit: Option<usize>,
+}
+
+/// One entry as the export shows it.
+#[derive(Debug, Serialize)]
+struct ExportedEntry {
+    id: Hash,
+    added: threatmesh_protocol::Timestamp,
+    #[serde(flatten)]
+    entry: threatmesh_protocol::Entry,
+}
+
+#[derive(Debug, Serialize)]
+struct EntriesPage {
+    entries: Vec<ExportedEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    /// Entries held in all, for progress.
+    total: u64,
+}
+
+/// Every entry this node holds, in the order it accepted them, page by page.
+async fn entries(
+    State(state): State<ApiState>,
+    axum::extract::Query(query): axum::extract::Query<EntriesQuery>,
+) -> Result<Json<EntriesPage>, ApiError> {
+    let limit = query
+        .limit
+        .unwrap_or(MAX_ENTRIES_PAGE)
+        .clamp(1, MAX_ENTRIES_PAGE);
+    let cursor = query
+        .cursor
+        .map(|text| {
+            threatmesh_protocol::crypto::hex_decode::<17>(&text)
+                .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, format!("cursor: {error}")))
+        })
+        .transpose()?;
+    let store = state.store.clone();
+    let (page, next, total) = blocking(move || {
+        let (page, next) = store.added_page(cursor.as_ref().map(|c| &c[..]), limit)?;
+        Ok::<_, StoreError>((page, next, store.stats()?.entries))
+    })
+    .await??;
+    Ok(Json(EntriesPage {
+        entries: page
+            .into_iter()
+            .map(|(added, entry)| ExportedEntry {
+                id: entry.id(),
+                added,
+                entry: entry.entry().clone(),
+            })
+            .collect(),
+        next: next.map(|cursor| threatmesh_protocol::crypto::hex_encode(&cursor)),
+        total,
+    }))
 }
 
 async fn feeds(State(state): State<ApiState>) -> Result<Json<Vec<FeedState>>, ApiError> {

@@ -30,6 +30,32 @@ pub(super) struct PublishArgs {
 }
 
 #[derive(Debug, Args)]
+pub(super) struct ExportArgs {
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Where to write (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Items per publish request: large lists go in several, with progress shown.
+const PUBLISH_CHUNK: usize = 10_000;
+
+/// A progress bar on standard error when it is a terminal, hidden otherwise.
+fn progress(total: u64, what: &str) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{bar:40}} {{pos}}/{{len}} {what} ({{per_sec}}, {{eta}} left)"
+    )) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+#[derive(Debug, Args)]
 pub(super) struct QueryArgs {
     #[command(flatten)]
     api: ApiArgs,
@@ -89,17 +115,32 @@ pub(super) fn publish(args: &PublishArgs) -> Result<()> {
         text = std::fs::read_to_string(&args.file)
             .with_context(|| format!("reading {}", args.file.display()))?;
     }
-    let body = match serde_json::from_str::<Json>(&text) {
+    let mut request = match serde_json::from_str::<Json>(&text) {
         Ok(request) if request.is_object() => request,
         _ => plain_list(&text, &args.tlp)?,
     };
-    let answer = call(&args.api, "POST", "/api/v1/publish", Some(&body))?;
-    let entries = answer["entries"].as_array().map_or(0, Vec::len);
+    let items = request["items"]
+        .as_array_mut()
+        .map(std::mem::take)
+        .unwrap_or_default();
+    if items.is_empty() {
+        bail!("nothing to publish: no items");
+    }
+    let bar = progress(items.len() as u64, "indicators");
+    let mut entries = Vec::new();
+    for chunk in items.chunks(PUBLISH_CHUNK) {
+        request["items"] = Json::Array(chunk.to_vec());
+        let answer = call(&args.api, "POST", "/api/v1/publish", Some(&request))?;
+        entries.extend(answer["entries"].as_array().cloned().unwrap_or_default());
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let count = entries.len();
     out!(
-        "published in {entries} entr{}",
-        if entries == 1 { "y" } else { "ies" }
+        "published in {count} entr{}",
+        if count == 1 { "y" } else { "ies" }
     );
-    for id in answer["entries"].as_array().into_iter().flatten() {
+    for id in &entries {
         out!("  {}", id.as_str().unwrap_or_default());
     }
     Ok(())
@@ -176,5 +217,49 @@ pub(super) fn query(args: &QueryArgs) -> Result<()> {
 pub(super) fn status(args: &ApiArgs) -> Result<()> {
     let answer = call(args, "GET", "/api/v1/status", None)?;
     out!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
+
+pub(super) fn export(args: &ExportArgs) -> Result<()> {
+    use std::io::Write as _;
+    let mut output: Box<dyn std::io::Write> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut cursor: Option<String> = None;
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut exported = 0u64;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/api/v1/entries?cursor={cursor}"),
+            None => "/api/v1/entries".to_owned(),
+        };
+        let page = call(&args.api, "GET", &path, None)?;
+        let bar =
+            bar.get_or_insert_with(|| progress(page["total"].as_u64().unwrap_or(0), "entries"));
+        for entry in page["entries"].as_array().into_iter().flatten() {
+            match writeln!(output, "{entry}") {
+                Ok(()) => {}
+                // The reader went away (`| head`): stop quietly.
+                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(error) => return Err(error).context("writing the export"),
+            }
+            exported += 1;
+            bar.inc(1);
+        }
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    output.flush().context("writing the export")?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if args.out.is_some() {
+        out!("exported {exported} entries");
+    }
     Ok(())
 }

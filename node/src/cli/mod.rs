@@ -48,6 +48,8 @@ enum Command {
     Query(client::QueryArgs),
     /// Show a running node's status.
     Status(client::ApiArgs),
+    /// Export every entry a running node holds, one JSON object per line.
+    Export(client::ExportArgs),
 }
 
 /// Runs the command line and returns the process's exit code.
@@ -61,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Publish(args) => client::publish(&args),
         Command::Query(args) => client::query(&args),
         Command::Status(args) => client::status(&args),
+        Command::Export(args) => client::export(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -882,6 +882,41 @@ impl Store {
         Ok(found)
     }
 
+    /// A page of entries in the order this node accepted them, after `cursor` (`None`: from
+    /// the first). Returns the entries with the time each was accepted, and the cursor of
+    /// the last one when more may follow. Unlike [`Store::added_after`], a cursor names one
+    /// entry exactly, so paging never splits or drops entries accepted in the same
+    /// millisecond.
+    pub fn added_page(
+        &self,
+        cursor: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<(Timestamp, SignedEntry)>, Option<Vec<u8>>), StoreError> {
+        let start = match cursor {
+            // The smallest key after the cursor.
+            Some(cursor) => [cursor, &[0]].concat(),
+            None => vec![keys::ADDED],
+        };
+        let mut found = Vec::new();
+        let mut last = None;
+        for row in self.inner.db.range(start..).take(limit) {
+            let (key, id) = row?;
+            if key.first() != Some(&keys::ADDED) {
+                break;
+            }
+            let added = keys::time_of_added_key(&key)
+                .ok_or_else(|| StoreError::corrupt(&key, "short added key"))?;
+            let id = Hash(hash_of(&key, &id)?);
+            let entry = self
+                .entry(&id)?
+                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))?;
+            found.push((added, entry));
+            last = Some(key.to_vec());
+        }
+        let next = if found.len() == limit { last } else { None };
+        Ok((found, next))
+    }
+
     /// Every entry, in the order this node accepted them.
     pub fn entries(&self) -> impl Iterator<Item = Result<SignedEntry, StoreError>> + '_ {
         self.inner.db.scan_prefix([keys::ADDED]).map(move |row| {

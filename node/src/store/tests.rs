@@ -583,3 +583,27 @@ fn simultaneous_revocations_resolve_the_same_way_in_any_order() {
         state_after([&b, &a, &assertion])
     );
 }
+
+#[test]
+fn added_pages_cover_every_entry_once_even_within_one_millisecond() {
+    let store = temporary();
+    let entries = feed(&key(1), 7);
+    for entry in &entries {
+        // All accepted in the same millisecond.
+        store.ingest(entry, org(1), T0).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<Vec<u8>> = None;
+    loop {
+        let (page, next) = store.added_page(cursor.as_deref(), 3).unwrap();
+        seen.extend(page.into_iter().map(|(_, entry)| entry.id()));
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        entries.iter().map(SignedEntry::id).collect::<Vec<_>>()
+    );
+}
