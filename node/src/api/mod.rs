@@ -441,8 +441,8 @@ async fn entries(
         .transpose()?;
     let store = state.store.clone();
     let (page, next, total) = blocking(move || {
-        let (page, next) = store.added_page(cursor.as_ref().map(|c| &c[..]), limit)?;
-        Ok::<_, StoreError>((page, next, store.stats()?.entries))
+        let page = store.added_page(cursor.as_ref().map(|c| &c[..]), limit)?;
+        Ok::<_, StoreError>((page.entries, page.next, store.stats()?.entries))
     })
     .await??;
     Ok(Json(EntriesPage {

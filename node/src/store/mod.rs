@@ -270,6 +270,15 @@ pub struct Stats {
     pub bytes_on_disk: u64,
 }
 
+/// A page of entries in acceptance order, from [`Store::added_page`].
+#[derive(Debug, Clone)]
+pub struct AddedPage {
+    /// The entries, with the time each was accepted.
+    pub entries: Vec<(Timestamp, SignedEntry)>,
+    /// The cursor to pass for the next page; `None` on the last.
+    pub next: Option<Vec<u8>>,
+}
+
 /// A page of a feed, for a sync response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Range {
@@ -887,11 +896,7 @@ impl Store {
     /// the last one when more may follow. Unlike [`Store::added_after`], a cursor names one
     /// entry exactly, so paging never splits or drops entries accepted in the same
     /// millisecond.
-    pub fn added_page(
-        &self,
-        cursor: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<(Vec<(Timestamp, SignedEntry)>, Option<Vec<u8>>), StoreError> {
+    pub fn added_page(&self, cursor: Option<&[u8]>, limit: usize) -> Result<AddedPage, StoreError> {
         let start = match cursor {
             // The smallest key after the cursor.
             Some(cursor) => [cursor, &[0]].concat(),
@@ -914,7 +919,10 @@ impl Store {
             last = Some(key.to_vec());
         }
         let next = if found.len() == limit { last } else { None };
-        Ok((found, next))
+        Ok(AddedPage {
+            entries: found,
+            next,
+        })
     }
 
     /// Every entry, in the order this node accepted them.

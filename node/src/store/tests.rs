@@ -595,9 +595,9 @@ fn added_pages_cover_every_entry_once_even_within_one_millisecond() {
     let mut seen = Vec::new();
     let mut cursor: Option<Vec<u8>> = None;
     loop {
-        let (page, next) = store.added_page(cursor.as_deref(), 3).unwrap();
-        seen.extend(page.into_iter().map(|(_, entry)| entry.id()));
-        match next {
+        let page = store.added_page(cursor.as_deref(), 3).unwrap();
+        seen.extend(page.entries.into_iter().map(|(_, entry)| entry.id()));
+        match page.next {
             Some(next) => cursor = Some(next),
             None => break,
         }
