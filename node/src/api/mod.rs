@@ -28,6 +28,24 @@ use threatmesh_protocol::{Hash, Kind, Value};
 use crate::network::{Client, ClientError};
 use crate::store::{FeedState, Lookup, Stats, Store, StoreError};
 
+/// The OpenAPI 3.0 description of these routes.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route, as the OpenAPI document names it: a test keeps the two in step.
+pub const ROUTES: [&str; 11] = [
+    "GET /healthz",
+    "GET /api/v1/openapi.json",
+    "POST /api/v1/publish",
+    "GET /api/v1/indicators/{kind}/{value}",
+    "POST /api/v1/lookup",
+    "GET /api/v1/feeds",
+    "GET /api/v1/entries",
+    "GET /api/v1/status",
+    "GET /api/v1/charter",
+    "POST /api/v1/charter",
+    "GET /metrics",
+];
+
 /// Largest request body: a bulk lookup of 100,000 values or a publish of tens of thousands
 /// of indicators fits.
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -70,6 +88,10 @@ pub fn router(state: ApiState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
         .merge(protected)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

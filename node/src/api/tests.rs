@@ -247,3 +247,33 @@ async fn metrics_and_status_report_the_store_and_the_network() {
     assert_eq!(status["charter_version"], 1);
     assert_eq!(status["feeds"][0]["missing_below_highest"], 0);
 }
+
+#[tokio::test]
+async fn openapi_document_describes_every_route_and_only_those() {
+    let (router, _store, _dir) = node().await;
+    let (status, body) = call(&router, "GET", "/api/v1/openapi.json", None, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let document: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut documented = Vec::new();
+    for (path, methods) in document["paths"].as_object().unwrap() {
+        for method in methods.as_object().unwrap().keys() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    documented.sort();
+    let mut served: Vec<String> = ROUTES.iter().map(|route| (*route).to_owned()).collect();
+    served.sort();
+    assert_eq!(documented, served);
+    // And each route listed is really served: anything but 404/405.
+    for route in ROUTES {
+        let (method, path) = route.split_once(' ').unwrap();
+        let path = path
+            .replace("{kind}", "ipv4")
+            .replace("{value}", "192.0.2.1");
+        let (status, _) = call(&router, method, &path, Some(TOKEN), "{}").await;
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{route}: {status}"
+        );
+    }
+}
