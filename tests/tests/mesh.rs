@@ -80,6 +80,11 @@ async fn late_node_catches_up_without_fetching_anything_twice() {
     assert_eq!(metrics.rejected_total(), 0);
     let stats = late.store.stats().unwrap();
     assert_eq!(stats.records, 10_000);
+    // It knows how far the feed goes, and that it is no longer behind.
+    let author = threatmesh_protocol::PublicKey::of(&net.nodes[0].key);
+    assert_eq!(metrics.advertised.get(&author), Some(&10));
+    let feed = late.store.feed(&author).unwrap().unwrap();
+    assert_eq!(feed.contiguous, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

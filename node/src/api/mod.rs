@@ -498,12 +498,17 @@ struct Status {
     network: crate::network::Snapshot,
 }
 
-/// A feed and how far this node is behind on it: entries above a gap it still misses.
+/// A feed and how far this node is behind on it.
 #[derive(Debug, Serialize)]
 struct FeedLag {
     #[serde(flatten)]
     feed: FeedState,
+    /// Entries missing below the highest one held (gaps still to fetch).
     missing_below_highest: u64,
+    /// The highest seq a peer has shown this node, if any.
+    advertised: Option<u64>,
+    /// Entries this node still lacks up to what peers have shown: the lag.
+    lag: u64,
 }
 
 async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError> {
@@ -512,11 +517,17 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
     let store = state.store.clone();
     let (stats, feeds) =
         blocking(move || Ok::<_, StoreError>((store.stats()?, store.feeds()?))).await??;
+    let network = state.client.metrics();
     let feeds = feeds
         .into_iter()
-        .map(|feed| FeedLag {
-            missing_below_highest: feed.highest - feed.contiguous,
-            feed,
+        .map(|feed| {
+            let advertised = network.advertised.get(&feed.author).copied();
+            FeedLag {
+                missing_below_highest: feed.highest - feed.contiguous,
+                lag: advertised.unwrap_or(0).saturating_sub(feed.contiguous),
+                advertised,
+                feed,
+            }
         })
         .collect();
     Ok(Json(Status {
@@ -526,7 +537,7 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
         peers,
         store: stats,
         feeds,
-        network: state.client.metrics(),
+        network,
     }))
 }
 

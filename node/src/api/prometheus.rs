@@ -112,6 +112,22 @@ pub(super) fn render(
             )
         })
         .collect();
+    let behind: Vec<(String, u64)> = feeds
+        .iter()
+        .map(|feed| {
+            let advertised = network.advertised.get(&feed.author).copied().unwrap_or(0);
+            (
+                format!("{{feed=\"{}\"}}", feed.author),
+                advertised.saturating_sub(feed.contiguous),
+            )
+        })
+        .collect();
+    metric(
+        "feed_lag_entries",
+        "gauge",
+        "Per feed, entries this node lacks up to the highest a peer has shown it.",
+        &behind,
+    );
     metric(
         "feed_missing_entries",
         "gauge",

@@ -246,6 +246,11 @@ async fn metrics_and_status_report_the_store_and_the_network() {
     assert_eq!(status["store"]["entries"], 1);
     assert_eq!(status["charter_version"], 1);
     assert_eq!(status["feeds"][0]["missing_below_highest"], 0);
+    assert_eq!(status["feeds"][0]["lag"], 0);
+    assert!(
+        text.contains("# TYPE threatmesh_feed_lag_entries gauge"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -501,6 +501,7 @@ impl EventLoop {
                 let mut planned = HashSet::new();
                 for head in heads {
                     if certified.contains(&head.author) && planned.insert(head.author) {
+                        self.metrics.advertised(head.author, head.seq);
                         self.fetch_missing(peer, head.author, head.seq);
                     }
                 }

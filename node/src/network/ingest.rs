@@ -276,7 +276,10 @@ impl Checker {
             id,
         };
         let org = match charter.charter().authorise_entry(&head, header.created) {
-            Ok(member) => member.org,
+            Ok(member) => {
+                self.metrics.advertised(header.author, header.seq);
+                member.org
+            }
             Err(reason) => {
                 debug!(author = %header.author.fmt_short(), seq = header.seq, %reason, "entry refused");
                 return reject(Rejection::NotAuthorised);

@@ -74,6 +74,10 @@ pub const INGEST_BUCKETS_MICROS: [u64; 10] = [
 /// The network's counters. Cheap to update from any task.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
+    /// Per feed, the highest seq any peer has shown us (in a heads answer or a gossiped
+    /// entry): how far each feed goes, as far as this node knows. Only feeds the charter
+    /// certifies are recorded, so the map is bounded by the charter.
+    advertised: std::sync::Mutex<std::collections::HashMap<threatmesh_protocol::PublicKey, u64>>,
     /// Time from receiving an entry to its verdict (checks and durable storage), by bucket.
     ingest_buckets: [AtomicU64; INGEST_BUCKETS_MICROS.len() + 1],
     ingest_micros_sum: AtomicU64,
@@ -114,6 +118,8 @@ pub struct Snapshot {
     pub ingest_buckets: Vec<u64>,
     /// Sum of all ingest latencies, in microseconds.
     pub ingest_micros_sum: u64,
+    /// Per feed, the highest seq a peer has shown this node.
+    pub advertised: std::collections::HashMap<threatmesh_protocol::PublicKey, u64>,
 }
 
 impl Snapshot {
@@ -175,6 +181,16 @@ impl Metrics {
         add(&self.ingest_micros_sum, micros);
     }
 
+    /// Records that a peer showed `seq` of `author`'s feed (a certified feed).
+    pub(crate) fn advertised(&self, author: threatmesh_protocol::PublicKey, seq: u64) {
+        let mut advertised = self
+            .advertised
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let highest = advertised.entry(author).or_default();
+        *highest = (*highest).max(seq);
+    }
+
     pub(crate) fn equivocation(&self) {
         add(&self.equivocations, 1);
     }
@@ -197,6 +213,11 @@ impl Metrics {
             equivocations: load(&self.equivocations),
             ingest_buckets: self.ingest_buckets.iter().map(load).collect(),
             ingest_micros_sum: load(&self.ingest_micros_sum),
+            advertised: self
+                .advertised
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         }
     }
 }
