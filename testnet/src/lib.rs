@@ -1,4 +1,511 @@
-//! A local federation of real `threatmesh` processes on loopback, its scenarios and its
-//! benchmark report.
+//! A local federation of real `threatmesh` processes on loopback: `up` and `demo`.
 //!
-//! Empty until the node binary exists.
+//! Ports are fixed (`--base-port` + index for the API, + 100 + index for the mesh) so a
+//! newcomer can type them; keys are fresh each time. Every node is started with
+//! `--exit-with-parent`, so no node outlives the testnet, even when it is killed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// The members of the demo federation, in order; more nodes get generic names.
+const MEMBERS: [(&str, &str); 5] = [
+    ("CERT-FR", "FR"),
+    ("CERT-DE", "DE"),
+    ("CSA-SG", "SG"),
+    ("INTERPOL-IGCI", "XX"),
+    ("VENDOR", "XX"),
+];
+
+/// How long any node may take to come up, or an entry to arrive.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "threatmesh-testnet",
+    about = "A threatmesh federation on this machine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Start a federation of N nodes and run until Ctrl-C.
+    Up(UpArgs),
+    /// Start a federation, publish a sample, show it reach every node, keep running.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// How many nodes (members).
+    #[arg(long, default_value_t = 5)]
+    nodes: usize,
+    /// Work directory (created; must not hold a testnet already).
+    #[arg(long, default_value = "testnet-work")]
+    dir: PathBuf,
+    /// First API port; node i's API is on base + i, its mesh port on base + 100 + i.
+    /// 0 lets every node take any free port.
+    #[arg(long, default_value_t = 18_000)]
+    base_port: u16,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    up: UpArgs,
+    /// Stop after the demo instead of running until Ctrl-C.
+    #[arg(long)]
+    once: bool,
+}
+
+/// One running node.
+struct Node {
+    name: String,
+    /// Its organisation's id (root public key, hex).
+    org: String,
+    child: Child,
+    api: String,
+    token: String,
+    peer_id: String,
+    p2p: String,
+}
+
+/// What `testnet.json` holds, for scripts.
+#[derive(Debug, Serialize)]
+struct NodeInfo<'a> {
+    organisation: &'a str,
+    peer_id: &'a str,
+    api: &'a str,
+    token: &'a str,
+    p2p: &'a str,
+}
+
+/// A started federation; dropping it stops every node.
+struct Testnet {
+    nodes: Vec<Node>,
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            // SIGTERM for a clean stop; the nodes also stop by themselves once we are gone.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(node.child.id().to_string())
+                .status();
+        }
+        for node in &mut self.nodes {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(node.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+    }
+}
+
+/// Runs the testnet's command line.
+pub fn main_from<I, T>(args: I) -> Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::parse_from(args).command {
+        Action::Up(args) => {
+            let _testnet = up(&args)?;
+            println!("\nThe federation runs until Ctrl-C.");
+            wait_for_ctrl_c()
+        }
+        Action::Demo(args) => {
+            let testnet = up(&args.up)?;
+            demo(&testnet)?;
+            if args.once {
+                return Ok(());
+            }
+            println!(
+                "\nThe federation keeps running: query any node with the commands above. Ctrl-C stops it."
+            );
+            wait_for_ctrl_c()
+        }
+    }
+}
+
+fn wait_for_ctrl_c() -> Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(tokio::signal::ctrl_c())
+        .context("waiting for Ctrl-C")?;
+    println!("stopping every node");
+    Ok(())
+}
+
+/// Runs `threatmesh ARGS` (this program as a node) in `dir`, returning its output.
+fn threatmesh(dir: &Path, args: &[&str]) -> Result<String> {
+    let output = Command::new(std::env::current_exe()?)
+        .arg("node")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .with_context(|| format!("running threatmesh {args:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "threatmesh {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn up(args: &UpArgs) -> Result<Testnet> {
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    if args.dir.join("genesis.json").exists() {
+        bail!(
+            "{} holds a testnet already: remove it or choose another --dir",
+            args.dir.display()
+        );
+    }
+    std::fs::create_dir_all(&args.dir)?;
+    let dir = std::path::absolute(&args.dir)?;
+    println!(
+        "creating a federation of {} members in {}",
+        args.nodes,
+        dir.display()
+    );
+    threatmesh(&dir, &["key", "new", "steward.key"])?;
+    let mut names = Vec::new();
+    for index in 0..args.nodes {
+        let (name, country) = MEMBERS.get(index).map_or_else(
+            || (format!("MEMBER-{}", index + 1), "XX".to_owned()),
+            |(n, c)| ((*n).to_owned(), (*c).to_owned()),
+        );
+        let api = format!("127.0.0.1:{}", port(args.base_port, index, 0)?);
+        let p2p = format!("/ip4/127.0.0.1/tcp/{}", port(args.base_port, index, 100)?);
+        let node_dir = format!("node{index}");
+        threatmesh(
+            &dir,
+            &[
+                "init",
+                "--dir",
+                &node_dir,
+                "--org-name",
+                &name,
+                "--country",
+                &country,
+                "--api-listen",
+                &api,
+                "--listen",
+                &p2p,
+            ],
+        )?;
+        names.push(name);
+    }
+    let mut charter = vec![
+        "charter",
+        "new",
+        "--name",
+        "Testnet federation",
+        "--steward",
+        "steward.key",
+        "--out",
+        "genesis.json",
+    ];
+    let members: Vec<String> = (0..args.nodes)
+        .map(|index| format!("node{index}/member.json"))
+        .collect();
+    for member in &members {
+        charter.extend(["--member", member.as_str()]);
+    }
+    threatmesh(&dir, &charter)?;
+    threatmesh(
+        &dir,
+        &["charter", "sign", "--key", "steward.key", "genesis.json"],
+    )?;
+    let federation = threatmesh(&dir, &["charter", "verify", "genesis.json"])?
+        .lines()
+        .find_map(|line| line.strip_prefix("federation: ").map(str::to_owned))
+        .context("no federation id")?;
+
+    let mut testnet = Testnet { nodes: Vec::new() };
+    for (index, name) in names.into_iter().enumerate() {
+        let bootstrap = testnet.nodes.first().map(|first: &Node| first.p2p.clone());
+        let node = start(&dir, index, name, &federation, bootstrap.as_deref())?;
+        testnet.nodes.push(node);
+    }
+    // Wait for the mesh: every node connected to the first (and the first to all).
+    let expected = testnet.nodes.len() - 1;
+    wait(
+        &format!("{expected} peers connected to the first node"),
+        || {
+            let Some(first) = testnet.nodes.first() else {
+                return Ok(true);
+            };
+            let status = get(first, "/api/v1/status")?;
+            Ok(status["peers"].as_u64() == Some(expected as u64))
+        },
+    )?;
+    print_table(&testnet, &dir)?;
+    Ok(testnet)
+}
+
+/// Node `index`'s port: `base + offset + index`, or 0 (any free port) when `base` is 0.
+fn port(base: u16, index: usize, offset: usize) -> Result<u16> {
+    if base == 0 {
+        return Ok(0);
+    }
+    u16::try_from(usize::from(base) + offset + index)
+        .context("port out of range: lower --base-port")
+}
+
+fn start(
+    dir: &Path,
+    index: usize,
+    name: String,
+    federation: &str,
+    bootstrap: Option<&str>,
+) -> Result<Node> {
+    let node_dir = dir.join(format!("node{index}"));
+    let log = std::fs::File::create(node_dir.join("node.log"))?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args([
+            "node",
+            "run",
+            "--config",
+            "threatmesh.toml",
+            "--federation",
+            federation,
+            "--charter",
+        ])
+        .arg(dir.join("genesis.json"))
+        .args(["--exit-with-parent", &std::process::id().to_string()])
+        .current_dir(&node_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    if let Some(bootstrap) = bootstrap {
+        command.args(["--bootstrap", bootstrap]);
+    }
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting {name}'s node"))?;
+    let endpoints = node_dir.join("data/endpoints.json");
+    let mut found = None;
+    wait(
+        &format!(
+            "{name}'s node to listen (see {})",
+            node_dir.join("node.log").display()
+        ),
+        || {
+            found = std::fs::read_to_string(&endpoints)
+                .ok()
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+            Ok(found.is_some())
+        },
+    )?;
+    let endpoints = found.context("no endpoints")?;
+    let config = std::fs::read_to_string(node_dir.join("threatmesh.toml"))?;
+    let token = config
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("tokens = [\"")
+                .and_then(|rest| rest.strip_suffix("\"]"))
+        })
+        .context("no API token in the node's configuration")?
+        .to_owned();
+    let member: Value =
+        serde_json::from_str(&std::fs::read_to_string(node_dir.join("member.json"))?)?;
+    Ok(Node {
+        name,
+        org: member["org"].as_str().unwrap_or_default().to_owned(),
+        child,
+        api: endpoints["api"].as_str().unwrap_or_default().to_owned(),
+        peer_id: endpoints["peer_id"].as_str().unwrap_or_default().to_owned(),
+        p2p: endpoints["p2p"][0].as_str().unwrap_or_default().to_owned(),
+        token,
+    })
+}
+
+/// Polls `done` until it holds, failing after [`TIMEOUT`].
+fn wait(what: &str, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if done().unwrap_or(false) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {TIMEOUT:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+fn get(node: &Node, path: &str) -> Result<Value> {
+    let mut response = agent()
+        .get(&format!("{}{path}", node.api))
+        .header("Authorization", &format!("Bearer {}", node.token))
+        .call()?;
+    Ok(response.body_mut().read_json()?)
+}
+
+fn post(node: &Node, path: &str, body: &Value) -> Result<Value> {
+    let mut response = agent()
+        .post(&format!("{}{path}", node.api))
+        .header("Authorization", &format!("Bearer {}", node.token))
+        .send_json(body)?;
+    Ok(response.body_mut().read_json()?)
+}
+
+fn print_table(testnet: &Testnet, dir: &Path) -> Result<()> {
+    println!();
+    let header = format!(
+        "{:<15} {:<54} {:<24} TOKEN",
+        "ORGANISATION", "PEER ID", "API"
+    );
+    println!("{header}");
+    for node in &testnet.nodes {
+        println!(
+            "{:<15} {:<54} {:<24} {}",
+            node.name, node.peer_id, node.api, node.token
+        );
+    }
+    let info: Vec<NodeInfo<'_>> = testnet
+        .nodes
+        .iter()
+        .map(|node| NodeInfo {
+            organisation: &node.name,
+            peer_id: &node.peer_id,
+            api: &node.api,
+            token: &node.token,
+            p2p: &node.p2p,
+        })
+        .collect();
+    std::fs::write(
+        dir.join("testnet.json"),
+        serde_json::to_string_pretty(&info)?,
+    )?;
+    println!("\n(also in {})", dir.join("testnet.json").display());
+    if let Some(node) = testnet.nodes.last() {
+        println!("\nAsk a node what it knows:");
+        println!(
+            "  curl -s -H 'Authorization: Bearer {}' {}/api/v1/indicators/ipv4/198.51.100.23",
+            node.token, node.api
+        );
+    }
+    Ok(())
+}
+
+/// The sample bundle: C2 infrastructure as a CERT would report it, defanged.
+fn sample() -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis());
+    let indicator = |kind: &str, value: &str| {
+        json!({ "type": "indicator", "kind": kind, "value": value, "valid_from": now,
+                "confidence": 85, "labels": ["c2"],
+                "context": { "threat": "QakBot", "kill_chain_phase": "command-and-control" } })
+    };
+    json!({ "tlp": "green", "items": [
+        indicator("ipv4", "198.51.100[.]23"),
+        indicator("ipv4", "203.0.113[.]77"),
+        indicator("domain", "update-check[.]example"),
+        indicator("url", "hxxp://update-check[.]example/gate.php"),
+        indicator("sha256", "5f2b1c9a0e3d4b6a8c7e9f1d2b3a4c5e6f708192a3b4c5d6e7f8091a2b3c4d5e"),
+    ]})
+}
+
+fn demo(testnet: &Testnet) -> Result<()> {
+    let Some(publisher) = testnet.nodes.first() else {
+        return Ok(());
+    };
+    println!(
+        "\n{} publishes 5 C2 indicators (TLP:GREEN) ...",
+        publisher.name
+    );
+    let started = Instant::now();
+    post(publisher, "/api/v1/publish", &sample())?;
+    let mut arrived: Vec<Option<Duration>> = vec![None; testnet.nodes.len()];
+    wait("the sample to reach every node", || {
+        for (index, node) in testnet.nodes.iter().enumerate() {
+            if arrived[index].is_none() {
+                let answer = get(node, "/api/v1/indicators/ipv4/198.51.100.23")?;
+                if answer["known"] == true {
+                    arrived[index] = Some(started.elapsed());
+                }
+            }
+        }
+        Ok(arrived.iter().all(Option::is_some))
+    })?;
+    for (node, time) in testnet.nodes.iter().zip(&arrived) {
+        let millis = time.map_or(0, |time| time.as_millis());
+        println!(
+            "  known at {:<15} after {millis:>5} ms (as polled over HTTP)",
+            node.name
+        );
+    }
+    println!("\nWhat each node answers about update-check.example and 192.0.2.1:");
+    let name_of = |org: &str| {
+        testnet
+            .nodes
+            .iter()
+            .find(|node| node.org == org)
+            .map_or_else(|| org.chars().take(8).collect(), |node| node.name.clone())
+    };
+    for node in &testnet.nodes {
+        let answer = post(
+            node,
+            "/api/v1/lookup",
+            &json!({ "values": ["update-check.example", "192.0.2.1"] }),
+        )?;
+        let found = answer["found"].as_array().cloned().unwrap_or_default();
+        let describe = |value: &str| {
+            found
+                .iter()
+                .find(|lookup| lookup["value"]["value"] == value)
+                .and_then(|lookup| {
+                    lookup["assertions"]
+                        .as_array()
+                        .and_then(|a| a.first())
+                        .cloned()
+                })
+                .map_or_else(
+                    || "unknown".to_owned(),
+                    |assertion| {
+                        format!(
+                            "{} ({}, asserted by {})",
+                            assertion["state"]["state"].as_str().unwrap_or("?"),
+                            assertion["context"]["threat"]
+                                .as_str()
+                                .unwrap_or("no threat named"),
+                            name_of(assertion["org"].as_str().unwrap_or_default()),
+                        )
+                    },
+                )
+        };
+        println!(
+            "  {:<15} update-check.example: {}; 192.0.2.1: {}",
+            node.name,
+            describe("update-check.example"),
+            describe("192.0.2.1")
+        );
+    }
+    Ok(())
+}

@@ -33,6 +33,10 @@ pub(super) struct RunArgs {
     /// Overrides log.format (`human` or `json`).
     #[arg(long, env = "THREATMESH_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Stop (cleanly) when the process with this id is gone: a supervisor that dies,
+    /// even by SIGKILL, leaves no node behind.
+    #[arg(long, hide = true)]
+    exit_with_parent: Option<u32>,
 }
 
 /// What a running node writes to `<data_dir>/endpoints.json` once it listens, so scripts
@@ -70,7 +74,7 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(serve(config))
+        .block_on(serve(config, args.exit_with_parent))
 }
 
 fn init_logging(json: bool, level: &str) -> Result<()> {
@@ -88,7 +92,7 @@ fn init_logging(json: bool, level: &str) -> Result<()> {
     result.map_err(|error| anyhow::anyhow!("logging: {error}"))
 }
 
-async fn serve(config: crate::config::Validated) -> Result<()> {
+async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<()> {
     let key = keyfile::read(&config.key_file)?;
     let store = Store::open(
         &config.data_dir,
@@ -164,7 +168,7 @@ async fn serve(config: crate::config::Validated) -> Result<()> {
     std::fs::write(&endpoints_path, serde_json::to_string_pretty(&endpoints)?)?;
     tracing::info!(%peer, api = %endpoints.api, "node running");
 
-    shutdown_signal().await;
+    shutdown_signal(parent).await;
     tracing::info!("shutting down");
     let _ = stop.send(());
     api_task.await.context("API task")??;
@@ -176,7 +180,21 @@ async fn serve(config: crate::config::Validated) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal(parent: Option<u32>) {
+    let parent_gone = async {
+        let Some(parent) = parent else {
+            return std::future::pending::<()>().await;
+        };
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            #[cfg(unix)]
+            if std::os::unix::process::parent_id() != parent {
+                tracing::info!("supervisor gone");
+                return;
+            }
+        }
+    };
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -194,10 +212,14 @@ async fn shutdown_signal() {
         tokio::select! {
             _ = interrupt => {},
             () = terminate => {},
+            () = parent_gone => {},
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        tokio::select! {
+            _ = interrupt => {},
+            () = parent_gone => {},
+        }
     }
 }

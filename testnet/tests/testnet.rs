@@ -1,0 +1,93 @@
+//! The testnet end to end: the demo reaches every node, and no node outlives a killed
+//! testnet.
+
+#![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_threatmesh-testnet");
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Node processes (`... node run ...`) whose command line mentions `dir`.
+fn nodes_of(dir: &std::path::Path) -> usize {
+    let pattern = format!("node run .*{}", dir.display());
+    let output = Command::new("pgrep")
+        .args(["-f", &pattern])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).lines().count()
+}
+
+#[test]
+fn demo_reaches_every_node_and_stops_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let output = Command::new(BINARY)
+        .args([
+            "demo",
+            "--once",
+            "--nodes",
+            "3",
+            "--base-port",
+            "0",
+            "--dir",
+        ])
+        .arg(&work)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for name in ["CERT-FR", "CERT-DE", "CSA-SG"] {
+        assert!(printed.contains(&format!("known at {name}")), "{printed}");
+    }
+    assert_eq!(
+        printed
+            .matches("active (QakBot, asserted by CERT-FR)")
+            .count(),
+        3,
+        "{printed}"
+    );
+    assert_eq!(
+        printed.matches("192.0.2.1: unknown").count(),
+        3,
+        "{printed}"
+    );
+    let testnet: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("testnet.json")).unwrap()).unwrap();
+    assert_eq!(testnet.as_array().unwrap().len(), 3);
+    wait_for("every node to stop", || nodes_of(&work) == 0);
+}
+
+#[test]
+fn killing_the_testnet_leaves_no_node_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let mut testnet = Command::new(BINARY)
+        .args(["up", "--nodes", "2", "--base-port", "0", "--dir"])
+        .arg(&work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the testnet to be up", || {
+        work.join("testnet.json").exists()
+    });
+    assert_eq!(nodes_of(&work), 2);
+    testnet.kill().unwrap(); // SIGKILL: the testnet gets no chance to clean up
+    testnet.wait().unwrap();
+    wait_for("the orphaned nodes to stop by themselves", || {
+        nodes_of(&work) == 0
+    });
+}
