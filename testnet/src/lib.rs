@@ -4,6 +4,8 @@
 //! newcomer can type them; keys are fresh each time. Every node is started with
 //! `--exit-with-parent`, so no node outlives the testnet, even when it is killed.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,9 +43,11 @@ enum Action {
     Up(UpArgs),
     /// Start a federation, publish a sample, show it reach every node, keep running.
     Demo(DemoArgs),
+    /// Measure the mesh and write a report (JSON, Markdown, SVG).
+    Bench(bench::BenchArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 struct UpArgs {
     /// How many nodes (members).
     #[arg(long, default_value_t = 5)]
@@ -67,7 +71,7 @@ struct DemoArgs {
 }
 
 /// One running node.
-struct Node {
+pub(crate) struct Node {
     name: String,
     /// Its organisation's id (root public key, hex).
     org: String,
@@ -89,7 +93,7 @@ struct NodeInfo<'a> {
 }
 
 /// A started federation; dropping it stops every node.
-struct Testnet {
+pub(crate) struct Testnet {
     nodes: Vec<Node>,
 }
 
@@ -125,6 +129,7 @@ where
             println!("\nThe federation runs until Ctrl-C.");
             wait_for_ctrl_c()
         }
+        Action::Bench(args) => bench::run(&args),
         Action::Demo(args) => {
             let testnet = up(&args.up)?;
             demo(&testnet)?;
@@ -166,7 +171,7 @@ fn threatmesh(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn up(args: &UpArgs) -> Result<Testnet> {
+pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
     }
@@ -338,7 +343,7 @@ fn start(
 }
 
 /// Polls `done` until it holds, failing after [`TIMEOUT`].
-fn wait(what: &str, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
+pub(crate) fn wait(what: &str, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         if done().unwrap_or(false) {
@@ -358,7 +363,7 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn get(node: &Node, path: &str) -> Result<Value> {
+pub(crate) fn get(node: &Node, path: &str) -> Result<Value> {
     let mut response = agent()
         .get(&format!("{}{path}", node.api))
         .header("Authorization", &format!("Bearer {}", node.token))
@@ -366,7 +371,7 @@ fn get(node: &Node, path: &str) -> Result<Value> {
     Ok(response.body_mut().read_json()?)
 }
 
-fn post(node: &Node, path: &str, body: &Value) -> Result<Value> {
+pub(crate) fn post(node: &Node, path: &str, body: &Value) -> Result<Value> {
     let mut response = agent()
         .post(&format!("{}{path}", node.api))
         .header("Authorization", &format!("Bearer {}", node.token))

@@ -1,0 +1,259 @@
+//! `threatmesh-testnet bench`: measurements of a running federation, written as a report.
+//!
+//! Propagation: entries of `--indicators` indicators each, published by random members;
+//! for every entry and every node, the time from the entry's creation (the publisher
+//! signs it just before storing and gossiping it) to the moment that node had stored it
+//! durably, both read from the nodes themselves afterwards (the `added` time each node
+//! records, and the `created` time in the entry), so measuring does not disturb the mesh.
+//! Both clocks are this machine's; resolution is one millisecond.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Node, UpArgs, get, post, up, wait};
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    #[command(flatten)]
+    up: UpArgs,
+    /// Entries to publish.
+    #[arg(long, default_value_t = 50)]
+    entries: usize,
+    /// Indicators per entry.
+    #[arg(long, default_value_t = 1_000)]
+    indicators: u32,
+    /// Where to write the report (default: `<dir>/report`).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Seed for choosing publishers, so runs can be repeated.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Percentiles of a set of latencies, in milliseconds.
+#[derive(Debug, Serialize)]
+struct Percentiles {
+    count: usize,
+    p50: u64,
+    p95: u64,
+    p99: u64,
+    max: u64,
+}
+
+fn percentiles(mut values: Vec<u64>) -> Percentiles {
+    values.sort_unstable();
+    let at = |fraction: f64| {
+        let index = ((values.len().saturating_sub(1)) as f64 * fraction).round() as usize;
+        values.get(index).copied().unwrap_or(0)
+    };
+    Percentiles {
+        count: values.len(),
+        p50: at(0.50),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: values.last().copied().unwrap_or(0),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    scenario: &'static str,
+    nodes: usize,
+    entries: usize,
+    indicators_per_entry: u32,
+    /// Per entry: from creation to stored on every node.
+    to_every_node_ms: Percentiles,
+    /// Per entry and node: from creation to stored on that node (publisher excluded).
+    to_each_node_ms: Percentiles,
+    publish_seconds: f64,
+}
+
+pub(crate) fn run(args: &BenchArgs) -> Result<()> {
+    if args.entries == 0 {
+        bail!("--entries must be at least 1");
+    }
+    let testnet = up(&args.up)?;
+    let nodes = &testnet.nodes;
+    let mut random = args.seed.max(1);
+    let started = Instant::now();
+    let mut publishers = HashMap::new();
+    for index in 0..args.entries {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        let publisher = usize::try_from(random % nodes.len() as u64).unwrap_or(0);
+        let first = u32::try_from(index)?.saturating_mul(args.indicators);
+        let items: Vec<_> = (first..first + args.indicators)
+            .map(|n| {
+                let [a, b, c, d] = n.to_be_bytes();
+                json!({ "type": "indicator", "kind": "ipv4",
+                        "value": format!("{}.{b}.{c}.{d}", 10 + a % 200),
+                        "valid_from": 1_700_000_000_000u64, "labels": ["bench"] })
+            })
+            .collect();
+        let answer = post(
+            &nodes[publisher],
+            "/api/v1/publish",
+            &json!({ "tlp": "green", "items": items }),
+        )?;
+        for id in answer["entries"].as_array().into_iter().flatten() {
+            publishers.insert(id.as_str().unwrap_or_default().to_owned(), publisher);
+        }
+        eprint!("\rpublished {}/{}", index + 1, args.entries);
+    }
+    eprintln!();
+    let publish_seconds = started.elapsed().as_secs_f64();
+    let total = publishers.len() as u64;
+    wait("every node to hold every entry", || {
+        for node in nodes {
+            if get(node, "/api/v1/status")?["store"]["entries"].as_u64() != Some(total) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })?;
+
+    // id -> (created, per-node added)
+    let mut created: HashMap<String, u64> = HashMap::new();
+    let mut added: HashMap<String, Vec<(usize, u64)>> = HashMap::new();
+    for (index, node) in nodes.iter().enumerate() {
+        for entry in entries_of(node)? {
+            let id = entry["id"].as_str().unwrap_or_default().to_owned();
+            created.insert(id.clone(), entry["created"].as_u64().unwrap_or(0));
+            added
+                .entry(id)
+                .or_default()
+                .push((index, entry["added"].as_u64().unwrap_or(0)));
+        }
+    }
+    let mut to_every = Vec::new();
+    let mut to_each = Vec::new();
+    for (id, times) in &added {
+        let born = created.get(id).copied().unwrap_or(0);
+        let publisher = publishers.get(id).copied();
+        let mut slowest = 0;
+        for (node, at) in times {
+            let latency = at.saturating_sub(born);
+            slowest = slowest.max(latency);
+            if Some(*node) != publisher {
+                to_each.push(latency);
+            }
+        }
+        to_every.push(slowest);
+    }
+    let report = Report {
+        scenario: "propagation",
+        nodes: nodes.len(),
+        entries: added.len(),
+        indicators_per_entry: args.indicators,
+        to_every_node_ms: percentiles(to_every.clone()),
+        to_each_node_ms: percentiles(to_each),
+        publish_seconds,
+    };
+    let folder = args
+        .report
+        .clone()
+        .unwrap_or_else(|| args.up.dir.join("report"));
+    write_report(&folder, &report, &to_every)?;
+    println!(
+        "propagation, {} nodes, {} entries of {} indicators: to every node p50 {} ms, p95 {} ms, p99 {} ms (max {} ms)",
+        report.nodes,
+        report.entries,
+        report.indicators_per_entry,
+        report.to_every_node_ms.p50,
+        report.to_every_node_ms.p95,
+        report.to_every_node_ms.p99,
+        report.to_every_node_ms.max
+    );
+    println!("report in {}", folder.display());
+    Ok(())
+}
+
+/// Every entry a node holds, with its creation and added times.
+fn entries_of(node: &Node) -> Result<Vec<serde_json::Value>> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = cursor.as_ref().map_or_else(
+            || "/api/v1/entries".to_owned(),
+            |cursor| format!("/api/v1/entries?cursor={cursor}"),
+        );
+        let page = get(node, &path)?;
+        all.extend(page["entries"].as_array().cloned().unwrap_or_default());
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok(all),
+        }
+    }
+}
+
+fn write_report(folder: &std::path::Path, report: &Report, to_every: &[u64]) -> Result<()> {
+    std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    std::fs::write(
+        folder.join("propagation.json"),
+        serde_json::to_string_pretty(report)?,
+    )?;
+    let row = |name: &str, p: &Percentiles| {
+        format!(
+            "| {name} | {} | {} | {} | {} | {} |\n",
+            p.count, p.p50, p.p95, p.p99, p.max
+        )
+    };
+    let markdown = format!(
+        "# Propagation: {} nodes, {} entries of {} indicators\n\n\
+         Time from an entry's creation to its durable storage, in milliseconds (this machine's \
+         clock, 1 ms resolution).\n\n\
+         | measure | entries | p50 | p95 | p99 | max |\n| --- | --- | --- | --- | --- | --- |\n{}{}\n\
+         Publishing took {:.1} s. CDF: `propagation.svg`.\n",
+        report.nodes,
+        report.entries,
+        report.indicators_per_entry,
+        row("to every node", &report.to_every_node_ms),
+        row("to each node", &report.to_each_node_ms),
+        report.publish_seconds,
+    );
+    std::fs::write(folder.join("README.md"), markdown)?;
+    plot_cdf(&folder.join("propagation.svg"), to_every)
+}
+
+/// The cumulative distribution of "to every node" latencies, as an SVG.
+fn plot_cdf(path: &std::path::Path, values: &[u64]) -> Result<()> {
+    use plotters::prelude::*;
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let max = sorted.last().copied().unwrap_or(1).max(1);
+    let root = SVGBackend::new(path, (640, 400)).into_drawing_area();
+    root.fill(&WHITE)
+        .map_err(|error| anyhow::anyhow!("plot: {error}"))?;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0u64..max, 0f64..1f64)
+        .map_err(|error| anyhow::anyhow!("plot: {error}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("ms from creation to stored on every node")
+        .y_desc("fraction of entries")
+        .draw()
+        .map_err(|error| anyhow::anyhow!("plot: {error}"))?;
+    let count = sorted.len().max(1) as f64;
+    chart
+        .draw_series(LineSeries::new(
+            sorted
+                .iter()
+                .enumerate()
+                .map(|(index, ms)| (*ms, (index + 1) as f64 / count)),
+            &BLUE,
+        ))
+        .map_err(|error| anyhow::anyhow!("plot: {error}"))?;
+    root.present()
+        .map_err(|error| anyhow::anyhow!("plot: {error}"))?;
+    Ok(())
+}
