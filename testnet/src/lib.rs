@@ -363,12 +363,19 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// Largest answer read from a node: a page of entries can be tens of megabytes.
+const MAX_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
+
 pub(crate) fn get(node: &Node, path: &str) -> Result<Value> {
     let mut response = agent()
         .get(&format!("{}{path}", node.api))
         .header("Authorization", &format!("Bearer {}", node.token))
         .call()?;
-    Ok(response.body_mut().read_json()?)
+    Ok(response
+        .body_mut()
+        .with_config()
+        .limit(MAX_ANSWER_BYTES)
+        .read_json()?)
 }
 
 pub(crate) fn post(node: &Node, path: &str, body: &Value) -> Result<Value> {

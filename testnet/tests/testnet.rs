@@ -91,3 +91,46 @@ fn killing_the_testnet_leaves_no_node_behind() {
         nodes_of(&work) == 0
     });
 }
+
+#[test]
+fn bench_writes_a_report_covering_every_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let output = Command::new(BINARY)
+        .args([
+            "bench",
+            "--nodes",
+            "3",
+            "--entries",
+            "4",
+            "--indicators",
+            "50",
+            "--base-port",
+            "0",
+            "--dir",
+        ])
+        .arg(&work)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(work.join("report/propagation.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["entries"], 4);
+    assert_eq!(report["to_every_node_ms"]["count"], 4);
+    // Each entry reaches the two nodes that did not publish it.
+    assert_eq!(report["to_each_node_ms"]["count"], 8);
+    let every = &report["to_every_node_ms"];
+    assert!(every["p50"].as_u64() <= every["p99"].as_u64());
+    assert!(every["p99"].as_u64() <= every["max"].as_u64());
+    assert!(work.join("report/README.md").exists());
+    let svg = std::fs::read_to_string(work.join("report/propagation.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+    wait_for("every node to stop", || nodes_of(&work) == 0);
+}

@@ -415,8 +415,9 @@ async fn push_charter(
     Ok(Json(serde_json::json!({ "version": version })))
 }
 
-/// Most entries one page of `/api/v1/entries` returns.
-pub const MAX_ENTRIES_PAGE: usize = 1_000;
+/// Most entries one page of `/api/v1/entries` returns. An entry can hold 10,000 items, so
+/// a page stays in the tens of megabytes of JSON.
+pub const MAX_ENTRIES_PAGE: usize = 100;
 
 #[derive(Debug, Deserialize)]
 struct EntriesQuery {
