@@ -198,7 +198,7 @@ pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
         let api = format!("127.0.0.1:{}", port(args.base_port, index, 0)?);
         let p2p = format!("/ip4/127.0.0.1/tcp/{}", port(args.base_port, index, 100)?);
         let node_dir = format!("node{index}");
-        threatmesh(
+        let printed = threatmesh(
             &dir,
             &[
                 "init",
@@ -214,6 +214,19 @@ pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
                 &p2p,
             ],
         )?;
+        // With fixed ports every node's address is known now: put it in the member file,
+        // so the charter lists it and every node dials every other member, as a real
+        // federation's charter would have it.
+        if args.base_port != 0 {
+            let peer = printed
+                .lines()
+                .find_map(|line| line.strip_prefix("peer id").map(str::trim))
+                .context("init printed no peer id")?;
+            let member_path = dir.join(&node_dir).join("member.json");
+            let mut member: Value = serde_json::from_str(&std::fs::read_to_string(&member_path)?)?;
+            member["addresses"] = json!([format!("{p2p}/p2p/{peer}")]);
+            std::fs::write(&member_path, serde_json::to_string_pretty(&member)?)?;
+        }
         names.push(name);
     }
     let mut charter = vec![
