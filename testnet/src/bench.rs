@@ -18,10 +18,24 @@ use serde_json::json;
 
 use super::{Node, UpArgs, get, post, up, wait};
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Scenario {
+    /// Entries from random publishers; time to reach every node.
+    Propagation,
+    /// A node offline while indicators are published; time and bytes to catch up.
+    CatchUp,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
     #[command(flatten)]
     up: UpArgs,
+    /// What to measure.
+    #[arg(long, value_enum, default_value = "propagation")]
+    scenario: Scenario,
+    /// catch-up: indicators published while the node is offline.
+    #[arg(long, default_value_t = 1_000_000)]
+    missed: u32,
     /// Entries to publish.
     #[arg(long, default_value_t = 50)]
     entries: usize,
@@ -75,6 +89,123 @@ struct Report {
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {
+    match args.scenario {
+        Scenario::Propagation => propagation(args),
+        Scenario::CatchUp => catch_up(args),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct CatchUpReport {
+    scenario: &'static str,
+    nodes: usize,
+    indicators_missed: u32,
+    entries_missed: u64,
+    /// From the restarted node's start to holding every entry.
+    catch_up_seconds: f64,
+    /// Entries' own size (their gossip payloads), in bytes.
+    entries_bytes: u64,
+    /// Payload bytes the node received in sync responses.
+    fetched_bytes: u64,
+    /// Entries received in sync responses (more than missed means some were fetched twice).
+    fetched_entries: u64,
+    /// fetched_bytes / entries_bytes.
+    ratio: f64,
+}
+
+fn catch_up(args: &BenchArgs) -> Result<()> {
+    if args.up.nodes < 2 {
+        bail!("catch-up needs at least 2 nodes");
+    }
+    let mut testnet = up(&args.up)?;
+    let last = testnet.nodes.len() - 1;
+    let offline = testnet.nodes.remove(last);
+    let (name, dir) = (offline.name.clone(), offline.dir.clone());
+    let federation = offline.federation.clone();
+    drop(super::Testnet {
+        nodes: vec![offline],
+    }); // SIGTERM, wait: a clean stop
+    println!(
+        "{name} is offline; publishing {} indicators from {}",
+        args.missed, testnet.nodes[0].name
+    );
+    let chunk = 10_000u32;
+    let mut published = 0u32;
+    while published < args.missed {
+        let count = chunk.min(args.missed - published);
+        let items: Vec<_> = (published..published + count)
+            .map(|n| {
+                let [a, b, c, d] = n.to_be_bytes();
+                json!({ "type": "indicator", "kind": "ipv4",
+                        "value": format!("{}.{b}.{c}.{d}", 10 + a % 200),
+                        "valid_from": 1_700_000_000_000u64 })
+            })
+            .collect();
+        post(
+            &testnet.nodes[0],
+            "/api/v1/publish",
+            &json!({ "tlp": "green", "items": items }),
+        )?;
+        published += count;
+        eprint!(
+            "
+published {published}/{}",
+            args.missed
+        );
+    }
+    eprintln!();
+    let entries = entries_of(&testnet.nodes[0])?;
+    let total = entries.len() as u64;
+    let entries_bytes: u64 = entries
+        .iter()
+        .map(|entry| entry["bytes"].as_u64().unwrap_or(0))
+        .sum();
+    let started = Instant::now();
+    let bootstrap = testnet.nodes[0].p2p.clone();
+    let node = super::start(&dir, last, name.clone(), &federation, Some(&bootstrap))?;
+    testnet.nodes.push(node);
+    let restarted = testnet.nodes.last().context("no node")?;
+    wait(&format!("{name} to catch up"), || {
+        Ok(get(restarted, "/api/v1/status")?["store"]["entries"].as_u64() == Some(total))
+    })?;
+    let catch_up_seconds = started.elapsed().as_secs_f64();
+    let status = get(restarted, "/api/v1/status")?;
+    let fetched_bytes = status["network"]["fetched_bytes"].as_u64().unwrap_or(0);
+    let report = CatchUpReport {
+        scenario: "catch-up",
+        nodes: testnet.nodes.len(),
+        indicators_missed: args.missed,
+        entries_missed: total,
+        catch_up_seconds,
+        entries_bytes,
+        fetched_bytes,
+        fetched_entries: status["network"]["fetched_entries"].as_u64().unwrap_or(0),
+        ratio: fetched_bytes as f64 / entries_bytes.max(1) as f64,
+    };
+    let folder = args
+        .report
+        .clone()
+        .unwrap_or_else(|| args.up.dir.join("report"));
+    std::fs::create_dir_all(&folder)?;
+    std::fs::write(
+        folder.join("catch-up.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    println!(
+        "catch-up of {} indicators ({} entries, {:.1} MiB): {:.1} s, {} entries fetched, {:.1} MiB of payloads fetched ({:.2}x the entries' size)",
+        report.indicators_missed,
+        report.entries_missed,
+        report.entries_bytes as f64 / 1048576.0,
+        report.catch_up_seconds,
+        report.fetched_entries,
+        report.fetched_bytes as f64 / 1048576.0,
+        report.ratio
+    );
+    println!("report in {}", folder.display());
+    Ok(())
+}
+
+fn propagation(args: &BenchArgs) -> Result<()> {
     if args.entries == 0 {
         bail!("--entries must be at least 1");
     }
@@ -180,9 +311,10 @@ fn entries_of(node: &Node) -> Result<Vec<serde_json::Value>> {
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
+        // Small pages: an entry can hold 10,000 items, a few megabytes of JSON.
         let path = cursor.as_ref().map_or_else(
-            || "/api/v1/entries".to_owned(),
-            |cursor| format!("/api/v1/entries?cursor={cursor}"),
+            || "/api/v1/entries?limit=10".to_owned(),
+            |cursor| format!("/api/v1/entries?limit=10&cursor={cursor}"),
         );
         let page = get(node, &path)?;
         all.extend(page["entries"].as_array().cloned().unwrap_or_default());

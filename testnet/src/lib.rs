@@ -73,6 +73,10 @@ struct DemoArgs {
 /// One running node.
 pub(crate) struct Node {
     name: String,
+    /// The work directory of the testnet.
+    dir: PathBuf,
+    /// The federation's id.
+    federation: String,
     /// Its organisation's id (root public key, hex).
     org: String,
     child: Child,
@@ -346,6 +350,8 @@ fn start(
         serde_json::from_str(&std::fs::read_to_string(node_dir.join("member.json"))?)?;
     Ok(Node {
         name,
+        dir: dir.to_path_buf(),
+        federation: federation.to_owned(),
         org: member["org"].as_str().unwrap_or_default().to_owned(),
         child,
         api: endpoints["api"].as_str().unwrap_or_default().to_owned(),

@@ -134,3 +134,38 @@ fn bench_writes_a_report_covering_every_entry() {
     assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
     wait_for("every node to stop", || nodes_of(&work) == 0);
 }
+
+#[test]
+fn catch_up_fetches_each_missed_entry_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let output = Command::new(BINARY)
+        .args([
+            "bench",
+            "--scenario",
+            "catch-up",
+            "--nodes",
+            "2",
+            "--missed",
+            "25000",
+            "--base-port",
+            "0",
+            "--dir",
+        ])
+        .arg(&work)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("report/catch-up.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["indicators_missed"], 25_000);
+    assert_eq!(report["fetched_entries"], report["entries_missed"]);
+    assert_eq!(report["fetched_bytes"], report["entries_bytes"]);
+    wait_for("every node to stop", || nodes_of(&work) == 0);
+}

@@ -432,6 +432,8 @@ struct EntriesQuery {
 struct ExportedEntry {
     id: Hash,
     added: threatmesh_protocol::Timestamp,
+    /// The entry's size as it travels (its gossip payload), in bytes.
+    bytes: usize,
     #[serde(flatten)]
     entry: threatmesh_protocol::Entry,
 }
@@ -474,6 +476,7 @@ async fn entries(
             .map(|(added, entry)| ExportedEntry {
                 id: entry.id(),
                 added,
+                bytes: entry.payload().len(),
                 entry: entry.entry().clone(),
             })
             .collect(),
