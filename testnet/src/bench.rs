@@ -24,6 +24,8 @@ pub(crate) enum Scenario {
     Propagation,
     /// A node offline while indicators are published; time and bytes to catch up.
     CatchUp,
+    /// Random kill -9 and restart of nodes while members publish; nothing may be lost.
+    Churn,
 }
 
 #[derive(Debug, Args)]
@@ -92,7 +94,154 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     match args.scenario {
         Scenario::Propagation => propagation(args),
         Scenario::CatchUp => catch_up(args),
+        Scenario::Churn => churn(args),
     }
+}
+
+#[derive(Debug, Serialize)]
+struct ChurnReport {
+    scenario: &'static str,
+    nodes: usize,
+    entries_acknowledged: usize,
+    kills: usize,
+    /// From the last restart to every node holding every acknowledged entry.
+    converge_seconds: f64,
+    /// Acknowledged entries missing from some node at the end (must be 0).
+    lost: usize,
+}
+
+fn churn(args: &BenchArgs) -> Result<()> {
+    if args.up.nodes < 3 {
+        bail!("churn needs at least 3 nodes");
+    }
+    let mut testnet = up(&args.up)?;
+    let count = testnet.nodes.len();
+    let mut random = args.seed.max(1);
+    let mut next = move |bound: usize| {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        usize::try_from(random % bound as u64).unwrap_or(0)
+    };
+    let mut down: Option<usize> = None;
+    let mut acknowledged = Vec::new();
+    let mut kills = 0;
+    for round in 0..args.entries {
+        // Every third round, restart the node that is down and kill another.
+        if round % 3 == 2 {
+            if let Some(index) = down.take() {
+                restart(&mut testnet, index)?;
+            }
+            let victim = next(count);
+            kill(&mut testnet.nodes[victim])?;
+            down = Some(victim);
+            kills += 1;
+        }
+        let alive: Vec<usize> = (0..count).filter(|index| Some(*index) != down).collect();
+        let publisher = alive[next(alive.len())];
+        let first = u32::try_from(round)?.saturating_mul(args.indicators);
+        let items: Vec<_> = (first..first + args.indicators)
+            .map(|n| {
+                let [a, b, c, d] = n.to_be_bytes();
+                json!({ "type": "indicator", "kind": "ipv4",
+                        "value": format!("{}.{b}.{c}.{d}", 10 + a % 200),
+                        "valid_from": 1_700_000_000_000u64 })
+            })
+            .collect();
+        // A node just restarted may still be starting: a refused publish is retried
+        // elsewhere, and only acknowledged entries count.
+        if let Ok(answer) = post(
+            &testnet.nodes[publisher],
+            "/api/v1/publish",
+            &json!({ "tlp": "green", "items": items }),
+        ) {
+            for id in answer["entries"].as_array().into_iter().flatten() {
+                acknowledged.push(id.as_str().unwrap_or_default().to_owned());
+            }
+        }
+        eprint!("\rround {}/{} ({kills} kills)", round + 1, args.entries);
+    }
+    eprintln!();
+    if let Some(index) = down.take() {
+        restart(&mut testnet, index)?;
+    }
+    let started = Instant::now();
+    let holds_all = |node: &Node| -> Result<usize> {
+        let held: std::collections::HashSet<String> = entries_of(node)?
+            .into_iter()
+            .filter_map(|entry| entry["id"].as_str().map(str::to_owned))
+            .collect();
+        Ok(acknowledged.iter().filter(|id| !held.contains(*id)).count())
+    };
+    let converged = wait("every node to hold every acknowledged entry", || {
+        for node in &testnet.nodes {
+            if holds_all(node)? > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    });
+    let mut lost = 0;
+    for node in &testnet.nodes {
+        lost = lost.max(holds_all(node).unwrap_or(acknowledged.len()));
+    }
+    let report = ChurnReport {
+        scenario: "churn",
+        nodes: count,
+        entries_acknowledged: acknowledged.len(),
+        kills,
+        converge_seconds: started.elapsed().as_secs_f64(),
+        lost,
+    };
+    let folder = args
+        .report
+        .clone()
+        .unwrap_or_else(|| args.up.dir.join("report"));
+    std::fs::create_dir_all(&folder)?;
+    std::fs::write(
+        folder.join("churn.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    println!(
+        "churn, {} nodes, {} kill -9 with restarts: {} entries acknowledged, {} lost, every node complete {:.1} s after the last restart",
+        report.nodes,
+        report.kills,
+        report.entries_acknowledged,
+        report.lost,
+        report.converge_seconds
+    );
+    println!("report in {}", folder.display());
+    converged
+}
+
+/// Kills a node with SIGKILL: no chance to flush or say goodbye.
+fn kill(node: &mut Node) -> Result<()> {
+    node.child.kill().context("kill -9")?;
+    node.child.wait().context("reaping the killed node")?;
+    Ok(())
+}
+
+/// Starts a killed node again on its own directory, bootstrapping from another node.
+fn restart(testnet: &mut super::Testnet, index: usize) -> Result<()> {
+    // Every other node: on free ports the restarted node comes back at a new address,
+    // which only its own dialling makes known.
+    let bootstrap: Vec<String> = testnet
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(other, _)| *other != index)
+        .map(|(_, node)| node.p2p.clone())
+        .collect();
+    let old = &testnet.nodes[index];
+    let node = super::start(
+        &old.dir,
+        index,
+        old.name.clone(),
+        &old.federation,
+        &bootstrap,
+    )?;
+    testnet.nodes[index] = node;
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]
@@ -162,7 +311,7 @@ published {published}/{}",
         .sum();
     let started = Instant::now();
     let bootstrap = testnet.nodes[0].p2p.clone();
-    let node = super::start(&dir, last, name.clone(), &federation, Some(&bootstrap))?;
+    let node = super::start(&dir, last, name.clone(), &federation, &[bootstrap])?;
     testnet.nodes.push(node);
     let restarted = testnet.nodes.last().context("no node")?;
     wait(&format!("{name} to catch up"), || {

@@ -262,7 +262,8 @@ pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
     let mut testnet = Testnet { nodes: Vec::new() };
     for (index, name) in names.into_iter().enumerate() {
         let bootstrap = testnet.nodes.first().map(|first: &Node| first.p2p.clone());
-        let node = start(&dir, index, name, &federation, bootstrap.as_deref())?;
+        let bootstrap: Vec<String> = bootstrap.into_iter().collect();
+        let node = start(&dir, index, name, &federation, &bootstrap)?;
         testnet.nodes.push(node);
     }
     // Wait for the mesh: every node connected to the first (and the first to all).
@@ -295,7 +296,7 @@ fn start(
     index: usize,
     name: String,
     federation: &str,
-    bootstrap: Option<&str>,
+    bootstrap: &[String],
 ) -> Result<Node> {
     let node_dir = dir.join(format!("node{index}"));
     let log = std::fs::File::create(node_dir.join("node.log"))?;
@@ -316,13 +317,15 @@ fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
-    if let Some(bootstrap) = bootstrap {
-        command.args(["--bootstrap", bootstrap]);
+    for address in bootstrap {
+        command.args(["--bootstrap", address]);
     }
+    // A node killed with SIGKILL leaves its endpoints behind: wait for fresh ones.
+    let endpoints = node_dir.join("data/endpoints.json");
+    let _ = std::fs::remove_file(&endpoints);
     let child = command
         .spawn()
         .with_context(|| format!("starting {name}'s node"))?;
-    let endpoints = node_dir.join("data/endpoints.json");
     let mut found = None;
     wait(
         &format!(

@@ -72,21 +72,31 @@ fn demo_reaches_every_node_and_stops_them_all() {
 
 #[test]
 fn killing_the_testnet_leaves_no_node_behind() {
+    /// Kills the testnet even if an assertion fails first, so a failing test leaks nothing.
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
-    let mut testnet = Command::new(BINARY)
-        .args(["up", "--nodes", "2", "--base-port", "0", "--dir"])
-        .arg(&work)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut testnet = Guard(
+        Command::new(BINARY)
+            .args(["up", "--nodes", "2", "--base-port", "0", "--dir"])
+            .arg(&work)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_for("the testnet to be up", || {
         work.join("testnet.json").exists()
     });
     assert_eq!(nodes_of(&work), 2);
-    testnet.kill().unwrap(); // SIGKILL: the testnet gets no chance to clean up
-    testnet.wait().unwrap();
+    testnet.0.kill().unwrap(); // SIGKILL: the testnet gets no chance to clean up
+    testnet.0.wait().unwrap();
     wait_for("the orphaned nodes to stop by themselves", || {
         nodes_of(&work) == 0
     });
@@ -167,5 +177,45 @@ fn catch_up_fetches_each_missed_entry_once() {
     assert_eq!(report["indicators_missed"], 25_000);
     assert_eq!(report["fetched_entries"], report["entries_missed"]);
     assert_eq!(report["fetched_bytes"], report["entries_bytes"]);
+    wait_for("every node to stop", || nodes_of(&work) == 0);
+}
+
+#[test]
+fn churn_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let output = Command::new(BINARY)
+        .args([
+            "bench",
+            "--scenario",
+            "churn",
+            "--nodes",
+            "3",
+            "--entries",
+            "9",
+            "--indicators",
+            "50",
+            "--base-port",
+            "0",
+            "--dir",
+        ])
+        .arg(&work)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("report/churn.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["lost"], 0);
+    assert_eq!(report["kills"], 3);
+    assert!(
+        report["entries_acknowledged"].as_u64().unwrap() >= 6,
+        "{report}"
+    );
     wait_for("every node to stop", || nodes_of(&work) == 0);
 }
