@@ -140,14 +140,7 @@ fn churn(args: &BenchArgs) -> Result<()> {
         let alive: Vec<usize> = (0..count).filter(|index| Some(*index) != down).collect();
         let publisher = alive[next(alive.len())];
         let first = u32::try_from(round)?.saturating_mul(args.indicators);
-        let items: Vec<_> = (first..first + args.indicators)
-            .map(|n| {
-                let [a, b, c, d] = n.to_be_bytes();
-                json!({ "type": "indicator", "kind": "ipv4",
-                        "value": format!("{}.{b}.{c}.{d}", 10 + a % 200),
-                        "valid_from": 1_700_000_000_000u64 })
-            })
-            .collect();
+        let items = ipv4_items(first, args.indicators);
         // A node just restarted may still be starting: a refused publish is retried
         // elsewhere, and only acknowledged entries count.
         if let Ok(answer) = post(
@@ -282,14 +275,7 @@ fn catch_up(args: &BenchArgs) -> Result<()> {
     let mut published = 0u32;
     while published < args.missed {
         let count = chunk.min(args.missed - published);
-        let items: Vec<_> = (published..published + count)
-            .map(|n| {
-                let [a, b, c, d] = n.to_be_bytes();
-                json!({ "type": "indicator", "kind": "ipv4",
-                        "value": format!("{}.{b}.{c}.{d}", 10 + a % 200),
-                        "valid_from": 1_700_000_000_000u64 })
-            })
-            .collect();
+        let items = ipv4_items(published, count);
         post(
             &testnet.nodes[0],
             "/api/v1/publish",
@@ -369,14 +355,7 @@ fn propagation(args: &BenchArgs) -> Result<()> {
         random ^= random << 17;
         let publisher = usize::try_from(random % nodes.len() as u64).unwrap_or(0);
         let first = u32::try_from(index)?.saturating_mul(args.indicators);
-        let items: Vec<_> = (first..first + args.indicators)
-            .map(|n| {
-                let [a, b, c, d] = n.to_be_bytes();
-                json!({ "type": "indicator", "kind": "ipv4",
-                        "value": format!("{}.{b}.{c}.{d}", 10 + a % 200),
-                        "valid_from": 1_700_000_000_000u64, "labels": ["bench"] })
-            })
-            .collect();
+        let items = ipv4_items(first, args.indicators);
         let answer = post(
             &nodes[publisher],
             "/api/v1/publish",
@@ -537,4 +516,17 @@ fn plot_cdf(path: &std::path::Path, values: &[u64]) -> Result<()> {
     root.present()
         .map_err(|error| anyhow::anyhow!("plot: {error}"))?;
     Ok(())
+}
+
+/// `count` ipv4 indicators, distinct for distinct `first`..`first + count`, as the publish
+/// API takes them.
+fn ipv4_items(first: u32, count: u32) -> Vec<serde_json::Value> {
+    (first..first.saturating_add(count))
+        .map(|n| {
+            let [a, b, c, d] = n.to_be_bytes();
+            json!({ "type": "indicator", "kind": "ipv4",
+                    "value": format!("{}.{b}.{c}.{d}", 10 + a % 200),
+                    "valid_from": 1_700_000_000_000u64 })
+        })
+        .collect()
 }
