@@ -167,6 +167,20 @@ pub fn range_limit(requested: u32) -> usize {
     usize::try_from(requested).map_or(MAX_RANGE_BYTES, |bytes| bytes.min(MAX_RANGE_BYTES))
 }
 
+/// The kind of message `bytes` holds (`entry`, `charter`, `request`, `response`), read
+/// from the version byte and the variant tag alone, without decoding: for routing a
+/// payload to the right (full) decoder. `None` for bytes that cannot be a message.
+pub fn kind_of(bytes: &[u8]) -> Option<&'static str> {
+    // The variant tag is a varint; every variant number is below 251, so one byte.
+    match bytes {
+        [WIRE_VERSION, 0, ..] => Some("entry"),
+        [WIRE_VERSION, 1, ..] => Some("charter"),
+        [WIRE_VERSION, 2, ..] => Some("request"),
+        [WIRE_VERSION, 3, ..] => Some("response"),
+        _ => None,
+    }
+}
+
 /// Encodes a message.
 pub fn encode(message: &Message) -> Vec<u8> {
     let mut bytes = vec![WIRE_VERSION];

@@ -227,3 +227,22 @@ fn range_pages_are_clamped_to_what_the_asker_can_decode() {
     assert_eq!(wire::range_limit(1024), 1024);
     assert_eq!(wire::range_limit(u32::MAX), wire::MAX_RANGE_BYTES);
 }
+
+#[test]
+fn kind_is_read_from_the_first_bytes() {
+    let entry = SignedEntry::next(&key(1), FEDERATION, None, T0, body(2)).unwrap();
+    let charter = signed(genesis_charter(1), &[0, 1]);
+    let request = Message::Request(Request::Heads {
+        federation: FEDERATION,
+    });
+    let response = Message::Response(Response::Refused("no".into()));
+    assert_eq!(wire::kind_of(entry.payload()), Some("entry"));
+    assert_eq!(wire::kind_of(&charter.to_payload()), Some("charter"));
+    assert_eq!(wire::kind_of(&wire::encode(&request)), Some(request.kind()));
+    assert_eq!(
+        wire::kind_of(&wire::encode(&response)),
+        Some(response.kind())
+    );
+    assert_eq!(wire::kind_of(b"\x09\x00"), None);
+    assert_eq!(wire::kind_of(&[]), None);
+}

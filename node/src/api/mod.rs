@@ -527,7 +527,7 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
         .map(|feed| {
             let advertised = network.advertised.get(&feed.author).copied();
             FeedLag {
-                missing_below_highest: feed.highest - feed.contiguous,
+                missing_below_highest: feed.highest.saturating_sub(feed.contiguous),
                 lag: advertised.unwrap_or(0).saturating_sub(feed.contiguous),
                 advertised,
                 feed,

@@ -108,7 +108,7 @@ pub(super) fn render(
         .map(|feed| {
             (
                 format!("{{feed=\"{}\"}}", feed.author),
-                feed.highest - feed.contiguous,
+                feed.highest.saturating_sub(feed.contiguous),
             )
         })
         .collect();

@@ -193,7 +193,7 @@ pub(super) fn query(args: &QueryArgs) -> Result<()> {
             let org = assertion["org"].as_str().unwrap_or("?");
             out!(
                 "  asserted by {} confidence {} {}{}",
-                &org[..org.len().min(16)],
+                org.chars().take(16).collect::<String>(),
                 assertion["confidence"],
                 assertion["state"]["state"].as_str().unwrap_or("?"),
                 assertion["context"]["threat"]

@@ -648,6 +648,13 @@ impl EventLoop {
     /// Makes the allow list match `charter`: its certified, active nodes may connect; a
     /// node that lost that is disconnected at once.
     fn apply_charter(&mut self, charter: &SignedCharter) {
+        self.refresh_allow_list(charter);
+        self.plan_addresses(charter);
+    }
+
+    /// The allow-list half of [`EventLoop::apply_charter`], cheap enough for the
+    /// maintenance tick: certificate windows open and close with time.
+    fn refresh_allow_list(&mut self, charter: &SignedCharter) {
         let now = now();
         let own = *self.swarm.local_peer_id();
         let allowed: HashSet<PeerId> = charter
@@ -679,6 +686,10 @@ impl EventLoop {
         for peer in allowed {
             self.swarm.behaviour_mut().allowed.allow_peer(peer);
         }
+    }
+
+    /// The members' bootstrap addresses, parsed when a charter is applied.
+    fn plan_addresses(&mut self, charter: &SignedCharter) {
         let addresses: Vec<Multiaddr> = charter
             .charter()
             .members
@@ -718,7 +729,7 @@ impl EventLoop {
     /// windows (a certificate that ended disconnects its node; one that began admits it).
     fn maintain(&mut self) {
         let current = Arc::clone(&self.charter.borrow());
-        self.apply_charter(&current);
+        self.refresh_allow_list(&current);
         let now = Instant::now();
         let expired: Vec<PeerId> = self
             .bans

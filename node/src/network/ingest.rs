@@ -197,31 +197,10 @@ impl Checker {
     }
 
     fn run_gossip(&self, payload: Vec<u8>, message_id: MessageId, source: PeerId) -> Vec<Verdict> {
-        // Entries and charters share the topic; the message kind decides.
-        if let Ok(threatmesh_protocol::wire::Message::Charter(raw)) =
-            threatmesh_protocol::wire::decode_gossip(&payload)
-        {
-            let current = self.charter.borrow().charter().version;
-            let incoming_version = SignedCharter::decode(raw.clone())
-                .map(|charter| charter.charter().version)
-                .unwrap_or(0);
-            let applied = Arc::clone(&self.charter.borrow());
-            let (acceptance, accepted) = match self.check_charter(raw, &applied) {
-                Ok(Some(accepted)) => (Acceptance::Accept, Some(accepted)),
-                Ok(None) => (Acceptance::Ignore, None),
-                Err(_) => (Acceptance::Reject(Rejection::BadCharter), None),
-            };
-            let mut verdicts: Vec<Verdict> =
-                accepted.map(Verdict::CharterAccepted).into_iter().collect();
-            verdicts.push(Verdict::Gossip {
-                message_id,
-                source,
-                blame: matches!(acceptance, Acceptance::Reject(_)),
-                acceptance,
-                gap: None,
-                charter_behind: incoming_version > current.saturating_add(1),
-            });
-            return verdicts;
+        // Entries and charters share the topic. The kind is read from two bytes, so an
+        // entry is decoded once, by the entry checks.
+        if threatmesh_protocol::wire::kind_of(&payload) == Some("charter") {
+            return self.run_gossiped_charter(&payload, message_id, source);
         }
         let checked = self.check_entry(payload, None);
         vec![Verdict::Gossip {
@@ -232,6 +211,45 @@ impl Checker {
             gap: checked.gap,
             charter_behind: false,
         }]
+    }
+
+    fn run_gossiped_charter(
+        &self,
+        payload: &[u8],
+        message_id: MessageId,
+        source: PeerId,
+    ) -> Vec<Verdict> {
+        let decoded = match threatmesh_protocol::wire::decode_gossip(payload) {
+            Ok(threatmesh_protocol::wire::Message::Charter(raw)) => SignedCharter::decode(raw).ok(),
+            _ => None,
+        };
+        let applied = Arc::clone(&self.charter.borrow());
+        let (acceptance, accepted, behind) = match decoded {
+            None => {
+                self.metrics.rejected(Rejection::BadCharter);
+                (Acceptance::Reject(Rejection::BadCharter), None, false)
+            }
+            Some(incoming) => {
+                let behind =
+                    incoming.charter().version > applied.charter().version.saturating_add(1);
+                match self.check_decoded_charter(incoming, &applied) {
+                    Ok(Some(accepted)) => (Acceptance::Accept, Some(accepted), behind),
+                    Ok(None) => (Acceptance::Ignore, None, behind),
+                    Err(_) => (Acceptance::Reject(Rejection::BadCharter), None, false),
+                }
+            }
+        };
+        let mut verdicts: Vec<Verdict> =
+            accepted.map(Verdict::CharterAccepted).into_iter().collect();
+        verdicts.push(Verdict::Gossip {
+            message_id,
+            source,
+            blame: matches!(acceptance, Acceptance::Reject(_)),
+            acceptance,
+            gap: None,
+            charter_behind: behind,
+        });
+        verdicts
     }
 
     /// Runs every check on one entry, cheapest first, and stores it if it passes.
@@ -349,6 +367,15 @@ impl Checker {
                 return Err(error);
             }
         };
+        self.check_decoded_charter(incoming, current)
+    }
+
+    /// [`Checker::check_charter`] for a charter already decoded.
+    fn check_decoded_charter(
+        &self,
+        incoming: SignedCharter,
+        current: &SignedCharter,
+    ) -> Result<Option<Arc<SignedCharter>>, CharterError> {
         let version = incoming.charter().version;
         let current_version = current.charter().version;
         let verified = if version == current_version.saturating_add(1) {

@@ -475,8 +475,14 @@ impl Store {
         }
         if let Some(after) = db.get(keys::feed(&author, seq + 1))? {
             let after_id = Hash(hash_of(&keys::feed(&author, seq + 1), &after)?);
-            let next = self.entry(&after_id)?;
-            if next.is_some_and(|next| next.entry().prev != Some(id)) {
+            // Only its `prev` matters: read the header, not the whole entry.
+            let next_prev = self
+                .inner
+                .db
+                .get(keys::entry(&after_id))?
+                .and_then(|payload| threatmesh_protocol::entry::EntryHeader::peek(&payload).ok())
+                .map(|header| header.prev);
+            if next_prev.is_some_and(|prev| prev != Some(id)) {
                 feed.equivocated = true;
                 outcome = Ingest::Equivocation { seq };
             }
@@ -874,34 +880,12 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(Timestamp, SignedEntry)>, StoreError> {
         let start = keys::added(Timestamp(after.0.saturating_add(1)), 0);
-        let mut found = Vec::new();
-        for row in self.inner.db.range(start..).take(limit) {
-            let (key, id) = row?;
-            if key.first() != Some(&keys::ADDED) {
-                break;
-            }
-            let added = keys::time_of_added_key(&key)
-                .ok_or_else(|| StoreError::corrupt(&key, "short added key"))?;
-            let id = Hash(hash_of(&key, &id)?);
-            let entry = self
-                .entry(&id)?
-                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))?;
-            found.push((added, entry));
-        }
-        Ok(found)
+        Ok(self.added_from(&start, limit)?.entries)
     }
 
-    /// A page of entries in the order this node accepted them, after `cursor` (`None`: from
-    /// the first). Returns the entries with the time each was accepted, and the cursor of
-    /// the last one when more may follow. Unlike [`Store::added_after`], a cursor names one
-    /// entry exactly, so paging never splits or drops entries accepted in the same
-    /// millisecond.
-    pub fn added_page(&self, cursor: Option<&[u8]>, limit: usize) -> Result<AddedPage, StoreError> {
-        let start = match cursor {
-            // The smallest key after the cursor.
-            Some(cursor) => [cursor, &[0]].concat(),
-            None => vec![keys::ADDED],
-        };
+    /// Up to `limit` entries of the added-time index from key `start` on, and the key of
+    /// the last one when the page is full.
+    fn added_from(&self, start: &[u8], limit: usize) -> Result<AddedPage, StoreError> {
         let mut found = Vec::new();
         let mut last = None;
         for row in self.inner.db.range(start..).take(limit) {
@@ -923,6 +907,18 @@ impl Store {
             entries: found,
             next,
         })
+    }
+
+    /// A page of entries in the order this node accepted them, after `cursor` (`None`: from
+    /// the first). A cursor names one entry exactly, so paging never splits or drops
+    /// entries accepted in the same millisecond.
+    pub fn added_page(&self, cursor: Option<&[u8]>, limit: usize) -> Result<AddedPage, StoreError> {
+        let start = match cursor {
+            // The smallest key after the cursor.
+            Some(cursor) => [cursor, &[0]].concat(),
+            None => vec![keys::ADDED],
+        };
+        self.added_from(&start, limit)
     }
 
     /// Every entry, in the order this node accepted them.
