@@ -319,6 +319,11 @@ impl Client {
         self.metrics.snapshot()
     }
 
+    /// This node's key, the author of its feed.
+    pub fn node_key(&self) -> PublicKey {
+        PublicKey::of(&self.publisher.key)
+    }
+
     /// The charter in force.
     pub fn charter(&self) -> Arc<SignedCharter> {
         Arc::clone(&self.charter.borrow())

@@ -279,6 +279,30 @@ pub struct AddedPage {
     pub next: Option<Vec<u8>>,
 }
 
+/// Where [`Store::added_rows`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddedStart<'a> {
+    /// At the first entry accepted.
+    First,
+    /// At the first entry accepted after this time.
+    After(Timestamp),
+    /// At the row with this key.
+    At(&'a [u8]),
+    /// At the row after this key.
+    Following(&'a [u8]),
+}
+
+/// One row of the added-time index.
+#[derive(Debug, Clone)]
+pub struct AddedRow {
+    /// The row's key: an opaque cursor for [`AddedStart`].
+    pub key: Vec<u8>,
+    /// When this node accepted the entry.
+    pub added: Timestamp,
+    /// The entry.
+    pub entry: SignedEntry,
+}
+
 /// A page of a feed, for a sync response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Range {
@@ -919,6 +943,42 @@ impl Store {
             None => vec![keys::ADDED],
         };
         self.added_from(&start, limit)
+    }
+
+    /// Up to `limit` rows of the added-time index from `start` on, each with its key, so a
+    /// reader can resume at any entry (TAXII pages may end inside an entry).
+    pub fn added_rows(
+        &self,
+        start: AddedStart<'_>,
+        limit: usize,
+    ) -> Result<Vec<AddedRow>, StoreError> {
+        let start = match start {
+            AddedStart::First => vec![keys::ADDED],
+            AddedStart::After(after) => {
+                keys::added(Timestamp(after.0.saturating_add(1)), 0).to_vec()
+            }
+            AddedStart::At(key) => key.to_vec(),
+            AddedStart::Following(key) => [key, &[0]].concat(),
+        };
+        let mut rows = Vec::new();
+        for row in self.inner.db.range(start..).take(limit) {
+            let (key, id) = row?;
+            if key.first() != Some(&keys::ADDED) {
+                break;
+            }
+            let added = keys::time_of_added_key(&key)
+                .ok_or_else(|| StoreError::corrupt(&key, "short added key"))?;
+            let id = Hash(hash_of(&key, &id)?);
+            let entry = self
+                .entry(&id)?
+                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))?;
+            rows.push(AddedRow {
+                key: key.to_vec(),
+                added,
+                entry,
+            });
+        }
+        Ok(rows)
     }
 
     /// Every entry, in the order this node accepted them.
