@@ -10,6 +10,7 @@
 //! Exporters take stored, verified entries and the [`Publisher`] of each (the charter
 //! member behind the entry's node key), so an export names organisations, not node keys.
 
+pub mod csv;
 pub mod misp;
 
 use std::collections::BTreeMap;
