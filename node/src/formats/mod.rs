@@ -10,6 +10,8 @@
 //! Exporters take stored, verified entries and the [`Publisher`] of each (the charter
 //! member behind the entry's node key), so an export names organisations, not node keys.
 
+pub mod csv;
+pub mod misp;
 pub mod rfc3339;
 
 use std::collections::BTreeMap;
