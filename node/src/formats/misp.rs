@@ -5,7 +5,7 @@
 //! including those inside objects, is read once and ends in exactly one place of the
 //! report:
 //!
-//! - a type that names an indicator kind (table in [`indicator_parts`]) becomes one
+//! - a type that names an indicator kind (the table in `indicator_parts`) becomes one
 //!   indicator per indicator part (`domain|ip` gives two); `to_ids: false` attributes are
 //!   counted as unused `"<type> (to_ids false)"` unless [`MispOptions::include_non_ids`]
 //!   asks for them, and then they carry confidence [`NON_IDS_CONFIDENCE`] and the label
