@@ -5,12 +5,13 @@
 //! including those inside objects, is read once and ends in exactly one place of the
 //! report:
 //!
-//! - a type that names an indicator kind (table in [`indicator_parts`]) becomes one
+//! - a type that names an indicator kind (the table in `indicator_parts`) becomes one
 //!   indicator per indicator part (`domain|ip` gives two); `to_ids: false` attributes are
 //!   counted as unused `"<type> (to_ids false)"` unless [`MispOptions::include_non_ids`]
 //!   asks for them, and then they carry confidence [`NON_IDS_CONFIDENCE`] and the label
 //!   [`NON_IDS_LABEL`] so a consumer can keep them out of blocking;
-//! - `link` attributes become external references of the event's indicators (context);
+//! - `link` attributes become external references of the event's indicators and count as
+//!   context, as does each event (links past the reference limits count as unused);
 //! - soft-deleted attributes (and those of deleted objects) count as `"<type> (deleted)"`;
 //! - other types (filename, regkey, comment, text, `uri`, which is usually a bare path)
 //!   count as unused by type;
