@@ -10,6 +10,8 @@
 //! Exporters take stored, verified entries and the [`Publisher`] of each (the charter
 //! member behind the entry's node key), so an export names organisations, not node keys.
 
+pub mod stix;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
