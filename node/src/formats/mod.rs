@@ -13,6 +13,7 @@
 pub mod csv;
 pub mod misp;
 pub mod rfc3339;
+pub mod stix;
 
 use std::collections::BTreeMap;
 

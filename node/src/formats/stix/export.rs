@@ -1,0 +1,409 @@
+//! Stored entries to STIX 2.1 objects.
+//!
+//! Everything here is a pure function of (entry, entry id, publisher), so two nodes that
+//! hold the same entry serve byte-identical JSON (`serde_json`'s maps are sorted by key).
+//! The TAXII server pages these objects at high rates, so each object is built once,
+//! straight into its map, with no intermediate structs.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value, json};
+use threatmesh_protocol::item::{
+    Context, ExternalReference, Indicator, Item, Revocation, RevocationReason, Sighting,
+};
+use threatmesh_protocol::{Body, Entry, Hash, Kind, Timestamp, Tlp, Value as Indicated};
+
+use super::{
+    bundle_id, identity_id, indicator_id, is_id_of, marking, named_id, pattern, relationship_id,
+    sighting_id, timestamp, vulnerability_id,
+};
+use crate::formats::Publisher;
+
+/// The kill chain exported phases are named in: threatmesh keeps the phase name only.
+const KILL_CHAIN_NAME: &str = "threatmesh";
+
+/// STIX's largest sighting count.
+const MAX_SIGHTING_COUNT: u64 = 999_999_999;
+
+/// The `indicator-type-ov` vocabulary: labels from it also go to `indicator_types`.
+const INDICATOR_TYPES: [&str; 7] = [
+    "anomalous-activity",
+    "anonymization",
+    "benign",
+    "compromised",
+    "malicious-activity",
+    "attribution",
+    "unknown",
+];
+
+/// The STIX objects one stored entry exports to, in a stable order: the publisher's
+/// identity, the TLP marking definition, then the objects of the items. Deterministic:
+/// same entry + publisher -> same JSON on every node.
+pub fn export_entry(entry: &Entry, entry_id: &Hash, publisher: &Publisher) -> Vec<Value> {
+    let Body::Bundle(bundle) = &entry.body;
+    let mut objects = Vec::with_capacity(bundle.items.len() + 2);
+    let identity = identity_id(&publisher.org);
+    objects.push(identity_object(publisher, &identity));
+    objects.push(marking::definition(bundle.tlp));
+    let common = Common {
+        identity: Value::String(identity),
+        created: Value::String(timestamp::format(entry.created)),
+        markings: json!([marking::tlp2_id(bundle.tlp)]),
+        tlp: bundle.tlp,
+        publisher,
+    };
+    // Sightings point at the indicator of their value; when this entry asserts it too,
+    // at the id that indicator exports under (it may have kept an imported id).
+    let asserted: HashMap<&Indicated, String> = if bundle
+        .items
+        .iter()
+        .any(|item| matches!(item, Item::Sighting(_)))
+    {
+        bundle
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Indicator(indicator) => {
+                    Some((&indicator.value, common.indicator_id(indicator)))
+                }
+                _ => None,
+            })
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    // Threats and campaigns are written once per entry, after their first indicator.
+    let mut named: HashSet<String> = HashSet::new();
+    for (index, item) in bundle.items.iter().enumerate() {
+        match item {
+            Item::Indicator(indicator) => {
+                let object = common.indicator(indicator);
+                let id = object.get("id").and_then(Value::as_str).map(str::to_owned);
+                objects.push(object);
+                if let Some(id) = id {
+                    common.relate(indicator, &id, &mut named, &mut objects);
+                }
+            }
+            Item::Revocation(revocation) => objects.push(common.revocation(revocation)),
+            Item::Sighting(sighting) => {
+                let of = asserted
+                    .get(&sighting.value)
+                    .cloned()
+                    .unwrap_or_else(|| common.value_id(&sighting.value));
+                objects.push(common.sighting(sighting, sighting_id(entry_id, index), of));
+            }
+        }
+    }
+    objects
+}
+
+/// A whole bundle of the given entries (identities, markings, malware and campaigns
+/// de-duplicated), with a deterministic bundle id.
+pub fn export_bundle<'a>(
+    entries: impl IntoIterator<Item = (&'a Entry, Hash, &'a Publisher)>,
+) -> Value {
+    let mut objects = Vec::new();
+    let mut entry_ids = Vec::new();
+    let mut shared: HashSet<String> = HashSet::new();
+    for (entry, entry_id, publisher) in entries {
+        for object in export_entry(entry, &entry_id, publisher) {
+            let is_shared = matches!(
+                object.get("type").and_then(Value::as_str),
+                Some("identity" | "marking-definition" | "malware" | "campaign")
+            );
+            if is_shared {
+                let id = object.get("id").and_then(Value::as_str).unwrap_or_default();
+                if !shared.insert(id.to_owned()) {
+                    continue;
+                }
+            }
+            objects.push(object);
+        }
+        entry_ids.push(entry_id);
+    }
+    let mut bundle = Map::new();
+    bundle.insert("type".into(), "bundle".into());
+    bundle.insert("id".into(), bundle_id(&entry_ids).into());
+    // STIX wants a present `objects` to be non-empty.
+    if !objects.is_empty() {
+        bundle.insert("objects".into(), Value::Array(objects));
+    }
+    Value::Object(bundle)
+}
+
+fn identity_object(publisher: &Publisher, id: &str) -> Value {
+    let epoch = timestamp::format(Timestamp::EPOCH);
+    json!({
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": id,
+        "created": epoch,
+        "modified": epoch,
+        "name": publisher.name,
+        "identity_class": "organization",
+        "description": format!(
+            "threatmesh federation member (country {}, organisation key {})",
+            publisher.country, publisher.org
+        ),
+    })
+}
+
+/// What every object of one entry shares.
+struct Common<'a> {
+    identity: Value,
+    created: Value,
+    markings: Value,
+    tlp: Tlp,
+    publisher: &'a Publisher,
+}
+
+impl Common<'_> {
+    /// The malware (`context.threat`) and campaign of an indicator, each with its
+    /// `indicates` relationship. CVEs have none: only indicators indicate.
+    fn relate(
+        &self,
+        indicator: &Indicator,
+        source: &str,
+        named: &mut HashSet<String>,
+        objects: &mut Vec<Value>,
+    ) {
+        if indicator.value.kind() == Kind::Cve {
+            return;
+        }
+        let context = &indicator.context;
+        let targets = [
+            ("malware", context.threat.as_deref()),
+            ("campaign", context.campaign.as_deref()),
+        ];
+        for (target_type, name) in targets {
+            let Some(name) = name else {
+                continue;
+            };
+            let target = named_id(target_type, &self.publisher.org, self.tlp, name);
+            if named.insert(target.clone()) {
+                objects.push(self.named_object(target_type, &target, name));
+            }
+            let mut relationship = self.base("relationship", relationship_id(source, &target));
+            relationship.insert("relationship_type".into(), "indicates".into());
+            relationship.insert("source_ref".into(), source.into());
+            relationship.insert("target_ref".into(), target.into());
+            objects.push(Value::Object(relationship));
+        }
+    }
+
+    /// A malware family or campaign known by name only. Its content is the name, so it
+    /// has one version (dated the epoch) everywhere.
+    fn named_object(&self, object_type: &'static str, id: &str, name: &str) -> Value {
+        let epoch = timestamp::format(Timestamp::EPOCH);
+        let mut object = self.base(object_type, id.to_owned());
+        object.insert("created".into(), epoch.clone().into());
+        object.insert("modified".into(), epoch.into());
+        object.insert("name".into(), name.into());
+        if object_type == "malware" {
+            object.insert("is_family".into(), true.into());
+        }
+        Value::Object(object)
+    }
+
+    /// `type`, `spec_version`, `id`, `created_by_ref`, `created`, `modified` and the
+    /// marking.
+    fn base(&self, object_type: &'static str, id: String) -> Map<String, Value> {
+        let mut object = Map::new();
+        object.insert("type".into(), object_type.into());
+        object.insert("spec_version".into(), "2.1".into());
+        object.insert("id".into(), id.into());
+        object.insert("created_by_ref".into(), self.identity.clone());
+        object.insert("created".into(), self.created.clone());
+        object.insert("modified".into(), self.created.clone());
+        object.insert("object_marking_refs".into(), self.markings.clone());
+        object
+    }
+
+    /// The id of this publisher's indicator (or vulnerability) of `value`.
+    fn value_id(&self, value: &Indicated) -> String {
+        if value.kind() == Kind::Cve {
+            vulnerability_id(&self.publisher.org, value)
+        } else {
+            indicator_id(&self.publisher.org, value)
+        }
+    }
+
+    fn indicator_id(&self, indicator: &Indicator) -> String {
+        let object_type = object_type(&indicator.value);
+        match &indicator.context.stix_id {
+            Some(kept) if is_id_of(object_type, kept) => kept.clone(),
+            _ => self.value_id(&indicator.value),
+        }
+    }
+
+    fn indicator(&self, indicator: &Indicator) -> Value {
+        let value = &indicator.value;
+        let mut object = self.base(object_type(value), self.indicator_id(indicator));
+        if !self.describe(value, &mut object) {
+            let mut valid_from = String::with_capacity(24);
+            timestamp::write(indicator.valid_from, &mut valid_from);
+            object.insert("valid_from".into(), valid_from.into());
+            if let Some(until) = indicator.valid_until
+                && until.as_millis().min(timestamp::LATEST_MILLIS)
+                    > indicator.valid_from.as_millis()
+            {
+                object.insert("valid_until".into(), timestamp::format(until).into());
+            }
+        }
+        object.insert("confidence".into(), indicator.confidence.get().into());
+        add_labels(&indicator.labels, value.kind() != Kind::Cve, &mut object);
+        add_context(&indicator.context, value, &mut object);
+        Value::Object(object)
+    }
+
+    fn revocation(&self, revocation: &Revocation) -> Value {
+        let value = &revocation.value;
+        let mut object = self.base(object_type(value), self.value_id(value));
+        if !self.describe(value, &mut object) {
+            object.insert("valid_from".into(), self.created.clone());
+        }
+        object.insert("revoked".into(), true.into());
+        let reason = reason_name(revocation.reason);
+        let description = match &revocation.note {
+            Some(note) => format!("{reason}: {note}"),
+            None => reason.to_owned(),
+        };
+        object.insert("description".into(), description.into());
+        Value::Object(object)
+    }
+
+    /// Writes the value's own properties: `name` and `pattern` of an indicator, or
+    /// `name` and the `cve` reference of a vulnerability. True for a vulnerability.
+    fn describe(&self, value: &Indicated, object: &mut Map<String, Value>) -> bool {
+        object.insert("name".into(), value.as_str().into());
+        match pattern::of(value) {
+            Some(pattern) => {
+                object.insert("pattern".into(), pattern.into());
+                object.insert("pattern_type".into(), "stix".into());
+                object.insert("pattern_version".into(), "2.1".into());
+                false
+            }
+            None => {
+                object.insert(
+                    "external_references".into(),
+                    json!([{"source_name": "cve", "external_id": value.as_str()}]),
+                );
+                true
+            }
+        }
+    }
+
+    fn sighting(&self, sighting: &Sighting, id: String, of: String) -> Value {
+        let mut object = self.base("sighting", id);
+        object.insert("sighting_of_ref".into(), of.into());
+        object.insert("where_sighted_refs".into(), json!([self.identity]));
+        object.insert(
+            "count".into(),
+            sighting.count.min(MAX_SIGHTING_COUNT).into(),
+        );
+        object.insert(
+            "first_seen".into(),
+            timestamp::format(sighting.first_seen).into(),
+        );
+        object.insert(
+            "last_seen".into(),
+            timestamp::format(sighting.last_seen).into(),
+        );
+        if let Some(note) = &sighting.note {
+            object.insert("description".into(), note.as_str().into());
+        }
+        Value::Object(object)
+    }
+}
+
+/// `indicator`, or `vulnerability` for a CVE.
+fn object_type(value: &Indicated) -> &'static str {
+    if value.kind() == Kind::Cve {
+        "vulnerability"
+    } else {
+        "indicator"
+    }
+}
+
+/// The revocation reason's name, as it also reads back on import.
+pub(super) fn reason_name(reason: RevocationReason) -> &'static str {
+    match reason {
+        RevocationReason::FalsePositive => "false-positive",
+        RevocationReason::Expired => "expired",
+        RevocationReason::TakenDown => "taken-down",
+        RevocationReason::Other => "other",
+    }
+}
+
+fn add_labels(labels: &[String], indicator_types: bool, object: &mut Map<String, Value>) {
+    if labels.is_empty() {
+        return;
+    }
+    if indicator_types {
+        let types: Vec<Value> = labels
+            .iter()
+            .filter(|label| INDICATOR_TYPES.contains(&label.as_str()))
+            .map(|label| Value::String(label.clone()))
+            .collect();
+        if !types.is_empty() {
+            object.insert("indicator_types".into(), Value::Array(types));
+        }
+    }
+    object.insert(
+        "labels".into(),
+        labels
+            .iter()
+            .map(|label| Value::String(label.clone()))
+            .collect(),
+    );
+}
+
+fn add_context(context: &Context, value: &Indicated, object: &mut Map<String, Value>) {
+    if let Some(description) = &context.description {
+        object.insert("description".into(), description.as_str().into());
+    }
+    // Vulnerabilities have no kill-chain phases in STIX.
+    if let Some(phase) = &context.kill_chain_phase
+        && value.kind() != Kind::Cve
+    {
+        object.insert(
+            "kill_chain_phases".into(),
+            json!([{"kill_chain_name": KILL_CHAIN_NAME, "phase_name": phase}]),
+        );
+    }
+    if context.external_references.is_empty() {
+        return;
+    }
+    let references = match object.remove("external_references") {
+        Some(Value::Array(references)) => references,
+        _ => Vec::new(),
+    };
+    let mut references = references;
+    for reference in &context.external_references {
+        // The vulnerability's own `cve` reference is written already.
+        let is_own_cve = value.kind() == Kind::Cve
+            && reference.source == "cve"
+            && reference.external_id.as_deref() == Some(value.as_str())
+            && reference.url.is_none();
+        if !is_own_cve {
+            references.push(reference_object(reference));
+        }
+    }
+    object.insert("external_references".into(), Value::Array(references));
+}
+
+fn reference_object(reference: &ExternalReference) -> Value {
+    let mut object = Map::new();
+    object.insert("source_name".into(), reference.source.as_str().into());
+    if let Some(id) = &reference.external_id {
+        object.insert("external_id".into(), id.as_str().into());
+    }
+    if let Some(url) = &reference.url {
+        object.insert("url".into(), url.as_str().into());
+    }
+    // STIX wants a description, url or external_id beside the source name.
+    if reference.external_id.is_none() && reference.url.is_none() {
+        object.insert("description".into(), reference.source.as_str().into());
+    }
+    Value::Object(object)
+}

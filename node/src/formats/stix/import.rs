@@ -1,0 +1,895 @@
+//! A STIX 2.1 (or 2.0) bundle to items.
+//!
+//! One pass indexes every object by id (the newest `modified` of each id wins), the TLP
+//! marking definitions in the file, and the `indicates` relationships by indicator; a
+//! second pass turns each object, in file order, into items, context or a refusal. Every
+//! lookup goes through those maps, so the work grows linearly with the file.
+//!
+//! An object is **refused** (with its id or `objects[i]`, the field and why) when it is
+//! not an object, has no `type`, carries an impossible timestamp, an unreadable pattern,
+//! a `pattern_type` other than `stix`, `valid_until` not after `valid_from`, or is a
+//! sighting of something not in the file. Other objects of the file are not affected.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as Slot;
+
+use serde_json::{Map, Value};
+use threatmesh_protocol::item::{
+    Confidence, ExternalReference, Indicator, Item, MAX_LABEL_BYTES, MAX_LABELS, MAX_NAME_BYTES,
+    MAX_REFERENCE_URL_BYTES, MAX_REFERENCES, MAX_TEXT_BYTES, Revocation, RevocationReason,
+    Sighting,
+};
+use threatmesh_protocol::{Kind, Timestamp, Tlp, Value as Indicated};
+
+use super::export::reason_name;
+use super::{StixError, is_id_of, marking, pattern, timestamp};
+use crate::formats::{Import, Refusal};
+
+/// Most objects one file may hold. Well above any real bundle; bounds the work and the
+/// memory of one import.
+pub const MAX_OBJECTS: usize = 1_000_000;
+
+/// Observable types with a `value` property that is an indicator value.
+const VALUE_OBSERVABLES: [&str; 5] = ["ipv4-addr", "ipv6-addr", "domain-name", "url", "email-addr"];
+
+/// Object types whose name an `indicates` relationship gives as the threat.
+const THREAT_TYPES: [&str; 4] = ["malware", "threat-actor", "intrusion-set", "tool"];
+
+/// Reads a STIX 2.1 (and 2.0) bundle. `now` stands in for times the file lacks.
+///
+/// Errs only when nothing can be read at all (not JSON, not an object, no `objects`
+/// array, too many objects); every problem with single objects is in the report.
+pub fn import(bytes: &[u8], now: Timestamp) -> Result<Import, StixError> {
+    let root: Value = serde_json::from_slice(bytes).map_err(StixError::NotJson)?;
+    let root = match root {
+        Value::Object(root) => root,
+        other => return Err(StixError::NotAnObject(json_kind(&other))),
+    };
+    let objects = match root.get("objects") {
+        Some(Value::Array(objects)) => objects,
+        Some(other) => {
+            return Err(StixError::NoObjects(format!(
+                "\"objects\" is {}, not an array of STIX objects",
+                json_kind(other)
+            )));
+        }
+        None => {
+            return Err(StixError::NoObjects(
+                match root.get("type").and_then(Value::as_str) {
+                    Some(object_type) if object_type != "bundle" => format!(
+                        "the file is a single {:?} object, not a bundle with an \"objects\" array",
+                        clip(object_type, 40)
+                    ),
+                    _ => "the bundle has no \"objects\" array".to_owned(),
+                },
+            ));
+        }
+    };
+    if objects.len() > MAX_OBJECTS {
+        return Err(StixError::TooManyObjects(objects.len()));
+    }
+    let mut import = Import::default();
+    import.report.read = objects.len();
+    let bundle_type = match root.get("type") {
+        Some(Value::String(text)) if text == "bundle" => None,
+        Some(Value::String(text)) => Some(format!("{:?}", clip(text, 40))),
+        Some(other) => Some(json_kind(other).to_owned()),
+        None => Some("missing".to_owned()),
+    };
+    if let Some(found) = bundle_type {
+        import.refuse(
+            "bundle",
+            format!("\"type\" is {found}, not \"bundle\"; its objects were read all the same"),
+        );
+    }
+    Importer::new(objects, now).run(&mut import);
+    Ok(import)
+}
+
+/// What became of one object.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Not (yet) used by anything: unused, unless an item used it as context.
+    Open,
+    /// Made into items, refused, or counted as an older version.
+    Settled,
+}
+
+/// Items of one object, each with its marking.
+type Made = Vec<(Option<Tlp>, Item)>;
+
+struct Importer<'a> {
+    objects: &'a [Value],
+    now: Timestamp,
+    /// The newest version of every id.
+    by_id: HashMap<&'a str, usize>,
+    /// Objects superseded by a newer version of the same id.
+    older: Vec<bool>,
+    /// In-file TLP marking definitions: id -> (position, level).
+    markings: HashMap<&'a str, (usize, Tlp)>,
+    /// Indicator id -> its `indicates` relationships.
+    links: HashMap<&'a str, Vec<usize>>,
+    fates: Vec<Fate>,
+    /// Objects used as context of an item.
+    used: Vec<bool>,
+}
+
+impl<'a> Importer<'a> {
+    fn new(objects: &'a [Value], now: Timestamp) -> Importer<'a> {
+        let mut importer = Importer {
+            objects,
+            now,
+            by_id: HashMap::with_capacity(objects.len()),
+            older: vec![false; objects.len()],
+            markings: HashMap::new(),
+            links: HashMap::new(),
+            fates: vec![Fate::Open; objects.len()],
+            used: vec![false; objects.len()],
+        };
+        importer.index();
+        importer
+    }
+
+    fn index(&mut self) {
+        for (position, object) in self.objects.iter().enumerate() {
+            let Some(id) = object.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            match self.by_id.entry(id) {
+                Slot::Vacant(slot) => {
+                    slot.insert(position);
+                }
+                Slot::Occupied(mut slot) => {
+                    let kept = *slot.get();
+                    if modified(object) > modified(&self.objects[kept]) {
+                        self.older[kept] = true;
+                        slot.insert(position);
+                    } else {
+                        self.older[position] = true;
+                    }
+                }
+            }
+        }
+        for (position, object) in self.objects.iter().enumerate() {
+            let Some(object) = object.as_object().filter(|_| !self.older[position]) else {
+                continue;
+            };
+            let text = |field| object.get(field).and_then(Value::as_str);
+            match text("type") {
+                Some("marking-definition") => {
+                    if let (Some(id), Some(tlp)) = (text("id"), marking::of_definition(object)) {
+                        self.markings.insert(id, (position, tlp));
+                    }
+                }
+                Some("relationship") if text("relationship_type") == Some("indicates") => {
+                    if let Some(source) = text("source_ref") {
+                        self.links.entry(source).or_default().push(position);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn run(mut self, import: &mut Import) {
+        for position in 0..self.objects.len() {
+            self.object(position, import);
+        }
+        for (position, fate) in self.fates.iter().enumerate() {
+            if *fate != Fate::Open {
+                continue;
+            }
+            if self.used[position] {
+                import.report.context += 1;
+            } else {
+                import.unused(&type_name(&self.objects[position]));
+            }
+        }
+    }
+
+    /// Where an object is: its id, or its position when it has none.
+    fn at(&self, position: usize) -> String {
+        match self.objects[position].get("id").and_then(Value::as_str) {
+            Some(id) => clip(id, 100),
+            None => format!("objects[{position}]"),
+        }
+    }
+
+    fn object(&mut self, position: usize, import: &mut Import) {
+        let at = self.at(position);
+        let objects = self.objects;
+        let Some(object) = objects[position].as_object() else {
+            import.refuse(
+                at,
+                format!(
+                    "{} where a STIX object was expected",
+                    json_kind(&objects[position])
+                ),
+            );
+            self.fates[position] = Fate::Settled;
+            return;
+        };
+        let object_type = match object.get("type") {
+            Some(Value::String(object_type)) if !object_type.is_empty() => object_type.as_str(),
+            Some(_) => {
+                import.refuse(at, "\"type\" is not a non-empty string");
+                self.fates[position] = Fate::Settled;
+                return;
+            }
+            None => {
+                import.refuse(at, "no \"type\": cannot tell what this object is");
+                self.fates[position] = Fate::Settled;
+                return;
+            }
+        };
+        if self.older[position] {
+            import.unused(&format!("{} (older version)", clip(object_type, 64)));
+            self.fates[position] = Fate::Settled;
+            return;
+        }
+        let mut notes = Vec::new();
+        let made = match object_type {
+            "indicator" => Some(self.indicator(object, &at, &mut notes)),
+            "sighting" => Some(self.sighting(object)),
+            "file" => self.file(object, &at, &mut notes),
+            "autonomous-system" => Some(self.autonomous_system(object, &at, &mut notes)),
+            "vulnerability" => self.vulnerability(object, &at, &mut notes),
+            observable if VALUE_OBSERVABLES.contains(&observable) => {
+                Some(self.observable(observable, object, &at, &mut notes))
+            }
+            _ => None,
+        };
+        match made {
+            None => {}
+            Some(Ok(made)) => {
+                for (tlp, item) in made {
+                    import.push(tlp, item);
+                }
+                import.report.refused.extend(notes);
+                self.fates[position] = Fate::Settled;
+            }
+            Some(Err(reason)) => {
+                import.refuse(at, reason);
+                self.fates[position] = Fate::Settled;
+            }
+        }
+    }
+
+    fn indicator(
+        &mut self,
+        object: &'a Map<String, Value>,
+        at: &str,
+        notes: &mut Vec<Refusal>,
+    ) -> Result<Made, String> {
+        let id = text(object, "id").ok_or("id: missing")?;
+        if !is_id_of("indicator", id) {
+            return Err(format!("id: {:?} is not indicator--<uuid>", clip(id, 100)));
+        }
+        let value = pattern_value(object)?;
+        let created = time(object, "created")?;
+        time(object, "modified")?;
+        let valid_from = time(object, "valid_from")?.or(created).unwrap_or(self.now);
+        let valid_until = time(object, "valid_until")?;
+        if let Some(until) = valid_until
+            && until <= valid_from
+        {
+            return Err(format!(
+                "valid_until {} is not after valid_from {}",
+                timestamp::format(until),
+                timestamp::format(valid_from)
+            ));
+        }
+        let tlp = self.tlp(object);
+        if is_revoked(object)? {
+            return Ok(vec![(tlp, revocation(value, object, at, notes))]);
+        }
+        let mut indicator = Indicator::new(value, valid_from);
+        indicator.valid_until = valid_until;
+        indicator.context.stix_id = Some(id.to_owned());
+        self.annotate(object, at, &mut indicator, notes);
+        checked(tlp, Item::Indicator(indicator))
+    }
+
+    fn vulnerability(
+        &mut self,
+        object: &'a Map<String, Value>,
+        at: &str,
+        notes: &mut Vec<Refusal>,
+    ) -> Option<Result<Made, String>> {
+        let cve = cve_of(object)?;
+        Some((|| {
+            let value = cve?;
+            let created = time(object, "created")?;
+            time(object, "modified")?;
+            let tlp = self.tlp(object);
+            if is_revoked(object)? {
+                return Ok(vec![(tlp, revocation(value, object, at, notes))]);
+            }
+            let mut indicator = Indicator::new(value, created.unwrap_or(self.now));
+            indicator.context.stix_id = text(object, "id")
+                .filter(|id| is_id_of("vulnerability", id))
+                .map(str::to_owned);
+            self.annotate(object, at, &mut indicator, notes);
+            checked(tlp, Item::Indicator(indicator))
+        })())
+    }
+
+    fn observable(
+        &mut self,
+        object_type: &str,
+        object: &'a Map<String, Value>,
+        at: &str,
+        notes: &mut Vec<Refusal>,
+    ) -> Result<Made, String> {
+        let text_value = text(object, "value").ok_or("value: missing")?;
+        let kind = match object_type {
+            "ipv4-addr" | "ipv6-addr" if text_value.contains('/') => Kind::Cidr,
+            "ipv4-addr" => Kind::Ipv4,
+            "ipv6-addr" => Kind::Ipv6,
+            "domain-name" => Kind::Domain,
+            "url" => Kind::Url,
+            _ => Kind::Email,
+        };
+        let value =
+            Indicated::parse(kind, text_value).map_err(|invalid| format!("value: {}", invalid))?;
+        self.observed(value, object, at, notes)
+    }
+
+    fn autonomous_system(
+        &mut self,
+        object: &'a Map<String, Value>,
+        at: &str,
+        notes: &mut Vec<Refusal>,
+    ) -> Result<Made, String> {
+        let number = object
+            .get("number")
+            .and_then(Value::as_u64)
+            .ok_or("number: missing or not a whole number")?;
+        let value = Indicated::parse(Kind::Asn, &number.to_string())
+            .map_err(|invalid| format!("number: {invalid}"))?;
+        self.observed(value, object, at, notes)
+    }
+
+    /// A file's hashes of the four kinds, one indicator each. `None` (unused) when it has
+    /// none of them.
+    fn file(
+        &mut self,
+        object: &'a Map<String, Value>,
+        at: &str,
+        notes: &mut Vec<Refusal>,
+    ) -> Option<Result<Made, String>> {
+        let hashes = object.get("hashes")?.as_object()?;
+        let mut made = Vec::new();
+        let mut errors = Vec::new();
+        for (algorithm, digest) in hashes {
+            let Some(kind) = pattern::hash_kind(algorithm) else {
+                continue;
+            };
+            let field = format!("hashes.{}", clip(algorithm, 20));
+            let parsed = match digest.as_str() {
+                Some(digest) => {
+                    Indicated::parse(kind, digest).map_err(|invalid| format!("{field}: {invalid}"))
+                }
+                None => Err(format!("{field}: not a string")),
+            };
+            match parsed.and_then(|value| self.observed(value, object, at, notes)) {
+                Ok(items) => made.extend(items),
+                Err(error) => errors.push(error),
+            }
+        }
+        if made.is_empty() && errors.is_empty() {
+            return None;
+        }
+        if made.is_empty() {
+            return Some(Err(errors.join("; ")));
+        }
+        for error in errors {
+            notes.push(Refusal {
+                at: at.to_owned(),
+                reason: format!("{error}; the file's other hashes were imported"),
+            });
+        }
+        Some(Ok(made))
+    }
+
+    /// An indicator of an observed value: valid from now, since observables carry no
+    /// validity.
+    fn observed(
+        &mut self,
+        value: Indicated,
+        object: &'a Map<String, Value>,
+        at: &str,
+        notes: &mut Vec<Refusal>,
+    ) -> Result<Made, String> {
+        let tlp = self.tlp(object);
+        let mut indicator = Indicator::new(value, self.now);
+        self.annotate(object, at, &mut indicator, notes);
+        checked(tlp, Item::Indicator(indicator))
+    }
+
+    fn sighting(&mut self, object: &'a Map<String, Value>) -> Result<Made, String> {
+        let of = text(object, "sighting_of_ref").ok_or("sighting_of_ref: missing")?;
+        let of_clipped = clip(of, 100);
+        let Some(&target) = self.by_id.get(of) else {
+            return Err(format!(
+                "sighting_of_ref: {of_clipped} is not in this file, so the value sighted is \
+                 unknown"
+            ));
+        };
+        let target = self.objects[target].as_object();
+        let target_type = target.and_then(|target| text(target, "type"));
+        let value = match (target, target_type) {
+            (Some(target), Some("indicator")) => pattern_value(target),
+            (Some(target), Some("vulnerability")) => {
+                cve_of(target).unwrap_or_else(|| Err("it names no CVE".to_owned()))
+            }
+            _ => {
+                return Err(format!(
+                    "sighting_of_ref: {of_clipped} is {}, not an indicator: threatmesh \
+                     records sightings of indicator values",
+                    target_type.map_or("not a STIX object".to_owned(), |t| format!(
+                        "a {}",
+                        clip(t, 40)
+                    ))
+                ));
+            }
+        }
+        .map_err(|reason| format!("sighting_of_ref: {of_clipped} cannot be imported ({reason})"))?;
+        let count = match object.get("count") {
+            None | Some(Value::Null) => 1,
+            Some(count) => match count.as_u64() {
+                Some(0) => {
+                    return Err(
+                        "count: 0 (seen zero times) is not a sighting threatmesh can record".into(),
+                    );
+                }
+                Some(count) => count,
+                None => return Err("count: not a whole number".into()),
+            },
+        };
+        let created = time(object, "created")?;
+        time(object, "modified")?;
+        let (first_seen, last_seen) =
+            match (time(object, "first_seen")?, time(object, "last_seen")?) {
+                (Some(first), Some(last)) => (first, last),
+                (Some(only), None) | (None, Some(only)) => (only, only),
+                (None, None) => {
+                    let at = created.unwrap_or(self.now);
+                    (at, at)
+                }
+            };
+        if last_seen < first_seen {
+            return Err(format!(
+                "last_seen {} is before first_seen {}",
+                timestamp::format(last_seen),
+                timestamp::format(first_seen)
+            ));
+        }
+        let tlp = self.tlp(object);
+        let note = text(object, "description")
+            .filter(|text| !text.is_empty())
+            .map(|text| fit(text, MAX_TEXT_BYTES).to_owned());
+        checked(
+            tlp,
+            Item::Sighting(Sighting {
+                value,
+                count,
+                first_seen,
+                last_seen,
+                note,
+            }),
+        )
+    }
+
+    /// The most restrictive TLP among the object's markings, object-level and granular;
+    /// markings that are not TLP are left aside.
+    fn tlp(&mut self, object: &Map<String, Value>) -> Option<Tlp> {
+        let object_level = object
+            .get("object_marking_refs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        let granular = object
+            .get("granular_markings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|marking| marking.get("marking_ref"));
+        let mut tlp = None;
+        for id in object_level.chain(granular).filter_map(Value::as_str) {
+            let level = match self.markings.get(id) {
+                Some(&(position, level)) => {
+                    self.used[position] = true;
+                    Some(level)
+                }
+                None => marking::well_known(id),
+            };
+            tlp = tlp.max(level);
+        }
+        tlp
+    }
+
+    /// Labels, confidence, description, kill-chain phase, references, the creator and
+    /// the threat and campaign of `indicates` relationships. What does not fit the
+    /// protocol's limits is dropped and noted.
+    fn annotate(
+        &mut self,
+        object: &'a Map<String, Value>,
+        at: &str,
+        indicator: &mut Indicator,
+        notes: &mut Vec<Refusal>,
+    ) {
+        let mut note = |field: String, reason: String| {
+            notes.push(Refusal {
+                at: format!("{at} {field}"),
+                reason,
+            });
+        };
+        // `labels` first: an export writes every label there, in order, and repeats the
+        // vocabulary ones in `indicator_types`.
+        'labels: for field in ["labels", "indicator_types"] {
+            let Some(list) = object.get(field).and_then(Value::as_array) else {
+                continue;
+            };
+            for (index, label) in list.iter().enumerate() {
+                let Some(label) = label.as_str() else {
+                    note(format!("{field}[{index}]"), "not a string; dropped".into());
+                    continue;
+                };
+                if indicator.labels.iter().any(|known| known == label) {
+                    continue;
+                }
+                if label.is_empty() || label.len() > MAX_LABEL_BYTES {
+                    note(
+                        format!("{field}[{index}]"),
+                        format!(
+                            "label of {} bytes dropped: labels hold 1 to {MAX_LABEL_BYTES}",
+                            label.len()
+                        ),
+                    );
+                    continue;
+                }
+                if indicator.labels.len() == MAX_LABELS {
+                    note(
+                        format!("{field}[{index}..]"),
+                        format!("dropped: an indicator holds at most {MAX_LABELS} labels"),
+                    );
+                    break 'labels;
+                }
+                indicator.labels.push(label.to_owned());
+            }
+        }
+        match object.get("confidence") {
+            None | Some(Value::Null) => {}
+            Some(confidence) => {
+                let parsed = confidence
+                    .as_u64()
+                    .and_then(|n| u8::try_from(n).ok())
+                    .and_then(|n| Confidence::new(n).ok());
+                match parsed {
+                    Some(parsed) => indicator.confidence = parsed,
+                    None => note(
+                        "confidence".into(),
+                        format!(
+                            "{} is not a whole number 0-100; the default {} is used",
+                            clip(&confidence.to_string(), 40),
+                            Confidence::DEFAULT.get()
+                        ),
+                    ),
+                }
+            }
+        }
+        let context = &mut indicator.context;
+        for field in ["description", "name"] {
+            if let Some(text) = text(object, field).filter(|text| !text.is_empty()) {
+                context.description =
+                    Some(fitted(text, MAX_TEXT_BYTES, field, &mut note).to_owned());
+                break;
+            }
+        }
+        let phase = object
+            .get("kill_chain_phases")
+            .and_then(|phases| phases.get(0))
+            .and_then(|phase| phase.get("phase_name"))
+            .and_then(Value::as_str)
+            .filter(|phase| !phase.is_empty());
+        if let Some(phase) = phase {
+            let field = "kill_chain_phases[0].phase_name";
+            context.kill_chain_phase = Some(fitted(phase, MAX_NAME_BYTES, field, &mut note).into());
+        }
+        let references = object
+            .get("external_references")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        let value = &indicator.value;
+        for (index, reference) in references.iter().enumerate() {
+            let field = || format!("external_references[{index}]");
+            let Some(source) = reference
+                .get("source_name")
+                .and_then(Value::as_str)
+                .filter(|source| !source.is_empty())
+            else {
+                note(field(), "no source_name; dropped".into());
+                continue;
+            };
+            let external_id = reference.get("external_id").and_then(Value::as_str);
+            let url = reference.get("url").and_then(Value::as_str);
+            // A vulnerability's own CVE reference is its value, not context.
+            if value.kind() == Kind::Cve
+                && source.eq_ignore_ascii_case("cve")
+                && external_id.is_some_and(|id| id.eq_ignore_ascii_case(value.as_str()))
+            {
+                continue;
+            }
+            let fits = source.len() <= MAX_NAME_BYTES
+                && external_id.is_none_or(|id| id.len() <= MAX_NAME_BYTES)
+                && url.is_none_or(|url| url.len() <= MAX_REFERENCE_URL_BYTES);
+            if !fits {
+                note(
+                    field(),
+                    format!(
+                        "dropped: longer than a reference holds (source and id \
+                         {MAX_NAME_BYTES} bytes, url {MAX_REFERENCE_URL_BYTES})"
+                    ),
+                );
+                continue;
+            }
+            if context.external_references.len() == MAX_REFERENCES {
+                note(
+                    format!("external_references[{index}..]"),
+                    format!("dropped: an indicator holds at most {MAX_REFERENCES} references"),
+                );
+                break;
+            }
+            context.external_references.push(ExternalReference {
+                source: source.to_owned(),
+                external_id: external_id.map(str::to_owned),
+                url: url.map(str::to_owned),
+            });
+        }
+        if let Some(creator) = text(object, "created_by_ref").filter(|id| id.len() <= 256) {
+            let identity = self.by_id.get(creator).copied().filter(|&position| {
+                self.objects[position].get("type").and_then(Value::as_str) == Some("identity")
+            });
+            let name = identity
+                .and_then(|position| self.objects[position].get("name"))
+                .and_then(Value::as_str)
+                .filter(|name| !name.is_empty() && name.len() <= MAX_NAME_BYTES);
+            let reference = ExternalReference {
+                source: name.unwrap_or("stix-identity").to_owned(),
+                external_id: Some(creator.to_owned()),
+                url: None,
+            };
+            if let Some(position) = identity {
+                self.used[position] = true;
+            }
+            if !context.external_references.contains(&reference) {
+                if context.external_references.len() < MAX_REFERENCES {
+                    context.external_references.push(reference);
+                } else {
+                    note(
+                        "created_by_ref".into(),
+                        format!(
+                            "not kept as a reference: an indicator holds at most \
+                             {MAX_REFERENCES}"
+                        ),
+                    );
+                }
+            }
+        }
+        let Some(id) = text(object, "id") else {
+            return;
+        };
+        let links = self.links.get(id).cloned().unwrap_or_default();
+        for relationship in links {
+            let target = self.objects[relationship]
+                .get("target_ref")
+                .and_then(Value::as_str)
+                .and_then(|target| self.by_id.get(target).copied());
+            let Some(target) = target else {
+                continue;
+            };
+            let target_object = &self.objects[target];
+            let target_type = target_object.get("type").and_then(Value::as_str);
+            let Some(name) = target_object
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|name| !name.is_empty())
+            else {
+                continue;
+            };
+            let slot = match target_type {
+                Some(kind) if THREAT_TYPES.contains(&kind) => &mut context.threat,
+                Some("campaign") => &mut context.campaign,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(fitted(name, MAX_NAME_BYTES, "name of its threat", &mut note).into());
+            }
+            self.used[relationship] = true;
+            self.used[target] = true;
+        }
+    }
+}
+
+/// The value of an indicator object's pattern.
+fn pattern_value(object: &Map<String, Value>) -> Result<Indicated, String> {
+    match object.get("pattern_type") {
+        // STIX 2.0 has no pattern_type: its patterns are STIX patterns.
+        None | Some(Value::Null) => {}
+        Some(Value::String(kind)) if kind == "stix" => {}
+        Some(Value::String(kind)) => {
+            return Err(format!(
+                "pattern_type {:?}: only STIX patterns can be indexed and matched; {} \
+                 rules are not kept",
+                clip(kind, 40),
+                clip(kind, 40)
+            ));
+        }
+        Some(other) => {
+            return Err(format!(
+                "pattern_type: {} is not a string",
+                json_kind(other)
+            ));
+        }
+    }
+    let pattern = text(object, "pattern").ok_or("pattern: missing")?;
+    pattern::parse(pattern).map_err(|reason| format!("pattern: {reason}"))
+}
+
+/// `None` when the vulnerability names no CVE; the CVE, or why it is not one.
+fn cve_of(object: &Map<String, Value>) -> Option<Result<Indicated, String>> {
+    let references = object.get("external_references")?.as_array()?;
+    references
+        .iter()
+        .enumerate()
+        .find_map(|(index, reference)| {
+            let source = reference.get("source_name").and_then(Value::as_str)?;
+            if !source.eq_ignore_ascii_case("cve") {
+                return None;
+            }
+            let id = reference.get("external_id").and_then(Value::as_str)?;
+            Some(
+                Indicated::parse(Kind::Cve, id).map_err(|invalid| {
+                    format!("external_references[{index}].external_id: {invalid}")
+                }),
+            )
+        })
+}
+
+/// A revocation of `value`, its reason read back from an exported description
+/// (`false-positive: note`), anything else kept as the note.
+fn revocation(
+    value: Indicated,
+    object: &Map<String, Value>,
+    at: &str,
+    notes: &mut Vec<Refusal>,
+) -> Item {
+    const REASONS: [RevocationReason; 4] = [
+        RevocationReason::FalsePositive,
+        RevocationReason::Expired,
+        RevocationReason::TakenDown,
+        RevocationReason::Other,
+    ];
+    let description = text(object, "description").filter(|text| !text.is_empty());
+    let (reason, note) = description.map_or((RevocationReason::Other, None), |description| {
+        REASONS
+            .iter()
+            .find_map(|&reason| {
+                let rest = description.strip_prefix(reason_name(reason))?;
+                if rest.is_empty() {
+                    Some((reason, None))
+                } else {
+                    rest.strip_prefix(": ").map(|note| (reason, Some(note)))
+                }
+            })
+            .unwrap_or((RevocationReason::Other, Some(description)))
+    });
+    let mut add_note = |field: String, reason: String| {
+        notes.push(Refusal {
+            at: format!("{at} {field}"),
+            reason,
+        });
+    };
+    Item::Revocation(Revocation {
+        value,
+        reason,
+        note: note.map(|note| fitted(note, MAX_TEXT_BYTES, "description", &mut add_note).into()),
+    })
+}
+
+fn checked(tlp: Option<Tlp>, item: Item) -> Result<Made, String> {
+    // The steps above keep every limit; this is the guarantee that no invalid item
+    // leaves the importer whatever the input.
+    item.validate()
+        .map_err(|invalid| format!("{}: {}", invalid.field, invalid.reason))?;
+    Ok(vec![(tlp, item)])
+}
+
+fn text<'v>(object: &'v Map<String, Value>, field: &str) -> Option<&'v str> {
+    object.get(field).and_then(Value::as_str)
+}
+
+/// A timestamp field: `None` when absent, an error naming the field when impossible.
+fn time(object: &Map<String, Value>, field: &str) -> Result<Option<Timestamp>, String> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => timestamp::parse(text)
+            .map(Some)
+            .map_err(|reason| format!("{field}: {reason}")),
+        Some(other) => Err(format!("{field}: {} is not a timestamp", json_kind(other))),
+    }
+}
+
+fn is_revoked(object: &Map<String, Value>) -> Result<bool, String> {
+    match object.get("revoked") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(revoked)) => Ok(*revoked),
+        Some(other) => Err(format!(
+            "revoked: {} is not true or false",
+            json_kind(other)
+        )),
+    }
+}
+
+/// The object's `modified` for choosing among versions; unreadable sorts oldest.
+fn modified(object: &Value) -> Option<Timestamp> {
+    object
+        .get("modified")
+        .and_then(Value::as_str)
+        .and_then(|text| timestamp::parse(text).ok())
+}
+
+fn type_name(object: &Value) -> String {
+    object
+        .get("type")
+        .and_then(Value::as_str)
+        .map_or_else(|| "(no type)".to_owned(), |name| clip(name, 64))
+}
+
+/// `text` cut to at most `max_bytes` at a character boundary, noting a cut.
+fn fitted<'t>(
+    text: &'t str,
+    max_bytes: usize,
+    field: &str,
+    note: &mut impl FnMut(String, String),
+) -> &'t str {
+    let cut = fit(text, max_bytes);
+    if cut.len() < text.len() {
+        note(
+            field.to_owned(),
+            format!(
+                "cut from {} to {} bytes, the most it holds",
+                text.len(),
+                cut.len()
+            ),
+        );
+    }
+    cut
+}
+
+fn fit(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn clip(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
