@@ -8,7 +8,9 @@
 //! why), 500/503 for the node's own failures. The API depends on the store and the
 //! network [`Client`] only.
 
+mod exchange;
 mod prometheus;
+pub mod taxii;
 
 use std::sync::Arc;
 
@@ -31,11 +33,13 @@ use crate::store::{FeedState, Lookup, Stats, Store, StoreError};
 /// The OpenAPI 3.0 description of these routes.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Every route, as the OpenAPI document names it: a test keeps the two in step.
-pub const ROUTES: [&str; 11] = [
+/// Every route but TAXII's ([`taxii::ROUTES`]), as the OpenAPI document names it: a test
+/// keeps the two in step.
+pub const ROUTES: [&str; 12] = [
     "GET /healthz",
     "GET /api/v1/openapi.json",
     "POST /api/v1/publish",
+    "POST /api/v1/import/{format}",
     "GET /api/v1/indicators/{kind}/{value}",
     "POST /api/v1/lookup",
     "GET /api/v1/feeds",
@@ -58,16 +62,20 @@ pub struct ApiState {
     store: Store,
     client: Client,
     tokens: Arc<Vec<String>>,
+    taxii: Arc<taxii::Shared>,
 }
 
 impl ApiState {
-    /// The API over `store` and `client`, accepting any of `tokens`.
-    pub fn new(store: Store, client: Client, tokens: Vec<String>) -> ApiState {
-        ApiState {
+    /// The API over `store` and `client`, accepting any of `tokens`. Fails when the
+    /// store's TAXII index cannot be opened.
+    pub fn new(store: Store, client: Client, tokens: Vec<String>) -> Result<ApiState, StoreError> {
+        let taxii = Arc::new(taxii::Shared::open(&store)?);
+        Ok(ApiState {
             store,
             client,
             tokens: Arc::new(tokens),
-        }
+            taxii,
+        })
     }
 }
 
@@ -75,6 +83,7 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     let protected = Router::new()
         .route("/api/v1/publish", post(publish))
+        .route("/api/v1/import/{format}", post(exchange::import))
         .route("/api/v1/indicators/{kind}/{value}", get(lookup_one))
         .route("/api/v1/lookup", post(lookup_many))
         .route("/api/v1/feeds", get(feeds))
@@ -82,6 +91,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/charter", get(charter).post(push_charter))
         .route("/metrics", get(metrics))
+        .merge(taxii::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
@@ -194,12 +204,21 @@ async fn authenticate(
     headers: HeaderMap,
     request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
+) -> Response {
+    let taxii = request.uri().path().starts_with(taxii::DISCOVERY_PATH);
+    let refuse = |message: &str| {
+        if taxii {
+            taxii::TaxiiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+                .into_response()
+        } else {
+            ApiError::new(StatusCode::UNAUTHORIZED, message).into_response()
+        }
+    };
+    let Some(presented) = presented_token(&headers) else {
+        return refuse(
+            "missing credentials: send a bearer token, or basic auth with the token as password",
+        );
+    };
     // Compare with every token, in constant time, so timing tells nothing about them.
     let known = state
         .tokens
@@ -208,12 +227,29 @@ async fn authenticate(
             found | token.as_bytes().ct_eq(presented.as_bytes())
         });
     if !bool::from(known) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong bearer token",
-        ));
+        return refuse("wrong bearer token (or basic-auth password)");
     }
-    Ok(next.run(request).await)
+    next.run(request).await
+}
+
+/// The token a request presents: `Bearer <token>`, or `Basic` credentials whose password
+/// is the token (TAXII clients speak basic auth; the user name is not checked).
+fn presented_token(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credentials) = value.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(credentials.trim().to_owned());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credentials.trim())
+            .ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let (_user, password) = decoded.split_once(':')?;
+        return Some(password.to_owned());
+    }
+    None
 }
 
 /// A publish request: items with their marking and audience.

@@ -54,7 +54,7 @@ async fn node() -> (Router, Store, tempfile::TempDir) {
     let (client, event_loop) =
         network::new(network::Config::default(), node, store.clone(), charter).unwrap();
     tokio::spawn(event_loop.run());
-    let router = router(ApiState::new(store.clone(), client, vec![TOKEN.into()]));
+    let router = router(ApiState::new(store.clone(), client, vec![TOKEN.into()]).unwrap());
     (router, store, dir)
 }
 
@@ -266,19 +266,403 @@ async fn openapi_document_describes_every_route_and_only_those() {
         }
     }
     documented.sort();
-    let mut served: Vec<String> = ROUTES.iter().map(|route| (*route).to_owned()).collect();
+    let mut served: Vec<String> = ROUTES
+        .iter()
+        .chain(taxii::ROUTES.iter())
+        .map(|route| (*route).to_owned())
+        .collect();
     served.sort();
     assert_eq!(documented, served);
-    // And each route listed is really served: anything but 404/405.
-    for route in ROUTES {
+    // And each route listed is really served: anything but the router's 404 or 405 (a
+    // TAXII "no such object" 404 is an answer, and says so in a TAXII error body).
+    for route in ROUTES.iter().chain(taxii::ROUTES.iter()) {
         let (method, path) = route.split_once(' ').unwrap();
         let path = path
             .replace("{kind}", "ipv4")
-            .replace("{value}", "192.0.2.1");
-        let (status, _) = call(&router, method, &path, Some(TOKEN), "{}").await;
+            .replace("{value}", "192.0.2.1")
+            .replace("{format}", "csv")
+            .replace("{collection}", "c")
+            .replace(
+                "{object}",
+                "indicator--00000000-0000-4000-8000-000000000000",
+            )
+            .replace("{status}", "s");
+        let (status, body) = call(&router, method, &path, Some(TOKEN), "{}").await;
+        let answered_404 = status == StatusCode::NOT_FOUND && body.contains("http_status");
         assert!(
-            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            (status != StatusCode::NOT_FOUND || answered_404)
+                && status != StatusCode::METHOD_NOT_ALLOWED,
             "{route}: {status}"
         );
     }
+}
+
+/// A TAXII request: basic auth with the token as password, TAXII media types.
+async fn taxii(
+    router: &Router,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (StatusCode, HeaderMap, serde_json::Value) {
+    use base64::Engine as _;
+    let credentials = base64::engine::general_purpose::STANDARD.encode(format!("tool:{TOKEN}"));
+    let request = HttpRequest::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Basic {credentials}"))
+        .header("accept", taxii::TAXII_MEDIA_TYPE)
+        .header("content-type", taxii::TAXII_MEDIA_TYPE)
+        .body(HttpBody::from(
+            body.map(ToString::to_string).unwrap_or_default(),
+        ))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, headers, json)
+}
+
+/// The URL of collection `own` (writable) or shared.
+async fn collection_url(router: &Router, writable: bool) -> String {
+    let (status, _, answer) = taxii(router, "GET", "/taxii2/root/collections/", None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let collection = answer["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|collection| collection["can_write"] == writable)
+        .unwrap();
+    format!(
+        "/taxii2/root/collections/{}/",
+        collection["id"].as_str().unwrap()
+    )
+}
+
+fn stix_indicator(id: u32, address: &str, modified: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "indicator", "spec_version": "2.1",
+        "id": format!("indicator--00000000-0000-4000-8000-{id:012}"),
+        "created": "2026-01-01T00:00:00.000Z", "modified": modified,
+        "pattern": format!("[ipv4-addr:value = '{address}']"), "pattern_type": "stix",
+        "valid_from": "2026-01-01T00:00:00Z",
+    })
+}
+
+#[tokio::test]
+async fn taxii_discovery_root_and_collections_answer_in_taxii_media_type() {
+    let (router, _store, _dir) = node().await;
+    let (status, headers, discovery) = taxii(&router, "GET", "/taxii2/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], taxii::TAXII_MEDIA_TYPE);
+    assert!(
+        discovery["api_roots"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("/taxii2/root/"),
+        "{discovery}"
+    );
+    let (status, _, root) = taxii(&router, "GET", "/taxii2/root/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(root["versions"][0], taxii::TAXII_MEDIA_TYPE);
+    assert_eq!(root["max_content_length"], MAX_BODY_BYTES);
+    let (_, _, collections) = taxii(&router, "GET", "/taxii2/root/collections/", None).await;
+    let collections = collections["collections"].as_array().unwrap();
+    assert_eq!(collections.len(), 2);
+    assert_eq!(
+        collections
+            .iter()
+            .filter(|collection| collection["can_write"] == true)
+            .count(),
+        1
+    );
+    let own = collection_url(&router, true).await;
+    let (status, _, one) = taxii(&router, "GET", &own, None).await;
+    assert_eq!(
+        (status, one["can_write"].clone()),
+        (StatusCode::OK, true.into())
+    );
+    let (status, _, missing) = taxii(&router, "GET", "/taxii2/root/collections/nope/", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(missing["http_status"], "404");
+}
+
+#[tokio::test]
+async fn taxii_refuses_wrong_credentials_and_media_types() {
+    let (router, store, _dir) = node().await;
+    let request = |auth: Option<&str>, accept: &str, method: &str, content_type: &str| {
+        let mut builder = HttpRequest::builder()
+            .method(method)
+            .uri("/taxii2/")
+            .header("accept", accept)
+            .header("content-type", content_type);
+        if let Some(auth) = auth {
+            builder = builder.header("authorization", auth);
+        }
+        builder.body(HttpBody::empty()).unwrap()
+    };
+    use base64::Engine as _;
+    let basic = |password: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("u:{password}"))
+        )
+    };
+    for auth in [None, Some(basic("wrong")), Some("Basic !!!".to_owned())] {
+        let response = router
+            .clone()
+            .oneshot(request(auth.as_deref(), taxii::TAXII_MEDIA_TYPE, "GET", ""))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        let challenges: Vec<_> = response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .collect();
+        assert!(
+            challenges
+                .iter()
+                .any(|c| c.to_str().unwrap().starts_with("Basic"))
+        );
+        assert_eq!(response.headers()["content-type"], taxii::TAXII_MEDIA_TYPE);
+    }
+    let token = basic(TOKEN);
+    let bearer = format!("Bearer {TOKEN}");
+    for auth in [&token, &bearer] {
+        let response = router
+            .clone()
+            .oneshot(request(Some(auth), taxii::TAXII_MEDIA_TYPE, "GET", ""))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let response = router
+        .clone()
+        .oneshot(request(Some(&token), "application/json", "GET", ""))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_ACCEPTABLE);
+    let own = collection_url(&router, true).await;
+    let response = router
+        .clone()
+        .oneshot(
+            HttpRequest::builder()
+                .method("POST")
+                .uri(format!("{own}objects/"))
+                .header("authorization", &token)
+                .header("content-type", "application/json")
+                .body(HttpBody::from(r#"{"objects": []}"#))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(store.stats().unwrap().entries, 0);
+}
+
+#[tokio::test]
+async fn taxii_post_publishes_and_objects_page_filter_and_look_up() {
+    let (router, _store, _dir) = node().await;
+    let own = collection_url(&router, true).await;
+    let shared = collection_url(&router, false).await;
+    let mut objects: Vec<serde_json::Value> = (1..=5)
+        .map(|n| stix_indicator(n, &format!("203.0.113.{n}"), "2026-01-01T00:00:00.000Z"))
+        .collect();
+    // One broken object: it fails alone, the five others are published.
+    objects.push(serde_json::json!({
+        "type": "indicator", "spec_version": "2.1",
+        "id": "indicator--00000000-0000-4000-8000-000000000099",
+        "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+        "pattern": "[ipv4-addr:value = '203.0.113.9'", "pattern_type": "stix",
+        "valid_from": "2026-01-01T00:00:00Z",
+    }));
+    let envelope = serde_json::json!({ "objects": objects });
+    let (status, _, answer) =
+        taxii(&router, "POST", &format!("{own}objects/"), Some(&envelope)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["status"], "complete");
+    assert_eq!(
+        (
+            answer["success_count"].clone(),
+            answer["failure_count"].clone()
+        ),
+        (5.into(), 1.into()),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["failures"][0]["id"],
+        "indicator--00000000-0000-4000-8000-000000000099"
+    );
+    let status_path = format!("/taxii2/root/status/{}/", answer["id"].as_str().unwrap());
+    let (status, _, again) = taxii(&router, "GET", &status_path, None).await;
+    assert_eq!((status, again), (StatusCode::OK, answer));
+
+    // Writing to the shared collection is refused.
+    let (status, _, _) = taxii(
+        &router,
+        "POST",
+        &format!("{shared}objects/"),
+        Some(&envelope),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Page the shared collection two at a time: every object once, in both listings.
+    for listing in ["objects", "manifest"] {
+        let mut seen = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let path = match &next {
+                Some(next) => format!("{shared}{listing}/?limit=2&next={next}"),
+                None => format!("{shared}{listing}/?limit=2"),
+            };
+            let (status, headers, page) = taxii(&router, "GET", &path, None).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            assert!(headers.contains_key("x-taxii-date-added-first"));
+            let listed = page["objects"].as_array().unwrap();
+            assert!(listed.len() <= 2);
+            seen.extend(
+                listed
+                    .iter()
+                    .map(|object| object["id"].as_str().unwrap().to_owned()),
+            );
+            if page["more"] == true {
+                next = Some(page["next"].as_str().unwrap().to_owned());
+            } else {
+                break;
+            }
+        }
+        let unique: std::collections::BTreeSet<_> = seen.iter().collect();
+        assert_eq!(unique.len(), seen.len(), "{listing}: {seen:?}");
+        for n in 1..=5 {
+            let id = format!("indicator--00000000-0000-4000-8000-{n:012}");
+            assert!(seen.contains(&id), "{listing}: {id} missing from {seen:?}");
+        }
+        assert!(seen.iter().any(|id| id.starts_with("identity--")));
+        assert!(seen.iter().any(|id| id.starts_with("marking-definition--")));
+    }
+
+    // Filters.
+    let (_, _, indicators) = taxii(
+        &router,
+        "GET",
+        &format!("{shared}objects/?match[type]=indicator"),
+        None,
+    )
+    .await;
+    assert_eq!(indicators["objects"].as_array().unwrap().len(), 5);
+    let id = "indicator--00000000-0000-4000-8000-000000000003";
+    let (_, _, one) = taxii(
+        &router,
+        "GET",
+        &format!("{shared}objects/?match[id]={id}"),
+        None,
+    )
+    .await;
+    assert_eq!(one["objects"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        one["objects"][0]["pattern"],
+        "[ipv4-addr:value = '203.0.113.3']"
+    );
+    let (status, _, by_path) = taxii(&router, "GET", &format!("{own}objects/{id}/"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(by_path["objects"], one["objects"]);
+    let (status, _, versions) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/{id}/versions/"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 1);
+    let (status, _, _) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/indicator--00000000-0000-4000-8000-000000000099/"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for bad in ["next=garbage", "limit=0", "added_after=yesterday"] {
+        let (status, _, error) =
+            taxii(&router, "GET", &format!("{shared}objects/?{bad}"), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {error}");
+        assert!(error["description"].as_str().is_some());
+    }
+    // Nothing was added after now.
+    let (status, _, empty) = taxii(
+        &router,
+        "GET",
+        &format!("{shared}objects/?added_after=2999-01-01T00:00:00Z"),
+        None,
+    )
+    .await;
+    assert_eq!((status, empty), (StatusCode::OK, serde_json::json!({})));
+}
+
+#[tokio::test]
+async fn taxii_serves_every_version_and_lists_only_the_last_by_default() {
+    let (router, _store, _dir) = node().await;
+    let own = collection_url(&router, true).await;
+    let id = "indicator--00000000-0000-4000-8000-000000000001";
+    // The same indicator published twice: each publication is a version, dated by the
+    // entry that carries it.
+    for _ in 0..2 {
+        let envelope = serde_json::json!({
+            "objects": [stix_indicator(1, "203.0.113.1", "2026-01-01T00:00:00.000Z")]
+        });
+        let (status, _, answer) =
+            taxii(&router, "POST", &format!("{own}objects/"), Some(&envelope)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        // Entries a millisecond apart at least, so the versions differ.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let (_, _, versions) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/{id}/versions/"),
+        None,
+    )
+    .await;
+    let versions = versions["versions"].as_array().unwrap().clone();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert!(versions[0].as_str() < versions[1].as_str());
+    let (_, _, last) = taxii(&router, "GET", &format!("{own}objects/{id}/"), None).await;
+    assert_eq!(last["objects"][0]["modified"], versions[1]);
+    let (_, _, first) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/{id}/?match[version]=first"),
+        None,
+    )
+    .await;
+    assert_eq!(first["objects"][0]["modified"], versions[0]);
+    let (_, _, all) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/{id}/?match[version]=all"),
+        None,
+    )
+    .await;
+    assert_eq!(all["objects"].as_array().unwrap().len(), 2);
+    let (_, _, listed) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/?match[type]=indicator"),
+        None,
+    )
+    .await;
+    let listed = listed["objects"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["modified"], versions[1]);
+    let (_, _, every) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/?match[type]=indicator&match[version]=all"),
+        None,
+    )
+    .await;
+    assert_eq!(every["objects"].as_array().unwrap().len(), 2);
 }

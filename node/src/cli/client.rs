@@ -33,7 +33,11 @@ pub(super) struct PublishArgs {
 pub(super) struct ExportArgs {
     #[command(flatten)]
     api: ApiArgs,
-    /// Where to write (default: standard output).
+    /// What to write: the entries as JSON lines, one STIX 2.1 bundle, a MISP feed
+    /// directory, or CSV.
+    #[arg(long, value_enum, default_value = "entries")]
+    format: super::exchange::ExportFormat,
+    /// Where to write (default: standard output; a directory for a MISP feed).
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -42,7 +46,7 @@ pub(super) struct ExportArgs {
 const PUBLISH_CHUNK: usize = 10_000;
 
 /// A progress bar on standard error when it is a terminal, hidden otherwise.
-fn progress(total: u64, what: &str) -> indicatif::ProgressBar {
+pub(super) fn progress(total: u64, what: &str) -> indicatif::ProgressBar {
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return indicatif::ProgressBar::hidden();
     }
@@ -96,6 +100,34 @@ pub(super) fn call(api: &ApiArgs, method: &str, path: &str, body: Option<&Json>)
         .context("reading the node's answer")?;
     let answer: Json = serde_json::from_str(&text).unwrap_or(Json::String(text));
     if !status.is_success() {
+        let message = answer
+            .get("error")
+            .and_then(Json::as_str)
+            .map_or_else(|| answer.to_string(), str::to_owned);
+        bail!("the node answered {status}: {message}");
+    }
+    Ok(answer)
+}
+
+/// POSTs `body` as it is (a file to import) and returns the JSON answer, or the API's
+/// error message.
+pub(super) fn call_raw(api: &ApiArgs, path: &str, body: Vec<u8>) -> Result<Json> {
+    let url = format!("{}{path}", api.api.trim_end_matches('/'));
+    let mut response = agent()
+        .post(&url)
+        .header("Authorization", &format!("Bearer {}", api.token))
+        .header("Content-Type", "application/octet-stream")
+        .send(&body[..])
+        .with_context(|| format!("cannot reach the node at {}", api.api))?;
+    let status = response.status();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(256 * 1024 * 1024)
+        .read_to_string()
+        .context("reading the node's answer")?;
+    let answer: Json = serde_json::from_str(&text).unwrap_or(Json::String(text));
+    if !status.is_success() && answer.get("report").is_none() {
         let message = answer
             .get("error")
             .and_then(Json::as_str)
@@ -222,6 +254,9 @@ pub(super) fn status(args: &ApiArgs) -> Result<()> {
 
 pub(super) fn export(args: &ExportArgs) -> Result<()> {
     use std::io::Write as _;
+    if args.format != super::exchange::ExportFormat::Entries {
+        return super::exchange::export(&args.api, args.format, args.out.as_ref());
+    }
     let mut output: Box<dyn std::io::Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,

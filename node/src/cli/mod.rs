@@ -14,6 +14,7 @@ macro_rules! out {
 
 mod charter;
 mod client;
+mod exchange;
 mod init;
 mod run;
 
@@ -48,7 +49,11 @@ enum Command {
     Query(client::QueryArgs),
     /// Show a running node's status.
     Status(client::ApiArgs),
-    /// Export every entry a running node holds, one JSON object per line.
+    /// Import a STIX 2.1 bundle, a MISP event or a CSV / plain list into a running node,
+    /// which publishes it; prints what was read, used, refused and why.
+    Import(exchange::ImportArgs),
+    /// Export everything a running node holds: entries as JSON lines, a STIX 2.1 bundle,
+    /// a MISP feed or CSV.
     Export(client::ExportArgs),
 }
 
@@ -83,6 +88,7 @@ where
         Command::Publish(args) => client::publish(&args),
         Command::Query(args) => client::query(&args),
         Command::Status(args) => client::status(&args),
+        Command::Import(args) => exchange::import(&args),
         Command::Export(args) => client::export(&args),
     };
     match result {

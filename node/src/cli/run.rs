@@ -136,11 +136,10 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
         .await
         .with_context(|| format!("setting api.listen: cannot listen on {}", config.api_listen))?;
     let api_address = listener.local_addr()?;
-    let router = api::router(api::ApiState::new(
-        store.clone(),
-        client.clone(),
-        config.tokens.clone(),
-    ));
+    let router = api::router(
+        api::ApiState::new(store.clone(), client.clone(), config.tokens.clone())
+            .context("opening the TAXII index")?,
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(api::serve(listener, router, async {
         let _ = stopped.await;

@@ -503,45 +503,62 @@ pub fn export<'a, W: Write>(
     mut out: W,
     entries: impl IntoIterator<Item = (&'a Entry, Hash, &'a Publisher)>,
 ) -> std::io::Result<usize> {
-    write_row(&mut out, HEADER.iter().copied())?;
+    write_header(&mut out)?;
     let mut rows = 0;
     for (entry, id, publisher) in entries {
-        let Body::Bundle(bundle) = &entry.body;
-        let entry_id = hex_encode(&id.0);
-        for item in &bundle.items {
-            let Item::Indicator(indicator) = item else {
-                continue;
-            };
-            let confidence = indicator.confidence.get().to_string();
-            let valid_from = rfc3339(indicator.valid_from);
-            let valid_until = indicator.valid_until.map(rfc3339).unwrap_or_default();
-            let labels = indicator.labels.join(";");
-            let context = &indicator.context;
-            write_row(
-                &mut out,
-                [
-                    indicator.value.kind().as_str(),
-                    indicator.value.as_str(),
-                    bundle.tlp.label(),
-                    &confidence,
-                    &valid_from,
-                    &valid_until,
-                    &labels,
-                    context.threat.as_deref().unwrap_or_default(),
-                    context.description.as_deref().unwrap_or_default(),
-                    &publisher.name,
-                    &entry_id,
-                ],
-            )?;
-            rows += 1;
-        }
+        rows += write_entry(&mut out, entry, id, publisher)?;
     }
     out.flush()?;
     Ok(rows)
 }
 
+/// Writes the header row of [`export`], for callers that write entries as they arrive.
+pub fn write_header<W: Write + ?Sized>(out: &mut W) -> std::io::Result<()> {
+    write_row(out, HEADER.iter().copied())
+}
+
+/// Writes one row per indicator of `entry`; returns the rows written.
+pub fn write_entry<W: Write + ?Sized>(
+    out: &mut W,
+    entry: &Entry,
+    id: Hash,
+    publisher: &Publisher,
+) -> std::io::Result<usize> {
+    let Body::Bundle(bundle) = &entry.body;
+    let entry_id = hex_encode(&id.0);
+    let mut rows = 0;
+    for item in &bundle.items {
+        let Item::Indicator(indicator) = item else {
+            continue;
+        };
+        let confidence = indicator.confidence.get().to_string();
+        let valid_from = rfc3339(indicator.valid_from);
+        let valid_until = indicator.valid_until.map(rfc3339).unwrap_or_default();
+        let labels = indicator.labels.join(";");
+        let context = &indicator.context;
+        write_row(
+            out,
+            [
+                indicator.value.kind().as_str(),
+                indicator.value.as_str(),
+                bundle.tlp.label(),
+                &confidence,
+                &valid_from,
+                &valid_until,
+                &labels,
+                context.threat.as_deref().unwrap_or_default(),
+                context.description.as_deref().unwrap_or_default(),
+                &publisher.name,
+                &entry_id,
+            ],
+        )?;
+        rows += 1;
+    }
+    Ok(rows)
+}
+
 /// One RFC 4180 row: fields quoted when they hold a comma, a quote or a line break.
-fn write_row<'a, W: Write>(
+fn write_row<'a, W: Write + ?Sized>(
     out: &mut W,
     fields: impl IntoIterator<Item = &'a str>,
 ) -> std::io::Result<()> {

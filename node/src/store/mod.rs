@@ -160,7 +160,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn corrupt(key: &[u8], reason: impl Into<String>) -> StoreError {
+    pub(crate) fn corrupt(key: &[u8], reason: impl Into<String>) -> StoreError {
         StoreError::Corrupt {
             key: threatmesh_protocol::crypto::hex_encode(key),
             reason: reason.into(),
@@ -629,6 +629,24 @@ impl Store {
             .feeds
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The organisation `author` published for when this node accepted its feed. Exports
+    /// name publishers by it, so they stay stable when a newer charter drops the node.
+    pub fn organisation_of(&self, author: &PublicKey) -> Option<PublicKey> {
+        self.inner
+            .feeds
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .find(|(feed_author, _)| feed_author == author)
+            .map(|(_, organisation)| *organisation)
+    }
+
+    /// A named sled tree in the store's database, for an index kept beside the store (it
+    /// shares the store's flushes). Names starting with `__` are sled's own.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.inner.db.open_tree(name)?)
     }
 
     /// The author and organisation of local feed `number`.

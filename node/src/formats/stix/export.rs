@@ -131,6 +131,17 @@ pub fn export_bundle<'a>(
     Value::Object(bundle)
 }
 
+/// The STIX identity of `publisher`, as every export writes it.
+pub fn identity(publisher: &Publisher) -> Value {
+    identity_object(publisher, &identity_id(&publisher.org))
+}
+
+/// The TLP 2.0 marking definition of `tlp`, exactly as published with the TLP 2.0
+/// extension.
+pub fn tlp_marking(tlp: threatmesh_protocol::bundle::Tlp) -> Value {
+    marking::definition(tlp)
+}
+
 fn identity_object(publisher: &Publisher, id: &str) -> Value {
     let epoch = timestamp::format(Timestamp::EPOCH);
     json!({

@@ -1,0 +1,166 @@
+//! The TAXII object index: STIX object id → every version of it this node holds, and where
+//! each is (the entry's row in the added-time index and the object's position in the
+//! entry's export).
+//!
+//! It follows the store instead of being written by it: before answering, the server
+//! indexes the entries accepted since it last looked, in the order the store accepted
+//! them. So ingest pays nothing for TAXII, an id lookup costs one prefix scan whatever the
+//! collection's size, and the index is rebuilt from the store if it is ever deleted. Each
+//! batch writes its keys and the progress mark together, so a crash leaves no half-indexed
+//! entry behind.
+//!
+//! | key | value |
+//! | --- | --- |
+//! | object id, `0`, modified (ms, big-endian), added-row key (17 bytes), position (u32) | empty |
+//! | `0xff` `progress` | the added-row key of the last entry indexed |
+
+use std::sync::Mutex;
+
+use threatmesh_protocol::Timestamp;
+
+use crate::store::{AddedStart, Store, StoreError};
+
+/// Where the progress mark lives; ids are ASCII, so it sorts after every object key.
+const PROGRESS: &[u8] = b"\xffprogress";
+/// Entries indexed per batch.
+const ROWS_PER_BATCH: usize = 32;
+/// Length of an added-row key.
+const ROW_KEY: usize = 17;
+
+/// One stored version of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Version {
+    /// Its `modified` time.
+    pub(super) modified: Timestamp,
+    /// The added-index row of the entry that holds it.
+    pub(super) row: Vec<u8>,
+    /// Its position among the entry's objects.
+    pub(super) position: u32,
+}
+
+/// The index; see the module documentation.
+#[derive(Debug)]
+pub(super) struct ObjectIndex {
+    tree: sled::Tree,
+    /// Held while catching up, so two requests never index the same entries.
+    catching_up: Mutex<()>,
+}
+
+impl ObjectIndex {
+    /// The index kept in `store`'s tree `taxii-objects`.
+    pub(super) fn open(store: &Store) -> Result<ObjectIndex, StoreError> {
+        Ok(ObjectIndex {
+            tree: store.tree("taxii-objects")?,
+            catching_up: Mutex::new(()),
+        })
+    }
+
+    /// Indexes every entry the store accepted since the last call. `objects` gives each
+    /// entry's objects as (id, modified), in export order.
+    pub(super) fn catch_up(
+        &self,
+        store: &Store,
+        objects: impl Fn(&crate::store::AddedRow) -> Vec<(String, Timestamp)>,
+    ) -> Result<usize, StoreError> {
+        let _only_one = self
+            .catching_up
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = self.tree.get(PROGRESS)?.map(|key| key.to_vec());
+        let mut indexed = 0;
+        loop {
+            let start = match &last {
+                Some(key) => AddedStart::Following(key),
+                None => AddedStart::First,
+            };
+            let rows = store.added_rows(start, ROWS_PER_BATCH)?;
+            let Some(final_row) = rows.last() else {
+                return Ok(indexed);
+            };
+            let mut batch = sled::Batch::default();
+            for row in &rows {
+                for (position, (id, modified)) in objects(row).into_iter().enumerate() {
+                    let position = u32::try_from(position).unwrap_or(u32::MAX);
+                    batch.insert(key(&id, modified, &row.key, position), &[]);
+                }
+            }
+            batch.insert(PROGRESS, final_row.key.as_slice());
+            last = Some(final_row.key.clone());
+            self.tree.apply_batch(batch)?;
+            indexed += rows.len();
+        }
+    }
+
+    /// Every version held of object `id`, oldest `modified` first.
+    pub(super) fn versions(&self, id: &str) -> Result<Vec<Version>, StoreError> {
+        let prefix = [id.as_bytes(), &[0]].concat();
+        let mut versions = Vec::new();
+        for row in self.tree.scan_prefix(&prefix) {
+            let (key, _) = row?;
+            versions.push(
+                parse(&key[prefix.len()..])
+                    .ok_or_else(|| StoreError::corrupt(&key, "short TAXII index key"))?,
+            );
+        }
+        Ok(versions)
+    }
+
+    /// Where version `modified` of object `id` first appears (the entry accepted first,
+    /// then the first position in it). Objects shared by several entries (a malware named
+    /// by many indicators) are listed there only, so no page repeats them.
+    pub(super) fn first_occurrence(
+        &self,
+        id: &str,
+        modified: Timestamp,
+    ) -> Result<Option<Version>, StoreError> {
+        let prefix = [id.as_bytes(), &[0], &modified.0.to_be_bytes()].concat();
+        match self.tree.scan_prefix(&prefix).next() {
+            Some(row) => {
+                let (key, _) = row?;
+                let start = id.len() + 1;
+                Ok(Some(parse(&key[start..]).ok_or_else(|| {
+                    StoreError::corrupt(&key, "short TAXII index key")
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The newest `modified` of object `id`, if any is held.
+    pub(super) fn last_version(&self, id: &str) -> Result<Option<Timestamp>, StoreError> {
+        let prefix = [id.as_bytes(), &[0]].concat();
+        match self.tree.scan_prefix(&prefix).next_back() {
+            Some(row) => {
+                let (key, _) = row?;
+                let version = parse(&key[prefix.len()..])
+                    .ok_or_else(|| StoreError::corrupt(&key, "short TAXII index key"))?;
+                Ok(Some(version.modified))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+fn key(id: &str, modified: Timestamp, row: &[u8], position: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 1 + 8 + row.len() + 4);
+    key.extend_from_slice(id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&modified.0.to_be_bytes());
+    key.extend_from_slice(row);
+    key.extend_from_slice(&position.to_be_bytes());
+    key
+}
+
+/// Reads what follows `id 0` in a key.
+fn parse(rest: &[u8]) -> Option<Version> {
+    if rest.len() != 8 + ROW_KEY + 4 {
+        return None;
+    }
+    let modified = u64::from_be_bytes(rest[..8].try_into().ok()?);
+    let position = u32::from_be_bytes(rest[8 + ROW_KEY..].try_into().ok()?);
+    Some(Version {
+        modified: Timestamp(modified),
+        row: rest[8..8 + ROW_KEY].to_vec(),
+        position,
+    })
+}

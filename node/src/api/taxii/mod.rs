@@ -1,0 +1,1261 @@
+//! A TAXII 2.1 server over the node's store, so TAXII clients (OpenCTI, MISP's TAXII
+//! connector, `taxii2-client`) read the federation's data and publish into it.
+//!
+//! One API root, `/taxii2/root/`, holds two collections: `shared`, everything this node
+//! holds in the clear (read-only), and `own`, this organisation's publications (read and
+//! write: objects POSTed there are imported as STIX and published to the mesh).
+//!
+//! Objects are made on the fly from stored entries by the STIX exporter, so every node
+//! serves the same ids for the same entry. A collection lists first the context objects
+//! (an identity per member organisation and the TLP 2.0 marking definitions), then the
+//! objects of each entry in the order this node accepted them. A page cursor names a row
+//! of the store's added-time index and a position inside that entry's objects, so paging
+//! costs the page, never the collection.
+//!
+//! Status resources of POSTs are kept in memory, the most recent [`MAX_STATUSES`]: a
+//! publish completes before the answer, so a status only reports what already happened.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value as Json, json};
+use threatmesh_protocol::bundle::Tlp;
+use threatmesh_protocol::{Hash, PublicKey, SignedEntry, Timestamp};
+
+mod index;
+
+use super::{ApiState, MAX_BODY_BYTES, blocking};
+use crate::formats::{Publisher, rfc3339, stix};
+use crate::store::{AddedStart, Store, StoreError};
+
+/// The TAXII 2.1 media type, of every answer and of POSTed envelopes.
+pub const TAXII_MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
+/// The media type of the objects in a collection.
+pub const STIX_MEDIA_TYPE: &str = "application/stix+json;version=2.1";
+/// Where discovery lives.
+pub const DISCOVERY_PATH: &str = "/taxii2/";
+/// The API root.
+pub const ROOT_PATH: &str = "/taxii2/root/";
+/// Objects per page when the client names no `limit`.
+pub const DEFAULT_PAGE: usize = 1000;
+/// Most objects per page, whatever the client asks.
+pub const MAX_PAGE: usize = 10_000;
+/// Status resources kept for clients to read back.
+pub const MAX_STATUSES: usize = 1024;
+/// Entries read from the store at a time while filling a page.
+const ROWS_PER_READ: usize = 8;
+
+/// The routes, under [`DISCOVERY_PATH`]. Authentication is the API's (bearer or basic).
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route(DISCOVERY_PATH, get(discovery))
+        .route(ROOT_PATH, get(api_root))
+        .route("/taxii2/root/status/{status}/", get(status))
+        .route("/taxii2/root/collections/", get(collections))
+        .route("/taxii2/root/collections/{collection}/", get(collection))
+        .route(
+            "/taxii2/root/collections/{collection}/objects/",
+            get(objects).post(add_objects),
+        )
+        .route(
+            "/taxii2/root/collections/{collection}/objects/{object}/",
+            get(object),
+        )
+        .route(
+            "/taxii2/root/collections/{collection}/objects/{object}/versions/",
+            get(versions),
+        )
+        .route(
+            "/taxii2/root/collections/{collection}/manifest/",
+            get(manifest),
+        )
+        .layer(axum::middleware::from_fn(negotiate))
+}
+
+/// The TAXII routes, as the OpenAPI document and [`super::ROUTES`] name them.
+pub const ROUTES: [&str; 10] = [
+    "GET /taxii2/",
+    "GET /taxii2/root/",
+    "GET /taxii2/root/status/{status}/",
+    "GET /taxii2/root/collections/",
+    "GET /taxii2/root/collections/{collection}/",
+    "GET /taxii2/root/collections/{collection}/objects/",
+    "POST /taxii2/root/collections/{collection}/objects/",
+    "GET /taxii2/root/collections/{collection}/objects/{object}/",
+    "GET /taxii2/root/collections/{collection}/objects/{object}/versions/",
+    "GET /taxii2/root/collections/{collection}/manifest/",
+];
+
+/// A TAXII error message resource with its HTTP status.
+#[derive(Debug)]
+pub(super) struct TaxiiError {
+    status: StatusCode,
+    title: &'static str,
+    description: String,
+}
+
+impl TaxiiError {
+    pub(super) fn new(
+        status: StatusCode,
+        title: &'static str,
+        description: impl Into<String>,
+    ) -> TaxiiError {
+        TaxiiError {
+            status,
+            title,
+            description: description.into(),
+        }
+    }
+
+    fn not_found(what: impl Into<String>) -> TaxiiError {
+        TaxiiError::new(StatusCode::NOT_FOUND, "Not found", what)
+    }
+
+    fn bad_request(what: impl Into<String>) -> TaxiiError {
+        TaxiiError::new(StatusCode::BAD_REQUEST, "Bad request", what)
+    }
+}
+
+impl IntoResponse for TaxiiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "title": self.title,
+            "description": self.description,
+            "http_status": self.status.as_u16().to_string(),
+        });
+        let mut response = taxii_json(self.status, &body);
+        if self.status == StatusCode::UNAUTHORIZED {
+            let headers = response.headers_mut();
+            headers.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"threatmesh\""),
+            );
+            headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for TaxiiError {
+    fn from(error: StoreError) -> TaxiiError {
+        tracing::error!(%error, "store failed while serving TAXII");
+        TaxiiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Storage failure",
+            error.to_string(),
+        )
+    }
+}
+
+impl From<super::ApiError> for TaxiiError {
+    fn from(error: super::ApiError) -> TaxiiError {
+        TaxiiError::new(error.status, "Request failed", error.message)
+    }
+}
+
+fn taxii_json(status: StatusCode, body: &Json) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(TAXII_MEDIA_TYPE),
+        )],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Whether a media type (with its parameters) is TAXII 2.1 JSON. A missing version
+/// parameter means the newest, 2.1.
+fn is_taxii(media_type: &str) -> bool {
+    let mut parts = media_type.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or_default();
+    if !essence.eq_ignore_ascii_case("application/taxii+json") {
+        return false;
+    }
+    parts.all(|parameter| match parameter.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("version") => {
+            value.trim().trim_matches('"') == "2.1"
+        }
+        _ => true,
+    })
+}
+
+/// Whether an `Accept` header lets the client take TAXII 2.1 JSON.
+fn accepts_taxii(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let range = range.trim();
+        let essence = range.split(';').next().unwrap_or_default().trim();
+        essence == "*/*" || essence.eq_ignore_ascii_case("application/*") || is_taxii(range)
+    })
+}
+
+/// Refuses requests whose `Accept` (406) or, for POSTs, `Content-Type` (415) is not TAXII
+/// 2.1, as the specification requires.
+async fn negotiate(headers: HeaderMap, request: Request, next: Next) -> Response {
+    if let Some(accept) = headers.get(header::ACCEPT) {
+        let accept = accept.to_str().unwrap_or_default();
+        if !accepts_taxii(accept) {
+            return TaxiiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "Not acceptable",
+                format!("this server answers {TAXII_MEDIA_TYPE}, not {accept:?}"),
+            )
+            .into_response();
+        }
+    }
+    if request.method() == axum::http::Method::POST {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if !is_taxii(content_type) {
+            return TaxiiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+                format!("POST a TAXII envelope as {TAXII_MEDIA_TYPE}, not {content_type:?}"),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The collections of the API root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Collection {
+    /// Everything this node holds in the clear.
+    Shared,
+    /// This organisation's publications.
+    Own,
+}
+
+impl Collection {
+    const ALL: [Collection; 2] = [Collection::Shared, Collection::Own];
+
+    fn name(self) -> &'static str {
+        match self {
+            Collection::Shared => "shared",
+            Collection::Own => "own",
+        }
+    }
+
+    /// The collection's id: a UUID fixed per federation, so it stays the same across
+    /// restarts and is the same on every node of the organisation.
+    fn id(self, federation: &Hash) -> String {
+        let name = [
+            &b"taxii-collection\0"[..],
+            &federation.0,
+            self.name().as_bytes(),
+        ]
+        .concat();
+        uuid::Uuid::new_v5(&stix::NAMESPACE, &name).to_string()
+    }
+
+    fn find(id: &str, federation: &Hash) -> Result<Collection, TaxiiError> {
+        Collection::ALL
+            .into_iter()
+            .find(|collection| collection.id(federation) == id)
+            .ok_or_else(|| TaxiiError::not_found(format!("no collection {id:?}")))
+    }
+
+    fn resource(self, federation: &Hash, organisation: &str) -> Json {
+        let (title, description) = match self {
+            Collection::Shared => (
+                "Shared with us".to_owned(),
+                format!(
+                    "Every indicator, sighting and revocation the federation shared with \
+                     {organisation}, as STIX 2.1. Read-only."
+                ),
+            ),
+            Collection::Own => (
+                format!("{organisation} publications"),
+                format!(
+                    "What {organisation} published. POST STIX 2.1 objects here to sign \
+                     and publish them to the federation."
+                ),
+            ),
+        };
+        json!({
+            "id": self.id(federation),
+            "title": title,
+            "description": description,
+            "can_read": true,
+            "can_write": self == Collection::Own,
+            "media_types": [STIX_MEDIA_TYPE],
+        })
+    }
+}
+
+/// This node's organisation name, for titles.
+fn organisation(state: &ApiState) -> String {
+    let charter = state.client.charter();
+    charter
+        .charter()
+        .node(&state.client.node_key())
+        .map_or_else(
+            || "this organisation".to_owned(),
+            |(member, _)| member.name.clone(),
+        )
+}
+
+async fn discovery(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let root = format!("http://{host}{ROOT_PATH}");
+    taxii_json(
+        StatusCode::OK,
+        &json!({
+            "title": format!("threatmesh node of {}", organisation(&state)),
+            "description": "TAXII 2.1 access to a threatmesh federation's indicators.",
+            "default": root,
+            "api_roots": [root],
+        }),
+    )
+}
+
+async fn api_root(State(state): State<ApiState>) -> Response {
+    let charter = state.client.charter();
+    taxii_json(
+        StatusCode::OK,
+        &json!({
+            "title": charter.charter().name,
+            "description": format!("The federation {}, as seen by {}.", charter.charter().name, organisation(&state)),
+            "versions": [TAXII_MEDIA_TYPE],
+            "max_content_length": MAX_BODY_BYTES,
+        }),
+    )
+}
+
+async fn collections(State(state): State<ApiState>) -> Response {
+    let federation = state.client.charter().federation();
+    let organisation = organisation(&state);
+    let all: Vec<Json> = Collection::ALL
+        .into_iter()
+        .map(|collection| collection.resource(&federation, &organisation))
+        .collect();
+    taxii_json(StatusCode::OK, &json!({ "collections": all }))
+}
+
+async fn collection(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, TaxiiError> {
+    let federation = state.client.charter().federation();
+    let collection = Collection::find(&id, &federation)?;
+    Ok(taxii_json(
+        StatusCode::OK,
+        &collection.resource(&federation, &organisation(&state)),
+    ))
+}
+
+/// Which versions of an object a request wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum VersionFilter {
+    /// The newest (the default).
+    Last,
+    /// The oldest.
+    First,
+    /// Every version.
+    All,
+    /// These `modified` times.
+    At(Vec<Timestamp>),
+}
+
+/// The filters of a GET on objects, manifest, an object or its versions.
+#[derive(Debug, Clone)]
+struct Filters {
+    added_after: Option<Timestamp>,
+    limit: usize,
+    next: Option<Cursor>,
+    ids: Option<Vec<String>>,
+    types: Option<Vec<String>>,
+    versions: VersionFilter,
+    /// False when `match[spec_version]` names no version this server has (2.1).
+    spec_version_ok: bool,
+}
+
+impl Filters {
+    fn parse(query: Option<&str>) -> Result<Filters, TaxiiError> {
+        let mut filters = Filters {
+            added_after: None,
+            limit: DEFAULT_PAGE,
+            next: None,
+            ids: None,
+            types: None,
+            versions: VersionFilter::Last,
+            spec_version_ok: true,
+        };
+        let list = |value: &str| -> Vec<String> {
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|part| !part.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match &*name {
+                "added_after" => {
+                    filters.added_after = Some(rfc3339::parse(&value).map_err(|error| {
+                        TaxiiError::bad_request(format!("added_after: {error}"))
+                    })?);
+                }
+                "limit" => {
+                    let limit: usize = value.parse().map_err(|_| {
+                        TaxiiError::bad_request(format!(
+                            "limit: {value:?} is not a positive integer"
+                        ))
+                    })?;
+                    if limit == 0 {
+                        return Err(TaxiiError::bad_request("limit: must be at least 1"));
+                    }
+                    filters.limit = limit.min(MAX_PAGE);
+                }
+                "next" => filters.next = Some(Cursor::parse(&value)?),
+                "match[id]" => filters.ids = Some(list(&value)),
+                "match[type]" => filters.types = Some(list(&value)),
+                "match[version]" => filters.versions = VersionFilter::parse(&value)?,
+                "match[spec_version]" => {
+                    filters.spec_version_ok = list(&value).iter().any(|version| version == "2.1");
+                }
+                // Other parameters (and filters this server does not offer) are ignored,
+                // as TAXII lets servers do.
+                _ => {}
+            }
+        }
+        Ok(filters)
+    }
+
+    /// Whether an object of `kind` with `id` passes the id and type filters.
+    fn admits(&self, kind: &str, id: &str) -> bool {
+        self.spec_version_ok
+            && self
+                .types
+                .as_ref()
+                .is_none_or(|types| types.iter().any(|wanted| wanted == kind))
+            && self
+                .ids
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|wanted| wanted == id))
+    }
+}
+
+impl VersionFilter {
+    fn parse(value: &str) -> Result<VersionFilter, TaxiiError> {
+        let mut times = Vec::new();
+        for part in value.split(',').map(str::trim) {
+            match part {
+                "last" => return Ok(VersionFilter::Last),
+                "first" => return Ok(VersionFilter::First),
+                "all" => return Ok(VersionFilter::All),
+                time => times.push(rfc3339::parse(time).map_err(|error| {
+                    TaxiiError::bad_request(format!(
+                        "match[version]: expected last, first, all or timestamps: {error}"
+                    ))
+                })?),
+            }
+        }
+        Ok(VersionFilter::At(times))
+    }
+}
+
+/// Where a page starts: the context objects (identities and markings), or a row of the
+/// store's added-time index and how many of that entry's objects were already served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cursor {
+    /// The `n`th context object.
+    Context(usize),
+    /// Object `skip` of the entry at index row `key`.
+    Entry { key: Vec<u8>, skip: usize },
+}
+
+impl Cursor {
+    fn text(&self) -> String {
+        match self {
+            Cursor::Context(n) => format!("c{n}"),
+            Cursor::Entry { key, skip } => {
+                format!("e{}.{skip}", threatmesh_protocol::crypto::hex_encode(key))
+            }
+        }
+    }
+
+    fn parse(text: &str) -> Result<Cursor, TaxiiError> {
+        let bad =
+            || TaxiiError::bad_request(format!("next: {text:?} is not a cursor of this server"));
+        if let Some(n) = text.strip_prefix('c') {
+            return n.parse().map(Cursor::Context).map_err(|_| bad());
+        }
+        let (key, skip) = text
+            .strip_prefix('e')
+            .and_then(|rest| rest.split_once('.'))
+            .ok_or_else(bad)?;
+        let key = threatmesh_protocol::crypto::hex_decode::<17>(key).map_err(|_| bad())?;
+        Ok(Cursor::Entry {
+            key: key.to_vec(),
+            skip: skip.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// One object of a collection, with what the manifest says of it.
+#[derive(Debug, Clone)]
+struct Listed {
+    object: Json,
+    added: Timestamp,
+    /// The version, read from the object's `modified` (or `created`).
+    modified: Timestamp,
+}
+
+impl Listed {
+    fn new(object: Json, added: Timestamp) -> Listed {
+        let modified = object["modified"]
+            .as_str()
+            .or_else(|| object["created"].as_str())
+            .and_then(|text| rfc3339::parse(text).ok())
+            .unwrap_or_default();
+        Listed {
+            object,
+            added,
+            modified,
+        }
+    }
+
+    fn id(&self) -> &str {
+        self.object["id"].as_str().unwrap_or_default()
+    }
+
+    fn kind(&self) -> &str {
+        self.object["type"].as_str().unwrap_or_default()
+    }
+
+    /// The object's version: its `modified`, or `created` for objects without one.
+    fn version(&self) -> &str {
+        self.object["modified"]
+            .as_str()
+            .or_else(|| self.object["created"].as_str())
+            .unwrap_or_default()
+    }
+
+    fn manifest_record(&self) -> Json {
+        json!({
+            "id": self.id(),
+            "date_added": rfc3339::format(self.added),
+            "version": self.version(),
+            "media_type": STIX_MEDIA_TYPE,
+        })
+    }
+}
+
+/// A page of a collection and where the next starts.
+#[derive(Debug)]
+struct Page {
+    objects: Vec<Listed>,
+    next: Option<Cursor>,
+}
+
+/// What the collections read, gathered once per request.
+struct View {
+    collection: Collection,
+    charter: Arc<threatmesh_protocol::SignedCharter>,
+    own_org: Option<PublicKey>,
+    store: Store,
+    index: Arc<index::ObjectIndex>,
+}
+
+impl View {
+    fn new(state: &ApiState, collection: Collection) -> View {
+        let charter = state.client.charter();
+        let own_org = charter
+            .charter()
+            .node(&state.client.node_key())
+            .map(|(member, _)| member.org);
+        View {
+            collection,
+            charter,
+            own_org,
+            store: state.store.clone(),
+            index: Arc::clone(&state.taxii.objects),
+        }
+    }
+
+    /// The organisation behind an entry: the one the store recorded when it accepted the
+    /// feed, named as the charter names it (a member since removed keeps its key).
+    fn publisher(&self, author: &PublicKey) -> Publisher {
+        let org = self.store.organisation_of(author);
+        let member = org.and_then(|org| self.charter.charter().member(&org));
+        match (org, member) {
+            (_, Some(member)) => Publisher {
+                org: member.org,
+                name: member.name.clone(),
+                country: member.country.clone(),
+            },
+            (Some(org), None) => Publisher {
+                org,
+                name: format!("organisation {org}"),
+                country: "XX".to_owned(),
+            },
+            (None, None) => Publisher::unknown(author),
+        }
+    }
+
+    /// Whether the collection holds an entry of `author`.
+    fn holds(&self, author: &PublicKey) -> bool {
+        match self.collection {
+            Collection::Shared => true,
+            Collection::Own => {
+                self.own_org.is_some() && self.store.organisation_of(author) == self.own_org
+            }
+        }
+    }
+
+    /// The context objects: an identity per member organisation (for `own`: this
+    /// organisation's only) and the TLP 2.0 marking definitions, dated by the issue of
+    /// the charter in force.
+    fn context(&self) -> Vec<Listed> {
+        let added = self.charter.charter().issued;
+        let mut objects = Vec::new();
+        for member in &self.charter.charter().members {
+            if self.collection == Collection::Own && Some(member.org) != self.own_org {
+                continue;
+            }
+            let publisher = Publisher {
+                org: member.org,
+                name: member.name.clone(),
+                country: member.country.clone(),
+            };
+            objects.push(Listed::new(stix::identity(&publisher), added));
+        }
+        for tlp in [
+            Tlp::Clear,
+            Tlp::Green,
+            Tlp::Amber,
+            Tlp::AmberStrict,
+            Tlp::Red,
+        ] {
+            objects.push(Listed::new(stix::tlp_marking(tlp), added));
+        }
+        objects
+    }
+
+    /// The objects of one entry: everything its export holds but identities and marking
+    /// definitions, which the collection lists once among its context objects.
+    fn entry_objects(&self, entry: &SignedEntry, added: Timestamp) -> Vec<Listed> {
+        let publisher = self.publisher(&entry.entry().author);
+        stix::export_entry(entry.entry(), &entry.id(), &publisher)
+            .into_iter()
+            .filter(|object| {
+                !matches!(
+                    object["type"].as_str(),
+                    Some("identity" | "marking-definition")
+                )
+            })
+            .map(|object| Listed::new(object, added))
+            .collect()
+    }
+
+    /// Brings the object index up to what the store holds.
+    fn index_new_entries(&self) -> Result<(), StoreError> {
+        self.index.catch_up(&self.store, |row| {
+            self.entry_objects(&row.entry, row.added)
+                .into_iter()
+                .map(|listed| (listed.id().to_owned(), listed.modified))
+                .collect()
+        })?;
+        Ok(())
+    }
+
+    /// Whether `listed`, found at `position` of the entry at index row `row`, is where
+    /// its version first appears, so it is listed once however many entries repeat it.
+    fn first_here(&self, listed: &Listed, row: &[u8], position: usize) -> Result<bool, StoreError> {
+        Ok(self
+            .index
+            .first_occurrence(listed.id(), listed.modified)?
+            .is_none_or(|first| {
+                first.row == row && usize::try_from(first.position).ok() == Some(position)
+            }))
+    }
+
+    /// Whether `listed` is a version the filter asks for.
+    fn wanted_version(&self, listed: &Listed, filter: &VersionFilter) -> Result<bool, StoreError> {
+        Ok(match filter {
+            VersionFilter::All => true,
+            VersionFilter::At(times) => times.contains(&listed.modified),
+            VersionFilter::Last => self
+                .index
+                .last_version(listed.id())?
+                .is_none_or(|last| last == listed.modified),
+            VersionFilter::First => self
+                .index
+                .versions(listed.id())?
+                .first()
+                .is_none_or(|first| first.modified == listed.modified),
+        })
+    }
+
+    /// Fills one page of the collection: context objects first, then entries in the
+    /// order this node accepted them.
+    fn page(&self, filters: &Filters) -> Result<Page, StoreError> {
+        if let Some(ids) = &filters.ids {
+            return self.page_of_ids(ids, filters);
+        }
+        self.index_new_entries()?;
+        let mut objects = Vec::new();
+        let mut cursor = filters.next.clone().unwrap_or(Cursor::Context(0));
+        if let Cursor::Context(start) = cursor {
+            for (index, listed) in self.context().into_iter().enumerate().skip(start) {
+                if filters
+                    .added_after
+                    .is_some_and(|after| listed.added <= after)
+                    || !filters.admits(listed.kind(), listed.id())
+                {
+                    continue;
+                }
+                if objects.len() == filters.limit {
+                    return Ok(Page {
+                        objects,
+                        next: Some(Cursor::Context(index)),
+                    });
+                }
+                objects.push(listed);
+            }
+            cursor = Cursor::Entry {
+                key: Vec::new(),
+                skip: 0,
+            };
+        }
+        let Cursor::Entry { key, mut skip } = cursor else {
+            return Ok(Page {
+                objects,
+                next: None,
+            });
+        };
+        let mut start_key = key;
+        let mut inclusive = !start_key.is_empty();
+        loop {
+            let start = if start_key.is_empty() {
+                filters
+                    .added_after
+                    .map_or(AddedStart::First, AddedStart::After)
+            } else if inclusive {
+                AddedStart::At(&start_key)
+            } else {
+                AddedStart::Following(&start_key)
+            };
+            let rows = self.store.added_rows(start, ROWS_PER_READ)?;
+            let exhausted = rows.len() < ROWS_PER_READ;
+            for row in rows {
+                if self.holds(&row.entry.entry().author) {
+                    for (index, listed) in self
+                        .entry_objects(&row.entry, row.added)
+                        .into_iter()
+                        .enumerate()
+                        .skip(skip)
+                    {
+                        if !filters.admits(listed.kind(), listed.id())
+                            || !self.wanted_version(&listed, &filters.versions)?
+                            || !self.first_here(&listed, &row.key, index)?
+                        {
+                            continue;
+                        }
+                        if objects.len() == filters.limit {
+                            return Ok(Page {
+                                objects,
+                                next: Some(Cursor::Entry {
+                                    key: row.key,
+                                    skip: index,
+                                }),
+                            });
+                        }
+                        objects.push(listed);
+                    }
+                }
+                skip = 0;
+                start_key = row.key;
+                inclusive = false;
+            }
+            if exhausted {
+                return Ok(Page {
+                    objects,
+                    next: None,
+                });
+            }
+        }
+    }
+
+    /// A page of the objects named by `match[id]`, found through the index instead of a
+    /// scan. The cursor counts objects already served.
+    fn page_of_ids(&self, ids: &[String], filters: &Filters) -> Result<Page, StoreError> {
+        let skip = match filters.next {
+            Some(Cursor::Context(served)) => served,
+            _ => 0,
+        };
+        let mut objects = Vec::new();
+        for id in ids {
+            let mut found = self.versions(id)?;
+            found.retain(|listed| {
+                filters.admits(listed.kind(), listed.id())
+                    && filters.added_after.is_none_or(|after| listed.added > after)
+            });
+            found.sort_by_key(|listed| listed.modified);
+            found.dedup_by_key(|listed| listed.modified);
+            objects.extend(choose(found, &filters.versions));
+        }
+        let total = objects.len();
+        let objects: Vec<Listed> = objects.into_iter().skip(skip).take(filters.limit).collect();
+        let served = skip + objects.len();
+        Ok(Page {
+            objects,
+            next: (served < total).then_some(Cursor::Context(served)),
+        })
+    }
+
+    /// Every version this collection holds of object `id`, oldest first: one prefix scan
+    /// of the index and one entry read per version, whatever the collection's size.
+    fn versions(&self, id: &str) -> Result<Vec<Listed>, StoreError> {
+        if let Some(listed) = self.context().into_iter().find(|listed| listed.id() == id) {
+            return Ok(vec![listed]);
+        }
+        self.index_new_entries()?;
+        let mut found = Vec::new();
+        for version in self.index.versions(id)? {
+            let Some(row) = self
+                .store
+                .added_rows(AddedStart::At(&version.row), 1)?
+                .into_iter()
+                .next()
+                .filter(|row| row.key == version.row)
+            else {
+                return Err(StoreError::corrupt(
+                    &version.row,
+                    "TAXII index names a missing entry",
+                ));
+            };
+            if !self.holds(&row.entry.entry().author) {
+                continue;
+            }
+            let position = usize::try_from(version.position).unwrap_or(usize::MAX);
+            if let Some(listed) = self
+                .entry_objects(&row.entry, row.added)
+                .into_iter()
+                .nth(position)
+            {
+                found.push(listed);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Headers TAXII adds to pages: when the first and last object listed were added.
+fn date_added_headers(response: &mut Response, objects: &[Listed]) {
+    let headers = response.headers_mut();
+    for (name, listed) in [
+        ("x-taxii-date-added-first", objects.first()),
+        ("x-taxii-date-added-last", objects.last()),
+    ] {
+        if let Some(value) =
+            listed.and_then(|listed| HeaderValue::from_str(&rfc3339::format(listed.added)).ok())
+        {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// An envelope, manifest or versions answer: `more` and `next` when the page is not the
+/// last; an empty object when there is nothing.
+fn paged(field: &str, items: Vec<Json>, next: Option<&Cursor>, listed: &[Listed]) -> Response {
+    let mut body = serde_json::Map::new();
+    if !items.is_empty() {
+        body.insert("more".into(), Json::Bool(next.is_some()));
+        if let Some(next) = next {
+            body.insert("next".into(), Json::String(next.text()));
+        }
+        body.insert(field.into(), Json::Array(items));
+    }
+    let mut response = taxii_json(StatusCode::OK, &Json::Object(body));
+    date_added_headers(&mut response, listed);
+    response
+}
+
+async fn objects(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, TaxiiError> {
+    let page = page_of(&state, &id, query.as_deref()).await?;
+    let objects: Vec<Json> = page
+        .objects
+        .iter()
+        .map(|listed| listed.object.clone())
+        .collect();
+    Ok(paged("objects", objects, page.next.as_ref(), &page.objects))
+}
+
+async fn manifest(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, TaxiiError> {
+    let page = page_of(&state, &id, query.as_deref()).await?;
+    let records: Vec<Json> = page.objects.iter().map(Listed::manifest_record).collect();
+    Ok(paged("objects", records, page.next.as_ref(), &page.objects))
+}
+
+async fn page_of(
+    state: &ApiState,
+    collection: &str,
+    query: Option<&str>,
+) -> Result<Page, TaxiiError> {
+    let federation = state.client.charter().federation();
+    let collection = Collection::find(collection, &federation)?;
+    let filters = Filters::parse(query)?;
+    let view = View::new(state, collection);
+    Ok(blocking(move || view.page(&filters)).await??)
+}
+
+/// The versions of one object that `filters` ask for, oldest first; 404 when the
+/// collection holds none.
+async fn versions_of(
+    state: &ApiState,
+    collection: &str,
+    object: &str,
+    filters: &Filters,
+) -> Result<Vec<Listed>, TaxiiError> {
+    let federation = state.client.charter().federation();
+    let view = View::new(state, Collection::find(collection, &federation)?);
+    let id = object.to_owned();
+    let mut found = blocking(move || view.versions(&id)).await??;
+    found.retain(|listed| {
+        filters.added_after.is_none_or(|after| listed.added > after)
+            && filters
+                .types
+                .as_ref()
+                .is_none_or(|types| types.iter().any(|kind| kind == listed.kind()))
+            && filters.spec_version_ok
+    });
+    if found.is_empty() {
+        return Err(TaxiiError::not_found(format!(
+            "no object {object:?} in this collection"
+        )));
+    }
+    found.sort_by_key(|listed| listed.modified);
+    found.dedup_by_key(|listed| listed.modified);
+    Ok(choose(found, &filters.versions))
+}
+
+/// The versions `filter` asks for among `found`, one object's versions sorted oldest
+/// first without duplicates.
+fn choose(mut found: Vec<Listed>, filter: &VersionFilter) -> Vec<Listed> {
+    match filter {
+        VersionFilter::Last => found.split_off(found.len().saturating_sub(1)),
+        VersionFilter::First => {
+            found.truncate(1);
+            found
+        }
+        VersionFilter::All => found,
+        VersionFilter::At(times) => found
+            .into_iter()
+            .filter(|listed| times.contains(&listed.modified))
+            .collect(),
+    }
+}
+
+async fn object(
+    State(state): State<ApiState>,
+    Path((collection, object)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, TaxiiError> {
+    let filters = Filters::parse(query.as_deref())?;
+    let found = versions_of(&state, &collection, &object, &filters).await?;
+    let shown: Vec<Listed> = found.into_iter().take(filters.limit).collect();
+    let objects: Vec<Json> = shown.iter().map(|listed| listed.object.clone()).collect();
+    Ok(paged("objects", objects, None, &shown))
+}
+
+async fn versions(
+    State(state): State<ApiState>,
+    Path((collection, object)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, TaxiiError> {
+    let mut filters = Filters::parse(query.as_deref())?;
+    // The versions endpoint lists every version; `match[version]` is not one of its
+    // filters.
+    filters.versions = VersionFilter::All;
+    let found = versions_of(&state, &collection, &object, &filters).await?;
+    let shown: Vec<Listed> = found.into_iter().take(filters.limit).collect();
+    let versions: Vec<Json> = shown
+        .iter()
+        .map(|listed| Json::String(rfc3339::format(listed.modified)))
+        .collect();
+    Ok(paged("versions", versions, None, &shown))
+}
+
+/// What the TAXII handlers keep between requests.
+#[derive(Debug)]
+pub(super) struct Shared {
+    statuses: Statuses,
+    objects: Arc<index::ObjectIndex>,
+}
+
+impl Shared {
+    /// Opens the object index kept in `store`.
+    pub(super) fn open(store: &Store) -> Result<Shared, StoreError> {
+        Ok(Shared {
+            statuses: Statuses::default(),
+            objects: Arc::new(index::ObjectIndex::open(store)?),
+        })
+    }
+}
+
+/// The status resources of recent POSTs, oldest dropped first.
+#[derive(Debug, Default)]
+struct Statuses {
+    inner: Mutex<StatusBook>,
+}
+
+#[derive(Debug, Default)]
+struct StatusBook {
+    by_id: HashMap<String, Json>,
+    order: VecDeque<String>,
+}
+
+impl Statuses {
+    fn insert(&self, id: String, status: Json) {
+        let Ok(mut book) = self.inner.lock() else {
+            return;
+        };
+        if book.order.len() == MAX_STATUSES
+            && let Some(oldest) = book.order.pop_front()
+        {
+            book.by_id.remove(&oldest);
+        }
+        book.order.push_back(id.clone());
+        book.by_id.insert(id, status);
+    }
+
+    fn get(&self, id: &str) -> Option<Json> {
+        self.inner.lock().ok()?.by_id.get(id).cloned()
+    }
+}
+
+async fn status(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, TaxiiError> {
+    let status = state
+        .taxii
+        .statuses
+        .get(&id)
+        .ok_or_else(|| TaxiiError::not_found(format!("no status {id:?} (statuses are kept for the last {MAX_STATUSES} requests, until the node restarts)")))?;
+    Ok(taxii_json(StatusCode::OK, &status))
+}
+
+/// A random (version 4) UUID, for status ids.
+fn random_uuid() -> Result<String, TaxiiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|error| {
+        TaxiiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "No randomness",
+            error.to_string(),
+        )
+    })?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = threatmesh_protocol::crypto::hex_encode(&bytes);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
+}
+
+/// Imports a POSTed envelope as STIX and publishes what it holds, one publish per TLP.
+/// Answers 202 with a status resource that says, per object, whether it was taken.
+async fn add_objects(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, TaxiiError> {
+    let federation = state.client.charter().federation();
+    let collection = Collection::find(&id, &federation)?;
+    if collection != Collection::Own {
+        return Err(TaxiiError::new(
+            StatusCode::FORBIDDEN,
+            "Read-only collection",
+            "this collection is read-only; POST to this organisation's own collection",
+        ));
+    }
+    let requested = crate::network::now();
+    let envelope: Json = serde_json::from_slice(&body)
+        .map_err(|error| TaxiiError::bad_request(format!("the envelope is not JSON: {error}")))?;
+    let Some(listed) = envelope.get("objects").and_then(Json::as_array) else {
+        return Err(TaxiiError::bad_request(
+            "the envelope has no \"objects\" list",
+        ));
+    };
+    let envelope_objects: Vec<(String, String, String)> = listed
+        .iter()
+        .enumerate()
+        .map(|(index, object)| {
+            let id = object["id"]
+                .as_str()
+                .map_or_else(|| format!("objects[{index}]"), str::to_owned);
+            let kind = object["type"].as_str().unwrap_or_default().to_owned();
+            let version = object["modified"]
+                .as_str()
+                .or_else(|| object["created"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            (id, kind, version)
+        })
+        .collect();
+    // The STIX importer reads bundles; an envelope holds the same objects.
+    let bundle = json!({
+        "type": "bundle",
+        "id": format!("bundle--{}", random_uuid()?),
+        "objects": listed,
+    });
+    let bytes = serde_json::to_vec(&bundle).map_err(|error| {
+        TaxiiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Encoding failed",
+            error.to_string(),
+        )
+    })?;
+    let import = stix::import(&bytes, requested)
+        .map_err(|error| TaxiiError::bad_request(error.to_string()))?;
+    let mut failures: HashMap<String, String> = import
+        .report
+        .refused
+        .iter()
+        .map(|refusal| (refusal.at.clone(), refusal.reason.clone()))
+        .collect();
+    for (id, kind, _) in &envelope_objects {
+        if import.report.unused.contains_key(kind.as_str()) {
+            failures.entry(id.clone()).or_insert_with(|| {
+                format!("threatmesh does not use {kind} objects; not published")
+            });
+        }
+    }
+    let mut publish_error = None;
+    for (tlp, items) in import.by_tlp(Tlp::Amber) {
+        if let Err(error) = state
+            .client
+            .publish(tlp, threatmesh_protocol::Distribution::Federation, items)
+            .await
+        {
+            publish_error = Some(format!("publishing the {tlp} objects failed: {error}"));
+        }
+    }
+    let (mut successes, mut failed) = (Vec::new(), Vec::new());
+    for (id, _, version) in &envelope_objects {
+        let record = |message: Option<&String>| {
+            let mut record = json!({ "id": id, "version": version });
+            if let Some(message) = message {
+                record["message"] = Json::String(message.clone());
+            }
+            record
+        };
+        match failures.get(id).or(publish_error.as_ref()) {
+            Some(reason) => failed.push(record(Some(reason))),
+            None => successes.push(record(None)),
+        }
+    }
+    let status_id = random_uuid()?;
+    let status = json!({
+        "id": status_id,
+        "status": "complete",
+        "request_timestamp": rfc3339::format(requested),
+        "total_count": envelope_objects.len(),
+        "success_count": successes.len(),
+        "failure_count": failed.len(),
+        "pending_count": 0,
+        "successes": successes,
+        "failures": failed,
+        "pendings": [],
+    });
+    state.taxii.statuses.insert(status_id, status.clone());
+    Ok(taxii_json(StatusCode::ACCEPTED, &status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types() {
+        assert!(is_taxii("application/taxii+json;version=2.1"));
+        assert!(is_taxii("application/taxii+json; version=2.1"));
+        assert!(is_taxii("application/taxii+json"));
+        assert!(!is_taxii("application/taxii+json;version=2.0"));
+        assert!(!is_taxii("application/json"));
+        assert!(accepts_taxii("application/json, */*;q=0.1"));
+        assert!(accepts_taxii("application/taxii+json;version=2.1"));
+        assert!(!accepts_taxii("application/json"));
+        assert!(!accepts_taxii("application/taxii+json;version=2.0"));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        for cursor in [
+            Cursor::Context(3),
+            Cursor::Entry {
+                key: vec![b'a'; 17],
+                skip: 12,
+            },
+        ] {
+            assert_eq!(Cursor::parse(&cursor.text()).ok(), Some(cursor));
+        }
+        for text in [
+            "",
+            "x",
+            "c",
+            "e12.3",
+            "eZZ.1",
+            &format!("e{}", "61".repeat(17)),
+        ] {
+            assert!(Cursor::parse(text).is_err(), "{text:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn filters_are_read_and_bad_ones_refused() {
+        let filters = Filters::parse(Some(
+            "added_after=2026-01-01T00:00:00Z&limit=50000&match%5Btype%5D=indicator,sighting&match[version]=all",
+        ))
+        .ok();
+        let filters = filters.as_ref();
+        assert_eq!(filters.map(|f| f.limit), Some(MAX_PAGE));
+        assert_eq!(
+            filters.and_then(|f| f.types.clone()),
+            Some(vec!["indicator".to_owned(), "sighting".to_owned()])
+        );
+        assert_eq!(
+            filters.map(|f| f.versions.clone()),
+            Some(VersionFilter::All)
+        );
+        for bad in [
+            "limit=0",
+            "limit=ten",
+            "added_after=yesterday",
+            "match[version]=newest",
+            "next=zzz",
+        ] {
+            assert!(Filters::parse(Some(bad)).is_err(), "{bad:?} was accepted");
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The TAXII 2.1 server driven by the real OASIS client, `taxii2-client` from PyPI, on a
+//! two-node testnet: discovery, collections, paging, and a POST that reaches the other node.
+//!
+//! Needs the Python venv `scripts/test` sets up (`THREATMESH_PYTHON`, or `.venv` at the
+//! workspace root). Without it the test fails, saying so: it never passes by skipping.
+
+#![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_threatmesh-testnet");
+
+fn python() -> PathBuf {
+    let python = std::env::var_os("THREATMESH_PYTHON").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
+        PathBuf::from,
+    );
+    let found = Command::new(&python)
+        .args(["-c", "import taxii2client"])
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        found,
+        "{} cannot import taxii2client: run ./scripts/test (it sets up .venv), or set \
+         THREATMESH_PYTHON to a Python with the packages of tests/python-requirements.txt",
+        python.display()
+    );
+    python
+}
+
+/// Kills the testnet even when an assertion fails first.
+struct Guard(std::process::Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn taxii2_client_reads_pages_and_posts_across_the_mesh() {
+    let python = python();
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let _testnet = Guard(
+        Command::new(BINARY)
+            .args(["up", "--nodes", "2", "--base-port", "0", "--dir"])
+            .arg(&work)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !work.join("testnet.json").exists() {
+        assert!(Instant::now() < deadline, "the testnet did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/taxii_client.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(work.join("testnet.json"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_str(printed.trim()).unwrap();
+    assert_eq!(
+        seen["versions"],
+        serde_json::json!(["application/taxii+json;version=2.1"])
+    );
+    // Node A lists the two posted indicators once each, over several pages of two.
+    assert_eq!(seen["posted_on_a"].as_array().unwrap().len(), 2, "{seen}");
+    assert!(seen["pages"].as_u64().unwrap() >= 2, "{seen}");
+    assert_eq!(seen["manifest_on_a"], seen["objects_on_a"], "{seen}");
+    for kind in ["identity", "indicator", "marking-definition"] {
+        assert!(
+            seen["types_on_a"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!(kind)),
+            "{seen}"
+        );
+    }
+    // Node B serves them under the same ids, patterns and marking.
+    let on_b = seen["on_b"].as_object().unwrap();
+    assert_eq!(on_b.len(), 2, "{seen}");
+    let ip = &on_b["indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"];
+    assert_eq!(ip["pattern"], "[ipv4-addr:value = '203.0.113.77']");
+    assert_eq!(
+        ip["markings"],
+        serde_json::json!(["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"])
+    );
+}
