@@ -219,3 +219,45 @@ fn churn_loses_nothing_acknowledged() {
     );
     wait_for("every node to stop", || nodes_of(&work) == 0);
 }
+
+/// Runs `bench ARGS` in a fresh work directory (free ports), checks it succeeded and that
+/// no node outlives it, and returns the scenario's JSON report.
+fn bench(scenario: &str, args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let output = Command::new(BINARY)
+        .args(["bench", "--scenario", scenario, "--base-port", "0", "--dir"])
+        .arg(&work)
+        .args(args)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = work.join(format!("report/{scenario}.json"));
+    let report = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    let readme = std::fs::read_to_string(work.join("report/README.md")).unwrap();
+    assert!(readme.contains(&format!("({scenario}.md)")), "{readme}");
+    wait_for("every node to stop", || nodes_of(&work) == 0);
+    report
+}
+
+#[test]
+fn intruder_outside_the_charter_receives_nothing() {
+    let report = bench(
+        "intruder",
+        &["--nodes", "3", "--entries", "4", "--indicators", "50"],
+    );
+    assert_eq!(report["entries_published"], 4);
+    assert_eq!(report["intruder_entries"], 0);
+    assert_eq!(report["intruder_publish_refused"], true);
+    let refused = report["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 3);
+    // Each member refused it before the publishing and again when it came back.
+    for member in refused {
+        assert!(member["not_in_charter"].as_u64().unwrap() >= 2, "{report}");
+    }
+}

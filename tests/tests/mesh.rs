@@ -99,6 +99,12 @@ async fn node_outside_the_charter_cannot_connect_and_receives_nothing() {
     net.wait_everywhere(&ids).await.unwrap();
     let peers = net.nodes[0].client.peers().await.unwrap();
     assert_eq!(peers, vec![net.nodes[1].client.peer_id()]);
+    // The refusal is counted, for operators to see.
+    wait_for("the member to count the refusal", || async {
+        net.nodes[0].client.metrics().refused_not_in_charter >= 1
+    })
+    .await
+    .unwrap();
     // A node outside the charter, running the real code, gets nothing either.
     let node = TestNode::start(outsider_key, net.federation.genesis.clone(), test_config())
         .await

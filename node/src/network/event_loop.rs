@@ -14,7 +14,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
+use libp2p::{Multiaddr, PeerId, Swarm, allow_block_list, identify, mdns};
 use threatmesh_protocol::wire::{self, Request, Response};
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, watch};
@@ -270,9 +270,15 @@ impl EventLoop {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, %error, "dial failed");
+                if let libp2p::swarm::DialError::Denied { cause } = &error {
+                    self.count_refusal(cause);
+                }
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
                 debug!(%error, "incoming connection refused");
+                if let libp2p::swarm::ListenError::Denied { cause } = &error {
+                    self.count_refusal(cause);
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.handle_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.handle_sync(event),
@@ -297,6 +303,19 @@ impl EventLoop {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Counts a connection the allow list or the block list refused (other denials, such
+    /// as connection limits, are not refusals of the peer).
+    fn count_refusal(&self, cause: &libp2p::swarm::ConnectionDenied) {
+        if cause
+            .downcast_ref::<allow_block_list::NotAllowed>()
+            .is_some()
+        {
+            self.metrics.refused_not_in_charter();
+        } else if cause.downcast_ref::<allow_block_list::Blocked>().is_some() {
+            self.metrics.refused_blocked();
         }
     }
 

@@ -18,6 +18,9 @@ use serde_json::json;
 
 use super::{Node, UpArgs, get, post, up, wait};
 
+mod intruder;
+mod report;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Scenario {
     /// Entries from random publishers; time to reach every node.
@@ -26,6 +29,8 @@ pub(crate) enum Scenario {
     CatchUp,
     /// Random kill -9 and restart of nodes while members publish; nothing may be lost.
     Churn,
+    /// A node outside the charter, with every member's address, tries to get the data.
+    Intruder,
 }
 
 #[derive(Debug, Args)]
@@ -95,7 +100,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         Scenario::Propagation => propagation(args),
         Scenario::CatchUp => catch_up(args),
         Scenario::Churn => churn(args),
+        Scenario::Intruder => intruder::run(args),
     }
+}
+
+/// The report folder: `--report`, or `<dir>/report`.
+fn folder(args: &BenchArgs) -> PathBuf {
+    args.report
+        .clone()
+        .unwrap_or_else(|| args.up.dir.join("report"))
 }
 
 #[derive(Debug, Serialize)]
@@ -228,7 +241,7 @@ fn restart(testnet: &mut super::Testnet, index: usize) -> Result<()> {
     let old = &testnet.nodes[index];
     let node = super::start(
         &old.dir,
-        index,
+        &format!("node{index}"),
         old.name.clone(),
         &old.federation,
         &bootstrap,
@@ -297,7 +310,13 @@ published {published}/{}",
         .sum();
     let started = Instant::now();
     let bootstrap = testnet.nodes[0].p2p.clone();
-    let node = super::start(&dir, last, name.clone(), &federation, &[bootstrap])?;
+    let node = super::start(
+        &dir,
+        &format!("node{last}"),
+        name.clone(),
+        &federation,
+        &[bootstrap],
+    )?;
     testnet.nodes.push(node);
     let restarted = testnet.nodes.last().context("no node")?;
     wait(&format!("{name} to catch up"), || {
@@ -516,6 +535,49 @@ fn plot_cdf(path: &std::path::Path, values: &[u64]) -> Result<()> {
     root.present()
         .map_err(|error| anyhow::anyhow!("plot: {error}"))?;
     Ok(())
+}
+
+/// A small seeded generator (xorshift64) for choosing publishers and victims, so runs
+/// can be repeated with `--seed`.
+#[derive(Debug)]
+pub(crate) struct Random(u64);
+
+impl Random {
+    pub(crate) fn new(seed: u64) -> Random {
+        Random(seed.max(1))
+    }
+
+    /// A number in `0..bound` (0 when `bound` is 0).
+    pub(crate) fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % bound.max(1) as u64).unwrap_or(0)
+    }
+}
+
+/// Publishes entry number `number` (`indicators` ipv4 indicators no other entry number
+/// holds) from `node`; returns the ids of the entries the node acknowledged.
+pub(crate) fn publish(node: &Node, number: usize, indicators: u32) -> Result<Vec<String>> {
+    let first = u32::try_from(number)?.saturating_mul(indicators);
+    let answer = post(
+        node,
+        "/api/v1/publish",
+        &json!({ "tlp": "green", "items": ipv4_items(first, indicators) }),
+    )?;
+    Ok(answer["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|id| id.as_str().map(str::to_owned))
+        .collect())
+}
+
+/// How many entries the node holds, from its status.
+pub(crate) fn entries_held(node: &Node) -> Result<u64> {
+    get(node, "/api/v1/status")?["store"]["entries"]
+        .as_u64()
+        .context("status without store.entries")
 }
 
 /// `count` ipv4 indicators, distinct for distinct `first`..`first + count`, as the publish
