@@ -8,6 +8,7 @@
 //! why), 500/503 for the node's own failures. The API depends on the store and the
 //! network [`Client`] only.
 
+mod peers;
 mod prometheus;
 
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use crate::store::{FeedState, Lookup, Stats, Store, StoreError};
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Every route, as the OpenAPI document names it: a test keeps the two in step.
-pub const ROUTES: [&str; 11] = [
+pub const ROUTES: [&str; 14] = [
     "GET /healthz",
     "GET /api/v1/openapi.json",
     "POST /api/v1/publish",
@@ -43,6 +44,9 @@ pub const ROUTES: [&str; 11] = [
     "GET /api/v1/status",
     "GET /api/v1/charter",
     "POST /api/v1/charter",
+    "GET /api/v1/peers/blocked",
+    "POST /api/v1/peers/blocked",
+    "DELETE /api/v1/peers/blocked/{peer_id}",
     "GET /metrics",
 ];
 
@@ -81,6 +85,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/entries", get(entries))
         .route("/api/v1/status", get(status))
         .route("/api/v1/charter", get(charter).post(push_charter))
+        .route("/api/v1/peers/blocked", get(peers::list).post(peers::block))
+        .route(
+            "/api/v1/peers/blocked/{peer_id}",
+            axum::routing::delete(peers::unblock),
+        )
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
