@@ -436,6 +436,14 @@ pub(crate) fn post(node: &Node, path: &str, body: &Value) -> Result<Value> {
     Ok(response.body_mut().read_json()?)
 }
 
+pub(crate) fn delete(node: &Node, path: &str) -> Result<()> {
+    agent()
+        .delete(&format!("{}{path}", node.api))
+        .header("Authorization", &format!("Bearer {}", node.token))
+        .call()?;
+    Ok(())
+}
+
 fn print_table(testnet: &Testnet, dir: &Path) -> Result<()> {
     println!();
     let header = format!(

@@ -261,3 +261,19 @@ fn intruder_outside_the_charter_receives_nothing() {
         assert!(member["not_in_charter"].as_u64().unwrap() >= 2, "{report}");
     }
 }
+
+#[test]
+fn partition_loses_nothing_and_heals() {
+    let report = bench(
+        "partition",
+        &["--nodes", "4", "--entries", "6", "--indicators", "50"],
+    );
+    assert_eq!(report["sides"], serde_json::json!([2, 2]));
+    assert_eq!(report["entries"], serde_json::json!([3, 3]));
+    // While cut, neither side saw the other's entries; after healing, everyone has all.
+    assert_eq!(report["leaked"], 0);
+    assert_eq!(report["lost"], 0);
+    assert!(
+        report["heal_seconds"].as_f64().unwrap() >= report["reconnect_seconds"].as_f64().unwrap()
+    );
+}

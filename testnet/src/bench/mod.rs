@@ -19,6 +19,7 @@ use serde_json::json;
 use super::{Node, UpArgs, get, post, up, wait};
 
 mod intruder;
+mod partition;
 mod report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,6 +32,8 @@ pub(crate) enum Scenario {
     Churn,
     /// A node outside the charter, with every member's address, tries to get the data.
     Intruder,
+    /// Two halves cut apart, both publishing, then healed; nothing may be lost.
+    Partition,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +104,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         Scenario::CatchUp => catch_up(args),
         Scenario::Churn => churn(args),
         Scenario::Intruder => intruder::run(args),
+        Scenario::Partition => partition::run(args),
     }
 }
 
@@ -172,13 +176,7 @@ fn churn(args: &BenchArgs) -> Result<()> {
         restart(&mut testnet, index)?;
     }
     let started = Instant::now();
-    let holds_all = |node: &Node| -> Result<usize> {
-        let held: std::collections::HashSet<String> = entries_of(node)?
-            .into_iter()
-            .filter_map(|entry| entry["id"].as_str().map(str::to_owned))
-            .collect();
-        Ok(acknowledged.iter().filter(|id| !held.contains(*id)).count())
-    };
+    let holds_all = |node: &Node| missing(node, &acknowledged);
     let converged = wait("every node to hold every acknowledged entry", || {
         for node in &testnet.nodes {
             if holds_all(node)? > 0 {
@@ -571,6 +569,15 @@ pub(crate) fn publish(node: &Node, number: usize, indicators: u32) -> Result<Vec
         .flatten()
         .filter_map(|id| id.as_str().map(str::to_owned))
         .collect())
+}
+
+/// How many of `ids` the node does not hold.
+pub(crate) fn missing(node: &Node, ids: &[String]) -> Result<usize> {
+    let held: std::collections::HashSet<String> = entries_of(node)?
+        .into_iter()
+        .filter_map(|entry| entry["id"].as_str().map(str::to_owned))
+        .collect();
+    Ok(ids.iter().filter(|id| !held.contains(*id)).count())
 }
 
 /// How many entries the node holds, from its status.
