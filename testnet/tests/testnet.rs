@@ -277,3 +277,44 @@ fn partition_loses_nothing_and_heals() {
         report["heal_seconds"].as_f64().unwrap() >= report["reconnect_seconds"].as_f64().unwrap()
     );
 }
+
+#[test]
+fn throughput_reports_every_rate_with_nothing_missing() {
+    let report = bench(
+        "throughput",
+        &[
+            "--nodes",
+            "3",
+            "--indicators",
+            "50",
+            "--rates",
+            "4,2",
+            "--window-seconds",
+            "3",
+        ],
+    );
+    let rates = report["rates"].as_array().unwrap();
+    // Tried in increasing order, each for the whole window.
+    assert_eq!(rates.len(), 2, "{report}");
+    assert_eq!(rates[0]["entries_per_second"], 2.0);
+    assert_eq!(rates[1]["entries_per_second"], 4.0);
+    for (rate, expected) in rates.iter().zip([6, 12]) {
+        assert_eq!(rate["published"], expected, "{rate}");
+        assert_eq!(rate["missing"], 0, "{rate}");
+        assert_eq!(rate["lag_ms"]["count"], expected, "{rate}");
+        assert_eq!(
+            rate["lag_over_time"].as_array().unwrap().len(),
+            expected,
+            "{rate}"
+        );
+        assert_eq!(rate["sustained"], rate.get("why_not").is_none(), "{rate}");
+        assert!(rate["first_third_p95_ms"].is_u64() && rate["last_third_p95_ms"].is_u64());
+    }
+    // The sustained rate is one of those tried (or none), in indicators of 50 per entry.
+    let sustained = report["sustained_entries_per_second"].as_f64().unwrap();
+    assert!([0.0, 2.0, 4.0].contains(&sustained), "{report}");
+    assert_eq!(
+        report["sustained_indicators_per_second"].as_f64().unwrap(),
+        sustained * 50.0
+    );
+}

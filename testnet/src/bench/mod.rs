@@ -21,6 +21,7 @@ use super::{Node, UpArgs, get, post, up, wait};
 mod intruder;
 mod partition;
 mod report;
+mod throughput;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Scenario {
@@ -34,6 +35,8 @@ pub(crate) enum Scenario {
     Intruder,
     /// Two halves cut apart, both publishing, then healed; nothing may be lost.
     Partition,
+    /// Increasing publishing rates; the highest the mesh keeps without growing lag.
+    Throughput,
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +58,12 @@ pub(crate) struct BenchArgs {
     /// Where to write the report (default: `<dir>/report`).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// throughput: the rates to try, in entries per second (each of `--indicators`).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    rates: Vec<f64>,
+    /// throughput: how long each rate is kept.
+    #[arg(long, default_value_t = 10)]
+    window_seconds: u64,
     /// Seed for choosing publishers, so runs can be repeated.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -105,6 +114,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         Scenario::Churn => churn(args),
         Scenario::Intruder => intruder::run(args),
         Scenario::Partition => partition::run(args),
+        Scenario::Throughput => throughput::run(args),
     }
 }
 
@@ -449,6 +459,30 @@ fn propagation(args: &BenchArgs) -> Result<()> {
     );
     println!("report in {}", folder.display());
     Ok(())
+}
+
+/// Every entry a node holds as (id, created, added), page by page, keeping only those.
+fn entry_times(node: &Node) -> Result<Vec<(String, u64, u64)>> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = cursor.as_ref().map_or_else(
+            || "/api/v1/entries?limit=10".to_owned(),
+            |cursor| format!("/api/v1/entries?limit=10&cursor={cursor}"),
+        );
+        let page = get(node, &path)?;
+        for entry in page["entries"].as_array().into_iter().flatten() {
+            all.push((
+                entry["id"].as_str().unwrap_or_default().to_owned(),
+                entry["created"].as_u64().unwrap_or(0),
+                entry["added"].as_u64().unwrap_or(0),
+            ));
+        }
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok(all),
+        }
+    }
 }
 
 /// Every entry a node holds, with its creation and added times.
