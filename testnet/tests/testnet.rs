@@ -318,3 +318,56 @@ fn throughput_reports_every_rate_with_nothing_missing() {
         sustained * 50.0
     );
 }
+
+#[test]
+fn bench_all_runs_every_scenario_into_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let output = Command::new(BINARY)
+        .args([
+            "bench",
+            "--scenario",
+            "all",
+            "--nodes",
+            "3",
+            "--entries",
+            "6",
+            "--indicators",
+            "50",
+            "--missed",
+            "5000",
+            "--rates",
+            "2",
+            "--window-seconds",
+            "3",
+            "--base-port",
+            "0",
+            "--dir",
+        ])
+        .arg(&work)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let readme = std::fs::read_to_string(work.join("report/README.md")).unwrap();
+    for scenario in [
+        "propagation",
+        "throughput",
+        "catch-up",
+        "churn",
+        "partition",
+        "intruder",
+    ] {
+        assert!(readme.contains(&format!("({scenario}.md)")), "{readme}");
+        assert!(work.join(format!("report/{scenario}.json")).exists());
+    }
+    for plot in ["propagation.svg", "throughput.svg"] {
+        let svg = std::fs::read_to_string(work.join("report").join(plot)).unwrap();
+        assert!(svg.starts_with("<svg"), "{plot}");
+    }
+    wait_for("every node to stop", || nodes_of(&work) == 0);
+}
