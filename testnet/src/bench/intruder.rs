@@ -15,7 +15,7 @@ use serde_json::json;
 
 use anyhow::{Result, bail};
 
-use super::{BenchArgs, Random, entries_held, publish, report};
+use super::{BenchArgs, Random, publish, report, wait_for_entries};
 use crate::{Node, get, post, up, wait};
 
 #[derive(Debug, Serialize)]
@@ -98,14 +98,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
     )
     .is_err();
     let total = published.len() as u64;
-    wait("every member to hold every entry", || {
-        for member in members {
-            if entries_held(member)? != total {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    })?;
+    wait_for_entries(members, total)?;
 
     // Again, now that there is history to catch up on.
     crate::stop(intruder);

@@ -459,14 +459,7 @@ fn propagation(args: &BenchArgs) -> Result<()> {
     bar.finish_and_clear();
     let publish_seconds = started.elapsed().as_secs_f64();
     let total = publishers.len() as u64;
-    wait("every node to hold every entry", || {
-        for node in nodes {
-            if get(node, "/api/v1/status")?["store"]["entries"].as_u64() != Some(total) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    })?;
+    wait_for_entries(nodes, total)?;
 
     // id -> (created, per-node added)
     let mut created: HashMap<String, u64> = HashMap::new();
@@ -664,6 +657,22 @@ pub(crate) fn missing(node: &Node, ids: &[String]) -> Result<usize> {
         .filter_map(|entry| entry["id"].as_str().map(str::to_owned))
         .collect();
     Ok(ids.iter().filter(|id| !held.contains(*id)).count())
+}
+
+/// Waits until every node of `nodes` holds `total` entries (every entry published being
+/// distinct, that is every one of them).
+pub(crate) fn wait_for_entries<'a>(
+    nodes: impl IntoIterator<Item = &'a Node> + Clone,
+    total: u64,
+) -> Result<()> {
+    wait(&format!("every node to hold {total} entries"), || {
+        for node in nodes.clone() {
+            if entries_held(node)? < total {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
 }
 
 /// How many entries the node holds, from its status.

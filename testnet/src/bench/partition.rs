@@ -129,14 +129,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
     let reconnect_seconds = started.elapsed().as_secs_f64();
     let every: Vec<String> = published.concat();
     let total = every.len() as u64;
-    let healed = wait("every node to hold every entry", || {
-        for node in nodes {
-            if entries_held(node)? < total {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    });
+    let healed = super::wait_for_entries(nodes, total);
     let heal_seconds = started.elapsed().as_secs_f64();
     let mut lost = 0;
     for node in nodes {

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use super::report;
 use super::{BenchArgs, Percentiles, Random, entries_held, entry_times, percentiles, publish};
-use crate::{Node, up, wait};
+use crate::{Node, up};
 
 /// Lag points of one rate: (ms since the window began, lag in ms).
 type Points = Vec<(u64, u64)>;
@@ -182,14 +182,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
         )?;
         published_so_far += count;
         let total = held_everywhere_target(&windows) + ids.len() as u64;
-        let drained = wait("every node to hold every entry", || {
-            for node in nodes {
-                if entries_held(node)? < total {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        });
+        let drained = super::wait_for_entries(nodes, total);
         let mut missing = 0;
         for node in nodes {
             missing = missing.max(total.saturating_sub(entries_held(node)?));
