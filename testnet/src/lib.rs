@@ -121,6 +121,11 @@ impl Drop for Testnet {
     }
 }
 
+/// Stops one node cleanly (SIGTERM, then waits), as the testnet does when it ends.
+fn stop(node: Node) {
+    drop(Testnet { nodes: vec![node] });
+}
+
 /// Runs the testnet's command line.
 pub fn main_from<I, T>(args: I) -> Result<()>
 where
@@ -199,38 +204,14 @@ pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
             || (format!("MEMBER-{}", index + 1), "XX".to_owned()),
             |(n, c)| ((*n).to_owned(), (*c).to_owned()),
         );
-        let api = format!("127.0.0.1:{}", port(args.base_port, index, 0)?);
-        let p2p = format!("/ip4/127.0.0.1/tcp/{}", port(args.base_port, index, 100)?);
-        let node_dir = format!("node{index}");
-        let printed = threatmesh(
+        init(
             &dir,
-            &[
-                "init",
-                "--dir",
-                &node_dir,
-                "--org-name",
-                &name,
-                "--country",
-                &country,
-                "--api-listen",
-                &api,
-                "--listen",
-                &p2p,
-            ],
+            &format!("node{index}"),
+            args.base_port,
+            index,
+            &name,
+            &country,
         )?;
-        // With fixed ports every node's address is known now: put it in the member file,
-        // so the charter lists it and every node dials every other member, as a real
-        // federation's charter would have it.
-        if args.base_port != 0 {
-            let peer = printed
-                .lines()
-                .find_map(|line| line.strip_prefix("peer id").map(str::trim))
-                .context("init printed no peer id")?;
-            let member_path = dir.join(&node_dir).join("member.json");
-            let mut member: Value = serde_json::from_str(&std::fs::read_to_string(&member_path)?)?;
-            member["addresses"] = json!([format!("{p2p}/p2p/{peer}")]);
-            std::fs::write(&member_path, serde_json::to_string_pretty(&member)?)?;
-        }
         names.push(name);
     }
     let mut charter = vec![
@@ -261,25 +242,71 @@ pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
 
     let mut testnet = Testnet { nodes: Vec::new() };
     for (index, name) in names.into_iter().enumerate() {
-        let bootstrap = testnet.nodes.first().map(|first: &Node| first.p2p.clone());
-        let bootstrap: Vec<String> = bootstrap.into_iter().collect();
-        let node = start(&dir, index, name, &federation, &bootstrap)?;
+        // Every node started before: on free ports (`--base-port 0`) the charter lists no
+        // address, and only this makes the mesh complete, as the charter's addresses do
+        // on fixed ports.
+        let bootstrap: Vec<String> = testnet.nodes.iter().map(|node| node.p2p.clone()).collect();
+        let node = start(&dir, &format!("node{index}"), name, &federation, &bootstrap)?;
         testnet.nodes.push(node);
     }
-    // Wait for the mesh: every node connected to the first (and the first to all).
+    // Wait for the mesh: every node connected to every other.
     let expected = testnet.nodes.len() - 1;
     wait(
-        &format!("{expected} peers connected to the first node"),
+        &format!("every node to connect to {expected} peers"),
         || {
-            let Some(first) = testnet.nodes.first() else {
-                return Ok(true);
-            };
-            let status = get(first, "/api/v1/status")?;
-            Ok(status["peers"].as_u64() == Some(expected as u64))
+            for node in &testnet.nodes {
+                if get(node, "/api/v1/status")?["peers"].as_u64() != Some(expected as u64) {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
         },
     )?;
     print_table(&testnet, &dir)?;
     Ok(testnet)
+}
+
+/// Creates the keys and configuration of organisation `name`'s node in `dir/node_dir`
+/// (`threatmesh init`), on the ports of node `index`. With fixed ports its address is known now and
+/// goes into its member file, so the charter lists it and every node dials every other
+/// member, as a real federation's charter would have it.
+fn init(
+    dir: &Path,
+    node_dir: &str,
+    base_port: u16,
+    index: usize,
+    name: &str,
+    country: &str,
+) -> Result<()> {
+    let api = format!("127.0.0.1:{}", port(base_port, index, 0)?);
+    let p2p = format!("/ip4/127.0.0.1/tcp/{}", port(base_port, index, 100)?);
+    let printed = threatmesh(
+        dir,
+        &[
+            "init",
+            "--dir",
+            node_dir,
+            "--org-name",
+            name,
+            "--country",
+            country,
+            "--api-listen",
+            &api,
+            "--listen",
+            &p2p,
+        ],
+    )?;
+    if base_port != 0 {
+        let peer = printed
+            .lines()
+            .find_map(|line| line.strip_prefix("peer id").map(str::trim))
+            .context("init printed no peer id")?;
+        let member_path = dir.join(node_dir).join("member.json");
+        let mut member: Value = serde_json::from_str(&std::fs::read_to_string(&member_path)?)?;
+        member["addresses"] = json!([format!("{p2p}/p2p/{peer}")]);
+        std::fs::write(&member_path, serde_json::to_string_pretty(&member)?)?;
+    }
+    Ok(())
 }
 
 /// Node `index`'s port: `base + offset + index`, or 0 (any free port) when `base` is 0.
@@ -291,14 +318,15 @@ fn port(base: u16, index: usize, offset: usize) -> Result<u16> {
         .context("port out of range: lower --base-port")
 }
 
+/// Starts the node whose files `init` wrote in `dir/node_dir`, dialling `bootstrap`.
 fn start(
     dir: &Path,
-    index: usize,
+    node_dir: &str,
     name: String,
     federation: &str,
     bootstrap: &[String],
 ) -> Result<Node> {
-    let node_dir = dir.join(format!("node{index}"));
+    let node_dir = dir.join(node_dir);
     let log = std::fs::File::create(node_dir.join("node.log"))?;
     let mut command = Command::new(std::env::current_exe()?);
     command
@@ -406,6 +434,14 @@ pub(crate) fn post(node: &Node, path: &str, body: &Value) -> Result<Value> {
         .header("Authorization", &format!("Bearer {}", node.token))
         .send_json(body)?;
     Ok(response.body_mut().read_json()?)
+}
+
+pub(crate) fn delete(node: &Node, path: &str) -> Result<()> {
+    agent()
+        .delete(&format!("{}{path}", node.api))
+        .header("Authorization", &format!("Bearer {}", node.token))
+        .call()?;
+    Ok(())
 }
 
 fn print_table(testnet: &Testnet, dir: &Path) -> Result<()> {

@@ -104,34 +104,10 @@ fn killing_the_testnet_leaves_no_node_behind() {
 
 #[test]
 fn bench_writes_a_report_covering_every_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    let output = Command::new(BINARY)
-        .args([
-            "bench",
-            "--nodes",
-            "3",
-            "--entries",
-            "4",
-            "--indicators",
-            "50",
-            "--base-port",
-            "0",
-            "--dir",
-        ])
-        .arg(&work)
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let report = bench(
+        "propagation",
+        &["--nodes", "3", "--entries", "4", "--indicators", "50"],
     );
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(work.join("report/propagation.json")).unwrap(),
-    )
-    .unwrap();
     assert_eq!(report["entries"], 4);
     assert_eq!(report["to_every_node_ms"]["count"], 4);
     // Each entry reaches the two nodes that did not publish it.
@@ -139,83 +115,182 @@ fn bench_writes_a_report_covering_every_entry() {
     let every = &report["to_every_node_ms"];
     assert!(every["p50"].as_u64() <= every["p99"].as_u64());
     assert!(every["p99"].as_u64() <= every["max"].as_u64());
-    assert!(work.join("report/README.md").exists());
-    let svg = std::fs::read_to_string(work.join("report/propagation.svg")).unwrap();
-    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
-    wait_for("every node to stop", || nodes_of(&work) == 0);
 }
 
 #[test]
 fn catch_up_fetches_each_missed_entry_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    let output = Command::new(BINARY)
-        .args([
-            "bench",
-            "--scenario",
-            "catch-up",
-            "--nodes",
-            "2",
-            "--missed",
-            "25000",
-            "--base-port",
-            "0",
-            "--dir",
-        ])
-        .arg(&work)
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.join("report/catch-up.json")).unwrap())
-            .unwrap();
+    let report = bench("catch-up", &["--nodes", "2", "--missed", "25000"]);
     assert_eq!(report["indicators_missed"], 25_000);
     assert_eq!(report["fetched_entries"], report["entries_missed"]);
     assert_eq!(report["fetched_bytes"], report["entries_bytes"]);
-    wait_for("every node to stop", || nodes_of(&work) == 0);
 }
 
 #[test]
 fn churn_loses_nothing_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    let output = Command::new(BINARY)
-        .args([
-            "bench",
-            "--scenario",
-            "churn",
-            "--nodes",
-            "3",
-            "--entries",
-            "9",
-            "--indicators",
-            "50",
-            "--base-port",
-            "0",
-            "--dir",
-        ])
-        .arg(&work)
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let report = bench(
+        "churn",
+        &["--nodes", "3", "--entries", "9", "--indicators", "50"],
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.join("report/churn.json")).unwrap())
-            .unwrap();
     assert_eq!(report["lost"], 0);
     assert_eq!(report["kills"], 3);
     assert!(
         report["entries_acknowledged"].as_u64().unwrap() >= 6,
         "{report}"
     );
+}
+
+/// Runs `bench ARGS` in a fresh work directory (free ports), checks it succeeded and that
+/// no node outlives it, and returns the scenario's JSON report.
+fn bench(scenario: &str, args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let output = Command::new(BINARY)
+        .args(["bench", "--scenario", scenario, "--base-port", "0", "--dir"])
+        .arg(&work)
+        .args(args)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = work.join(format!("report/{scenario}.json"));
+    let report = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    let readme = std::fs::read_to_string(work.join("report/README.md")).unwrap();
+    assert!(readme.contains(&format!("({scenario}.md)")), "{readme}");
+    if ["propagation", "throughput"].contains(&scenario) {
+        let svg = std::fs::read_to_string(work.join(format!("report/{scenario}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+    }
+    wait_for("every node to stop", || nodes_of(&work) == 0);
+    report
+}
+
+#[test]
+fn intruder_outside_the_charter_receives_nothing() {
+    let report = bench(
+        "intruder",
+        &["--nodes", "3", "--entries", "4", "--indicators", "50"],
+    );
+    assert_eq!(report["entries_published"], 4);
+    assert_eq!(report["intruder_entries"], 0);
+    assert_eq!(report["intruder_publish_refused"], true);
+    let refused = report["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 3);
+    // Each member refused it before the publishing and again when it came back.
+    for member in refused {
+        assert!(member["not_in_charter"].as_u64().unwrap() >= 2, "{report}");
+    }
+}
+
+#[test]
+fn partition_loses_nothing_and_heals() {
+    let report = bench(
+        "partition",
+        &["--nodes", "4", "--entries", "6", "--indicators", "50"],
+    );
+    assert_eq!(report["sides"], serde_json::json!([2, 2]));
+    assert_eq!(report["entries"], serde_json::json!([3, 3]));
+    // While cut, neither side saw the other's entries; after healing, everyone has all.
+    assert_eq!(report["leaked"], 0);
+    assert_eq!(report["lost"], 0);
+    assert!(
+        report["heal_seconds"].as_f64().unwrap() >= report["reconnect_seconds"].as_f64().unwrap()
+    );
+}
+
+#[test]
+fn throughput_reports_every_rate_with_nothing_missing() {
+    let report = bench(
+        "throughput",
+        &[
+            "--nodes",
+            "3",
+            "--indicators",
+            "50",
+            "--rates",
+            "4,2",
+            "--window-seconds",
+            "3",
+        ],
+    );
+    let rates = report["rates"].as_array().unwrap();
+    // Tried in increasing order, each for the whole window.
+    assert_eq!(rates.len(), 2, "{report}");
+    assert_eq!(rates[0]["entries_per_second"], 2.0);
+    assert_eq!(rates[1]["entries_per_second"], 4.0);
+    for (rate, expected) in rates.iter().zip([6, 12]) {
+        assert_eq!(rate["published"], expected, "{rate}");
+        assert_eq!(rate["missing"], 0, "{rate}");
+        assert_eq!(rate["lag_ms"]["count"], expected, "{rate}");
+        assert_eq!(
+            rate["lag_over_time"].as_array().unwrap().len(),
+            expected,
+            "{rate}"
+        );
+        assert_eq!(rate["sustained"], rate.get("why_not").is_none(), "{rate}");
+        assert!(rate["first_third_p95_ms"].is_u64() && rate["last_third_p95_ms"].is_u64());
+    }
+    // The sustained rate is one of those tried (or none), in indicators of 50 per entry.
+    let sustained = report["sustained_entries_per_second"].as_f64().unwrap();
+    assert!([0.0, 2.0, 4.0].contains(&sustained), "{report}");
+    assert_eq!(
+        report["sustained_indicators_per_second"].as_f64().unwrap(),
+        sustained * 50.0
+    );
+}
+
+#[test]
+fn bench_all_runs_every_scenario_into_one_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let output = Command::new(BINARY)
+        .args([
+            "bench",
+            "--scenario",
+            "all",
+            "--nodes",
+            "3",
+            "--entries",
+            "6",
+            "--indicators",
+            "50",
+            "--missed",
+            "5000",
+            "--rates",
+            "2",
+            "--window-seconds",
+            "3",
+            "--base-port",
+            "0",
+            "--dir",
+        ])
+        .arg(&work)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let readme = std::fs::read_to_string(work.join("report/README.md")).unwrap();
+    for scenario in [
+        "propagation",
+        "throughput",
+        "catch-up",
+        "churn",
+        "partition",
+        "intruder",
+    ] {
+        assert!(readme.contains(&format!("({scenario}.md)")), "{readme}");
+        assert!(work.join(format!("report/{scenario}.json")).exists());
+    }
+    for plot in ["propagation.svg", "throughput.svg"] {
+        let svg = std::fs::read_to_string(work.join("report").join(plot)).unwrap();
+        assert!(svg.starts_with("<svg"), "{plot}");
+    }
     wait_for("every node to stop", || nodes_of(&work) == 0);
 }

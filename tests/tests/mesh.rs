@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
+use threatmesh_node::network;
 use threatmesh_tests::{Federation, TestNet, TestNode, test_config, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,6 +100,12 @@ async fn node_outside_the_charter_cannot_connect_and_receives_nothing() {
     net.wait_everywhere(&ids).await.unwrap();
     let peers = net.nodes[0].client.peers().await.unwrap();
     assert_eq!(peers, vec![net.nodes[1].client.peer_id()]);
+    // The refusal is counted, for operators to see.
+    wait_for("the member to count the refusal", || async {
+        net.nodes[0].client.metrics().refused_not_in_charter >= 1
+    })
+    .await
+    .unwrap();
     // A node outside the charter, running the real code, gets nothing either.
     let node = TestNode::start(outsider_key, net.federation.genesis.clone(), test_config())
         .await
@@ -231,4 +238,67 @@ async fn rival_charters_of_one_version_resolve_to_the_same_one_everywhere() {
     for node in &nodes {
         assert_eq!(node.store.latest_charter().unwrap().unwrap().id(), winner);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_peers_exchange_nothing_and_sync_once_unblocked() {
+    let net = TestNet::line(2).await.unwrap();
+    let (a, b) = (&net.nodes[0], &net.nodes[1]);
+    let b_id = b.client.peer_id();
+    a.client.block_peer(b_id, None).await.unwrap();
+    wait_for("the block to close the connection", || async {
+        a.client.peers().await.unwrap().is_empty() && b.client.peers().await.unwrap().is_empty()
+    })
+    .await
+    .unwrap();
+    let blocked = a.client.blocked_peers().await.unwrap();
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(blocked[0].peer, b_id);
+    assert_eq!(blocked[0].reason, network::BlockReason::Operator);
+    assert_eq!(blocked[0].remaining, None);
+
+    let ids = b.publish(0, 200).await.unwrap();
+    // b tries to reach a (and would sync on connecting): refused at the handshake.
+    b.client.dial(a.address.clone()).await.unwrap();
+    wait_for("a to refuse b", || async {
+        a.client.metrics().refused_blocked >= 1
+    })
+    .await
+    .unwrap();
+    b.client.sync_now().await.unwrap();
+    assert!(a.client.peers().await.unwrap().is_empty());
+    assert!(ids.iter().all(|id| !a.has(id)));
+    assert_eq!(a.client.metrics().accepted, 0);
+
+    assert!(a.client.unblock_peer(b_id).await.unwrap());
+    assert!(!a.client.unblock_peer(b_id).await.unwrap());
+    assert!(a.client.blocked_peers().await.unwrap().is_empty());
+    wait_for("a to catch up once b is unblocked", || async {
+        a.has_all(&ids)
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_for_a_time_ends_by_itself() {
+    let net = TestNet::line(2).await.unwrap();
+    let (a, b) = (&net.nodes[0], &net.nodes[1]);
+    a.client
+        .block_peer(b.client.peer_id(), Some(std::time::Duration::from_secs(1)))
+        .await
+        .unwrap();
+    wait_for("the block to close the connection", || async {
+        a.client.peers().await.unwrap().is_empty()
+    })
+    .await
+    .unwrap();
+    let ids = b.publish(0, 50).await.unwrap();
+    // When the block ends, a redials b and fetches what it missed.
+    wait_for("a to catch up after the block ends", || async {
+        a.has_all(&ids)
+    })
+    .await
+    .unwrap();
+    assert!(a.client.blocked_peers().await.unwrap().is_empty());
 }

@@ -9,6 +9,7 @@
 //! network [`Client`] only.
 
 mod exchange;
+mod peers;
 mod prometheus;
 pub mod taxii;
 
@@ -35,7 +36,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Every route but TAXII's ([`taxii::ROUTES`]), as the OpenAPI document names it: a test
 /// keeps the two in step.
-pub const ROUTES: [&str; 12] = [
+pub const ROUTES: [&str; 15] = [
     "GET /healthz",
     "GET /api/v1/openapi.json",
     "POST /api/v1/publish",
@@ -47,6 +48,9 @@ pub const ROUTES: [&str; 12] = [
     "GET /api/v1/status",
     "GET /api/v1/charter",
     "POST /api/v1/charter",
+    "GET /api/v1/peers/blocked",
+    "POST /api/v1/peers/blocked",
+    "DELETE /api/v1/peers/blocked/{peer_id}",
     "GET /metrics",
 ];
 
@@ -90,6 +94,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/entries", get(entries))
         .route("/api/v1/status", get(status))
         .route("/api/v1/charter", get(charter).post(push_charter))
+        .route("/api/v1/peers/blocked", get(peers::list).post(peers::block))
+        .route(
+            "/api/v1/peers/blocked/{peer_id}",
+            axum::routing::delete(peers::unblock),
+        )
         .route("/metrics", get(metrics))
         .merge(taxii::routes())
         .route_layer(axum::middleware::from_fn_with_state(

@@ -80,6 +80,18 @@ pub(super) fn render(
         &one(network.peers_banned),
     );
     metric(
+        "connections_refused_total",
+        "counter",
+        "Connections refused after the handshake named the peer, by reason.",
+        &[
+            (
+                "{reason=\"not-in-charter\"}".to_owned(),
+                network.refused_not_in_charter,
+            ),
+            ("{reason=\"blocked\"}".to_owned(), network.refused_blocked),
+        ],
+    );
+    metric(
         "equivocations_total",
         "counter",
         "Two entries seen for one place in a feed.",

@@ -666,3 +666,107 @@ async fn taxii_serves_every_version_and_lists_only_the_last_by_default() {
     .await;
     assert_eq!(every["objects"].as_array().unwrap().len(), 2);
 }
+
+fn peer_id(seed: u8) -> String {
+    libp2p::identity::Keypair::ed25519_from_bytes([seed; 32])
+        .unwrap()
+        .public()
+        .to_peer_id()
+        .to_string()
+}
+
+#[tokio::test]
+async fn operator_blocks_list_and_lifts_peers() {
+    let (router, _store, _dir) = node().await;
+    let list = |router: Router| async move {
+        let (status, body) = call(&router, "GET", "/api/v1/peers/blocked", Some(TOKEN), "").await;
+        assert_eq!(status, StatusCode::OK);
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["blocked"].clone()
+    };
+    assert_eq!(list(router.clone()).await, serde_json::json!([]));
+    let (status, _) = call(&router, "GET", "/api/v1/peers/blocked", None, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (a, b) = (peer_id(9), peer_id(10));
+    let request = |peer: &str, seconds: Option<u64>| {
+        serde_json::json!({ "peer_id": peer, "seconds": seconds }).to_string()
+    };
+    let (status, body) = call(
+        &router,
+        "POST",
+        "/api/v1/peers/blocked",
+        Some(TOKEN),
+        &request(&a, Some(60)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = call(
+        &router,
+        "POST",
+        "/api/v1/peers/blocked",
+        Some(TOKEN),
+        &request(&b, None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let blocked = list(router.clone()).await;
+    let entry = |peer: &str| {
+        blocked
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry["peer_id"] == peer)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(blocked.as_array().unwrap().len(), 2);
+    assert_eq!(entry(&a)["reason"], "operator");
+    let left = entry(&a)["remaining_seconds"].as_u64().unwrap();
+    assert!((1..=60).contains(&left), "{left}");
+    assert!(entry(&b).get("remaining_seconds").is_none(), "{blocked}");
+
+    let path = format!("/api/v1/peers/blocked/{a}");
+    let (status, _) = call(&router, "DELETE", &path, Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(&router, "DELETE", &path, Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let blocked = list(router.clone()).await;
+    assert_eq!(blocked.as_array().unwrap().len(), 1);
+    assert_eq!(blocked[0]["peer_id"], b);
+}
+
+#[tokio::test]
+async fn block_requests_that_make_no_sense_are_refused() {
+    let (router, _store, _dir) = node().await;
+    let own = peer_id(3); // the node's own key
+    for (body, why) in [
+        (r#"{"peer_id": "not-a-peer"}"#.to_owned(), "bad peer id"),
+        (
+            format!(r#"{{"peer_id": "{}", "seconds": 0}}"#, peer_id(9)),
+            "zero seconds",
+        ),
+        (
+            format!(
+                r#"{{"peer_id": "{}", "seconds": 999999999999}}"#,
+                peer_id(9)
+            ),
+            "too long",
+        ),
+        (format!(r#"{{"peer_id": "{own}"}}"#), "itself"),
+    ] {
+        let (status, answer) =
+            call(&router, "POST", "/api/v1/peers/blocked", Some(TOKEN), &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {answer}");
+    }
+    let (status, _) = call(
+        &router,
+        "DELETE",
+        "/api/v1/peers/blocked/not-a-peer",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, body) = call(&router, "GET", "/api/v1/peers/blocked", Some(TOKEN), "").await;
+    assert_eq!(body, r#"{"blocked":[]}"#);
+}

@@ -1,7 +1,8 @@
 //! The libp2p behaviours a node runs, combined.
 //!
 //! The allow list admits only node keys certified in the current charter; the block list
-//! holds peers banned for misbehaviour; both refuse at connection time, so nobody else
+//! holds peers banned for misbehaviour or blocked by the operator; both refuse at
+//! connection time, so nobody else
 //! receives a byte of federation data. Gossipsub carries entries and charters on one topic
 //! per federation, with its own signing off (entries carry their own signatures) and every
 //! message validated by the node before it is forwarded.

@@ -14,7 +14,7 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns};
+use libp2p::{Multiaddr, PeerId, Swarm, allow_block_list, identify, mdns};
 use threatmesh_protocol::wire::{self, Request, Response};
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, watch};
@@ -24,10 +24,11 @@ use tracing::{debug, info, warn};
 use super::behaviour::{Behaviour, BehaviourEvent, Settings};
 use super::ingest::{Acceptance, Job, Verdict, now};
 use super::metrics::Metrics;
-use super::{ClientError, Command, Config, NetworkError};
+use super::{BlockReason, BlockedPeer, ClientError, Command, Config, NetworkError};
 use crate::store::Store;
 
-/// How often lost peers are redialled, bans expire and certificate windows are re-checked.
+/// How often lost peers are redialled, bans and blocks expire and certificate windows are
+/// re-checked.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
 /// Sync answers computed but not yet sent. Answers are read from the store off the loop;
 /// when this is full, new requests are refused until the loop catches up.
@@ -41,6 +42,13 @@ const ANSWERS_IN_FLIGHT: usize = 8;
 struct Fetch {
     author: PublicKey,
     to_seq: u64,
+}
+
+/// Why a peer is on the block list, and until when (`None`: until unblocked).
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    reason: BlockReason,
+    until: Option<Instant>,
 }
 
 /// When to dial an address again.
@@ -74,8 +82,9 @@ pub struct EventLoop {
     answers: mpsc::Receiver<(PeerId, ResponseChannel<Response>, Response)>,
     answer_permits: Arc<tokio::sync::Semaphore>,
     answer_sender: mpsc::Sender<(PeerId, ResponseChannel<Response>, Response)>,
-    /// Banned peers and when their ban ends.
-    bans: HashMap<PeerId, Instant>,
+    /// Peers on the block list (banned for misbehaviour or blocked by the operator), with
+    /// when that ends. Each is also in the `banned` behaviour, which refuses it.
+    blocks: HashMap<PeerId, Block>,
     /// Addresses to keep connected to, with their redial schedule.
     addresses: HashMap<Multiaddr, Redial>,
 }
@@ -151,7 +160,7 @@ impl EventLoop {
             answers,
             answer_sender,
             answer_permits: Arc::new(tokio::sync::Semaphore::new(ANSWERS_IN_FLIGHT)),
-            bans: HashMap::new(),
+            blocks: HashMap::new(),
             addresses: HashMap::new(),
             config,
         };
@@ -239,6 +248,19 @@ impl EventLoop {
                 self.sync_with_everyone();
                 let _ = reply.send(());
             }
+            Command::BlockPeer {
+                peer,
+                duration,
+                reply,
+            } => {
+                let _ = reply.send(self.block(peer, duration));
+            }
+            Command::UnblockPeer { peer, reply } => {
+                let _ = reply.send(self.unblock(peer));
+            }
+            Command::BlockedPeers { reply } => {
+                let _ = reply.send(self.blocked_peers());
+            }
         }
     }
 
@@ -270,9 +292,15 @@ impl EventLoop {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, %error, "dial failed");
+                if let libp2p::swarm::DialError::Denied { cause } = &error {
+                    self.count_refusal(cause);
+                }
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
                 debug!(%error, "incoming connection refused");
+                if let libp2p::swarm::ListenError::Denied { cause } = &error {
+                    self.count_refusal(cause);
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.handle_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.handle_sync(event),
@@ -297,6 +325,19 @@ impl EventLoop {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Counts a connection the allow list or the block list refused (other denials, such
+    /// as connection limits, are not refusals of the peer).
+    fn count_refusal(&self, cause: &libp2p::swarm::ConnectionDenied) {
+        if cause
+            .downcast_ref::<allow_block_list::NotAllowed>()
+            .is_some()
+        {
+            self.metrics.refused_not_in_charter();
+        } else if cause.downcast_ref::<allow_block_list::Blocked>().is_some() {
+            self.metrics.refused_blocked();
         }
     }
 
@@ -640,9 +681,78 @@ impl EventLoop {
             self.strikes.remove(&peer);
             warn!(%peer, "banning peer that keeps sending refused messages");
             self.swarm.behaviour_mut().banned.block_peer(peer);
-            self.bans.insert(peer, now + self.config.ban);
+            // An operator's block, if any, stays as the operator set it.
+            self.blocks.entry(peer).or_insert(Block {
+                reason: BlockReason::Misbehaviour,
+                until: Some(now + self.config.ban),
+            });
             self.metrics.banned();
         }
+    }
+
+    /// Puts `peer` on the block list for `duration` (`None`: until unblocked), replacing
+    /// any ban or earlier block; its connections close now and new ones are refused.
+    fn block(&mut self, peer: PeerId, duration: Option<Duration>) -> Result<(), ClientError> {
+        if peer == *self.swarm.local_peer_id() {
+            return Err(ClientError::Invalid("a node cannot block itself".into()));
+        }
+        let until = match duration {
+            Some(duration) => Some(
+                Instant::now()
+                    .checked_add(duration)
+                    .ok_or_else(|| ClientError::Invalid("block too long".into()))?,
+            ),
+            None => None,
+        };
+        info!(%peer, ?duration, "peer blocked by the operator");
+        self.swarm.behaviour_mut().banned.block_peer(peer);
+        self.blocks.insert(
+            peer,
+            Block {
+                reason: BlockReason::Operator,
+                until,
+            },
+        );
+        Ok(())
+    }
+
+    /// Takes `peer` off the block list, whatever put it there, and redials its known
+    /// addresses now rather than at the end of a backoff grown while it was blocked.
+    /// Returns whether it was blocked.
+    fn unblock(&mut self, peer: PeerId) -> bool {
+        let was_blocked = self.blocks.remove(&peer).is_some();
+        self.swarm.behaviour_mut().banned.unblock_peer(peer);
+        if was_blocked {
+            info!(%peer, "peer unblocked");
+            let (now, base) = (Instant::now(), self.config.redial);
+            for (address, redial) in &mut self.addresses {
+                if peer_of(address) == Some(peer) {
+                    *redial = Redial {
+                        next: now,
+                        wait: base,
+                    };
+                }
+            }
+        }
+        was_blocked
+    }
+
+    /// The block list, with the time left of each entry.
+    fn blocked_peers(&self) -> Vec<BlockedPeer> {
+        let now = Instant::now();
+        let mut peers: Vec<BlockedPeer> = self
+            .blocks
+            .iter()
+            .map(|(peer, block)| BlockedPeer {
+                peer: *peer,
+                reason: block.reason,
+                remaining: block
+                    .until
+                    .map(|until| until.saturating_duration_since(now)),
+            })
+            .collect();
+        peers.sort_by_key(|blocked| blocked.peer.to_bytes());
+        peers
     }
 
     /// Makes the allow list match `charter`: its certified, active nodes may connect; a
@@ -725,21 +835,21 @@ impl EventLoop {
         }
     }
 
-    /// Redials lost peers with backoff, lifts expired bans, and re-checks certificate
+    /// Redials lost peers with backoff (not blocked ones), lifts expired bans and blocks,
+    /// and re-checks certificate
     /// windows (a certificate that ended disconnects its node; one that began admits it).
     fn maintain(&mut self) {
         let current = Arc::clone(&self.charter.borrow());
         self.refresh_allow_list(&current);
         let now = Instant::now();
         let expired: Vec<PeerId> = self
-            .bans
+            .blocks
             .iter()
-            .filter(|(_, until)| **until <= now)
+            .filter(|(_, block)| block.until.is_some_and(|until| until <= now))
             .map(|(peer, _)| *peer)
             .collect();
         for peer in expired {
-            self.bans.remove(&peer);
-            self.swarm.behaviour_mut().banned.unblock_peer(peer);
+            self.unblock(peer);
         }
         let own = *self.swarm.local_peer_id();
         let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
@@ -751,7 +861,9 @@ impl EventLoop {
                 let peer = peer_of(address);
                 redial.next <= now
                     && peer != Some(own)
-                    && !peer.is_some_and(|peer| connected.contains(&peer))
+                    && !peer.is_some_and(|peer| {
+                        connected.contains(&peer) || self.blocks.contains_key(&peer)
+                    })
             })
             .map(|(address, redial)| {
                 redial.next = now + redial.wait;

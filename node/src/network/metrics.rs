@@ -90,6 +90,8 @@ pub(crate) struct Metrics {
     queue_full: AtomicU64,
     peers_banned: AtomicU64,
     equivocations: AtomicU64,
+    refused_not_in_charter: AtomicU64,
+    refused_blocked: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -113,6 +115,11 @@ pub struct Snapshot {
     pub peers_banned: u64,
     /// Equivocations detected.
     pub equivocations: u64,
+    /// Connections refused once the handshake named a peer the charter does not admit
+    /// (incoming and outgoing).
+    pub refused_not_in_charter: u64,
+    /// Connections refused because the peer is banned or blocked by the operator.
+    pub refused_blocked: u64,
     /// Ingest latency: entries per bucket of [`INGEST_BUCKETS_MICROS`] (not cumulative),
     /// the last for anything slower.
     pub ingest_buckets: Vec<u64>,
@@ -195,6 +202,14 @@ impl Metrics {
         add(&self.equivocations, 1);
     }
 
+    pub(crate) fn refused_not_in_charter(&self) {
+        add(&self.refused_not_in_charter, 1);
+    }
+
+    pub(crate) fn refused_blocked(&self) {
+        add(&self.refused_blocked, 1);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -211,6 +226,8 @@ impl Metrics {
             queue_full: load(&self.queue_full),
             peers_banned: load(&self.peers_banned),
             equivocations: load(&self.equivocations),
+            refused_not_in_charter: load(&self.refused_not_in_charter),
+            refused_blocked: load(&self.refused_blocked),
             ingest_buckets: self.ingest_buckets.iter().map(load).collect(),
             ingest_micros_sum: load(&self.ingest_micros_sum),
             advertised: self

@@ -144,6 +144,39 @@ pub(crate) enum Command {
     SyncNow {
         reply: oneshot::Sender<()>,
     },
+    BlockPeer {
+        peer: PeerId,
+        duration: Option<Duration>,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
+    UnblockPeer {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
+    BlockedPeers {
+        reply: oneshot::Sender<Vec<BlockedPeer>>,
+    },
+}
+
+/// Why a peer is on the block list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockReason {
+    /// The node's operator blocked it (through [`Client::block_peer`]).
+    Operator,
+    /// It kept sending refused messages and was banned for `Config::ban`.
+    Misbehaviour,
+}
+
+/// A peer on the block list: no connection to or from it is admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedPeer {
+    /// The peer.
+    pub peer: PeerId,
+    /// Why it is blocked.
+    pub reason: BlockReason,
+    /// How long the block still lasts; `None` until it is lifted.
+    pub remaining: Option<Duration>,
 }
 
 /// A handle to a running node's network. Cheap to clone.
@@ -312,6 +345,33 @@ impl Client {
     /// Compares heads with every connected peer now, instead of at the next interval.
     pub async fn sync_now(&self) -> Result<(), ClientError> {
         self.ask(|reply| Command::SyncNow { reply }).await
+    }
+
+    /// Blocks `peer` for `duration` (`None`: until [`Client::unblock_peer`]): its
+    /// connections close now and new ones, either way, are refused. Replaces any ban or
+    /// earlier block of it. Blocks last until they end or the node stops.
+    pub async fn block_peer(
+        &self,
+        peer: PeerId,
+        duration: Option<Duration>,
+    ) -> Result<(), ClientError> {
+        self.ask(|reply| Command::BlockPeer {
+            peer,
+            duration,
+            reply,
+        })
+        .await?
+    }
+
+    /// Lifts a block or a ban of `peer`; the node redials its known addresses at once.
+    /// Returns whether it was blocked.
+    pub async fn unblock_peer(&self, peer: PeerId) -> Result<bool, ClientError> {
+        self.ask(|reply| Command::UnblockPeer { peer, reply }).await
+    }
+
+    /// The peers blocked or banned now.
+    pub async fn blocked_peers(&self) -> Result<Vec<BlockedPeer>, ClientError> {
+        self.ask(|reply| Command::BlockedPeers { reply }).await
     }
 
     /// The network's counters.

@@ -18,6 +18,11 @@ use serde_json::json;
 
 use super::{Node, UpArgs, get, post, up, wait};
 
+mod intruder;
+mod partition;
+mod report;
+mod throughput;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Scenario {
     /// Entries from random publishers; time to reach every node.
@@ -26,9 +31,36 @@ pub(crate) enum Scenario {
     CatchUp,
     /// Random kill -9 and restart of nodes while members publish; nothing may be lost.
     Churn,
+    /// A node outside the charter, with every member's address, tries to get the data.
+    Intruder,
+    /// Two halves cut apart, both publishing, then healed; nothing may be lost.
+    Partition,
+    /// Increasing publishing rates; the highest the mesh keeps without growing lag.
+    Throughput,
+    /// Every scenario above, one after the other, each in its own federation (a
+    /// subdirectory of `--dir`), into one report folder.
+    All,
 }
 
-#[derive(Debug, Args)]
+impl Scenario {
+    /// Every scenario `All` runs, in order.
+    const EACH: [Scenario; 6] = [
+        Scenario::Propagation,
+        Scenario::Throughput,
+        Scenario::CatchUp,
+        Scenario::Churn,
+        Scenario::Partition,
+        Scenario::Intruder,
+    ];
+
+    /// Its name on the command line, which is also its report's file stem.
+    fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map_or_else(|| format!("{self:?}"), |value| value.get_name().to_owned())
+    }
+}
+
+#[derive(Debug, Clone, Args)]
 pub(crate) struct BenchArgs {
     #[command(flatten)]
     up: UpArgs,
@@ -47,6 +79,12 @@ pub(crate) struct BenchArgs {
     /// Where to write the report (default: `<dir>/report`).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// throughput: the rates to try, in entries per second (each of `--indicators`).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    rates: Vec<f64>,
+    /// throughput: how long each rate is kept.
+    #[arg(long, default_value_t = 10)]
+    window_seconds: u64,
     /// Seed for choosing publishers, so runs can be repeated.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -95,7 +133,45 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         Scenario::Propagation => propagation(args),
         Scenario::CatchUp => catch_up(args),
         Scenario::Churn => churn(args),
+        Scenario::Intruder => intruder::run(args),
+        Scenario::Partition => partition::run(args),
+        Scenario::Throughput => throughput::run(args),
+        Scenario::All => all(args),
     }
+}
+
+/// Runs every scenario, each on a federation of its own, into one report folder; a
+/// failing scenario does not stop the others, but fails the whole run at the end.
+fn all(args: &BenchArgs) -> Result<()> {
+    let folder = folder(args);
+    let mut failed = Vec::new();
+    for (index, scenario) in Scenario::EACH.into_iter().enumerate() {
+        let name = scenario.name();
+        println!("\n=== {}/{}: {name} ===", index + 1, Scenario::EACH.len());
+        let mut each = args.clone();
+        each.scenario = scenario;
+        each.up.dir = args.up.dir.join(&name);
+        each.report = Some(folder.clone());
+        if let Err(error) = run(&each) {
+            eprintln!("{name} failed: {error:#}");
+            failed.push(name);
+        }
+    }
+    println!(
+        "\nreport of every scenario: {}",
+        folder.join("README.md").display()
+    );
+    if !failed.is_empty() {
+        bail!("scenarios failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The report folder: `--report`, or `<dir>/report`.
+fn folder(args: &BenchArgs) -> PathBuf {
+    args.report
+        .clone()
+        .unwrap_or_else(|| args.up.dir.join("report"))
 }
 
 #[derive(Debug, Serialize)]
@@ -116,13 +192,9 @@ fn churn(args: &BenchArgs) -> Result<()> {
     }
     let mut testnet = up(&args.up)?;
     let count = testnet.nodes.len();
-    let mut random = args.seed.max(1);
-    let mut next = move |bound: usize| {
-        random ^= random << 13;
-        random ^= random >> 7;
-        random ^= random << 17;
-        usize::try_from(random % bound as u64).unwrap_or(0)
-    };
+    let mut random = Random::new(args.seed);
+    let mut next = move |bound: usize| random.below(bound);
+    let bar = report::progress(args.entries as u64, "rounds of publishing and churn");
     let mut down: Option<usize> = None;
     let mut acknowledged = Vec::new();
     let mut kills = 0;
@@ -152,20 +224,14 @@ fn churn(args: &BenchArgs) -> Result<()> {
                 acknowledged.push(id.as_str().unwrap_or_default().to_owned());
             }
         }
-        eprint!("\rround {}/{} ({kills} kills)", round + 1, args.entries);
+        bar.inc(1);
     }
-    eprintln!();
+    bar.finish_and_clear();
     if let Some(index) = down.take() {
         restart(&mut testnet, index)?;
     }
     let started = Instant::now();
-    let holds_all = |node: &Node| -> Result<usize> {
-        let held: std::collections::HashSet<String> = entries_of(node)?
-            .into_iter()
-            .filter_map(|entry| entry["id"].as_str().map(str::to_owned))
-            .collect();
-        Ok(acknowledged.iter().filter(|id| !held.contains(*id)).count())
-    };
+    let holds_all = |node: &Node| missing(node, &acknowledged);
     let converged = wait("every node to hold every acknowledged entry", || {
         for node in &testnet.nodes {
             if holds_all(node)? > 0 {
@@ -186,15 +252,30 @@ fn churn(args: &BenchArgs) -> Result<()> {
         converge_seconds: started.elapsed().as_secs_f64(),
         lost,
     };
-    let folder = args
-        .report
-        .clone()
-        .unwrap_or_else(|| args.up.dir.join("report"));
-    std::fs::create_dir_all(&folder)?;
-    std::fs::write(
-        folder.join("churn.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
+    let folder = folder(args);
+    let markdown = format!(
+        "{} nodes; {} rounds, each publishing an entry of {} indicators from a random live \
+         node; every third round the node that was down restarts and another is killed with \
+         SIGKILL.\n\n{}",
+        report.nodes,
+        args.entries,
+        args.indicators,
+        report::table(
+            &[
+                "kills",
+                "entries acknowledged",
+                "every node complete after the last restart (s)",
+                "entries lost"
+            ],
+            &[vec![
+                report.kills.to_string(),
+                report.entries_acknowledged.to_string(),
+                format!("{:.2}", report.converge_seconds),
+                report.lost.to_string(),
+            ]]
+        )
+    );
+    report::write(&folder, "churn", &report, &markdown)?;
     println!(
         "churn, {} nodes, {} kill -9 with restarts: {} entries acknowledged, {} lost, every node complete {:.1} s after the last restart",
         report.nodes,
@@ -228,7 +309,7 @@ fn restart(testnet: &mut super::Testnet, index: usize) -> Result<()> {
     let old = &testnet.nodes[index];
     let node = super::start(
         &old.dir,
-        index,
+        &format!("node{index}"),
         old.name.clone(),
         &old.federation,
         &bootstrap,
@@ -273,6 +354,7 @@ fn catch_up(args: &BenchArgs) -> Result<()> {
     );
     let chunk = 10_000u32;
     let mut published = 0u32;
+    let bar = report::progress(u64::from(args.missed), "indicators published");
     while published < args.missed {
         let count = chunk.min(args.missed - published);
         let items = ipv4_items(published, count);
@@ -282,13 +364,9 @@ fn catch_up(args: &BenchArgs) -> Result<()> {
             &json!({ "tlp": "green", "items": items }),
         )?;
         published += count;
-        eprint!(
-            "
-published {published}/{}",
-            args.missed
-        );
+        bar.inc(u64::from(count));
     }
-    eprintln!();
+    bar.finish_and_clear();
     let entries = entries_of(&testnet.nodes[0])?;
     let total = entries.len() as u64;
     let entries_bytes: u64 = entries
@@ -297,7 +375,13 @@ published {published}/{}",
         .sum();
     let started = Instant::now();
     let bootstrap = testnet.nodes[0].p2p.clone();
-    let node = super::start(&dir, last, name.clone(), &federation, &[bootstrap])?;
+    let node = super::start(
+        &dir,
+        &format!("node{last}"),
+        name.clone(),
+        &federation,
+        &[bootstrap],
+    )?;
     testnet.nodes.push(node);
     let restarted = testnet.nodes.last().context("no node")?;
     wait(&format!("{name} to catch up"), || {
@@ -317,15 +401,30 @@ published {published}/{}",
         fetched_entries: status["network"]["fetched_entries"].as_u64().unwrap_or(0),
         ratio: fetched_bytes as f64 / entries_bytes.max(1) as f64,
     };
-    let folder = args
-        .report
-        .clone()
-        .unwrap_or_else(|| args.up.dir.join("report"));
-    std::fs::create_dir_all(&folder)?;
-    std::fs::write(
-        folder.join("catch-up.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
+    let folder = folder(args);
+    let markdown = format!(
+        "A node offline while {} indicators ({} entries) were published; then it starts \
+         again and fetches what it missed.\n\n{}",
+        report.indicators_missed,
+        report.entries_missed,
+        report::table(
+            &[
+                "catch-up (s)",
+                "entries' size (MiB)",
+                "fetched (MiB)",
+                "fetched / size",
+                "entries fetched"
+            ],
+            &[vec![
+                format!("{:.2}", report.catch_up_seconds),
+                format!("{:.1}", report.entries_bytes as f64 / 1_048_576.0),
+                format!("{:.1}", report.fetched_bytes as f64 / 1_048_576.0),
+                format!("{:.3}", report.ratio),
+                report.fetched_entries.to_string(),
+            ]]
+        )
+    );
+    report::write(&folder, "catch-up", &report, &markdown)?;
     println!(
         "catch-up of {} indicators ({} entries, {:.1} MiB): {:.1} s, {} entries fetched, {:.1} MiB of payloads fetched ({:.2}x the entries' size)",
         report.indicators_missed,
@@ -346,49 +445,29 @@ fn propagation(args: &BenchArgs) -> Result<()> {
     }
     let testnet = up(&args.up)?;
     let nodes = &testnet.nodes;
-    let mut random = args.seed.max(1);
+    let mut random = Random::new(args.seed);
     let started = Instant::now();
     let mut publishers = HashMap::new();
+    let bar = report::progress(args.entries as u64, "entries published");
     for index in 0..args.entries {
-        random ^= random << 13;
-        random ^= random >> 7;
-        random ^= random << 17;
-        let publisher = usize::try_from(random % nodes.len() as u64).unwrap_or(0);
-        let first = u32::try_from(index)?.saturating_mul(args.indicators);
-        let items = ipv4_items(first, args.indicators);
-        let answer = post(
-            &nodes[publisher],
-            "/api/v1/publish",
-            &json!({ "tlp": "green", "items": items }),
-        )?;
-        for id in answer["entries"].as_array().into_iter().flatten() {
-            publishers.insert(id.as_str().unwrap_or_default().to_owned(), publisher);
+        let publisher = random.below(nodes.len());
+        for id in publish(&nodes[publisher], index, args.indicators)? {
+            publishers.insert(id, publisher);
         }
-        eprint!("\rpublished {}/{}", index + 1, args.entries);
+        bar.inc(1);
     }
-    eprintln!();
+    bar.finish_and_clear();
     let publish_seconds = started.elapsed().as_secs_f64();
     let total = publishers.len() as u64;
-    wait("every node to hold every entry", || {
-        for node in nodes {
-            if get(node, "/api/v1/status")?["store"]["entries"].as_u64() != Some(total) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    })?;
+    wait_for_entries(nodes, total)?;
 
     // id -> (created, per-node added)
     let mut created: HashMap<String, u64> = HashMap::new();
     let mut added: HashMap<String, Vec<(usize, u64)>> = HashMap::new();
     for (index, node) in nodes.iter().enumerate() {
-        for entry in entries_of(node)? {
-            let id = entry["id"].as_str().unwrap_or_default().to_owned();
-            created.insert(id.clone(), entry["created"].as_u64().unwrap_or(0));
-            added
-                .entry(id)
-                .or_default()
-                .push((index, entry["added"].as_u64().unwrap_or(0)));
+        for (id, born, at) in entry_times(node)? {
+            created.insert(id.clone(), born);
+            added.entry(id).or_default().push((index, at));
         }
     }
     let mut to_every = Vec::new();
@@ -415,10 +494,7 @@ fn propagation(args: &BenchArgs) -> Result<()> {
         to_each_node_ms: percentiles(to_each),
         publish_seconds,
     };
-    let folder = args
-        .report
-        .clone()
-        .unwrap_or_else(|| args.up.dir.join("report"));
+    let folder = folder(args);
     write_report(&folder, &report, &to_every)?;
     println!(
         "propagation, {} nodes, {} entries of {} indicators: to every node p50 {} ms, p95 {} ms, p99 {} ms (max {} ms)",
@@ -432,6 +508,30 @@ fn propagation(args: &BenchArgs) -> Result<()> {
     );
     println!("report in {}", folder.display());
     Ok(())
+}
+
+/// Every entry a node holds as (id, created, added), page by page, keeping only those.
+fn entry_times(node: &Node) -> Result<Vec<(String, u64, u64)>> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = cursor.as_ref().map_or_else(
+            || "/api/v1/entries?limit=10".to_owned(),
+            |cursor| format!("/api/v1/entries?limit=10&cursor={cursor}"),
+        );
+        let page = get(node, &path)?;
+        for entry in page["entries"].as_array().into_iter().flatten() {
+            all.push((
+                entry["id"].as_str().unwrap_or_default().to_owned(),
+                entry["created"].as_u64().unwrap_or(0),
+                entry["added"].as_u64().unwrap_or(0),
+            ));
+        }
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok(all),
+        }
+    }
 }
 
 /// Every entry a node holds, with its creation and added times.
@@ -455,10 +555,6 @@ fn entries_of(node: &Node) -> Result<Vec<serde_json::Value>> {
 
 fn write_report(folder: &std::path::Path, report: &Report, to_every: &[u64]) -> Result<()> {
     std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
-    std::fs::write(
-        folder.join("propagation.json"),
-        serde_json::to_string_pretty(report)?,
-    )?;
     let row = |name: &str, p: &Percentiles| {
         format!(
             "| {name} | {} | {} | {} | {} | {} |\n",
@@ -466,7 +562,7 @@ fn write_report(folder: &std::path::Path, report: &Report, to_every: &[u64]) -> 
         )
     };
     let markdown = format!(
-        "# Propagation: {} nodes, {} entries of {} indicators\n\n\
+        "{} nodes, {} entries of {} indicators from random members.\n\n\
          Time from an entry's creation to its durable storage, in milliseconds (this machine's \
          clock, 1 ms resolution).\n\n\
          | measure | entries | p50 | p95 | p99 | max |\n| --- | --- | --- | --- | --- | --- |\n{}{}\n\
@@ -478,8 +574,8 @@ fn write_report(folder: &std::path::Path, report: &Report, to_every: &[u64]) -> 
         row("to each node", &report.to_each_node_ms),
         report.publish_seconds,
     );
-    std::fs::write(folder.join("README.md"), markdown)?;
-    plot_cdf(&folder.join("propagation.svg"), to_every)
+    plot_cdf(&folder.join("propagation.svg"), to_every)?;
+    report::write(folder, "propagation", report, &markdown)
 }
 
 /// The cumulative distribution of "to every node" latencies, as an SVG.
@@ -516,6 +612,74 @@ fn plot_cdf(path: &std::path::Path, values: &[u64]) -> Result<()> {
     root.present()
         .map_err(|error| anyhow::anyhow!("plot: {error}"))?;
     Ok(())
+}
+
+/// A small seeded generator (xorshift64) for choosing publishers and victims, so runs
+/// can be repeated with `--seed`.
+#[derive(Debug)]
+pub(crate) struct Random(u64);
+
+impl Random {
+    pub(crate) fn new(seed: u64) -> Random {
+        Random(seed.max(1))
+    }
+
+    /// A number in `0..bound` (0 when `bound` is 0).
+    pub(crate) fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % bound.max(1) as u64).unwrap_or(0)
+    }
+}
+
+/// Publishes entry number `number` (`indicators` ipv4 indicators no other entry number
+/// holds) from `node`; returns the ids of the entries the node acknowledged.
+pub(crate) fn publish(node: &Node, number: usize, indicators: u32) -> Result<Vec<String>> {
+    let first = u32::try_from(number)?.saturating_mul(indicators);
+    let answer = post(
+        node,
+        "/api/v1/publish",
+        &json!({ "tlp": "green", "items": ipv4_items(first, indicators) }),
+    )?;
+    Ok(answer["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|id| id.as_str().map(str::to_owned))
+        .collect())
+}
+
+/// How many of `ids` the node does not hold.
+pub(crate) fn missing(node: &Node, ids: &[String]) -> Result<usize> {
+    let held: std::collections::HashSet<String> = entries_of(node)?
+        .into_iter()
+        .filter_map(|entry| entry["id"].as_str().map(str::to_owned))
+        .collect();
+    Ok(ids.iter().filter(|id| !held.contains(*id)).count())
+}
+
+/// Waits until every node of `nodes` holds `total` entries (every entry published being
+/// distinct, that is every one of them).
+pub(crate) fn wait_for_entries<'a>(
+    nodes: impl IntoIterator<Item = &'a Node> + Clone,
+    total: u64,
+) -> Result<()> {
+    wait(&format!("every node to hold {total} entries"), || {
+        for node in nodes.clone() {
+            if entries_held(node)? < total {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+}
+
+/// How many entries the node holds, from its status.
+pub(crate) fn entries_held(node: &Node) -> Result<u64> {
+    get(node, "/api/v1/status")?["store"]["entries"]
+        .as_u64()
+        .context("status without store.entries")
 }
 
 /// `count` ipv4 indicators, distinct for distinct `first`..`first + count`, as the publish
