@@ -13,6 +13,7 @@
 //! | indicator of kind CVE | `vulnerability` named after the CVE, with a `cve` reference |
 //! | revocation | the same `indicator` (or `vulnerability`) id, `revoked: true` |
 //! | sighting | `sighting` of the value's indicator, seen by the publisher |
+//! | `context.threat`, `context.campaign` | `malware` (a family), `campaign`, each with an `indicates` relationship |
 //!
 //! **Ids** are deterministic, so every node exports an entry to the same JSON. An
 //! indicator keeps the STIX id it was imported with (`context.stix_id`, when it is a
@@ -23,7 +24,8 @@
 //! `modified` are both the entry's creation time (the time of that version; the first
 //! version's time is not stored). Identities are UUIDv5 of the organisation key with
 //! fixed `created`/`modified` (the epoch), so one organisation is one identity version
-//! everywhere; sightings are UUIDv5 of (entry id, item position). The validator warns
+//! everywhere; malware and campaigns likewise, from (organisation key, TLP, name);
+//! sightings are UUIDv5 of (entry id, item position). The validator warns
 //! (`uuid-check`, a SHOULD) that SDOs should use UUIDv4; determinism needs v5.
 //!
 //! **Import** turns each object into exactly one of: items, context of items, unused
