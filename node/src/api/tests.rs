@@ -770,3 +770,63 @@ async fn block_requests_that_make_no_sense_are_refused() {
     let (_, body) = call(&router, "GET", "/api/v1/peers/blocked", Some(TOKEN), "").await;
     assert_eq!(body, r#"{"blocked":[]}"#);
 }
+
+#[tokio::test]
+async fn taxii_lists_an_object_shared_by_entries_once_and_finds_it_by_id() {
+    let (router, _store, _dir) = node().await;
+    let own = collection_url(&router, true).await;
+    // Two publications of indicators of the same malware: the malware object is in both
+    // entries' exports, the same version.
+    for n in 1..=2u32 {
+        let envelope = serde_json::json!({ "objects": [
+            stix_indicator(n, &format!("203.0.113.{n}"), "2026-01-01T00:00:00.000Z"),
+            { "type": "malware", "spec_version": "2.1",
+              "id": "malware--00000000-0000-4000-8000-0000000000aa",
+              "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+              "name": "QakBot", "is_family": true },
+            { "type": "relationship", "spec_version": "2.1",
+              "id": format!("relationship--00000000-0000-4000-8000-0000000000b{n}"),
+              "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+              "relationship_type": "indicates",
+              "source_ref": format!("indicator--00000000-0000-4000-8000-{n:012}"),
+              "target_ref": "malware--00000000-0000-4000-8000-0000000000aa" },
+        ]});
+        let (status, _, answer) =
+            taxii(&router, "POST", &format!("{own}objects/"), Some(&envelope)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    }
+    let (_, _, malware) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/?match[type]=malware"),
+        None,
+    )
+    .await;
+    let malware = malware["objects"].as_array().unwrap().clone();
+    assert_eq!(malware.len(), 1, "{malware:?}");
+    assert_eq!(malware[0]["name"], "QakBot");
+    let id = malware[0]["id"].as_str().unwrap();
+    let (status, _, found) = taxii(&router, "GET", &format!("{own}objects/{id}/"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(found["objects"].as_array().unwrap().len(), 1);
+    assert_eq!(found["objects"][0], malware[0]);
+    let (_, _, versions) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/{id}/versions/"),
+        None,
+    )
+    .await;
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 1);
+    // Each indicator indicates it.
+    let (_, _, relationships) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/?match[type]=relationship"),
+        None,
+    )
+    .await;
+    let relationships = relationships["objects"].as_array().unwrap();
+    assert_eq!(relationships.len(), 2, "{relationships:?}");
+    assert!(relationships.iter().all(|r| r["target_ref"] == id));
+}

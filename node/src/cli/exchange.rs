@@ -255,9 +255,10 @@ pub(super) fn export_stix(api: &ApiArgs, out: &mut dyn std::io::Write) -> Result
         for (entry, id, publisher) in &page {
             ids.push(*id);
             for object in stix::export_entry(entry, id, publisher) {
+                // Objects several entries share are written once, as export_bundle does.
                 let shared = matches!(
                     object["type"].as_str(),
-                    Some("identity" | "marking-definition")
+                    Some("identity" | "marking-definition" | "malware" | "campaign")
                 );
                 if shared && !seen.insert(object["id"].as_str().unwrap_or_default().to_owned()) {
                     continue;

@@ -1,6 +1,6 @@
 //! The TAXII object index: STIX object id → every version of it this node holds, and where
-//! each is (the entry's row in the added-time index and the object's position in the
-//! entry's export).
+//! each is (the entry's row in the added-time index and the item of the entry it is
+//! exported from).
 //!
 //! It follows the store instead of being written by it: before answering, the server
 //! indexes the entries accepted since it last looked, in the order the store accepted
@@ -11,7 +11,7 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | object id, `0`, modified (ms, big-endian), added-row key (17 bytes), position (u32) | empty |
+//! | object id, `0`, modified (ms, big-endian), added-row key (17 bytes), item (u32) | empty |
 //! | `0xff` `progress` | the added-row key of the last entry indexed |
 
 use std::sync::Mutex;
@@ -34,8 +34,8 @@ pub(super) struct Version {
     pub(super) modified: Timestamp,
     /// The added-index row of the entry that holds it.
     pub(super) row: Vec<u8>,
-    /// Its position among the entry's objects.
-    pub(super) position: u32,
+    /// The entry item it is exported from.
+    pub(super) item: u32,
 }
 
 /// The index; see the module documentation.
@@ -56,11 +56,11 @@ impl ObjectIndex {
     }
 
     /// Indexes every entry the store accepted since the last call. `objects` gives each
-    /// entry's objects as (id, modified), in export order.
+    /// entry's objects as (id, modified, item).
     pub(super) fn catch_up(
         &self,
         store: &Store,
-        objects: impl Fn(&crate::store::AddedRow) -> Vec<(String, Timestamp)>,
+        objects: impl Fn(&crate::store::AddedRow) -> Vec<(String, Timestamp, u32)>,
     ) -> Result<usize, StoreError> {
         let _only_one = self
             .catching_up
@@ -79,9 +79,8 @@ impl ObjectIndex {
             };
             let mut batch = sled::Batch::default();
             for row in &rows {
-                for (position, (id, modified)) in objects(row).into_iter().enumerate() {
-                    let position = u32::try_from(position).unwrap_or(u32::MAX);
-                    batch.insert(key(&id, modified, &row.key, position), &[]);
+                for (id, modified, item) in objects(row) {
+                    batch.insert(key(&id, modified, &row.key, item), &[]);
                 }
             }
             batch.insert(PROGRESS, final_row.key.as_slice());
@@ -106,7 +105,7 @@ impl ObjectIndex {
     }
 
     /// Where version `modified` of object `id` first appears (the entry accepted first,
-    /// then the first position in it). Objects shared by several entries (a malware named
+    /// then the first item in it). Objects shared by several entries (a malware named
     /// by many indicators) are listed there only, so no page repeats them.
     pub(super) fn first_occurrence(
         &self,
@@ -141,13 +140,13 @@ impl ObjectIndex {
     }
 }
 
-fn key(id: &str, modified: Timestamp, row: &[u8], position: u32) -> Vec<u8> {
+fn key(id: &str, modified: Timestamp, row: &[u8], item: u32) -> Vec<u8> {
     let mut key = Vec::with_capacity(id.len() + 1 + 8 + row.len() + 4);
     key.extend_from_slice(id.as_bytes());
     key.push(0);
     key.extend_from_slice(&modified.0.to_be_bytes());
     key.extend_from_slice(row);
-    key.extend_from_slice(&position.to_be_bytes());
+    key.extend_from_slice(&item.to_be_bytes());
     key
 }
 
@@ -157,10 +156,10 @@ fn parse(rest: &[u8]) -> Option<Version> {
         return None;
     }
     let modified = u64::from_be_bytes(rest[..8].try_into().ok()?);
-    let position = u32::from_be_bytes(rest[8 + ROW_KEY..].try_into().ok()?);
+    let item = u32::from_be_bytes(rest[8 + ROW_KEY..].try_into().ok()?);
     Some(Version {
         modified: Timestamp(modified),
         row: rest[8..8 + ROW_KEY].to_vec(),
-        position,
+        item,
     })
 }

@@ -9,7 +9,7 @@
 //! serves the same ids for the same entry. A collection lists first the context objects
 //! (an identity per member organisation and the TLP 2.0 marking definitions), then the
 //! objects of each entry in the order this node accepted them. A page cursor names a row
-//! of the store's added-time index and a position inside that entry's objects, so paging
+//! of the store's added-time index and a position among that entry's objects, so paging
 //! costs the page, never the collection.
 //!
 //! Status resources of POSTs are kept in memory, the most recent [`MAX_STATUSES`]: a
@@ -514,10 +514,12 @@ struct Listed {
     added: Timestamp,
     /// The version, read from the object's `modified` (or `created`).
     modified: Timestamp,
+    /// The entry item the object comes from (0 for context objects).
+    item: u32,
 }
 
 impl Listed {
-    fn new(object: Json, added: Timestamp) -> Listed {
+    fn new(object: Json, added: Timestamp, item: u32) -> Listed {
         let modified = object["modified"]
             .as_str()
             .or_else(|| object["created"].as_str())
@@ -527,6 +529,7 @@ impl Listed {
             object,
             added,
             modified,
+            item,
         }
     }
 
@@ -633,7 +636,7 @@ impl View {
                 name: member.name.clone(),
                 country: member.country.clone(),
             };
-            objects.push(Listed::new(stix::identity(&publisher), added));
+            objects.push(Listed::new(stix::identity(&publisher), added, 0));
         }
         for tlp in [
             Tlp::Clear,
@@ -642,7 +645,7 @@ impl View {
             Tlp::AmberStrict,
             Tlp::Red,
         ] {
-            objects.push(Listed::new(stix::tlp_marking(tlp), added));
+            objects.push(Listed::new(stix::tlp_marking(tlp), added, 0));
         }
         objects
     }
@@ -651,15 +654,35 @@ impl View {
     /// definitions, which the collection lists once among its context objects.
     fn entry_objects(&self, entry: &SignedEntry, added: Timestamp) -> Vec<Listed> {
         let publisher = self.publisher(&entry.entry().author);
-        stix::export_entry(entry.entry(), &entry.id(), &publisher)
+        let id = entry.id();
+        let export = stix::EntryExport::new(entry.entry(), &id, &publisher);
+        let mut named = std::collections::HashSet::new();
+        let mut listed = Vec::with_capacity(export.items());
+        let mut objects = Vec::new();
+        for index in 0..export.items() {
+            export.item(index, &mut named, &mut objects);
+            let item = u32::try_from(index).unwrap_or(u32::MAX);
+            listed.extend(
+                objects
+                    .drain(..)
+                    .map(|object| Listed::new(object, added, item)),
+            );
+        }
+        listed
+    }
+
+    /// The objects of item `item` of an entry alone (with the malware and campaign it
+    /// names), for looking one object up without exporting the whole entry.
+    fn item_objects(&self, entry: &SignedEntry, added: Timestamp, item: u32) -> Vec<Listed> {
+        let publisher = self.publisher(&entry.entry().author);
+        let id = entry.id();
+        let export = stix::EntryExport::new(entry.entry(), &id, &publisher);
+        let mut objects = Vec::new();
+        let index = usize::try_from(item).unwrap_or(usize::MAX);
+        export.item(index, &mut std::collections::HashSet::new(), &mut objects);
+        objects
             .into_iter()
-            .filter(|object| {
-                !matches!(
-                    object["type"].as_str(),
-                    Some("identity" | "marking-definition")
-                )
-            })
-            .map(|object| Listed::new(object, added))
+            .map(|object| Listed::new(object, added, item))
             .collect()
     }
 
@@ -668,21 +691,19 @@ impl View {
         self.index.catch_up(&self.store, |row| {
             self.entry_objects(&row.entry, row.added)
                 .into_iter()
-                .map(|listed| (listed.id().to_owned(), listed.modified))
+                .map(|listed| (listed.id().to_owned(), listed.modified, listed.item))
                 .collect()
         })?;
         Ok(())
     }
 
-    /// Whether `listed`, found at `position` of the entry at index row `row`, is where
-    /// its version first appears, so it is listed once however many entries repeat it.
-    fn first_here(&self, listed: &Listed, row: &[u8], position: usize) -> Result<bool, StoreError> {
+    /// Whether `listed`, found in the entry at index row `row`, is where its version first
+    /// appears, so it is listed once however many entries repeat it.
+    fn first_here(&self, listed: &Listed, row: &[u8]) -> Result<bool, StoreError> {
         Ok(self
             .index
             .first_occurrence(listed.id(), listed.modified)?
-            .is_none_or(|first| {
-                first.row == row && usize::try_from(first.position).ok() == Some(position)
-            }))
+            .is_none_or(|first| first.row == row && first.item == listed.item))
     }
 
     /// Whether `listed` is a version the filter asks for.
@@ -763,7 +784,7 @@ impl View {
                     {
                         if !filters.admits(listed.kind(), listed.id())
                             || !self.wanted_version(&listed, &filters.versions)?
-                            || !self.first_here(&listed, &row.key, index)?
+                            || !self.first_here(&listed, &row.key)?
                         {
                             continue;
                         }
@@ -843,14 +864,11 @@ impl View {
             if !self.holds(&row.entry.entry().author) {
                 continue;
             }
-            let position = usize::try_from(version.position).unwrap_or(usize::MAX);
-            if let Some(listed) = self
-                .entry_objects(&row.entry, row.added)
-                .into_iter()
-                .nth(position)
-            {
-                found.push(listed);
-            }
+            found.extend(
+                self.item_objects(&row.entry, row.added, version.item)
+                    .into_iter()
+                    .filter(|listed| listed.id() == id),
+            );
         }
         Ok(found)
     }

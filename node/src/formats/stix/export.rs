@@ -40,61 +40,102 @@ const INDICATOR_TYPES: [&str; 7] = [
 /// identity, the TLP marking definition, then the objects of the items. Deterministic:
 /// same entry + publisher -> same JSON on every node.
 pub fn export_entry(entry: &Entry, entry_id: &Hash, publisher: &Publisher) -> Vec<Value> {
-    let Body::Bundle(bundle) = &entry.body;
-    let mut objects = Vec::with_capacity(bundle.items.len() + 2);
-    let identity = identity_id(&publisher.org);
-    objects.push(identity_object(publisher, &identity));
-    objects.push(marking::definition(bundle.tlp));
-    let common = Common {
-        identity: Value::String(identity),
-        created: Value::String(timestamp::format(entry.created)),
-        markings: json!([marking::tlp2_id(bundle.tlp)]),
-        tlp: bundle.tlp,
-        publisher,
-    };
-    // Sightings point at the indicator of their value; when this entry asserts it too,
-    // at the id that indicator exports under (it may have kept an imported id).
-    let asserted: HashMap<&Indicated, String> = if bundle
-        .items
-        .iter()
-        .any(|item| matches!(item, Item::Sighting(_)))
-    {
-        bundle
+    let export = EntryExport::new(entry, entry_id, publisher);
+    let mut objects = Vec::with_capacity(export.items() * 2 + 2);
+    objects.push(identity_object(publisher, &identity_id(&publisher.org)));
+    objects.push(marking::definition(export.common.tlp));
+    let mut named = HashSet::new();
+    for index in 0..export.items() {
+        export.item(index, &mut named, &mut objects);
+    }
+    objects
+}
+
+/// One entry being exported item by item, for readers that need to know which item an
+/// object comes from, or want one item's objects without the rest (the TAXII server
+/// looks single objects up this way).
+#[derive(Debug)]
+pub struct EntryExport<'a> {
+    common: Common<'a>,
+    bundle: &'a threatmesh_protocol::Bundle,
+    entry_id: &'a Hash,
+    /// The indicator id of every value the entry asserts, when it also has sightings.
+    asserted: HashMap<&'a Indicated, String>,
+}
+
+impl<'a> EntryExport<'a> {
+    /// Prepares `entry` (with id `entry_id`, published by `publisher`) for export.
+    pub fn new(entry: &'a Entry, entry_id: &'a Hash, publisher: &'a Publisher) -> EntryExport<'a> {
+        let Body::Bundle(bundle) = &entry.body;
+        let common = Common {
+            identity: Value::String(identity_id(&publisher.org)),
+            created: Value::String(timestamp::format(entry.created)),
+            markings: json!([marking::tlp2_id(bundle.tlp)]),
+            tlp: bundle.tlp,
+            publisher,
+        };
+        // Sightings point at the indicator of their value; when this entry asserts it too,
+        // at the id that indicator exports under (it may have kept an imported id).
+        let asserted = if bundle
             .items
             .iter()
-            .filter_map(|item| match item {
-                Item::Indicator(indicator) => {
-                    Some((&indicator.value, common.indicator_id(indicator)))
-                }
-                _ => None,
-            })
-            .collect()
-    } else {
-        HashMap::new()
-    };
-    // Threats and campaigns are written once per entry, after their first indicator.
-    let mut named: HashSet<String> = HashSet::new();
-    for (index, item) in bundle.items.iter().enumerate() {
+            .any(|item| matches!(item, Item::Sighting(_)))
+        {
+            bundle
+                .items
+                .iter()
+                .filter_map(|item| match item {
+                    Item::Indicator(indicator) => {
+                        Some((&indicator.value, common.indicator_id(indicator)))
+                    }
+                    _ => None,
+                })
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        EntryExport {
+            common,
+            bundle,
+            entry_id,
+            asserted,
+        }
+    }
+
+    /// How many items the entry holds.
+    pub fn items(&self) -> usize {
+        self.bundle.items.len()
+    }
+
+    /// Appends the objects of item `index` to `objects`: its indicator, vulnerability,
+    /// revocation or sighting, then the malware and campaign it names (each only the first
+    /// time `named` sees it) with their `indicates` relationships. Nothing for an index
+    /// past the end.
+    pub fn item(&self, index: usize, named: &mut HashSet<String>, objects: &mut Vec<Value>) {
+        let Some(item) = self.bundle.items.get(index) else {
+            return;
+        };
+        let common = &self.common;
         match item {
             Item::Indicator(indicator) => {
                 let object = common.indicator(indicator);
                 let id = object.get("id").and_then(Value::as_str).map(str::to_owned);
                 objects.push(object);
                 if let Some(id) = id {
-                    common.relate(indicator, &id, &mut named, &mut objects);
+                    common.relate(indicator, &id, named, objects);
                 }
             }
             Item::Revocation(revocation) => objects.push(common.revocation(revocation)),
             Item::Sighting(sighting) => {
-                let of = asserted
+                let of = self
+                    .asserted
                     .get(&sighting.value)
                     .cloned()
                     .unwrap_or_else(|| common.value_id(&sighting.value));
-                objects.push(common.sighting(sighting, sighting_id(entry_id, index), of));
+                objects.push(common.sighting(sighting, sighting_id(self.entry_id, index), of));
             }
         }
     }
-    objects
 }
 
 /// A whole bundle of the given entries (identities, markings, malware and campaigns
@@ -160,6 +201,7 @@ fn identity_object(publisher: &Publisher, id: &str) -> Value {
 }
 
 /// What every object of one entry shares.
+#[derive(Debug)]
 struct Common<'a> {
     identity: Value,
     created: Value,

@@ -41,7 +41,7 @@ mod marking;
 mod pattern;
 mod timestamp;
 
-pub use export::{export_bundle, export_entry, identity, tlp_marking};
+pub use export::{EntryExport, export_bundle, export_entry, identity, tlp_marking};
 pub use import::{MAX_OBJECTS, import};
 pub use marking::{TLP2_EXTENSION, tlp2_id};
 

@@ -1,0 +1,213 @@
+//! TAXII 2.1 server benchmark, server side: POST ingest, paging a whole collection, and
+//! single-object lookup, each over real HTTP on loopback from one client thread, with a
+//! collection of 10,000 and then 100,000 indicators. `cargo bench -p threatmesh-node
+//! --bench taxii`.
+//!
+//! The client is Rust (ureq and serde_json), so the figures are the server's plus a fast
+//! client's parsing; `scripts/bench-taxii.py` measures the same through Python against
+//! medallion. Paging and lookup should not slow down as the collection grows: compare the
+//! two sizes.
+
+use std::time::{Duration, Instant};
+
+use threatmesh_node::api::{ApiState, router, serve};
+use threatmesh_node::network;
+use threatmesh_node::store::{Options, Store};
+use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
+use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey, Timestamp};
+
+const TOKEN: &str = "bench-token-0123456789";
+const TAXII: &str = "application/taxii+json;version=2.1";
+/// Objects per POST and per page.
+const BATCH: u32 = 1000;
+
+fn charter(org: &SigningKey, node: &SigningKey, steward: &SigningKey) -> SignedCharter {
+    let mut charter = SignedCharter::propose(Charter {
+        federation: Hash::default(),
+        name: "bench".into(),
+        version: 1,
+        previous: None,
+        issued: Timestamp(1),
+        stewards: vec![PublicKey::of(steward)],
+        threshold: 1,
+        members: vec![Member {
+            org: PublicKey::of(org),
+            name: "CERT-B".into(),
+            country: "XX".into(),
+            roles: Roles {
+                publish: true,
+                read: true,
+            },
+            status: Status::Active,
+            nodes: vec![NodeCertificate::issue(
+                org,
+                PublicKey::of(node),
+                Timestamp(1),
+                Timestamp(u64::MAX),
+            )],
+            cutoffs: vec![],
+            addresses: vec![],
+            encryption_key: None,
+        }],
+    })
+    .expect("valid charter");
+    charter.sign(steward);
+    charter
+}
+
+fn stix_id(n: u32) -> String {
+    format!("indicator--00000000-0000-4000-8000-{n:012}")
+}
+
+fn indicator(n: u32) -> serde_json::Value {
+    let [_, b, c, d] = n.to_be_bytes();
+    serde_json::json!({
+        "type": "indicator", "spec_version": "2.1", "id": stix_id(n),
+        "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+        "pattern": format!("[ipv4-addr:value = '10.{b}.{c}.{d}']"), "pattern_type": "stix",
+        "valid_from": "2026-01-01T00:00:00Z", "indicator_types": ["malicious-activity"],
+    })
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+struct Client {
+    agent: ureq::Agent,
+    auth: String,
+    own: String,
+    shared: String,
+}
+
+impl Client {
+    fn get(&self, url: &str) -> serde_json::Value {
+        let mut response = self
+            .agent
+            .get(url)
+            .header("Authorization", &self.auth)
+            .header("Accept", TAXII)
+            .call()
+            .expect("GET");
+        response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_json()
+            .expect("JSON")
+    }
+
+    fn post(&self, objects: Vec<serde_json::Value>) {
+        let body = serde_json::json!({ "objects": objects }).to_string();
+        let mut response = self
+            .agent
+            .post(&format!("{}objects/", self.own))
+            .header("Authorization", &self.auth)
+            .header("Accept", TAXII)
+            .header("Content-Type", TAXII)
+            .send(body.as_bytes())
+            .expect("POST");
+        let status: serde_json::Value = response.body_mut().read_json().expect("status");
+        assert_eq!(status["failure_count"], 0, "{status}");
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (org, node, steward) = (
+        SigningKey::from_bytes(&[1; 32]),
+        SigningKey::from_bytes(&[2; 32]),
+        SigningKey::from_bytes(&[3; 32]),
+    );
+    let charter = charter(&org, &node, &steward);
+    let store = Store::open(dir.path(), &Options::default()).expect("store");
+    store.put_charter(&charter).expect("charter stored");
+    let api = runtime.block_on(async {
+        let (client, event_loop) =
+            network::new(network::Config::default(), node, store.clone(), charter)
+                .expect("network");
+        tokio::spawn(event_loop.run());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let address = listener.local_addr().expect("address");
+        let app =
+            router(ApiState::new(store.clone(), client, vec![TOKEN.into()]).expect("TAXII index"));
+        tokio::spawn(serve(listener, app, std::future::pending()));
+        format!("http://{address}")
+    });
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let mut client = Client {
+        agent,
+        auth: format!("Bearer {TOKEN}"),
+        own: String::new(),
+        shared: String::new(),
+    };
+    let collections = client.get(&format!("{api}/taxii2/root/collections/"));
+    for collection in collections["collections"].as_array().expect("collections") {
+        let url = format!(
+            "{api}/taxii2/root/collections/{}/",
+            collection["id"].as_str().expect("id")
+        );
+        if collection["can_write"] == true {
+            client.own = url;
+        } else {
+            client.shared = url;
+        }
+    }
+
+    let mut held = 0u32;
+    for size in [10_000u32, 100_000] {
+        let started = Instant::now();
+        while held < size {
+            client.post((held..held + BATCH).map(indicator).collect());
+            held += BATCH;
+        }
+        let ingest = started.elapsed();
+        let added = size - (if size == 10_000 { 0 } else { 10_000 });
+
+        // The first read after ingest indexes the new entries; measured apart.
+        let started = Instant::now();
+        client.get(&format!("{}objects/?limit=1", client.shared));
+        let indexing = started.elapsed();
+
+        let started = Instant::now();
+        let mut listed = 0usize;
+        let mut next: Option<String> = None;
+        loop {
+            let url = match &next {
+                Some(next) => format!("{}objects/?limit={BATCH}&next={next}", client.shared),
+                None => format!("{}objects/?limit={BATCH}", client.shared),
+            };
+            let page = client.get(&url);
+            listed += page["objects"].as_array().map_or(0, Vec::len);
+            match page["next"].as_str() {
+                Some(cursor) if page["more"] == true => next = Some(cursor.to_owned()),
+                _ => break,
+            }
+        }
+        let paging = started.elapsed();
+
+        let mut latencies = Vec::new();
+        for n in 0..500u32 {
+            let id = stix_id(n.wrapping_mul(7919) % size);
+            let started = Instant::now();
+            let answer = client.get(&format!("{}objects/{id}/", client.shared));
+            latencies.push(started.elapsed());
+            assert_eq!(answer["objects"][0]["id"], id);
+        }
+        latencies.sort();
+        println!(
+            "{size} objects: POST ingest {:.0} objects/s; first read indexes {added} in {:.0} ms; \
+             paging {listed} objects in pages of {BATCH}: {:.0} objects/s; \
+             lookup by id p50 {:.2} ms, p99 {:.2} ms",
+            f64::from(added) / ingest.as_secs_f64(),
+            indexing.as_secs_f64() * 1000.0,
+            listed as f64 / paging.as_secs_f64(),
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+        );
+    }
+}
