@@ -545,7 +545,10 @@ impl Store {
     /// Adds one index record per item to `batch`; returns how many.
     fn index(batch: &mut sled::Batch, signed: &SignedEntry, feed: u32) -> u64 {
         let entry = signed.entry();
-        let Body::Bundle(bundle) = &entry.body;
+        let Body::Bundle(bundle) = &entry.body else {
+            // A sealed body is opaque to the store.
+            return 0;
+        };
         let mut count = 0;
         for (position, item) in bundle.items.iter().enumerate() {
             let what = match item {
