@@ -90,6 +90,9 @@ pub(crate) struct Metrics {
     queue_full: AtomicU64,
     peers_banned: AtomicU64,
     equivocations: AtomicU64,
+    sealed_opened: AtomicU64,
+    sealed_open_failed: AtomicU64,
+    sealed_not_addressed: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -113,6 +116,14 @@ pub struct Snapshot {
     pub peers_banned: u64,
     /// Equivocations detected.
     pub equivocations: u64,
+    /// Sealed entries from peers addressed to this organisation and opened.
+    pub sealed_opened: u64,
+    /// Sealed entries from peers addressed to this organisation that did not open (no
+    /// key, a wrong or rotated key, or a body its author got wrong): stored unread.
+    pub sealed_open_failed: u64,
+    /// Sealed entries from peers not addressed to this organisation: stored and relayed
+    /// unread.
+    pub sealed_not_addressed: u64,
     /// Ingest latency: entries per bucket of [`INGEST_BUCKETS_MICROS`] (not cumulative),
     /// the last for anything slower.
     pub ingest_buckets: Vec<u64>,
@@ -195,6 +206,18 @@ impl Metrics {
         add(&self.equivocations, 1);
     }
 
+    pub(crate) fn sealed_opened(&self) {
+        add(&self.sealed_opened, 1);
+    }
+
+    pub(crate) fn sealed_open_failed(&self) {
+        add(&self.sealed_open_failed, 1);
+    }
+
+    pub(crate) fn sealed_not_addressed(&self) {
+        add(&self.sealed_not_addressed, 1);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -211,6 +234,9 @@ impl Metrics {
             queue_full: load(&self.queue_full),
             peers_banned: load(&self.peers_banned),
             equivocations: load(&self.equivocations),
+            sealed_opened: load(&self.sealed_opened),
+            sealed_open_failed: load(&self.sealed_open_failed),
+            sealed_not_addressed: load(&self.sealed_not_addressed),
             ingest_buckets: self.ingest_buckets.iter().map(load).collect(),
             ingest_micros_sum: load(&self.ingest_micros_sum),
             advertised: self
