@@ -50,7 +50,7 @@ fn indicator(n: u32) -> Item {
 
 /// Organisation `i`: its root key and X25519 secret, seeded.
 fn org(i: usize) -> (PublicKey, EncryptionSecret) {
-    let [a, b, ..] = u32::try_from(i).expect("few orgs").to_be_bytes();
+    let [.., a, b] = u32::try_from(i).expect("few orgs").to_be_bytes();
     let mut seed = [1u8; 32];
     seed[0] = a;
     seed[1] = b;
