@@ -31,6 +31,9 @@ pub struct NodeSection {
     pub data_dir: PathBuf,
     /// The node's secret key file.
     pub key_file: PathBuf,
+    /// The organisation's encryption key file (X25519), for reading bundles sealed to the
+    /// organisation. Without it, the node stores and relays sealed bundles but reads none.
+    pub encryption_key_file: Option<PathBuf>,
     /// The federation's id (its genesis charter's id), in hex.
     pub federation: Option<String>,
     /// A charter file to start from when the store holds none yet (the genesis).
@@ -80,6 +83,7 @@ impl Default for NodeSection {
         NodeSection {
             data_dir: "data".into(),
             key_file: "node.key".into(),
+            encryption_key_file: None,
             federation: None,
             charter_file: None,
             cache_mib: 128,
@@ -154,6 +158,8 @@ pub struct Validated {
     pub data_dir: PathBuf,
     /// The node's key file.
     pub key_file: PathBuf,
+    /// The organisation's encryption key file, if any.
+    pub encryption_key_file: Option<PathBuf>,
     /// The federation's id.
     pub federation: Hash,
     /// The genesis charter file, if any.
@@ -268,6 +274,11 @@ impl Config {
         Ok(Validated {
             data_dir: base.join(&self.node.data_dir),
             key_file: base.join(&self.node.key_file),
+            encryption_key_file: self
+                .node
+                .encryption_key_file
+                .as_ref()
+                .map(|file| base.join(file)),
             federation,
             charter_file: self.node.charter_file.as_ref().map(|file| base.join(file)),
             cache_bytes: self.node.cache_mib.saturating_mul(1024 * 1024),
@@ -291,6 +302,9 @@ pub fn template(token: &str, api_listen: &str, listen: &str) -> String {
 data_dir = "data"
 # The node's secret key (mode 0600). Its public half is the node's PeerId.
 key_file = "node.key"
+# The organisation's encryption key (mode 0600): opens bundles sealed to the organisation
+# (TLP:RED, TLP:AMBER+STRICT, named recipients). Its public half is in the charter.
+encryption_key_file = "encryption.key"
 # The federation's id, printed by `threatmesh charter verify` on its genesis charter.
 # federation = "..."
 # The genesis charter, read at first start (later charters arrive from peers).
@@ -346,6 +360,10 @@ mod tests {
         config.node.federation = Some(Hash::of(b"f").to_string());
         let valid = config.validate(Path::new("/x")).unwrap();
         assert_eq!(valid.data_dir, PathBuf::from("/x/data"));
+        assert_eq!(
+            valid.encryption_key_file,
+            Some(PathBuf::from("/x/encryption.key"))
+        );
         assert_eq!(valid.network.sync_interval, Duration::from_secs(10));
     }
 

@@ -1,4 +1,6 @@
-//! Secret keys on disk: 64 hex digits in a file only its owner can read.
+//! Secret keys on disk: 64 hex digits in a file only its owner can read. Signing keys
+//! (organisation root, node, steward) and organisation encryption keys (X25519, for
+//! opening sealed bundles) share the format.
 //!
 //! Keys are written with mode 0600 and refused when group or others can read them, as
 //! ssh does: a node key or an organisation root key that others can read is as good as
@@ -8,7 +10,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use threatmesh_protocol::crypto::hex_encode;
-use threatmesh_protocol::{PublicKey, SigningKey};
+use threatmesh_protocol::{EncryptionSecret, PublicKey, SigningKey};
 
 /// A key file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -46,13 +48,32 @@ pub enum KeyFileError {
 
 /// A fresh key from the operating system's random source.
 pub fn generate() -> Result<SigningKey, getrandom::Error> {
+    generate_secret().map(|secret| SigningKey::from_bytes(&secret))
+}
+
+/// A fresh organisation encryption key (X25519) from the operating system's random source.
+pub fn generate_encryption() -> Result<EncryptionSecret, getrandom::Error> {
+    generate_secret().map(EncryptionSecret::from_bytes)
+}
+
+fn generate_secret() -> Result<[u8; 32], getrandom::Error> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret)?;
-    Ok(SigningKey::from_bytes(&secret))
+    Ok(secret)
 }
 
 /// Writes `key` to a new file at `path`, readable by its owner only.
 pub fn write(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
+    write_secret(path, &key.to_bytes())
+}
+
+/// Writes an organisation's encryption key to a new file at `path`, readable by its owner
+/// only.
+pub fn write_encryption(path: &Path, key: &EncryptionSecret) -> Result<(), KeyFileError> {
+    write_secret(path, &key.to_bytes())
+}
+
+fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), KeyFileError> {
     let io = |source| KeyFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -73,12 +94,21 @@ pub fn write(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
             io(source)
         }
     })?;
-    writeln!(file, "{}", hex_encode(&key.to_bytes())).map_err(io)?;
+    writeln!(file, "{}", hex_encode(secret)).map_err(io)?;
     file.sync_all().map_err(io)
 }
 
 /// Reads the key at `path`, refusing a file others can read.
 pub fn read(path: &Path) -> Result<SigningKey, KeyFileError> {
+    read_secret(path).map(|secret| SigningKey::from_bytes(&secret))
+}
+
+/// Reads the organisation encryption key at `path`, refusing a file others can read.
+pub fn read_encryption(path: &Path) -> Result<EncryptionSecret, KeyFileError> {
+    read_secret(path).map(EncryptionSecret::from_bytes)
+}
+
+fn read_secret(path: &Path) -> Result<[u8; 32], KeyFileError> {
     let io = |source| KeyFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -95,12 +125,9 @@ pub fn read(path: &Path) -> Result<SigningKey, KeyFileError> {
         }
     }
     let text = std::fs::read_to_string(path).map_err(io)?;
-    let secret = threatmesh_protocol::crypto::hex_decode::<32>(text.trim()).map_err(|_| {
-        KeyFileError::NotAKey {
-            path: path.to_path_buf(),
-        }
-    })?;
-    Ok(SigningKey::from_bytes(&secret))
+    threatmesh_protocol::crypto::hex_decode::<32>(text.trim()).map_err(|_| KeyFileError::NotAKey {
+        path: path.to_path_buf(),
+    })
 }
 
 /// The public key of the key at `path`.
@@ -132,6 +159,17 @@ mod tests {
             let error = read(&path).unwrap_err();
             assert!(error.to_string().contains("chmod 600"), "{error}");
         }
+    }
+
+    #[test]
+    fn encryption_key_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("encryption.key");
+        let key = generate_encryption().unwrap();
+        write_encryption(&path, &key).unwrap();
+        let read = read_encryption(&path).unwrap();
+        assert_eq!(read.to_bytes(), key.to_bytes());
+        assert_eq!(read.public_key(), key.public_key());
     }
 
     #[test]

@@ -188,7 +188,9 @@ fn acknowledged_entries_survive_kill_9() {
                 .unwrap()
                 .unwrap_or_else(|| panic!("round {round}: acknowledged entry {id} is missing"));
             // The index agrees: the entry's first value is found, attributed to it.
-            let Body::Bundle(bundle) = &entry.entry().body;
+            let Body::Bundle(bundle) = &entry.entry().body else {
+                panic!("round {round}: the test publishes clear bundles only");
+            };
             let lookup = store.lookup(bundle.items[0].value(), Timestamp(1)).unwrap();
             assert!(
                 lookup

@@ -928,7 +928,9 @@ fn synthetic_round_trip_keeps_every_kind() {
             .reason
             .contains(&stix::indicator_id(&publisher().org, &other))
     );
-    let Body::Bundle(original) = &entry.entry().body;
+    let Body::Bundle(original) = &entry.entry().body else {
+        panic!("the entry is in the clear");
+    };
     assert_eq!(again.items.len(), original.items.len() - 1);
     // identity, malware, campaign, 24 relationships; the marking definition is context
     assert_eq!(again.report.context, 1 + 2 + 24 + 1);

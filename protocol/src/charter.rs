@@ -89,7 +89,10 @@ pub struct Member {
     pub cutoffs: Vec<FeedCutoff>,
     /// Bootstrap addresses of its nodes (libp2p multiaddrs as text).
     pub addresses: Vec<String>,
-    /// X25519 public key for bundles sealed to this organisation, if it has one.
+    /// X25519 public key for bundles sealed to this organisation, if it has one (hex in
+    /// JSON). Rotated by a newer charter with a new key; bundles are sealed to the key of
+    /// the charter in force when they are published.
+    #[serde(default, with = "crate::crypto::hex_serde::option_array")]
     pub encryption_key: Option<[u8; 32]>,
 }
 

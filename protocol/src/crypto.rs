@@ -197,6 +197,90 @@ hex_text!(PublicKey, 32);
 hex_text!(Signature, 64);
 hex_text!(Hash, 32);
 
+/// serde as hex text for byte fields of wire types (`#[serde(with = "...")]`), so JSON
+/// shows keys and ciphertexts as one string instead of an array of numbers.
+pub mod hex_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// A fixed-size byte array as hex.
+    pub mod array {
+        use super::{Deserialize, Deserializer, Serializer};
+
+        /// Writes `bytes` as lower-case hex.
+        pub fn serialize<S: Serializer, const N: usize>(
+            bytes: &[u8; N],
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            serializer.collect_str(&crate::crypto::hex_encode(bytes))
+        }
+
+        /// Reads exactly `N` bytes of hex.
+        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+            deserializer: D,
+        ) -> Result<[u8; N], D::Error> {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            crate::crypto::hex_decode::<N>(&text).map_err(serde::de::Error::custom)
+        }
+    }
+
+    /// An optional 32-byte array as hex or `null`.
+    pub mod option_array {
+        use super::{Deserialize, Deserializer, Serializer};
+
+        /// Writes `bytes` as lower-case hex, or `null`.
+        pub fn serialize<S: Serializer>(
+            bytes: &Option<[u8; 32]>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match bytes {
+                Some(bytes) => serializer.collect_str(&crate::crypto::hex_encode(bytes)),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        /// Reads 64 hex digits, or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<[u8; 32]>, D::Error> {
+            let text = <Option<std::borrow::Cow<'de, str>>>::deserialize(deserializer)?;
+            text.map(|text| crate::crypto::hex_decode::<32>(&text))
+                .transpose()
+                .map_err(serde::de::Error::custom)
+        }
+    }
+
+    /// A byte string of any length as hex.
+    pub mod bytes {
+        use super::{Deserialize, Deserializer, Serializer};
+
+        /// Writes `bytes` as lower-case hex.
+        pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_str(&crate::crypto::hex_encode(bytes))
+        }
+
+        /// Reads an even number of hex digits.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Vec<u8>, D::Error> {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            let digits = text.as_bytes();
+            if digits.len() % 2 != 0 {
+                return Err(serde::de::Error::custom("odd number of hex digits"));
+            }
+            digits
+                .chunks_exact(2)
+                .map(|pair| {
+                    std::str::from_utf8(pair)
+                        .ok()
+                        .and_then(|pair| crate::crypto::hex_decode::<1>(pair).ok())
+                        .map(|[byte]| byte)
+                        .ok_or_else(|| serde::de::Error::custom("not hex"))
+                })
+                .collect()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

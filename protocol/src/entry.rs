@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::{Bundle, InvalidBundle};
 use crate::crypto::{BadSignature, Hash, PublicKey, Signature};
+use crate::seal::{InvalidSealed, Sealed};
 use crate::time::Timestamp;
 use crate::wire::{self, DecodeError, MAX_GOSSIP_BYTES, Message};
 
@@ -79,6 +80,9 @@ pub struct EntryHeader {
 pub enum Body {
     /// A bundle in the clear, readable by every node.
     Bundle(Bundle),
+    /// A bundle only its recipients can read (restricted marking or named recipients).
+    /// Appended after `Bundle`, so clear bodies keep their encoding.
+    Sealed(Sealed),
 }
 
 /// An entry as it travels: the bytes its author signed, and the signature. Unchecked.
@@ -169,6 +173,9 @@ pub enum InvalidEntry {
     /// The bundle breaks a rule.
     #[error(transparent)]
     Bundle(#[from] InvalidBundle),
+    /// The sealed body breaks a rule anyone can check without a key.
+    #[error(transparent)]
+    Sealed(#[from] InvalidSealed),
 }
 
 /// Bytes that are not an acceptable entry.
@@ -227,6 +234,9 @@ impl Entry {
         }
         match &self.body {
             Body::Bundle(bundle) => bundle.validate_clear()?,
+            // Relays cannot read it: only its structure is checked here. Recipients check
+            // the bundle inside when they open it.
+            Body::Sealed(sealed) => sealed.validate()?,
         }
         Ok(())
     }

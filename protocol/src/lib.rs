@@ -8,6 +8,7 @@
 //! - [`item`]: what a bundle says: [`Indicator`], [`Revocation`], [`Sighting`].
 //! - [`bundle`]: [`Bundle`]: items with a TLP marking and a distribution scope.
 //! - [`entry`]: [`SignedEntry`]: one signed, hash-chained entry of a node's feed.
+//! - [`seal`]: [`Sealed`] bodies: restricted bundles only their recipients can read.
 //! - [`charter`]: [`Charter`]: the federation's roster, signed k-of-n by its stewards.
 //! - [`wire`]: the one versioned [`wire::Message`] enum and its size limits.
 //! - [`crypto`]: keys, signatures and hashes.
@@ -24,6 +25,7 @@ pub mod crypto;
 pub mod entry;
 pub mod indicator;
 pub mod item;
+pub mod seal;
 pub mod time;
 pub mod wire;
 
@@ -34,4 +36,5 @@ pub use ed25519_dalek::SigningKey;
 pub use entry::{Body, Entry, FeedHead, SignedEntry, UnverifiedEntry};
 pub use indicator::{InvalidValue, Kind, Value};
 pub use item::{Confidence, Context, Indicator, Item, Revocation, Sighting};
+pub use seal::{EncryptionSecret, KeySlot, Recipient, SealContext, Sealed};
 pub use time::Timestamp;

@@ -16,7 +16,9 @@ use threatmesh_node::network::{self, Client};
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
 use threatmesh_protocol::item::{Indicator, Item};
-use threatmesh_protocol::{Hash, Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Value};
+use threatmesh_protocol::{
+    EncryptionSecret, Hash, Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Value,
+};
 
 /// The longest any test waits for anything.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -54,6 +56,9 @@ pub struct Federation {
     pub orgs: Vec<SigningKey>,
     /// Node keys, one per member.
     pub nodes: Vec<SigningKey>,
+    /// Organisation encryption keys (for sealed bundles), one per member; the charter
+    /// lists their public halves.
+    pub encryption: Vec<EncryptionSecret>,
     /// The genesis charter, signed.
     pub genesis: SignedCharter,
 }
@@ -73,6 +78,9 @@ impl Federation {
         let nodes: Vec<SigningKey> = (0..members)
             .map(|i| SigningKey::from_bytes(&[0x40 + i; 32]))
             .collect();
+        let encryption: Vec<EncryptionSecret> = (0..members)
+            .map(|i| EncryptionSecret::from_bytes([0x20 + i; 32]))
+            .collect();
         let charter = Charter {
             federation: Hash::default(),
             name: "Test federation".into(),
@@ -84,8 +92,9 @@ impl Federation {
             members: orgs
                 .iter()
                 .zip(&nodes)
+                .zip(&encryption)
                 .enumerate()
-                .map(|(index, (org, node))| member(index, org, node))
+                .map(|(index, ((org, node), encryption))| member(index, org, node, encryption))
                 .collect(),
         };
         let mut genesis = SignedCharter::propose(charter).expect("the test charter is valid");
@@ -94,6 +103,7 @@ impl Federation {
             steward,
             orgs,
             nodes,
+            encryption,
             genesis,
         }
     }
@@ -118,9 +128,19 @@ impl Federation {
     pub fn id(&self) -> Hash {
         self.genesis.federation()
     }
+
+    /// Member `index`'s organisation id.
+    pub fn org(&self, index: usize) -> PublicKey {
+        PublicKey::of(&self.orgs[index])
+    }
 }
 
-fn member(index: usize, org: &SigningKey, node: &SigningKey) -> Member {
+fn member(
+    index: usize,
+    org: &SigningKey,
+    node: &SigningKey,
+    encryption: &EncryptionSecret,
+) -> Member {
     Member {
         org: PublicKey::of(org),
         name: format!("ORG-{index}"),
@@ -139,7 +159,7 @@ fn member(index: usize, org: &SigningKey, node: &SigningKey) -> Member {
         )],
         cutoffs: vec![],
         addresses: vec![],
-        encryption_key: None,
+        encryption_key: Some(encryption.public_key()),
     }
 }
 
@@ -236,6 +256,55 @@ impl TestNode {
     }
 }
 
+/// The bearer token of the HTTP APIs tests start.
+pub const API_TOKEN: &str = "integration-test-token";
+
+impl TestNode {
+    /// Serves this node's HTTP API on `127.0.0.1:0` (token [`API_TOKEN`]) until the test
+    /// ends; returns its address.
+    pub async fn serve_api(&self) -> Result<std::net::SocketAddr> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let router = threatmesh_node::api::router(threatmesh_node::api::ApiState::new(
+            self.store.clone(),
+            self.client.clone(),
+            vec![API_TOKEN.into()],
+        )?);
+        tokio::spawn(threatmesh_node::api::serve(
+            listener,
+            router,
+            std::future::pending(),
+        ));
+        Ok(address)
+    }
+}
+
+/// `GET path` on the API at `address` with [`API_TOKEN`]: the status code and the body.
+pub async fn http_get(address: std::net::SocketAddr, path: &str) -> Result<(u16, String)> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(address)?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {API_TOKEN}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .context("an HTTP response without a blank line")?;
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .context("an HTTP response without a status")?;
+        Ok((status, body.to_owned()))
+    })
+    .await?
+}
+
 /// `count` distinct ipv4 indicators starting at `first`.
 pub fn indicators(first: u32, count: u32) -> Vec<Item> {
     (first..first + count)
@@ -274,9 +343,18 @@ impl TestNet {
         init_logging();
         let federation = Federation::new(members);
         let mut nodes = Vec::new();
-        for key in federation.nodes.iter().take(usize::from(running)) {
+        for (key, encryption) in federation
+            .nodes
+            .iter()
+            .zip(&federation.encryption)
+            .take(usize::from(running))
+        {
             let genesis = federation.genesis.clone();
-            nodes.push(TestNode::start(key.clone(), genesis, config.clone()).await?);
+            let config = network::Config {
+                encryption_key: Some(encryption.clone()),
+                ..config.clone()
+            };
+            nodes.push(TestNode::start(key.clone(), genesis, config).await?);
         }
         Ok(TestNet { federation, nodes })
     }

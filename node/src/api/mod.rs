@@ -481,6 +481,10 @@ struct ExportedEntry {
     bytes: usize,
     #[serde(flatten)]
     entry: threatmesh_protocol::Entry,
+    /// For a sealed entry addressed to this node's organisation, the bundle it read;
+    /// absent otherwise (the sealed body above is all a non-recipient sees).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opened: Option<threatmesh_protocol::Bundle>,
 }
 
 #[derive(Debug, Serialize)]
@@ -512,19 +516,33 @@ async fn entries(
     let store = state.store.clone();
     let (page, next, total) = blocking(move || {
         let page = store.added_page(cursor.as_ref().map(|c| &c[..]), limit)?;
-        Ok::<_, StoreError>((page.entries, page.next, store.stats()?.entries))
+        let entries = page
+            .entries
+            .into_iter()
+            .map(|(added, entry)| {
+                let sealed = matches!(
+                    entry.entry().body,
+                    threatmesh_protocol::entry::Body::Sealed(_)
+                );
+                let opened = if sealed {
+                    store.opened(&entry.id())?
+                } else {
+                    None
+                };
+                Ok(ExportedEntry {
+                    id: entry.id(),
+                    added,
+                    bytes: entry.payload().len(),
+                    entry: entry.entry().clone(),
+                    opened,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok::<_, StoreError>((entries, page.next, store.stats()?.entries))
     })
     .await??;
     Ok(Json(EntriesPage {
-        entries: page
-            .into_iter()
-            .map(|(added, entry)| ExportedEntry {
-                id: entry.id(),
-                added,
-                bytes: entry.payload().len(),
-                entry: entry.entry().clone(),
-            })
-            .collect(),
+        entries: page,
         next: next.map(|cursor| threatmesh_protocol::crypto::hex_encode(&cursor)),
         total,
     }))

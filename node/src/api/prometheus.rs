@@ -97,11 +97,35 @@ pub(super) fn render(
         "Two entries seen for one place in a feed.",
         &one(network.equivocations),
     );
+    let sealed = vec![
+        ("{outcome=\"opened\"}".to_owned(), network.sealed_opened),
+        (
+            "{outcome=\"failed\"}".to_owned(),
+            network.sealed_open_failed,
+        ),
+        (
+            "{outcome=\"not-addressed\"}".to_owned(),
+            network.sealed_not_addressed,
+        ),
+    ];
+    metric(
+        "sealed_received_total",
+        "counter",
+        "Sealed entries from peers: opened (addressed to this organisation), failed (addressed \
+         to it but unreadable: no key, wrong key, bad body), not-addressed (relayed unread).",
+        &sealed,
+    );
     metric(
         "store_entries",
         "gauge",
         "Entries held.",
         &one(store.entries),
+    );
+    metric(
+        "store_sealed_entries",
+        "gauge",
+        "Sealed entries held, readable here or not.",
+        &one(store.sealed),
     );
     metric(
         "store_records",

@@ -45,17 +45,30 @@ async fn node() -> (Router, Store, tempfile::TempDir) {
             )],
             cutoffs: vec![],
             addresses: vec![],
-            encryption_key: None,
+            encryption_key: Some(encryption().public_key()),
         }],
     })
     .unwrap();
     charter.sign(&steward);
     store.put_charter(&charter).unwrap();
-    let (client, event_loop) =
-        network::new(network::Config::default(), node, store.clone(), charter).unwrap();
+    let config = network::Config {
+        encryption_key: Some(encryption()),
+        ..network::Config::default()
+    };
+    let (client, event_loop) = network::new(config, node, store.clone(), charter).unwrap();
     tokio::spawn(event_loop.run());
     let router = router(ApiState::new(store.clone(), client, vec![TOKEN.into()]).unwrap());
     (router, store, dir)
+}
+
+/// The organisation's encryption key.
+fn encryption() -> threatmesh_protocol::EncryptionSecret {
+    threatmesh_protocol::EncryptionSecret::from_bytes([4; 32])
+}
+
+/// The organisation's id, in hex.
+fn own_org() -> String {
+    PublicKey::of(&SigningKey::from_bytes(&[2; 32])).to_string()
 }
 
 async fn call(
@@ -829,4 +842,68 @@ async fn taxii_lists_an_object_shared_by_entries_once_and_finds_it_by_id() {
     let relationships = relationships["objects"].as_array().unwrap();
     assert_eq!(relationships.len(), 2, "{relationships:?}");
     assert!(relationships.iter().all(|r| r["target_ref"] == id));
+}
+
+#[tokio::test]
+async fn restricted_content_in_the_clear_is_refused_with_a_clear_message() {
+    let (router, store, _dir) = node().await;
+    for tlp in ["red", "amber+strict"] {
+        let body = format!(
+            r#"{{"tlp": "{tlp}", "items": [{{"type": "indicator", "kind": "ipv4", "value": "203.0.113.9", "valid_from": 1700000000000}}]}}"#
+        );
+        let (status, answer) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert!(answer.contains("name its recipients"), "{answer}");
+        assert!(answer.contains("in the clear"), "{answer}");
+    }
+    // A recipient that is not a member.
+    let body = format!(
+        r#"{{"tlp": "red", "distribution": {{"recipients": ["{}"]}}, "items": [{{"type": "indicator", "kind": "ipv4", "value": "203.0.113.9", "valid_from": 1700000000000}}]}}"#,
+        "ab".repeat(32)
+    );
+    let (status, answer) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), &body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(answer.contains("is not a member"), "{answer}");
+    assert_eq!(store.stats().unwrap().entries, 0, "nothing was published");
+}
+
+#[tokio::test]
+async fn red_content_for_named_recipients_is_sealed_and_readable_by_the_publisher() {
+    let (router, store, _dir) = node().await;
+    let body = format!(
+        r#"{{"tlp": "red", "distribution": {{"recipients": ["{}"]}}, "items": [{{"type": "indicator", "kind": "ipv4", "value": "203.0.113.9", "valid_from": 1700000000000}}]}}"#,
+        own_org()
+    );
+    let (status, answer) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(store.stats().unwrap().sealed, 1);
+    let (status, answer) = call(
+        &router,
+        "GET",
+        "/api/v1/indicators/ipv4/203.0.113.9",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer.contains(r#""known":true"#), "{answer}");
+    assert!(answer.contains(r#""tlp":"red""#), "{answer}");
+    let (status, answer) = call(&router, "GET", "/api/v1/entries", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let page: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let entry = &page["entries"][0];
+    assert!(
+        entry["body"]["sealed"]["ciphertext"].is_string(),
+        "{answer}"
+    );
+    assert_eq!(entry["body"]["sealed"]["slots"][0]["org"], own_org());
+    assert_eq!(
+        entry["opened"]["items"][0]["value"], "203.0.113.9",
+        "{answer}"
+    );
+    let (_, metrics) = call(&router, "GET", "/metrics", Some(TOKEN), "").await;
+    assert!(
+        metrics.contains("threatmesh_store_sealed_entries 1"),
+        "{metrics}"
+    );
 }

@@ -21,9 +21,14 @@ pub(super) struct ApiArgs {
 pub(super) struct PublishArgs {
     #[command(flatten)]
     api: ApiArgs,
-    /// TLP marking of what is published (clear, green, amber).
+    /// TLP marking of what is published (clear, green, amber, amber+strict, red).
     #[arg(long, default_value = "amber")]
     tlp: String,
+    /// A recipient organisation (its id, hex): the bundle is sealed so only the named
+    /// organisations and this node's can read it. Repeat for each; needed for red and
+    /// amber+strict.
+    #[arg(long = "recipient")]
+    recipients: Vec<String>,
     /// A file (or `-` for standard input): a JSON publish request as the API takes it, or
     /// a plain list of values, one per line (kind detected, defanged values accepted).
     file: PathBuf,
@@ -151,6 +156,17 @@ pub(super) fn publish(args: &PublishArgs) -> Result<()> {
         Ok(request) if request.is_object() => request,
         _ => plain_list(&text, &args.tlp)?,
     };
+    if !args.recipients.is_empty() {
+        let recipients = args
+            .recipients
+            .iter()
+            .map(|org| {
+                org.parse::<threatmesh_protocol::PublicKey>()
+                    .with_context(|| format!("--recipient {org:?}: expected an organisation id"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        request["distribution"] = json!({ "recipients": recipients });
+    }
     let items = request["items"]
         .as_array_mut()
         .map(std::mem::take)

@@ -228,8 +228,18 @@ impl<'a> Pages<'a> {
         for exported in page["entries"].as_array().into_iter().flatten() {
             let id: Hash = serde_json::from_value(exported["id"].clone())
                 .context("reading an entry id from the node")?;
-            let entry: Entry = serde_json::from_value(exported.clone())
+            let mut entry: Entry = serde_json::from_value(exported.clone())
                 .with_context(|| format!("reading entry {id} from the node"))?;
+            // A sealed entry this organisation may read comes with the bundle the node
+            // opened; exporters read that. One it may not read stays sealed and exports
+            // nothing.
+            if matches!(entry.body, threatmesh_protocol::Body::Sealed(_))
+                && exported["opened"].is_object()
+            {
+                let opened = serde_json::from_value(exported["opened"].clone())
+                    .with_context(|| format!("reading the opened bundle of entry {id}"))?;
+                entry.body = threatmesh_protocol::Body::Bundle(opened);
+            }
             let publisher = Publisher::of(&self.charter, &entry.author)
                 .unwrap_or_else(|| Publisher::unknown(&entry.author));
             entries.push((entry, id, publisher));

@@ -24,6 +24,10 @@ pub(super) struct InitArgs {
     /// Use this existing organisation root key instead of creating one.
     #[arg(long)]
     org_key: Option<PathBuf>,
+    /// Use this existing organisation encryption key (another node of the organisation
+    /// has it) instead of creating one.
+    #[arg(long)]
+    encryption_key: Option<PathBuf>,
     /// How long the node certificate is valid, in days.
     #[arg(long, default_value_t = 365)]
     valid_days: u64,
@@ -47,6 +51,17 @@ pub(super) enum KeyCommand {
         /// The key file.
         file: PathBuf,
     },
+    /// Create a new organisation encryption key (X25519, mode 0600) and print its public
+    /// key, for a member file's `encryption_key` (rotation: a newer charter with it).
+    NewEncryption {
+        /// Where to write it.
+        file: PathBuf,
+    },
+    /// Print the public key of an organisation encryption key file.
+    ShowEncryption {
+        /// The key file.
+        file: PathBuf,
+    },
 }
 
 pub(super) fn key(command: &KeyCommand) -> Result<()> {
@@ -57,6 +72,18 @@ pub(super) fn key(command: &KeyCommand) -> Result<()> {
             out!("{}", PublicKey::of(&key));
         }
         KeyCommand::Show { file } => out!("{}", keyfile::public(file)?),
+        KeyCommand::NewEncryption { file } => {
+            let key = keyfile::generate_encryption()
+                .context("no randomness from the operating system")?;
+            keyfile::write_encryption(file, &key)?;
+            out!("{}", hex_encode(&key.public_key()));
+        }
+        KeyCommand::ShowEncryption { file } => {
+            out!(
+                "{}",
+                hex_encode(&keyfile::read_encryption(file)?.public_key())
+            );
+        }
     }
     Ok(())
 }
@@ -87,6 +114,21 @@ pub(super) fn run(args: &InitArgs) -> Result<()> {
             key
         }
     };
+    // Every node of the organisation opens sealed bundles with the same key, so a second
+    // node is given the first one's.
+    let encryption = match &args.encryption_key {
+        Some(path) => {
+            let key = keyfile::read_encryption(path)?;
+            keyfile::write_encryption(&args.dir.join("encryption.key"), &key)?;
+            key
+        }
+        None => {
+            let key = keyfile::generate_encryption()
+                .context("no randomness from the operating system")?;
+            keyfile::write_encryption(&args.dir.join("encryption.key"), &key)?;
+            key
+        }
+    };
     let node = keyfile::generate().context("no randomness from the operating system")?;
     keyfile::write(&args.dir.join("node.key"), &node)?;
     let node_public = PublicKey::of(&node);
@@ -107,7 +149,7 @@ pub(super) fn run(args: &InitArgs) -> Result<()> {
         nodes: vec![NodeCertificate::issue(&org, node_public, now, until)],
         cutoffs: Vec::new(),
         addresses: Vec::new(),
-        encryption_key: None,
+        encryption_key: Some(encryption.public_key()),
     };
     let member_path = args.dir.join("member.json");
     std::fs::write(&member_path, serde_json::to_string_pretty(&member)?)
@@ -132,6 +174,9 @@ pub(super) fn run(args: &InitArgs) -> Result<()> {
         );
     }
     out!("  node.key         this node's key (mode 0600)");
+    out!(
+        "  encryption.key   the organisation's key for sealed bundles (mode 0600; every node of it needs it)"
+    );
     out!("  member.json      this organisation and its node certificate, for the stewards");
     out!("  threatmesh.toml  the node's configuration (holds the API token)");
     out!();

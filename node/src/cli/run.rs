@@ -94,6 +94,20 @@ fn init_logging(json: bool, level: &str) -> Result<()> {
 
 async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<()> {
     let key = keyfile::read(&config.key_file)?;
+    let mut network_config = config.network.clone();
+    match &config.encryption_key_file {
+        Some(path) => {
+            let encryption = keyfile::read_encryption(path)?;
+            tracing::info!(
+                public = %threatmesh_protocol::crypto::hex_encode(&encryption.public_key()),
+                "organisation encryption key loaded: bundles sealed to it are read"
+            );
+            network_config.encryption_key = Some(encryption);
+        }
+        None => tracing::info!(
+            "no node.encryption_key_file: sealed bundles are stored and relayed, none is read"
+        ),
+    }
     let store = Store::open(
         &config.data_dir,
         &Options {
@@ -130,7 +144,20 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
             genesis
         }
     };
-    let (client, event_loop) = network::new(config.network.clone(), key, store.clone(), charter)?;
+    if let Some(encryption) = &network_config.encryption_key {
+        let public = threatmesh_protocol::PublicKey::of(&key);
+        let listed = charter
+            .charter()
+            .node(&public)
+            .and_then(|(member, _)| member.encryption_key);
+        if listed != Some(encryption.public_key()) {
+            tracing::warn!(
+                "node.encryption_key_file is not the encryption key the charter lists for this \
+                 organisation: bundles sealed to it will not open until a charter lists this key"
+            );
+        }
+    }
+    let (client, event_loop) = network::new(network_config, key, store.clone(), charter)?;
     let network_task = tokio::spawn(event_loop.run());
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await

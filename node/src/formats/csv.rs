@@ -524,7 +524,11 @@ pub fn write_entry<W: Write + ?Sized>(
     id: Hash,
     publisher: &Publisher,
 ) -> std::io::Result<usize> {
-    let Body::Bundle(bundle) = &entry.body;
+    // A sealed entry is exported only as the bundle this node opened (see
+    // `formats::readable_entry`); one still sealed has no rows to show.
+    let Body::Bundle(bundle) = &entry.body else {
+        return Ok(0);
+    };
     let entry_id = hex_encode(&id.0);
     let mut rows = 0;
     for item in &bundle.items {

@@ -46,7 +46,7 @@ use threatmesh_protocol::item::{
     Confidence, ExternalReference, Indicator, Item, MAX_NAME_BYTES, MAX_REFERENCE_URL_BYTES,
     MAX_REFERENCES, MAX_TEXT_BYTES, Sighting,
 };
-use threatmesh_protocol::{Entry, Hash, Kind, Timestamp, Value};
+use threatmesh_protocol::{Bundle, Entry, Hash, Kind, Timestamp, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
@@ -640,7 +640,11 @@ pub fn export_feed<'a>(
     let mut events = Vec::new();
     let mut hashes = Vec::new();
     for (entry, id, publisher) in entries {
-        let event = event_of(entry, id, publisher);
+        // A sealed entry is exported only as the bundle this node opened (see
+        // `formats::readable_entry`); one still sealed has nothing to show.
+        let Some(event) = event_of(entry, id, publisher) else {
+            continue;
+        };
         let uuid = event_uuid(id).to_string();
         for attribute in event["Attribute"].as_array().into_iter().flatten() {
             if let Some(value) = attribute["value"].as_str() {
@@ -715,8 +719,10 @@ pub fn org_uuid(publisher: &Publisher) -> Uuid {
     )
 }
 
-fn event_of(entry: &Entry, id: Hash, publisher: &Publisher) -> Json {
-    let Body::Bundle(bundle) = &entry.body;
+fn event_of(entry: &Entry, id: Hash, publisher: &Publisher) -> Option<Json> {
+    let Body::Bundle(bundle) = &entry.body else {
+        return None;
+    };
     let seconds = (entry.created.as_millis() / 1000).to_string();
     let org = json!({ "name": publisher.name, "uuid": org_uuid(publisher).to_string() });
     let attributes: Vec<Json> = bundle
@@ -731,9 +737,9 @@ fn event_of(entry: &Entry, id: Hash, publisher: &Publisher) -> Json {
         Tlp::Amber => "1",
         Tlp::AmberStrict | Tlp::Red => "0",
     };
-    json!({
+    Some(json!({
         "uuid": event_uuid(id).to_string(),
-        "info": event_info(entry, id, publisher),
+        "info": event_info(entry, bundle, id, publisher),
         "date": date(entry.created),
         "timestamp": seconds,
         "publish_timestamp": seconds,
@@ -745,13 +751,12 @@ fn event_of(entry: &Entry, id: Hash, publisher: &Publisher) -> Json {
         "Org": org,
         "Tag": [tlp_tag(bundle.tlp)],
         "Attribute": attributes,
-    })
+    }))
 }
 
 /// The indicators' common description when they share one (a bundle imported from one
 /// report), else a summary naming the publisher and the entry.
-fn event_info(entry: &Entry, id: Hash, publisher: &Publisher) -> String {
-    let Body::Bundle(bundle) = &entry.body;
+fn event_info(entry: &Entry, bundle: &Bundle, id: Hash, publisher: &Publisher) -> String {
     let mut descriptions = bundle.items.iter().map(|item| match item {
         Item::Indicator(indicator) => indicator.context.description.as_deref(),
         _ => None,

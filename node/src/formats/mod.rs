@@ -15,12 +15,28 @@ pub mod misp;
 pub mod rfc3339;
 pub mod stix;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use threatmesh_protocol::bundle::Tlp;
 use threatmesh_protocol::item::Item;
-use threatmesh_protocol::{Charter, PublicKey};
+use threatmesh_protocol::{Body, Bundle, Charter, Entry, PublicKey};
+
+/// The entry as exporters read it: itself when its bundle is in the clear; for a sealed
+/// entry, the same entry carrying `opened`, the bundle this node opened; `None` when it
+/// is sealed and this node could not open it, so exports skip it and show nothing of it.
+/// Exporters see only `Body::Bundle`: a sealed body on its own exports nothing.
+pub fn readable_entry(entry: &Entry, opened: Option<Bundle>) -> Option<Cow<'_, Entry>> {
+    match (&entry.body, opened) {
+        (Body::Bundle(_), _) => Some(Cow::Borrowed(entry)),
+        (Body::Sealed(_), Some(bundle)) => Some(Cow::Owned(Entry {
+            body: Body::Bundle(bundle),
+            ..entry.clone()
+        })),
+        (Body::Sealed(_), None) => None,
+    }
+}
 
 /// An item and the marking its source gave it, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,13 @@
 //! full decode, signature), store what passes, and send a [`Verdict`] back, which the loop
 //! reports to gossipsub within its validation window. Pages of one feed are handled by one
 //! worker in seq order, so catch-up never reports gaps it is about to fill itself.
+//!
+//! A sealed entry passes the same checks (relays verify it without reading it). If this
+//! node's organisation holds a slot and the node has its encryption key, the entry is
+//! opened before it is stored and the store indexes the bundle. One that does not open
+//! (a wrong or rotated key, a slot or content its author got wrong) is still stored and
+//! relayed, since it is validly signed and other recipients may read it: the failure is
+//! logged and counted, and nothing of it is indexed.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -14,9 +21,11 @@ use std::time::Duration;
 use libp2p::PeerId;
 use libp2p::gossipsub::MessageId;
 use libp2p::request_response::OutboundRequestId;
+use threatmesh_protocol::bundle::Bundle;
 use threatmesh_protocol::charter::{CharterError, RawCharter};
-use threatmesh_protocol::entry::{EntryHeader, FeedHead, UnverifiedEntry};
-use threatmesh_protocol::{Hash, PublicKey, SignedCharter, Timestamp};
+use threatmesh_protocol::entry::{Body, EntryHeader, FeedHead, SignedEntry, UnverifiedEntry};
+use threatmesh_protocol::seal::SealContext;
+use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, Timestamp};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, error, warn};
 
@@ -99,6 +108,10 @@ pub(crate) struct Checker {
     pub(crate) charter: watch::Receiver<Arc<SignedCharter>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clock_skew: Duration,
+    /// This node's key: its organisation, in the charter, is who it opens sealed entries as.
+    pub(crate) node: PublicKey,
+    /// The organisation's encryption key, if the node has it.
+    pub(crate) encryption_key: Option<Arc<EncryptionSecret>>,
 }
 
 /// Starts the pipeline; it ends when the job queue closes.
@@ -325,7 +338,8 @@ impl Checker {
         let Ok(entry) = entry.verify() else {
             return reject(Rejection::BadSignature);
         };
-        match self.store.ingest(&entry, org, now) {
+        let opened = self.open_sealed(&entry, &charter);
+        match self.store.ingest_opened(&entry, org, opened.as_ref(), now) {
             Ok(Ingest::Stored) => Checked {
                 acceptance: Acceptance::Accept,
                 gap: None,
@@ -347,6 +361,40 @@ impl Checker {
                 // Our own failure (disk full, I/O): not the peer's fault, and not stored.
                 error!(%error, "storing an entry failed");
                 ignore
+            }
+        }
+    }
+
+    /// The bundle of a sealed entry addressed to this node's organisation, opened with its
+    /// encryption key; `None` for a clear entry or one this node cannot read (counted).
+    fn open_sealed(&self, entry: &SignedEntry, charter: &SignedCharter) -> Option<Bundle> {
+        let Body::Sealed(sealed) = &entry.entry().body else {
+            return None;
+        };
+        let org = charter
+            .charter()
+            .node(&self.node)
+            .map(|(member, _)| member.org);
+        let Some(org) = org.filter(|org| sealed.is_for(org)) else {
+            self.metrics.sealed_not_addressed();
+            return None;
+        };
+        let Some(secret) = &self.encryption_key else {
+            warn!(author = %entry.entry().author.fmt_short(), seq = entry.entry().seq,
+                "a bundle sealed to this organisation arrived, but the node has no encryption key (node.encryption_key_file)");
+            self.metrics.sealed_open_failed();
+            return None;
+        };
+        match sealed.open(&SealContext::of(entry.entry()), &org, secret) {
+            Ok(bundle) => {
+                self.metrics.sealed_opened();
+                Some(bundle)
+            }
+            Err(reason) => {
+                warn!(author = %entry.entry().author.fmt_short(), seq = entry.entry().seq, %reason,
+                    "a bundle sealed to this organisation does not open; stored unread");
+                self.metrics.sealed_open_failed();
+                None
             }
         }
     }

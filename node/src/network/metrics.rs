@@ -92,6 +92,9 @@ pub(crate) struct Metrics {
     equivocations: AtomicU64,
     refused_not_in_charter: AtomicU64,
     refused_blocked: AtomicU64,
+    sealed_opened: AtomicU64,
+    sealed_open_failed: AtomicU64,
+    sealed_not_addressed: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -120,6 +123,14 @@ pub struct Snapshot {
     pub refused_not_in_charter: u64,
     /// Connections refused because the peer is banned or blocked by the operator.
     pub refused_blocked: u64,
+    /// Sealed entries from peers addressed to this organisation and opened.
+    pub sealed_opened: u64,
+    /// Sealed entries from peers addressed to this organisation that did not open (no
+    /// key, a wrong or rotated key, or a body its author got wrong): stored unread.
+    pub sealed_open_failed: u64,
+    /// Sealed entries from peers not addressed to this organisation: stored and relayed
+    /// unread.
+    pub sealed_not_addressed: u64,
     /// Ingest latency: entries per bucket of [`INGEST_BUCKETS_MICROS`] (not cumulative),
     /// the last for anything slower.
     pub ingest_buckets: Vec<u64>,
@@ -210,6 +221,18 @@ impl Metrics {
         add(&self.refused_blocked, 1);
     }
 
+    pub(crate) fn sealed_opened(&self) {
+        add(&self.sealed_opened, 1);
+    }
+
+    pub(crate) fn sealed_open_failed(&self) {
+        add(&self.sealed_open_failed, 1);
+    }
+
+    pub(crate) fn sealed_not_addressed(&self) {
+        add(&self.sealed_not_addressed, 1);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -228,6 +251,9 @@ impl Metrics {
             equivocations: load(&self.equivocations),
             refused_not_in_charter: load(&self.refused_not_in_charter),
             refused_blocked: load(&self.refused_blocked),
+            sealed_opened: load(&self.sealed_opened),
+            sealed_open_failed: load(&self.sealed_open_failed),
+            sealed_not_addressed: load(&self.sealed_not_addressed),
             ingest_buckets: self.ingest_buckets.iter().map(load).collect(),
             ingest_micros_sum: load(&self.ingest_micros_sum),
             advertised: self

@@ -9,6 +9,12 @@
 //! Sync runs on every new connection and every `sync_interval`: ask for the peer's feed
 //! heads, then fetch only what is missing, one range per feed at a time, in pages bounded
 //! by bytes; a gossiped entry that reveals a gap triggers a fetch of just that gap.
+//!
+//! Restricted content (TLP:RED, TLP:AMBER+STRICT, named recipients) is sealed when it is
+//! published, for the named organisations and the publisher's own, with the encryption
+//! keys of the charter in force. Relays store and forward sealed entries like any other;
+//! a node whose organisation holds a slot opens them on ingest with its encryption key
+//! and the store indexes what it read.
 
 mod behaviour;
 mod codec;
@@ -23,7 +29,8 @@ use libp2p::{Multiaddr, PeerId};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::entry::{Body, FeedHead, MAX_BUNDLE_BYTES, SignedEntry};
 use threatmesh_protocol::item::Item;
-use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey};
+use threatmesh_protocol::seal::{self, Recipient, SealContext, Sealed};
+use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use event_loop::EventLoop;
@@ -73,6 +80,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Find peers on the local network with mDNS.
     pub mdns: bool,
+    /// The organisation's encryption key: the node opens bundles sealed to its
+    /// organisation with it. `None`: sealed bundles are stored and relayed unread.
+    pub encryption_key: Option<EncryptionSecret>,
 }
 
 impl Default for Config {
@@ -90,6 +100,7 @@ impl Default for Config {
             max_redial: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
             mdns: false,
+            encryption_key: None,
         }
     }
 }
@@ -228,6 +239,8 @@ pub fn new(
             charter: charter_receiver.clone(),
             metrics: Arc::clone(&metrics),
             clock_skew: config.clock_skew,
+            node: PublicKey::of(&node_key),
+            encryption_key: config.encryption_key.clone().map(Arc::new),
         },
         job_receiver,
         verdict_sender,
@@ -277,13 +290,23 @@ impl Client {
     /// Publishes `items`: split into entries that fit one gossip message, each signed,
     /// stored locally, then gossiped. Returns the entry ids. A node with no peers yet
     /// still stores its entries; peers fetch them when they connect.
+    ///
+    /// Restricted content is sealed: TLP:RED and TLP:AMBER+STRICT must name their
+    /// recipients (`Distribution::Recipients`), and any bundle that names recipients is
+    /// sealed for them and for this node's organisation, with the keys of the charter in
+    /// force. A recipient that is not an active member, may not read, or has no
+    /// encryption key in the charter is refused with an error naming it.
     pub async fn publish(
         &self,
         tlp: Tlp,
         distribution: Distribution,
         items: Vec<Item>,
     ) -> Result<Vec<Hash>, ClientError> {
-        let bundles = Bundle::split(tlp, distribution, items, MAX_BUNDLE_BYTES)
+        let max_bytes = match recipients(&self.charter(), &self.node_key(), tlp, &distribution)? {
+            Some(recipients) => seal::max_bundle_bytes(recipients.len()),
+            None => MAX_BUNDLE_BYTES,
+        };
+        let bundles = Bundle::split(tlp, distribution, items, max_bytes)
             .map_err(|error| ClientError::Invalid(error.to_string()))?;
         let publisher = Arc::clone(&self.publisher);
         let _in_order = publisher.lock.lock().await;
@@ -405,16 +428,91 @@ impl Publisher {
             .into_iter()
             .find(|head| head.author == author);
         let now = ingest::now();
-        let entry = SignedEntry::next(
-            &self.key,
-            charter.federation(),
-            head.as_ref(),
-            now,
-            Body::Bundle(bundle),
-        )
-        .map_err(|error| ClientError::Invalid(error.to_string()))?;
+        // Sealed for the recipients of the charter signed under, checked again here: a
+        // newer charter may have arrived since the publish began.
+        let (body, opened) = match recipients(charter, &author, bundle.tlp, &bundle.distribution)? {
+            None => (Body::Bundle(bundle), None),
+            Some(recipients) => {
+                let context = SealContext {
+                    federation: charter.federation(),
+                    author,
+                    seq: head.as_ref().map_or(1, |head| head.seq + 1),
+                };
+                let mut random = [0u8; 32];
+                getrandom::fill(&mut random).map_err(|error| {
+                    ClientError::Invalid(format!("no randomness to seal with: {error}"))
+                })?;
+                let sealed = Sealed::seal(&bundle, &recipients, &context, random)
+                    .map_err(|error| ClientError::Invalid(error.to_string()))?;
+                (Body::Sealed(sealed), Some(bundle))
+            }
+        };
+        let entry = SignedEntry::next(&self.key, charter.federation(), head.as_ref(), now, body)
+            .map_err(|error| ClientError::Invalid(error.to_string()))?;
         let member = charter.charter().authorise_entry(&entry.head(), now)?;
-        self.store.ingest(&entry, member.org, now)?;
+        // The publisher's organisation is always a recipient: it keeps what it sealed.
+        self.store
+            .ingest_opened(&entry, member.org, opened.as_ref(), now)?;
         Ok(entry)
     }
+}
+
+/// Who a bundle with this marking and distribution is sealed for under `charter`, with
+/// their encryption keys: `None` for content that goes in the clear. This node's
+/// organisation comes first; every named recipient must be an active member that may read
+/// and has an encryption key in the charter.
+fn recipients(
+    charter: &SignedCharter,
+    node: &PublicKey,
+    tlp: Tlp,
+    distribution: &Distribution,
+) -> Result<Option<Vec<Recipient>>, ClientError> {
+    let named = match distribution {
+        Distribution::Recipients(named) => named,
+        Distribution::Federation if tlp.is_restricted() => {
+            return Err(ClientError::Invalid(format!(
+                "{tlp} content may not go to the whole federation, and the node refuses to \
+                 send it in the clear: name its recipients (distribution {{\"recipients\": \
+                 [organisation ids]}}) and it is sealed so only they can read it"
+            )));
+        }
+        Distribution::Federation => return Ok(None),
+    };
+    let version = charter.charter().version;
+    let (own, _) = charter.charter().node(node).ok_or(
+        threatmesh_protocol::charter::NotAuthorised::UnknownNode(*node),
+    )?;
+    let mut orgs = vec![own.org];
+    orgs.extend(named.iter().filter(|org| **org != own.org));
+    orgs.into_iter()
+        .map(|org| {
+            let refuse = |why: String| {
+                ClientError::Invalid(format!(
+                    "recipient {org} {why} in the charter in force (version {version}), so a \
+                     sealed bundle cannot be addressed to it"
+                ))
+            };
+            let member = charter
+                .charter()
+                .member(&org)
+                .ok_or_else(|| refuse("is not a member".into()))?;
+            if let Some((state, since)) = member.status.out_of_standing() {
+                return Err(refuse(format!(
+                    "({}) is {state} since {since}",
+                    member.name
+                )));
+            }
+            if !member.roles.read {
+                return Err(refuse(format!("({}) may not read", member.name)));
+            }
+            let encryption_key = member
+                .encryption_key
+                .ok_or_else(|| refuse(format!("({}) has no encryption key", member.name)))?;
+            Ok(Recipient {
+                org,
+                encryption_key,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }

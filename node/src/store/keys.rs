@@ -14,6 +14,12 @@
 //! | `i` | kind, value, 0, feed number, seq, item | an index record (assertion, revocation, sighting) |
 //! | `a` | added time, counter | entry id, in the order this node accepted entries |
 //! | `c` | version | a charter's gossip payload |
+//! | `o` | entry id | the bundle this node read from a sealed entry (recipients only) |
+//!
+//! Sealed entries added the `o` namespace and the `msealed` counter. A store written
+//! before them holds no sealed entry, so it reads the same: the schema version stays 1.
+//! Opened bundles are kept in the clear, like every clear entry; encrypting the store at
+//! rest is left to the disk.
 
 use threatmesh_protocol::{Hash, Kind, PublicKey, Timestamp, Value};
 
@@ -25,11 +31,13 @@ pub(super) const NUMBER: u8 = b'n';
 pub(super) const INDEX: u8 = b'i';
 pub(super) const ADDED: u8 = b'a';
 pub(super) const CHARTER: u8 = b'c';
+pub(super) const OPENED: u8 = b'o';
 
 // Meta keys start with `m`.
 pub(super) const SCHEMA: &[u8] = b"mschema";
 pub(super) const ENTRY_COUNT: &[u8] = b"mentries";
 pub(super) const RECORD_COUNT: &[u8] = b"mrecords";
+pub(super) const SEALED_COUNT: &[u8] = b"msealed";
 pub(super) const ADDED_COUNTER: &[u8] = b"madded";
 pub(super) const FEED_COUNTER: &[u8] = b"mfeeds";
 
@@ -45,6 +53,13 @@ pub(super) fn number(number: u32) -> [u8; 5] {
 pub(super) fn entry(id: &Hash) -> [u8; 33] {
     let mut key = [0; 33];
     key[0] = ENTRY;
+    key[1..].copy_from_slice(&id.0);
+    key
+}
+
+pub(super) fn opened(id: &Hash) -> [u8; 33] {
+    let mut key = [0; 33];
+    key[0] = OPENED;
     key[1..].copy_from_slice(&id.0);
     key
 }

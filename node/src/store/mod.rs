@@ -8,6 +8,12 @@
 //! races, then wait for a group flush (`flush.rs`) before reporting success: an ingest that
 //! returned Ok survives `kill -9` and power loss.
 //!
+//! Sealed entries are stored like the others. A node whose organisation is a recipient
+//! opens one before storing it and hands the bundle it read to [`Store::ingest_opened`]:
+//! the store indexes it and keeps it beside the entry (in the clear: encryption at rest is
+//! the disk's business, as for every other entry), so readers get it back with
+//! [`Store::readable`] without the key. Other nodes index nothing of a sealed entry.
+//!
 //! The store trusts what it is given: signatures and the charter are checked before
 //! [`Store::ingest`]. What it decides itself is where an entry sits in its feed: stored,
 //! duplicate, after a gap, or equivocation. Revocation and expiry are worked out at lookup
@@ -24,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
-use threatmesh_protocol::bundle::Tlp;
+use threatmesh_protocol::bundle::{Bundle, Tlp};
 use threatmesh_protocol::entry::{Body, FeedHead, SignedEntry, UnverifiedEntry};
 use threatmesh_protocol::item::{Confidence, Context, Item, RevocationReason};
 use threatmesh_protocol::wire::{self, MAX_MESSAGE_BYTES, Message};
@@ -264,6 +270,8 @@ pub struct SightingRecord {
 pub struct Stats {
     /// Entries held (equivocation evidence included).
     pub entries: u64,
+    /// Of those, sealed entries (readable here or not).
+    pub sealed: u64,
     /// Index records (indicators, revocations, sightings).
     pub records: u64,
     /// Bytes sled uses on disk.
@@ -370,17 +378,31 @@ impl Store {
     }
 
     /// Accepts a verified entry by a node of `org`, received at `now`. Atomic, idempotent,
-    /// and on disk when it returns Ok, including when it answers `Duplicate`.
+    /// and on disk when it returns Ok, including when it answers `Duplicate`. A sealed
+    /// entry is kept unread: see [`Store::ingest_opened`].
     pub fn ingest(
         &self,
         entry: &SignedEntry,
         org: PublicKey,
         now: Timestamp,
     ) -> Result<Ingest, StoreError> {
+        self.ingest_opened(entry, org, None, now)
+    }
+
+    /// [`Store::ingest`], with `opened` the bundle of a sealed entry this node opened (or
+    /// sealed itself): it is indexed like a clear bundle and kept beside the entry, in the
+    /// same batch. Ignored for a clear entry.
+    pub fn ingest_opened(
+        &self,
+        entry: &SignedEntry,
+        org: PublicKey,
+        opened: Option<&Bundle>,
+        now: Timestamp,
+    ) -> Result<Ingest, StoreError> {
         self.check_not_poisoned()?;
         let (outcome, ticket) = {
             let _writer = self.lock_writer();
-            match self.plan(entry, org, now)? {
+            match self.plan(entry, org, opened, now)? {
                 // Already written, but the writer that wrote it may still be waiting for
                 // its flush: a duplicate is acknowledged only once that data is on disk.
                 None => (Ingest::Duplicate, self.inner.flush.last_applied()),
@@ -437,6 +459,7 @@ impl Store {
         &self,
         signed: &SignedEntry,
         org: PublicKey,
+        opened: Option<&Bundle>,
         now: Timestamp,
     ) -> Result<Option<Plan>, StoreError> {
         let db = &self.inner.db;
@@ -472,6 +495,10 @@ impl Store {
         let entry_count = self.counter(keys::ENTRY_COUNT)? + 1;
         batch.insert(&keys::entry(&id)[..], signed.payload());
         batch.insert(keys::ENTRY_COUNT, &entry_count.to_be_bytes()[..]);
+        if matches!(entry.body, Body::Sealed(_)) {
+            let sealed_count = self.counter(keys::SEALED_COUNT)? + 1;
+            batch.insert(keys::SEALED_COUNT, &sealed_count.to_be_bytes()[..]);
+        }
         self.record_added(&mut batch, &id, now)?;
 
         // A second entry at a taken slot: keep it as evidence, index nothing of it.
@@ -532,7 +559,18 @@ impl Store {
         }
         batch.insert(&keys::head(&author)[..], records::encode(&feed));
 
-        let records = Store::index(&mut batch, signed, feed.number);
+        let readable = match &entry.body {
+            Body::Bundle(bundle) => Some(bundle),
+            Body::Sealed(_) => {
+                if let Some(bundle) = opened {
+                    batch.insert(&keys::opened(&id)[..], encode_opened(bundle));
+                }
+                opened
+            }
+        };
+        let records = readable.map_or(0, |bundle| {
+            Store::index(&mut batch, entry, bundle, feed.number)
+        });
         let record_count = self.counter(keys::RECORD_COUNT)? + records;
         batch.insert(keys::RECORD_COUNT, &record_count.to_be_bytes()[..]);
         Ok(Some(Plan {
@@ -542,10 +580,14 @@ impl Store {
         }))
     }
 
-    /// Adds one index record per item to `batch`; returns how many.
-    fn index(batch: &mut sled::Batch, signed: &SignedEntry, feed: u32) -> u64 {
-        let entry = signed.entry();
-        let Body::Bundle(bundle) = &entry.body;
+    /// Adds one index record per item of `bundle`, the readable content of `entry`, to
+    /// `batch`; returns how many.
+    fn index(
+        batch: &mut sled::Batch,
+        entry: &threatmesh_protocol::Entry,
+        bundle: &Bundle,
+        feed: u32,
+    ) -> u64 {
         let mut count = 0;
         for (position, item) in bundle.items.iter().enumerate() {
             let what = match item {
@@ -696,6 +738,28 @@ impl Store {
             .get(key)?
             .map(|payload| open_stored(&key, payload.to_vec()))
             .transpose()
+    }
+
+    /// The bundle this node read from the sealed entry `id`, if it is a recipient and
+    /// opened it. `None` for clear entries: see [`Store::readable`].
+    pub fn opened(&self, id: &Hash) -> Result<Option<Bundle>, StoreError> {
+        let key = keys::opened(id);
+        self.inner
+            .db
+            .get(key)?
+            .map(|bytes| decode_opened(&key, &bytes))
+            .transpose()
+    }
+
+    /// What this node can read of `entry`: a clear entry's bundle, the bundle of a sealed
+    /// entry its organisation opened, or `None` for a sealed entry it cannot read. Every
+    /// reader that shows items (exports, STIX/MISP/CSV, TAXII) goes through this, so no
+    /// sealed content reaches a non-recipient.
+    pub fn readable(&self, entry: &SignedEntry) -> Result<Option<Bundle>, StoreError> {
+        match &entry.entry().body {
+            Body::Bundle(bundle) => Ok(Some(bundle.clone())),
+            Body::Sealed(_) => self.opened(&entry.id()),
+        }
     }
 
     /// Everything known about `value` at time `now`.
@@ -1071,6 +1135,7 @@ impl Store {
     pub fn stats(&self) -> Result<Stats, StoreError> {
         Ok(Stats {
             entries: self.counter(keys::ENTRY_COUNT)?,
+            sealed: self.counter(keys::SEALED_COUNT)?,
             records: self.counter(keys::RECORD_COUNT)?,
             bytes_on_disk: self.inner.db.size_on_disk()?,
         })
@@ -1116,6 +1181,20 @@ fn hash_of(key: &[u8], bytes: &[u8]) -> Result<[u8; 32], StoreError> {
     bytes.try_into().map_err(|_| {
         StoreError::corrupt(key, format!("{} bytes, expected a 32-byte id", bytes.len()))
     })
+}
+
+/// Domain tag of an opened bundle kept beside its sealed entry.
+const OPENED_DOMAIN: &str = "threatmesh/store/opened/v1:";
+
+/// An opened bundle as the store keeps it: the wire encoding, whose decode limits and
+/// value re-validation guard against a damaged disk.
+fn encode_opened(bundle: &Bundle) -> Vec<u8> {
+    wire::encode_signed(OPENED_DOMAIN, bundle)
+}
+
+fn decode_opened(key: &[u8], bytes: &[u8]) -> Result<Bundle, StoreError> {
+    wire::decode_signed(OPENED_DOMAIN, bytes)
+        .map_err(|error| StoreError::corrupt(key, error.to_string()))
 }
 
 /// Decodes an entry this node verified before storing it; no signature check.

@@ -92,6 +92,7 @@ fn stored_entry_is_found_by_value_and_id() {
         store.stats().unwrap(),
         Stats {
             entries: 1,
+            sealed: 0,
             records: 1,
             bytes_on_disk: store.stats().unwrap().bytes_on_disk
         }

@@ -60,7 +60,7 @@ impl ObjectIndex {
     pub(super) fn catch_up(
         &self,
         store: &Store,
-        objects: impl Fn(&crate::store::AddedRow) -> Vec<(String, Timestamp, u32)>,
+        objects: impl Fn(&crate::store::AddedRow) -> Result<Vec<(String, Timestamp, u32)>, StoreError>,
     ) -> Result<usize, StoreError> {
         let _only_one = self
             .catching_up
@@ -79,7 +79,7 @@ impl ObjectIndex {
             };
             let mut batch = sled::Batch::default();
             for row in &rows {
-                for (id, modified, item) in objects(row) {
+                for (id, modified, item) in objects(row)? {
                     batch.insert(key(&id, modified, &row.key, item), &[]);
                 }
             }

@@ -15,6 +15,7 @@
 //! Status resources of POSTs are kept in memory, the most recent [`MAX_STATUSES`]: a
 //! publish completes before the answer, so a status only reports what already happened.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -27,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value as Json, json};
 use threatmesh_protocol::bundle::Tlp;
-use threatmesh_protocol::{Hash, PublicKey, SignedEntry, Timestamp};
+use threatmesh_protocol::{Body, Entry, Hash, PublicKey, SignedEntry, Timestamp};
 
 mod index;
 
@@ -650,12 +651,31 @@ impl View {
         objects
     }
 
+    /// The entry as exports read it: a sealed one as the bundle this node opened, or
+    /// `None` when this organisation is not among its recipients (nothing of it is shown).
+    fn readable<'e>(&self, entry: &'e SignedEntry) -> Result<Option<Cow<'e, Entry>>, StoreError> {
+        let opened = match &entry.entry().body {
+            Body::Bundle(_) => None,
+            Body::Sealed(_) => self.store.opened(&entry.id())?,
+        };
+        Ok(crate::formats::readable_entry(entry.entry(), opened))
+    }
+
     /// The objects of one entry: everything its export holds but identities and marking
     /// definitions, which the collection lists once among its context objects.
-    fn entry_objects(&self, entry: &SignedEntry, added: Timestamp) -> Vec<Listed> {
+    fn entry_objects(
+        &self,
+        entry: &SignedEntry,
+        added: Timestamp,
+    ) -> Result<Vec<Listed>, StoreError> {
+        let Some(readable) = self.readable(entry)? else {
+            return Ok(Vec::new());
+        };
         let publisher = self.publisher(&entry.entry().author);
         let id = entry.id();
-        let export = stix::EntryExport::new(entry.entry(), &id, &publisher);
+        let Some(export) = stix::EntryExport::new(&readable, &id, &publisher) else {
+            return Ok(Vec::new());
+        };
         let mut named = std::collections::HashSet::new();
         let mut listed = Vec::with_capacity(export.items());
         let mut objects = Vec::new();
@@ -668,31 +688,42 @@ impl View {
                     .map(|object| Listed::new(object, added, item)),
             );
         }
-        listed
+        Ok(listed)
     }
 
     /// The objects of item `item` of an entry alone (with the malware and campaign it
     /// names), for looking one object up without exporting the whole entry.
-    fn item_objects(&self, entry: &SignedEntry, added: Timestamp, item: u32) -> Vec<Listed> {
+    fn item_objects(
+        &self,
+        entry: &SignedEntry,
+        added: Timestamp,
+        item: u32,
+    ) -> Result<Vec<Listed>, StoreError> {
+        let Some(readable) = self.readable(entry)? else {
+            return Ok(Vec::new());
+        };
         let publisher = self.publisher(&entry.entry().author);
         let id = entry.id();
-        let export = stix::EntryExport::new(entry.entry(), &id, &publisher);
+        let Some(export) = stix::EntryExport::new(&readable, &id, &publisher) else {
+            return Ok(Vec::new());
+        };
         let mut objects = Vec::new();
         let index = usize::try_from(item).unwrap_or(usize::MAX);
         export.item(index, &mut std::collections::HashSet::new(), &mut objects);
-        objects
+        Ok(objects
             .into_iter()
             .map(|object| Listed::new(object, added, item))
-            .collect()
+            .collect())
     }
 
     /// Brings the object index up to what the store holds.
     fn index_new_entries(&self) -> Result<(), StoreError> {
         self.index.catch_up(&self.store, |row| {
-            self.entry_objects(&row.entry, row.added)
+            Ok(self
+                .entry_objects(&row.entry, row.added)?
                 .into_iter()
                 .map(|listed| (listed.id().to_owned(), listed.modified, listed.item))
-                .collect()
+                .collect())
         })?;
         Ok(())
     }
@@ -777,7 +808,7 @@ impl View {
             for row in rows {
                 if self.holds(&row.entry.entry().author) {
                     for (index, listed) in self
-                        .entry_objects(&row.entry, row.added)
+                        .entry_objects(&row.entry, row.added)?
                         .into_iter()
                         .enumerate()
                         .skip(skip)
@@ -865,7 +896,7 @@ impl View {
                 continue;
             }
             found.extend(
-                self.item_objects(&row.entry, row.added, version.item)
+                self.item_objects(&row.entry, row.added, version.item)?
                     .into_iter()
                     .filter(|listed| listed.id() == id),
             );

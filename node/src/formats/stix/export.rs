@@ -40,7 +40,11 @@ const INDICATOR_TYPES: [&str; 7] = [
 /// identity, the TLP marking definition, then the objects of the items. Deterministic:
 /// same entry + publisher -> same JSON on every node.
 pub fn export_entry(entry: &Entry, entry_id: &Hash, publisher: &Publisher) -> Vec<Value> {
-    let export = EntryExport::new(entry, entry_id, publisher);
+    // A sealed entry is exported only as the bundle this node opened (see
+    // `formats::readable_entry`); one still sealed exports nothing.
+    let Some(export) = EntryExport::new(entry, entry_id, publisher) else {
+        return Vec::new();
+    };
     let mut objects = Vec::with_capacity(export.items() * 2 + 2);
     objects.push(identity_object(publisher, &identity_id(&publisher.org)));
     objects.push(marking::definition(export.common.tlp));
@@ -64,9 +68,16 @@ pub struct EntryExport<'a> {
 }
 
 impl<'a> EntryExport<'a> {
-    /// Prepares `entry` (with id `entry_id`, published by `publisher`) for export.
-    pub fn new(entry: &'a Entry, entry_id: &'a Hash, publisher: &'a Publisher) -> EntryExport<'a> {
-        let Body::Bundle(bundle) = &entry.body;
+    /// Prepares `entry` (with id `entry_id`, published by `publisher`) for export; `None`
+    /// when its body is sealed (export the bundle this node opened instead).
+    pub fn new(
+        entry: &'a Entry,
+        entry_id: &'a Hash,
+        publisher: &'a Publisher,
+    ) -> Option<EntryExport<'a>> {
+        let Body::Bundle(bundle) = &entry.body else {
+            return None;
+        };
         let common = Common {
             identity: Value::String(identity_id(&publisher.org)),
             created: Value::String(timestamp::format(entry.created)),
@@ -94,12 +105,12 @@ impl<'a> EntryExport<'a> {
         } else {
             HashMap::new()
         };
-        EntryExport {
+        Some(EntryExport {
             common,
             bundle,
             entry_id,
             asserted,
-        }
+        })
     }
 
     /// How many items the entry holds.
