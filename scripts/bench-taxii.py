@@ -232,6 +232,8 @@ def main():
     parser.add_argument("--budget", type=int, default=600, help="seconds per size for medallion")
     parser.add_argument("--binary", default=os.path.join(ROOT, "target/release/threatmesh-testnet"))
     parser.add_argument("--out", default=os.path.join(ROOT, "target/bench-taxii"))
+    parser.add_argument("--servers", default="threatmesh,medallion",
+                        help="which servers to measure, comma-separated")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     os.makedirs(args.out, exist_ok=True)
@@ -239,12 +241,21 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         os.makedirs(os.path.join(work, "tm"))
         os.makedirs(os.path.join(work, "md"))
-        threatmesh, tm = start_threatmesh(args.binary, os.path.join(work, "tm"))
-        medallion, md = start_medallion(os.path.join(work, "md"), args.page)
+        wanted = args.servers.split(",")
+        servers, processes = [], []
+        if "threatmesh" in wanted:
+            process, tm = start_threatmesh(args.binary, os.path.join(work, "tm"))
+            servers.append(tm)
+            processes.append(process)
+        md = None
+        if "medallion" in wanted:
+            process, md = start_medallion(os.path.join(work, "md"), args.page)
+            servers.append(md)
+            processes.append(process)
         try:
             medallion_done = False
             for size in sizes:
-                for server in (tm, md):
+                for server in servers:
                     if server is md and medallion_done:
                         rows.append({"server": "medallion", "target": size,
                                      "gave_up": "gave up at a smaller size"})
@@ -257,7 +268,7 @@ def main():
                     if server is md and "gave_up" in row:
                         medallion_done = True
         finally:
-            for process in (threatmesh, medallion):
+            for process in processes:
                 process.terminate()
                 process.wait()
     with open(os.path.join(args.out, "report.json"), "w") as file:

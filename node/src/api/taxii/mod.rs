@@ -906,24 +906,20 @@ impl View {
     }
 }
 
-/// Headers TAXII adds to pages: when the first and last object listed were added.
-fn date_added_headers(response: &mut Response, objects: &[Listed]) {
-    let headers = response.headers_mut();
-    for (name, listed) in [
-        ("x-taxii-date-added-first", objects.first()),
-        ("x-taxii-date-added-last", objects.last()),
-    ] {
-        if let Some(value) =
-            listed.and_then(|listed| HeaderValue::from_str(&rfc3339::format(listed.added)).ok())
-        {
-            headers.insert(name, value);
-        }
-    }
+/// When the first and last objects of a page were added, for TAXII's
+/// `X-TAXII-Date-Added-First` and `-Last` headers.
+fn added_range(listed: &[Listed]) -> Option<(Timestamp, Timestamp)> {
+    Some((listed.first()?.added, listed.last()?.added))
 }
 
 /// An envelope, manifest or versions answer: `more` and `next` when the page is not the
 /// last; an empty object when there is nothing.
-fn paged(field: &str, items: Vec<Json>, next: Option<&Cursor>, listed: &[Listed]) -> Response {
+fn paged(
+    field: &str,
+    items: Vec<Json>,
+    next: Option<&Cursor>,
+    added: Option<(Timestamp, Timestamp)>,
+) -> Response {
     let mut body = serde_json::Map::new();
     if !items.is_empty() {
         body.insert("more".into(), Json::Bool(next.is_some()));
@@ -933,7 +929,17 @@ fn paged(field: &str, items: Vec<Json>, next: Option<&Cursor>, listed: &[Listed]
         body.insert(field.into(), Json::Array(items));
     }
     let mut response = taxii_json(StatusCode::OK, &Json::Object(body));
-    date_added_headers(&mut response, listed);
+    if let Some((first, last)) = added {
+        let headers = response.headers_mut();
+        for (name, time) in [
+            ("x-taxii-date-added-first", first),
+            ("x-taxii-date-added-last", last),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&rfc3339::format(time)) {
+                headers.insert(name, value);
+            }
+        }
+    }
     response
 }
 
@@ -943,12 +949,13 @@ async fn objects(
     RawQuery(query): RawQuery,
 ) -> Result<Response, TaxiiError> {
     let page = page_of(&state, &id, query.as_deref()).await?;
+    let added = added_range(&page.objects);
     let objects: Vec<Json> = page
         .objects
-        .iter()
-        .map(|listed| listed.object.clone())
+        .into_iter()
+        .map(|listed| listed.object)
         .collect();
-    Ok(paged("objects", objects, page.next.as_ref(), &page.objects))
+    Ok(paged("objects", objects, page.next.as_ref(), added))
 }
 
 async fn manifest(
@@ -958,7 +965,12 @@ async fn manifest(
 ) -> Result<Response, TaxiiError> {
     let page = page_of(&state, &id, query.as_deref()).await?;
     let records: Vec<Json> = page.objects.iter().map(Listed::manifest_record).collect();
-    Ok(paged("objects", records, page.next.as_ref(), &page.objects))
+    Ok(paged(
+        "objects",
+        records,
+        page.next.as_ref(),
+        added_range(&page.objects),
+    ))
 }
 
 async fn page_of(
@@ -1028,8 +1040,9 @@ async fn object(
     let filters = Filters::parse(query.as_deref())?;
     let found = versions_of(&state, &collection, &object, &filters).await?;
     let shown: Vec<Listed> = found.into_iter().take(filters.limit).collect();
-    let objects: Vec<Json> = shown.iter().map(|listed| listed.object.clone()).collect();
-    Ok(paged("objects", objects, None, &shown))
+    let added = added_range(&shown);
+    let objects: Vec<Json> = shown.into_iter().map(|listed| listed.object).collect();
+    Ok(paged("objects", objects, None, added))
 }
 
 async fn versions(
@@ -1047,7 +1060,7 @@ async fn versions(
         .iter()
         .map(|listed| Json::String(rfc3339::format(listed.modified)))
         .collect();
-    Ok(paged("versions", versions, None, &shown))
+    Ok(paged("versions", versions, None, added_range(&shown)))
 }
 
 /// What the TAXII handlers keep between requests.
