@@ -86,6 +86,36 @@ pub(super) fn render(
         &one(network.equivocations),
     );
     metric(
+        "feeds_equivocated",
+        "gauge",
+        "Feeds whose author was caught signing two entries for one place (evidence kept).",
+        &one(feeds.iter().filter(|feed| feed.equivocated).count() as u64),
+    );
+    metric(
+        "gossip_throttled_messages_total",
+        "counter",
+        "Gossip messages ignored because their sender was over its rate limit.",
+        &one(network.throttled_messages),
+    );
+    metric(
+        "gossip_throttled_bytes_total",
+        "counter",
+        "Bytes of gossip ignored because their sender was over its rate limit.",
+        &one(network.throttled_bytes),
+    );
+    let denied = [
+        ("not-a-member", network.denied_not_member),
+        ("banned", network.denied_banned),
+        ("over-limit", network.denied_over_limit),
+    ]
+    .map(|(reason, count)| (format!("{{reason=\"{reason}\"}}"), count));
+    metric(
+        "connections_denied_total",
+        "counter",
+        "Incoming connections refused, by reason.",
+        &denied,
+    );
+    metric(
         "store_entries",
         "gauge",
         "Entries held.",

@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent, Settings};
 use super::ingest::{Acceptance, Job, Verdict, now};
+use super::limits::GossipLimits;
 use super::metrics::Metrics;
 use super::{ClientError, Command, Config, NetworkError};
 use crate::store::Store;
@@ -78,6 +79,8 @@ pub struct EventLoop {
     bans: HashMap<PeerId, Instant>,
     /// Addresses to keep connected to, with their redial schedule.
     addresses: HashMap<Multiaddr, Redial>,
+    /// Per-peer gossip rate limits (connected peers only).
+    limits: GossipLimits,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -153,6 +156,12 @@ impl EventLoop {
             answer_permits: Arc::new(tokio::sync::Semaphore::new(ANSWERS_IN_FLIGHT)),
             bans: HashMap::new(),
             addresses: HashMap::new(),
+            limits: GossipLimits::new(
+                config.peer_messages_per_sec,
+                config.peer_message_burst,
+                config.peer_bytes_per_sec,
+                config.peer_byte_burst,
+            ),
             config,
         };
         let current = Arc::clone(&event_loop.charter.borrow());
@@ -267,11 +276,13 @@ impl EventLoop {
             } => {
                 // Its requests in flight end with an OutboundFailure, which frees their feeds.
                 info!(peer = %peer_id, cause = ?cause, "peer disconnected");
+                self.limits.forget(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, %error, "dial failed");
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
+                self.count_denial(&error);
                 debug!(%error, "incoming connection refused");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.handle_gossip(event),
@@ -309,6 +320,22 @@ impl EventLoop {
         else {
             return;
         };
+        if !self
+            .limits
+            .admit(propagation_source, message.data.len(), Instant::now())
+        {
+            // Over the sender's rate: not checked, not forwarded; sync fetches it later.
+            self.metrics.throttled(message.data.len());
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    MessageAcceptance::Ignore,
+                );
+            return;
+        }
         let job = Job::Gossip {
             payload: message.data,
             message_id: message_id.clone(),
@@ -622,6 +649,29 @@ impl EventLoop {
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in peers {
             self.sync_with(peer);
+        }
+    }
+
+    /// Counts an incoming connection the node refused, by why.
+    fn count_denial(&self, error: &libp2p::swarm::ListenError) {
+        let libp2p::swarm::ListenError::Denied { cause } = error else {
+            return;
+        };
+        if cause
+            .downcast_ref::<libp2p::allow_block_list::NotAllowed>()
+            .is_some()
+        {
+            self.metrics.denied_not_member();
+        } else if cause
+            .downcast_ref::<libp2p::allow_block_list::Blocked>()
+            .is_some()
+        {
+            self.metrics.denied_banned();
+        } else if cause
+            .downcast_ref::<libp2p::connection_limits::Exceeded>()
+            .is_some()
+        {
+            self.metrics.denied_over_limit();
         }
     }
 

@@ -90,6 +90,11 @@ pub(crate) struct Metrics {
     queue_full: AtomicU64,
     peers_banned: AtomicU64,
     equivocations: AtomicU64,
+    throttled_messages: AtomicU64,
+    throttled_bytes: AtomicU64,
+    denied_not_member: AtomicU64,
+    denied_banned: AtomicU64,
+    denied_over_limit: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -113,6 +118,16 @@ pub struct Snapshot {
     pub peers_banned: u64,
     /// Equivocations detected.
     pub equivocations: u64,
+    /// Gossip messages ignored because their sender was over its rate limit.
+    pub throttled_messages: u64,
+    /// Bytes of those messages.
+    pub throttled_bytes: u64,
+    /// Incoming connections refused: the peer is not a node the charter admits.
+    pub denied_not_member: u64,
+    /// Incoming connections refused: the peer is banned.
+    pub denied_banned: u64,
+    /// Incoming connections refused: a connection limit was reached.
+    pub denied_over_limit: u64,
     /// Ingest latency: entries per bucket of [`INGEST_BUCKETS_MICROS`] (not cumulative),
     /// the last for anything slower.
     pub ingest_buckets: Vec<u64>,
@@ -195,6 +210,23 @@ impl Metrics {
         add(&self.equivocations, 1);
     }
 
+    pub(crate) fn throttled(&self, bytes: usize) {
+        add(&self.throttled_messages, 1);
+        add(&self.throttled_bytes, bytes as u64);
+    }
+
+    pub(crate) fn denied_not_member(&self) {
+        add(&self.denied_not_member, 1);
+    }
+
+    pub(crate) fn denied_banned(&self) {
+        add(&self.denied_banned, 1);
+    }
+
+    pub(crate) fn denied_over_limit(&self) {
+        add(&self.denied_over_limit, 1);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -211,6 +243,11 @@ impl Metrics {
             queue_full: load(&self.queue_full),
             peers_banned: load(&self.peers_banned),
             equivocations: load(&self.equivocations),
+            throttled_messages: load(&self.throttled_messages),
+            throttled_bytes: load(&self.throttled_bytes),
+            denied_not_member: load(&self.denied_not_member),
+            denied_banned: load(&self.denied_banned),
+            denied_over_limit: load(&self.denied_over_limit),
             ingest_buckets: self.ingest_buckets.iter().map(load).collect(),
             ingest_micros_sum: load(&self.ingest_micros_sum),
             advertised: self
