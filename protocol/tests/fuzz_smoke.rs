@@ -183,3 +183,22 @@ fn write_seed_corpus() {
         }
     }
 }
+
+/// Found by `scripts/fuzz` (target `wire`): a variant tag spelled as a 4-byte varint
+/// (`0xfc 00 00 00 00`) decodes as an entry, but `kind_of` said it was no message at all.
+#[test]
+fn wire_regression_wide_varint_variant_tag() {
+    let mut bytes = vec![0x01, 0xfc];
+    bytes.extend_from_slice(&[0; 69]);
+    assert_eq!(wire::kind_of(&bytes), Some("entry"));
+    targets::wire(&bytes);
+    // The same for every spelling of tag 1, a charter.
+    for prefix in [
+        &[0xfb, 1, 0][..],
+        &[0xfc, 1, 0, 0, 0],
+        &[0xfd, 1, 0, 0, 0, 0, 0, 0, 0],
+    ] {
+        let bytes = [&[0x01][..], prefix].concat();
+        assert_eq!(wire::kind_of(&bytes), Some("charter"));
+    }
+}
