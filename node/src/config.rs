@@ -56,6 +56,18 @@ pub struct NetworkSection {
     pub mdns: bool,
     /// Most connections in total.
     pub max_connections: u32,
+    /// Seconds an entry's creation time may be ahead of this node's clock; entries
+    /// further ahead are refused (and fetched again later).
+    pub clock_skew_secs: u64,
+    /// Gossip messages one peer may send per second, sustained; beyond it (and the
+    /// burst) messages are ignored and counted, and sync fetches the entries later.
+    pub peer_messages_per_sec: u32,
+    /// Gossip messages one peer may send at once above that rate.
+    pub peer_message_burst: u32,
+    /// Bytes of gossip one peer may send per second, sustained.
+    pub peer_bytes_per_sec: u64,
+    /// Bytes of gossip one peer may send at once above that rate.
+    pub peer_byte_burst: u64,
 }
 
 /// `[api]`
@@ -93,12 +105,18 @@ impl Default for NodeSection {
 
 impl Default for NetworkSection {
     fn default() -> NetworkSection {
+        let defaults = crate::network::Config::default();
         NetworkSection {
             listen: vec!["/ip4/0.0.0.0/tcp/4001".into()],
             bootstrap: Vec::new(),
             sync_interval_secs: 10,
             mdns: false,
             max_connections: 256,
+            clock_skew_secs: defaults.clock_skew.as_secs(),
+            peer_messages_per_sec: defaults.peer_messages_per_sec,
+            peer_message_burst: defaults.peer_message_burst,
+            peer_bytes_per_sec: defaults.peer_bytes_per_sec,
+            peer_byte_burst: defaults.peer_byte_burst,
         }
     }
 }
@@ -269,6 +287,11 @@ impl Config {
             sync_interval: Duration::from_secs(self.network.sync_interval_secs),
             mdns: self.network.mdns,
             max_connections: self.network.max_connections,
+            clock_skew: Duration::from_secs(self.network.clock_skew_secs),
+            peer_messages_per_sec: self.network.peer_messages_per_sec,
+            peer_message_burst: self.network.peer_message_burst,
+            peer_bytes_per_sec: self.network.peer_bytes_per_sec,
+            peer_byte_burst: self.network.peer_byte_burst,
             ..crate::network::Config::default()
         };
         Ok(Validated {
@@ -322,6 +345,14 @@ sync_interval_secs = 10
 # Find peers on the local network.
 mdns = false
 max_connections = 256
+# Seconds an entry's creation time may be ahead of this node's clock.
+clock_skew_secs = 300
+# Per-peer gossip rate limits: messages and bytes per second, sustained, and the burst
+# above it. Messages beyond them are ignored and counted; sync fetches them later.
+peer_messages_per_sec = 100
+peer_message_burst = 1000
+peer_bytes_per_sec = 8388608
+peer_byte_burst = 67108864
 
 [api]
 # The local HTTP API. Keep it on loopback unless a firewall guards it.

@@ -169,14 +169,25 @@ pub fn range_limit(requested: u32) -> usize {
 
 /// The kind of message `bytes` holds (`entry`, `charter`, `request`, `response`), read
 /// from the version byte and the variant tag alone, without decoding: for routing a
-/// payload to the right (full) decoder. `None` for bytes that cannot be a message.
+/// payload to the right (full) decoder. `None` for bytes that cannot be a message. The tag
+/// is a varint, read in every spelling [`decode`] accepts (a tag written with a wider
+/// marker than needed is the same tag to bincode), so the two never disagree.
 pub fn kind_of(bytes: &[u8]) -> Option<&'static str> {
-    // The variant tag is a varint; every variant number is below 251, so one byte.
-    match bytes {
-        [WIRE_VERSION, 0, ..] => Some("entry"),
-        [WIRE_VERSION, 1, ..] => Some("charter"),
-        [WIRE_VERSION, 2, ..] => Some("request"),
-        [WIRE_VERSION, 3, ..] => Some("response"),
+    let [WIRE_VERSION, marker, rest @ ..] = bytes else {
+        return None;
+    };
+    let tag = match marker {
+        0..=250 => u64::from(*marker),
+        251 => u64::from(u16::from_le_bytes(rest.get(..2)?.try_into().ok()?)),
+        252 => u64::from(u32::from_le_bytes(rest.get(..4)?.try_into().ok()?)),
+        253 => u64::from_le_bytes(rest.get(..8)?.try_into().ok()?),
+        _ => return None,
+    };
+    match tag {
+        0 => Some("entry"),
+        1 => Some("charter"),
+        2 => Some("request"),
+        3 => Some("response"),
         _ => None,
     }
 }

@@ -541,6 +541,26 @@ impl RawPeer {
         }
     }
 
+    /// Drives the swarm until `condition` holds (checked every 20 ms and after every
+    /// event), failing after [`TIMEOUT`]: for waiting on the node under test while this
+    /// peer keeps talking to it.
+    pub async fn drive_while_waiting_for(
+        &mut self,
+        what: &str,
+        mut condition: impl FnMut() -> bool,
+    ) -> Result<()> {
+        use futures_lite_select::next_event;
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while !condition() {
+            if tokio::time::Instant::now() >= deadline {
+                bail!("timed out after {TIMEOUT:?} waiting for {what}");
+            }
+            let _ =
+                tokio::time::timeout(Duration::from_millis(20), next_event(&mut self.swarm)).await;
+        }
+        Ok(())
+    }
+
     /// Drives the swarm for `duration`, so queued messages go out.
     pub async fn drive_for(&mut self, duration: Duration) {
         use futures_lite_select::next_event;

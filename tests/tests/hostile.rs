@@ -325,3 +325,354 @@ async fn node_is_disconnected_when_its_certificate_runs_out() {
     .unwrap();
     assert!(now() >= ends);
 }
+
+/// `count` valid entries of `key`'s feed from seq 1, one indicator each, created at
+/// `created`.
+fn chain(
+    net: &TestNet,
+    key: &threatmesh_protocol::SigningKey,
+    count: u32,
+    created: Timestamp,
+) -> Vec<SignedEntry> {
+    let mut entries: Vec<SignedEntry> = Vec::new();
+    for n in 0..count {
+        let body = Body::Bundle(Bundle {
+            tlp: Tlp::Green,
+            distribution: Distribution::Federation,
+            items: indicators(50_000 + n, 1),
+        });
+        let head = entries.last().map(SignedEntry::head);
+        let entry =
+            SignedEntry::next(key, net.federation.id(), head.as_ref(), created, body).unwrap();
+        entries.push(entry);
+    }
+    entries
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flooding_member_is_throttled_and_honest_entries_still_arrive() {
+    const FLOOD: u32 = 2_000;
+    let mut config = test_config();
+    config.peer_messages_per_sec = 20;
+    config.peer_message_burst = 50;
+    // Member 2 runs no node: the flooding peer holds its key.
+    let net = TestNet::start_some(3, 2, config.clone()).await.unwrap();
+    net.connect(1, 0).await.unwrap();
+    net.wait_for_mesh().await.unwrap();
+    let victim = &net.nodes[0];
+    let key = net.federation.nodes[2].clone();
+    let mut flooder = RawPeer::new(&key, net.federation.id()).unwrap();
+    flooder.connect(victim).await.unwrap();
+
+    let flood = chain(&net, &key, FLOOD, now());
+    let started = std::time::Instant::now();
+    for entry in &flood {
+        flooder.publish(entry.payload().to_vec()).unwrap();
+    }
+    let mut honest = Vec::new();
+    for batch in 0..5 {
+        honest.extend(net.nodes[1].publish(batch * 10, 10).await.unwrap());
+    }
+    // Every flood message ends stored or throttled; the honest ones arrive meanwhile.
+    let honest_count = honest.len() as u64;
+    flooder
+        .drive_while_waiting_for("the flood to be accounted for", || {
+            let metrics = victim.client.metrics();
+            victim.has_all(&honest)
+                && metrics.throttled_messages + metrics.accepted >= u64::from(FLOOD) + honest_count
+        })
+        .await
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let metrics = victim.client.metrics();
+    let stored = flood.iter().filter(|entry| victim.has(&entry.id())).count() as u64;
+    assert_eq!(metrics.rejected_total(), 0, "{metrics:?}");
+    assert_eq!(
+        metrics.queue_full, 0,
+        "the ingest queue never filled: {metrics:?}"
+    );
+    assert_eq!(
+        stored + metrics.throttled_messages,
+        u64::from(FLOOD),
+        "{metrics:?}"
+    );
+    assert!(metrics.throttled_bytes > 0);
+    // At most the burst and what the rate refilled while the flood lasted got through.
+    let allowed = f64::from(config.peer_message_burst)
+        + f64::from(config.peer_messages_per_sec) * elapsed
+        + 1.0;
+    assert!(
+        (stored as f64) <= allowed,
+        "{stored} flood entries stored in {elapsed:.1}s, limit {allowed:.0}"
+    );
+    assert!(
+        stored >= u64::from(config.peer_message_burst),
+        "the burst passes"
+    );
+    // Sending too much is not misbehaviour: nobody is banned.
+    assert_eq!(metrics.peers_banned, 0);
+    assert!(flooder.is_connected(&victim.client.peer_id()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equivocation_is_kept_as_evidence_and_shown_in_status_and_metrics() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    // Member 1 runs no node: the equivocating peer holds its key.
+    let net = TestNet::start_some(2, 1, test_config()).await.unwrap();
+    let victim = &net.nodes[0];
+    let key = net.federation.nodes[1].clone();
+    let author = PublicKey::of(&key);
+    let mut liar = RawPeer::new(&key, net.federation.id()).unwrap();
+    liar.connect(victim).await.unwrap();
+    let bundle = |first| {
+        Body::Bundle(Bundle {
+            tlp: Tlp::Green,
+            distribution: Distribution::Federation,
+            items: indicators(first, 3),
+        })
+    };
+    let first = SignedEntry::next(&key, net.federation.id(), None, now(), bundle(0)).unwrap();
+    let rival = SignedEntry::next(&key, net.federation.id(), None, now(), bundle(100)).unwrap();
+    assert_eq!(first.entry().seq, rival.entry().seq);
+    liar.publish(first.payload().to_vec()).unwrap();
+    liar.publish(rival.payload().to_vec()).unwrap();
+    liar.drive_while_waiting_for("both entries to be kept", || {
+        // The counter moves just after the store: wait for both.
+        victim.has(&first.id())
+            && victim.has(&rival.id())
+            && victim.client.metrics().equivocations == 1
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(victim.client.metrics().equivocations, 1);
+    assert!(victim.store.feed(&author).unwrap().unwrap().equivocated);
+    assert_eq!(victim.store.equivocations(&author).unwrap().len(), 1);
+
+    let router = threatmesh_node::api::router(
+        threatmesh_node::api::ApiState::new(
+            victim.store.clone(),
+            victim.client.clone(),
+            vec!["equivocation-test-token".into()],
+        )
+        .unwrap(),
+    );
+    let get = |path: &'static str| {
+        let router = router.clone();
+        async move {
+            let request = axum::http::Request::get(path)
+                .header("authorization", "Bearer equivocation-test-token")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+    };
+    let status: serde_json::Value = serde_json::from_str(&get("/api/v1/status").await).unwrap();
+    assert_eq!(status["network"]["equivocations"], 1, "{status}");
+    let feed = status["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|feed| feed["author"] == serde_json::json!(author))
+        .unwrap();
+    assert_eq!(feed["equivocated"], true, "{feed}");
+    let metrics = get("/metrics").await;
+    assert!(
+        metrics.contains("\nthreatmesh_equivocations_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nthreatmesh_feeds_equivocated 1\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_entries_are_counted_as_duplicates_and_not_forwarded() {
+    // Members 0-2 run nodes; member 3's key replays.
+    let net = TestNet::start_some(4, 3, test_config()).await.unwrap();
+    let (hub, publisher, listener) = (&net.nodes[0], &net.nodes[1], &net.nodes[2]);
+    // The hub and the listener fetch the entries by sync, so gossipsub's own duplicate
+    // filter has never seen them: a replay reaches the node's checks.
+    let ids = publisher.publish(0, 10).await.unwrap();
+    let ids = [ids, publisher.publish(10, 10).await.unwrap()].concat();
+    net.connect(1, 0).await.unwrap();
+    wait_for("the hub to fetch them", || async { hub.has_all(&ids) })
+        .await
+        .unwrap();
+    net.connect(2, 0).await.unwrap();
+    wait_for("the listener to fetch them", || async {
+        listener.has_all(&ids)
+    })
+    .await
+    .unwrap();
+    net.wait_for_mesh().await.unwrap();
+    // Counters move just after the store: wait until they have caught up.
+    let held = ids.len() as u64;
+    wait_for("the counters to settle", || async {
+        hub.client.metrics().accepted == held && listener.client.metrics().accepted == held
+    })
+    .await
+    .unwrap();
+
+    let (hub_before, listener_before) = (hub.client.metrics(), listener.client.metrics());
+    let key = net.federation.nodes[3].clone();
+    let mut replayer = RawPeer::new(&key, net.federation.id()).unwrap();
+    replayer.connect(hub).await.unwrap();
+    for id in &ids {
+        let entry = hub.store.entry(id).unwrap().unwrap();
+        replayer.publish(entry.payload().to_vec()).unwrap();
+    }
+    let replays = ids.len() as u64;
+    replayer
+        .drive_while_waiting_for("the hub to see every replay", || {
+            hub.client.metrics().duplicates >= hub_before.duplicates + replays
+        })
+        .await
+        .unwrap();
+    // A fresh entry after the replays: once the listener has it, anything the hub had
+    // forwarded before it would have arrived too (same connection, in order).
+    let marker = chain(&net, &key, 1, now()).remove(0);
+    replayer.publish(marker.payload().to_vec()).unwrap();
+    replayer
+        .drive_while_waiting_for("the marker to reach the listener", || {
+            listener.has(&marker.id())
+                && listener.client.metrics().accepted > listener_before.accepted
+                && hub.client.metrics().accepted > hub_before.accepted
+        })
+        .await
+        .unwrap();
+
+    let (hub_after, listener_after) = (hub.client.metrics(), listener.client.metrics());
+    assert_eq!(hub_after.duplicates, hub_before.duplicates + replays);
+    assert_eq!(
+        hub_after.accepted,
+        hub_before.accepted + 1,
+        "only the marker"
+    );
+    assert_eq!(hub_after.rejected_total(), 0);
+    assert_eq!(hub_after.peers_banned, 0);
+    assert_eq!(
+        listener_after.duplicates, listener_before.duplicates,
+        "the hub forwarded a replay"
+    );
+    assert_eq!(listener_after.accepted, listener_before.accepted + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_from_a_clock_hours_ahead_are_refused_and_hours_behind_accepted() {
+    const HOURS_3: u64 = 3 * 3_600_000;
+    let net = TestNet::start_some(2, 1, test_config()).await.unwrap();
+    let victim = &net.nodes[0];
+    let key = net.federation.nodes[1].clone();
+    let mut skewed = RawPeer::new(&key, net.federation.id()).unwrap();
+    skewed.connect(victim).await.unwrap();
+
+    let ahead = chain(&net, &key, 1, Timestamp(now().0 + HOURS_3)).remove(0);
+    skewed.publish(ahead.payload().to_vec()).unwrap();
+    skewed
+        .drive_while_waiting_for("the entry from the future to be refused", || {
+            victim.client.metrics().rejected(Rejection::FromTheFuture) == 1
+        })
+        .await
+        .unwrap();
+    assert!(!victim.has(&ahead.id()));
+
+    // Seq 1 again, created three hours ago: a node that was offline, or a slow clock.
+    let behind = chain(&net, &key, 1, Timestamp(now().0 - HOURS_3)).remove(0);
+    skewed.publish(behind.payload().to_vec()).unwrap();
+    skewed
+        .drive_while_waiting_for("the entry from the past to be stored", || {
+            victim.has(&behind.id())
+        })
+        .await
+        .unwrap();
+    let metrics = victim.client.metrics();
+    assert_eq!(metrics.rejected(Rejection::FromTheFuture), 1);
+    let feed = victim.store.feed(&PublicKey::of(&key)).unwrap().unwrap();
+    assert!(!feed.equivocated, "the refused entry left no trace");
+    // Our clocks disagreeing is not the peer's fault.
+    assert_eq!(metrics.peers_banned, 0);
+    assert!(skewed.is_connected(&victim.client.peer_id()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsider_dialling_hundreds_of_times_is_refused_and_counted() {
+    use futures::StreamExt;
+    use libp2p::swarm::SwarmEvent;
+
+    const DIALS: usize = 500;
+    const AT_ONCE: usize = 25;
+    let net = TestNet::line(2).await.unwrap();
+    let victim = &net.nodes[0];
+    let before = victim.client.metrics();
+    let outsider = threatmesh_protocol::SigningKey::from_bytes(&[0x99; 32]);
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(outsider.to_bytes()).unwrap();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| libp2p::swarm::dummy::Behaviour)
+        .unwrap()
+        .build();
+    // The victim's address without its /p2p/ part: every dial is a new connection.
+    let address: libp2p::Multiaddr = victim
+        .address
+        .iter()
+        .filter(|protocol| !matches!(protocol, libp2p::multiaddr::Protocol::P2p(_)))
+        .collect();
+    let mut ended = 0;
+    for _ in 0..DIALS / AT_ONCE {
+        for _ in 0..AT_ONCE {
+            swarm.dial(address.clone()).unwrap();
+        }
+        let target = ended + AT_ONCE;
+        tokio::time::timeout(threatmesh_tests::TIMEOUT, async {
+            while ended < target {
+                match swarm.select_next_some().await {
+                    SwarmEvent::ConnectionClosed { .. }
+                    | SwarmEvent::OutgoingConnectionError { .. } => {
+                        ended += 1;
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .unwrap();
+    }
+    wait_for("the victim to count every refusal", || async {
+        let metrics = victim.client.metrics();
+        metrics.refused_not_in_charter + metrics.refused_over_limit >= DIALS as u64
+    })
+    .await
+    .unwrap();
+
+    let after = victim.client.metrics();
+    assert_eq!(after.refused_not_in_charter, DIALS as u64, "{after:?}");
+    assert_eq!(after.refused_over_limit, 0);
+    // Refused before any federation data: nothing served, nothing received.
+    assert_eq!(after.served_entries, before.served_entries);
+    assert_eq!(after.accepted, before.accepted);
+    // The node still answers, keeps its member, and honest traffic flows.
+    let peers = victim.client.peers().await.unwrap();
+    assert_eq!(peers, vec![net.nodes[1].client.peer_id()]);
+    let ids = net.nodes[1].publish(0, 10).await.unwrap();
+    wait_for("the honest entry", || async { victim.has_all(&ids) })
+        .await
+        .unwrap();
+}

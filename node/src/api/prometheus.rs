@@ -82,13 +82,17 @@ pub(super) fn render(
     metric(
         "connections_refused_total",
         "counter",
-        "Connections refused after the handshake named the peer, by reason.",
+        "Connections refused (incoming and outgoing), by reason.",
         &[
             (
                 "{reason=\"not-in-charter\"}".to_owned(),
                 network.refused_not_in_charter,
             ),
             ("{reason=\"blocked\"}".to_owned(), network.refused_blocked),
+            (
+                "{reason=\"over-limit\"}".to_owned(),
+                network.refused_over_limit,
+            ),
         ],
     );
     metric(
@@ -114,6 +118,24 @@ pub(super) fn render(
         "Sealed entries from peers: opened (addressed to this organisation), failed (addressed \
          to it but unreadable: no key, wrong key, bad body), not-addressed (relayed unread).",
         &sealed,
+    );
+    metric(
+        "feeds_equivocated",
+        "gauge",
+        "Feeds whose author was caught signing two entries for one place (evidence kept).",
+        &one(feeds.iter().filter(|feed| feed.equivocated).count() as u64),
+    );
+    metric(
+        "gossip_throttled_messages_total",
+        "counter",
+        "Gossip messages ignored because their sender was over its rate limit.",
+        &one(network.throttled_messages),
+    );
+    metric(
+        "gossip_throttled_bytes_total",
+        "counter",
+        "Bytes of gossip ignored because their sender was over its rate limit.",
+        &one(network.throttled_bytes),
     );
     metric(
         "store_entries",

@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent, Settings};
 use super::ingest::{Acceptance, Job, Verdict, now};
+use super::limits::GossipLimits;
 use super::metrics::Metrics;
 use super::{BlockReason, BlockedPeer, ClientError, Command, Config, NetworkError};
 use crate::store::Store;
@@ -87,6 +88,8 @@ pub struct EventLoop {
     blocks: HashMap<PeerId, Block>,
     /// Addresses to keep connected to, with their redial schedule.
     addresses: HashMap<Multiaddr, Redial>,
+    /// Per-peer gossip rate limits (connected peers only).
+    limits: GossipLimits,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -162,6 +165,12 @@ impl EventLoop {
             answer_permits: Arc::new(tokio::sync::Semaphore::new(ANSWERS_IN_FLIGHT)),
             blocks: HashMap::new(),
             addresses: HashMap::new(),
+            limits: GossipLimits::new(
+                config.peer_messages_per_sec,
+                config.peer_message_burst,
+                config.peer_bytes_per_sec,
+                config.peer_byte_burst,
+            ),
             config,
         };
         let current = Arc::clone(&event_loop.charter.borrow());
@@ -289,6 +298,7 @@ impl EventLoop {
             } => {
                 // Its requests in flight end with an OutboundFailure, which frees their feeds.
                 info!(peer = %peer_id, cause = ?cause, "peer disconnected");
+                self.limits.forget(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, %error, "dial failed");
@@ -328,8 +338,8 @@ impl EventLoop {
         }
     }
 
-    /// Counts a connection the allow list or the block list refused (other denials, such
-    /// as connection limits, are not refusals of the peer).
+    /// Counts a connection (incoming or outgoing) the node refused, by why: the charter
+    /// does not admit the peer, the peer is banned or blocked, or a connection limit.
     fn count_refusal(&self, cause: &libp2p::swarm::ConnectionDenied) {
         if cause
             .downcast_ref::<allow_block_list::NotAllowed>()
@@ -338,6 +348,11 @@ impl EventLoop {
             self.metrics.refused_not_in_charter();
         } else if cause.downcast_ref::<allow_block_list::Blocked>().is_some() {
             self.metrics.refused_blocked();
+        } else if cause
+            .downcast_ref::<libp2p::connection_limits::Exceeded>()
+            .is_some()
+        {
+            self.metrics.refused_over_limit();
         }
     }
 
@@ -350,6 +365,22 @@ impl EventLoop {
         else {
             return;
         };
+        if !self
+            .limits
+            .admit(propagation_source, message.data.len(), Instant::now())
+        {
+            // Over the sender's rate: not checked, not forwarded; sync fetches it later.
+            self.metrics.throttled(message.data.len());
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    MessageAcceptance::Ignore,
+                );
+            return;
+        }
         let job = Job::Gossip {
             payload: message.data,
             message_id: message_id.clone(),

@@ -95,6 +95,9 @@ pub(crate) struct Metrics {
     sealed_opened: AtomicU64,
     sealed_open_failed: AtomicU64,
     sealed_not_addressed: AtomicU64,
+    throttled_messages: AtomicU64,
+    throttled_bytes: AtomicU64,
+    refused_over_limit: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -123,6 +126,8 @@ pub struct Snapshot {
     pub refused_not_in_charter: u64,
     /// Connections refused because the peer is banned or blocked by the operator.
     pub refused_blocked: u64,
+    /// Connections refused because a connection limit was reached.
+    pub refused_over_limit: u64,
     /// Sealed entries from peers addressed to this organisation and opened.
     pub sealed_opened: u64,
     /// Sealed entries from peers addressed to this organisation that did not open (no
@@ -131,6 +136,10 @@ pub struct Snapshot {
     /// Sealed entries from peers not addressed to this organisation: stored and relayed
     /// unread.
     pub sealed_not_addressed: u64,
+    /// Gossip messages ignored because their sender was over its rate limit.
+    pub throttled_messages: u64,
+    /// Bytes of those messages.
+    pub throttled_bytes: u64,
     /// Ingest latency: entries per bucket of [`INGEST_BUCKETS_MICROS`] (not cumulative),
     /// the last for anything slower.
     pub ingest_buckets: Vec<u64>,
@@ -233,6 +242,15 @@ impl Metrics {
         add(&self.sealed_not_addressed, 1);
     }
 
+    pub(crate) fn throttled(&self, bytes: usize) {
+        add(&self.throttled_messages, 1);
+        add(&self.throttled_bytes, bytes as u64);
+    }
+
+    pub(crate) fn refused_over_limit(&self) {
+        add(&self.refused_over_limit, 1);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -251,9 +269,12 @@ impl Metrics {
             equivocations: load(&self.equivocations),
             refused_not_in_charter: load(&self.refused_not_in_charter),
             refused_blocked: load(&self.refused_blocked),
+            refused_over_limit: load(&self.refused_over_limit),
             sealed_opened: load(&self.sealed_opened),
             sealed_open_failed: load(&self.sealed_open_failed),
             sealed_not_addressed: load(&self.sealed_not_addressed),
+            throttled_messages: load(&self.throttled_messages),
+            throttled_bytes: load(&self.throttled_bytes),
             ingest_buckets: self.ingest_buckets.iter().map(load).collect(),
             ingest_micros_sum: load(&self.ingest_micros_sum),
             advertised: self

@@ -20,6 +20,7 @@ mod behaviour;
 mod codec;
 mod event_loop;
 mod ingest;
+mod limits;
 mod metrics;
 
 use std::sync::Arc;
@@ -83,6 +84,18 @@ pub struct Config {
     /// The organisation's encryption key: the node opens bundles sealed to its
     /// organisation with it. `None`: sealed bundles are stored and relayed unread.
     pub encryption_key: Option<EncryptionSecret>,
+    /// Gossip messages (entries and charters) one peer may send per second, sustained.
+    /// Beyond this and the burst, messages are ignored (not stored, not forwarded; sync
+    /// fetches the entries later) and counted. An honest peer relays every member's
+    /// entries, so this is a limit on the whole federation's rate as one peer sees it.
+    pub peer_messages_per_sec: u32,
+    /// Gossip messages one peer may send at once above the sustained rate.
+    pub peer_message_burst: u32,
+    /// Bytes of gossip one peer may send per second, sustained.
+    pub peer_bytes_per_sec: u64,
+    /// Bytes of gossip one peer may send at once above the sustained rate (at least one
+    /// message of `MAX_GOSSIP_BYTES`).
+    pub peer_byte_burst: u64,
 }
 
 impl Default for Config {
@@ -101,6 +114,12 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             mdns: false,
             encryption_key: None,
+            // An import of 100,000 indicators is a few dozen entries; a federation's
+            // steady traffic is a few entries a second.
+            peer_messages_per_sec: 100,
+            peer_message_burst: 1_000,
+            peer_bytes_per_sec: 8 * 1024 * 1024,
+            peer_byte_burst: 64 * 1024 * 1024,
         }
     }
 }
