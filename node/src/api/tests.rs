@@ -660,6 +660,44 @@ async fn taxii_serves_every_version_and_lists_only_the_last_by_default() {
     )
     .await;
     assert_eq!(all["objects"].as_array().unwrap().len(), 2);
+    // The values of match[version] are ORed.
+    let (_, _, ends) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/{id}/?match[version]=first,last"),
+        None,
+    )
+    .await;
+    assert_eq!(ends["objects"].as_array().unwrap().len(), 2);
+    // One object's versions page like any list.
+    let (_, _, page) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/{id}/?match[version]=all&limit=1"),
+        None,
+    )
+    .await;
+    assert_eq!(page["more"], true, "{page}");
+    assert_eq!(page["objects"].as_array().unwrap().len(), 1);
+    let next = page["next"].as_str().unwrap();
+    let (_, _, rest) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/{id}/?match[version]=all&limit=1&next={next}"),
+        None,
+    )
+    .await;
+    assert_eq!(rest["more"], false, "{rest}");
+    assert_eq!(rest["objects"][0]["modified"], versions[1]);
+    // No STIX 2.0 objects here.
+    let (_, _, none) = taxii(
+        &router,
+        "GET",
+        &format!("{own}objects/?match[spec_version]=2.0"),
+        None,
+    )
+    .await;
+    assert_eq!(none, serde_json::json!({}));
     let (_, _, listed) = taxii(
         &router,
         "GET",
@@ -906,4 +944,58 @@ async fn red_content_for_named_recipients_is_sealed_and_readable_by_the_publishe
         metrics.contains("threatmesh_store_sealed_entries 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn taxii_page_reads_a_bounded_number_of_entries_and_says_where_to_go_on() {
+    let (router, _store, _dir) = node().await;
+    let shared = collection_url(&router, false).await;
+    for n in 0..(taxii::MAX_ROWS_PER_PAGE + 10) {
+        let body = format!(
+            r#"{{"tlp": "green", "items": [{{"type": "indicator", "kind": "ipv4", "value": "10.1.{}.{}", "valid_from": 1700000000000}}]}}"#,
+            n / 256,
+            n % 256
+        );
+        let (status, answer) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), &body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    // Nothing matches: the first page stops at its budget, empty, and says go on; the
+    // next one ends the listing.
+    let (status, _, first) = taxii(
+        &router,
+        "GET",
+        &format!("{shared}objects/?match[type]=campaign"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["more"], true, "{first}");
+    assert!(first.get("objects").is_none(), "{first}");
+    let next = first["next"].as_str().unwrap();
+    let (_, _, second) = taxii(
+        &router,
+        "GET",
+        &format!("{shared}objects/?match[type]=campaign&next={next}"),
+        None,
+    )
+    .await;
+    assert_eq!(second, serde_json::json!({}));
+    // Without the filter every indicator is listed once across the pages.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut next: Option<String> = None;
+    loop {
+        let path = match &next {
+            Some(next) => format!("{shared}objects/?match[type]=indicator&limit=100&next={next}"),
+            None => format!("{shared}objects/?match[type]=indicator&limit=100"),
+        };
+        let (_, _, page) = taxii(&router, "GET", &path, None).await;
+        for object in page["objects"].as_array().into_iter().flatten() {
+            assert!(seen.insert(object["id"].as_str().unwrap().to_owned()));
+        }
+        match page["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), taxii::MAX_ROWS_PER_PAGE + 10);
 }

@@ -108,6 +108,11 @@ pub(super) fn import(args: &ImportArgs) -> Result<()> {
     let path = format!("/api/v1/import/{}?{}", args.format.name(), query.join("&"));
     let answer = call_raw(&args.api, &path, bytes)?;
     print_report(&answer);
+    // Scripts must see a failure when the node refused to publish part of the file.
+    let refused = answer["not_published"].as_array().map_or(0, Vec::len);
+    if refused > 0 {
+        bail!("the node did not publish {refused} group(s) of items; see above");
+    }
     Ok(())
 }
 
@@ -260,7 +265,8 @@ pub(super) fn export_stix(api: &ApiArgs, out: &mut dyn std::io::Write) -> Result
     let mut seen = HashSet::new();
     let mut ids = Vec::new();
     let mut written = 0u64;
-    out.write_all(b"{\"type\":\"bundle\",\"objects\":[")?;
+    // STIX forbids an empty `objects` list: the key is written with the first object.
+    out.write_all(b"{\"type\":\"bundle\"")?;
     while let Some(page) = pages.next_page()? {
         for (entry, id, publisher) in &page {
             ids.push(*id);
@@ -273,15 +279,20 @@ pub(super) fn export_stix(api: &ApiArgs, out: &mut dyn std::io::Write) -> Result
                 if shared && !seen.insert(object["id"].as_str().unwrap_or_default().to_owned()) {
                     continue;
                 }
-                if written > 0 {
-                    out.write_all(b",")?;
-                }
+                out.write_all(if written == 0 {
+                    b",\"objects\":["
+                } else {
+                    b","
+                })?;
                 serde_json::to_writer(&mut *out, &object)?;
                 written += 1;
             }
         }
     }
-    write!(out, "],\"id\":\"{}\"}}", stix::bundle_id(ids.iter()))?;
+    if written > 0 {
+        out.write_all(b"]")?;
+    }
+    write!(out, ",\"id\":\"{}\"}}", stix::bundle_id(ids.iter()))?;
     Ok(written)
 }
 

@@ -631,8 +631,33 @@ impl Store {
     ) -> Result<(), StoreError> {
         let counter = self.counter(keys::ADDED_COUNTER)? + 1;
         batch.insert(keys::ADDED_COUNTER, &counter.to_be_bytes()[..]);
-        batch.insert(&keys::added(now, counter)[..], &id.0[..]);
+        // Rows must sort in the order they are written: readers page the index with
+        // cursors (TAXII `next`, `/api/v1/entries`) and the TAXII object index resumes
+        // after the last row it saw. `now` was read before this entry's checks, by one of
+        // several ingest workers, and the clock may step back: never go below the last row.
+        let at = now.max(self.last_added()?);
+        batch.insert(&keys::added(at, counter)[..], &id.0[..]);
         Ok(())
+    }
+
+    /// The key of the newest row of the added-time index, if any.
+    pub fn last_added_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.inner.db.scan_prefix([keys::ADDED]).next_back() {
+            None => Ok(None),
+            Some(row) => Ok(Some(row?.0.to_vec())),
+        }
+    }
+
+    /// The time of the newest row of the added-time index (the epoch when empty).
+    fn last_added(&self) -> Result<Timestamp, StoreError> {
+        match self.inner.db.scan_prefix([keys::ADDED]).next_back() {
+            None => Ok(Timestamp::EPOCH),
+            Some(row) => {
+                let (key, _) = row?;
+                keys::time_of_added_key(&key)
+                    .ok_or_else(|| StoreError::corrupt(&key, "short added key"))
+            }
+        }
     }
 
     /// The highest seq held of `author`'s feed below `seq` (0: none).

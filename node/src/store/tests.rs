@@ -608,3 +608,26 @@ fn added_pages_cover_every_entry_once_even_within_one_millisecond() {
         entries.iter().map(SignedEntry::id).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn added_rows_keep_write_order_when_now_goes_back() {
+    // Ingest workers read the clock before their checks, so a later write may carry an
+    // earlier time. Readers resume after the last row they saw: no row may land before it.
+    let store = temporary();
+    let entries = feed(&key(1), 3);
+    let times = [Timestamp(T0.0 + 500), T0, Timestamp(T0.0 + 100)];
+    for (entry, now) in entries.iter().zip(times) {
+        store.ingest(entry, org(1), now).unwrap();
+    }
+    let rows = store.added_rows(AddedStart::First, 10).unwrap();
+    assert_eq!(
+        rows.iter().map(|row| row.entry.id()).collect::<Vec<_>>(),
+        entries.iter().map(SignedEntry::id).collect::<Vec<_>>()
+    );
+    assert!(rows.iter().all(|row| row.added == Timestamp(T0.0 + 500)));
+    // A reader that saw the first row finds the other two after it.
+    let after = store
+        .added_rows(AddedStart::Following(&rows[0].key), 10)
+        .unwrap();
+    assert_eq!(after.len(), 2);
+}

@@ -55,27 +55,36 @@ impl ObjectIndex {
         })
     }
 
-    /// Indexes every entry the store accepted since the last call. `objects` gives each
+    /// Indexes the entries the store accepted since the last call, up to the newest row
+    /// there was when the call began (so steady ingest cannot keep it running), and returns
+    /// the row key the index now reaches (`None`: the store is empty). `objects` gives each
     /// entry's objects as (id, modified, item).
     pub(super) fn catch_up(
         &self,
         store: &Store,
         objects: impl Fn(&crate::store::AddedRow) -> Result<Vec<(String, Timestamp, u32)>, StoreError>,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let _only_one = self
             .catching_up
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let end = store.last_added_key()?;
         let mut last = self.tree.get(PROGRESS)?.map(|key| key.to_vec());
-        let mut indexed = 0;
         loop {
+            if last >= end {
+                return Ok(last);
+            }
             let start = match &last {
                 Some(key) => AddedStart::Following(key),
                 None => AddedStart::First,
             };
             let rows = store.added_rows(start, ROWS_PER_BATCH)?;
+            let rows: Vec<_> = rows
+                .into_iter()
+                .take_while(|row| Some(&row.key) <= end.as_ref())
+                .collect();
             let Some(final_row) = rows.last() else {
-                return Ok(indexed);
+                return Ok(last);
             };
             let mut batch = sled::Batch::default();
             for row in &rows {
@@ -86,7 +95,20 @@ impl ObjectIndex {
             batch.insert(PROGRESS, final_row.key.as_slice());
             last = Some(final_row.key.clone());
             self.tree.apply_batch(batch)?;
-            indexed += rows.len();
+        }
+    }
+
+    /// The oldest `modified` of object `id`, if any is held.
+    pub(super) fn first_version(&self, id: &str) -> Result<Option<Timestamp>, StoreError> {
+        let prefix = [id.as_bytes(), &[0]].concat();
+        match self.tree.scan_prefix(&prefix).next() {
+            Some(row) => {
+                let (key, _) = row?;
+                let version = parse(&key[prefix.len()..])
+                    .ok_or_else(|| StoreError::corrupt(&key, "short TAXII index key"))?;
+                Ok(Some(version.modified))
+            }
+            None => Ok(None),
         }
     }
 

@@ -53,6 +53,9 @@ pub const MAX_STATUSES: usize = 1024;
 /// Entries read from the store at a time while filling a page. One: an entry can hold
 /// 10,000 items, so reading (and decoding) ahead costs more than the seek it saves.
 const ROWS_PER_READ: usize = 1;
+/// Most entries one page of a listing reads, however few of their objects match: a page
+/// that reaches it comes back short (even empty) with `more` and `next`.
+pub const MAX_ROWS_PER_PAGE: usize = 256;
 
 /// The routes, under [`DISCOVERY_PATH`]. Authentication is the API's (bearer or basic).
 pub(super) fn routes() -> Router<ApiState> {
@@ -360,17 +363,18 @@ async fn collection(
     ))
 }
 
-/// Which versions of an object a request wants.
+/// Which versions of an object a request wants: TAXII ORs the values of
+/// `match[version]` (`first,last` is both ends).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum VersionFilter {
-    /// The newest (the default).
-    Last,
-    /// The oldest.
-    First,
+struct VersionFilter {
     /// Every version.
-    All,
+    all: bool,
+    /// The oldest.
+    first: bool,
+    /// The newest (the default).
+    last: bool,
     /// These `modified` times.
-    At(Vec<Timestamp>),
+    at: Vec<Timestamp>,
 }
 
 /// The filters of a GET on objects, manifest, an object or its versions.
@@ -394,7 +398,7 @@ impl Filters {
             next: None,
             ids: None,
             types: None,
-            versions: VersionFilter::Last,
+            versions: VersionFilter::LAST,
             spec_version_ok: true,
         };
         let list = |value: &str| -> Vec<String> {
@@ -453,21 +457,49 @@ impl Filters {
 }
 
 impl VersionFilter {
+    /// The default: the newest version only.
+    const LAST: VersionFilter = VersionFilter {
+        all: false,
+        first: false,
+        last: true,
+        at: Vec::new(),
+    };
+    /// Every version.
+    const ALL: VersionFilter = VersionFilter {
+        all: true,
+        first: false,
+        last: false,
+        at: Vec::new(),
+    };
+
+    /// Whether the version `modified`, among versions from `first` to `last`, is wanted.
+    fn wants(&self, modified: Timestamp, first: Timestamp, last: Timestamp) -> bool {
+        self.all
+            || (self.first && modified == first)
+            || (self.last && modified == last)
+            || self.at.contains(&modified)
+    }
+
     fn parse(value: &str) -> Result<VersionFilter, TaxiiError> {
-        let mut times = Vec::new();
+        let mut filter = VersionFilter {
+            all: false,
+            first: false,
+            last: false,
+            at: Vec::new(),
+        };
         for part in value.split(',').map(str::trim) {
             match part {
-                "last" => return Ok(VersionFilter::Last),
-                "first" => return Ok(VersionFilter::First),
-                "all" => return Ok(VersionFilter::All),
-                time => times.push(rfc3339::parse(time).map_err(|error| {
+                "last" => filter.last = true,
+                "first" => filter.first = true,
+                "all" => filter.all = true,
+                time => filter.at.push(rfc3339::parse(time).map_err(|error| {
                     TaxiiError::bad_request(format!(
                         "match[version]: expected last, first, all or timestamps: {error}"
                     ))
                 })?),
             }
         }
-        Ok(VersionFilter::At(times))
+        Ok(filter)
     }
 }
 
@@ -479,12 +511,15 @@ enum Cursor {
     Context(usize),
     /// Object `skip` of the entry at index row `key`.
     Entry { key: Vec<u8>, skip: usize },
+    /// The `n`th object of a list found by id (`match[id]`, one object's versions).
+    Offset(usize),
 }
 
 impl Cursor {
     fn text(&self) -> String {
         match self {
             Cursor::Context(n) => format!("c{n}"),
+            Cursor::Offset(n) => format!("o{n}"),
             Cursor::Entry { key, skip } => {
                 format!("e{}.{skip}", threatmesh_protocol::crypto::hex_encode(key))
             }
@@ -496,6 +531,9 @@ impl Cursor {
             || TaxiiError::bad_request(format!("next: {text:?} is not a cursor of this server"));
         if let Some(n) = text.strip_prefix('c') {
             return n.parse().map(Cursor::Context).map_err(|_| bad());
+        }
+        if let Some(n) = text.strip_prefix('o') {
+            return n.parse().map(Cursor::Offset).map_err(|_| bad());
         }
         let (key, skip) = text
             .strip_prefix('e')
@@ -718,15 +756,16 @@ impl View {
     }
 
     /// Brings the object index up to what the store holds.
-    fn index_new_entries(&self) -> Result<(), StoreError> {
+    /// Brings the object index up to the store and returns the row it reaches: pages
+    /// stop there, so they never list an entry whose versions the index does not know.
+    fn index_new_entries(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.index.catch_up(&self.store, |row| {
             Ok(self
                 .entry_objects(&row.entry, row.added)?
                 .into_iter()
                 .map(|listed| (listed.id().to_owned(), listed.modified, listed.item))
                 .collect())
-        })?;
-        Ok(())
+        })
     }
 
     /// Whether `listed`, found in the entry at index row `row`, is where its version first
@@ -740,28 +779,32 @@ impl View {
 
     /// Whether `listed` is a version the filter asks for.
     fn wanted_version(&self, listed: &Listed, filter: &VersionFilter) -> Result<bool, StoreError> {
-        Ok(match filter {
-            VersionFilter::All => true,
-            VersionFilter::At(times) => times.contains(&listed.modified),
-            VersionFilter::Last => self
-                .index
-                .last_version(listed.id())?
-                .is_none_or(|last| last == listed.modified),
-            VersionFilter::First => self
-                .index
-                .versions(listed.id())?
-                .first()
-                .is_none_or(|first| first.modified == listed.modified),
-        })
+        if filter.all || filter.at.contains(&listed.modified) {
+            return Ok(true);
+        }
+        let (mut first, mut last) = (listed.modified, listed.modified);
+        if filter.first {
+            first = self.index.first_version(listed.id())?.unwrap_or(first);
+        }
+        if filter.last {
+            last = self.index.last_version(listed.id())?.unwrap_or(last);
+        }
+        Ok(filter.wants(listed.modified, first, last))
     }
 
     /// Fills one page of the collection: context objects first, then entries in the
     /// order this node accepted them.
     fn page(&self, filters: &Filters) -> Result<Page, StoreError> {
+        if !filters.spec_version_ok {
+            return Ok(Page {
+                objects: Vec::new(),
+                next: None,
+            });
+        }
         if let Some(ids) = &filters.ids {
             return self.page_of_ids(ids, filters);
         }
-        self.index_new_entries()?;
+        let indexed = self.index_new_entries()?;
         let mut objects = Vec::new();
         let mut cursor = filters.next.clone().unwrap_or(Cursor::Context(0));
         if let Cursor::Context(start) = cursor {
@@ -794,7 +837,20 @@ impl View {
         };
         let mut start_key = key;
         let mut inclusive = !start_key.is_empty();
+        // A page reads at most this many entries, however few match, so no request scans
+        // the whole store; a short page says where to go on.
+        let mut budget = MAX_ROWS_PER_PAGE;
         loop {
+            if budget == 0 && !start_key.is_empty() {
+                return Ok(Page {
+                    objects,
+                    next: Some(Cursor::Entry {
+                        key: start_key,
+                        skip: usize::MAX,
+                    }),
+                });
+            }
+            budget = budget.saturating_sub(1);
             let start = if start_key.is_empty() {
                 filters
                     .added_after
@@ -805,6 +861,11 @@ impl View {
                 AddedStart::Following(&start_key)
             };
             let rows = self.store.added_rows(start, ROWS_PER_READ)?;
+            // Rows past what the index reaches wait for the next request.
+            let rows: Vec<_> = rows
+                .into_iter()
+                .take_while(|row| Some(&row.key) <= indexed.as_ref())
+                .collect();
             let exhausted = rows.len() < ROWS_PER_READ;
             for row in rows {
                 if self.holds(&row.entry.entry().author) {
@@ -849,11 +910,12 @@ impl View {
     /// scan. The cursor counts objects already served.
     fn page_of_ids(&self, ids: &[String], filters: &Filters) -> Result<Page, StoreError> {
         let skip = match filters.next {
-            Some(Cursor::Context(served)) => served,
+            Some(Cursor::Offset(served)) => served,
             _ => 0,
         };
         let mut objects = Vec::new();
-        for id in ids {
+        let mut seen = std::collections::HashSet::new();
+        for id in ids.iter().filter(|id| seen.insert(id.as_str())) {
             let mut found = self.versions(id)?;
             found.retain(|listed| {
                 filters.admits(listed.kind(), listed.id())
@@ -868,19 +930,27 @@ impl View {
         let served = skip + objects.len();
         Ok(Page {
             objects,
-            next: (served < total).then_some(Cursor::Context(served)),
+            next: (served < total).then_some(Cursor::Offset(served)),
         })
     }
 
     /// Every version this collection holds of object `id`, oldest first: one prefix scan
     /// of the index and one entry read per version, whatever the collection's size.
     fn versions(&self, id: &str) -> Result<Vec<Listed>, StoreError> {
+        // STIX ids never hold NUL, which separates the id in index keys.
+        if id.contains('\0') {
+            return Ok(Vec::new());
+        }
         if let Some(listed) = self.context().into_iter().find(|listed| listed.id() == id) {
             return Ok(vec![listed]);
         }
         self.index_new_entries()?;
         let mut found = Vec::new();
-        for version in self.index.versions(id)? {
+        let mut versions = self.index.versions(id)?;
+        // An object many entries repeat (a malware) is one version held many times: read
+        // it where it first appears only.
+        versions.dedup_by_key(|version| version.modified);
+        for version in versions {
             let Some(row) = self
                 .store
                 .added_rows(AddedStart::At(&version.row), 1)?
@@ -921,12 +991,16 @@ fn paged(
     added: Option<(Timestamp, Timestamp)>,
 ) -> Response {
     let mut body = serde_json::Map::new();
-    if !items.is_empty() {
+    // A page can come back empty and still not be the last (a scan stopped at its row
+    // budget): then it says `more` and where to go on.
+    if !items.is_empty() || next.is_some() {
         body.insert("more".into(), Json::Bool(next.is_some()));
         if let Some(next) = next {
             body.insert("next".into(), Json::String(next.text()));
         }
-        body.insert(field.into(), Json::Array(items));
+        if !items.is_empty() {
+            body.insert(field.into(), Json::Array(items));
+        }
     }
     let mut response = taxii_json(StatusCode::OK, &Json::Object(body));
     if let Some((first, last)) = added {
@@ -1017,19 +1091,15 @@ async fn versions_of(
 
 /// The versions `filter` asks for among `found`, one object's versions sorted oldest
 /// first without duplicates.
-fn choose(mut found: Vec<Listed>, filter: &VersionFilter) -> Vec<Listed> {
-    match filter {
-        VersionFilter::Last => found.split_off(found.len().saturating_sub(1)),
-        VersionFilter::First => {
-            found.truncate(1);
-            found
-        }
-        VersionFilter::All => found,
-        VersionFilter::At(times) => found
-            .into_iter()
-            .filter(|listed| times.contains(&listed.modified))
-            .collect(),
-    }
+fn choose(found: Vec<Listed>, filter: &VersionFilter) -> Vec<Listed> {
+    let (Some(first), Some(last)) = (found.first(), found.last()) else {
+        return found;
+    };
+    let (first, last) = (first.modified, last.modified);
+    found
+        .into_iter()
+        .filter(|listed| filter.wants(listed.modified, first, last))
+        .collect()
 }
 
 async fn object(
@@ -1039,10 +1109,10 @@ async fn object(
 ) -> Result<Response, TaxiiError> {
     let filters = Filters::parse(query.as_deref())?;
     let found = versions_of(&state, &collection, &object, &filters).await?;
-    let shown: Vec<Listed> = found.into_iter().take(filters.limit).collect();
+    let (shown, next) = offset_page(found, &filters);
     let added = added_range(&shown);
     let objects: Vec<Json> = shown.into_iter().map(|listed| listed.object).collect();
-    Ok(paged("objects", objects, None, added))
+    Ok(paged("objects", objects, next.as_ref(), added))
 }
 
 async fn versions(
@@ -1053,14 +1123,32 @@ async fn versions(
     let mut filters = Filters::parse(query.as_deref())?;
     // The versions endpoint lists every version; `match[version]` is not one of its
     // filters.
-    filters.versions = VersionFilter::All;
+    filters.versions = VersionFilter::ALL;
     let found = versions_of(&state, &collection, &object, &filters).await?;
-    let shown: Vec<Listed> = found.into_iter().take(filters.limit).collect();
+    let (shown, next) = offset_page(found, &filters);
     let versions: Vec<Json> = shown
         .iter()
         .map(|listed| Json::String(rfc3339::format(listed.modified)))
         .collect();
-    Ok(paged("versions", versions, None, added_range(&shown)))
+    Ok(paged(
+        "versions",
+        versions,
+        next.as_ref(),
+        added_range(&shown),
+    ))
+}
+
+/// The page of `found` that `filters` ask for (`limit`, and `next` as an offset), with
+/// the cursor of the next page when more remain.
+fn offset_page(found: Vec<Listed>, filters: &Filters) -> (Vec<Listed>, Option<Cursor>) {
+    let skip = match filters.next {
+        Some(Cursor::Offset(served)) => served,
+        _ => 0,
+    };
+    let total = found.len();
+    let shown: Vec<Listed> = found.into_iter().skip(skip).take(filters.limit).collect();
+    let served = skip + shown.len();
+    (shown, (served < total).then_some(Cursor::Offset(served)))
 }
 
 /// What the TAXII handlers keep between requests.
@@ -1163,7 +1251,86 @@ async fn add_objects(
         ));
     }
     let requested = crate::network::now();
-    let envelope: Json = serde_json::from_slice(&body)
+    // Parsing and importing up to the body limit is CPU work: off the async threads.
+    let (envelope_objects, import) = blocking(move || read_envelope(&body, requested)).await??;
+    let mut failures: HashMap<String, String> = import
+        .report
+        .refused
+        .iter()
+        .map(|refusal| (refusal.at.clone(), refusal.reason.clone()))
+        .collect();
+    for (id, kind, _) in &envelope_objects {
+        // Types the importer reads as context (identities, malware, relationships, ...)
+        // are taken even when one of them was not needed; only types it never uses fail.
+        if import.report.unused.contains_key(kind.as_str())
+            && !CONTEXT_TYPES.contains(&kind.as_str())
+        {
+            failures.entry(id.clone()).or_insert_with(|| {
+                format!("threatmesh does not use {kind} objects; not published")
+            });
+        }
+    }
+    let mut publish_error = None;
+    for (tlp, items) in import.by_tlp(Tlp::Amber) {
+        if let Err(error) = state
+            .client
+            .publish(tlp, threatmesh_protocol::Distribution::Federation, items)
+            .await
+        {
+            publish_error = Some(format!("publishing the {tlp} objects failed: {error}"));
+        }
+    }
+    let (mut successes, mut failed) = (Vec::new(), Vec::new());
+    for (id, _, version) in &envelope_objects {
+        let version = if version.is_empty() {
+            rfc3339::format(requested)
+        } else {
+            version.clone()
+        };
+        let record = |message: Option<&String>| {
+            let mut record = json!({ "id": id, "version": version });
+            if let Some(message) = message {
+                record["message"] = Json::String(message.clone());
+            }
+            record
+        };
+        match failures.get(id).or(publish_error.as_ref()) {
+            Some(reason) => failed.push(record(Some(reason))),
+            None => successes.push(record(None)),
+        }
+    }
+    let status_id = random_uuid()?;
+    let status = json!({
+        "id": status_id,
+        "status": "complete",
+        "request_timestamp": rfc3339::format(requested),
+        "total_count": envelope_objects.len(),
+        "success_count": successes.len(),
+        "failure_count": failed.len(),
+        "pending_count": 0,
+        "successes": successes,
+        "failures": failed,
+        "pendings": [],
+    });
+    state.taxii.statuses.insert(status_id, status.clone());
+    Ok(taxii_json(StatusCode::ACCEPTED, &status))
+}
+
+/// STIX types the importer reads as context of indicators rather than as items.
+const CONTEXT_TYPES: [&str; 5] = [
+    "identity",
+    "malware",
+    "campaign",
+    "relationship",
+    "marking-definition",
+];
+
+/// The (id, type, version) of every object of a POSTed envelope, and what the STIX
+/// importer made of them.
+type EnvelopeRead = (Vec<(String, String, String)>, crate::formats::Import);
+
+fn read_envelope(body: &[u8], requested: Timestamp) -> Result<EnvelopeRead, TaxiiError> {
+    let envelope: Json = serde_json::from_slice(body)
         .map_err(|error| TaxiiError::bad_request(format!("the envelope is not JSON: {error}")))?;
     let Some(listed) = envelope.get("objects").and_then(Json::as_array) else {
         return Err(TaxiiError::bad_request(
@@ -1201,58 +1368,7 @@ async fn add_objects(
     })?;
     let import = stix::import(&bytes, requested)
         .map_err(|error| TaxiiError::bad_request(error.to_string()))?;
-    let mut failures: HashMap<String, String> = import
-        .report
-        .refused
-        .iter()
-        .map(|refusal| (refusal.at.clone(), refusal.reason.clone()))
-        .collect();
-    for (id, kind, _) in &envelope_objects {
-        if import.report.unused.contains_key(kind.as_str()) {
-            failures.entry(id.clone()).or_insert_with(|| {
-                format!("threatmesh does not use {kind} objects; not published")
-            });
-        }
-    }
-    let mut publish_error = None;
-    for (tlp, items) in import.by_tlp(Tlp::Amber) {
-        if let Err(error) = state
-            .client
-            .publish(tlp, threatmesh_protocol::Distribution::Federation, items)
-            .await
-        {
-            publish_error = Some(format!("publishing the {tlp} objects failed: {error}"));
-        }
-    }
-    let (mut successes, mut failed) = (Vec::new(), Vec::new());
-    for (id, _, version) in &envelope_objects {
-        let record = |message: Option<&String>| {
-            let mut record = json!({ "id": id, "version": version });
-            if let Some(message) = message {
-                record["message"] = Json::String(message.clone());
-            }
-            record
-        };
-        match failures.get(id).or(publish_error.as_ref()) {
-            Some(reason) => failed.push(record(Some(reason))),
-            None => successes.push(record(None)),
-        }
-    }
-    let status_id = random_uuid()?;
-    let status = json!({
-        "id": status_id,
-        "status": "complete",
-        "request_timestamp": rfc3339::format(requested),
-        "total_count": envelope_objects.len(),
-        "success_count": successes.len(),
-        "failure_count": failed.len(),
-        "pending_count": 0,
-        "successes": successes,
-        "failures": failed,
-        "pendings": [],
-    });
-    state.taxii.statuses.insert(status_id, status.clone());
-    Ok(taxii_json(StatusCode::ACCEPTED, &status))
+    Ok((envelope_objects, import))
 }
 
 #[cfg(test)]
@@ -1309,7 +1425,13 @@ mod tests {
         );
         assert_eq!(
             filters.map(|f| f.versions.clone()),
-            Some(VersionFilter::All)
+            Some(VersionFilter::ALL)
+        );
+        let both = Filters::parse(Some("match[version]=first,last")).ok();
+        let both = both.map(|f| f.versions);
+        assert_eq!(
+            both.map(|v| (v.first, v.last, v.all)),
+            Some((true, true, false))
         );
         for bad in [
             "limit=0",
