@@ -6,43 +6,18 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_threatmesh-testnet");
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("THREATMESH_PYTHON").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
-        PathBuf::from,
-    );
-    let found = Command::new(&python)
-        .args(["-c", "import stix2validator, pymisp"])
-        .status()
-        .is_ok_and(|status| status.success());
-    assert!(
-        found,
-        "{} cannot import stix2validator and pymisp: run ./scripts/test (it sets up .venv)",
-        python.display()
-    );
-    python
-}
+use support::BINARY;
 
 fn workspace(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(path)
-}
-
-/// Kills the testnet even when an assertion fails first.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `threatmesh <args>` against one node of the testnet.
@@ -110,21 +85,11 @@ print(json.dumps({"valid": bool(result.is_valid), "errors": errors,
 
 #[test]
 fn files_imported_on_one_node_export_from_the_other_in_every_format() {
-    let python = python();
+    let python = support::python("stix2validator, pymisp");
     let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    let _testnet = Guard(
-        Command::new(BINARY)
-            .args(["up", "--nodes", "2", "--base-port", "0", "--dir"])
-            .arg(&work)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the testnet", || work.join("testnet.json").exists());
+    let testnet = support::up(2, &dir.path().join("work"));
     let nodes: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(work.join("testnet.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&testnet.json).unwrap()).unwrap();
     let (a, b) = (&nodes[0], &nodes[1]);
 
     let stix = workspace("tests/fixtures/stix/indicator-for-c2-ip-address.json");

@@ -6,63 +6,20 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_threatmesh-testnet");
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("THREATMESH_PYTHON").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
-        PathBuf::from,
-    );
-    let found = Command::new(&python)
-        .args(["-c", "import taxii2client"])
-        .status()
-        .is_ok_and(|status| status.success());
-    assert!(
-        found,
-        "{} cannot import taxii2client: run ./scripts/test (it sets up .venv), or set \
-         THREATMESH_PYTHON to a Python with the packages of tests/python-requirements.txt",
-        python.display()
-    );
-    python
-}
-
-/// Kills the testnet even when an assertion fails first.
-struct Guard(std::process::Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
 
 #[test]
 fn taxii2_client_reads_pages_and_posts_across_the_mesh() {
-    let python = python();
+    let python = support::python("taxii2client");
     let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    let _testnet = Guard(
-        Command::new(BINARY)
-            .args(["up", "--nodes", "2", "--base-port", "0", "--dir"])
-            .arg(&work)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !work.join("testnet.json").exists() {
-        assert!(Instant::now() < deadline, "the testnet did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let testnet = support::up(2, &dir.path().join("work"));
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/taxii_client.py");
     let output = Command::new(python)
         .arg(script)
-        .arg(work.join("testnet.json"))
+        .arg(&testnet.json)
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&output.stdout);

@@ -39,7 +39,7 @@ mod export;
 mod import;
 mod marking;
 mod pattern;
-mod timestamp;
+pub(crate) mod timestamp;
 
 pub use export::{EntryExport, export_bundle, export_entry, identity, tlp_marking};
 pub use import::{MAX_OBJECTS, import};
