@@ -1353,20 +1353,7 @@ fn read_envelope(body: &[u8], requested: Timestamp) -> Result<EnvelopeRead, Taxi
             (id, kind, version)
         })
         .collect();
-    // The STIX importer reads bundles; an envelope holds the same objects.
-    let bundle = json!({
-        "type": "bundle",
-        "id": format!("bundle--{}", random_uuid()?),
-        "objects": listed,
-    });
-    let bytes = serde_json::to_vec(&bundle).map_err(|error| {
-        TaxiiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Encoding failed",
-            error.to_string(),
-        )
-    })?;
-    let import = stix::import(&bytes, requested)
+    let import = stix::import_objects(listed, requested)
         .map_err(|error| TaxiiError::bad_request(error.to_string()))?;
     Ok((envelope_objects, import))
 }

@@ -65,23 +65,30 @@ pub fn import(bytes: &[u8], now: Timestamp) -> Result<Import, StixError> {
             ));
         }
     };
-    if objects.len() > MAX_OBJECTS {
-        return Err(StixError::TooManyObjects(objects.len()));
-    }
-    let mut import = Import::default();
-    import.report.read = objects.len();
     let bundle_type = match root.get("type") {
         Some(Value::String(text)) if text == "bundle" => None,
         Some(Value::String(text)) => Some(format!("{:?}", clip(text, 40))),
         Some(other) => Some(json_kind(other).to_owned()),
         None => Some("missing".to_owned()),
     };
+    let mut import = import_objects(objects, now)?;
     if let Some(found) = bundle_type {
         import.refuse(
             "bundle",
             format!("\"type\" is {found}, not \"bundle\"; its objects were read all the same"),
         );
     }
+    Ok(import)
+}
+
+/// Reads STIX objects already parsed, as [`import`] reads a bundle's: for a TAXII
+/// envelope, whose `objects` the server has in hand.
+pub fn import_objects(objects: &[Value], now: Timestamp) -> Result<Import, StixError> {
+    if objects.len() > MAX_OBJECTS {
+        return Err(StixError::TooManyObjects(objects.len()));
+    }
+    let mut import = Import::default();
+    import.report.read = objects.len();
     Importer::new(objects, now).run(&mut import);
     Ok(import)
 }

@@ -42,7 +42,7 @@ mod pattern;
 pub(crate) mod timestamp;
 
 pub use export::{EntryExport, export_bundle, export_entry, identity, tlp_marking};
-pub use import::{MAX_OBJECTS, import};
+pub use import::{MAX_OBJECTS, import, import_objects};
 pub use marking::{TLP2_EXTENSION, tlp2_id};
 
 use threatmesh_protocol::{Hash, PublicKey, Tlp, Value};
