@@ -311,19 +311,16 @@ fn organisation(state: &ApiState) -> String {
         )
 }
 
-async fn discovery(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let root = format!("http://{host}{ROOT_PATH}");
+async fn discovery(State(state): State<ApiState>) -> Response {
+    // Relative to the discovery URL: right whatever name, port and scheme (a TLS proxy in
+    // front of the node) the client reached it by.
     taxii_json(
         StatusCode::OK,
         &json!({
             "title": format!("threatmesh node of {}", organisation(&state)),
             "description": "TAXII 2.1 access to a threatmesh federation's indicators.",
-            "default": root,
-            "api_roots": [root],
+            "default": ROOT_PATH,
+            "api_roots": [ROOT_PATH],
         }),
     )
 }
