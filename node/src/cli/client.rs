@@ -95,6 +95,28 @@ pub(super) fn call(api: &ApiArgs, method: &str, path: &str, body: Option<&Json>)
             .send_json(body),
         _ => agent.get(&url).header("Authorization", &auth).call(),
     };
+    answer_of(api, response, false)
+}
+
+/// POSTs `body` as it is (a file to import) and returns the JSON answer, or the API's
+/// error message. An answer that carries an import report is returned even with an error
+/// status, so the caller can show what was refused.
+pub(super) fn call_raw(api: &ApiArgs, path: &str, body: Vec<u8>) -> Result<Json> {
+    let url = format!("{}{path}", api.api.trim_end_matches('/'));
+    let response = agent()
+        .post(&url)
+        .header("Authorization", &format!("Bearer {}", api.token))
+        .header("Content-Type", "application/octet-stream")
+        .send(&body[..]);
+    answer_of(api, response, true)
+}
+
+/// The JSON of a node's answer, or its error message as an error.
+fn answer_of(
+    api: &ApiArgs,
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    keep_reports: bool,
+) -> Result<Json> {
     let mut response = response.with_context(|| format!("cannot reach the node at {}", api.api))?;
     let status = response.status();
     let text = response
@@ -104,35 +126,8 @@ pub(super) fn call(api: &ApiArgs, method: &str, path: &str, body: Option<&Json>)
         .read_to_string()
         .context("reading the node's answer")?;
     let answer: Json = serde_json::from_str(&text).unwrap_or(Json::String(text));
-    if !status.is_success() {
-        let message = answer
-            .get("error")
-            .and_then(Json::as_str)
-            .map_or_else(|| answer.to_string(), str::to_owned);
-        bail!("the node answered {status}: {message}");
-    }
-    Ok(answer)
-}
-
-/// POSTs `body` as it is (a file to import) and returns the JSON answer, or the API's
-/// error message.
-pub(super) fn call_raw(api: &ApiArgs, path: &str, body: Vec<u8>) -> Result<Json> {
-    let url = format!("{}{path}", api.api.trim_end_matches('/'));
-    let mut response = agent()
-        .post(&url)
-        .header("Authorization", &format!("Bearer {}", api.token))
-        .header("Content-Type", "application/octet-stream")
-        .send(&body[..])
-        .with_context(|| format!("cannot reach the node at {}", api.api))?;
-    let status = response.status();
-    let text = response
-        .body_mut()
-        .with_config()
-        .limit(256 * 1024 * 1024)
-        .read_to_string()
-        .context("reading the node's answer")?;
-    let answer: Json = serde_json::from_str(&text).unwrap_or(Json::String(text));
-    if !status.is_success() && answer.get("report").is_none() {
+    let report = keep_reports && answer.get("report").is_some();
+    if !(status.is_success() || report) {
         let message = answer
             .get("error")
             .and_then(Json::as_str)

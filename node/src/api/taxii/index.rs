@@ -100,30 +100,16 @@ impl ObjectIndex {
 
     /// The oldest `modified` of object `id`, if any is held.
     pub(super) fn first_version(&self, id: &str) -> Result<Option<Timestamp>, StoreError> {
-        let prefix = [id.as_bytes(), &[0]].concat();
-        match self.tree.scan_prefix(&prefix).next() {
-            Some(row) => {
-                let (key, _) = row?;
-                let version = parse(&key[prefix.len()..])
-                    .ok_or_else(|| StoreError::corrupt(&key, "short TAXII index key"))?;
-                Ok(Some(version.modified))
-            }
-            None => Ok(None),
-        }
+        Ok(self
+            .end(id, &[], End::First)?
+            .map(|version| version.modified))
     }
 
-    /// Every version held of object `id`, oldest `modified` first.
-    pub(super) fn versions(&self, id: &str) -> Result<Vec<Version>, StoreError> {
-        let prefix = [id.as_bytes(), &[0]].concat();
-        let mut versions = Vec::new();
-        for row in self.tree.scan_prefix(&prefix) {
-            let (key, _) = row?;
-            versions.push(
-                parse(&key[prefix.len()..])
-                    .ok_or_else(|| StoreError::corrupt(&key, "short TAXII index key"))?,
-            );
-        }
-        Ok(versions)
+    /// The newest `modified` of object `id`, if any is held.
+    pub(super) fn last_version(&self, id: &str) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self
+            .end(id, &[], End::Last)?
+            .map(|version| version.modified))
     }
 
     /// Where version `modified` of object `id` first appears (the entry accepted first,
@@ -134,32 +120,42 @@ impl ObjectIndex {
         id: &str,
         modified: Timestamp,
     ) -> Result<Option<Version>, StoreError> {
-        let prefix = [id.as_bytes(), &[0], &modified.0.to_be_bytes()].concat();
-        match self.tree.scan_prefix(&prefix).next() {
-            Some(row) => {
-                let (key, _) = row?;
-                let start = id.len() + 1;
-                Ok(Some(parse(&key[start..]).ok_or_else(|| {
-                    StoreError::corrupt(&key, "short TAXII index key")
-                })?))
-            }
-            None => Ok(None),
-        }
+        self.end(id, &modified.0.to_be_bytes(), End::First)
     }
 
-    /// The newest `modified` of object `id`, if any is held.
-    pub(super) fn last_version(&self, id: &str) -> Result<Option<Timestamp>, StoreError> {
+    /// Every version held of object `id`, oldest `modified` first.
+    pub(super) fn versions(&self, id: &str) -> Result<Vec<Version>, StoreError> {
         let prefix = [id.as_bytes(), &[0]].concat();
-        match self.tree.scan_prefix(&prefix).next_back() {
-            Some(row) => {
-                let (key, _) = row?;
-                let version = parse(&key[prefix.len()..])
-                    .ok_or_else(|| StoreError::corrupt(&key, "short TAXII index key"))?;
-                Ok(Some(version.modified))
-            }
-            None => Ok(None),
-        }
+        self.tree
+            .scan_prefix(&prefix)
+            .map(|row| version_of(&row?.0, prefix.len()))
+            .collect()
     }
+
+    /// The first or last index row of object `id` whose key goes on with `more`.
+    fn end(&self, id: &str, more: &[u8], end: End) -> Result<Option<Version>, StoreError> {
+        let prefix = [id.as_bytes(), &[0], more].concat();
+        let mut rows = self.tree.scan_prefix(&prefix);
+        let row = match end {
+            End::First => rows.next(),
+            End::Last => rows.next_back(),
+        };
+        row.map(|row| version_of(&row?.0, id.len() + 1)).transpose()
+    }
+}
+
+/// Which end of an object's rows [`ObjectIndex::end`] reads.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    First,
+    Last,
+}
+
+/// The version in index key `key`, whose part after the id starts at `start`.
+fn version_of(key: &[u8], start: usize) -> Result<Version, StoreError> {
+    key.get(start..)
+        .and_then(parse)
+        .ok_or_else(|| StoreError::corrupt(key, "short TAXII index key"))
 }
 
 fn key(id: &str, modified: Timestamp, row: &[u8], item: u32) -> Vec<u8> {

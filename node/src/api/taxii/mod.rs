@@ -704,6 +704,28 @@ impl View {
         entry: &SignedEntry,
         added: Timestamp,
     ) -> Result<Vec<Listed>, StoreError> {
+        self.exported(entry, added, None)
+    }
+
+    /// The objects of item `item` of an entry alone (with the malware and campaign it
+    /// names), for looking one object up without exporting the whole entry.
+    fn item_objects(
+        &self,
+        entry: &SignedEntry,
+        added: Timestamp,
+        item: u32,
+    ) -> Result<Vec<Listed>, StoreError> {
+        self.exported(entry, added, Some(item))
+    }
+
+    /// The objects of `entry` (of its item `only`, if given), each with the item it comes
+    /// from; nothing for a sealed entry this node could not open.
+    fn exported(
+        &self,
+        entry: &SignedEntry,
+        added: Timestamp,
+        only: Option<u32>,
+    ) -> Result<Vec<Listed>, StoreError> {
         let Some(readable) = self.readable(entry)? else {
             return Ok(Vec::new());
         };
@@ -712,10 +734,17 @@ impl View {
         let Some(export) = stix::EntryExport::new(&readable, &id, &publisher) else {
             return Ok(Vec::new());
         };
+        let items = match only {
+            Some(item) => {
+                let index = usize::try_from(item).unwrap_or(usize::MAX);
+                index..index.saturating_add(1)
+            }
+            None => 0..export.items(),
+        };
         let mut named = std::collections::HashSet::new();
-        let mut listed = Vec::with_capacity(export.items());
+        let mut listed = Vec::with_capacity(items.len());
         let mut objects = Vec::new();
-        for index in 0..export.items() {
+        for index in items {
             export.item(index, &mut named, &mut objects);
             let item = u32::try_from(index).unwrap_or(u32::MAX);
             listed.extend(
@@ -727,32 +756,6 @@ impl View {
         Ok(listed)
     }
 
-    /// The objects of item `item` of an entry alone (with the malware and campaign it
-    /// names), for looking one object up without exporting the whole entry.
-    fn item_objects(
-        &self,
-        entry: &SignedEntry,
-        added: Timestamp,
-        item: u32,
-    ) -> Result<Vec<Listed>, StoreError> {
-        let Some(readable) = self.readable(entry)? else {
-            return Ok(Vec::new());
-        };
-        let publisher = self.publisher(&entry.entry().author);
-        let id = entry.id();
-        let Some(export) = stix::EntryExport::new(&readable, &id, &publisher) else {
-            return Ok(Vec::new());
-        };
-        let mut objects = Vec::new();
-        let index = usize::try_from(item).unwrap_or(usize::MAX);
-        export.item(index, &mut std::collections::HashSet::new(), &mut objects);
-        Ok(objects
-            .into_iter()
-            .map(|object| Listed::new(object, added, item))
-            .collect())
-    }
-
-    /// Brings the object index up to what the store holds.
     /// Brings the object index up to the store and returns the row it reaches: pages
     /// stop there, so they never list an entry whose versions the index does not know.
     fn index_new_entries(&self) -> Result<Option<Vec<u8>>, StoreError> {
