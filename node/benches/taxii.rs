@@ -16,10 +16,6 @@ use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey, Timestamp};
 
-/// The allocator of the `threatmesh` binary, so the figures are the node's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const TOKEN: &str = "bench-token-0123456789";
 const TAXII: &str = "application/taxii+json;version=2.1";
 /// Objects per POST and per page.

@@ -9,10 +9,6 @@
 
 use std::process::ExitCode;
 
-/// The same allocator as the `threatmesh` binary, since this program runs the nodes.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let mut args = std::env::args_os();
     let program = args.next().unwrap_or_default();
