@@ -51,6 +51,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+use super::truncate_at_char as cut;
 use super::{Import, Publisher};
 
 /// Largest MISP document read. The whole JSON tree is held in memory (several times the
@@ -617,18 +618,6 @@ fn is_true(value: Option<&Json>) -> bool {
 
 fn text(value: Option<&Json>) -> Option<&str> {
     value.and_then(Json::as_str)
-}
-
-/// The longest prefix of `text` of at most `max_bytes` bytes that ends on a character.
-fn cut(text: &str, max_bytes: usize) -> &str {
-    if text.len() <= max_bytes {
-        return text;
-    }
-    let mut end = max_bytes;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// Turns entries into a MISP feed: one event per entry, with its publisher as the event's

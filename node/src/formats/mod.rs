@@ -38,6 +38,19 @@ pub fn readable_entry(entry: &Entry, opened: Option<Bundle>) -> Option<Cow<'_, E
     }
 }
 
+/// The longest prefix of `text` of at most `max_bytes` bytes that ends on a character:
+/// importers cut overlong free text to the protocol's limits with it.
+pub(crate) fn truncate_at_char(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// An item and the marking its source gave it, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Marked {

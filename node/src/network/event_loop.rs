@@ -371,14 +371,7 @@ impl EventLoop {
         {
             // Over the sender's rate: not checked, not forwarded; sync fetches it later.
             self.metrics.throttled(message.data.len());
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    MessageAcceptance::Ignore,
-                );
+            self.ignore(&message_id, &propagation_source);
             return;
         }
         let job = Job::Gossip {
@@ -389,15 +382,17 @@ impl EventLoop {
         if self.jobs.try_send(job).is_err() {
             // The pipeline is saturated: let the message go; sync fetches it later.
             self.metrics.queue_full();
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    MessageAcceptance::Ignore,
-                );
+            self.ignore(&message_id, &propagation_source);
         }
+    }
+
+    /// Tells gossipsub to drop a message unjudged: neither forwarded nor held against its
+    /// sender.
+    fn ignore(&mut self, message_id: &gossipsub::MessageId, source: &PeerId) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(message_id, source, MessageAcceptance::Ignore);
     }
 
     fn handle_verdict(&mut self, verdict: Verdict) {

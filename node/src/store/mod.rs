@@ -1010,32 +1010,20 @@ impl Store {
         after: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Timestamp, SignedEntry)>, StoreError> {
-        let start = keys::added(Timestamp(after.0.saturating_add(1)), 0);
-        Ok(self.added_from(&start, limit)?.entries)
+        Ok(self.added_from(AddedStart::After(after), limit)?.entries)
     }
 
-    /// Up to `limit` entries of the added-time index from key `start` on, and the key of
-    /// the last one when the page is full.
-    fn added_from(&self, start: &[u8], limit: usize) -> Result<AddedPage, StoreError> {
-        let mut found = Vec::new();
-        let mut last = None;
-        for row in self.inner.db.range(start..).take(limit) {
-            let (key, id) = row?;
-            if key.first() != Some(&keys::ADDED) {
-                break;
-            }
-            let added = keys::time_of_added_key(&key)
-                .ok_or_else(|| StoreError::corrupt(&key, "short added key"))?;
-            let id = Hash(hash_of(&key, &id)?);
-            let entry = self
-                .entry(&id)?
-                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))?;
-            found.push((added, entry));
-            last = Some(key.to_vec());
-        }
-        let next = if found.len() == limit { last } else { None };
+    /// Up to `limit` entries of the added-time index from `start` on, and the key of the
+    /// last one when the page is full.
+    fn added_from(&self, start: AddedStart<'_>, limit: usize) -> Result<AddedPage, StoreError> {
+        let rows = self.added_rows(start, limit)?;
+        let next = if rows.len() == limit {
+            rows.last().map(|row| row.key.clone())
+        } else {
+            None
+        };
         Ok(AddedPage {
-            entries: found,
+            entries: rows.into_iter().map(|row| (row.added, row.entry)).collect(),
             next,
         })
     }
@@ -1044,12 +1032,8 @@ impl Store {
     /// the first). A cursor names one entry exactly, so paging never splits or drops
     /// entries accepted in the same millisecond.
     pub fn added_page(&self, cursor: Option<&[u8]>, limit: usize) -> Result<AddedPage, StoreError> {
-        let start = match cursor {
-            // The smallest key after the cursor.
-            Some(cursor) => [cursor, &[0]].concat(),
-            None => vec![keys::ADDED],
-        };
-        self.added_from(&start, limit)
+        let start = cursor.map_or(AddedStart::First, AddedStart::Following);
+        self.added_from(start, limit)
     }
 
     /// Up to `limit` rows of the added-time index from `start` on, each with its key, so a

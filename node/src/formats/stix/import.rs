@@ -23,6 +23,7 @@ use threatmesh_protocol::{Kind, Timestamp, Tlp, Value as Indicated};
 
 use super::export::reason_name;
 use super::{StixError, is_id_of, marking, pattern, timestamp};
+use crate::formats::truncate_at_char as fit;
 use crate::formats::{Import, Refusal};
 
 /// Most objects one file may hold. Well above any real bundle; bounds the work and the
@@ -873,17 +874,6 @@ fn fitted<'t>(
         );
     }
     cut
-}
-
-fn fit(text: &str, max_bytes: usize) -> &str {
-    if text.len() <= max_bytes {
-        return text;
-    }
-    let mut end = max_bytes;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 fn clip(text: &str, max_chars: usize) -> String {
