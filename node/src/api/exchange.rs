@@ -106,7 +106,7 @@ pub(super) async fn import(
         None => Tlp::Amber,
     };
     let now = crate::network::now();
-    let import: Import = match format.as_str() {
+    let mut import: Import = match format.as_str() {
         "stix" => {
             blocking(move || stix::import(&body, now).map_err(|error| error.to_string())).await?
         }
@@ -131,7 +131,7 @@ pub(super) async fn import(
     }
     .map_err(|error| unprocessable(format!("{format} file: {error}")))?;
     let mut answer = Imported {
-        report: import.report.clone(),
+        report: std::mem::take(&mut import.report),
         published: Vec::new(),
         not_published: Vec::new(),
         dry_run: query.dry_run,
@@ -139,7 +139,7 @@ pub(super) async fn import(
     if query.dry_run {
         return Ok((StatusCode::OK, Json(answer)));
     }
-    for (tlp, items) in import.by_tlp(default_tlp) {
+    for (tlp, items) in import.into_by_tlp(default_tlp) {
         let count = items.len();
         match state
             .client

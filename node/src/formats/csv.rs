@@ -430,7 +430,7 @@ pub fn import(bytes: &[u8], now: Timestamp, options: &CsvOptions) -> Result<Impo
                 format!(
                     "{} field(s), no {what} column {}",
                     record.fields.len(),
-                    index + 1
+                    index.saturating_add(1)
                 )
             })?;
             std::str::from_utf8(field).map_err(|error| {
@@ -472,11 +472,10 @@ pub fn import(bytes: &[u8], now: Timestamp, options: &CsvOptions) -> Result<Impo
         })();
         match parsed {
             Ok((value, tlp)) => {
-                if seen.contains(&value) {
+                if !seen.insert(value.clone()) {
                     import.unused("duplicate");
                     continue;
                 }
-                seen.insert(value.clone());
                 import.push(tlp, Item::Indicator(Indicator::new(value, now)));
             }
             Err(reason) => import.refuse(at, reason),

@@ -73,12 +73,21 @@ impl Import {
     /// The items grouped by marking, unmarked ones under `default`, each group in file
     /// order. Publishing each group splits it into as many entries as it needs.
     pub fn by_tlp(&self, default: Tlp) -> BTreeMap<Tlp, Vec<Item>> {
+        Import::group(self.items.iter().cloned(), default)
+    }
+
+    /// [`Import::by_tlp`] that takes the items instead of copying them, for publishing.
+    pub fn into_by_tlp(self, default: Tlp) -> BTreeMap<Tlp, Vec<Item>> {
+        Import::group(self.items.into_iter(), default)
+    }
+
+    fn group(items: impl Iterator<Item = Marked>, default: Tlp) -> BTreeMap<Tlp, Vec<Item>> {
         let mut groups: BTreeMap<Tlp, Vec<Item>> = BTreeMap::new();
-        for marked in &self.items {
+        for marked in items {
             groups
                 .entry(marked.tlp.unwrap_or(default))
                 .or_default()
-                .push(marked.item.clone());
+                .push(marked.item);
         }
         groups
     }

@@ -80,8 +80,12 @@ async fn read_message<T: AsyncRead + Unpin>(io: &mut T, max_bytes: usize) -> io:
             format!("sync message of {length} bytes exceeds the limit of {max_bytes}"),
         ));
     }
-    let mut bytes = vec![0u8; length];
-    io.read_exact(&mut bytes).await?;
+    // Read what arrives instead of allocating the announced length up front.
+    let mut bytes = Vec::new();
+    io.take(length as u64).read_to_end(&mut bytes).await?;
+    if bytes.len() != length {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     wire::decode(&bytes, max_bytes)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
 }

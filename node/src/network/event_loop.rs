@@ -627,12 +627,9 @@ impl EventLoop {
                 (None, None) => up_to,
             }
         };
-        match self.store.missing(&author, up_to) {
-            Ok(missing) => {
-                if let Some(first) = missing.first() {
-                    self.fetch(peer, author, *first.start(), *first.end());
-                }
-            }
+        match self.store.first_missing(&author, up_to) {
+            Ok(Some(first)) => self.fetch(peer, author, *first.start(), *first.end()),
+            Ok(None) => {}
             Err(error) => warn!(%error, "store failed while planning sync"),
         }
     }

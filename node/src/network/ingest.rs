@@ -307,10 +307,7 @@ impl Checker {
             id,
         };
         let org = match charter.charter().authorise_entry(&head, header.created) {
-            Ok(member) => {
-                self.metrics.advertised(header.author, header.seq);
-                member.org
-            }
+            Ok(member) => member.org,
             Err(reason) => {
                 debug!(author = %header.author.fmt_short(), seq = header.seq, %reason, "entry refused");
                 return reject(Rejection::NotAuthorised);
@@ -338,6 +335,8 @@ impl Checker {
         let Ok(entry) = entry.verify() else {
             return reject(Rejection::BadSignature);
         };
+        // Only a signed entry says how far its feed reaches.
+        self.metrics.advertised(header.author, header.seq);
         let opened = self.open_sealed(&entry, &charter);
         match self.store.ingest_opened(&entry, org, opened.as_ref(), now) {
             Ok(Ingest::Stored) => Checked {

@@ -208,8 +208,10 @@ impl Metrics {
         add(&self.ingest_micros_sum, micros);
     }
 
-    /// Records that a peer showed `seq` of `author`'s feed (a certified feed).
+    /// Records that a peer showed `seq` of `author`'s feed (a certified feed). Heads in
+    /// sync answers are unsigned claims: no seq beyond what any feed can reach is kept.
     pub(crate) fn advertised(&self, author: threatmesh_protocol::PublicKey, seq: u64) {
+        let seq = seq.min(threatmesh_protocol::entry::MAX_SEQ);
         let mut advertised = self
             .advertised
             .lock()

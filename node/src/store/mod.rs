@@ -650,13 +650,10 @@ impl Store {
 
     /// The time of the newest row of the added-time index (the epoch when empty).
     fn last_added(&self) -> Result<Timestamp, StoreError> {
-        match self.inner.db.scan_prefix([keys::ADDED]).next_back() {
+        match self.last_added_key()? {
             None => Ok(Timestamp::EPOCH),
-            Some(row) => {
-                let (key, _) = row?;
-                keys::time_of_added_key(&key)
-                    .ok_or_else(|| StoreError::corrupt(&key, "short added key"))
-            }
+            Some(key) => keys::time_of_added_key(&key)
+                .ok_or_else(|| StoreError::corrupt(&key, "short added key")),
         }
     }
 
@@ -1001,6 +998,41 @@ impl Store {
             missing.push(next..=up_to);
         }
         Ok(missing)
+    }
+
+    /// The first run of seqs of `author`'s feed missing up to `up_to`, if any: it starts
+    /// right after the contiguous part and ends before the next entry held. One key read,
+    /// however many entries follow, so the network's event loop can plan a fetch with it.
+    pub fn first_missing(
+        &self,
+        author: &PublicKey,
+        up_to: u64,
+    ) -> Result<Option<RangeInclusive<u64>>, StoreError> {
+        let contiguous = self.feed_record(author)?.map_or(0, |feed| feed.contiguous);
+        let first = contiguous + 1;
+        if first > up_to {
+            return Ok(None);
+        }
+        let next_held = match self
+            .inner
+            .db
+            .range(keys::feed(author, first)..=keys::feed(author, up_to))
+            .next()
+        {
+            None => None,
+            Some(found) => {
+                let (key, _) = found?;
+                Some(
+                    keys::seq_of_feed_key(&key)
+                        .ok_or_else(|| StoreError::corrupt(&key, "short feed key"))?,
+                )
+            }
+        };
+        Ok(match next_held {
+            Some(seq) if seq == first => None,
+            Some(seq) => Some(first..=seq - 1),
+            None => Some(first..=up_to),
+        })
     }
 
     /// Entries this node accepted after `after` (its own clock), oldest first, at most

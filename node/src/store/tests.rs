@@ -131,10 +131,12 @@ fn gap_is_reported_then_filled() {
         "the gap is before seq 4, not before 5"
     );
     assert_eq!(store.missing(&feed_author, 7).unwrap(), vec![2..=3, 6..=7]);
+    assert_eq!(store.first_missing(&feed_author, 7).unwrap(), Some(2..=3));
     assert_eq!(store.heads().unwrap()[0].seq, 1);
 
     store.ingest(&entries[2], org(1), T0).unwrap();
     assert_eq!(store.missing(&feed_author, 5).unwrap(), vec![2..=2]);
+    assert_eq!(store.first_missing(&feed_author, 5).unwrap(), Some(2..=2));
     assert_eq!(
         store.ingest(&entries[1], org(1), T0).unwrap(),
         Ingest::Stored
@@ -143,6 +145,8 @@ fn gap_is_reported_then_filled() {
     let heads = store.heads().unwrap();
     assert_eq!(heads, vec![entries[4].head()]);
     assert!(store.missing(&feed_author, 5).unwrap().is_empty());
+    assert_eq!(store.first_missing(&feed_author, 5).unwrap(), None);
+    assert_eq!(store.first_missing(&feed_author, 8).unwrap(), Some(6..=8));
     let state = store.feed(&feed_author).unwrap().unwrap();
     assert_eq!((state.contiguous, state.highest), (5, 5));
 }

@@ -1221,17 +1221,9 @@ fn random_uuid() -> Result<String, TaxiiError> {
             error.to_string(),
         )
     })?;
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = threatmesh_protocol::crypto::hex_encode(&bytes);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    ))
+    Ok(uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string())
 }
 
 /// Imports a POSTed envelope as STIX and publishes what it holds, one publish per TLP.
@@ -1271,7 +1263,7 @@ async fn add_objects(
         }
     }
     let mut publish_error = None;
-    for (tlp, items) in import.by_tlp(Tlp::Amber) {
+    for (tlp, items) in import.into_by_tlp(Tlp::Amber) {
         if let Err(error) = state
             .client
             .publish(tlp, threatmesh_protocol::Distribution::Federation, items)
@@ -1337,6 +1329,12 @@ fn read_envelope(body: &[u8], requested: Timestamp) -> Result<EnvelopeRead, Taxi
             "the envelope has no \"objects\" list",
         ));
     };
+    // Refused before anything is built per object.
+    if listed.len() > stix::MAX_OBJECTS {
+        return Err(TaxiiError::bad_request(
+            stix::StixError::TooManyObjects(listed.len()).to_string(),
+        ));
+    }
     let envelope_objects: Vec<(String, String, String)> = listed
         .iter()
         .enumerate()
