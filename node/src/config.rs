@@ -40,6 +40,9 @@ pub struct NodeSection {
     pub charter_file: Option<PathBuf>,
     /// sled's page cache, in MiB.
     pub cache_mib: u64,
+    /// Free disk space, in MiB, kept on the store's filesystem: below it writes are
+    /// refused (reads go on) until space is freed. 0 turns the check off.
+    pub reserve_mib: u64,
 }
 
 /// `[network]`
@@ -99,6 +102,7 @@ impl Default for NodeSection {
             federation: None,
             charter_file: None,
             cache_mib: 128,
+            reserve_mib: crate::store::DEFAULT_RESERVE_BYTES / (1024 * 1024),
         }
     }
 }
@@ -184,6 +188,8 @@ pub struct Validated {
     pub charter_file: Option<PathBuf>,
     /// sled's cache in bytes.
     pub cache_bytes: u64,
+    /// Free disk space kept on the store's filesystem, in bytes.
+    pub reserve_bytes: u64,
     /// Network settings.
     pub network: crate::network::Config,
     /// Where the API listens.
@@ -305,6 +311,7 @@ impl Config {
             federation,
             charter_file: self.node.charter_file.as_ref().map(|file| base.join(file)),
             cache_bytes: self.node.cache_mib.saturating_mul(1024 * 1024),
+            reserve_bytes: self.node.reserve_mib.saturating_mul(1024 * 1024),
             network,
             api_listen,
             tokens: self.api.tokens.clone(),
@@ -334,6 +341,9 @@ encryption_key_file = "encryption.key"
 # charter_file = "genesis.json"
 # sled's page cache, in MiB.
 cache_mib = 128
+# Free disk space (MiB) to keep: below it the node refuses writes, keeps answering reads,
+# and accepts writes again once space is freed. 0 turns the check off.
+reserve_mib = 256
 
 [network]
 # Where other members' nodes reach this one.

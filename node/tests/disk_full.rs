@@ -1,10 +1,16 @@
-//! A full disk, through the real binary: the node runs as a child process whose files may
-//! not grow past a few MiB (`RLIMIT_FSIZE`, set by `ulimit -f` in a bash wrapper, with
-//! SIGXFSZ ignored so that a write past the limit fails with EFBIG instead of killing the
-//! process: what a full disk looks like to sled). Publishing until a write fails must give
-//! a clear 5xx, lookups must keep answering, later writes must be refused until restart,
-//! and after a restart with the limit lifted the store must open and hold everything that
-//! was acknowledged, and accept writes again.
+//! A full disk, through the real binary, two ways.
+//!
+//! - A real full filesystem: the node runs in its own mount namespace with its store on a
+//!   small tmpfs (`unshare -m`, which needs root or CAP_SYS_ADMIN; without it that test
+//!   says so and checks nothing). Publishing until the free space falls under the node's
+//!   reserve must give a clear 507, every read must keep answering, and once space is
+//!   freed the same process must take writes again.
+//! - A write that fails although `statvfs` shows space (a quota, an I/O error): files may
+//!   not grow past a few MiB (`RLIMIT_FSIZE`, set by `ulimit -f` in a bash wrapper, with
+//!   SIGXFSZ ignored so that a write past the limit fails with EFBIG instead of killing the
+//!   process). The write gets a clear 500, lookups keep answering, later writes are refused
+//!   (503) until restart, and after a restart with the limit lifted the store holds
+//!   everything that was acknowledged and accepts writes again.
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
@@ -52,6 +58,19 @@ struct Node {
     token: String,
 }
 
+/// What the node process runs under.
+enum Disk<'a> {
+    /// Its files may grow to this many KiB (`None`: no limit); the store in `a/data`.
+    FileLimit(Option<u64>),
+    /// The store in `a/disk`, on a tmpfs of this many MiB mounted in a mount namespace
+    /// of the node's own (so it is seen through `/proc/<pid>/root`), with this reserve.
+    Tmpfs {
+        size_mib: u64,
+        reserve_mib: u64,
+        dir: &'a Path,
+    },
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -60,17 +79,45 @@ impl Drop for Node {
 }
 
 impl Node {
-    /// Starts node `a` of `dir`, under a file-size limit if `limit_kib` is set.
-    fn start(dir: &Path, federation: &str, limit_kib: Option<u64>) -> Node {
-        let endpoints = dir.join("a/data/endpoints.json");
-        let _ = std::fs::remove_file(&endpoints);
-        let limit = limit_kib.map_or_else(|| "unlimited".to_owned(), |kib| kib.to_string());
-        let child = Command::new("bash")
+    /// Starts node `a` of `dir` on `disk`.
+    fn start(dir: &Path, federation: &str, disk: &Disk) -> Node {
+        let mut command = match disk {
+            Disk::FileLimit(limit_kib) => {
+                let _ = std::fs::remove_file(dir.join("a/data/endpoints.json"));
+                let limit = limit_kib.map_or_else(|| "unlimited".to_owned(), |kib| kib.to_string());
+                let mut command = Command::new("bash");
+                command
+                    .arg("-c")
+                    .arg(r#"trap '' XFSZ; ulimit -f "$1"; shift; exec "$@""#)
+                    .arg("wrapper")
+                    .arg(limit);
+                command
+            }
+            Disk::Tmpfs {
+                size_mib,
+                reserve_mib,
+                dir: mount,
+            } => {
+                let config = dir.join("a/threatmesh.toml");
+                let text = std::fs::read_to_string(&config).unwrap();
+                let text = text
+                    .replace("data_dir = \"data\"", "data_dir = \"disk\"")
+                    .replace("reserve_mib = 256", &format!("reserve_mib = {reserve_mib}"));
+                std::fs::write(&config, text).unwrap();
+                std::fs::create_dir_all(mount).unwrap();
+                // No --fork: bash, then the node, keep the pid `unshare` started with.
+                let mut command = Command::new("unshare");
+                command
+                    .args(["--mount", "--propagation", "private", "--", "bash", "-c"])
+                    .arg(r#"mount -t tmpfs -o "size=$1m" threatmesh-test "$2" && shift 2 && exec "$@""#)
+                    .arg("wrapper")
+                    .arg(size_mib.to_string())
+                    .arg(mount);
+                command
+            }
+        };
+        let child = command
             .current_dir(dir)
-            .arg("-c")
-            .arg(r#"trap '' XFSZ; ulimit -f "$1"; shift; exec "$@""#)
-            .arg("wrapper")
-            .arg(limit)
             .arg(BINARY)
             .args([
                 "run",
@@ -85,6 +132,12 @@ impl Node {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let endpoints = match disk {
+            Disk::FileLimit(_) => dir.join("a/data/endpoints.json"),
+            Disk::Tmpfs { dir: mount, .. } => {
+                in_namespace(child.id(), &mount.join("endpoints.json"))
+            }
+        };
         let json: serde_json::Value = wait_for("the node's endpoints", || {
             std::fs::read_to_string(&endpoints)
                 .ok()
@@ -147,6 +200,36 @@ impl Node {
         (status, serde_json::from_str(&text).unwrap())
     }
 
+    /// GETs `path` with the token, accepting `accept`: the status and the body.
+    fn get_raw(&self, path: &str, accept: &str) -> (u16, String) {
+        let mut response = Node::agent()
+            .get(&format!("{}{path}", self.api))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Accept", accept)
+            .call()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    }
+
+    /// GETs `path` with the token: the status and the JSON answer.
+    fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let accept = if path.starts_with("/taxii2/") {
+            "application/taxii+json;version=2.1"
+        } else {
+            "application/json"
+        };
+        let (status, text) = self.get_raw(path, accept);
+        (status, serde_json::from_str(&text).unwrap())
+    }
+
+    /// GETs `path`, which must answer 200: the body.
+    fn get_text(&self, path: &str) -> String {
+        let (status, text) = self.get_raw(path, "*/*");
+        assert_eq!(status, 200, "{text}");
+        text
+    }
+
     /// Whether the node knows ipv4 indicator number `n`; the lookup must succeed.
     fn knows(&self, n: u32) -> bool {
         let (status, answer) = self.lookup(n);
@@ -169,10 +252,14 @@ impl Node {
     }
 }
 
-#[test]
-fn full_disk_fails_writes_clearly_keeps_reads_and_loses_nothing_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
+/// `path` as the process `pid` sees it, from outside its mount namespace.
+fn in_namespace(pid: u32, path: &Path) -> std::path::PathBuf {
+    assert!(path.is_absolute());
+    Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap())
+}
+
+/// A federation of one node, `a`, in `dir`; its id.
+fn federation_of_one(dir: &Path) -> String {
     ok(dir, &["key", "new", "steward.key"]);
     ok(
         dir,
@@ -210,14 +297,114 @@ fn full_disk_fails_writes_clearly_keeps_reads_and_loses_nothing_acknowledged() {
         &["charter", "sign", "--key", "steward.key", "genesis.json"],
     );
     let verified = ok(dir, &["charter", "verify", "genesis.json"]);
-    let federation = verified
+    verified
         .lines()
         .find_map(|line| line.strip_prefix("federation: "))
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+/// Whether this process may make a mount namespace and mount a tmpfs in it.
+fn can_mount_tmpfs() -> bool {
+    Command::new("unshare")
+        .args(["--mount", "--", "bash", "-c"])
+        .arg("mount -t tmpfs -o size=1m probe /mnt")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+#[test]
+fn full_filesystem_refuses_writes_under_the_reserve_keeps_reads_and_recovers_without_restart() {
+    if !can_mount_tmpfs() {
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs in a mount namespace here (needs root or \
+             CAP_SYS_ADMIN); the store's reserve logic is tested in the store's unit tests"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let federation = federation_of_one(dir);
+    let mount = dir.join("a/disk");
+    let node = Node::start(
+        dir,
+        &federation,
+        &Disk::Tmpfs {
+            size_mib: 24,
+            reserve_mib: 4,
+            dir: &mount,
+        },
+    );
+    // Someone else's file on the same filesystem, removed later to give space back.
+    let filler = in_namespace(node.child.id(), &mount.join("filler"));
+    std::fs::write(&filler, vec![0x5a_u8; 8 * 1024 * 1024]).unwrap();
+
+    let mut acknowledged = Vec::new();
+    let (status, body) = loop {
+        let first = u32::try_from(acknowledged.len()).unwrap() * BATCH;
+        let (status, body) = node.publish(first);
+        if status != 201 {
+            break (status, body);
+        }
+        acknowledged.push(first);
+        assert!(acknowledged.len() < 1_000, "the filesystem never filled");
+    };
+    assert_eq!(status, 507, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("under the 4 MiB reserve") && message.contains("reads go on"),
+        "{message}"
+    );
+    assert!(!acknowledged.is_empty(), "nothing fit before the reserve");
+    eprintln!(
+        "{} publishes of {BATCH} indicators acknowledged, then: {message}",
+        acknowledged.len()
+    );
+
+    // Every read answers, and right.
+    for first in &acknowledged {
+        assert!(
+            node.knows(*first) && node.knows(first + BATCH - 1),
+            "lost {first}"
+        );
+    }
+    let (status, status_body) = node.get("/api/v1/status");
+    assert_eq!(status, 200, "{status_body}");
+    assert!(status_body["disk"]["writes_refused_full"].as_u64().unwrap() >= 1);
+    assert_eq!(status_body["disk"]["write_failed"], false);
+    let metrics = node.get_text("/metrics");
+    assert!(
+        metrics.contains("threatmesh_store_writes_refused_total{reason=\"disk-full\"} "),
+        "{metrics}"
+    );
+    // TAXII serves what is held (its object index cannot grow while the disk is full,
+    // so it stops where it reached).
+    let (status, collections) = node.get("/taxii2/root/collections/");
+    assert_eq!(status, 200, "{collections}");
+    // Later writes are refused the same way, cheaply, and nothing breaks.
+    assert_eq!(node.publish(900_000).0, 507);
+
+    // Space returns: the same process takes writes again.
+    std::fs::remove_file(&filler).unwrap();
+    let (status, body) = node.publish(950_000);
+    assert_eq!(status, 201, "{body}");
+    assert!(node.knows(950_000) && node.knows(950_000 + BATCH - 1));
+    for first in &acknowledged {
+        assert!(node.knows(*first), "lost {first}");
+    }
+    node.stop();
+}
+
+#[test]
+fn failed_write_is_refused_clearly_keeps_reads_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let federation = federation_of_one(dir);
 
     // Publish until the store cannot write any more.
-    let node = Node::start(dir, &federation, Some(LIMIT_KIB));
+    let node = Node::start(dir, &federation, &Disk::FileLimit(Some(LIMIT_KIB)));
     let mut acknowledged = Vec::new();
     let failure = loop {
         let first = u32::try_from(acknowledged.len()).unwrap() * BATCH;
@@ -264,7 +451,7 @@ fn full_disk_fails_writes_clearly_keeps_reads_and_loses_nothing_acknowledged() {
     );
     // Later writes are refused with a message that says what to do.
     let (status, body) = node.publish(900_000);
-    assert_eq!(status, 500, "{body}");
+    assert_eq!(status, 503, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("restart the node"),
         "{body}"
@@ -272,7 +459,7 @@ fn full_disk_fails_writes_clearly_keeps_reads_and_loses_nothing_acknowledged() {
     node.stop();
 
     // Space is back: the store opens, holds every acknowledged entry and takes writes.
-    let node = Node::start(dir, &federation, None);
+    let node = Node::start(dir, &federation, &Disk::FileLimit(None));
     for first in &acknowledged {
         assert!(
             node.knows(*first) && node.knows(first + BATCH - 1),

@@ -29,7 +29,7 @@ use threatmesh_protocol::item::Item;
 use threatmesh_protocol::{Hash, Kind, Value};
 
 use crate::network::{Client, ClientError};
-use crate::store::{FeedState, Lookup, Stats, Store, StoreError};
+use crate::store::{FeedState, Lookup, Space, Stats, Store, StoreError};
 
 /// The OpenAPI 3.0 description of these routes.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -168,11 +168,22 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
-        tracing::error!(%error, "store failed while serving the API");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("storage: {error}"),
-        )
+        let status = store_status(&error);
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(%error, "store failed while serving the API");
+        }
+        ApiError::new(status, format!("storage: {error}"))
+    }
+}
+
+/// The HTTP status for a store failure: a full disk is 507 (the request was fine and may
+/// be sent again once space is freed), a store that refuses writes after a failure is
+/// 503, anything else 500. The store logs the first two itself, once.
+pub(crate) fn store_status(error: &StoreError) -> StatusCode {
+    match error {
+        StoreError::DiskFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        StoreError::Poisoned => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -182,6 +193,7 @@ impl From<ClientError> for ApiError {
             ClientError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ClientError::NotAuthorised(_) => StatusCode::FORBIDDEN,
             ClientError::NodeStopped => StatusCode::SERVICE_UNAVAILABLE,
+            ClientError::Store(error) => store_status(error),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, error.to_string())
@@ -561,6 +573,8 @@ struct Status {
     charter_version: u64,
     peers: usize,
     store: Stats,
+    /// Free space and whether writes are accepted.
+    disk: Space,
     feeds: Vec<FeedLag>,
     network: crate::network::Snapshot,
 }
@@ -582,8 +596,9 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
     let peers = state.client.peers().await?.len();
     let charter = state.client.charter();
     let store = state.store.clone();
-    let (stats, feeds) =
-        blocking(move || Ok::<_, StoreError>((store.stats()?, store.feeds()?))).await??;
+    let (stats, feeds, disk) =
+        blocking(move || Ok::<_, StoreError>((store.stats()?, store.feeds()?, store.space())))
+            .await??;
     let network = state.client.metrics();
     let feeds = feeds
         .into_iter()
@@ -603,6 +618,7 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
         charter_version: charter.charter().version,
         peers,
         store: stats,
+        disk,
         feeds,
         network,
     }))
@@ -611,9 +627,10 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
 async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let peers = state.client.peers().await?.len();
     let store = state.store.clone();
-    let (stats, feeds) =
-        blocking(move || Ok::<_, StoreError>((store.stats()?, store.feeds()?))).await??;
-    let text = prometheus::render(&state.client.metrics(), &stats, &feeds, peers);
+    let (stats, feeds, disk) =
+        blocking(move || Ok::<_, StoreError>((store.stats()?, store.feeds()?, store.space())))
+            .await??;
+    let text = prometheus::render(&state.client.metrics(), &stats, &disk, &feeds, peers);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -3,12 +3,13 @@
 use std::fmt::Write as _;
 
 use crate::network::{INGEST_BUCKETS_MICROS, Rejection, Snapshot};
-use crate::store::{FeedState, Stats};
+use crate::store::{FeedState, Space, Stats};
 
 /// Renders the metrics as Prometheus text format 0.0.4.
 pub(super) fn render(
     network: &Snapshot,
     store: &Stats,
+    disk: &Space,
     feeds: &[FeedState],
     peers: usize,
 ) -> String {
@@ -160,6 +161,35 @@ pub(super) fn render(
         "gauge",
         "Bytes the store uses on disk.",
         &one(store.bytes_on_disk),
+    );
+    if let Some(free) = disk.free_bytes {
+        metric(
+            "store_disk_free_bytes",
+            "gauge",
+            "Free space on the store's filesystem.",
+            &one(free),
+        );
+    }
+    metric(
+        "store_disk_reserve_bytes",
+        "gauge",
+        "Free space the store keeps: below it writes are refused.",
+        &one(disk.reserve_bytes),
+    );
+    metric(
+        "store_writes_refused_total",
+        "counter",
+        "Writes the store refused, by why (disk-full: free space under the reserve).",
+        &[(
+            "{reason=\"disk-full\"}".to_owned(),
+            disk.writes_refused_full,
+        )],
+    );
+    metric(
+        "store_write_failed",
+        "gauge",
+        "1 when a write failed and the store refuses writes until the node restarts.",
+        &one(u64::from(disk.write_failed)),
     );
     let lag: Vec<(String, u64)> = feeds
         .iter()

@@ -999,3 +999,42 @@ async fn taxii_page_reads_a_bounded_number_of_entries_and_says_where_to_go_on() 
     }
     assert_eq!(seen.len(), taxii::MAX_ROWS_PER_PAGE + 10);
 }
+
+#[tokio::test]
+async fn full_disk_is_a_507_that_says_so_and_reads_and_status_go_on() {
+    let (router, store, _dir) = node().await;
+    let (status, body) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), PUBLISH).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let free = store.space().free_bytes.unwrap();
+    store.set_reserve(free.saturating_mul(2));
+
+    let (status, body) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), PUBLISH).await;
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{body}");
+    assert!(
+        body.contains("writes are refused until space is freed"),
+        "{body}"
+    );
+    let (status, body) = call(
+        &router,
+        "GET",
+        "/api/v1/indicators/ipv4/198.51.100.23",
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(r#""known":true"#), "{body}");
+    let (status, body) = call(&router, "GET", "/api/v1/status", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let status_json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status_json["disk"]["writes_refused_full"], 1, "{body}");
+    let (_, metrics) = call(&router, "GET", "/metrics", Some(TOKEN), "").await;
+    assert!(
+        metrics.contains("threatmesh_store_writes_refused_total{reason=\"disk-full\"} 1\n"),
+        "{metrics}"
+    );
+
+    store.set_reserve(1);
+    let (status, body) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), PUBLISH).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

@@ -113,6 +113,7 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
         &Options {
             cache_bytes: config.cache_bytes,
             temporary: false,
+            reserve_bytes: config.reserve_bytes,
         },
     )?;
     let charter = match store.latest_charter()? {

@@ -30,7 +30,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, error, warn};
 
 use super::metrics::{Metrics, Rejection};
-use crate::store::{Ingest, Store};
+use crate::store::{Ingest, Store, StoreError};
 
 /// Entries checked at once. Each check is CPU (decode, signature) then a wait for the
 /// group flush; a few in parallel keep both cores busy and share flushes.
@@ -356,8 +356,14 @@ impl Checker {
                 }
             }
             Ok(Ingest::Duplicate) => ignore,
+            // Our own failure: not the peer's fault, and not stored; sync fetches the entry
+            // again once the store takes writes. A full disk or an earlier failure is
+            // logged by the store once, not here for every entry.
+            Err(error @ (StoreError::DiskFull { .. } | StoreError::Poisoned)) => {
+                debug!(%error, "entry not stored");
+                ignore
+            }
             Err(error) => {
-                // Our own failure (disk full, I/O): not the peer's fault, and not stored.
                 error!(%error, "storing an entry failed");
                 ignore
             }

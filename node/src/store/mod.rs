@@ -14,6 +14,17 @@
 //! the disk's business, as for every other entry), so readers get it back with
 //! [`Store::readable`] without the key. Other nodes index nothing of a sealed entry.
 //!
+//! A full disk must not break the store. sled marks its whole database failed after one
+//! write error, and from then on even some reads fail, so the store never lets sled reach
+//! the end of the disk: before every write it checks the free space of the filesystem and
+//! refuses the write ([`StoreError::DiskFull`]) while less than the reserve
+//! ([`Options::reserve_bytes`]) is left. Reads are untouched, and writes resume by
+//! themselves once space is freed. The reserve also covers what sled writes on its own
+//! (page rewrites, snapshots) and charters, which are written whatever the free space,
+//! since a revocation must not wait for a disk to be cleaned up. If a write fails anyway (a quota, an I/O error), the store
+//! refuses later writes until restart rather than build on memory that may be ahead of
+//! the disk.
+//!
 //! The store trusts what it is given: signatures and the charter are checked before
 //! [`Store::ingest`]. What it decides itself is where an entry sits in its feed: stored,
 //! duplicate, after a gap, or equivocation. Revocation and expiry are worked out at lookup
@@ -27,6 +38,7 @@ mod records;
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
@@ -46,6 +58,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// needs for microsecond lookups; operators can raise it.
 pub const DEFAULT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
+/// Default free space kept on the store's filesystem: writes are refused below it.
+pub const DEFAULT_RESERVE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// How often, and how long apart, opening retries a database whose lock is still held
 /// (2 s in all): long enough for sled's writers to finish, short enough that a second
 /// node started on the same directory fails promptly.
@@ -59,6 +74,9 @@ pub struct Options {
     pub cache_bytes: u64,
     /// Delete the store when it is dropped (tests).
     pub temporary: bool,
+    /// Free space to keep on the store's filesystem: a write that would start with less
+    /// left is refused with [`StoreError::DiskFull`]. 0 turns the check off.
+    pub reserve_bytes: u64,
 }
 
 impl Default for Options {
@@ -66,6 +84,7 @@ impl Default for Options {
         Options {
             cache_bytes: DEFAULT_CACHE_BYTES,
             temporary: false,
+            reserve_bytes: DEFAULT_RESERVE_BYTES,
         }
     }
 }
@@ -88,6 +107,12 @@ struct Inner {
     feeds: RwLock<HashMap<u32, (PublicKey, PublicKey)>>,
     /// Set when a write or flush failed: see [`Store::poison_on_error`].
     poisoned: std::sync::atomic::AtomicBool,
+    /// Free space to keep; see [`Store::check_space`].
+    reserve: AtomicU64,
+    /// The last space check found less than the reserve (for logging the change once).
+    full: std::sync::atomic::AtomicBool,
+    /// Writes refused for want of space, since open.
+    refused_full: AtomicU64,
 }
 
 /// What one ingest will write, decided under the writer lock.
@@ -152,6 +177,19 @@ pub enum StoreError {
     /// sled failed (I/O error, disk full, ...).
     #[error("storage engine error: {0}")]
     Engine(#[from] sled::Error),
+    /// The disk holding the store is nearly full: the write was refused, nothing changed.
+    #[error(
+        "the disk holding the store at {path} has {free_mib} MiB free, under the {reserve_mib} MiB \
+         reserve: writes are refused until space is freed (reads go on)"
+    )]
+    DiskFull {
+        /// The store's directory.
+        path: PathBuf,
+        /// Free space found, in MiB.
+        free_mib: u64,
+        /// The reserve, in MiB.
+        reserve_mib: u64,
+    },
     /// An earlier write failed; the node must restart to recover from disk.
     #[error("an earlier write failed; restart the node to recover the store from disk")]
     Poisoned,
@@ -172,6 +210,21 @@ impl StoreError {
             reason: reason.into(),
         }
     }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// The store's disk space and write health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Space {
+    /// Free space on the store's filesystem, for unprivileged writers (`None`: unreadable).
+    pub free_bytes: Option<u64>,
+    /// Writes are refused below this much free space.
+    pub reserve_bytes: u64,
+    /// Writes refused for want of space since the store opened.
+    pub writes_refused_full: u64,
+    /// A write failed and the store refuses writes until restart.
+    pub write_failed: bool,
 }
 
 /// Where a feed stands in this store.
@@ -361,6 +414,9 @@ impl Store {
                 flush: GroupFlush::default(),
                 feeds: RwLock::default(),
                 poisoned: std::sync::atomic::AtomicBool::new(false),
+                reserve: AtomicU64::new(options.reserve_bytes),
+                full: std::sync::atomic::AtomicBool::new(false),
+                refused_full: AtomicU64::new(0),
             }),
         };
         let feeds = store
@@ -399,7 +455,7 @@ impl Store {
         opened: Option<&Bundle>,
         now: Timestamp,
     ) -> Result<Ingest, StoreError> {
-        self.check_not_poisoned()?;
+        self.writable()?;
         let (outcome, ticket) = {
             let _writer = self.lock_writer();
             match self.plan(entry, org, opened, now)? {
@@ -440,6 +496,68 @@ impl Store {
             tracing::error!(%error, "storage failed; refusing further writes until restart");
             StoreError::Engine(error)
         })
+    }
+
+    /// Whether a write may start now: no earlier write failed, and the disk has more than
+    /// the reserve free. Every writer of this database calls it first, the TAXII index
+    /// included, since one failed write anywhere fails the whole database.
+    pub fn writable(&self) -> Result<(), StoreError> {
+        self.check_not_poisoned()?;
+        self.check_space()
+    }
+
+    /// Refuses a write while the store's filesystem has less than the reserve free. The
+    /// check is one `statvfs` call, far cheaper than the fsync every write ends with.
+    fn check_space(&self) -> Result<(), StoreError> {
+        let reserve = self.inner.reserve.load(Ordering::Relaxed);
+        if reserve == 0 {
+            return Ok(());
+        }
+        let free = match fs2::available_space(&self.inner.path) {
+            Ok(free) => free,
+            // A store whose free space cannot be read is not refused for it: the write
+            // itself will tell whether the disk is usable.
+            Err(error) => {
+                tracing::debug!(%error, "cannot read the store's free disk space");
+                return Ok(());
+            }
+        };
+        let full = free < reserve;
+        let was_full = self.inner.full.swap(full, Ordering::Relaxed);
+        if !full {
+            if was_full {
+                tracing::warn!(
+                    free_mib = free / MIB,
+                    "disk space is back above the reserve: the store accepts writes again"
+                );
+            }
+            return Ok(());
+        }
+        self.inner.refused_full.fetch_add(1, Ordering::Relaxed);
+        let error = StoreError::DiskFull {
+            path: self.inner.path.clone(),
+            free_mib: free / MIB,
+            reserve_mib: reserve / MIB,
+        };
+        if !was_full {
+            tracing::error!(%error, "refusing writes: free disk space is under the reserve");
+        }
+        Err(error)
+    }
+
+    /// Changes the free space the store keeps (see [`Options::reserve_bytes`]).
+    pub fn set_reserve(&self, bytes: u64) {
+        self.inner.reserve.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Free space and write health, for status and metrics.
+    pub fn space(&self) -> Space {
+        Space {
+            free_bytes: fs2::available_space(&self.inner.path).ok(),
+            reserve_bytes: self.inner.reserve.load(Ordering::Relaxed),
+            writes_refused_full: self.inner.refused_full.load(Ordering::Relaxed),
+            write_failed: self.inner.poisoned.load(Ordering::SeqCst),
+        }
     }
 
     fn check_not_poisoned(&self) -> Result<(), StoreError> {
@@ -1134,6 +1252,8 @@ impl Store {
     }
 
     /// Keeps a charter (its validity is the caller's business), durably.
+    /// Unlike entries, a charter is written even when free space is under the reserve:
+    /// it is a few KiB, and a suspension or revocation must not wait for disk space.
     pub fn put_charter(&self, charter: &SignedCharter) -> Result<(), StoreError> {
         self.check_not_poisoned()?;
         let ticket = {

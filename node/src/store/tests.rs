@@ -635,3 +635,78 @@ fn added_rows_keep_write_order_when_now_goes_back() {
         .unwrap();
     assert_eq!(after.len(), 2);
 }
+
+/// A disk with less free space than the reserve: every entry write is refused with a
+/// clear error and changes nothing, every read answers as before, a charter (small, and
+/// possibly a revocation) is still kept, and writes resume as soon as space is back
+/// above the reserve, without reopening the store.
+#[test]
+fn writes_are_refused_under_the_reserve_and_resume_when_space_returns() {
+    use threatmesh_protocol::charter::{Charter, SignedCharter};
+    let store = temporary();
+    let author = key(1);
+    let entries = feed(&author, 3);
+    store.ingest(&entries[0], org(1), T0).unwrap();
+    let stats = store.stats().unwrap();
+    let head = store.feed(&PublicKey::of(&author)).unwrap();
+    assert_eq!(store.space().writes_refused_full, 0);
+    let free = store
+        .space()
+        .free_bytes
+        .expect("the temp dir's free space is readable");
+
+    // More than the filesystem has free: the disk is "full" for the store.
+    store.set_reserve(free.saturating_mul(2).max(1));
+    for _ in 0..2 {
+        match store.ingest(&entries[1], org(1), T0) {
+            Err(StoreError::DiskFull { reserve_mib, .. }) => assert!(reserve_mib > 0),
+            other => panic!("expected DiskFull, got {other:?}"),
+        }
+    }
+    let refused = store.ingest(&entries[1], org(1), T0).unwrap_err();
+    assert!(
+        refused.to_string().contains("reads go on"),
+        "the error says what goes on: {refused}"
+    );
+    assert_eq!(store.space().writes_refused_full, 3);
+    assert!(!store.space().write_failed, "a refusal is not a failure");
+    assert_eq!(store.stats().unwrap(), stats, "nothing was written");
+    assert_eq!(store.feed(&PublicKey::of(&author)).unwrap(), head);
+    assert_eq!(
+        store.entry(&entries[0].id()).unwrap(),
+        Some(entries[0].clone())
+    );
+    assert_eq!(store.entry(&entries[1].id()).unwrap(), None);
+    let first = ip("10.0.0.1");
+    assert_eq!(store.lookup(&first, T0).unwrap().assertions.len(), 1);
+    assert_eq!(store.added_after(Timestamp::EPOCH, 10).unwrap().len(), 1);
+
+    let steward = key(50);
+    let mut charter = SignedCharter::propose(Charter {
+        federation: Hash::default(),
+        name: "F".into(),
+        version: 1,
+        previous: None,
+        issued: T0,
+        stewards: vec![PublicKey::of(&steward)],
+        threshold: 1,
+        members: vec![],
+    })
+    .unwrap();
+    charter.sign(&steward);
+    store.put_charter(&charter).unwrap();
+    assert_eq!(store.latest_charter().unwrap(), Some(charter));
+
+    // Space is back: the same store takes the refused entries.
+    store.set_reserve(1);
+    assert_eq!(
+        store.ingest(&entries[1], org(1), T0).unwrap(),
+        Ingest::Stored
+    );
+    assert_eq!(
+        store.ingest(&entries[2], org(1), T0).unwrap(),
+        Ingest::Stored
+    );
+    assert_eq!(store.stats().unwrap().entries, 3);
+    assert_eq!(store.space().writes_refused_full, 3);
+}

@@ -69,7 +69,7 @@ impl ObjectIndex {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let end = store.last_added_key()?;
-        let mut last = self.tree.get(PROGRESS)?.map(|key| key.to_vec());
+        let mut last = self.reached()?;
         loop {
             if last >= end {
                 return Ok(last);
@@ -94,8 +94,14 @@ impl ObjectIndex {
             }
             batch.insert(PROGRESS, final_row.key.as_slice());
             last = Some(final_row.key.clone());
+            store.writable()?;
             self.tree.apply_batch(batch)?;
         }
+    }
+
+    /// The added-index row the index reaches, without indexing more.
+    pub(super) fn reached(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(PROGRESS)?.map(|key| key.to_vec()))
     }
 
     /// The oldest `modified` of object `id`, if any is held.

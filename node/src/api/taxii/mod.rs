@@ -150,12 +150,11 @@ impl IntoResponse for TaxiiError {
 
 impl From<StoreError> for TaxiiError {
     fn from(error: StoreError) -> TaxiiError {
-        tracing::error!(%error, "store failed while serving TAXII");
-        TaxiiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Storage failure",
-            error.to_string(),
-        )
+        let status = super::store_status(&error);
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(%error, "store failed while serving TAXII");
+        }
+        TaxiiError::new(status, "Storage failure", error.to_string())
     }
 }
 
@@ -758,14 +757,20 @@ impl View {
 
     /// Brings the object index up to the store and returns the row it reaches: pages
     /// stop there, so they never list an entry whose versions the index does not know.
+    /// While the store refuses writes (a full disk), pages are served up to where the
+    /// index already reaches: newer entries appear once it can grow again.
     fn index_new_entries(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.index.catch_up(&self.store, |row| {
+        let caught_up = self.index.catch_up(&self.store, |row| {
             Ok(self
                 .entry_objects(&row.entry, row.added)?
                 .into_iter()
                 .map(|listed| (listed.id().to_owned(), listed.modified, listed.item))
                 .collect())
-        })
+        });
+        match caught_up {
+            Err(StoreError::DiskFull { .. } | StoreError::Poisoned) => self.index.reached(),
+            other => other,
+        }
     }
 
     /// Whether `listed`, found in the entry at index row `row`, is where its version first
