@@ -73,7 +73,9 @@ pub struct EventLoop {
     /// Sync requests in flight.
     pending_heads: HashSet<OutboundRequestId>,
     pending_ranges: HashMap<OutboundRequestId, Fetch>,
-    pending_charters: HashSet<OutboundRequestId>,
+    /// Charters requests in flight, and to whom: at most one per peer, so gossip that
+    /// claims a newer charter (forged or not) cannot make this node ask over and over.
+    pending_charters: HashMap<OutboundRequestId, PeerId>,
     /// Feeds being fetched (by which request), so no range is asked of two peers at once.
     fetching: HashMap<PublicKey, OutboundRequestId>,
     /// Refusals per peer, and when the last one came; they are forgotten after a quiet
@@ -157,7 +159,7 @@ impl EventLoop {
             verdicts,
             pending_heads: HashSet::new(),
             pending_ranges: HashMap::new(),
-            pending_charters: HashSet::new(),
+            pending_charters: HashMap::new(),
             fetching: HashMap::new(),
             strikes: HashMap::new(),
             answers,
@@ -597,7 +599,7 @@ impl EventLoop {
                     self.fetching.remove(&fetch.author);
                 }
             }
-        } else if self.pending_charters.remove(&request_id)
+        } else if self.pending_charters.remove(&request_id).is_some()
             && let Response::Charters(charters) = response
             && !charters.is_empty()
             && self
@@ -665,6 +667,9 @@ impl EventLoop {
     /// Asks `peer` for its charters from the version in force on: newer ones, and a rival
     /// of the current version if the peer holds one.
     fn request_charters(&mut self, peer: PeerId) {
+        if self.pending_charters.values().any(|asked| *asked == peer) {
+            return;
+        }
         let (federation, after_version) = {
             let charter = self.charter.borrow();
             (
@@ -679,7 +684,7 @@ impl EventLoop {
                 after_version,
             },
         );
-        self.pending_charters.insert(id);
+        self.pending_charters.insert(id, peer);
     }
 
     fn sync_with_everyone(&mut self) {
