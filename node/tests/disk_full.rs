@@ -8,9 +8,10 @@
 //! - A write that fails although `statvfs` shows space (a quota, an I/O error): files may
 //!   not grow past a few MiB (`RLIMIT_FSIZE`, set by `ulimit -f` in a bash wrapper, with
 //!   SIGXFSZ ignored so that a write past the limit fails with EFBIG instead of killing the
-//!   process). The write gets a clear 500, lookups keep answering, later writes are refused
-//!   (503) until restart, and after a restart with the limit lifted the store holds
-//!   everything that was acknowledged and accepts writes again.
+//!   process). The write gets a clear 500, lookups answer right or with a clear error,
+//!   later writes are refused (503); once the limit is lifted on the running process, a
+//!   write a few seconds later reopens the store from disk and succeeds, every read
+//!   answers, and a restart finds everything acknowledged.
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
@@ -88,7 +89,7 @@ impl Node {
                 let mut command = Command::new("bash");
                 command
                     .arg("-c")
-                    .arg(r#"trap '' XFSZ; ulimit -f "$1"; shift; exec "$@""#)
+                    .arg(r#"trap '' XFSZ; ulimit -S -f "$1"; shift; exec "$@""#)
                     .arg("wrapper")
                     .arg(limit);
                 command
@@ -398,7 +399,7 @@ fn full_filesystem_refuses_writes_under_the_reserve_keeps_reads_and_recovers_wit
 }
 
 #[test]
-fn failed_write_is_refused_clearly_keeps_reads_and_loses_nothing_acknowledged() {
+fn failed_write_is_refused_clearly_then_the_store_reopens_in_process_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let federation = federation_of_one(dir);
@@ -449,13 +450,48 @@ fn failed_write_is_refused_clearly_keeps_reads_and_loses_nothing_acknowledged() 
         "{answered} of {} lookups answered while full",
         2 * acknowledged.len()
     );
-    // Later writes are refused with a message that says what to do.
+    // Later writes are refused with a message that says what happens.
     let (status, body) = node.publish(900_000);
     assert_eq!(status, 503, "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("restart the node"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("until the store has reopened from disk"),
         "{body}"
     );
+    let (_, status_body) = node.get("/api/v1/status");
+    assert_eq!(status_body["disk"]["write_failed"], true, "{status_body}");
+
+    // Room again (the limit lifted on the running process): a write a few seconds later
+    // reopens the store from disk, and the same process serves and takes everything.
+    let lifted = Command::new("prlimit")
+        .args(["--pid", &node.child.id().to_string(), "--fsize=unlimited"])
+        .status()
+        .unwrap();
+    assert!(lifted.success());
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (status, body) = node.publish(900_000);
+        if status == 201 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the store never reopened: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, status_body) = node.get("/api/v1/status");
+    assert_eq!(status_body["disk"]["write_failed"], false, "{status_body}");
+    for first in acknowledged.iter().chain([&900_000]) {
+        assert!(
+            node.knows(*first) && node.knows(first + BATCH - 1),
+            "lost {first}"
+        );
+    }
+    acknowledged.push(900_000);
     node.stop();
 
     // Space is back: the store opens, holds every acknowledged entry and takes writes.

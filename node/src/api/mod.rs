@@ -73,7 +73,7 @@ impl ApiState {
     /// The API over `store` and `client`, accepting any of `tokens`. Fails when the
     /// store's TAXII index cannot be opened.
     pub fn new(store: Store, client: Client, tokens: Vec<String>) -> Result<ApiState, StoreError> {
-        let taxii = Arc::new(taxii::Shared::open(&store)?);
+        let taxii = Arc::new(taxii::Shared::new(&store));
         Ok(ApiState {
             store,
             client,

@@ -21,9 +21,10 @@
 //! ([`Options::reserve_bytes`]) is left. Reads are untouched, and writes resume by
 //! themselves once space is freed. The reserve also covers what sled writes on its own
 //! (page rewrites, snapshots) and charters, which are written whatever the free space,
-//! since a revocation must not wait for a disk to be cleaned up. If a write fails anyway (a quota, an I/O error), the store
-//! refuses later writes until restart rather than build on memory that may be ahead of
-//! the disk.
+//! since a revocation must not wait for a disk to be cleaned up. If a write fails anyway (a
+//! quota, an I/O error), sled's memory may be ahead of its disk: the store refuses writes,
+//! and the next write that finds room closes sled and reopens the database from disk
+//! ([`Store::recover`]) rather than build on that memory.
 //!
 //! The store trusts what it is given: signatures and the charter are checked before
 //! [`Store::ingest`]. What it decides itself is where an entry sits in its feed: stored,
@@ -97,7 +98,12 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
-    db: sled::Db,
+    /// `None` only while a reopen after a failed write did not succeed.
+    db: RwLock<Option<sled::Db>>,
+    /// How the database was opened, to open it again.
+    config: sled::Config,
+    /// A temporary database vanishes when closed, so it is never reopened.
+    temporary: bool,
     path: PathBuf,
     /// Held while a batch is decided and applied; never across a flush.
     writer: Mutex<()>,
@@ -107,12 +113,24 @@ struct Inner {
     feeds: RwLock<HashMap<u32, (PublicKey, PublicKey)>>,
     /// Set when a write or flush failed: see [`Store::poison_on_error`].
     poisoned: std::sync::atomic::AtomicBool,
+    /// When a write last failed, and how many reopens since then were followed by
+    /// another failure (for the backoff of [`Store::recover`]).
+    last_failure: Mutex<Failures>,
     /// Free space to keep; see [`Store::check_space`].
     reserve: AtomicU64,
     /// The last space check found less than the reserve (for logging the change once).
     full: std::sync::atomic::AtomicBool,
     /// Writes refused for want of space, since open.
     refused_full: AtomicU64,
+}
+
+/// Write failures in a row, for the reopen backoff.
+#[derive(Debug, Default)]
+struct Failures {
+    /// When the last one happened (or a reopen was last tried).
+    at: Option<std::time::Instant>,
+    /// Failures since the last write that succeeded.
+    in_a_row: u32,
 }
 
 /// What one ingest will write, decided under the writer lock.
@@ -190,8 +208,12 @@ pub enum StoreError {
         /// The reserve, in MiB.
         reserve_mib: u64,
     },
-    /// An earlier write failed; the node must restart to recover from disk.
-    #[error("an earlier write failed; restart the node to recover the store from disk")]
+    /// An earlier write failed; the store reopens from disk before it writes again.
+    #[error(
+        "an earlier write failed: writes are refused until the store has reopened from disk \
+         (tried by a write 5 s after the failure, longer after repeated failures, once the disk \
+         has room) or the node restarts"
+    )]
     Poisoned,
     /// Bytes on disk that do not decode.
     #[error("corrupt record under key {key}: {reason}")]
@@ -213,6 +235,11 @@ impl StoreError {
 }
 
 const MIB: u64 = 1024 * 1024;
+
+/// How long after a failed write a write may try to reopen the store; doubled for each
+/// failure in a row, up to [`RECOVER_AFTER_MAX`].
+const RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+const RECOVER_AFTER_MAX: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The store's disk space and write health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -383,49 +410,48 @@ impl Store {
             .temporary(options.temporary)
             // Durability comes from the group flush after each batch, not from a timer.
             .flush_every_ms(None);
-        let mut attempts = 0;
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                // sled's background writers keep the database, and its lock file, for a
-                // moment after the last handle is dropped; a quick restart waits for them.
-                // sled reports this as a plain I/O error; its message is the only sign.
-                Err(sled::Error::Io(error))
-                    if error.to_string().contains("could not acquire lock")
-                        && attempts < LOCK_ATTEMPTS =>
-                {
-                    attempts += 1;
-                    std::thread::sleep(LOCK_RETRY);
-                }
-                Err(source) => {
-                    return Err(StoreError::Open {
-                        path: path.clone(),
-                        source,
-                    });
-                }
-            }
-        };
-        check_schema(&db, &path)?;
+        let db = open_db(&config, &path)?;
         let store = Store {
             inner: Arc::new(Inner {
-                db,
+                db: RwLock::new(Some(db)),
+                config,
+                temporary: options.temporary,
                 path,
                 writer: Mutex::new(()),
                 flush: GroupFlush::default(),
                 feeds: RwLock::default(),
                 poisoned: std::sync::atomic::AtomicBool::new(false),
+                last_failure: Mutex::default(),
                 reserve: AtomicU64::new(options.reserve_bytes),
                 full: std::sync::atomic::AtomicBool::new(false),
                 refused_full: AtomicU64::new(0),
             }),
         };
-        let feeds = store
+        store.load_feeds()?;
+        Ok(store)
+    }
+
+    /// Fills the in-memory map of feed numbers from the store.
+    fn load_feeds(&self) -> Result<(), StoreError> {
+        let feeds = self
             .feed_records()?
             .into_iter()
             .map(|(author, feed)| (feed.number, (author, feed.org)))
             .collect();
-        *store.feeds_write() = feeds;
-        Ok(store)
+        *self.feeds_write() = feeds;
+        Ok(())
+    }
+
+    /// The database. `Err(Poisoned)` while it is closed after a failed write and not yet
+    /// reopened: see [`Store::recover`]. Callers hold the clone only for one operation, so
+    /// a reopen can release sled's file lock.
+    fn db(&self) -> Result<sled::Db, StoreError> {
+        self.inner
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::Poisoned)
     }
 
     /// Where the store lives.
@@ -469,7 +495,7 @@ impl Store {
                     if let Some((number, author, org)) = plan.new_feed {
                         self.feeds_write().insert(number, (author, org));
                     }
-                    self.poison_on_error(self.inner.db.apply_batch(plan.batch))?;
+                    self.poison_on_error(self.db()?.apply_batch(plan.batch))?;
                     (plan.outcome, self.inner.flush.applied())
                 }
             }
@@ -481,19 +507,33 @@ impl Store {
     /// Waits until every batch up to `ticket` is on disk.
     fn wait_durable(&self, ticket: u64) -> Result<(), StoreError> {
         self.inner.flush.wait(ticket, || {
-            self.poison_on_error(self.inner.db.flush().map(drop))
-        })
+            self.poison_on_error(self.db()?.flush().map(drop))
+        })?;
+        self.failures().in_a_row = 0;
+        Ok(())
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
+        self.inner
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A failed write or flush may leave sled's memory ahead of its disk (a batch half
-    /// applied in memory, or applied but not flushed). Rather than serve and build on that,
-    /// the store refuses every later write; restarting the node recovers from disk.
+    /// applied in memory, or applied but not flushed). Rather than build on that, the
+    /// store refuses every later write until it has reopened from disk
+    /// ([`Store::recover`]).
     fn poison_on_error<T>(&self, result: sled::Result<T>) -> Result<T, StoreError> {
         result.map_err(|error| {
             self.inner
                 .poisoned
                 .store(true, std::sync::atomic::Ordering::SeqCst);
-            tracing::error!(%error, "storage failed; refusing further writes until restart");
+            let mut failures = self.failures();
+            failures.at = Some(std::time::Instant::now());
+            failures.in_a_row = failures.in_a_row.saturating_add(1);
+            drop(failures);
+            tracing::error!(%error, "storage failed; refusing writes until the store reopens from disk");
             StoreError::Engine(error)
         })
     }
@@ -502,8 +542,68 @@ impl Store {
     /// the reserve free. Every writer of this database calls it first, the TAXII index
     /// included, since one failed write anywhere fails the whole database.
     pub fn writable(&self) -> Result<(), StoreError> {
-        self.check_not_poisoned()?;
-        self.check_space()
+        self.check_space()?;
+        self.recover()
+    }
+
+    /// Whether the disk has room above the reserve, without counting a refusal.
+    fn has_room(&self) -> bool {
+        let reserve = self.inner.reserve.load(Ordering::Relaxed);
+        reserve == 0 || fs2::available_space(&self.inner.path).map_or(true, |free| free >= reserve)
+    }
+
+    /// After a failed write, closes sled and opens the database again from disk: what is
+    /// there is everything acknowledged (each write is flushed before it is), and sled's
+    /// memory, which may be ahead of the disk, is dropped. Tried by a write
+    /// [`RECOVER_AFTER`] after the failure, twice as long after each failure in a row (up
+    /// to [`RECOVER_AFTER_MAX`]: reopening a large store reads its whole log), and only
+    /// when the disk has room above the reserve, since a reopen that fails leaves the
+    /// store closed (reads fail too) until the next try. `Err(Poisoned)` until then.
+    fn recover(&self) -> Result<(), StoreError> {
+        if !self.inner.poisoned.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if self.inner.temporary || !self.has_room() {
+            return Err(StoreError::Poisoned);
+        }
+        {
+            let mut failures = self.failures();
+            let wait = RECOVER_AFTER
+                .saturating_mul(1 << failures.in_a_row.saturating_sub(1).min(16))
+                .min(RECOVER_AFTER_MAX);
+            if failures.at.is_some_and(|at| at.elapsed() < wait) {
+                return Err(StoreError::Poisoned);
+            }
+            failures.at = Some(std::time::Instant::now());
+        }
+        // No batch is being decided or applied while the database changes under it.
+        let _writer = self.lock_writer();
+        if !self.inner.poisoned.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut slot = self
+            .inner
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // sled's file lock is released once every handle is gone; readers hold theirs for
+        // one operation, and opening waits up to two seconds for them.
+        drop(slot.take());
+        match open_db(&self.inner.config, &self.inner.path) {
+            Ok(db) => *slot = Some(db),
+            Err(error) => {
+                tracing::error!(%error, "reopening the store after a failed write failed; \
+                    reads and writes fail until the next try");
+                return Err(StoreError::Poisoned);
+            }
+        }
+        drop(slot);
+        self.load_feeds()?;
+        self.inner.poisoned.store(false, Ordering::SeqCst);
+        tracing::warn!(
+            "the store reopened from disk after a failed write and accepts writes again"
+        );
+        Ok(())
     }
 
     /// Refuses a write while the store's filesystem has less than the reserve free. The
@@ -560,17 +660,6 @@ impl Store {
         }
     }
 
-    fn check_not_poisoned(&self) -> Result<(), StoreError> {
-        if self
-            .inner
-            .poisoned
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(StoreError::Poisoned);
-        }
-        Ok(())
-    }
-
     /// Decides what `entry` means for the store and builds the batch that records it.
     /// `None` for a duplicate. Runs under the writer lock.
     fn plan(
@@ -580,7 +669,7 @@ impl Store {
         opened: Option<&Bundle>,
         now: Timestamp,
     ) -> Result<Option<Plan>, StoreError> {
-        let db = &self.inner.db;
+        let db = &self.db()?;
         let id = signed.id();
         let entry = signed.entry();
         let author = entry.author;
@@ -646,8 +735,7 @@ impl Store {
             let after_id = Hash(hash_of(&keys::feed(&author, seq + 1), &after)?);
             // Only its `prev` matters: read the header, not the whole entry.
             let next_prev = self
-                .inner
-                .db
+                .db()?
                 .get(keys::entry(&after_id))?
                 .and_then(|payload| threatmesh_protocol::entry::EntryHeader::peek(&payload).ok())
                 .map(|header| header.prev);
@@ -760,7 +848,7 @@ impl Store {
 
     /// The key of the newest row of the added-time index, if any.
     pub fn last_added_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.inner.db.scan_prefix([keys::ADDED]).next_back() {
+        match self.db()?.scan_prefix([keys::ADDED]).next_back() {
             None => Ok(None),
             Some(row) => Ok(Some(row?.0.to_vec())),
         }
@@ -779,7 +867,7 @@ impl Store {
     fn highest_below(&self, author: &PublicKey, seq: u64) -> Result<u64, StoreError> {
         let start = keys::feed(author, 0);
         let end = keys::feed(author, seq);
-        match self.inner.db.range(start..end).next_back() {
+        match self.db()?.range(start..end).next_back() {
             None => Ok(0),
             Some(found) => {
                 let (key, _) = found?;
@@ -790,7 +878,7 @@ impl Store {
     }
 
     fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
-        match self.inner.db.get(key)? {
+        match self.db()?.get(key)? {
             None => Ok(0),
             Some(bytes) => records::decode_u64(key, &bytes),
         }
@@ -798,8 +886,7 @@ impl Store {
 
     fn feed_record(&self, author: &PublicKey) -> Result<Option<FeedRecord>, StoreError> {
         let key = keys::head(author);
-        self.inner
-            .db
+        self.db()?
             .get(key)?
             .map(|bytes| records::decode(&key, &bytes))
             .transpose()
@@ -828,7 +915,7 @@ impl Store {
     /// A named sled tree in the store's database, for an index kept beside the store (it
     /// shares the store's flushes). Names starting with `__` are sled's own.
     pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.inner.db.open_tree(name)?)
+        Ok(self.db()?.open_tree(name)?)
     }
 
     /// The author and organisation of local feed `number`.
@@ -850,8 +937,7 @@ impl Store {
     fn id_at(&self, author: &PublicKey, seq: u64) -> Result<Hash, StoreError> {
         let key = keys::feed(author, seq);
         let id = self
-            .inner
-            .db
+            .db()?
             .get(key)?
             .ok_or_else(|| StoreError::corrupt(&key, "indexed entry has no feed slot"))?;
         Ok(Hash(hash_of(&key, &id)?))
@@ -867,14 +953,13 @@ impl Store {
 
     /// Whether the entry with id `id` is held.
     pub fn contains(&self, id: &Hash) -> Result<bool, StoreError> {
-        Ok(self.inner.db.contains_key(keys::entry(id))?)
+        Ok(self.db()?.contains_key(keys::entry(id))?)
     }
 
     /// The entry with id `id`.
     pub fn entry(&self, id: &Hash) -> Result<Option<SignedEntry>, StoreError> {
         let key = keys::entry(id);
-        self.inner
-            .db
+        self.db()?
             .get(key)?
             .map(|payload| open_stored(&key, payload.to_vec()))
             .transpose()
@@ -884,8 +969,7 @@ impl Store {
     /// opened it. `None` for clear entries: see [`Store::readable`].
     pub fn opened(&self, id: &Hash) -> Result<Option<Bundle>, StoreError> {
         let key = keys::opened(id);
-        self.inner
-            .db
+        self.db()?
             .get(key)?
             .map(|bytes| decode_opened(&key, &bytes))
             .transpose()
@@ -908,7 +992,7 @@ impl Store {
         let mut revocations: Vec<(PublicKey, Timestamp, RevocationReason, Option<String>, Hash)> =
             Vec::new();
         let mut sightings = Vec::new();
-        for found in self.inner.db.scan_prefix(keys::value_prefix(value)) {
+        for found in self.db()?.scan_prefix(keys::value_prefix(value)) {
             let (key, bytes) = found?;
             let (number, seq) = keys::feed_seq_of_index_key(&key)
                 .ok_or_else(|| StoreError::corrupt(&key, "short index key"))?;
@@ -1010,16 +1094,14 @@ impl Store {
             });
         }
         for found in self
-            .inner
-            .db
+            .db()?
             .range(keys::feed(author, from_seq)..=keys::feed(author, to_seq))
         {
             let (key, id) = found?;
             let id = Hash(hash_of(&key, &id)?);
             let entry_key = keys::entry(&id);
             let payload = self
-                .inner
-                .db
+                .db()?
                 .get(entry_key)?
                 .ok_or_else(|| StoreError::corrupt(&key, "feed slot names a missing entry"))?;
             if !payloads.is_empty() && bytes + payload.len() > limit_bytes {
@@ -1078,7 +1160,7 @@ impl Store {
 
     fn feed_records(&self) -> Result<Vec<(PublicKey, FeedRecord)>, StoreError> {
         let mut feeds = Vec::new();
-        for found in self.inner.db.scan_prefix([keys::HEAD]) {
+        for found in self.db()?.scan_prefix([keys::HEAD]) {
             let (key, bytes) = found?;
             let author = keys::author_of_head_key(&key)
                 .ok_or_else(|| StoreError::corrupt(&key, "short head key"))?;
@@ -1102,7 +1184,7 @@ impl Store {
         let start = keys::feed(author, next);
         let end = keys::feed(author, up_to.min(highest));
         if next <= up_to.min(highest) {
-            for found in self.inner.db.range(start..=end) {
+            for found in self.db()?.range(start..=end) {
                 let (key, _) = found?;
                 let seq = keys::seq_of_feed_key(&key)
                     .ok_or_else(|| StoreError::corrupt(&key, "short feed key"))?;
@@ -1132,8 +1214,7 @@ impl Store {
             return Ok(None);
         }
         let next_held = match self
-            .inner
-            .db
+            .db()?
             .range(keys::feed(author, first)..=keys::feed(author, up_to))
             .next()
         {
@@ -1202,7 +1283,7 @@ impl Store {
             AddedStart::Following(key) => [key, &[0]].concat(),
         };
         let mut rows = Vec::new();
-        for row in self.inner.db.range(start..).take(limit) {
+        for row in self.db()?.range(start..).take(limit) {
             let (key, id) = row?;
             if key.first() != Some(&keys::ADDED) {
                 break;
@@ -1224,12 +1305,18 @@ impl Store {
 
     /// Every entry, in the order this node accepted them.
     pub fn entries(&self) -> impl Iterator<Item = Result<SignedEntry, StoreError>> + '_ {
-        self.inner.db.scan_prefix([keys::ADDED]).map(move |row| {
-            let (key, id) = row?;
-            let id = Hash(hash_of(&key, &id)?);
-            self.entry(&id)?
-                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))
-        })
+        let (rows, closed) = match self.db() {
+            Ok(db) => (Some(db.scan_prefix([keys::ADDED])), None),
+            Err(error) => (None, Some(Err(error))),
+        };
+        closed
+            .into_iter()
+            .chain(rows.into_iter().flatten().map(move |row| {
+                let (key, id) = row?;
+                let id = Hash(hash_of(&key, &id)?);
+                self.entry(&id)?
+                    .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))
+            }))
     }
 
     /// The other entries held for slots where the author equivocated.
@@ -1237,7 +1324,7 @@ impl Store {
         let mut prefix = vec![keys::CONFLICT];
         prefix.extend_from_slice(&author.0);
         let mut found = Vec::new();
-        for row in self.inner.db.scan_prefix(prefix) {
+        for row in self.db()?.scan_prefix(prefix) {
             let (key, _) = row?;
             let seq = keys::seq_of_feed_key(&key)
                 .ok_or_else(|| StoreError::corrupt(&key, "short conflict key"))?;
@@ -1255,10 +1342,10 @@ impl Store {
     /// Unlike entries, a charter is written even when free space is under the reserve:
     /// it is a few KiB, and a suspension or revocation must not wait for disk space.
     pub fn put_charter(&self, charter: &SignedCharter) -> Result<(), StoreError> {
-        self.check_not_poisoned()?;
+        self.recover()?;
         let ticket = {
             let _writer = self.lock_writer();
-            self.poison_on_error(self.inner.db.insert(
+            self.poison_on_error(self.db()?.insert(
                 keys::charter(charter.charter().version),
                 charter.to_payload(),
             ))?;
@@ -1271,7 +1358,7 @@ impl Store {
     pub fn charters_after(&self, version: u64) -> Result<Vec<SignedCharter>, StoreError> {
         let start = keys::charter(version.saturating_add(1));
         let mut found = Vec::new();
-        for row in self.inner.db.range(start..) {
+        for row in self.db()?.range(start..) {
             let (key, payload) = row?;
             if key.first() != Some(&keys::CHARTER) {
                 break;
@@ -1298,15 +1385,43 @@ impl Store {
             entries: self.counter(keys::ENTRY_COUNT)?,
             sealed: self.counter(keys::SEALED_COUNT)?,
             records: self.counter(keys::RECORD_COUNT)?,
-            bytes_on_disk: self.inner.db.size_on_disk()?,
+            bytes_on_disk: self.db()?.size_on_disk()?,
         })
     }
 
     /// Flushes everything to disk (for shutdown).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.inner.db.flush()?;
+        self.db()?.flush()?;
         Ok(())
     }
+}
+
+/// Opens the database in `path` and checks its schema version.
+fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
+    let mut attempts = 0;
+    let db = loop {
+        match config.open() {
+            Ok(db) => break db,
+            // sled's background writers keep the database, and its lock file, for a
+            // moment after the last handle is dropped; a quick restart waits for them.
+            // sled reports this as a plain I/O error; its message is the only sign.
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && attempts < LOCK_ATTEMPTS =>
+            {
+                attempts += 1;
+                std::thread::sleep(LOCK_RETRY);
+            }
+            Err(source) => {
+                return Err(StoreError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    };
+    check_schema(&db, path)?;
+    Ok(db)
 }
 
 fn check_schema(db: &sled::Db, path: &Path) -> Result<(), StoreError> {

@@ -20,6 +20,8 @@ use threatmesh_protocol::Timestamp;
 
 use crate::store::{AddedStart, Store, StoreError};
 
+/// The sled tree the index lives in, beside the store's own.
+const TREE: &str = "taxii-objects";
 /// Where the progress mark lives; ids are ASCII, so it sorts after every object key.
 const PROGRESS: &[u8] = b"\xffprogress";
 /// Entries indexed per batch.
@@ -41,18 +43,21 @@ pub(super) struct Version {
 /// The index; see the module documentation.
 #[derive(Debug)]
 pub(super) struct ObjectIndex {
-    tree: sled::Tree,
+    /// The tree is looked up for each use rather than kept: a handle would hold sled's
+    /// database open, and the store must be able to close and reopen it after a failed
+    /// write.
+    store: Store,
     /// Held while catching up, so two requests never index the same entries.
     catching_up: Mutex<()>,
 }
 
 impl ObjectIndex {
     /// The index kept in `store`'s tree `taxii-objects`.
-    pub(super) fn open(store: &Store) -> Result<ObjectIndex, StoreError> {
-        Ok(ObjectIndex {
-            tree: store.tree("taxii-objects")?,
+    pub(super) fn new(store: &Store) -> ObjectIndex {
+        ObjectIndex {
+            store: store.clone(),
             catching_up: Mutex::new(()),
-        })
+        }
     }
 
     /// Indexes the entries the store accepted since the last call, up to the newest row
@@ -95,13 +100,17 @@ impl ObjectIndex {
             batch.insert(PROGRESS, final_row.key.as_slice());
             last = Some(final_row.key.clone());
             store.writable()?;
-            self.tree.apply_batch(batch)?;
+            self.tree()?.apply_batch(batch)?;
         }
+    }
+
+    fn tree(&self) -> Result<sled::Tree, StoreError> {
+        self.store.tree(TREE)
     }
 
     /// The added-index row the index reaches, without indexing more.
     pub(super) fn reached(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(PROGRESS)?.map(|key| key.to_vec()))
+        Ok(self.tree()?.get(PROGRESS)?.map(|key| key.to_vec()))
     }
 
     /// The oldest `modified` of object `id`, if any is held.
@@ -132,7 +141,7 @@ impl ObjectIndex {
     /// Every version held of object `id`, oldest `modified` first.
     pub(super) fn versions(&self, id: &str) -> Result<Vec<Version>, StoreError> {
         let prefix = [id.as_bytes(), &[0]].concat();
-        self.tree
+        self.tree()?
             .scan_prefix(&prefix)
             .map(|row| version_of(&row?.0, prefix.len()))
             .collect()
@@ -141,7 +150,7 @@ impl ObjectIndex {
     /// The first or last index row of object `id` whose key goes on with `more`.
     fn end(&self, id: &str, more: &[u8], end: End) -> Result<Option<Version>, StoreError> {
         let prefix = [id.as_bytes(), &[0], more].concat();
-        let mut rows = self.tree.scan_prefix(&prefix);
+        let mut rows = self.tree()?.scan_prefix(&prefix);
         let row = match end {
             End::First => rows.next(),
             End::Last => rows.next_back(),

@@ -1164,12 +1164,12 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// Opens the object index kept in `store`.
-    pub(super) fn open(store: &Store) -> Result<Shared, StoreError> {
-        Ok(Shared {
+    /// The state over the object index kept in `store`.
+    pub(super) fn new(store: &Store) -> Shared {
+        Shared {
             statuses: Statuses::default(),
-            objects: Arc::new(index::ObjectIndex::open(store)?),
-        })
+            objects: Arc::new(index::ObjectIndex::new(store)),
+        }
     }
 }
 
