@@ -138,6 +138,12 @@ pub(super) fn render(
         &one(network.throttled_bytes),
     );
     metric(
+        "clock_skew_witnesses",
+        "gauge",
+        "Organisations whose entries suggest this node's own clock is wrong (0: no suspicion).",
+        &one(network.clock.witnesses.len() as u64),
+    );
+    metric(
         "store_entries",
         "gauge",
         "Entries held.",
@@ -214,5 +220,20 @@ pub(super) fn render(
     let sum = network.ingest_micros_sum as f64 / 1e6;
     let _ = writeln!(out, "threatmesh_ingest_seconds_sum {sum}");
     let _ = writeln!(out, "threatmesh_ingest_seconds_count {cumulative}");
+    // Signed, so written by hand like the histogram.
+    let _ = writeln!(
+        out,
+        "# HELP threatmesh_clock_suspected_offset_seconds How far this node's clock seems off \
+         from the organisations' clocks (negative: behind; 0: no suspicion). Fix NTP if not 0."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE threatmesh_clock_suspected_offset_seconds gauge"
+    );
+    let _ = writeln!(
+        out,
+        "threatmesh_clock_suspected_offset_seconds {}",
+        network.clock.suspected_offset_secs.unwrap_or(0)
+    );
     out
 }

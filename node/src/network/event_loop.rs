@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent, Settings};
-use super::ingest::{Acceptance, Job, Verdict, now};
+use super::clock::ClockWatch;
+use super::ingest::{Acceptance, Job, Verdict};
 use super::limits::GossipLimits;
 use super::metrics::Metrics;
 use super::{BlockReason, BlockedPeer, ClientError, Command, Config, NetworkError};
@@ -66,6 +67,7 @@ pub struct EventLoop {
     topic: IdentTopic,
     store: Store,
     metrics: Arc<Metrics>,
+    clock: Arc<ClockWatch>,
     charter: watch::Sender<Arc<SignedCharter>>,
     command_receiver: mpsc::Receiver<Command>,
     jobs: mpsc::Sender<Job>,
@@ -111,6 +113,7 @@ impl EventLoop {
         jobs: mpsc::Sender<Job>,
         verdicts: mpsc::Receiver<Verdict>,
         metrics: Arc<Metrics>,
+        clock: Arc<ClockWatch>,
     ) -> Result<EventLoop, NetworkError> {
         let libp2p_error = |error: &dyn std::fmt::Display| NetworkError::Libp2p(error.to_string());
         let keypair = libp2p::identity::Keypair::ed25519_from_bytes(node_key.to_bytes())
@@ -151,6 +154,7 @@ impl EventLoop {
             topic,
             store,
             metrics,
+            clock,
             charter,
             command_receiver,
             jobs,
@@ -783,12 +787,14 @@ impl EventLoop {
     fn apply_charter(&mut self, charter: &SignedCharter) {
         self.refresh_allow_list(charter);
         self.plan_addresses(charter);
+        self.clock
+            .retain(|org| charter.charter().member(org).is_some());
     }
 
     /// The allow-list half of [`EventLoop::apply_charter`], cheap enough for the
     /// maintenance tick: certificate windows open and close with time.
     fn refresh_allow_list(&mut self, charter: &SignedCharter) {
-        let now = now();
+        let now = self.clock.clock().now();
         let own = *self.swarm.local_peer_id();
         let allowed: HashSet<PeerId> = charter
             .charter()

@@ -29,6 +29,7 @@ use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, Time
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, error, warn};
 
+use super::clock::ClockWatch;
 use super::metrics::{Metrics, Rejection};
 use crate::store::{Ingest, Store};
 
@@ -108,6 +109,8 @@ pub(crate) struct Checker {
     pub(crate) charter: watch::Receiver<Arc<SignedCharter>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clock_skew: Duration,
+    /// The node's clock, and what entries say about it.
+    pub(crate) clock: Arc<ClockWatch>,
     /// This node's key: its organisation, in the charter, is who it opens sealed entries as.
     pub(crate) node: PublicKey,
     /// The organisation's encryption key, if the node has it.
@@ -313,8 +316,21 @@ impl Checker {
                 return reject(Rejection::NotAuthorised);
             }
         };
-        let now = now();
+        let now = self.clock.clock().now();
         if header.created > now.saturating_add(self.clock_skew) {
+            // Refused whoever is wrong, but first checked like any entry: a forgery is the
+            // sender's fault, and only a signed entry may speak about this node's clock.
+            let entry = match UnverifiedEntry::decode(payload) {
+                Ok(entry) => entry,
+                Err(reason) => {
+                    debug!(%reason, "invalid entry");
+                    return reject(Rejection::Invalid);
+                }
+            };
+            if entry.verify().is_err() {
+                return reject(Rejection::BadSignature);
+            }
+            self.clock.sighted(org, header.created);
             return reject(Rejection::FromTheFuture);
         }
         match self.store.contains(&id) {
@@ -338,7 +354,13 @@ impl Checker {
         // Only a signed entry says how far its feed reaches.
         self.metrics.advertised(header.author, header.seq);
         let opened = self.open_sealed(&entry, &charter);
-        match self.store.ingest_opened(&entry, org, opened.as_ref(), now) {
+        let stored = self.store.ingest_opened(&entry, org, opened.as_ref(), now);
+        if requested.is_none() && matches!(stored, Ok(Ingest::Stored | Ingest::Gap { .. })) {
+            // Gossip carries entries as they are published: how old this one looks says
+            // something about this node's clock. (Sync pages may be old, so they do not.)
+            self.clock.sighted(org, header.created);
+        }
+        match stored {
             Ok(Ingest::Stored) => Checked {
                 acceptance: Acceptance::Accept,
                 gap: None,
@@ -461,7 +483,8 @@ impl Checker {
     }
 }
 
-/// The wall clock as a protocol timestamp.
+/// The system clock as a protocol timestamp. The network reads the time through
+/// [`super::Clock`] (`Config::clock`), which adds its offset to this.
 pub fn now() -> Timestamp {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -147,6 +147,8 @@ pub struct Snapshot {
     pub ingest_micros_sum: u64,
     /// Per feed, the highest seq a peer has shown this node.
     pub advertised: std::collections::HashMap<threatmesh_protocol::PublicKey, u64>,
+    /// Whether this node's own clock seems wrong, judged from the organisations' entries.
+    pub clock: super::ClockStatus,
 }
 
 impl Snapshot {
@@ -284,6 +286,8 @@ impl Metrics {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
+            // Filled in by the client, which holds the clock watch.
+            clock: super::ClockStatus::default(),
         }
     }
 }
