@@ -128,14 +128,24 @@ pub(super) fn render(
     metric(
         "gossip_throttled_messages_total",
         "counter",
-        "Gossip messages ignored because their sender was over its rate limit.",
-        &one(network.throttled_messages),
+        "Gossip messages ignored because a rate limit was reached: by=\"peer\" (the \
+         forwarding peer's) or by=\"author\" (the feed author's, not charged to the forwarder).",
+        &[
+            ("{by=\"peer\"}".to_owned(), network.throttled_messages),
+            (
+                "{by=\"author\"}".to_owned(),
+                network.throttled_author_messages,
+            ),
+        ],
     );
     metric(
         "gossip_throttled_bytes_total",
         "counter",
-        "Bytes of gossip ignored because their sender was over its rate limit.",
-        &one(network.throttled_bytes),
+        "Bytes of gossip ignored because a rate limit was reached, by peer or author.",
+        &[
+            ("{by=\"peer\"}".to_owned(), network.throttled_bytes),
+            ("{by=\"author\"}".to_owned(), network.throttled_author_bytes),
+        ],
     );
     metric(
         "clock_skew_witnesses",

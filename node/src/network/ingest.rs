@@ -45,6 +45,8 @@ pub(crate) enum Job {
         payload: Vec<u8>,
         message_id: MessageId,
         source: PeerId,
+        /// The author whose rate limit paid for it (named by its header, unverified).
+        reserved: Option<PublicKey>,
     },
     /// A page of entries of one feed, from a sync response.
     Range {
@@ -74,6 +76,9 @@ pub(crate) enum Verdict {
         gap: Option<(PublicKey, RangeInclusive<u64>)>,
         /// A charter newer than the next one: fetch the chain from the source.
         charter_behind: bool,
+        /// The author whose rate limit paid for the message, and its size: given back
+        /// unless the entry was stored.
+        reserved: Option<(PublicKey, usize)>,
     },
     Range {
         peer: PeerId,
@@ -163,7 +168,8 @@ impl Checker {
                 payload,
                 message_id,
                 source,
-            } => self.run_gossip(payload, message_id, source),
+                reserved,
+            } => self.run_gossip(payload, message_id, source, reserved),
             Job::Range {
                 payloads,
                 peer,
@@ -212,11 +218,18 @@ impl Checker {
         }
     }
 
-    fn run_gossip(&self, payload: Vec<u8>, message_id: MessageId, source: PeerId) -> Vec<Verdict> {
+    fn run_gossip(
+        &self,
+        payload: Vec<u8>,
+        message_id: MessageId,
+        source: PeerId,
+        reserved: Option<PublicKey>,
+    ) -> Vec<Verdict> {
+        let reserved = reserved.map(|author| (author, payload.len()));
         // Entries and charters share the topic. The kind is read from two bytes, so an
         // entry is decoded once, by the entry checks.
         if threatmesh_protocol::wire::kind_of(&payload) == Some("charter") {
-            return self.run_gossiped_charter(&payload, message_id, source);
+            return self.run_gossiped_charter(&payload, message_id, source, reserved);
         }
         let checked = self.check_entry(payload, None);
         vec![Verdict::Gossip {
@@ -226,6 +239,7 @@ impl Checker {
             acceptance: checked.acceptance,
             gap: checked.gap,
             charter_behind: false,
+            reserved,
         }]
     }
 
@@ -234,6 +248,7 @@ impl Checker {
         payload: &[u8],
         message_id: MessageId,
         source: PeerId,
+        reserved: Option<(PublicKey, usize)>,
     ) -> Vec<Verdict> {
         let decoded = match threatmesh_protocol::wire::decode_gossip(payload) {
             Ok(threatmesh_protocol::wire::Message::Charter(raw)) => SignedCharter::decode(raw).ok(),
@@ -264,6 +279,7 @@ impl Checker {
             acceptance,
             gap: None,
             charter_behind: behind,
+            reserved,
         });
         verdicts
     }

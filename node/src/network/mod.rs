@@ -103,6 +103,19 @@ pub struct Config {
     /// Bytes of gossip one peer may send at once above the sustained rate (at least one
     /// message of `MAX_GOSSIP_BYTES`).
     pub peer_byte_burst: u64,
+    /// Entries of one feed author this node takes from gossip per second, sustained,
+    /// whichever peers relay them. Beyond this and the burst, the author's entries are
+    /// ignored (not stored, not forwarded, not charged to the relaying peer; sync fetches
+    /// them later) and counted. Keep it below `peer_messages_per_sec`, so one member's
+    /// flood cannot use up an honest relay's rate.
+    pub author_messages_per_sec: u32,
+    /// Entries of one author taken at once above the sustained rate.
+    pub author_message_burst: u32,
+    /// Bytes of one author's entries taken from gossip per second, sustained.
+    pub author_bytes_per_sec: u64,
+    /// Bytes of one author's entries taken at once above the sustained rate (at least one
+    /// message of `MAX_GOSSIP_BYTES`).
+    pub author_byte_burst: u64,
 }
 
 impl Default for Config {
@@ -128,6 +141,13 @@ impl Default for Config {
             peer_message_burst: 1_000,
             peer_bytes_per_sec: 8 * 1024 * 1024,
             peer_byte_burst: 64 * 1024 * 1024,
+            // Half of a peer's: a single member's flood leaves a relay at least half its
+            // rate for everyone else. An honest author publishing 16 entries of 1,000
+            // indicators a second (about 1 MiB/s) stays well inside.
+            author_messages_per_sec: 50,
+            author_message_burst: 500,
+            author_bytes_per_sec: 4 * 1024 * 1024,
+            author_byte_burst: 32 * 1024 * 1024,
         }
     }
 }
