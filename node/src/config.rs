@@ -71,6 +71,17 @@ pub struct NetworkSection {
     pub peer_bytes_per_sec: u64,
     /// Bytes of gossip one peer may send at once above that rate.
     pub peer_byte_burst: u64,
+    /// Entries of one feed author taken from gossip per second, sustained, whichever
+    /// peers relay them; beyond it (and the burst) they are ignored, counted and not
+    /// charged to the relaying peer, and sync fetches them later. Keep it below
+    /// `peer_messages_per_sec`.
+    pub author_messages_per_sec: u32,
+    /// Entries of one author taken at once above that rate.
+    pub author_message_burst: u32,
+    /// Bytes of one author's entries taken from gossip per second, sustained.
+    pub author_bytes_per_sec: u64,
+    /// Bytes of one author's entries taken at once above that rate.
+    pub author_byte_burst: u64,
 }
 
 /// `[api]`
@@ -121,6 +132,10 @@ impl Default for NetworkSection {
             peer_message_burst: defaults.peer_message_burst,
             peer_bytes_per_sec: defaults.peer_bytes_per_sec,
             peer_byte_burst: defaults.peer_byte_burst,
+            author_messages_per_sec: defaults.author_messages_per_sec,
+            author_message_burst: defaults.author_message_burst,
+            author_bytes_per_sec: defaults.author_bytes_per_sec,
+            author_byte_burst: defaults.author_byte_burst,
         }
     }
 }
@@ -298,6 +313,10 @@ impl Config {
             peer_message_burst: self.network.peer_message_burst,
             peer_bytes_per_sec: self.network.peer_bytes_per_sec,
             peer_byte_burst: self.network.peer_byte_burst,
+            author_messages_per_sec: self.network.author_messages_per_sec,
+            author_message_burst: self.network.author_message_burst,
+            author_bytes_per_sec: self.network.author_bytes_per_sec,
+            author_byte_burst: self.network.author_byte_burst,
             ..crate::network::Config::default()
         };
         Ok(Validated {
@@ -363,6 +382,13 @@ peer_messages_per_sec = 100
 peer_message_burst = 1000
 peer_bytes_per_sec = 8388608
 peer_byte_burst = 67108864
+# Per-author gossip rate limits, whichever peers relay the author's entries: entries and
+# bytes per second, sustained, and the burst. Beyond them the author's entries are ignored
+# and counted, the relaying peer is not charged, and sync fetches them later.
+author_messages_per_sec = 50
+author_message_burst = 500
+author_bytes_per_sec = 4194304
+author_byte_burst = 33554432
 
 [api]
 # The local HTTP API. Keep it on loopback unless a firewall guards it.
@@ -406,6 +432,19 @@ mod tests {
             Some(PathBuf::from("/x/encryption.key"))
         );
         assert_eq!(valid.network.sync_interval, Duration::from_secs(10));
+        // The template writes the defaults of the rate limits out.
+        let defaults = crate::network::Config::default();
+        let limits = |config: &crate::network::Config| {
+            (
+                config.author_messages_per_sec,
+                config.author_message_burst,
+                config.author_bytes_per_sec,
+                config.author_byte_burst,
+                config.peer_bytes_per_sec,
+                config.peer_byte_burst,
+            )
+        };
+        assert_eq!(limits(&valid.network), limits(&defaults));
     }
 
     #[test]

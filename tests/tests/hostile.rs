@@ -676,3 +676,106 @@ async fn outsider_dialling_hundreds_of_times_is_refused_and_counted() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_relayed_by_an_honest_peer_is_throttled_by_author_and_others_still_arrive() {
+    const FLOOD: u32 = 600;
+    let mut config = test_config();
+    // A burst per peer that the flood would use up, refilled slowly: a relay charged for
+    // the flood would have its honest traffic dropped at the receiver.
+    config.peer_messages_per_sec = 1;
+    config.peer_message_burst = 100;
+    config.author_messages_per_sec = 2;
+    config.author_message_burst = 20;
+    // Members 0 (the relay), 1 (the receiver) and 2 (an honest publisher) run nodes; the
+    // flooder holds member 3's key and reaches the receiver only through the relay, as
+    // does the honest publisher.
+    let net = TestNet::start_some(4, 3, config.clone()).await.unwrap();
+    net.connect(1, 0).await.unwrap();
+    net.connect(2, 0).await.unwrap();
+    net.wait_for_mesh().await.unwrap();
+    let (relay, receiver, honest) = (&net.nodes[0], &net.nodes[1], &net.nodes[2]);
+    let key = net.federation.nodes[3].clone();
+    let mut flooder = RawPeer::new(&key, net.federation.id()).unwrap();
+    flooder.connect(relay).await.unwrap();
+
+    let flood = chain(&net, &key, FLOOD, now());
+    let started = std::time::Instant::now();
+    for entry in &flood {
+        flooder.publish(entry.payload().to_vec()).unwrap();
+    }
+    // Every flood message ends stored or throttled by author at the relay.
+    flooder
+        .drive_while_waiting_for("the relay to account for the flood", || {
+            let stored = flood.iter().filter(|entry| relay.has(&entry.id())).count() as u64;
+            stored + relay.client.metrics().throttled_author_messages >= u64::from(FLOOD)
+        })
+        .await
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    // The honest member publishes just after, through the same relay.
+    let mut ids = Vec::new();
+    for batch in 0..5 {
+        ids.extend(honest.publish(batch * 10, 10).await.unwrap());
+    }
+    flooder
+        .drive_while_waiting_for("the honest entries at the receiver", || {
+            receiver.has_all(&ids)
+        })
+        .await
+        .unwrap();
+
+    let at_relay = relay.client.metrics();
+    let stored = flood.iter().filter(|entry| relay.has(&entry.id())).count() as u64;
+    assert_eq!(
+        stored + at_relay.throttled_author_messages,
+        u64::from(FLOOD),
+        "{at_relay:?}"
+    );
+    assert!(at_relay.throttled_author_bytes > 0);
+    // The author was asked first: the flooder's connection was charged only for what its
+    // author's rate let through, so it never reached its peer limit.
+    assert_eq!(at_relay.throttled_messages, 0, "{at_relay:?}");
+    let allowed = f64::from(config.author_message_burst)
+        + f64::from(config.author_messages_per_sec) * elapsed
+        + 1.0;
+    assert!(
+        (stored as f64) <= allowed,
+        "{stored} flood entries stored in {elapsed:.1}s, limit {allowed:.0}"
+    );
+    assert_eq!(at_relay.rejected_total(), 0, "{at_relay:?}");
+    assert_eq!(at_relay.queue_full, 0, "{at_relay:?}");
+    // The honest relay stayed within its rate at the receiver: nothing it sent was
+    // dropped there.
+    let at_receiver = receiver.client.metrics();
+    assert_eq!(at_receiver.throttled_messages, 0, "{at_receiver:?}");
+    assert_eq!(at_relay.peers_banned + at_receiver.peers_banned, 0);
+    assert!(flooder.is_connected(&relay.client.peer_id()));
+
+    // What the relay took is not lost to the receiver: what gossip did not bring, sync
+    // does, and sync is not limited by author. (Sync fetches a feed in order, so from the
+    // relay the receiver can get the flooder's feed up to the relay's first gap; the rest
+    // only the flooder itself could serve.)
+    let contiguous = relay
+        .store
+        .feed(&PublicKey::of(&key))
+        .unwrap()
+        .unwrap()
+        .contiguous;
+    let held: Vec<_> = flood
+        .iter()
+        .filter(|entry| entry.entry().seq <= contiguous)
+        .map(SignedEntry::id)
+        .collect();
+    assert!(
+        held.len() >= config.author_message_burst as usize,
+        "the burst passes"
+    );
+    receiver.client.sync_now().await.unwrap();
+    flooder
+        .drive_while_waiting_for("the receiver to hold what the relay holds", || {
+            receiver.has_all(&held) && receiver.has_all(&ids)
+        })
+        .await
+        .unwrap();
+}

@@ -105,7 +105,7 @@ pub(super) async fn import(
             .map_err(|error| unprocessable(format!("tlp: {error}")))?,
         None => Tlp::Amber,
     };
-    let now = crate::network::now();
+    let now = state.client.now();
     let mut import: Import = match format.as_str() {
         "stix" => {
             blocking(move || stix::import(&body, now).map_err(|error| error.to_string())).await?

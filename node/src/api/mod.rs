@@ -334,8 +334,8 @@ async fn lookup_one(
         .map_err(|error| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{error}")))?;
     let value = Value::parse(kind, &text)
         .map_err(|error| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()))?;
-    let store = state.store.clone();
-    let lookup = blocking(move || store.lookup(&value, crate::network::now())).await??;
+    let (store, now) = (state.store.clone(), state.client.now());
+    let lookup = blocking(move || store.lookup(&value, now)).await??;
     Ok(Json(Answer {
         known: !lookup.assertions.is_empty() || !lookup.sightings.is_empty(),
         lookup,
@@ -400,8 +400,8 @@ async fn lookup_many(
             }),
         }
     }
-    let store = state.store.clone();
-    let found = blocking(move || store.lookup_many(&values, crate::network::now())).await??;
+    let (store, now) = (state.store.clone(), state.client.now());
+    let found = blocking(move || store.lookup_many(&values, now)).await??;
     Ok(Json(LookupAnswer {
         asked,
         found,

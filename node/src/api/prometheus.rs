@@ -129,14 +129,30 @@ pub(super) fn render(
     metric(
         "gossip_throttled_messages_total",
         "counter",
-        "Gossip messages ignored because their sender was over its rate limit.",
-        &one(network.throttled_messages),
+        "Gossip messages ignored because a rate limit was reached: by=\"peer\" (the \
+         forwarding peer's) or by=\"author\" (the feed author's, not charged to the forwarder).",
+        &[
+            ("{by=\"peer\"}".to_owned(), network.throttled_messages),
+            (
+                "{by=\"author\"}".to_owned(),
+                network.throttled_author_messages,
+            ),
+        ],
     );
     metric(
         "gossip_throttled_bytes_total",
         "counter",
-        "Bytes of gossip ignored because their sender was over its rate limit.",
-        &one(network.throttled_bytes),
+        "Bytes of gossip ignored because a rate limit was reached, by peer or author.",
+        &[
+            ("{by=\"peer\"}".to_owned(), network.throttled_bytes),
+            ("{by=\"author\"}".to_owned(), network.throttled_author_bytes),
+        ],
+    );
+    metric(
+        "clock_skew_witnesses",
+        "gauge",
+        "Organisations whose entries suggest this node's own clock is wrong (0: no suspicion).",
+        &one(network.clock.witnesses.len() as u64),
     );
     metric(
         "store_entries",
@@ -244,5 +260,20 @@ pub(super) fn render(
     let sum = network.ingest_micros_sum as f64 / 1e6;
     let _ = writeln!(out, "threatmesh_ingest_seconds_sum {sum}");
     let _ = writeln!(out, "threatmesh_ingest_seconds_count {cumulative}");
+    // Signed, so written by hand like the histogram.
+    let _ = writeln!(
+        out,
+        "# HELP threatmesh_clock_suspected_offset_seconds How far this node's clock seems off \
+         from the organisations' clocks (negative: behind; 0: no suspicion). Fix NTP if not 0."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE threatmesh_clock_suspected_offset_seconds gauge"
+    );
+    let _ = writeln!(
+        out,
+        "threatmesh_clock_suspected_offset_seconds {}",
+        network.clock.suspected_offset_secs.unwrap_or(0)
+    );
     out
 }

@@ -15,6 +15,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, allow_block_list, identify, mdns};
+use threatmesh_protocol::entry::EntryHeader;
 use threatmesh_protocol::wire::{self, Request, Response};
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, watch};
@@ -22,7 +23,8 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent, Settings};
-use super::ingest::{Acceptance, Job, Verdict, now};
+use super::clock::ClockWatch;
+use super::ingest::{Acceptance, Job, Verdict};
 use super::limits::GossipLimits;
 use super::metrics::Metrics;
 use super::{BlockReason, BlockedPeer, ClientError, Command, Config, NetworkError};
@@ -66,6 +68,7 @@ pub struct EventLoop {
     topic: IdentTopic,
     store: Store,
     metrics: Arc<Metrics>,
+    clock: Arc<ClockWatch>,
     charter: watch::Sender<Arc<SignedCharter>>,
     command_receiver: mpsc::Receiver<Command>,
     jobs: mpsc::Sender<Job>,
@@ -91,7 +94,10 @@ pub struct EventLoop {
     /// Addresses to keep connected to, with their redial schedule.
     addresses: HashMap<Multiaddr, Redial>,
     /// Per-peer gossip rate limits (connected peers only).
-    limits: GossipLimits,
+    limits: GossipLimits<PeerId>,
+    /// Per-author gossip rate limits (authors named by admitted entries; those the
+    /// charter no longer certifies are dropped when it is applied).
+    author_limits: GossipLimits<PublicKey>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -113,6 +119,7 @@ impl EventLoop {
         jobs: mpsc::Sender<Job>,
         verdicts: mpsc::Receiver<Verdict>,
         metrics: Arc<Metrics>,
+        clock: Arc<ClockWatch>,
     ) -> Result<EventLoop, NetworkError> {
         let libp2p_error = |error: &dyn std::fmt::Display| NetworkError::Libp2p(error.to_string());
         let keypair = libp2p::identity::Keypair::ed25519_from_bytes(node_key.to_bytes())
@@ -153,6 +160,7 @@ impl EventLoop {
             topic,
             store,
             metrics,
+            clock,
             charter,
             command_receiver,
             jobs,
@@ -172,6 +180,12 @@ impl EventLoop {
                 config.peer_message_burst,
                 config.peer_bytes_per_sec,
                 config.peer_byte_burst,
+            ),
+            author_limits: GossipLimits::new(
+                config.author_messages_per_sec,
+                config.author_message_burst,
+                config.author_bytes_per_sec,
+                config.author_byte_burst,
             ),
             config,
         };
@@ -367,12 +381,32 @@ impl EventLoop {
         else {
             return;
         };
-        if !self
-            .limits
-            .admit(propagation_source, message.data.len(), Instant::now())
+        let (bytes, now) = (message.data.len(), Instant::now());
+        // Over a rate: not checked, not forwarded, not blamed; sync fetches it later. The
+        // forwarder is asked first without charging it, so a flood beyond its rate costs no
+        // header read; then the author, so a relay is not charged for an author's flood.
+        if !self.limits.allows(propagation_source, bytes, now) {
+            self.metrics.throttled(bytes);
+            self.ignore(&message_id, &propagation_source);
+            return;
+        }
+        // Only authors the charter certifies get buckets (anyone else's entry is refused
+        // anyway), so a header naming made-up authors cannot grow the map.
+        let author = EntryHeader::peek(&message.data)
+            .ok()
+            .map(|header| header.author)
+            .filter(|author| self.charter.borrow().charter().node(author).is_some());
+        if let Some(author) = author
+            && !self.author_limits.admit(author, bytes, now)
         {
-            // Over the sender's rate: not checked, not forwarded; sync fetches it later.
-            self.metrics.throttled(message.data.len());
+            self.metrics.throttled_author(bytes);
+            self.ignore(&message_id, &propagation_source);
+            return;
+        }
+        // Cannot fail after `allows` at the same instant; kept as the one place tokens go.
+        if !self.limits.admit(propagation_source, bytes, now) {
+            self.refund_author(author, bytes);
+            self.metrics.throttled(bytes);
             self.ignore(&message_id, &propagation_source);
             return;
         }
@@ -380,11 +414,20 @@ impl EventLoop {
             payload: message.data,
             message_id: message_id.clone(),
             source: propagation_source,
+            reserved: author,
         };
         if self.jobs.try_send(job).is_err() {
             // The pipeline is saturated: let the message go; sync fetches it later.
+            self.refund_author(author, bytes);
             self.metrics.queue_full();
             self.ignore(&message_id, &propagation_source);
+        }
+    }
+
+    /// Gives an author back the tokens taken for a message that was not stored.
+    fn refund_author(&mut self, author: Option<PublicKey>, bytes: usize) {
+        if let Some(author) = author {
+            self.author_limits.refund(author, bytes, Instant::now());
         }
     }
 
@@ -406,7 +449,13 @@ impl EventLoop {
                 blame,
                 gap,
                 charter_behind,
+                reserved,
             } => {
+                if acceptance != Acceptance::Accept
+                    && let Some((author, bytes)) = reserved
+                {
+                    self.refund_author(Some(author), bytes);
+                }
                 let answer = match acceptance {
                     Acceptance::Accept => MessageAcceptance::Accept,
                     Acceptance::Ignore => MessageAcceptance::Ignore,
@@ -788,12 +837,16 @@ impl EventLoop {
     fn apply_charter(&mut self, charter: &SignedCharter) {
         self.refresh_allow_list(charter);
         self.plan_addresses(charter);
+        self.clock
+            .retain(|org| charter.charter().member(org).is_some());
+        self.author_limits
+            .retain(|author| charter.charter().node(author).is_some());
     }
 
     /// The allow-list half of [`EventLoop::apply_charter`], cheap enough for the
     /// maintenance tick: certificate windows open and close with time.
     fn refresh_allow_list(&mut self, charter: &SignedCharter) {
-        let now = now();
+        let now = self.clock.clock().now();
         let own = *self.swarm.local_peer_id();
         let allowed: HashSet<PeerId> = charter
             .charter()

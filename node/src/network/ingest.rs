@@ -29,6 +29,7 @@ use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, Time
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, error, warn};
 
+use super::clock::ClockWatch;
 use super::metrics::{Metrics, Rejection};
 use crate::store::{Ingest, Store, StoreError};
 
@@ -44,6 +45,8 @@ pub(crate) enum Job {
         payload: Vec<u8>,
         message_id: MessageId,
         source: PeerId,
+        /// The author whose rate limit paid for it (named by its header, unverified).
+        reserved: Option<PublicKey>,
     },
     /// A page of entries of one feed, from a sync response.
     Range {
@@ -73,6 +76,9 @@ pub(crate) enum Verdict {
         gap: Option<(PublicKey, RangeInclusive<u64>)>,
         /// A charter newer than the next one: fetch the chain from the source.
         charter_behind: bool,
+        /// The author whose rate limit paid for the message, and its size: given back
+        /// unless the entry was stored.
+        reserved: Option<(PublicKey, usize)>,
     },
     Range {
         peer: PeerId,
@@ -108,6 +114,8 @@ pub(crate) struct Checker {
     pub(crate) charter: watch::Receiver<Arc<SignedCharter>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clock_skew: Duration,
+    /// The node's clock, and what entries say about it.
+    pub(crate) clock: Arc<ClockWatch>,
     /// This node's key: its organisation, in the charter, is who it opens sealed entries as.
     pub(crate) node: PublicKey,
     /// The organisation's encryption key, if the node has it.
@@ -160,7 +168,8 @@ impl Checker {
                 payload,
                 message_id,
                 source,
-            } => self.run_gossip(payload, message_id, source),
+                reserved,
+            } => self.run_gossip(payload, message_id, source, reserved),
             Job::Range {
                 payloads,
                 peer,
@@ -209,11 +218,18 @@ impl Checker {
         }
     }
 
-    fn run_gossip(&self, payload: Vec<u8>, message_id: MessageId, source: PeerId) -> Vec<Verdict> {
+    fn run_gossip(
+        &self,
+        payload: Vec<u8>,
+        message_id: MessageId,
+        source: PeerId,
+        reserved: Option<PublicKey>,
+    ) -> Vec<Verdict> {
+        let reserved = reserved.map(|author| (author, payload.len()));
         // Entries and charters share the topic. The kind is read from two bytes, so an
         // entry is decoded once, by the entry checks.
         if threatmesh_protocol::wire::kind_of(&payload) == Some("charter") {
-            return self.run_gossiped_charter(&payload, message_id, source);
+            return self.run_gossiped_charter(&payload, message_id, source, reserved);
         }
         let checked = self.check_entry(payload, None);
         vec![Verdict::Gossip {
@@ -223,6 +239,7 @@ impl Checker {
             acceptance: checked.acceptance,
             gap: checked.gap,
             charter_behind: false,
+            reserved,
         }]
     }
 
@@ -231,6 +248,7 @@ impl Checker {
         payload: &[u8],
         message_id: MessageId,
         source: PeerId,
+        reserved: Option<(PublicKey, usize)>,
     ) -> Vec<Verdict> {
         let decoded = match threatmesh_protocol::wire::decode_gossip(payload) {
             Ok(threatmesh_protocol::wire::Message::Charter(raw)) => SignedCharter::decode(raw).ok(),
@@ -261,6 +279,7 @@ impl Checker {
             acceptance,
             gap: None,
             charter_behind: behind,
+            reserved,
         });
         verdicts
     }
@@ -313,8 +332,21 @@ impl Checker {
                 return reject(Rejection::NotAuthorised);
             }
         };
-        let now = now();
+        let now = self.clock.clock().now();
         if header.created > now.saturating_add(self.clock_skew) {
+            // Refused whoever is wrong, but first checked like any entry: a forgery is the
+            // sender's fault, and only a signed entry may speak about this node's clock.
+            let entry = match UnverifiedEntry::decode(payload) {
+                Ok(entry) => entry,
+                Err(reason) => {
+                    debug!(%reason, "invalid entry");
+                    return reject(Rejection::Invalid);
+                }
+            };
+            if entry.verify().is_err() {
+                return reject(Rejection::BadSignature);
+            }
+            self.clock.sighted(org, header.created);
             return reject(Rejection::FromTheFuture);
         }
         match self.store.contains(&id) {
@@ -338,7 +370,13 @@ impl Checker {
         // Only a signed entry says how far its feed reaches.
         self.metrics.advertised(header.author, header.seq);
         let opened = self.open_sealed(&entry, &charter);
-        match self.store.ingest_opened(&entry, org, opened.as_ref(), now) {
+        let stored = self.store.ingest_opened(&entry, org, opened.as_ref(), now);
+        if requested.is_none() && matches!(stored, Ok(Ingest::Stored | Ingest::Gap { .. })) {
+            // Gossip carries entries as they are published: how old this one looks says
+            // something about this node's clock. (Sync pages may be old, so they do not.)
+            self.clock.sighted(org, header.created);
+        }
+        match stored {
             Ok(Ingest::Stored) => Checked {
                 acceptance: Acceptance::Accept,
                 gap: None,
@@ -467,7 +505,8 @@ impl Checker {
     }
 }
 
-/// The wall clock as a protocol timestamp.
+/// The system clock as a protocol timestamp. The network reads the time through
+/// [`super::Clock`] (`Config::clock`), which adds its offset to this.
 pub fn now() -> Timestamp {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -97,6 +97,8 @@ pub(crate) struct Metrics {
     sealed_not_addressed: AtomicU64,
     throttled_messages: AtomicU64,
     throttled_bytes: AtomicU64,
+    throttled_author_messages: AtomicU64,
+    throttled_author_bytes: AtomicU64,
     refused_over_limit: AtomicU64,
 }
 
@@ -136,10 +138,16 @@ pub struct Snapshot {
     /// Sealed entries from peers not addressed to this organisation: stored and relayed
     /// unread.
     pub sealed_not_addressed: u64,
-    /// Gossip messages ignored because their sender was over its rate limit.
+    /// Gossip messages ignored because their sender (the forwarding peer) was over its
+    /// rate limit.
     pub throttled_messages: u64,
     /// Bytes of those messages.
     pub throttled_bytes: u64,
+    /// Gossip entries ignored because their author was over its rate limit (whoever
+    /// forwarded them; not charged to the forwarder).
+    pub throttled_author_messages: u64,
+    /// Bytes of those entries.
+    pub throttled_author_bytes: u64,
     /// Ingest latency: entries per bucket of [`INGEST_BUCKETS_MICROS`] (not cumulative),
     /// the last for anything slower.
     pub ingest_buckets: Vec<u64>,
@@ -147,6 +155,8 @@ pub struct Snapshot {
     pub ingest_micros_sum: u64,
     /// Per feed, the highest seq a peer has shown this node.
     pub advertised: std::collections::HashMap<threatmesh_protocol::PublicKey, u64>,
+    /// Whether this node's own clock seems wrong, judged from the organisations' entries.
+    pub clock: super::ClockStatus,
 }
 
 impl Snapshot {
@@ -249,6 +259,11 @@ impl Metrics {
         add(&self.throttled_bytes, bytes as u64);
     }
 
+    pub(crate) fn throttled_author(&self, bytes: usize) {
+        add(&self.throttled_author_messages, 1);
+        add(&self.throttled_author_bytes, bytes as u64);
+    }
+
     pub(crate) fn refused_over_limit(&self) {
         add(&self.refused_over_limit, 1);
     }
@@ -277,6 +292,8 @@ impl Metrics {
             sealed_not_addressed: load(&self.sealed_not_addressed),
             throttled_messages: load(&self.throttled_messages),
             throttled_bytes: load(&self.throttled_bytes),
+            throttled_author_messages: load(&self.throttled_author_messages),
+            throttled_author_bytes: load(&self.throttled_author_bytes),
             ingest_buckets: self.ingest_buckets.iter().map(load).collect(),
             ingest_micros_sum: load(&self.ingest_micros_sum),
             advertised: self
@@ -284,6 +301,8 @@ impl Metrics {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
+            // Filled in by the client, which holds the clock watch.
+            clock: super::ClockStatus::default(),
         }
     }
 }

@@ -17,6 +17,7 @@
 //! and the store indexes what it read.
 
 mod behaviour;
+mod clock;
 mod codec;
 mod event_loop;
 mod ingest;
@@ -34,6 +35,7 @@ use threatmesh_protocol::seal::{self, Recipient, SealContext, Sealed};
 use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use clock::{Clock, ClockStatus, WITNESSES};
 pub use event_loop::EventLoop;
 pub use ingest::now;
 pub use metrics::{INGEST_BUCKETS_MICROS, Rejection, Snapshot};
@@ -67,6 +69,11 @@ pub struct Config {
     pub sync_interval: Duration,
     /// How far in the future an entry's creation time may be.
     pub clock_skew: Duration,
+    /// The clock the network reads (publishing, the future check, certificate windows).
+    /// The system clock; tests and labs shift it to play a node whose clock is wrong, and
+    /// may move it while the node runs (clones share the offset). Not a configuration
+    /// file setting: a production node has no reason to disagree with its system clock.
+    pub clock: Clock,
     /// Most connections in total.
     pub max_connections: u32,
     /// Refused messages from one peer before it is banned.
@@ -96,6 +103,19 @@ pub struct Config {
     /// Bytes of gossip one peer may send at once above the sustained rate (at least one
     /// message of `MAX_GOSSIP_BYTES`).
     pub peer_byte_burst: u64,
+    /// Entries of one feed author this node takes from gossip per second, sustained,
+    /// whichever peers relay them. Beyond this and the burst, the author's entries are
+    /// ignored (not stored, not forwarded, not charged to the relaying peer; sync fetches
+    /// them later) and counted. Keep it below `peer_messages_per_sec`, so one member's
+    /// flood cannot use up an honest relay's rate.
+    pub author_messages_per_sec: u32,
+    /// Entries of one author taken at once above the sustained rate.
+    pub author_message_burst: u32,
+    /// Bytes of one author's entries taken from gossip per second, sustained.
+    pub author_bytes_per_sec: u64,
+    /// Bytes of one author's entries taken at once above the sustained rate (at least one
+    /// message of `MAX_GOSSIP_BYTES`).
+    pub author_byte_burst: u64,
 }
 
 impl Default for Config {
@@ -106,6 +126,7 @@ impl Default for Config {
             heartbeat: Duration::from_secs(1),
             sync_interval: Duration::from_secs(10),
             clock_skew: Duration::from_secs(300),
+            clock: Clock::system(),
             max_connections: 256,
             rejects_before_ban: 10,
             ban: Duration::from_secs(600),
@@ -120,6 +141,13 @@ impl Default for Config {
             peer_message_burst: 1_000,
             peer_bytes_per_sec: 8 * 1024 * 1024,
             peer_byte_burst: 64 * 1024 * 1024,
+            // Half of a peer's: a single member's flood leaves a relay at least half its
+            // rate for everyone else. An honest author publishing 16 entries of 1,000
+            // indicators a second (about 1 MiB/s) stays well inside.
+            author_messages_per_sec: 50,
+            author_message_burst: 500,
+            author_bytes_per_sec: 4 * 1024 * 1024,
+            author_byte_burst: 32 * 1024 * 1024,
         }
     }
 }
@@ -215,6 +243,7 @@ pub struct Client {
     command_sender: mpsc::Sender<Command>,
     publisher: Arc<Publisher>,
     metrics: Arc<metrics::Metrics>,
+    clock: Arc<clock::ClockWatch>,
     charter: watch::Receiver<Arc<SignedCharter>>,
     peer_id: PeerId,
 }
@@ -224,6 +253,7 @@ pub struct Client {
 struct Publisher {
     key: SigningKey,
     store: Store,
+    clock: Clock,
     lock: tokio::sync::Mutex<()>,
 }
 
@@ -252,12 +282,17 @@ pub fn new(
     let (verdict_sender, verdict_receiver) = mpsc::channel(VERDICT_CAP);
     let (charter_sender, charter_receiver) = watch::channel(Arc::clone(&charter));
     let metrics = Arc::new(metrics::Metrics::default());
+    let clock = Arc::new(clock::ClockWatch::new(
+        config.clock.clone(),
+        config.clock_skew,
+    ));
     ingest::spawn(
         ingest::Checker {
             store: store.clone(),
             charter: charter_receiver.clone(),
             metrics: Arc::clone(&metrics),
             clock_skew: config.clock_skew,
+            clock: Arc::clone(&clock),
             node: PublicKey::of(&node_key),
             encryption_key: config.encryption_key.clone().map(Arc::new),
         },
@@ -273,6 +308,7 @@ pub fn new(
         job_sender,
         verdict_receiver,
         Arc::clone(&metrics),
+        Arc::clone(&clock),
     )?;
     let client = Client {
         command_sender,
@@ -280,9 +316,11 @@ pub fn new(
         publisher: Arc::new(Publisher {
             key: node_key,
             store,
+            clock: clock.clock().clone(),
             lock: tokio::sync::Mutex::new(()),
         }),
         metrics,
+        clock,
         charter: charter_receiver,
     };
     Ok((client, event_loop))
@@ -416,9 +454,16 @@ impl Client {
         self.ask(|reply| Command::BlockedPeers { reply }).await
     }
 
-    /// The network's counters.
+    /// The network's counters, and whether this node's clock seems wrong.
     pub fn metrics(&self) -> Snapshot {
-        self.metrics.snapshot()
+        let mut snapshot = self.metrics.snapshot();
+        snapshot.clock = self.clock.status();
+        snapshot
+    }
+
+    /// The time as this node's network reads it ([`Config::clock`]).
+    pub fn now(&self) -> threatmesh_protocol::Timestamp {
+        self.clock.clock().now()
     }
 
     /// This node's key, the author of its feed.
@@ -446,7 +491,7 @@ impl Publisher {
             .heads()?
             .into_iter()
             .find(|head| head.author == author);
-        let now = ingest::now();
+        let now = self.clock.now();
         // Sealed for the recipients of the charter signed under, checked again here: a
         // newer charter may have arrived since the publish began.
         let (body, opened) = match recipients(charter, &author, bundle.tlp, &bundle.distribution)? {

@@ -1247,7 +1247,7 @@ async fn add_objects(
             "this collection is read-only; POST to this organisation's own collection",
         ));
     }
-    let requested = crate::network::now();
+    let requested = state.client.now();
     // Parsing and importing up to the body limit is CPU work: off the async threads.
     let (envelope_objects, import) = blocking(move || read_envelope(&body, requested)).await??;
     let mut failures: HashMap<String, String> = import
