@@ -83,6 +83,12 @@ impl ApiState {
     }
 }
 
+/// Keeps the TAXII object index up with the store in the background (see
+/// `taxii::keep_indexed`); spawn it beside [`serve`]. Runs until the runtime stops.
+pub async fn keep_taxii_index(state: ApiState) {
+    taxii::keep_indexed(state).await;
+}
+
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
     let protected = Router::new()

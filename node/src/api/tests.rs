@@ -13,6 +13,12 @@ const TOKEN: &str = "s3cret-token";
 
 /// A one-member federation's node with its API router.
 async fn node() -> (Router, Store, tempfile::TempDir) {
+    let (state, store, dir) = node_state().await;
+    (router(state), store, dir)
+}
+
+/// A one-member federation's node with its API state.
+async fn node_state() -> (ApiState, Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &Options::default()).unwrap();
     let (steward, org, node) = (
@@ -57,8 +63,8 @@ async fn node() -> (Router, Store, tempfile::TempDir) {
     };
     let (client, event_loop) = network::new(config, node, store.clone(), charter).unwrap();
     tokio::spawn(event_loop.run());
-    let router = router(ApiState::new(store.clone(), client, vec![TOKEN.into()]).unwrap());
-    (router, store, dir)
+    let state = ApiState::new(store.clone(), client, vec![TOKEN.into()]).unwrap();
+    (state, store, dir)
 }
 
 /// The organisation's encryption key.
@@ -1037,4 +1043,40 @@ async fn full_disk_is_a_507_that_says_so_and_reads_and_status_go_on() {
     store.set_reserve(1);
     let (status, body) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), PUBLISH).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
+async fn taxii_index_catches_up_in_the_background_without_a_request() {
+    let (state, store, _dir) = node_state().await;
+    let router = router(state.clone());
+    for _ in 0..3 {
+        let (status, body) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), PUBLISH).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let newest = store.last_added_key().unwrap().unwrap();
+    let index = store.tree("taxii-objects").unwrap();
+    let reached = || index.get(b"\xffprogress").unwrap().map(|key| key.to_vec());
+    assert_eq!(reached(), None, "nothing indexed before the indexer runs");
+
+    let indexer = tokio::spawn(keep_taxii_index(state));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while reached().as_ref() != Some(&newest) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // And it follows later entries, still without a request.
+    let (status, body) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), PUBLISH).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let newest = store.last_added_key().unwrap().unwrap();
+    while reached().as_ref() != Some(&newest) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index stopped following"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    indexer.abort();
 }

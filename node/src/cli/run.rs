@@ -164,10 +164,10 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
         .await
         .with_context(|| format!("setting api.listen: cannot listen on {}", config.api_listen))?;
     let api_address = listener.local_addr()?;
-    let router = api::router(
-        api::ApiState::new(store.clone(), client.clone(), config.tokens.clone())
-            .context("opening the TAXII index")?,
-    );
+    let state = api::ApiState::new(store.clone(), client.clone(), config.tokens.clone())
+        .context("opening the TAXII index")?;
+    let indexer = tokio::spawn(api::keep_taxii_index(state.clone()));
+    let router = api::router(state);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(api::serve(listener, router, async {
         let _ = stopped.await;
@@ -200,6 +200,7 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
     let _ = stop.send(());
     api_task.await.context("API task")??;
     drop(client);
+    indexer.abort();
     network_task.abort();
     store.flush()?;
     let _ = std::fs::remove_file(endpoints_path);

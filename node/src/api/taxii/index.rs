@@ -61,12 +61,14 @@ impl ObjectIndex {
     }
 
     /// Indexes the entries the store accepted since the last call, up to the newest row
-    /// there was when the call began (so steady ingest cannot keep it running), and returns
-    /// the row key the index now reaches (`None`: the store is empty). `objects` gives each
-    /// entry's objects as (id, modified, item).
+    /// there was when the call began (so steady ingest cannot keep it running) or until
+    /// about `budget` rows are indexed, and returns the row key the index now reaches
+    /// (`None`: the store is empty). `objects` gives each entry's objects as (id,
+    /// modified, item).
     pub(super) fn catch_up(
         &self,
         store: &Store,
+        budget: usize,
         objects: impl Fn(&crate::store::AddedRow) -> Result<Vec<(String, Timestamp, u32)>, StoreError>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let _only_one = self
@@ -75,8 +77,9 @@ impl ObjectIndex {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let end = store.last_added_key()?;
         let mut last = self.reached()?;
+        let mut indexed = 0_usize;
         loop {
-            if last >= end {
+            if last >= end || indexed >= budget {
                 return Ok(last);
             }
             let start = match &last {
@@ -91,6 +94,7 @@ impl ObjectIndex {
             let Some(final_row) = rows.last() else {
                 return Ok(last);
             };
+            indexed += rows.len();
             let mut batch = sled::Batch::default();
             for row in &rows {
                 for (id, modified, item) in objects(row)? {
