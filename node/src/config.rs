@@ -68,6 +68,16 @@ pub struct NetworkSection {
     pub peer_bytes_per_sec: u64,
     /// Bytes of gossip one peer may send at once above that rate.
     pub peer_byte_burst: u64,
+    /// Incoming connections from one address (IPv4, or an IPv6 /64) that may be in their
+    /// handshake at once; more are refused before the handshake and counted
+    /// (`connections_refused_total{reason="ip-over-limit"}`).
+    pub ip_max_pending: u32,
+    /// New incoming connections one address may open per second, sustained.
+    pub ip_connections_per_sec: u32,
+    /// New incoming connections one address may open at once above that rate.
+    pub ip_connection_burst: u32,
+    /// Seconds a connection's handshake may take before it is dropped.
+    pub handshake_timeout_secs: u64,
 }
 
 /// `[api]`
@@ -117,6 +127,10 @@ impl Default for NetworkSection {
             peer_message_burst: defaults.peer_message_burst,
             peer_bytes_per_sec: defaults.peer_bytes_per_sec,
             peer_byte_burst: defaults.peer_byte_burst,
+            ip_max_pending: defaults.ip_max_pending,
+            ip_connections_per_sec: defaults.ip_connections_per_sec,
+            ip_connection_burst: defaults.ip_connection_burst,
+            handshake_timeout_secs: defaults.handshake_timeout.as_secs(),
         }
     }
 }
@@ -244,6 +258,12 @@ impl Config {
             ));
         }
         let bootstrap = parse_all("network.bootstrap", &self.network.bootstrap)?;
+        if self.network.handshake_timeout_secs == 0 {
+            return Err(invalid(
+                "network.handshake_timeout_secs",
+                "must be at least 1".into(),
+            ));
+        }
         if self.network.sync_interval_secs == 0 {
             return Err(invalid(
                 "network.sync_interval_secs",
@@ -292,6 +312,10 @@ impl Config {
             peer_message_burst: self.network.peer_message_burst,
             peer_bytes_per_sec: self.network.peer_bytes_per_sec,
             peer_byte_burst: self.network.peer_byte_burst,
+            ip_max_pending: self.network.ip_max_pending,
+            ip_connections_per_sec: self.network.ip_connections_per_sec,
+            ip_connection_burst: self.network.ip_connection_burst,
+            handshake_timeout: Duration::from_secs(self.network.handshake_timeout_secs),
             ..crate::network::Config::default()
         };
         Ok(Validated {
@@ -353,6 +377,15 @@ peer_messages_per_sec = 100
 peer_message_burst = 1000
 peer_bytes_per_sec = 8388608
 peer_byte_burst = 67108864
+# Per-address limits on incoming connections, checked before the handshake (one address:
+# an IPv4 address or an IPv6 /64): handshakes pending at once, and new connections per
+# second with a burst. Beyond them connections are refused and counted. Members behind
+# one address (NAT) share these; raise them if many of your peers do.
+ip_max_pending = 8
+ip_connections_per_sec = 2
+ip_connection_burst = 32
+# Seconds a connection's handshake may take.
+handshake_timeout_secs = 10
 
 [api]
 # The local HTTP API. Keep it on loopback unless a firewall guards it.
@@ -396,6 +429,18 @@ mod tests {
             Some(PathBuf::from("/x/encryption.key"))
         );
         assert_eq!(valid.network.sync_interval, Duration::from_secs(10));
+        // The template's values are the defaults.
+        let defaults = crate::network::Config::default();
+        assert_eq!(valid.network.ip_max_pending, defaults.ip_max_pending);
+        assert_eq!(
+            valid.network.ip_connections_per_sec,
+            defaults.ip_connections_per_sec
+        );
+        assert_eq!(
+            valid.network.ip_connection_burst,
+            defaults.ip_connection_burst
+        );
+        assert_eq!(valid.network.handshake_timeout, defaults.handshake_timeout);
     }
 
     #[test]

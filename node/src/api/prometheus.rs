@@ -93,6 +93,32 @@ pub(super) fn render(
                 "{reason=\"over-limit\"}".to_owned(),
                 network.refused_over_limit,
             ),
+            (
+                "{reason=\"ip-over-limit\"}".to_owned(),
+                network.refused_ip_over_limit,
+            ),
+        ],
+    );
+    metric(
+        "connections_pending_inbound",
+        "gauge",
+        "Incoming connections in their handshake now.",
+        &one(network.pending_inbound),
+    );
+    metric(
+        "sync_oversized_total",
+        "counter",
+        "Sync frames from peers refused by their announced length, before their body was \
+         read, by what they were.",
+        &[
+            (
+                "{frame=\"request\"}".to_owned(),
+                network.sync_oversized_requests,
+            ),
+            (
+                "{frame=\"response\"}".to_owned(),
+                network.sync_oversized_responses,
+            ),
         ],
     );
     metric(
