@@ -88,6 +88,14 @@ pub struct ApiSection {
     pub listen: String,
     /// Bearer tokens the API accepts.
     pub tokens: Vec<String>,
+    /// Requests served at once; more are answered 503 at once, not queued.
+    pub max_concurrent_requests: usize,
+    /// Failed authentications one client address may make within
+    /// `auth_failure_window_secs`; after that it gets 429 until the window ends, even
+    /// with a right token.
+    pub max_auth_failures: u32,
+    /// The window failed authentications are counted in, in seconds.
+    pub auth_failure_window_secs: u64,
 }
 
 /// `[log]`
@@ -137,9 +145,13 @@ impl Default for NetworkSection {
 
 impl Default for ApiSection {
     fn default() -> ApiSection {
+        let limits = crate::api::ApiLimits::default();
         ApiSection {
             listen: "127.0.0.1:8080".into(),
             tokens: Vec::new(),
+            max_concurrent_requests: limits.max_concurrent_requests,
+            max_auth_failures: limits.max_auth_failures,
+            auth_failure_window_secs: limits.auth_failure_window.as_secs(),
         }
     }
 }
@@ -204,6 +216,8 @@ pub struct Validated {
     pub api_listen: SocketAddr,
     /// API tokens.
     pub tokens: Vec<String>,
+    /// The API's limits.
+    pub api_limits: crate::api::ApiLimits,
     /// Log format is JSON.
     pub json_logs: bool,
     /// Log filter.
@@ -291,6 +305,18 @@ impl Config {
                 ),
             ));
         }
+        if self.api.max_concurrent_requests == 0 {
+            return Err(invalid(
+                "api.max_concurrent_requests",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.api.max_auth_failures == 0 || self.api.auth_failure_window_secs == 0 {
+            return Err(invalid(
+                "api.max_auth_failures",
+                "it and api.auth_failure_window_secs must be at least 1".into(),
+            ));
+        }
         let json_logs = match self.log.format.as_str() {
             "human" => false,
             "json" => true,
@@ -332,6 +358,11 @@ impl Config {
             network,
             api_listen,
             tokens: self.api.tokens.clone(),
+            api_limits: crate::api::ApiLimits {
+                max_concurrent_requests: self.api.max_concurrent_requests,
+                max_auth_failures: self.api.max_auth_failures,
+                auth_failure_window: Duration::from_secs(self.api.auth_failure_window_secs),
+            },
             json_logs,
             log_level: self.log.level.clone(),
         })
@@ -392,6 +423,12 @@ handshake_timeout_secs = 10
 listen = "{api_listen}"
 # Bearer tokens for the API (at least {MIN_TOKEN_CHARS} characters each).
 tokens = ["{token}"]
+# Requests served at once; more are answered 503 (with Retry-After) rather than queued.
+max_concurrent_requests = 64
+# A client address that fails authentication this many times within the window gets 429
+# (with Retry-After) for everything until the window ends, even with a right token.
+max_auth_failures = 10
+auth_failure_window_secs = 60
 
 [log]
 # "human" or "json".
@@ -441,6 +478,7 @@ mod tests {
             defaults.ip_connection_burst
         );
         assert_eq!(valid.network.handshake_timeout, defaults.handshake_timeout);
+        assert_eq!(valid.api_limits, crate::api::ApiLimits::default());
     }
 
     #[test]

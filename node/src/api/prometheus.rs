@@ -2,12 +2,14 @@
 
 use std::fmt::Write as _;
 
+use super::guard::ApiCounters;
 use crate::network::{INGEST_BUCKETS_MICROS, Rejection, Snapshot};
 use crate::store::{FeedState, Stats};
 
 /// Renders the metrics as Prometheus text format 0.0.4.
 pub(super) fn render(
     network: &Snapshot,
+    api: &ApiCounters,
     store: &Stats,
     feeds: &[FeedState],
     peers: usize,
@@ -162,6 +164,27 @@ pub(super) fn render(
         "counter",
         "Bytes of gossip ignored because their sender was over its rate limit.",
         &one(network.throttled_bytes),
+    );
+    metric(
+        "api_auth_failures_total",
+        "counter",
+        "API requests refused 401, by why: no credentials, or a wrong token.",
+        &[
+            ("{reason=\"missing\"}".to_owned(), api.auth_missing),
+            ("{reason=\"wrong\"}".to_owned(), api.auth_wrong),
+        ],
+    );
+    metric(
+        "api_auth_throttled_total",
+        "counter",
+        "API requests refused 429 because their client failed authentication too often.",
+        &one(api.auth_throttled),
+    );
+    metric(
+        "api_overloaded_total",
+        "counter",
+        "API requests refused 503 because the most allowed were being served.",
+        &one(api.overloaded),
     );
     metric(
         "store_entries",

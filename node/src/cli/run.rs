@@ -165,7 +165,8 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
     let api_address = listener.local_addr()?;
     let router = api::router(
         api::ApiState::new(store.clone(), client.clone(), config.tokens.clone())
-            .context("opening the TAXII index")?,
+            .context("opening the TAXII index")?
+            .with_limits(config.api_limits),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(api::serve(listener, router, async {
