@@ -702,7 +702,10 @@ async fn member_sending_gossip_frames_over_the_limit_stores_nothing_and_honest_e
     let entry = chain(&net, &key, 1, now()).remove(0);
     hostile.publish(entry.payload().to_vec()).unwrap();
     hostile
-        .drive_while_waiting_for("the valid entry", || victim.has(&entry.id()))
+        .drive_while_waiting_for("the valid entry", || {
+            // The counter moves just after the store: wait for both.
+            victim.has(&entry.id()) && victim.client.metrics().accepted == 1
+        })
         .await
         .unwrap();
     let before = victim.client.metrics();
