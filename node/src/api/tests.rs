@@ -1108,6 +1108,9 @@ async fn the_failure_limit_goes_by_the_client_address_over_real_connections() {
         tokio::task::spawn_blocking(move || {
             use std::io::{Read as _, Write as _};
             let mut stream = std::net::TcpStream::connect(address).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                .unwrap();
             write!(
                 stream,
                 "GET /api/v1/feeds HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
