@@ -82,6 +82,16 @@ pub struct NetworkSection {
     pub author_bytes_per_sec: u64,
     /// Bytes of one author's entries taken at once above that rate.
     pub author_byte_burst: u64,
+    /// Incoming connections from one address (IPv4, or an IPv6 /64) that may be in their
+    /// handshake at once; more are refused before the handshake and counted
+    /// (`connections_refused_total{reason="ip-over-limit"}`).
+    pub ip_max_pending: u32,
+    /// New incoming connections one address may open per second, sustained.
+    pub ip_connections_per_sec: u32,
+    /// New incoming connections one address may open at once above that rate.
+    pub ip_connection_burst: u32,
+    /// Seconds a connection's handshake may take before it is dropped.
+    pub handshake_timeout_secs: u64,
 }
 
 /// `[api]`
@@ -92,6 +102,14 @@ pub struct ApiSection {
     pub listen: String,
     /// Bearer tokens the API accepts.
     pub tokens: Vec<String>,
+    /// Requests served at once; more are answered 503 at once, not queued.
+    pub max_concurrent_requests: usize,
+    /// Failed authentications one client address may make within
+    /// `auth_failure_window_secs`; after that it gets 429 until the window ends, even
+    /// with a right token.
+    pub max_auth_failures: u32,
+    /// The window failed authentications are counted in, in seconds.
+    pub auth_failure_window_secs: u64,
 }
 
 /// `[log]`
@@ -136,15 +154,23 @@ impl Default for NetworkSection {
             author_message_burst: defaults.author_message_burst,
             author_bytes_per_sec: defaults.author_bytes_per_sec,
             author_byte_burst: defaults.author_byte_burst,
+            ip_max_pending: defaults.ip_max_pending,
+            ip_connections_per_sec: defaults.ip_connections_per_sec,
+            ip_connection_burst: defaults.ip_connection_burst,
+            handshake_timeout_secs: defaults.handshake_timeout.as_secs(),
         }
     }
 }
 
 impl Default for ApiSection {
     fn default() -> ApiSection {
+        let limits = crate::api::ApiLimits::default();
         ApiSection {
             listen: "127.0.0.1:8080".into(),
             tokens: Vec::new(),
+            max_concurrent_requests: limits.max_concurrent_requests,
+            max_auth_failures: limits.max_auth_failures,
+            auth_failure_window_secs: limits.auth_failure_window.as_secs(),
         }
     }
 }
@@ -211,6 +237,8 @@ pub struct Validated {
     pub api_listen: SocketAddr,
     /// API tokens.
     pub tokens: Vec<String>,
+    /// The API's limits.
+    pub api_limits: crate::api::ApiLimits,
     /// Log format is JSON.
     pub json_logs: bool,
     /// Log filter.
@@ -265,6 +293,12 @@ impl Config {
             ));
         }
         let bootstrap = parse_all("network.bootstrap", &self.network.bootstrap)?;
+        if self.network.handshake_timeout_secs == 0 {
+            return Err(invalid(
+                "network.handshake_timeout_secs",
+                "must be at least 1".into(),
+            ));
+        }
         if self.network.sync_interval_secs == 0 {
             return Err(invalid(
                 "network.sync_interval_secs",
@@ -292,6 +326,18 @@ impl Config {
                 ),
             ));
         }
+        if self.api.max_concurrent_requests == 0 {
+            return Err(invalid(
+                "api.max_concurrent_requests",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.api.max_auth_failures == 0 || self.api.auth_failure_window_secs == 0 {
+            return Err(invalid(
+                "api.max_auth_failures",
+                "it and api.auth_failure_window_secs must be at least 1".into(),
+            ));
+        }
         let json_logs = match self.log.format.as_str() {
             "human" => false,
             "json" => true,
@@ -317,6 +363,10 @@ impl Config {
             author_message_burst: self.network.author_message_burst,
             author_bytes_per_sec: self.network.author_bytes_per_sec,
             author_byte_burst: self.network.author_byte_burst,
+            ip_max_pending: self.network.ip_max_pending,
+            ip_connections_per_sec: self.network.ip_connections_per_sec,
+            ip_connection_burst: self.network.ip_connection_burst,
+            handshake_timeout: Duration::from_secs(self.network.handshake_timeout_secs),
             ..crate::network::Config::default()
         };
         Ok(Validated {
@@ -334,6 +384,11 @@ impl Config {
             network,
             api_listen,
             tokens: self.api.tokens.clone(),
+            api_limits: crate::api::ApiLimits {
+                max_concurrent_requests: self.api.max_concurrent_requests,
+                max_auth_failures: self.api.max_auth_failures,
+                auth_failure_window: Duration::from_secs(self.api.auth_failure_window_secs),
+            },
             json_logs,
             log_level: self.log.level.clone(),
         })
@@ -389,12 +444,27 @@ author_messages_per_sec = 50
 author_message_burst = 500
 author_bytes_per_sec = 4194304
 author_byte_burst = 33554432
+# Per-address limits on incoming connections, checked before the handshake (one address:
+# an IPv4 address or an IPv6 /64): handshakes pending at once, and new connections per
+# second with a burst. Beyond them connections are refused and counted. Members behind
+# one address (NAT) share these; raise them if many of your peers do.
+ip_max_pending = 8
+ip_connections_per_sec = 2
+ip_connection_burst = 32
+# Seconds a connection's handshake may take.
+handshake_timeout_secs = 10
 
 [api]
 # The local HTTP API. Keep it on loopback unless a firewall guards it.
 listen = "{api_listen}"
 # Bearer tokens for the API (at least {MIN_TOKEN_CHARS} characters each).
 tokens = ["{token}"]
+# Requests served at once; more are answered 503 (with Retry-After) rather than queued.
+max_concurrent_requests = 64
+# A client address that fails authentication this many times within the window gets 429
+# (with Retry-After) for everything until the window ends, even with a right token.
+max_auth_failures = 10
+auth_failure_window_secs = 60
 
 [log]
 # "human" or "json".
@@ -445,6 +515,19 @@ mod tests {
             )
         };
         assert_eq!(limits(&valid.network), limits(&defaults));
+        // The template's values are the defaults.
+        let defaults = crate::network::Config::default();
+        assert_eq!(valid.network.ip_max_pending, defaults.ip_max_pending);
+        assert_eq!(
+            valid.network.ip_connections_per_sec,
+            defaults.ip_connections_per_sec
+        );
+        assert_eq!(
+            valid.network.ip_connection_burst,
+            defaults.ip_connection_burst
+        );
+        assert_eq!(valid.network.handshake_timeout, defaults.handshake_timeout);
+        assert_eq!(valid.api_limits, crate::api::ApiLimits::default());
     }
 
     #[test]

@@ -296,6 +296,18 @@ fn init(
             &p2p,
         ],
     )?;
+    // Every node of the testnet connects from 127.0.0.1, up to 49 of them to each node at
+    // start: the per-address limits of a real deployment would make the mesh form by
+    // redials. The node under test sees them as one address, so lift them.
+    let config_path = dir.join(node_dir).join("threatmesh.toml");
+    let config = std::fs::read_to_string(&config_path)?
+        .replace("ip_max_pending = 8\n", "ip_max_pending = 64\n")
+        .replace(
+            "ip_connections_per_sec = 2\n",
+            "ip_connections_per_sec = 1000\n",
+        )
+        .replace("ip_connection_burst = 32\n", "ip_connection_burst = 1000\n");
+    std::fs::write(&config_path, config)?;
     if base_port != 0 {
         let peer = printed
             .lines()

@@ -441,11 +441,25 @@ impl RawPeer {
     /// A peer with node key `key`, on the topic of `federation`, configured like a node
     /// (same message ids, same frame limit, no gossipsub signatures).
     pub fn new(key: &SigningKey, federation: Hash) -> Result<RawPeer> {
+        RawPeer::with_max_transmit(
+            key,
+            federation,
+            2 * threatmesh_protocol::wire::MAX_GOSSIP_BYTES,
+        )
+    }
+
+    /// [`RawPeer::new`] with a frame limit of `max_transmit_bytes`: above the node's, it
+    /// sends frames the node must refuse.
+    pub fn with_max_transmit(
+        key: &SigningKey,
+        federation: Hash,
+        max_transmit_bytes: usize,
+    ) -> Result<RawPeer> {
         use libp2p::gossipsub;
         let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.to_bytes())?;
         let config = gossipsub::ConfigBuilder::default()
             .heartbeat_interval(Duration::from_millis(100))
-            .max_transmit_size(2 * threatmesh_protocol::wire::MAX_GOSSIP_BYTES)
+            .max_transmit_size(max_transmit_bytes)
             .validation_mode(gossipsub::ValidationMode::None)
             .message_id_fn(|message| gossipsub::MessageId::new(&Hash::of(&message.data).0))
             .build()
@@ -570,6 +584,220 @@ impl RawPeer {
             }
         })
         .await;
+    }
+}
+
+/// A peer that speaks the sync protocol with raw frames: a 4-byte big-endian length and
+/// whatever bytes the test gives, of any size. It holds a member's node key, so it passes
+/// the allow list; it answers every sync request the node sends it with
+/// [`RawSyncPeer::answer`].
+pub struct RawSyncPeer {
+    swarm: libp2p::Swarm<libp2p::request_response::Behaviour<RawCodec>>,
+    /// The frame every request from the node is answered with.
+    pub answer: Vec<u8>,
+}
+
+impl std::fmt::Debug for RawSyncPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSyncPeer")
+            .field("peer_id", self.swarm.local_peer_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sync protocol's name, as the node speaks it.
+const SYNC_PROTOCOL: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/threatmesh/sync/1");
+
+/// Frames as raw bytes behind a 4-byte length, unchecked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl RawCodec {
+    async fn read<T: futures::AsyncRead + Unpin + Send>(io: &mut T) -> std::io::Result<Vec<u8>> {
+        use futures::AsyncReadExt;
+        let mut length = [0u8; 4];
+        io.read_exact(&mut length).await?;
+        // The node's own frames: a few MiB at most.
+        let mut bytes = Vec::new();
+        io.take(u64::from(u32::from_be_bytes(length)).min(16 << 20))
+            .read_to_end(&mut bytes)
+            .await?;
+        Ok(bytes)
+    }
+
+    async fn write<T: futures::AsyncWrite + Unpin + Send>(
+        io: &mut T,
+        bytes: &[u8],
+    ) -> std::io::Result<()> {
+        use futures::AsyncWriteExt;
+        let length = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
+        io.write_all(&length.to_be_bytes()).await?;
+        io.write_all(bytes).await?;
+        io.close().await
+    }
+}
+
+impl libp2p::request_response::Codec for RawCodec {
+    type Protocol = libp2p::StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(
+        &mut self,
+        _: &libp2p::StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        RawCodec::read(io).await
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &libp2p::StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        RawCodec::read(io).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &libp2p::StreamProtocol,
+        io: &mut T,
+        request: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        RawCodec::write(io, &request).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &libp2p::StreamProtocol,
+        io: &mut T,
+        response: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        RawCodec::write(io, &response).await
+    }
+}
+
+impl RawSyncPeer {
+    /// A peer with node key `key` that answers every sync request with `answer`.
+    pub fn new(key: &SigningKey, answer: Vec<u8>) -> Result<RawSyncPeer> {
+        use libp2p::request_response;
+        let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.to_bytes())?;
+        let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                libp2p::tcp::Config::default().nodelay(true),
+                libp2p::noise::Config::new,
+                libp2p::yamux::Config::default,
+            )?
+            .with_behaviour(|_| {
+                request_response::Behaviour::with_codec(
+                    RawCodec,
+                    [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+                    request_response::Config::default().with_request_timeout(TIMEOUT),
+                )
+            })?
+            .with_swarm_config(|config| {
+                config.with_idle_connection_timeout(Duration::from_secs(60))
+            })
+            .build();
+        Ok(RawSyncPeer { swarm, answer })
+    }
+
+    /// Dials `node` and waits until the connection is up.
+    pub async fn connect(&mut self, node: &TestNode) -> Result<()> {
+        self.swarm.dial(node.address.clone())?;
+        let target = node.client.peer_id();
+        self.drive_until("the connection", |event| {
+            matches!(
+                event,
+                libp2p::swarm::SwarmEvent::ConnectionEstablished { peer_id, .. } if *peer_id == target
+            )
+        })
+        .await
+    }
+
+    /// Sends `frame` to `node` as a sync request.
+    pub fn request(&mut self, node: &TestNode, frame: Vec<u8>) {
+        self.swarm
+            .behaviour_mut()
+            .send_request(&node.client.peer_id(), frame);
+    }
+
+    /// Drives the swarm (answering requests) until an event matches `done`, failing after
+    /// [`TIMEOUT`].
+    pub async fn drive_until(
+        &mut self,
+        what: &str,
+        mut done: impl FnMut(
+            &libp2p::swarm::SwarmEvent<libp2p::request_response::Event<Vec<u8>, Vec<u8>>>,
+        ) -> bool,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let event =
+                tokio::time::timeout_at(deadline, futures_lite_select::next_event(&mut self.swarm))
+                    .await
+                    .map_err(|_| {
+                        anyhow::anyhow!("timed out after {TIMEOUT:?} waiting for {what}")
+                    })?;
+            if done(&event) {
+                return Ok(());
+            }
+            self.answer_request(event);
+        }
+    }
+
+    /// Drives the swarm (answering requests) until `condition` holds, failing after
+    /// [`TIMEOUT`].
+    pub async fn drive_while_waiting_for(
+        &mut self,
+        what: &str,
+        mut condition: impl FnMut() -> bool,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while !condition() {
+            if tokio::time::Instant::now() >= deadline {
+                bail!("timed out after {TIMEOUT:?} waiting for {what}");
+            }
+            if let Ok(event) = tokio::time::timeout(
+                Duration::from_millis(20),
+                futures_lite_select::next_event(&mut self.swarm),
+            )
+            .await
+            {
+                self.answer_request(event);
+            }
+        }
+        Ok(())
+    }
+
+    fn answer_request(
+        &mut self,
+        event: libp2p::swarm::SwarmEvent<libp2p::request_response::Event<Vec<u8>, Vec<u8>>>,
+    ) {
+        use libp2p::request_response::{Event, Message};
+        if let libp2p::swarm::SwarmEvent::Behaviour(Event::Message {
+            message: Message::Request { channel, .. },
+            ..
+        }) = event
+        {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .send_response(channel, self.answer.clone());
+        }
     }
 }
 

@@ -613,7 +613,16 @@ async fn outsider_dialling_hundreds_of_times_is_refused_and_counted() {
 
     const DIALS: usize = 500;
     const AT_ONCE: usize = 25;
-    let net = TestNet::line(2).await.unwrap();
+    // Every dial comes from 127.0.0.1: lift the per-address limits, which
+    // `outsider_holding_raw_connections_is_refused_per_address_and_members_still_get_in`
+    // tests, so that every dial reaches the charter check.
+    let mut config = test_config();
+    config.ip_max_pending = 64;
+    config.ip_connections_per_sec = 100_000;
+    config.ip_connection_burst = 100_000;
+    let net = TestNet::start_with(2, config).await.unwrap();
+    net.connect(0, 1).await.unwrap();
+    net.wait_for_mesh().await.unwrap();
     let victim = &net.nodes[0];
     let before = victim.client.metrics();
     let outsider = threatmesh_protocol::SigningKey::from_bytes(&[0x99; 32]);
@@ -665,6 +674,7 @@ async fn outsider_dialling_hundreds_of_times_is_refused_and_counted() {
     let after = victim.client.metrics();
     assert_eq!(after.refused_not_in_charter, DIALS as u64, "{after:?}");
     assert_eq!(after.refused_over_limit, 0);
+    assert_eq!(after.refused_ip_over_limit, 0);
     // Refused before any federation data: nothing served, nothing received.
     assert_eq!(after.served_entries, before.served_entries);
     assert_eq!(after.accepted, before.accepted);
@@ -778,4 +788,228 @@ async fn a_flood_relayed_by_an_honest_peer_is_throttled_by_author_and_others_sti
         })
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_sending_gossip_frames_over_the_limit_stores_nothing_and_honest_entries_arrive() {
+    // Member 2 runs no node: the hostile peer holds its key.
+    let net = TestNet::start_some(3, 2, test_config()).await.unwrap();
+    net.connect(1, 0).await.unwrap();
+    net.wait_for_mesh().await.unwrap();
+    let victim = &net.nodes[0];
+    let key = net.federation.nodes[2].clone();
+    // Its own frame limit is 8 MiB, so its gossipsub sends what the node's refuses.
+    let mut hostile = RawPeer::with_max_transmit(&key, net.federation.id(), 8 << 20).unwrap();
+    hostile.connect(victim).await.unwrap();
+    // A valid entry first: the connection carries its gossip.
+    let entry = chain(&net, &key, 1, now()).remove(0);
+    hostile.publish(entry.payload().to_vec()).unwrap();
+    hostile
+        .drive_while_waiting_for("the valid entry", || {
+            // The counter moves just after the store: wait for both.
+            victim.has(&entry.id()) && victim.client.metrics().accepted == 1
+        })
+        .await
+        .unwrap();
+    let before = victim.client.metrics();
+
+    // Just over the node's 1 MiB frame limit, then well over it. Each is an entry frame
+    // that the node would refuse as malformed (and count) if gossipsub let it through: it
+    // must not get that far.
+    for size in [(1 << 20) + 1024, 3 << 20] {
+        let frame = wire::encode(&Message::Entry(RawEntry {
+            signed: vec![7; size],
+            signature: threatmesh_protocol::Signature([0; 64]),
+        }));
+        assert!(frame.len() > 2 * MAX_GOSSIP_BYTES);
+        hostile.publish(frame).unwrap();
+    }
+    hostile.drive_for(std::time::Duration::from_secs(2)).await;
+
+    let after = victim.client.metrics();
+    assert_eq!(after.accepted, before.accepted, "{after:?}");
+    assert_eq!(after.rejected_total(), 0, "never decoded: {after:?}");
+    assert_eq!(after.throttled_messages, 0);
+    assert_eq!(after.peers_banned, 0);
+    assert_eq!(victim.store.stats().unwrap().entries, 1);
+    // The node is alive, keeps its honest peer, and honest entries arrive.
+    let peers = victim.client.peers().await.unwrap();
+    assert!(peers.contains(&net.nodes[1].client.peer_id()));
+    let ids = net.nodes[1].publish(0, 10).await.unwrap();
+    hostile
+        .drive_while_waiting_for("the honest entries", || victim.has_all(&ids))
+        .await
+        .unwrap();
+    assert_eq!(victim.client.metrics().rejected_total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_sending_sync_frames_over_the_limit_is_refused_counted_and_banned() {
+    use threatmesh_tests::RawSyncPeer;
+
+    let mut config = test_config();
+    // Two oversized answers and one oversized request: three strikes.
+    config.rejects_before_ban = 3;
+    // Member 2 runs no node: the hostile peer holds its key.
+    let net = TestNet::start_some(3, 2, config).await.unwrap();
+    net.connect(1, 0).await.unwrap();
+    net.wait_for_mesh().await.unwrap();
+    let victim = &net.nodes[0];
+    // The node asks every new peer for its heads and charters: both are answered with a
+    // frame 1 MiB over the response limit.
+    let oversized_answer = vec![0x5a; wire::MAX_MESSAGE_BYTES + (1 << 20)];
+    let mut hostile = RawSyncPeer::new(&net.federation.nodes[2], oversized_answer).unwrap();
+    hostile.connect(victim).await.unwrap();
+    hostile
+        .drive_while_waiting_for("both answers to be refused", || {
+            victim.client.metrics().sync_oversized_responses == 2
+        })
+        .await
+        .unwrap();
+    assert_eq!(victim.client.metrics().peers_banned, 0);
+
+    // A request of 64 KiB: the limit is 4 KiB.
+    hostile.request(victim, vec![0; 64 * 1024]);
+    let victim_id = victim.client.peer_id();
+    hostile
+        .drive_until("the victim to ban the hostile peer", |event| {
+            matches!(
+                event,
+                libp2p::swarm::SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. }
+                    if *peer_id == victim_id
+            )
+        })
+        .await
+        .unwrap();
+
+    let metrics = victim.client.metrics();
+    assert_eq!(metrics.sync_oversized_requests, 1, "{metrics:?}");
+    assert_eq!(metrics.sync_oversized_responses, 2, "{metrics:?}");
+    assert_eq!(metrics.peers_banned, 1);
+    assert_eq!(metrics.accepted, 0);
+    assert_eq!(victim.store.stats().unwrap().entries, 0);
+    // The honest member stays and its entries arrive.
+    let ids = net.nodes[1].publish(0, 10).await.unwrap();
+    wait_for("the honest entries", || async { victim.has_all(&ids) })
+        .await
+        .unwrap();
+    assert_eq!(
+        victim.client.peers().await.unwrap(),
+        vec![net.nodes[1].client.peer_id()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsider_holding_raw_connections_is_refused_per_address_and_members_still_get_in() {
+    use std::time::Duration;
+
+    const HELD: usize = 40;
+    const MAX_PENDING: u32 = 4;
+    let mut config = test_config();
+    config.ip_max_pending = MAX_PENDING;
+    config.ip_connections_per_sec = 10;
+    config.ip_connection_burst = 20;
+    // Short, so the outsider's stalled handshakes free their slots within the test.
+    config.handshake_timeout = Duration::from_secs(5);
+    let net = TestNet::start_with(3, config).await.unwrap();
+    net.connect(1, 0).await.unwrap();
+    // Node 2 stays apart until later: wait for the mesh of 0 and 1 only.
+    let (zero, one) = (net.nodes[0].client.peer_id(), net.nodes[1].client.peer_id());
+    wait_for("the gossip mesh of nodes 0 and 1", || async {
+        net.nodes[0]
+            .client
+            .mesh_peers()
+            .await
+            .unwrap()
+            .contains(&one)
+            && net.nodes[1]
+                .client
+                .mesh_peers()
+                .await
+                .unwrap()
+                .contains(&zero)
+    })
+    .await
+    .unwrap();
+    let victim = &net.nodes[0];
+    let before = victim.client.metrics();
+    let port = victim
+        .address
+        .iter()
+        .find_map(|protocol| match protocol {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+
+    // The outsider opens TCP connections from 127.0.0.1 and never says a word.
+    let mut held = Vec::new();
+    for _ in 0..HELD {
+        held.push(tokio::net::TcpStream::connect(target).await.unwrap());
+    }
+    let most_pending = std::sync::atomic::AtomicU64::new(0);
+    let refused_beyond_the_cap = (HELD - MAX_PENDING as usize) as u64;
+    wait_for(
+        "the node to refuse all but the capped handshakes",
+        || async {
+            let metrics = victim.client.metrics();
+            most_pending.fetch_max(
+                metrics.pending_inbound,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            metrics.refused_ip_over_limit >= refused_beyond_the_cap
+        },
+    )
+    .await
+    .unwrap();
+    // While the outsider holds them, the member connected before keeps delivering.
+    let ids = net.nodes[1].publish(0, 10).await.unwrap();
+    wait_for("the connected member's entries", || async {
+        let metrics = victim.client.metrics();
+        most_pending.fetch_max(
+            metrics.pending_inbound,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        victim.has_all(&ids)
+    })
+    .await
+    .unwrap();
+
+    // The stalled handshakes time out and free their slots, though the outsider still
+    // holds its sockets; then a member that was not connected gets in from the same
+    // address and delivers.
+    wait_for("the stalled handshakes to time out", || async {
+        let metrics = victim.client.metrics();
+        most_pending.fetch_max(
+            metrics.pending_inbound,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        metrics.pending_inbound == 0
+    })
+    .await
+    .unwrap();
+    net.connect(2, 0).await.unwrap();
+    let late = net.nodes[2].publish(100, 10).await.unwrap();
+    wait_for("the late member's entries", || async {
+        victim.has_all(&late)
+    })
+    .await
+    .unwrap();
+
+    let after = victim.client.metrics();
+    let refused = after.refused_ip_over_limit - before.refused_ip_over_limit;
+    assert!(
+        (refused_beyond_the_cap..=HELD as u64).contains(&refused),
+        "{after:?}"
+    );
+    let most_pending = most_pending.into_inner();
+    assert!(
+        most_pending <= u64::from(MAX_PENDING),
+        "{most_pending} handshakes pending at once"
+    );
+    // Refused before the handshake: the charter check and the global limits never ran.
+    assert_eq!(after.refused_not_in_charter, before.refused_not_in_charter);
+    assert_eq!(after.refused_over_limit, before.refused_over_limit);
+    drop(held);
 }

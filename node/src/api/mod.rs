@@ -9,10 +9,12 @@
 //! network [`Client`] only.
 
 mod exchange;
+mod guard;
 mod peers;
 mod prometheus;
 pub mod taxii;
 
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -27,6 +29,8 @@ use subtle::ConstantTimeEq;
 use threatmesh_protocol::bundle::{Distribution, Tlp};
 use threatmesh_protocol::item::Item;
 use threatmesh_protocol::{Hash, Kind, Value};
+
+pub use guard::ApiLimits;
 
 use crate::network::{Client, ClientError};
 use crate::store::{FeedState, Lookup, Space, Stats, Store, StoreError};
@@ -67,6 +71,8 @@ pub struct ApiState {
     client: Client,
     tokens: Arc<Vec<String>>,
     taxii: Arc<taxii::Shared>,
+    auth: Arc<guard::AuthLimiter>,
+    limits: ApiLimits,
 }
 
 impl ApiState {
@@ -74,12 +80,24 @@ impl ApiState {
     /// store's TAXII index cannot be opened.
     pub fn new(store: Store, client: Client, tokens: Vec<String>) -> Result<ApiState, StoreError> {
         let taxii = Arc::new(taxii::Shared::new(&store));
+        let limits = ApiLimits::default();
         Ok(ApiState {
             store,
             client,
             tokens: Arc::new(tokens),
             taxii,
+            auth: Arc::new(guard::AuthLimiter::new(&limits)),
+            limits,
         })
+    }
+
+    /// The same API with `limits` instead of the defaults.
+    pub fn with_limits(self, limits: ApiLimits) -> ApiState {
+        ApiState {
+            auth: Arc::new(guard::AuthLimiter::new(&limits)),
+            limits,
+            ..self
+        }
     }
 }
 
@@ -111,6 +129,11 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             authenticate,
         ));
+    // Outermost: a request over the concurrency cap is answered before any other work.
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        state.limits.max_concurrent_requests.max(1),
+    ));
+    let auth = Arc::clone(&state.auth);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
@@ -119,7 +142,42 @@ pub fn router(state: ApiState) -> Router {
         )
         .merge(protected)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            limit_concurrency(Arc::clone(&permits), Arc::clone(&auth), request, next)
+        }))
         .with_state(state)
+}
+
+/// Serves `request` if fewer than the cap are being served; 503 at once otherwise, rather
+/// than queueing work without bound.
+async fn limit_concurrency(
+    permits: Arc<tokio::sync::Semaphore>,
+    counters: Arc<guard::AuthLimiter>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_permit) = permits.try_acquire_owned() else {
+        counters.overloaded();
+        let mut response = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests being served: try again shortly",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return response;
+    };
+    next.run(request).await
+}
+
+/// The address a request came from; requests handed to the router without one (tests
+/// calling it in process) share one made-up address.
+fn client_address(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |info| info.0.ip())
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.
@@ -128,9 +186,13 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // With each connection's address, which the failed-authentication limit goes by.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// An error answer: a status and a message naming the problem.
@@ -233,16 +295,36 @@ async fn authenticate(
     next: Next,
 ) -> Response {
     let taxii = request.uri().path().starts_with(taxii::DISCOVERY_PATH);
-    let refuse = |message: &str| {
+    let answer = |status: StatusCode, title: &'static str, message: String| {
         if taxii {
-            taxii::TaxiiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
-                .into_response()
+            taxii::TaxiiError::new(status, title, message).into_response()
         } else {
-            ApiError::new(StatusCode::UNAUTHORIZED, message).into_response()
+            ApiError::new(status, message).into_response()
         }
+    };
+    let client = client_address(&request);
+    let now = tokio::time::Instant::now();
+    // A client that failed too often waits out its window, whatever it presents now:
+    // otherwise a guessing loop would learn from which answer changes.
+    if let Err(wait) = state.auth.check(client, now) {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut response = answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            format!("too many failed authentications from {client}: try again in {secs} s"),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        return response;
+    }
+    let refuse = |failure: guard::Failure, message: &str| {
+        state.auth.failed(client, failure, now);
+        answer(StatusCode::UNAUTHORIZED, "Unauthorized", message.to_owned())
     };
     let Some(presented) = presented_token(&headers) else {
         return refuse(
+            guard::Failure::Missing,
             "missing credentials: send a bearer token, or basic auth with the token as password",
         );
     };
@@ -254,7 +336,10 @@ async fn authenticate(
             found | token.as_bytes().ct_eq(presented.as_bytes())
         });
     if !bool::from(known) {
-        return refuse("wrong bearer token (or basic-auth password)");
+        return refuse(
+            guard::Failure::Wrong,
+            "wrong bearer token (or basic-auth password)",
+        );
     }
     next.run(request).await
 }
@@ -636,7 +721,14 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let (stats, feeds, disk) =
         blocking(move || Ok::<_, StoreError>((store.stats()?, store.feeds()?, store.space())))
             .await??;
-    let text = prometheus::render(&state.client.metrics(), &stats, &disk, &feeds, peers);
+    let text = prometheus::render(
+        &state.client.metrics(),
+        &state.auth.counters(),
+        &stats,
+        &disk,
+        &feeds,
+        peers,
+    );
     Ok((
         [(
             header::CONTENT_TYPE,

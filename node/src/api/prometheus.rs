@@ -2,12 +2,14 @@
 
 use std::fmt::Write as _;
 
+use super::guard::ApiCounters;
 use crate::network::{INGEST_BUCKETS_MICROS, Rejection, Snapshot};
 use crate::store::{FeedState, Space, Stats};
 
 /// Renders the metrics as Prometheus text format 0.0.4.
 pub(super) fn render(
     network: &Snapshot,
+    api: &ApiCounters,
     store: &Stats,
     disk: &Space,
     feeds: &[FeedState],
@@ -94,6 +96,32 @@ pub(super) fn render(
                 "{reason=\"over-limit\"}".to_owned(),
                 network.refused_over_limit,
             ),
+            (
+                "{reason=\"ip-over-limit\"}".to_owned(),
+                network.refused_ip_over_limit,
+            ),
+        ],
+    );
+    metric(
+        "connections_pending_inbound",
+        "gauge",
+        "Incoming connections in their handshake now.",
+        &one(network.pending_inbound),
+    );
+    metric(
+        "sync_oversized_total",
+        "counter",
+        "Sync frames from peers refused by their announced length, before their body was \
+         read, by what they were.",
+        &[
+            (
+                "{frame=\"request\"}".to_owned(),
+                network.sync_oversized_requests,
+            ),
+            (
+                "{frame=\"response\"}".to_owned(),
+                network.sync_oversized_responses,
+            ),
         ],
     );
     metric(
@@ -153,6 +181,27 @@ pub(super) fn render(
         "gauge",
         "Organisations whose entries suggest this node's own clock is wrong (0: no suspicion).",
         &one(network.clock.witnesses.len() as u64),
+    );
+    metric(
+        "api_auth_failures_total",
+        "counter",
+        "API requests refused 401, by why: no credentials, or a wrong token.",
+        &[
+            ("{reason=\"missing\"}".to_owned(), api.auth_missing),
+            ("{reason=\"wrong\"}".to_owned(), api.auth_wrong),
+        ],
+    );
+    metric(
+        "api_auth_throttled_total",
+        "counter",
+        "API requests refused 429 because their client failed authentication too often.",
+        &one(api.auth_throttled),
+    );
+    metric(
+        "api_overloaded_total",
+        "counter",
+        "API requests refused 503 because the most allowed were being served.",
+        &one(api.overloaded),
     );
     metric(
         "store_entries",

@@ -13,8 +13,13 @@ const TOKEN: &str = "s3cret-token";
 
 /// A one-member federation's node with its API router.
 async fn node() -> (Router, Store, tempfile::TempDir) {
+    node_with(ApiLimits::default()).await
+}
+
+/// [`node`] with other API limits.
+async fn node_with(limits: ApiLimits) -> (Router, Store, tempfile::TempDir) {
     let (state, store, dir) = node_state().await;
-    (router(state), store, dir)
+    (router(state.with_limits(limits)), store, dir)
 }
 
 /// A one-member federation's node with its API state.
@@ -1079,4 +1084,180 @@ async fn taxii_index_catches_up_in_the_background_without_a_request() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     indexer.abort();
+}
+
+/// The value of `name` in Prometheus text `metrics`.
+fn sample(metrics: &str, name: &str) -> Option<u64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|value| value.parse().ok())
+    })
+}
+
+#[tokio::test]
+async fn failed_authentications_are_counted_by_reason_in_metrics() {
+    let (router, _store, _dir) = node().await;
+    for token in [
+        None,
+        Some("wrong-token-number-one"),
+        Some("wrong-token-number-two"),
+    ] {
+        let (status, _) = call(&router, "GET", "/api/v1/feeds", token, "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, metrics) = call(&router, "GET", "/metrics", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        sample(
+            &metrics,
+            "threatmesh_api_auth_failures_total{reason=\"missing\"}"
+        ),
+        Some(1),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "threatmesh_api_auth_failures_total{reason=\"wrong\"}"
+        ),
+        Some(2)
+    );
+    assert_eq!(
+        sample(&metrics, "threatmesh_api_auth_throttled_total"),
+        Some(0)
+    );
+    assert_eq!(sample(&metrics, "threatmesh_api_overloaded_total"), Some(0));
+}
+
+#[tokio::test]
+async fn guessing_tokens_gets_429_until_the_window_ends_even_with_the_right_token() {
+    let (router, store, _dir) = node_with(ApiLimits {
+        max_auth_failures: 3,
+        auth_failure_window: std::time::Duration::from_secs(3600),
+        ..ApiLimits::default()
+    })
+    .await;
+    for guess in 0..3 {
+        let token = format!("guess-number-{guess}");
+        let (status, _) = call(&router, "POST", "/api/v1/publish", Some(&token), PUBLISH).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    for token in ["guess-number-3", TOKEN] {
+        let request = HttpRequest::post("/api/v1/publish")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(HttpBody::from(PUBLISH))
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{token}");
+        let wait: u64 = response.headers()[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=3600).contains(&wait), "Retry-After: {wait}");
+    }
+    // TAXII clients get a TAXII error.
+    let request = HttpRequest::get("/taxii2/")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(HttpBody::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(store.stats().unwrap().entries, 0, "nothing published");
+    // The health check needs no token and is not throttled.
+    let (status, _) = call(&router, "GET", "/healthz", None, "").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_failure_limit_goes_by_the_client_address_over_real_connections() {
+    let (router, _store, _dir) = node_with(ApiLimits {
+        max_auth_failures: 2,
+        ..ApiLimits::default()
+    })
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, router, std::future::pending()));
+    let get = move |token: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read as _, Write as _};
+            let mut stream = std::net::TcpStream::connect(address).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                .unwrap();
+            write!(
+                stream,
+                "GET /api/v1/feeds HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            response
+        })
+    };
+    assert!(
+        get("wrong-token-one")
+            .await
+            .unwrap()
+            .starts_with("HTTP/1.1 401")
+    );
+    assert!(get(TOKEN).await.unwrap().starts_with("HTTP/1.1 200"));
+    assert!(
+        get("wrong-token-two")
+            .await
+            .unwrap()
+            .starts_with("HTTP/1.1 401")
+    );
+    let throttled = get(TOKEN).await.unwrap();
+    assert!(throttled.starts_with("HTTP/1.1 429"), "{throttled}");
+    assert!(
+        throttled.to_ascii_lowercase().contains("\r\nretry-after: "),
+        "{throttled}"
+    );
+    assert!(throttled.contains("127.0.0.1"), "{throttled}");
+}
+
+#[tokio::test]
+async fn requests_over_the_concurrency_cap_get_503_at_once() {
+    use futures::SinkExt;
+
+    let (router, _store, _dir) = node_with(ApiLimits {
+        max_concurrent_requests: 1,
+        ..ApiLimits::default()
+    })
+    .await;
+    // A publish whose body never ends holds the only slot.
+    let (mut body, chunks) = futures::channel::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let request = HttpRequest::post("/api/v1/publish")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(HttpBody::from_stream(chunks))
+        .unwrap();
+    let held = tokio::spawn(router.clone().oneshot(request));
+    body.send(Ok(b"{\"items\": [".to_vec())).await.unwrap();
+    // Once the handler reads the body, the slot is taken.
+    let mut refused = None;
+    for _ in 0..200 {
+        let request = HttpRequest::get("/healthz")
+            .body(HttpBody::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(response);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let refused = refused.expect("a second request refused while the first is served");
+    assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+    // The first ends (a body that is not JSON): the slot frees.
+    drop(body);
+    let response = held.await.unwrap().unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let (status, metrics) = call(&router, "GET", "/metrics", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(sample(&metrics, "threatmesh_api_overloaded_total").unwrap() >= 1);
 }

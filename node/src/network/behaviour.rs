@@ -7,6 +7,7 @@
 //! per federation, with its own signing off (entries carry their own signatures) and every
 //! message validated by the node before it is forwarded.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
@@ -18,6 +19,8 @@ use threatmesh_protocol::Hash;
 use threatmesh_protocol::wire::MAX_GOSSIP_BYTES;
 
 use super::codec::{PROTOCOL, SyncCodec};
+use super::ip_limits::{IpLimitConfig, IpLimits};
+use super::metrics::Metrics;
 
 /// gossipsub's frame limit. Set well above the largest payload: gossipsub checks the
 /// payload alone when publishing but the whole frame when receiving, so a payload just
@@ -25,12 +28,15 @@ use super::codec::{PROTOCOL, SyncCodec};
 pub(crate) const MAX_TRANSMIT_BYTES: usize = 2 * MAX_GOSSIP_BYTES;
 
 /// Connections still in their handshake. Outsiders can open these (the allow list can
-/// only refuse once the handshake names the peer), so they are capped.
+/// only refuse once the handshake names the peer), so they are capped, in all and (in
+/// `ip_limits.rs`) per address.
 const MAX_PENDING_INCOMING: u32 = 64;
 const MAX_PENDING_OUTGOING: u32 = 64;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// First: an address over its limits is refused before anything else looks at it.
+    pub(crate) ip_limits: IpLimits,
     pub(crate) allowed: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     pub(crate) banned: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) limits: connection_limits::Behaviour,
@@ -47,6 +53,8 @@ pub(crate) struct Settings {
     pub(crate) max_connections: u32,
     pub(crate) request_timeout: Duration,
     pub(crate) mdns: bool,
+    pub(crate) ip_limits: IpLimitConfig,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Behaviour {
@@ -85,6 +93,7 @@ impl Behaviour {
             None
         };
         Ok(Behaviour {
+            ip_limits: IpLimits::new(settings.ip_limits, Arc::clone(&settings.metrics)),
             allowed: allow_block_list::Behaviour::default(),
             banned: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(limits),

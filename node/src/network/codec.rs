@@ -20,18 +20,37 @@ pub(crate) const MAX_REQUEST_BYTES: usize = 4 * 1024;
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SyncCodec;
 
+/// A sync request as the codec carries it. Requests we send are always
+/// [`SyncRequest::Valid`]; a request a peer sends over [`MAX_REQUEST_BYTES`] is read as
+/// [`SyncRequest::Oversized`] (its length only, none of its body) instead of failing the
+/// stream, because libp2p's request-response drops a failed read with a debug log and never
+/// tells the event loop, which must count it and hold it against the peer.
+#[derive(Debug)]
+pub(crate) enum SyncRequest {
+    /// A request that fits.
+    Valid(Request),
+    /// A request whose announced length was over the limit.
+    Oversized(FrameTooLarge),
+}
+
 impl libp2p::request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
-    type Request = Request;
+    type Request = SyncRequest;
     type Response = Response;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Request>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
     where
         T: AsyncRead + Unpin + Send,
     {
-        match read_message(io, MAX_REQUEST_BYTES).await? {
-            Message::Request(request) => Ok(request),
-            other => Err(unexpected(other.kind())),
+        match read_message(io, MAX_REQUEST_BYTES).await {
+            Ok(Message::Request(request)) => Ok(SyncRequest::Valid(request)),
+            Ok(other) => Err(unexpected(other.kind())),
+            Err(error) if is_frame_too_large(&error) => error
+                .into_inner()
+                .and_then(|inner| inner.downcast::<FrameTooLarge>().ok())
+                .map(|too_large| SyncRequest::Oversized(*too_large))
+                .ok_or_else(|| io::ErrorKind::InvalidData.into()),
+            Err(error) => Err(error),
         }
     }
 
@@ -49,12 +68,18 @@ impl libp2p::request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        request: Request,
+        request: SyncRequest,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_message(io, &Message::Request(request)).await
+        match request {
+            SyncRequest::Valid(request) => write_message(io, &Message::Request(request)).await,
+            SyncRequest::Oversized(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an oversized request is only ever received",
+            )),
+        }
     }
 
     async fn write_response<T>(
@@ -77,7 +102,10 @@ async fn read_message<T: AsyncRead + Unpin>(io: &mut T, max_bytes: usize) -> io:
     if length > max_bytes {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("sync message of {length} bytes exceeds the limit of {max_bytes}"),
+            FrameTooLarge {
+                length,
+                limit: max_bytes,
+            },
         ));
     }
     // Read what arrives instead of allocating the announced length up front.
@@ -99,9 +127,47 @@ async fn write_message<T: AsyncWrite + Unpin>(io: &mut T, message: &Message) -> 
     io.close().await
 }
 
+/// A frame announced a length over the limit of its kind: refused after reading its
+/// 4-byte length, before any of its body. Carried inside the `io::Error` the codec returns,
+/// so the event loop can tell an oversized frame (the peer's fault: honest nodes never
+/// write one) from a dropped connection.
+#[derive(Debug, thiserror::Error)]
+#[error("sync message of {length} bytes exceeds the limit of {limit}")]
+pub(crate) struct FrameTooLarge {
+    length: usize,
+    limit: usize,
+}
+
+/// Whether `error` is the codec refusing an oversized frame.
+pub(crate) fn is_frame_too_large(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<FrameTooLarge>().is_some())
+}
+
 fn unexpected(kind: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("unexpected {kind} message on the sync protocol"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_oversized_frame_is_refused_by_its_length_alone() {
+        // The length says 5 KiB; no body follows: nothing but the 4 bytes is read.
+        let announced = u32::try_from(MAX_REQUEST_BYTES + 1024).unwrap();
+        let mut io = futures::io::Cursor::new(announced.to_be_bytes().to_vec());
+        let error = read_message(&mut io, MAX_REQUEST_BYTES).await.unwrap_err();
+        assert!(is_frame_too_large(&error), "{error}");
+        // A short or cut frame is a different error.
+        let mut io = futures::io::Cursor::new(vec![0, 0, 0, 9, 1]);
+        let error = read_message(&mut io, MAX_REQUEST_BYTES).await.unwrap_err();
+        assert!(!is_frame_too_large(&error), "{error}");
+    }
 }

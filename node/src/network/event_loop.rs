@@ -24,7 +24,9 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent, Settings};
 use super::clock::ClockWatch;
+use super::codec::{SyncRequest, is_frame_too_large};
 use super::ingest::{Acceptance, Job, Verdict};
+use super::ip_limits::{IpLimitConfig, IpOverLimit};
 use super::limits::GossipLimits;
 use super::metrics::Metrics;
 use super::{BlockReason, BlockedPeer, ClientError, Command, Config, NetworkError};
@@ -129,6 +131,12 @@ impl EventLoop {
             max_connections: config.max_connections,
             request_timeout: config.request_timeout,
             mdns: config.mdns,
+            ip_limits: IpLimitConfig {
+                max_pending: config.ip_max_pending,
+                per_sec: f64::from(config.ip_connections_per_sec),
+                burst: f64::from(config.ip_connection_burst),
+            },
+            metrics: Arc::clone(&metrics),
         };
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
@@ -141,6 +149,7 @@ impl EventLoop {
             .with_behaviour(|key| Behaviour::new(key, &settings))
             .map_err(|error| libp2p_error(&error))?
             .with_swarm_config(|swarm| swarm.with_idle_connection_timeout(Duration::from_secs(300)))
+            .with_connection_timeout(config.handshake_timeout)
             .build();
         let federation = charter.borrow().federation();
         let topic = IdentTopic::new(format!("/threatmesh/{federation}/1"));
@@ -355,7 +364,8 @@ impl EventLoop {
     }
 
     /// Counts a connection (incoming or outgoing) the node refused, by why: the charter
-    /// does not admit the peer, the peer is banned or blocked, or a connection limit.
+    /// does not admit the peer, the peer is banned or blocked, a connection limit, or the
+    /// per-address limits before the handshake.
     fn count_refusal(&self, cause: &libp2p::swarm::ConnectionDenied) {
         if cause
             .downcast_ref::<allow_block_list::NotAllowed>()
@@ -369,6 +379,8 @@ impl EventLoop {
             .is_some()
         {
             self.metrics.refused_over_limit();
+        } else if cause.downcast_ref::<IpOverLimit>().is_some() {
+            self.metrics.refused_ip_over_limit();
         }
     }
 
@@ -523,7 +535,7 @@ impl EventLoop {
         self.apply_charter(&charter);
     }
 
-    fn handle_sync(&mut self, event: request_response::Event<Request, Response>) {
+    fn handle_sync(&mut self, event: request_response::Event<SyncRequest, Response>) {
         match event {
             request_response::Event::Message {
                 peer,
@@ -532,7 +544,18 @@ impl EventLoop {
                         request, channel, ..
                     },
                 ..
-            } => self.answer(peer, request, channel),
+            } => match request {
+                SyncRequest::Valid(request) => self.answer(peer, request, channel),
+                SyncRequest::Oversized(too_large) => {
+                    // Requests are a few dozen bytes: only a peer that breaks the protocol
+                    // sends one over the limit. Its body was never read.
+                    warn!(%peer, %too_large, "oversized sync request refused");
+                    self.metrics.sync_oversized_request();
+                    self.strike(peer, 1);
+                    let refused = Response::Refused(too_large.to_string());
+                    self.send_answer(peer, channel, refused);
+                }
+            },
             request_response::Event::Message {
                 peer,
                 message:
@@ -549,6 +572,15 @@ impl EventLoop {
                 ..
             } => {
                 debug!(%peer, %error, "sync request failed");
+                if let request_response::OutboundFailure::Io(error) = &error
+                    && is_frame_too_large(error)
+                {
+                    // Our requests are bounded by what honest answers hold: only a peer
+                    // that breaks the protocol sends more.
+                    warn!(%peer, %error, "oversized sync response refused");
+                    self.metrics.sync_oversized_response();
+                    self.strike(peer, 1);
+                }
                 self.pending_heads.remove(&request_id);
                 self.pending_charters.remove(&request_id);
                 if let Some(fetch) = self.pending_ranges.remove(&request_id)
@@ -697,7 +729,11 @@ impl EventLoop {
             to_seq,
             limit_bytes: u32::try_from(wire::MAX_RANGE_BYTES).unwrap_or(u32::MAX),
         };
-        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, SyncRequest::Valid(request));
         self.pending_ranges.insert(id, Fetch { author, to_seq });
         self.fetching.insert(author, id);
     }
@@ -709,7 +745,7 @@ impl EventLoop {
             .swarm
             .behaviour_mut()
             .sync
-            .send_request(&peer, Request::Heads { federation });
+            .send_request(&peer, SyncRequest::Valid(Request::Heads { federation }));
         self.pending_heads.insert(id);
     }
 
@@ -728,10 +764,10 @@ impl EventLoop {
         };
         let id = self.swarm.behaviour_mut().sync.send_request(
             &peer,
-            Request::Charters {
+            SyncRequest::Valid(Request::Charters {
                 federation,
                 after_version,
-            },
+            }),
         );
         self.pending_charters.insert(id, peer);
     }

@@ -100,6 +100,10 @@ pub(crate) struct Metrics {
     throttled_author_messages: AtomicU64,
     throttled_author_bytes: AtomicU64,
     refused_over_limit: AtomicU64,
+    refused_ip_over_limit: AtomicU64,
+    pending_inbound: AtomicU64,
+    sync_oversized_requests: AtomicU64,
+    sync_oversized_responses: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -130,6 +134,15 @@ pub struct Snapshot {
     pub refused_blocked: u64,
     /// Connections refused because a connection limit was reached.
     pub refused_over_limit: u64,
+    /// Incoming connections refused before the handshake because their address had too
+    /// many handshakes pending or opened connections too fast.
+    pub refused_ip_over_limit: u64,
+    /// Incoming connections in their handshake now (a gauge).
+    pub pending_inbound: u64,
+    /// Sync requests from peers refused because their frame was over the request limit.
+    pub sync_oversized_requests: u64,
+    /// Sync responses from peers refused because their frame was over the response limit.
+    pub sync_oversized_responses: u64,
     /// Sealed entries from peers addressed to this organisation and opened.
     pub sealed_opened: u64,
     /// Sealed entries from peers addressed to this organisation that did not open (no
@@ -268,6 +281,23 @@ impl Metrics {
         add(&self.refused_over_limit, 1);
     }
 
+    pub(crate) fn refused_ip_over_limit(&self) {
+        add(&self.refused_ip_over_limit, 1);
+    }
+
+    pub(crate) fn set_pending_inbound(&self, pending: usize) {
+        self.pending_inbound
+            .store(pending as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sync_oversized_request(&self) {
+        add(&self.sync_oversized_requests, 1);
+    }
+
+    pub(crate) fn sync_oversized_response(&self) {
+        add(&self.sync_oversized_responses, 1);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -287,6 +317,10 @@ impl Metrics {
             refused_not_in_charter: load(&self.refused_not_in_charter),
             refused_blocked: load(&self.refused_blocked),
             refused_over_limit: load(&self.refused_over_limit),
+            refused_ip_over_limit: load(&self.refused_ip_over_limit),
+            pending_inbound: load(&self.pending_inbound),
+            sync_oversized_requests: load(&self.sync_oversized_requests),
+            sync_oversized_responses: load(&self.sync_oversized_responses),
             sealed_opened: load(&self.sealed_opened),
             sealed_open_failed: load(&self.sealed_open_failed),
             sealed_not_addressed: load(&self.sealed_not_addressed),

@@ -21,6 +21,7 @@ mod clock;
 mod codec;
 mod event_loop;
 mod ingest;
+mod ip_limits;
 mod limits;
 mod metrics;
 
@@ -116,6 +117,18 @@ pub struct Config {
     /// Bytes of one author's entries taken at once above the sustained rate (at least one
     /// message of `MAX_GOSSIP_BYTES`).
     pub author_byte_burst: u64,
+    /// Incoming connections from one address (an IPv4 address or an IPv6 /64) that may be
+    /// in their handshake at once. Beyond it, new ones are refused before the handshake
+    /// and counted. Connections already established do not count.
+    pub ip_max_pending: u32,
+    /// New incoming connections one address may open per second, sustained; beyond it
+    /// and the burst they are refused before the handshake and counted.
+    pub ip_connections_per_sec: u32,
+    /// New incoming connections one address may open at once above the sustained rate.
+    pub ip_connection_burst: u32,
+    /// How long a connection's handshake (TCP, Noise, yamux) may take before it is
+    /// dropped; it frees its pending slot then.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Config {
@@ -148,6 +161,13 @@ impl Default for Config {
             author_message_burst: 500,
             author_bytes_per_sec: 4 * 1024 * 1024,
             author_byte_burst: 32 * 1024 * 1024,
+            // Members reconnect one connection at a time; a few nodes behind one NAT
+            // restarting at once still fit the burst. A testnet with every node on one
+            // loopback address raises these.
+            ip_max_pending: 8,
+            ip_connections_per_sec: 2,
+            ip_connection_burst: 32,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
