@@ -11,13 +11,15 @@
 //!
 //! Memory must stop growing with the flood: resident memory after the last round may
 //! exceed that after the middle round (as much flood again) by a small margin only, and
-//! its growth over the whole flood must stay within what the configured caches may hold
-//! plus a margin. Resident memory, not live heap, is what the operator pays for, and it
-//! includes what the allocator keeps after a free, so it is a bound from above.
+//! its growth over the whole flood must stay within what the configured rate limits could
+//! have let through (times what a stored byte costs in memory) plus a margin. Resident
+//! memory, not live heap, is what the operator pays for, and it includes what the
+//! allocator keeps after a free, so it is a bound from above.
 //!
 //! To see what the victim's heap holds, run with `THREATMESH_FLOOD_HEAPTRACK=<prefix>`:
 //! the victim then runs under `heaptrack -o <prefix>` and is killed with SIGKILL after
-//! the last round, so that `heaptrack_print -l 1` lists what was live at the plateau.
+//! the last round, so that `heaptrack_print -l 1` lists what was live at the plateau. The
+//! checks are skipped then: heaptrack's bookkeeping is part of the process.
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
@@ -147,6 +149,7 @@ impl Node {
             .args(["--federation", federation, "--charter", "genesis.json"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
+            // Under heaptrack, its summary (and the node's log) is worth seeing.
             .stderr(if heaptrack.is_some() {
                 Stdio::inherit()
             } else {
