@@ -1013,3 +1013,134 @@ async fn outsider_holding_raw_connections_is_refused_per_address_and_members_sti
     assert_eq!(after.refused_over_limit, before.refused_over_limit);
     drop(held);
 }
+
+/// A member that gossips charters claiming far newer versions (forged: it is no steward)
+/// and never answers the charters requests they trigger: the node asks it once, not once
+/// per charter, so forged charters cannot make it send requests over and over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_newer_charters_trigger_one_charters_request_at_a_time() {
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use libp2p::swarm::SwarmEvent;
+    use libp2p::{gossipsub, request_response};
+    use threatmesh_protocol::wire::Request;
+
+    #[derive(libp2p::swarm::NetworkBehaviour)]
+    #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+    struct Hostile {
+        gossipsub: gossipsub::Behaviour,
+        sync: request_response::Behaviour<threatmesh_tests::RawCodec>,
+    }
+
+    const FORGED: u64 = 30;
+    let net = TestNet::start_some(2, 1, test_config()).await.unwrap();
+    let node = &net.nodes[0];
+    let key = net.federation.nodes[1].clone();
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.to_bytes()).unwrap();
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(Duration::from_millis(100))
+        .validation_mode(gossipsub::ValidationMode::None)
+        .message_id_fn(|message| {
+            gossipsub::MessageId::new(&threatmesh_protocol::Hash::of(&message.data).0)
+        })
+        .build()
+        .unwrap();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| Hostile {
+            gossipsub: gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Anonymous,
+                gossip_config,
+            )
+            .unwrap(),
+            sync: request_response::Behaviour::with_codec(
+                threatmesh_tests::RawCodec,
+                [(
+                    libp2p::StreamProtocol::new("/threatmesh/sync/1"),
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(120)),
+            ),
+        })
+        .unwrap()
+        .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let topic = gossipsub::IdentTopic::new(format!("/threatmesh/{}/1", net.federation.id()));
+    swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
+    swarm.dial(node.address.clone()).unwrap();
+
+    // Requests from the node, by kind; none is ever answered (the channels are held, so
+    // each stays pending at the node until its timeout).
+    let mut charters_requests = 0_u64;
+    let mut held = Vec::new();
+    let mut published = false;
+    let mut quiet_until = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let wake = quiet_until.unwrap_or(deadline);
+        let event = match tokio::time::timeout_at(wake, swarm.select_next_some()).await {
+            Ok(event) => event,
+            Err(_) if quiet_until.is_some() => break,
+            Err(_) => panic!("timed out; {charters_requests} charters requests so far"),
+        };
+        match event {
+            SwarmEvent::Behaviour(HostileEvent::Gossipsub(gossipsub::Event::Subscribed {
+                peer_id,
+                ..
+            })) if peer_id == node.client.peer_id() && !published => {
+                // Charters the node cannot check (too far ahead), each different so
+                // gossipsub passes every one to the node.
+                for version in 0..FORGED {
+                    let mut forged = net.federation.genesis.charter().clone();
+                    forged.version = 1_000 + version;
+                    forged.previous = Some(net.federation.genesis.id());
+                    forged.federation = net.federation.id();
+                    let mut signed = threatmesh_protocol::SignedCharter::propose(forged).unwrap();
+                    signed.sign(&key);
+                    swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .publish(topic.clone(), signed.to_payload())
+                        .unwrap();
+                }
+                published = true;
+                quiet_until = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+            }
+            SwarmEvent::Behaviour(HostileEvent::Sync(request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            })) => {
+                if let Ok(Message::Request(Request::Charters { .. })) =
+                    wire::decode(&request, wire::MAX_MESSAGE_BYTES)
+                {
+                    charters_requests += 1;
+                }
+                held.push(channel);
+            }
+            _ => {}
+        }
+        if quiet_until.is_some_and(|until| tokio::time::Instant::now() >= until) {
+            break;
+        }
+    }
+    // One from the first sync round with the new peer, which the forged charters then find
+    // still pending; without the limit there is one more per forged charter.
+    assert!(published);
+    assert!(
+        (1..=2).contains(&charters_requests),
+        "{charters_requests} charters requests for {FORGED} forged charters"
+    );
+    // The forged charters changed nothing.
+    assert_eq!(node.client.charter().charter().version, 1);
+    drop(held);
+}
