@@ -502,11 +502,16 @@ fn flooded_node_keeps_its_memory_bounded_and_honest_traffic_flowing() {
         let expected = PER_ROUND * (round as u64 + 1);
         flooder.drive_until("the round to be taken or refused", || {
             let metrics = victim.metrics();
-            let seen = ["gossip_throttled_messages_total", "entries_accepted_total"]
-                .into_iter()
-                .chain(["entries_duplicate_total", "queue_full_total"])
-                .map(|name| Node::metric(&metrics, name))
-                .sum::<u64>();
+            let seen = [
+                r#"gossip_throttled_messages_total{by="peer"}"#,
+                r#"gossip_throttled_messages_total{by="author"}"#,
+                "entries_accepted_total",
+                "entries_duplicate_total",
+                "queue_full_total",
+            ]
+            .into_iter()
+            .map(|name| Node::metric(&metrics, name))
+            .sum::<u64>();
             seen.saturating_sub(honest_entries) >= expected && victim.knows(first)
         });
         resident.push(victim.resident_bytes());
@@ -525,7 +530,8 @@ fn flooded_node_keeps_its_memory_bounded_and_honest_traffic_flowing() {
     let admitted = 2 * (MAX_GOSSIP_BYTES as u64 + BYTES_PER_SEC * started.elapsed().as_secs());
     let bound = BYTES_PER_ADMITTED_BYTE * admitted + MARGIN_BYTES;
     let metrics = victim.metrics();
-    let throttled = Node::metric(&metrics, "gossip_throttled_messages_total");
+    let throttled = Node::metric(&metrics, r#"gossip_throttled_messages_total{by="peer"}"#)
+        + Node::metric(&metrics, r#"gossip_throttled_messages_total{by="author"}"#);
     let accepted = Node::metric(&metrics, "entries_accepted_total");
     let megabytes = |bytes: u64| bytes / 1_000_000;
     eprintln!(
