@@ -663,7 +663,11 @@ struct Status {
     federation: Hash,
     charter_version: u64,
     peers: usize,
-    store: Stats,
+    /// Counts and sizes; `null` when the store cannot be read (see `store_error`).
+    store: Option<Stats>,
+    /// Why the store could not be read, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_error: Option<String>,
     /// Free space and whether writes are accepted.
     disk: Space,
     feeds: Vec<FeedLag>,
@@ -687,11 +691,11 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
     let peers = state.client.peers().await?.len();
     let charter = state.client.charter();
     let store = state.store.clone();
-    let (stats, feeds, disk) =
-        blocking(move || Ok::<_, StoreError>((store.stats()?, store.feeds()?, store.space())))
-            .await??;
+    let reading = blocking(move || StoreReading::of(&store)).await?;
     let network = state.client.metrics();
-    let feeds = feeds
+    let feeds = reading
+        .feeds
+        .unwrap_or_default()
         .into_iter()
         .map(|feed| {
             let advertised = network.advertised.get(&feed.author).copied();
@@ -708,25 +712,55 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
         federation: charter.federation(),
         charter_version: charter.charter().version,
         peers,
-        store: stats,
-        disk,
+        store: reading.stats,
+        store_error: reading.error,
+        disk: reading.disk,
         feeds,
         network,
     }))
 }
 
+/// What status and metrics read of the store. After a failed write some reads fail (see
+/// `store::Store::recover`); status and metrics then still answer, with the disk's state
+/// and the error, because that is when an operator needs them.
+struct StoreReading {
+    stats: Option<Stats>,
+    feeds: Option<Vec<FeedState>>,
+    disk: Space,
+    error: Option<String>,
+}
+
+impl StoreReading {
+    fn of(store: &Store) -> StoreReading {
+        let read = store.stats().and_then(|stats| Ok((stats, store.feeds()?)));
+        let disk = store.space();
+        match read {
+            Ok((stats, feeds)) => StoreReading {
+                stats: Some(stats),
+                feeds: Some(feeds),
+                disk,
+                error: None,
+            },
+            Err(error) => StoreReading {
+                stats: None,
+                feeds: None,
+                disk,
+                error: Some(error.to_string()),
+            },
+        }
+    }
+}
+
 async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let peers = state.client.peers().await?.len();
     let store = state.store.clone();
-    let (stats, feeds, disk) =
-        blocking(move || Ok::<_, StoreError>((store.stats()?, store.feeds()?, store.space())))
-            .await??;
+    let reading = blocking(move || StoreReading::of(&store)).await?;
     let text = prometheus::render(
         &state.client.metrics(),
         &state.auth.counters(),
-        &stats,
-        &disk,
-        &feeds,
+        reading.stats.as_ref(),
+        &reading.disk,
+        reading.feeds.as_deref(),
         peers,
     );
     Ok((

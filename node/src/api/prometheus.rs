@@ -10,9 +10,9 @@ use crate::store::{FeedState, Space, Stats};
 pub(super) fn render(
     network: &Snapshot,
     api: &ApiCounters,
-    store: &Stats,
+    store: Option<&Stats>,
     disk: &Space,
-    feeds: &[FeedState],
+    feeds: Option<&[FeedState]>,
     peers: usize,
 ) -> String {
     let mut out = String::new();
@@ -152,7 +152,9 @@ pub(super) fn render(
         "feeds_equivocated",
         "gauge",
         "Feeds whose author was caught signing two entries for one place (evidence kept).",
-        &one(feeds.iter().filter(|feed| feed.equivocated).count() as u64),
+        &feeds.map_or_else(Vec::new, |feeds| {
+            one(feeds.iter().filter(|feed| feed.equivocated).count() as u64)
+        }),
     );
     metric(
         "gossip_throttled_messages_total",
@@ -207,25 +209,25 @@ pub(super) fn render(
         "store_entries",
         "gauge",
         "Entries held.",
-        &one(store.entries),
+        &store.map_or_else(Vec::new, |store| one(store.entries)),
     );
     metric(
         "store_sealed_entries",
         "gauge",
         "Sealed entries held, readable here or not.",
-        &one(store.sealed),
+        &store.map_or_else(Vec::new, |store| one(store.sealed)),
     );
     metric(
         "store_records",
         "gauge",
         "Index records held (indicators, revocations, sightings).",
-        &one(store.records),
+        &store.map_or_else(Vec::new, |store| one(store.records)),
     );
     metric(
         "store_bytes",
         "gauge",
         "Bytes the store uses on disk.",
-        &one(store.bytes_on_disk),
+        &store.map_or_else(Vec::new, |store| one(store.bytes_on_disk)),
     );
     if let Some(free) = disk.free_bytes {
         metric(
@@ -253,9 +255,11 @@ pub(super) fn render(
     metric(
         "store_write_failed",
         "gauge",
-        "1 when a write failed and the store refuses writes until the node restarts.",
+        "1 when a write failed and the store refuses writes until it has reopened from disk.",
         &one(u64::from(disk.write_failed)),
     );
+    // A store that cannot be read leaves these metrics without samples.
+    let feeds = feeds.unwrap_or_default();
     let lag: Vec<(String, u64)> = feeds
         .iter()
         .map(|feed| {

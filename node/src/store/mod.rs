@@ -912,8 +912,26 @@ impl Store {
             .map(|(_, organisation)| *organisation)
     }
 
+    /// Applies `batch` to the tree named `tree` (see [`Store::tree`]) as the store writes: only when
+    /// [`Store::writable`], on disk when it returns (so no unflushed index writes pile up
+    /// in sled's buffers past the free-space check), and a failure marks the store failed
+    /// at once (sled fails the whole database after one write error, whichever tree).
+    /// The tree is named, not passed: a handle held across [`Store::writable`] would keep
+    /// the old database open and make a reopen fail.
+    pub fn apply_beside(&self, tree: &str, batch: sled::Batch) -> Result<(), StoreError> {
+        self.writable()?;
+        let ticket = {
+            let _writer = self.lock_writer();
+            let tree = self.tree(tree)?;
+            self.poison_on_error(tree.apply_batch(batch))?;
+            self.inner.flush.applied()
+        };
+        self.wait_durable(ticket)
+    }
+
     /// A named sled tree in the store's database, for an index kept beside the store (it
-    /// shares the store's flushes). Names starting with `__` are sled's own.
+    /// shares the store's flushes). Names starting with `__` are sled's own; write to it
+    /// with [`Store::apply_beside`].
     pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db()?.open_tree(name)?)
     }

@@ -24,8 +24,10 @@ use crate::store::{AddedStart, Store, StoreError};
 const TREE: &str = "taxii-objects";
 /// Where the progress mark lives; ids are ASCII, so it sorts after every object key.
 const PROGRESS: &[u8] = b"\xffprogress";
-/// Entries indexed per batch.
+/// Entries read from the store at a time.
 const ROWS_PER_BATCH: usize = 32;
+/// Index keys written per batch (about 75 bytes each), at least one entry's.
+const KEYS_PER_BATCH: usize = 4096;
 /// Length of an added-row key.
 const ROW_KEY: usize = 17;
 
@@ -94,17 +96,23 @@ impl ObjectIndex {
             let Some(final_row) = rows.last() else {
                 return Ok(last);
             };
-            indexed += rows.len();
+            // One batch per few thousand keys, whole entries only: each write stays far
+            // below the store's free-space reserve, which is checked before each one.
             let mut batch = sled::Batch::default();
+            let mut keys = 0_usize;
             for row in &rows {
                 for (id, modified, item) in objects(row)? {
                     batch.insert(key(&id, modified, &row.key, item), &[]);
+                    keys += 1;
+                }
+                indexed += 1;
+                if keys >= KEYS_PER_BATCH || row.key == final_row.key {
+                    batch.insert(PROGRESS, row.key.as_slice());
+                    store.apply_beside(TREE, std::mem::take(&mut batch))?;
+                    last = Some(row.key.clone());
+                    keys = 0;
                 }
             }
-            batch.insert(PROGRESS, final_row.key.as_slice());
-            last = Some(final_row.key.clone());
-            store.writable()?;
-            self.tree()?.apply_batch(batch)?;
         }
     }
 
