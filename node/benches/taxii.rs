@@ -133,8 +133,7 @@ fn main() {
             .await
             .expect("listen");
         let address = listener.local_addr().expect("address");
-        let app =
-            router(ApiState::new(store.clone(), client, vec![TOKEN.into()]).expect("TAXII index"));
+        let app = router(ApiState::new(store.clone(), client, vec![TOKEN.into()]));
         tokio::spawn(serve(listener, app, std::future::pending()));
         format!("http://{address}")
     });

@@ -269,7 +269,7 @@ impl TestNode {
             self.store.clone(),
             self.client.clone(),
             vec![API_TOKEN.into()],
-        )?);
+        ));
         tokio::spawn(threatmesh_node::api::serve(
             listener,
             router,

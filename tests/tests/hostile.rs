@@ -452,14 +452,11 @@ async fn equivocation_is_kept_as_evidence_and_shown_in_status_and_metrics() {
     assert!(victim.store.feed(&author).unwrap().unwrap().equivocated);
     assert_eq!(victim.store.equivocations(&author).unwrap().len(), 1);
 
-    let router = threatmesh_node::api::router(
-        threatmesh_node::api::ApiState::new(
-            victim.store.clone(),
-            victim.client.clone(),
-            vec!["equivocation-test-token".into()],
-        )
-        .unwrap(),
-    );
+    let router = threatmesh_node::api::router(threatmesh_node::api::ApiState::new(
+        victim.store.clone(),
+        victim.client.clone(),
+        vec!["equivocation-test-token".into()],
+    ));
     let get = |path: &'static str| {
         let router = router.clone();
         async move {

@@ -76,19 +76,18 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// The API over `store` and `client`, accepting any of `tokens`. Fails when the
-    /// store's TAXII index cannot be opened.
-    pub fn new(store: Store, client: Client, tokens: Vec<String>) -> Result<ApiState, StoreError> {
+    /// The API over `store` and `client`, accepting any of `tokens`.
+    pub fn new(store: Store, client: Client, tokens: Vec<String>) -> ApiState {
         let taxii = Arc::new(taxii::Shared::new(&store));
         let limits = ApiLimits::default();
-        Ok(ApiState {
+        ApiState {
             store,
             client,
             tokens: Arc::new(tokens),
             taxii,
             auth: Arc::new(guard::AuthLimiter::new(&limits)),
             limits,
-        })
+        }
     }
 
     /// The same API with `limits` instead of the defaults.

@@ -68,7 +68,7 @@ async fn node_state() -> (ApiState, Store, tempfile::TempDir) {
     };
     let (client, event_loop) = network::new(config, node, store.clone(), charter).unwrap();
     tokio::spawn(event_loop.run());
-    let state = ApiState::new(store.clone(), client, vec![TOKEN.into()]).unwrap();
+    let state = ApiState::new(store.clone(), client, vec![TOKEN.into()]);
     (state, store, dir)
 }
 

@@ -165,7 +165,6 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
         .with_context(|| format!("setting api.listen: cannot listen on {}", config.api_listen))?;
     let api_address = listener.local_addr()?;
     let state = api::ApiState::new(store.clone(), client.clone(), config.tokens.clone())
-        .context("opening the TAXII index")?
         .with_limits(config.api_limits);
     let indexer = tokio::spawn(api::keep_taxii_index(state.clone()));
     let router = api::router(state);
