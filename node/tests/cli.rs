@@ -4,42 +4,15 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_threatmesh");
+use support::{BINARY, ok, threatmesh, wait_for};
+
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn threatmesh(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BINARY)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let output = threatmesh(dir, args);
-    assert!(
-        output.status.success(),
-        "threatmesh {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// Polls `done` until it returns something, failing after [`TIMEOUT`].
-fn wait_for<T>(what: &str, mut done: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = done() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A running node process; killed if the test fails before stopping it.
 struct Node {
@@ -78,7 +51,7 @@ fn start(dir: &Path, node: &str, federation: &str, bootstrap: Option<&str>) -> N
         .spawn()
         .unwrap();
     let endpoints: PathBuf = dir.join(node).join("data/endpoints.json");
-    let json: serde_json::Value = wait_for("the node's endpoints", || {
+    let json: serde_json::Value = wait_for("the node's endpoints", TIMEOUT, || {
         std::fs::read_to_string(&endpoints)
             .ok()
             .and_then(|text| serde_json::from_str(&text).ok())
@@ -171,7 +144,7 @@ fn two_nodes_share_what_one_publishes() {
     );
     assert!(published.contains("published in 1 entry"), "{published}");
 
-    let answer = wait_for("node b to know the published values", || {
+    let answer = wait_for("node b to know the published values", TIMEOUT, || {
         let output = ok(
             dir,
             &[
@@ -259,7 +232,7 @@ fn two_nodes_share_what_one_publishes() {
         ],
     );
     assert!(pushed.contains("version 2"), "{pushed}");
-    wait_for("node b to apply version 2", || {
+    wait_for("node b to apply version 2", TIMEOUT, || {
         let status = ok(dir, &["status", "--api", &b.api, "--token", &b.token]);
         status.contains("\"charter_version\": 2").then_some(())
     });
@@ -293,7 +266,9 @@ fn two_nodes_share_what_one_publishes() {
                 .unwrap()
                 .success()
         );
-        let status = wait_for("the node to stop", || node.child.try_wait().unwrap());
+        let status = wait_for("the node to stop", TIMEOUT, || {
+            node.child.try_wait().unwrap()
+        });
         assert!(status.success(), "node {name} exited with {status}");
         assert!(!dir.join(name).join("data/endpoints.json").exists());
     }

@@ -15,42 +15,20 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_threatmesh");
+use support::{BINARY, ok, wait_for};
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// The file-size limit, in bash's 1024-byte blocks: room for the node to start and
 /// store a few dozen entries, then the store's file hits it.
 const LIMIT_KIB: u64 = 6 * 1024;
 /// Indicators per publish: one entry of about 60 KB.
 const BATCH: u32 = 2_000;
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let output: Output = Command::new(BINARY)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "threatmesh {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn wait_for<T>(what: &str, mut done: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = done() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A node process; killed if the test fails before stopping it.
 struct Node {
@@ -139,7 +117,7 @@ impl Node {
                 in_namespace(child.id(), &mount.join("endpoints.json"))
             }
         };
-        let json: serde_json::Value = wait_for("the node's endpoints", || {
+        let json: serde_json::Value = wait_for("the node's endpoints", TIMEOUT, || {
             std::fs::read_to_string(&endpoints)
                 .ok()
                 .and_then(|text| serde_json::from_str(&text).ok())

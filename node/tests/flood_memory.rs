@@ -24,10 +24,14 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::{BINARY, ok, wait_for};
 
 use futures::StreamExt as _;
 use libp2p::gossipsub;
@@ -36,7 +40,6 @@ use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::wire::MAX_GOSSIP_BYTES;
 use threatmesh_protocol::{Bundle, Distribution, Hash, Kind, SigningKey, Timestamp, Tlp, Value};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_threatmesh");
 const TIMEOUT: Duration = Duration::from_secs(60);
 const HEAPTRACK: &str = "THREATMESH_FLOOD_HEAPTRACK";
 
@@ -67,31 +70,6 @@ const MARGIN_BYTES: u64 = 16 * 1024 * 1024;
 /// What resident memory may grow by over the second half of the flood (100 MB of entries):
 /// by then it must have stopped growing with the flood. Measured: 1 to 3 MB.
 const SECOND_HALF_BYTES: u64 = 8 * 1024 * 1024;
-
-fn cli(dir: &Path, args: &[&str]) -> String {
-    let output: Output = Command::new(BINARY)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "threatmesh {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn wait_for<T>(what: &str, mut done: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = done() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The ids of the children of process `pid`.
 fn children(pid: u32) -> Vec<u32> {
@@ -166,14 +144,14 @@ impl Node {
         let child = command.spawn().unwrap();
         let pid = match heaptrack {
             None => child.id(),
-            Some(_) => wait_for("the node under heaptrack", || {
+            Some(_) => wait_for("the node under heaptrack", TIMEOUT, || {
                 children(child.id()).into_iter().find(|pid| {
                     std::fs::read_to_string(format!("/proc/{pid}/comm"))
                         .is_ok_and(|comm| comm.trim() == "threatmesh")
                 })
             }),
         };
-        let json: serde_json::Value = wait_for("the node's endpoints", || {
+        let json: serde_json::Value = wait_for("the node's endpoints", TIMEOUT, || {
             std::fs::read_to_string(&endpoints)
                 .ok()
                 .and_then(|text| serde_json::from_str(&text).ok())
@@ -386,9 +364,9 @@ fn now() -> Timestamp {
 /// Members `a` (the victim), `b` (honest) and `c` (the flooder, whose node never runs):
 /// their directories under `dir`, and the federation's id.
 fn federation(dir: &Path) -> String {
-    cli(dir, &["key", "new", "steward.key"]);
+    ok(dir, &["key", "new", "steward.key"]);
     for (name, org) in [("a", "CERT-A"), ("b", "CERT-B"), ("c", "CERT-C")] {
-        cli(
+        ok(
             dir,
             &[
                 "init",
@@ -405,7 +383,7 @@ fn federation(dir: &Path) -> String {
             ],
         );
     }
-    cli(
+    ok(
         dir,
         &[
             "charter",
@@ -424,11 +402,11 @@ fn federation(dir: &Path) -> String {
             "genesis.json",
         ],
     );
-    cli(
+    ok(
         dir,
         &["charter", "sign", "--key", "steward.key", "genesis.json"],
     );
-    let verified = cli(dir, &["charter", "verify", "genesis.json"]);
+    let verified = ok(dir, &["charter", "verify", "genesis.json"]);
     verified
         .lines()
         .find_map(|line| line.strip_prefix("federation: "))
@@ -458,7 +436,7 @@ fn flooded_node_keeps_its_memory_bounded_and_honest_traffic_flowing() {
     let heaptrack = std::env::var(HEAPTRACK).ok();
     let victim = Node::start(dir, "a", &federation, None, heaptrack.as_deref());
     let honest = Node::start(dir, "b", &federation, Some(&victim.p2p), None);
-    wait_for("the honest node to connect", || {
+    wait_for("the honest node to connect", TIMEOUT, || {
         (Node::metric(&victim.metrics(), "peers") == 1).then_some(())
     });
     let key = threatmesh_node::keyfile::read(&dir.join("c/node.key")).unwrap();
@@ -467,7 +445,9 @@ fn flooded_node_keeps_its_memory_bounded_and_honest_traffic_flowing() {
     flooder.connect(&victim);
     // Honest traffic flows before the flood.
     honest.publish(0, 10);
-    wait_for("the first honest entry", || victim.knows(0).then_some(()));
+    wait_for("the first honest entry", TIMEOUT, || {
+        victim.knows(0).then_some(())
+    });
     let before = victim.resident_bytes();
     let started = Instant::now();
 

@@ -448,6 +448,19 @@ impl RawPeer {
         )
     }
 
+    /// The gossipsub configuration of a raw peer: a node's message ids, no gossipsub
+    /// signatures, no validation, frames up to `max_transmit_bytes`.
+    pub fn gossipsub_config(max_transmit_bytes: usize) -> Result<libp2p::gossipsub::Config> {
+        use libp2p::gossipsub;
+        gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(Duration::from_millis(100))
+            .max_transmit_size(max_transmit_bytes)
+            .validation_mode(gossipsub::ValidationMode::None)
+            .message_id_fn(|message| gossipsub::MessageId::new(&Hash::of(&message.data).0))
+            .build()
+            .map_err(|error| anyhow::anyhow!("gossipsub config: {error}"))
+    }
+
     /// [`RawPeer::new`] with a frame limit of `max_transmit_bytes`: above the node's, it
     /// sends frames the node must refuse.
     pub fn with_max_transmit(
@@ -457,13 +470,7 @@ impl RawPeer {
     ) -> Result<RawPeer> {
         use libp2p::gossipsub;
         let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.to_bytes())?;
-        let config = gossipsub::ConfigBuilder::default()
-            .heartbeat_interval(Duration::from_millis(100))
-            .max_transmit_size(max_transmit_bytes)
-            .validation_mode(gossipsub::ValidationMode::None)
-            .message_id_fn(|message| gossipsub::MessageId::new(&Hash::of(&message.data).0))
-            .build()
-            .map_err(|error| anyhow::anyhow!("gossipsub config: {error}"))?;
+        let config = RawPeer::gossipsub_config(max_transmit_bytes)?;
         let behaviour =
             gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
                 .map_err(|error| anyhow::anyhow!("gossipsub: {error}"))?;

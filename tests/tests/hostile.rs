@@ -1035,14 +1035,7 @@ async fn forged_newer_charters_trigger_one_charters_request_at_a_time() {
     let node = &net.nodes[0];
     let key = net.federation.nodes[1].clone();
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.to_bytes()).unwrap();
-    let gossip_config = gossipsub::ConfigBuilder::default()
-        .heartbeat_interval(Duration::from_millis(100))
-        .validation_mode(gossipsub::ValidationMode::None)
-        .message_id_fn(|message| {
-            gossipsub::MessageId::new(&threatmesh_protocol::Hash::of(&message.data).0)
-        })
-        .build()
-        .unwrap();
+    let gossip_config = RawPeer::gossipsub_config(MAX_GOSSIP_BYTES).unwrap();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
