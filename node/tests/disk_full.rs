@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{BINARY, ok, wait_for};
+use support::{BINARY, federation, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// The file-size limit, in bash's 1024-byte blocks: room for the node to start and
@@ -237,52 +237,6 @@ fn in_namespace(pid: u32, path: &Path) -> std::path::PathBuf {
     Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap())
 }
 
-/// A federation of one node, `a`, in `dir`; its id.
-fn federation_of_one(dir: &Path) -> String {
-    ok(dir, &["key", "new", "steward.key"]);
-    ok(
-        dir,
-        &[
-            "init",
-            "--dir",
-            "a",
-            "--org-name",
-            "CERT-A",
-            "--country",
-            "FR",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ],
-    );
-    ok(
-        dir,
-        &[
-            "charter",
-            "new",
-            "--name",
-            "Disk",
-            "--steward",
-            "steward.key",
-            "--member",
-            "a/member.json",
-            "--out",
-            "genesis.json",
-        ],
-    );
-    ok(
-        dir,
-        &["charter", "sign", "--key", "steward.key", "genesis.json"],
-    );
-    let verified = ok(dir, &["charter", "verify", "genesis.json"]);
-    verified
-        .lines()
-        .find_map(|line| line.strip_prefix("federation: "))
-        .unwrap()
-        .to_owned()
-}
-
 /// Whether this process may make a mount namespace and mount a tmpfs in it.
 fn can_mount_tmpfs() -> bool {
     Command::new("unshare")
@@ -305,7 +259,7 @@ fn full_filesystem_refuses_writes_under_the_reserve_keeps_reads_and_recovers_wit
     }
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let federation = federation_of_one(dir);
+    let federation = federation(dir, "Disk", &["a"]);
     let mount = dir.join("a/disk");
     let node = Node::start(
         dir,
@@ -380,7 +334,7 @@ fn full_filesystem_refuses_writes_under_the_reserve_keeps_reads_and_recovers_wit
 fn failed_write_is_refused_clearly_then_the_store_reopens_in_process_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let federation = federation_of_one(dir);
+    let federation = federation(dir, "Disk", &["a"]);
 
     // Publish until the store cannot write any more.
     let node = Node::start(dir, &federation, &Disk::FileLimit(Some(LIMIT_KIB)));

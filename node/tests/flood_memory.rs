@@ -31,7 +31,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{BINARY, ok, wait_for};
+use support::{BINARY, federation, wait_for};
 
 use futures::StreamExt as _;
 use libp2p::gossipsub;
@@ -361,59 +361,6 @@ fn now() -> Timestamp {
     Timestamp(u64::try_from(elapsed.as_millis()).unwrap())
 }
 
-/// Members `a` (the victim), `b` (honest) and `c` (the flooder, whose node never runs):
-/// their directories under `dir`, and the federation's id.
-fn federation(dir: &Path) -> String {
-    ok(dir, &["key", "new", "steward.key"]);
-    for (name, org) in [("a", "CERT-A"), ("b", "CERT-B"), ("c", "CERT-C")] {
-        ok(
-            dir,
-            &[
-                "init",
-                "--dir",
-                name,
-                "--org-name",
-                org,
-                "--country",
-                "EU",
-                "--api-listen",
-                "127.0.0.1:0",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-            ],
-        );
-    }
-    ok(
-        dir,
-        &[
-            "charter",
-            "new",
-            "--name",
-            "Flood",
-            "--steward",
-            "steward.key",
-            "--member",
-            "a/member.json",
-            "--member",
-            "b/member.json",
-            "--member",
-            "c/member.json",
-            "--out",
-            "genesis.json",
-        ],
-    );
-    ok(
-        dir,
-        &["charter", "sign", "--key", "steward.key", "genesis.json"],
-    );
-    let verified = ok(dir, &["charter", "verify", "genesis.json"]);
-    verified
-        .lines()
-        .find_map(|line| line.strip_prefix("federation: "))
-        .unwrap()
-        .to_owned()
-}
-
 /// Sets the victim's rate limits and page cache. What passes the limits is stored (and
 /// cached) for good, which is not what this test measures: let little through.
 fn configure_victim(dir: &Path) {
@@ -431,7 +378,7 @@ fn configure_victim(dir: &Path) {
 fn flooded_node_keeps_its_memory_bounded_and_honest_traffic_flowing() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let federation = federation(dir);
+    let federation = federation(dir, "Flood", &["a", "b", "c"]);
     configure_victim(dir);
     let heaptrack = std::env::var(HEAPTRACK).ok();
     let victim = Node::start(dir, "a", &federation, None, heaptrack.as_deref());
