@@ -1011,6 +1011,64 @@ async fn outsider_holding_raw_connections_is_refused_per_address_and_members_sti
     drop(held);
 }
 
+/// A non-member opening thousands of connections from one address, one after another: all
+/// but the per-address burst and rate are refused before the handshake (no Noise, no
+/// charter check), counted, and the node keeps carrying a member's entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsider_opening_thousands_of_connections_is_refused_before_the_handshake() {
+    const CONNECTIONS: u64 = 3_000;
+    // The defaults, but for the rate: 0/s would make the admitted count exact, but a
+    // bucket must refill; 1/s keeps it close to the burst.
+    let mut config = test_config();
+    config.ip_connections_per_sec = 1;
+    let burst = u64::from(config.ip_connection_burst);
+    let net = TestNet::start_with(2, config).await.unwrap();
+    net.connect(1, 0).await.unwrap();
+    net.wait_for_mesh().await.unwrap();
+    let victim = &net.nodes[0];
+    let before = victim.client.metrics();
+    let port = victim
+        .address
+        .iter()
+        .find_map(|protocol| match protocol {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+
+    let started = std::time::Instant::now();
+    for _ in 0..CONNECTIONS {
+        // Connected, then dropped at once; the node may have refused it already.
+        drop(tokio::net::TcpStream::connect(target).await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs();
+    let admitted_at_most = burst + elapsed + 1;
+    wait_for("every connection to be judged", || async {
+        let metrics = victim.client.metrics();
+        metrics.refused_ip_over_limit - before.refused_ip_over_limit
+            >= CONNECTIONS - admitted_at_most
+    })
+    .await
+    .unwrap();
+    let after = victim.client.metrics();
+    let refused = after.refused_ip_over_limit - before.refused_ip_over_limit;
+    assert!(refused <= CONNECTIONS, "{after:?}");
+    // The few admitted ended in their handshake (the outsider said nothing), never at the
+    // charter check, and the global limits were never reached.
+    assert_eq!(after.refused_not_in_charter, before.refused_not_in_charter);
+    assert_eq!(after.refused_over_limit, before.refused_over_limit);
+    // The member connected all along still delivers.
+    let ids = net.nodes[1].publish(0, 10).await.unwrap();
+    wait_for("the member's entries", || async { victim.has_all(&ids) })
+        .await
+        .unwrap();
+    eprintln!(
+        "{CONNECTIONS} connections in {:.2} s: {refused} refused before the handshake",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// A member that gossips charters claiming far newer versions (forged: it is no steward)
 /// and never answers the charters requests they trigger: the node asks it once, not once
 /// per charter, so forged charters cannot make it send requests over and over.
