@@ -110,6 +110,11 @@ pub struct ApiSection {
     pub max_auth_failures: u32,
     /// The window failed authentications are counted in, in seconds.
     pub auth_failure_window_secs: u64,
+    /// Keep the TAXII object index up with the store in the background (every 2 s), so
+    /// a TAXII read never waits for a large backlog to be indexed. Off, each TAXII read
+    /// indexes what arrived since the last one before it answers; nothing is indexed on
+    /// a node no TAXII client reads.
+    pub taxii_background_index: bool,
 }
 
 /// `[log]`
@@ -171,6 +176,7 @@ impl Default for ApiSection {
             max_concurrent_requests: limits.max_concurrent_requests,
             max_auth_failures: limits.max_auth_failures,
             auth_failure_window_secs: limits.auth_failure_window.as_secs(),
+            taxii_background_index: true,
         }
     }
 }
@@ -239,6 +245,8 @@ pub struct Validated {
     pub tokens: Vec<String>,
     /// The API's limits.
     pub api_limits: crate::api::ApiLimits,
+    /// Keep the TAXII object index up in the background.
+    pub taxii_background_index: bool,
     /// Log format is JSON.
     pub json_logs: bool,
     /// Log filter.
@@ -389,6 +397,7 @@ impl Config {
                 max_auth_failures: self.api.max_auth_failures,
                 auth_failure_window: Duration::from_secs(self.api.auth_failure_window_secs),
             },
+            taxii_background_index: self.api.taxii_background_index,
             json_logs,
             log_level: self.log.level.clone(),
         })
@@ -465,6 +474,9 @@ max_concurrent_requests = 64
 # (with Retry-After) for everything until the window ends, even with a right token.
 max_auth_failures = 10
 auth_failure_window_secs = 60
+# Index new entries for TAXII in the background, so TAXII reads never wait for a backlog.
+# Costs CPU on every entry (its STIX export) whether or not a TAXII client reads.
+taxii_background_index = true
 
 [log]
 # "human" or "json".

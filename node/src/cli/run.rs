@@ -166,7 +166,9 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
     let api_address = listener.local_addr()?;
     let state = api::ApiState::new(store.clone(), client.clone(), config.tokens.clone())
         .with_limits(config.api_limits);
-    let indexer = tokio::spawn(api::keep_taxii_index(state.clone()));
+    let indexer = config
+        .taxii_background_index
+        .then(|| tokio::spawn(api::keep_taxii_index(state.clone())));
     let router = api::router(state);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(api::serve(listener, router, async {
@@ -200,7 +202,9 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
     let _ = stop.send(());
     api_task.await.context("API task")??;
     drop(client);
-    indexer.abort();
+    if let Some(indexer) = indexer {
+        indexer.abort();
+    }
     network_task.abort();
     store.flush()?;
     let _ = std::fs::remove_file(endpoints_path);
