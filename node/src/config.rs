@@ -540,6 +540,7 @@ mod tests {
         );
         assert_eq!(valid.network.handshake_timeout, defaults.handshake_timeout);
         assert_eq!(valid.api_limits, crate::api::ApiLimits::default());
+        assert!(valid.taxii_background_index);
     }
 
     #[test]
