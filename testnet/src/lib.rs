@@ -314,6 +314,22 @@ fn init(
             "taxii_background_index = true\n",
             "taxii_background_index = false\n",
         );
+    // The settings must have been found: a template that writes them differently would
+    // otherwise leave the testnet measuring something else without a word.
+    for setting in [
+        "ip_max_pending = 64\n",
+        "ip_connections_per_sec = 1000\n",
+        "ip_connection_burst = 1000\n",
+        "taxii_background_index = false\n",
+    ] {
+        if !config.contains(setting) {
+            bail!(
+                "{} does not set {}: the testnet cannot adjust this node's configuration",
+                config_path.display(),
+                setting.trim_end()
+            );
+        }
+    }
     std::fs::write(&config_path, config)?;
     if base_port != 0 {
         let peer = printed
