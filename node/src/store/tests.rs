@@ -510,21 +510,26 @@ fn foreign_database_is_refused() {
     ));
 }
 
-#[test]
-fn charters_are_kept_in_version_order() {
-    use threatmesh_protocol::charter::{Charter, SignedCharter};
-    let store = temporary();
-    let steward = key(50);
-    let genesis = Charter {
+/// A first charter with `steward` and no members.
+fn genesis(steward: &SigningKey) -> threatmesh_protocol::charter::Charter {
+    threatmesh_protocol::charter::Charter {
         federation: Hash::default(),
         name: "F".into(),
         version: 1,
         previous: None,
         issued: T0,
-        stewards: vec![PublicKey::of(&steward)],
+        stewards: vec![PublicKey::of(steward)],
         threshold: 1,
         members: vec![],
-    };
+    }
+}
+
+#[test]
+fn charters_are_kept_in_version_order() {
+    use threatmesh_protocol::charter::{Charter, SignedCharter};
+    let store = temporary();
+    let steward = key(50);
+    let genesis = genesis(&steward);
     let mut first = SignedCharter::propose(genesis.clone()).unwrap();
     first.sign(&steward);
     let mut second = SignedCharter::propose(Charter {
@@ -642,7 +647,7 @@ fn added_rows_keep_write_order_when_now_goes_back() {
 /// above the reserve, without reopening the store.
 #[test]
 fn writes_are_refused_under_the_reserve_and_resume_when_space_returns() {
-    use threatmesh_protocol::charter::{Charter, SignedCharter};
+    use threatmesh_protocol::charter::SignedCharter;
     let store = temporary();
     let author = key(1);
     let entries = feed(&author, 3);
@@ -682,17 +687,7 @@ fn writes_are_refused_under_the_reserve_and_resume_when_space_returns() {
     assert_eq!(store.added_after(Timestamp::EPOCH, 10).unwrap().len(), 1);
 
     let steward = key(50);
-    let mut charter = SignedCharter::propose(Charter {
-        federation: Hash::default(),
-        name: "F".into(),
-        version: 1,
-        previous: None,
-        issued: T0,
-        stewards: vec![PublicKey::of(&steward)],
-        threshold: 1,
-        members: vec![],
-    })
-    .unwrap();
+    let mut charter = SignedCharter::propose(genesis(&steward)).unwrap();
     charter.sign(&steward);
     store.put_charter(&charter).unwrap();
     assert_eq!(store.latest_charter().unwrap(), Some(charter));
