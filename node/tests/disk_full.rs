@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{BINARY, federation, wait_for};
+use support::{Api, BINARY, federation, json, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// The file-size limit, in bash's 1024-byte blocks: room for the node to start and
@@ -33,8 +33,7 @@ const BATCH: u32 = 2_000;
 /// A node process; killed if the test fails before stopping it.
 struct Node {
     child: Child,
-    api: String,
-    token: String,
+    api: Api,
 }
 
 /// What the node process runs under.
@@ -131,64 +130,18 @@ impl Node {
             .to_owned();
         Node {
             child,
-            api: json["api"].as_str().unwrap().to_owned(),
-            token,
+            api: Api::new(json["api"].as_str().unwrap(), &token, TIMEOUT),
         }
-    }
-
-    fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into()
     }
 
     /// POSTs a publish of `BATCH` ipv4 indicators from `first`; the status and the body.
     fn publish(&self, first: u32) -> (u16, serde_json::Value) {
-        let items: Vec<serde_json::Value> = (first..first + BATCH)
-            .map(|n| {
-                let [_, b, c, d] = n.to_be_bytes();
-                serde_json::json!({"type": "indicator", "kind": "ipv4",
-                    "value": format!("10.{b}.{c}.{d}"), "valid_from": 1_700_000_000_000_u64})
-            })
-            .collect();
-        let body = serde_json::json!({"tlp": "green", "items": items});
-        let mut response = Node::agent()
-            .post(&format!("{}/api/v1/publish", self.api))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .send_json(&body)
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        (status, serde_json::from_str(&text).unwrap())
+        self.api.publish_ipv4(first, BATCH)
     }
 
     /// Looks up ipv4 indicator number `n`: the status and the answer.
     fn lookup(&self, n: u32) -> (u16, serde_json::Value) {
-        let [_, b, c, d] = n.to_be_bytes();
-        let mut response = Node::agent()
-            .get(&format!(
-                "{}/api/v1/indicators/ipv4/10.{b}.{c}.{d}",
-                self.api
-            ))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .call()
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        (status, serde_json::from_str(&text).unwrap())
-    }
-
-    /// GETs `path` with the token, accepting `accept`: the status and the body.
-    fn get_raw(&self, path: &str, accept: &str) -> (u16, String) {
-        let mut response = Node::agent()
-            .get(&format!("{}{path}", self.api))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .header("Accept", accept)
-            .call()
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.body_mut().read_to_string().unwrap())
+        self.api.lookup_ipv4(n)
     }
 
     /// GETs `path` with the token: the status and the JSON answer.
@@ -198,13 +151,13 @@ impl Node {
         } else {
             "application/json"
         };
-        let (status, text) = self.get_raw(path, accept);
-        (status, serde_json::from_str(&text).unwrap())
+        let (status, text) = self.api.get(path, accept);
+        (status, json(&text))
     }
 
     /// GETs `path`, which must answer 200: the body.
     fn get_text(&self, path: &str) -> String {
-        let (status, text) = self.get_raw(path, "*/*");
+        let (status, text) = self.api.get(path, "*/*");
         assert_eq!(status, 200, "{text}");
         text
     }

@@ -31,7 +31,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{BINARY, federation, wait_for};
+use support::{Api, BINARY, federation, wait_for};
 
 use futures::StreamExt as _;
 use libp2p::gossipsub;
@@ -86,8 +86,7 @@ struct Node {
     child: Child,
     /// The node's own process.
     pid: u32,
-    api: String,
-    token: String,
+    api: Api,
     p2p: String,
     peer_id: libp2p::PeerId,
 }
@@ -160,36 +159,19 @@ impl Node {
         Node {
             child,
             pid,
-            api: json["api"].as_str().unwrap().to_owned(),
-            token: config.api.tokens[0].clone(),
+            api: Api::new(
+                json["api"].as_str().unwrap(),
+                &config.api.tokens[0],
+                TIMEOUT,
+            ),
             p2p: json["p2p"][0].as_str().unwrap().to_owned(),
             peer_id: json["peer_id"].as_str().unwrap().parse().unwrap(),
         }
     }
 
-    fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(TIMEOUT))
-            .build()
-            .into()
-    }
-
     /// The node's counters, by name (labels included).
     fn metrics(&self) -> HashMap<String, u64> {
-        let text = Node::agent()
-            .get(&format!("{}/metrics", self.api))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_to_string()
-            .unwrap();
-        text.lines()
-            .filter(|line| !line.starts_with('#'))
-            .filter_map(|line| line.rsplit_once(' '))
-            .filter_map(|(name, value)| Some((name.to_owned(), value.parse().ok()?)))
-            .collect()
+        self.api.metrics()
     }
 
     fn metric(metrics: &HashMap<String, u64>, name: &str) -> u64 {
@@ -201,40 +183,13 @@ impl Node {
 
     /// Publishes one entry of `count` ipv4 indicators from `first`.
     fn publish(&self, first: u32, count: u32) {
-        let items: Vec<serde_json::Value> = (first..first + count)
-            .map(|n| {
-                let [_, b, c, d] = n.to_be_bytes();
-                serde_json::json!({"type": "indicator", "kind": "ipv4",
-                    "value": format!("10.{b}.{c}.{d}"), "valid_from": 1_700_000_000_000_u64})
-            })
-            .collect();
-        let body = serde_json::json!({"tlp": "green", "items": items});
-        let status = Node::agent()
-            .post(&format!("{}/api/v1/publish", self.api))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .send_json(&body)
-            .unwrap()
-            .status()
-            .as_u16();
-        assert_eq!(status, 201);
+        let (status, answer) = self.api.publish_ipv4(first, count);
+        assert_eq!(status, 201, "{answer}");
     }
 
     /// Whether the node knows ipv4 indicator number `n`.
     fn knows(&self, n: u32) -> bool {
-        let [_, b, c, d] = n.to_be_bytes();
-        let text = Node::agent()
-            .get(&format!(
-                "{}/api/v1/indicators/ipv4/10.{b}.{c}.{d}",
-                self.api
-            ))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_to_string()
-            .unwrap();
-        let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
-        answer["known"] == true
+        self.api.lookup_ipv4(n).1["known"] == true
     }
 
     /// The node process's resident memory, in bytes.

@@ -233,6 +233,20 @@ impl TestNode {
         })
     }
 
+    /// The node's libp2p listener as a plain TCP address, for tests that connect below
+    /// libp2p.
+    pub fn tcp_address(&self) -> Result<std::net::SocketAddr> {
+        let port = self
+            .address
+            .iter()
+            .find_map(|protocol| match protocol {
+                libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+                _ => None,
+            })
+            .context("the node's address has no TCP port")?;
+        Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
     /// Whether the node holds entry `id`.
     pub fn has(&self, id: &Hash) -> bool {
         self.store.contains(id).unwrap_or(false)
@@ -421,6 +435,26 @@ pub async fn connect(from: &TestNode, to: &TestNode) -> Result<()> {
     .await
 }
 
+/// A swarm that speaks to nodes as a node does (TCP, Noise, yamux), with node key `key`
+/// and `behaviour` on top; idle connections stay open for a minute. The raw test peers
+/// are built on it.
+pub fn raw_swarm<B: libp2p::swarm::NetworkBehaviour>(
+    key: &SigningKey,
+    behaviour: B,
+) -> Result<libp2p::Swarm<B>> {
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.to_bytes())?;
+    Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )?
+        .with_behaviour(move |_| behaviour)?
+        .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build())
+}
+
 /// A bare gossipsub peer holding a member's node key: it passes the allow list and then
 /// sends whatever the test tells it to, as a hostile or buggy member would. The node under
 /// test runs its ordinary code; only this peer is special.
@@ -469,23 +503,11 @@ impl RawPeer {
         max_transmit_bytes: usize,
     ) -> Result<RawPeer> {
         use libp2p::gossipsub;
-        let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.to_bytes())?;
         let config = RawPeer::gossipsub_config(max_transmit_bytes)?;
         let behaviour =
             gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
                 .map_err(|error| anyhow::anyhow!("gossipsub: {error}"))?;
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-            .with_tokio()
-            .with_tcp(
-                libp2p::tcp::Config::default().nodelay(true),
-                libp2p::noise::Config::new,
-                libp2p::yamux::Config::default,
-            )?
-            .with_behaviour(move |_| behaviour)?
-            .with_swarm_config(|config| {
-                config.with_idle_connection_timeout(Duration::from_secs(60))
-            })
-            .build();
+        let mut swarm = raw_swarm(key, behaviour)?;
         let topic = gossipsub::IdentTopic::new(format!("/threatmesh/{federation}/1"));
         swarm.behaviour_mut().subscribe(&topic)?;
         Ok(RawPeer { swarm, topic })
@@ -613,7 +635,7 @@ impl std::fmt::Debug for RawSyncPeer {
 }
 
 /// The sync protocol's name, as the node speaks it.
-const SYNC_PROTOCOL: libp2p::StreamProtocol = libp2p::StreamProtocol::new("/threatmesh/sync/1");
+pub use threatmesh_node::network::SYNC_PROTOCOL;
 
 /// Frames as raw bytes behind a 4-byte length, unchecked.
 #[derive(Debug, Clone, Copy, Default)]
@@ -700,25 +722,14 @@ impl RawSyncPeer {
     /// A peer with node key `key` that answers every sync request with `answer`.
     pub fn new(key: &SigningKey, answer: Vec<u8>) -> Result<RawSyncPeer> {
         use libp2p::request_response;
-        let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.to_bytes())?;
-        let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-            .with_tokio()
-            .with_tcp(
-                libp2p::tcp::Config::default().nodelay(true),
-                libp2p::noise::Config::new,
-                libp2p::yamux::Config::default,
-            )?
-            .with_behaviour(|_| {
-                request_response::Behaviour::with_codec(
-                    RawCodec,
-                    [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
-                    request_response::Config::default().with_request_timeout(TIMEOUT),
-                )
-            })?
-            .with_swarm_config(|config| {
-                config.with_idle_connection_timeout(Duration::from_secs(60))
-            })
-            .build();
+        let swarm = raw_swarm(
+            key,
+            request_response::Behaviour::with_codec(
+                RawCodec,
+                [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(TIMEOUT),
+            ),
+        )?;
         Ok(RawSyncPeer { swarm, answer })
     }
 

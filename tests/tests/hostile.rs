@@ -930,15 +930,7 @@ async fn outsider_holding_raw_connections_is_refused_per_address_and_members_sti
     .unwrap();
     let victim = &net.nodes[0];
     let before = victim.client.metrics();
-    let port = victim
-        .address
-        .iter()
-        .find_map(|protocol| match protocol {
-            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
-            _ => None,
-        })
-        .unwrap();
-    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let target = victim.tcp_address().unwrap();
 
     // The outsider opens TCP connections from 127.0.0.1 and never says a word.
     let mut held = Vec::new();
@@ -1027,15 +1019,7 @@ async fn outsider_opening_thousands_of_connections_is_refused_before_the_handsha
     net.wait_for_mesh().await.unwrap();
     let victim = &net.nodes[0];
     let before = victim.client.metrics();
-    let port = victim
-        .address
-        .iter()
-        .find_map(|protocol| match protocol {
-            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
-            _ => None,
-        })
-        .unwrap();
-    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let target = victim.tcp_address().unwrap();
 
     let started = std::time::Instant::now();
     for _ in 0..CONNECTIONS {
@@ -1092,34 +1076,23 @@ async fn forged_newer_charters_trigger_one_charters_request_at_a_time() {
     let net = TestNet::start_some(2, 1, test_config()).await.unwrap();
     let node = &net.nodes[0];
     let key = net.federation.nodes[1].clone();
-    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.to_bytes()).unwrap();
     let gossip_config = RawPeer::gossipsub_config(MAX_GOSSIP_BYTES).unwrap();
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default().nodelay(true),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
+    let hostile = Hostile {
+        gossipsub: gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Anonymous,
+            gossip_config,
         )
-        .unwrap()
-        .with_behaviour(|_| Hostile {
-            gossipsub: gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Anonymous,
-                gossip_config,
-            )
-            .unwrap(),
-            sync: request_response::Behaviour::with_codec(
-                threatmesh_tests::RawCodec,
-                [(
-                    libp2p::StreamProtocol::new("/threatmesh/sync/1"),
-                    request_response::ProtocolSupport::Full,
-                )],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(120)),
-            ),
-        })
-        .unwrap()
-        .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+        .unwrap(),
+        sync: request_response::Behaviour::with_codec(
+            threatmesh_tests::RawCodec,
+            [(
+                threatmesh_tests::SYNC_PROTOCOL,
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(120)),
+        ),
+    };
+    let mut swarm = threatmesh_tests::raw_swarm(&key, hostile).unwrap();
     let topic = gossipsub::IdentTopic::new(format!("/threatmesh/{}/1", net.federation.id()));
     swarm.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
     swarm.dial(node.address.clone()).unwrap();

@@ -12,7 +12,7 @@ use libp2p::StreamProtocol;
 use threatmesh_protocol::wire::{self, MAX_MESSAGE_BYTES, Message, Request, Response};
 
 /// The sync protocol's name and version.
-pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/threatmesh/sync/1");
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/threatmesh/sync/1");
 
 /// Largest request accepted: every request is a few dozen bytes.
 pub(crate) const MAX_REQUEST_BYTES: usize = 4 * 1024;

@@ -37,6 +37,7 @@ use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, Sign
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use clock::{Clock, ClockStatus, WITNESSES};
+pub use codec::PROTOCOL as SYNC_PROTOCOL;
 pub use event_loop::EventLoop;
 pub use ingest::now;
 pub use metrics::{INGEST_BUCKETS_MICROS, Rejection, Snapshot};

@@ -1,6 +1,11 @@
 //! What the tests that drive the `threatmesh` binary as a process share: running a
-//! command of it, and waiting for something a process does.
+//! command of it, waiting for something a process does, building a federation with the
+//! CLI, and talking to a running node's HTTP API.
 
+// Each test binary that includes this module uses a part of it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -43,7 +48,6 @@ pub(crate) fn wait_for<T>(what: &str, timeout: Duration, mut done: impl FnMut() 
 /// A federation made with the CLI in `dir`: a steward key, one node directory per name of
 /// `members` (organisation `CERT-<NAME>`, API and libp2p on 127.0.0.1 port 0), and a
 /// genesis charter `genesis.json` named `name` admitting them all, signed. Its id.
-#[allow(dead_code)] // cli.rs builds its federation command by command, checking each
 pub(crate) fn federation(dir: &Path, name: &str, members: &[&str]) -> String {
     ok(dir, &["key", "new", "steward.key"]);
     let mut charter = vec!["charter", "new", "--name", name, "--steward", "steward.key"];
@@ -83,4 +87,99 @@ pub(crate) fn federation(dir: &Path, name: &str, members: &[&str]) -> String {
         .find_map(|line| line.strip_prefix("federation: "))
         .expect("`charter verify` names the federation")
         .to_owned()
+}
+
+/// A running node's HTTP API, with its token.
+pub(crate) struct Api {
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) url: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    /// The API at `url`, called with `token`; a call gives up after `timeout`.
+    pub(crate) fn new(url: &str, token: &str, timeout: Duration) -> Api {
+        Api {
+            url: url.to_owned(),
+            token: token.to_owned(),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(timeout))
+                .build()
+                .into(),
+        }
+    }
+
+    /// GETs `path`, accepting `accept`: the status and the body.
+    pub(crate) fn get(&self, path: &str, accept: &str) -> (u16, String) {
+        let mut response = self
+            .agent
+            .get(&format!("{}{path}", self.url))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Accept", accept)
+            .call()
+            .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+        (status, body)
+    }
+
+    /// Publishes one entry of `count` ipv4 indicators, numbers `first` on (see [`ipv4`]):
+    /// the status and the JSON answer.
+    pub(crate) fn publish_ipv4(&self, first: u32, count: u32) -> (u16, serde_json::Value) {
+        let items: Vec<serde_json::Value> = (first..first + count)
+            .map(|n| {
+                serde_json::json!({"type": "indicator", "kind": "ipv4", "value": ipv4(n),
+                    "valid_from": 1_700_000_000_000_u64})
+            })
+            .collect();
+        let body = serde_json::json!({"tlp": "green", "items": items});
+        let mut response = self
+            .agent
+            .post(&format!("{}/api/v1/publish", self.url))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .send_json(&body)
+            .unwrap_or_else(|error| panic!("publish: {error}"));
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .unwrap_or_else(|error| panic!("publish: {error}"));
+        (status, json(&text))
+    }
+
+    /// Looks up ipv4 indicator number `n`: the status and the JSON answer.
+    pub(crate) fn lookup_ipv4(&self, n: u32) -> (u16, serde_json::Value) {
+        let (status, text) = self.get(
+            &format!("/api/v1/indicators/ipv4/{}", ipv4(n)),
+            "application/json",
+        );
+        (status, json(&text))
+    }
+
+    /// The node's metrics by full name, labels included (`threatmesh_peers`, ...).
+    pub(crate) fn metrics(&self) -> HashMap<String, u64> {
+        let (status, text) = self.get("/metrics", "*/*");
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.rsplit_once(' '))
+            .filter_map(|(name, value)| Some((name.to_owned(), value.parse().ok()?)))
+            .collect()
+    }
+}
+
+/// Indicator number `n` as an address in 10.0.0.0/8.
+pub(crate) fn ipv4(n: u32) -> String {
+    let [_, b, c, d] = n.to_be_bytes();
+    format!("10.{b}.{c}.{d}")
+}
+
+/// `text` as JSON; a test fails on anything else.
+pub(crate) fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
 }
