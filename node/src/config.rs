@@ -256,6 +256,9 @@ pub struct Validated {
 /// Shortest API token accepted: shorter ones can be guessed.
 pub const MIN_TOKEN_CHARS: usize = 16;
 
+/// The longest duration setting accepted, in seconds.
+const MAX_SECONDS: u64 = 24 * 60 * 60;
+
 impl Config {
     /// Reads `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -301,17 +304,28 @@ impl Config {
             ));
         }
         let bootstrap = parse_all("network.bootstrap", &self.network.bootstrap)?;
-        if self.network.handshake_timeout_secs == 0 {
-            return Err(invalid(
+        // Durations become deadlines (now + duration), which panic past the clock's range:
+        // a day is far more than any of them needs.
+        for (name, seconds) in [
+            (
                 "network.handshake_timeout_secs",
-                "must be at least 1".into(),
-            ));
-        }
-        if self.network.sync_interval_secs == 0 {
-            return Err(invalid(
+                self.network.handshake_timeout_secs,
+            ),
+            (
                 "network.sync_interval_secs",
-                "must be at least 1".into(),
-            ));
+                self.network.sync_interval_secs,
+            ),
+            (
+                "api.auth_failure_window_secs",
+                self.api.auth_failure_window_secs,
+            ),
+        ] {
+            if !(1..=MAX_SECONDS).contains(&seconds) {
+                return Err(invalid(
+                    name,
+                    format!("must be from 1 to {MAX_SECONDS} (a day), not {seconds}"),
+                ));
+            }
         }
         let api_listen =
             self.api.listen.parse::<SocketAddr>().map_err(|error| {
@@ -340,10 +354,10 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if self.api.max_auth_failures == 0 || self.api.auth_failure_window_secs == 0 {
+        if self.api.max_auth_failures == 0 {
             return Err(invalid(
                 "api.max_auth_failures",
-                "it and api.auth_failure_window_secs must be at least 1".into(),
+                "must be at least 1".into(),
             ));
         }
         let json_logs = match self.log.format.as_str() {

@@ -252,6 +252,10 @@ impl EntryHeader {
     /// version and domain tag are checked, nothing else. For deciding cheaply whether an
     /// entry is worth decoding (right federation, certified author, seq not cut off).
     pub fn peek(payload: &[u8]) -> Result<EntryHeader, DecodeError> {
+        // Another kind of message (a charter) is told from its tag, not decoded whole.
+        if wire::kind_of(payload).is_some_and(|kind| kind != "entry") {
+            return Err(DecodeError::Unexpected("non-entry"));
+        }
         let Message::Entry(raw) = wire::decode(payload, MAX_GOSSIP_BYTES)? else {
             return Err(DecodeError::Unexpected("non-entry"));
         };

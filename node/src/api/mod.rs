@@ -170,13 +170,16 @@ async fn limit_concurrency(
     next.run(request).await
 }
 
-/// The address a request came from; requests handed to the router without one (tests
-/// calling it in process) share one made-up address.
+/// The address a request came from, as the network's per-address limits count it (an
+/// IPv6 client's /64); requests handed to the router without one (tests calling it in
+/// process) share one made-up address.
 fn client_address(request: &Request) -> IpAddr {
     request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |info| info.0.ip())
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |info| {
+            crate::network::limited_ip(info.0.ip())
+        })
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.
@@ -692,9 +695,11 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
     let store = state.store.clone();
     let reading = blocking(move || StoreReading::of(&store)).await?;
     let network = state.client.metrics();
-    let feeds = reading
-        .feeds
-        .unwrap_or_default()
+    let (stats, feeds, store_error) = match reading.read {
+        Ok((stats, feeds)) => (Some(stats), feeds, None),
+        Err(error) => (None, Vec::new(), Some(error)),
+    };
+    let feeds = feeds
         .into_iter()
         .map(|feed| {
             let advertised = network.advertised.get(&feed.author).copied();
@@ -711,8 +716,8 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
         federation: charter.federation(),
         charter_version: charter.charter().version,
         peers,
-        store: reading.stats,
-        store_error: reading.error,
+        store: stats,
+        store_error,
         disk: reading.disk,
         feeds,
         network,
@@ -723,29 +728,19 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
 /// `store::Store::recover`); status and metrics then still answer, with the disk's state
 /// and the error, because that is when an operator needs them.
 struct StoreReading {
-    stats: Option<Stats>,
-    feeds: Option<Vec<FeedState>>,
+    /// Counts and feeds, or why they could not be read.
+    read: Result<(Stats, Vec<FeedState>), String>,
     disk: Space,
-    error: Option<String>,
 }
 
 impl StoreReading {
     fn of(store: &Store) -> StoreReading {
-        let read = store.stats().and_then(|stats| Ok((stats, store.feeds()?)));
-        let disk = store.space();
-        match read {
-            Ok((stats, feeds)) => StoreReading {
-                stats: Some(stats),
-                feeds: Some(feeds),
-                disk,
-                error: None,
-            },
-            Err(error) => StoreReading {
-                stats: None,
-                feeds: None,
-                disk,
-                error: Some(error.to_string()),
-            },
+        StoreReading {
+            read: store
+                .stats()
+                .and_then(|stats| Ok((stats, store.feeds()?)))
+                .map_err(|error| error.to_string()),
+            disk: store.space(),
         }
     }
 }
@@ -757,9 +752,13 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let text = prometheus::render(
         &state.client.metrics(),
         &state.auth.counters(),
-        reading.stats.as_ref(),
+        reading.read.as_ref().ok().map(|(stats, _)| stats),
         &reading.disk,
-        reading.feeds.as_deref(),
+        reading
+            .read
+            .as_ref()
+            .ok()
+            .map(|(_, feeds)| feeds.as_slice()),
         peers,
     );
     Ok((

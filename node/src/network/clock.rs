@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 /// Organisations that must agree before the node suspects its own clock.
-pub const WITNESSES: usize = 2;
+pub(crate) const WITNESSES: usize = 2;
 /// How long an organisation's latest sighting counts. Sync refuses a skewed node the same
 /// entries every round, so while the clock is wrong and peers have anything new, the
 /// sightings are refreshed well within this.

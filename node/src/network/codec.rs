@@ -45,12 +45,10 @@ impl libp2p::request_response::Codec for SyncCodec {
         match read_message(io, MAX_REQUEST_BYTES).await {
             Ok(Message::Request(request)) => Ok(SyncRequest::Valid(request)),
             Ok(other) => Err(unexpected(other.kind())),
-            Err(error) if is_frame_too_large(&error) => error
-                .into_inner()
-                .and_then(|inner| inner.downcast::<FrameTooLarge>().ok())
-                .map(|too_large| SyncRequest::Oversized(*too_large))
-                .ok_or_else(|| io::ErrorKind::InvalidData.into()),
-            Err(error) => Err(error),
+            Err(error) => match frame_too_large(&error) {
+                Some(too_large) => Ok(SyncRequest::Oversized(too_large)),
+                None => Err(error),
+            },
         }
     }
 
@@ -131,18 +129,24 @@ async fn write_message<T: AsyncWrite + Unpin>(io: &mut T, message: &Message) -> 
 /// 4-byte length, before any of its body. Carried inside the `io::Error` the codec returns,
 /// so the event loop can tell an oversized frame (the peer's fault: honest nodes never
 /// write one) from a dropped connection.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("sync message of {length} bytes exceeds the limit of {limit}")]
 pub(crate) struct FrameTooLarge {
     length: usize,
     limit: usize,
 }
 
-/// Whether `error` is the codec refusing an oversized frame.
-pub(crate) fn is_frame_too_large(error: &io::Error) -> bool {
+/// The oversized frame `error` refused, if it is the codec refusing one.
+fn frame_too_large(error: &io::Error) -> Option<FrameTooLarge> {
     error
         .get_ref()
-        .is_some_and(|inner| inner.downcast_ref::<FrameTooLarge>().is_some())
+        .and_then(|inner| inner.downcast_ref::<FrameTooLarge>())
+        .copied()
+}
+
+/// Whether `error` is the codec refusing an oversized frame.
+pub(crate) fn is_frame_too_large(error: &io::Error) -> bool {
+    frame_too_large(error).is_some()
 }
 
 fn unexpected(kind: &str) -> io::Error {

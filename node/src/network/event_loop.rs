@@ -415,7 +415,8 @@ impl EventLoop {
             self.ignore(&message_id, &propagation_source);
             return;
         }
-        // Cannot fail after `allows` at the same instant; kept as the one place tokens go.
+        // Cannot fail after `allows` at the same instant (a new key is judged as full
+        // buckets there); kept as the one place the forwarder's tokens are taken.
         if !self.limits.admit(propagation_source, bytes, now) {
             self.refund_author(author, bytes);
             self.metrics.throttled(bytes);

@@ -23,7 +23,7 @@ use libp2p::gossipsub::MessageId;
 use libp2p::request_response::OutboundRequestId;
 use threatmesh_protocol::bundle::Bundle;
 use threatmesh_protocol::charter::{CharterError, RawCharter};
-use threatmesh_protocol::entry::{Body, EntryHeader, FeedHead, SignedEntry, UnverifiedEntry};
+use threatmesh_protocol::entry::{Body, EntryHeader, FeedHead, OpenError, SignedEntry};
 use threatmesh_protocol::seal::SealContext;
 use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, Timestamp};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -336,15 +336,8 @@ impl Checker {
         if header.created > now.saturating_add(self.clock_skew) {
             // Refused whoever is wrong, but first checked like any entry: a forgery is the
             // sender's fault, and only a signed entry may speak about this node's clock.
-            let entry = match UnverifiedEntry::decode(payload) {
-                Ok(entry) => entry,
-                Err(reason) => {
-                    debug!(%reason, "invalid entry");
-                    return reject(Rejection::Invalid);
-                }
-            };
-            if entry.verify().is_err() {
-                return reject(Rejection::BadSignature);
+            if let Err(rejection) = open_entry(payload) {
+                return reject(rejection);
             }
             self.clock.sighted(org, header.created);
             return reject(Rejection::FromTheFuture);
@@ -357,15 +350,9 @@ impl Checker {
                 return ignore;
             }
         }
-        let entry = match UnverifiedEntry::decode(payload) {
+        let entry = match open_entry(payload) {
             Ok(entry) => entry,
-            Err(reason) => {
-                debug!(%reason, "invalid entry");
-                return reject(Rejection::Invalid);
-            }
-        };
-        let Ok(entry) = entry.verify() else {
-            return reject(Rejection::BadSignature);
+            Err(rejection) => return reject(rejection),
         };
         // Only a signed entry says how far its feed reaches.
         self.metrics.advertised(header.author, header.seq);
@@ -503,6 +490,17 @@ impl Checker {
         let previous = self.store.charters_after(before).ok()?.into_iter().next()?;
         (Some(previous.id()) == current.charter().previous).then_some(previous)
     }
+}
+
+/// Decodes and verifies an entry from a peer; the rejection for what is wrong with it.
+fn open_entry(payload: Vec<u8>) -> Result<SignedEntry, Rejection> {
+    SignedEntry::open(payload).map_err(|error| match error {
+        OpenError::Entry(reason) => {
+            debug!(%reason, "invalid entry");
+            Rejection::Invalid
+        }
+        OpenError::Signature(_) => Rejection::BadSignature,
+    })
 }
 
 /// The system clock as a protocol timestamp. The network reads the time through

@@ -34,6 +34,7 @@ use libp2p::swarm::{
 };
 use tokio::time::Instant;
 
+use super::limits::{Bucket, Rate};
 use super::metrics::Metrics;
 
 /// Most addresses with state at once, but for those with a handshake pending (which the
@@ -66,14 +67,16 @@ pub(crate) enum IpOverLimit {
 #[derive(Debug, Clone, Copy)]
 struct Address {
     pending: u32,
-    tokens: f64,
-    updated: Instant,
+    /// New connections it may open.
+    bucket: Bucket,
 }
 
 /// The behaviour: refuses incoming connections over the per-address limits.
 #[derive(Debug)]
 pub(crate) struct IpLimits {
     config: IpLimitConfig,
+    /// The connection rate of `config`.
+    rate: Rate,
     addresses: HashMap<IpAddr, Address>,
     /// Handshakes pending, by connection: removed when the connection is established or
     /// fails. Bounded by the swarm's own cap on pending incoming connections.
@@ -83,11 +86,16 @@ pub(crate) struct IpLimits {
 
 impl IpLimits {
     pub(crate) fn new(config: IpLimitConfig, metrics: Arc<Metrics>) -> IpLimits {
+        let config = IpLimitConfig {
+            max_pending: config.max_pending.max(1),
+            per_sec: config.per_sec.max(0.0),
+            burst: config.burst.max(1.0),
+        };
         IpLimits {
-            config: IpLimitConfig {
-                max_pending: config.max_pending.max(1),
-                per_sec: config.per_sec.max(0.0),
-                burst: config.burst.max(1.0),
+            config,
+            rate: Rate {
+                per_sec: config.per_sec,
+                burst: config.burst,
             },
             addresses: HashMap::new(),
             pending: HashMap::new(),
@@ -100,22 +108,19 @@ impl IpLimits {
         if !self.addresses.contains_key(&ip) && self.addresses.len() >= MAX_TRACKED {
             self.make_room(now);
         }
-        let config = self.config;
+        let (rate, max_pending) = (self.rate, self.config.max_pending);
         let address = self.addresses.entry(ip).or_insert(Address {
             pending: 0,
-            tokens: config.burst,
-            updated: now,
+            bucket: Bucket::full(rate, now),
         });
-        let elapsed = now.saturating_duration_since(address.updated).as_secs_f64();
-        address.tokens = (address.tokens + elapsed * config.per_sec).min(config.burst);
-        address.updated = now;
-        if address.pending >= config.max_pending {
+        address.bucket.refill(rate, now);
+        if address.pending >= max_pending {
             return Err(IpOverLimit::Pending(ip));
         }
-        if address.tokens < 1.0 {
+        if address.bucket.tokens < 1.0 {
             return Err(IpOverLimit::Rate(ip));
         }
-        address.tokens -= 1.0;
+        address.bucket.tokens -= 1.0;
         address.pending += 1;
         Ok(())
     }
@@ -135,11 +140,9 @@ impl IpLimits {
     /// seen address with nothing pending. Addresses with a handshake pending are kept: the
     /// swarm's pending cap bounds how many there are, far below [`MAX_TRACKED`].
     fn make_room(&mut self, now: Instant) {
-        let config = self.config;
-        self.addresses.retain(|_, address| {
-            let elapsed = now.saturating_duration_since(address.updated).as_secs_f64();
-            address.pending > 0 || address.tokens + elapsed * config.per_sec < config.burst
-        });
+        let rate = self.rate;
+        self.addresses
+            .retain(|_, address| address.pending > 0 || !address.bucket.is_full(rate, now));
         if self.addresses.len() < MAX_TRACKED {
             return;
         }
@@ -147,7 +150,7 @@ impl IpLimits {
             .addresses
             .iter()
             .filter(|(_, address)| address.pending == 0)
-            .min_by_key(|(_, address)| address.updated)
+            .min_by_key(|(_, address)| address.bucket.updated)
             .map(|(ip, _)| *ip);
         if let Some(ip) = oldest {
             self.addresses.remove(&ip);
@@ -166,15 +169,25 @@ impl IpLimits {
 fn limited_address(remote: &Multiaddr) -> Option<IpAddr> {
     remote.iter().find_map(|protocol| match protocol {
         Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(match ip.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let [a, b, c, d, ..] = ip.segments();
-                IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
-            }
-        }),
+        Protocol::Ip6(ip) => Some(limited_ip(IpAddr::V6(ip))),
         _ => None,
     })
+}
+
+/// The part of `ip` that one holder controls, which limits go by: an IPv4 address (also
+/// when written as IPv4-mapped IPv6), or the /64 of an IPv6 address, since one host
+/// usually holds a whole /64 and could otherwise take a fresh address per attempt.
+pub(crate) fn limited_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
+    }
 }
 
 impl NetworkBehaviour for IpLimits {

@@ -3,8 +3,9 @@
 //!
 //! The event loop asks before handing a message to the ingest pipeline, so a flood costs a
 //! map lookup per message (and, within the forwarder's rate, a read of the entry's header
-//! for its author), no decoding, no signature check and no queue slot. The author is asked
-//! first: a message whose author is over its rate is dropped without charging the
+//! for its author), no decoding, no signature check and no queue slot. The forwarder is
+//! asked first without being charged, then the author is charged, and the forwarder only
+//! after that: a message whose author is over its rate is dropped without charging the
 //! forwarder, so an honest relay passing on one member's flood keeps its rate for the
 //! others' entries. The author named in the header is not verified yet when its tokens are
 //! taken, so they are given back unless the entry is stored: a forged header, a replay or
@@ -26,32 +27,43 @@ use std::collections::HashMap;
 use threatmesh_protocol::wire::MAX_GOSSIP_BYTES;
 use tokio::time::Instant;
 
-/// A sustained rate and the burst allowed above it.
+/// A sustained rate and the burst allowed above it (also the per-address connection
+/// limits of `ip_limits.rs`).
 #[derive(Debug, Clone, Copy)]
-struct Rate {
-    per_sec: f64,
-    burst: f64,
+pub(crate) struct Rate {
+    pub(crate) per_sec: f64,
+    pub(crate) burst: f64,
 }
 
 /// Tokens left, as of `updated`.
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
+pub(crate) struct Bucket {
+    pub(crate) tokens: f64,
+    pub(crate) updated: Instant,
 }
 
 impl Bucket {
-    fn full(rate: Rate, now: Instant) -> Bucket {
+    pub(crate) fn full(rate: Rate, now: Instant) -> Bucket {
         Bucket {
             tokens: rate.burst,
             updated: now,
         }
     }
 
-    fn refill(&mut self, rate: Rate, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate.per_sec).min(rate.burst);
+    /// Adds the tokens earned since `updated`, up to the burst.
+    pub(crate) fn refill(&mut self, rate: Rate, now: Instant) {
+        self.tokens = self.tokens_at(rate, now);
         self.updated = now;
+    }
+
+    /// Whether the bucket would be full at `now`: as good as new, so it may be forgotten.
+    pub(crate) fn is_full(&self, rate: Rate, now: Instant) -> bool {
+        self.tokens_at(rate, now) >= rate.burst
+    }
+
+    fn tokens_at(&self, rate: Rate, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        (self.tokens + elapsed * rate.per_sec).min(rate.burst)
     }
 }
 
@@ -101,11 +113,16 @@ impl<K: Eq + std::hash::Hash + Copy> GossipLimits<K> {
     /// Whether `key` may send a message of `bytes` now, without taking anything. A key
     /// with no buckets yet has full ones, and none are made for it.
     pub(crate) fn allows(&mut self, key: K, bytes: usize, now: Instant) -> bool {
-        if !self.keys.contains_key(&key) {
-            return true;
-        }
-        let (message_bucket, byte_bucket) = *self.buckets(key, now);
-        message_bucket.tokens >= 1.0 && byte_bucket.tokens >= bytes as f64
+        // A key without buckets yet is judged as full buckets, without creating them.
+        let (messages, size) = match self.keys.get_mut(&key) {
+            None => (self.messages.burst, self.bytes.burst),
+            Some((message_bucket, byte_bucket)) => {
+                message_bucket.refill(self.messages, now);
+                byte_bucket.refill(self.bytes, now);
+                (message_bucket.tokens, byte_bucket.tokens)
+            }
+        };
+        messages >= 1.0 && size >= bytes as f64
     }
 
     /// Whether `key` may send a message of `bytes` now; if so, its tokens are taken.

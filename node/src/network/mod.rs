@@ -36,10 +36,11 @@ use threatmesh_protocol::seal::{self, Recipient, SealContext, Sealed};
 use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use clock::{Clock, ClockStatus, WITNESSES};
+pub use clock::{Clock, ClockStatus};
 pub use codec::PROTOCOL as SYNC_PROTOCOL;
 pub use event_loop::EventLoop;
 pub use ingest::now;
+pub(crate) use ip_limits::limited_ip;
 pub use metrics::{INGEST_BUCKETS_MICROS, Rejection, Snapshot};
 
 use crate::store::{Store, StoreError};

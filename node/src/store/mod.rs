@@ -250,7 +250,7 @@ pub struct Space {
     pub reserve_bytes: u64,
     /// Writes refused for want of space since the store opened.
     pub writes_refused_full: u64,
-    /// A write failed and the store refuses writes until restart.
+    /// A write failed and the store refuses writes until it has reopened from disk.
     pub write_failed: bool,
 }
 
@@ -454,6 +454,15 @@ impl Store {
             .ok_or(StoreError::Poisoned)
     }
 
+    /// The database's slot, for [`Store::recover`] to empty and fill.
+    fn db_slot(&self) -> std::sync::RwLockWriteGuard<'_, Option<sled::Db>> {
+        // The slot holds a whole handle or none: a panic elsewhere cannot leave it half-set.
+        self.inner
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Where the store lives.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -548,8 +557,25 @@ impl Store {
 
     /// Whether the disk has room above the reserve, without counting a refusal.
     fn has_room(&self) -> bool {
+        self.free_and_reserve()
+            .is_none_or(|(free, reserve)| free >= reserve)
+    }
+
+    /// The free space of the store's filesystem and the reserve, when the reserve is on
+    /// and the free space can be read. A store whose free space cannot be read is not
+    /// refused for it: the write itself will tell whether the disk is usable.
+    fn free_and_reserve(&self) -> Option<(u64, u64)> {
         let reserve = self.inner.reserve.load(Ordering::Relaxed);
-        reserve == 0 || fs2::available_space(&self.inner.path).map_or(true, |free| free >= reserve)
+        if reserve == 0 {
+            return None;
+        }
+        match fs2::available_space(&self.inner.path) {
+            Ok(free) => Some((free, reserve)),
+            Err(error) => {
+                tracing::debug!(%error, "cannot read the store's free disk space");
+                None
+            }
+        }
     }
 
     /// After a failed write, closes sled and opens the database again from disk: what is
@@ -581,23 +607,20 @@ impl Store {
         if !self.inner.poisoned.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let mut slot = self
-            .inner
-            .db
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // sled's file lock is released once every handle is gone; readers hold theirs for
-        // one operation, and opening waits up to two seconds for them.
-        drop(slot.take());
+        // The slot is emptied and its lock released at once: readers arriving during the
+        // reopen get `Poisoned` rather than wait for sled to read its log. sled's file lock
+        // is released once every handle is gone; readers hold theirs for one operation or
+        // one iteration, and opening waits up to two seconds for them.
+        let old = self.db_slot().take();
+        drop(old);
         match open_db(&self.inner.config, &self.inner.path) {
-            Ok(db) => *slot = Some(db),
+            Ok(db) => *self.db_slot() = Some(db),
             Err(error) => {
                 tracing::error!(%error, "reopening the store after a failed write failed; \
                     reads and writes fail until the next try");
                 return Err(StoreError::Poisoned);
             }
         }
-        drop(slot);
         self.load_feeds()?;
         self.inner.poisoned.store(false, Ordering::SeqCst);
         tracing::warn!(
@@ -609,18 +632,8 @@ impl Store {
     /// Refuses a write while the store's filesystem has less than the reserve free. The
     /// check is one `statvfs` call, far cheaper than the fsync every write ends with.
     fn check_space(&self) -> Result<(), StoreError> {
-        let reserve = self.inner.reserve.load(Ordering::Relaxed);
-        if reserve == 0 {
+        let Some((free, reserve)) = self.free_and_reserve() else {
             return Ok(());
-        }
-        let free = match fs2::available_space(&self.inner.path) {
-            Ok(free) => free,
-            // A store whose free space cannot be read is not refused for it: the write
-            // itself will tell whether the disk is usable.
-            Err(error) => {
-                tracing::debug!(%error, "cannot read the store's free disk space");
-                return Ok(());
-            }
         };
         let full = free < reserve;
         let was_full = self.inner.full.swap(full, Ordering::Relaxed);
@@ -734,8 +747,7 @@ impl Store {
         if let Some(after) = db.get(keys::feed(&author, seq + 1))? {
             let after_id = Hash(hash_of(&keys::feed(&author, seq + 1), &after)?);
             // Only its `prev` matters: read the header, not the whole entry.
-            let next_prev = self
-                .db()?
+            let next_prev = db
                 .get(keys::entry(&after_id))?
                 .and_then(|payload| threatmesh_protocol::entry::EntryHeader::peek(&payload).ok())
                 .map(|header| header.prev);
@@ -1111,15 +1123,12 @@ impl Store {
                 more: false,
             });
         }
-        for found in self
-            .db()?
-            .range(keys::feed(author, from_seq)..=keys::feed(author, to_seq))
-        {
+        let db = self.db()?;
+        for found in db.range(keys::feed(author, from_seq)..=keys::feed(author, to_seq)) {
             let (key, id) = found?;
             let id = Hash(hash_of(&key, &id)?);
             let entry_key = keys::entry(&id);
-            let payload = self
-                .db()?
+            let payload = db
                 .get(entry_key)?
                 .ok_or_else(|| StoreError::corrupt(&key, "feed slot names a missing entry"))?;
             if !payloads.is_empty() && bytes + payload.len() > limit_bytes {

@@ -69,7 +69,6 @@ impl ObjectIndex {
     /// modified, item).
     pub(super) fn catch_up(
         &self,
-        store: &Store,
         budget: usize,
         objects: impl Fn(&crate::store::AddedRow) -> Result<Vec<(String, Timestamp, u32)>, StoreError>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
@@ -77,7 +76,7 @@ impl ObjectIndex {
             .catching_up
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let end = store.last_added_key()?;
+        let end = self.store.last_added_key()?;
         let mut last = self.reached()?;
         let mut indexed = 0_usize;
         loop {
@@ -88,7 +87,7 @@ impl ObjectIndex {
                 Some(key) => AddedStart::Following(key),
                 None => AddedStart::First,
             };
-            let rows = store.added_rows(start, ROWS_PER_BATCH)?;
+            let rows = self.store.added_rows(start, ROWS_PER_BATCH)?;
             let rows: Vec<_> = rows
                 .into_iter()
                 .take_while(|row| Some(&row.key) <= end.as_ref())
@@ -108,7 +107,7 @@ impl ObjectIndex {
                 indexed += 1;
                 if keys >= KEYS_PER_BATCH || row.key == final_row.key {
                     batch.insert(PROGRESS, row.key.as_slice());
-                    store.apply_beside(TREE, std::mem::take(&mut batch))?;
+                    self.store.apply_beside(TREE, std::mem::take(&mut batch))?;
                     last = Some(row.key.clone());
                     keys = 0;
                 }

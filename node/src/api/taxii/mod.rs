@@ -760,22 +760,22 @@ impl View {
     /// While the store refuses writes (a full disk), pages are served up to where the
     /// index already reaches: newer entries appear once it can grow again.
     fn index_new_entries(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.index_some_entries(usize::MAX)
+        match self.index_some_entries(usize::MAX) {
+            Err(StoreError::DiskFull { .. } | StoreError::Poisoned) => self.index.reached(),
+            other => other,
+        }
     }
 
-    /// [`View::index_new_entries`], stopping after about `budget` entries.
+    /// Indexes about `budget` more entries; the row the index reaches. A store that
+    /// refuses writes is an error here: the background indexer waits for its next turn.
     fn index_some_entries(&self, budget: usize) -> Result<Option<Vec<u8>>, StoreError> {
-        let caught_up = self.index.catch_up(&self.store, budget, |row| {
+        self.index.catch_up(budget, |row| {
             Ok(self
                 .entry_objects(&row.entry, row.added)?
                 .into_iter()
                 .map(|listed| (listed.id().to_owned(), listed.modified, listed.item))
                 .collect())
-        });
-        match caught_up {
-            Err(StoreError::DiskFull { .. } | StoreError::Poisoned) => self.index.reached(),
-            other => other,
-        }
+        })
     }
 
     /// Whether `listed`, found in the entry at index row `row`, is where its version first
