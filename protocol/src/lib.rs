@@ -10,6 +10,7 @@
 //! - [`entry`]: [`SignedEntry`]: one signed, hash-chained entry of a node's feed.
 //! - [`seal`]: [`Sealed`] bodies: restricted bundles only their recipients can read.
 //! - [`charter`]: [`Charter`]: the federation's roster, signed k-of-n by its stewards.
+//! - [`reconcile`]: range-based reconciliation of feed heads between two nodes.
 //! - [`wire`]: the one versioned [`wire::Message`] enum and its size limits.
 //! - [`crypto`]: keys, signatures and hashes.
 //! - [`time`]: [`Timestamp`]; this crate never reads a clock, callers pass `now`.
@@ -25,6 +26,7 @@ pub mod crypto;
 pub mod entry;
 pub mod indicator;
 pub mod item;
+pub mod reconcile;
 pub mod seal;
 pub mod time;
 pub mod wire;

@@ -17,6 +17,7 @@ use bincode::error::DecodeError as BincodeError;
 use crate::charter::RawCharter;
 use crate::crypto::{Hash, PublicKey};
 use crate::entry::FeedHead;
+use crate::reconcile::{Part, Summary};
 
 /// The version byte every message starts with.
 pub const WIRE_VERSION: u8 = 1;
@@ -92,6 +93,14 @@ pub enum Request {
         /// The newest version the asker has; 0 for none.
         after_version: u64,
     },
+    /// "Here is what I hold in these ranges of feeds; tell me where you differ"
+    /// (range-based reconciliation of feed heads, see [`crate::reconcile`]).
+    Reconcile {
+        /// The federation asked about.
+        federation: Hash,
+        /// The asker's summaries, at most [`crate::reconcile::MAX_RANGES`].
+        ranges: Vec<Summary>,
+    },
 }
 
 /// What a node answers.
@@ -110,6 +119,16 @@ pub enum Response {
     Charters(Vec<RawCharter>),
     /// The request was refused, and why.
     Refused(String),
+    /// The ranges where the responder differs from the asker's summaries, and the charter
+    /// the responder applies (so the asker can fetch a newer one without asking each time).
+    Reconcile {
+        /// The version of the charter in force at the responder.
+        charter_version: u64,
+        /// Its id.
+        charter_id: Hash,
+        /// One part per range that differs; ranges that match are left out.
+        parts: Vec<Part>,
+    },
 }
 
 /// Bytes that are not a valid message.
