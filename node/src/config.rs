@@ -53,8 +53,13 @@ pub struct NetworkSection {
     pub listen: Vec<String>,
     /// Peers to dial at start, with their `/p2p/` id.
     pub bootstrap: Vec<String>,
-    /// Seconds between feed-head comparisons with every peer.
+    /// Seconds between anti-entropy rounds (reconciling feed heads with a few peers).
     pub sync_interval_secs: u64,
+    /// Peers reconciled with each round, in turn.
+    pub sync_peers: usize,
+    /// Links to other members the node holds (8 to 32): it dials more below three
+    /// quarters of this and closes the surplus above it.
+    pub target_peers: usize,
     /// Find peers on the local network with mDNS.
     pub mdns: bool,
     /// Most connections in total.
@@ -147,7 +152,9 @@ impl Default for NetworkSection {
         NetworkSection {
             listen: vec!["/ip4/0.0.0.0/tcp/4001".into()],
             bootstrap: Vec::new(),
-            sync_interval_secs: 10,
+            sync_interval_secs: defaults.sync_interval.as_secs(),
+            sync_peers: defaults.sync_peers,
+            target_peers: defaults.target_peers,
             mdns: false,
             max_connections: 256,
             clock_skew_secs: defaults.clock_skew.as_secs(),
@@ -327,6 +334,27 @@ impl Config {
                 ));
             }
         }
+        let targets = crate::network::TARGET_PEERS_RANGE;
+        if !targets.contains(&self.network.target_peers) {
+            return Err(invalid(
+                "network.target_peers",
+                format!(
+                    "must be from {} to {}, not {}",
+                    targets.start(),
+                    targets.end(),
+                    self.network.target_peers
+                ),
+            ));
+        }
+        if !(1..=self.network.target_peers).contains(&self.network.sync_peers) {
+            return Err(invalid(
+                "network.sync_peers",
+                format!(
+                    "must be from 1 to target_peers ({}), not {}",
+                    self.network.target_peers, self.network.sync_peers
+                ),
+            ));
+        }
         let api_listen =
             self.api.listen.parse::<SocketAddr>().map_err(|error| {
                 invalid("api.listen", format!("{:?}: {error}", self.api.listen))
@@ -374,6 +402,8 @@ impl Config {
             listen,
             bootstrap,
             sync_interval: Duration::from_secs(self.network.sync_interval_secs),
+            sync_peers: self.network.sync_peers,
+            target_peers: self.network.target_peers,
             mdns: self.network.mdns,
             max_connections: self.network.max_connections,
             clock_skew: Duration::from_secs(self.network.clock_skew_secs),
@@ -447,8 +477,14 @@ reserve_mib = 256
 listen = ["{listen}"]
 # Members' nodes to dial at start, e.g. "/ip4/192.0.2.10/tcp/4001/p2p/12D3KooW...".
 bootstrap = []
-# Seconds between feed-head comparisons with every peer (anti-entropy).
+# Seconds between anti-entropy rounds: the node reconciles its feed heads with
+# sync_peers peers in turn (and with every new peer at once). In step, a round costs about
+# 200 bytes per peer whatever the federation's size.
 sync_interval_secs = 10
+sync_peers = 2
+# Links to other members this node holds (8 to 32). It dials more below three quarters of
+# this and closes the surplus above it; gossip reaches every member over these links.
+target_peers = 16
 # Find peers on the local network.
 mdns = false
 max_connections = 256

@@ -665,6 +665,10 @@ struct Status {
     federation: Hash,
     charter_version: u64,
     peers: usize,
+    /// Links the node holds at most once it has pruned (its `network.target_peers`).
+    peers_target: usize,
+    /// Below this many links the node dials more members.
+    peers_low: usize,
     /// Counts and sizes; `null` when the store cannot be read (see `store_error`).
     store: Option<Stats>,
     /// Why the store could not be read, if it could not.
@@ -716,6 +720,8 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
         federation: charter.federation(),
         charter_version: charter.charter().version,
         peers,
+        peers_target: state.client.peers_target(),
+        peers_low: state.client.peers_low(),
         store: stats,
         store_error,
         disk: reading.disk,

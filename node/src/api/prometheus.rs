@@ -125,6 +125,31 @@ pub(super) fn render(
         ],
     );
     metric(
+        "reconcile_requests_total",
+        "counter",
+        "Reconcile requests sent to peers (anti-entropy rounds and their narrowing steps).",
+        &one(network.reconcile_requests),
+    );
+    metric(
+        "sync_failures_total",
+        "counter",
+        "Sync misbehaviour held against peers: answers that do not fit the question, \
+         reconciliations that do not narrow, stalls, feeds advertised and not served.",
+        &one(network.sync_failures),
+    );
+    metric(
+        "sync_timeouts_total",
+        "counter",
+        "Sync requests to peers that timed out.",
+        &one(network.sync_timeouts),
+    );
+    metric(
+        "peers_pruned_total",
+        "counter",
+        "Links closed because the node held more than its peer target.",
+        &one(network.peers_pruned),
+    );
+    metric(
         "equivocations_total",
         "counter",
         "Two entries seen for one place in a feed.",

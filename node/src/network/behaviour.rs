@@ -27,6 +27,17 @@ use super::metrics::Metrics;
 /// under the limit would publish and then be dropped by every receiver.
 pub(crate) const MAX_TRANSMIT_BYTES: usize = 2 * MAX_GOSSIP_BYTES;
 
+/// Gossipsub's mesh degree D and its bounds: see docs/PROTOCOL.md, "Network".
+const MESH_N: usize = 6;
+const MESH_N_LOW: usize = 5;
+const MESH_N_HIGH: usize = 12;
+/// Mesh links a node must have chosen itself, so peers that dialled it cannot fill its mesh.
+const MESH_OUTBOUND_MIN: usize = 2;
+/// Peers outside the mesh told of recent message ids each heartbeat (at least this many, or
+/// `GOSSIP_FACTOR` of them): lazy repair for what the mesh missed.
+const GOSSIP_LAZY: usize = 6;
+const GOSSIP_FACTOR: f64 = 0.25;
+
 /// Connections still in their handshake. Outsiders can open these (the allow list can
 /// only refuse once the handshake names the peer), so they are capped, in all and (in
 /// `ip_limits.rs`) per address.
@@ -51,6 +62,7 @@ pub(crate) struct Behaviour {
 pub(crate) struct Settings {
     pub(crate) heartbeat: Duration,
     pub(crate) max_connections: u32,
+    pub(crate) target_peers: usize,
     pub(crate) request_timeout: Duration,
     pub(crate) mdns: bool,
     pub(crate) ip_limits: IpLimitConfig,
@@ -62,7 +74,19 @@ impl Behaviour {
         key: &libp2p::identity::Keypair,
         settings: &Settings,
     ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+        // The mesh degrees are set here rather than left to libp2p's defaults, so an upgrade
+        // cannot change them unseen (docs/PROTOCOL.md says why these): each node keeps 6
+        // mesh links (5 to 12) inside its bounded peer set, gossips message ids to 6 more
+        // and publishes its own entries to every peer it holds (flood publishing), so an
+        // entry reaches N members in about log6(N) hops after the first.
         let gossipsub_config = gossipsub::ConfigBuilder::default()
+            .mesh_n(MESH_N)
+            .mesh_n_low(MESH_N_LOW)
+            .mesh_n_high(MESH_N_HIGH)
+            .mesh_outbound_min(MESH_OUTBOUND_MIN)
+            .gossip_lazy(GOSSIP_LAZY)
+            .gossip_factor(GOSSIP_FACTOR)
+            .flood_publish(true)
             .heartbeat_interval(settings.heartbeat)
             .max_transmit_size(MAX_TRANSMIT_BYTES)
             .validation_mode(gossipsub::ValidationMode::None)
@@ -78,7 +102,10 @@ impl Behaviour {
             request_response::Config::default().with_request_timeout(settings.request_timeout),
         );
         let limits = connection_limits::ConnectionLimits::default()
-            .with_max_established(Some(settings.max_connections))
+            .with_max_established(Some(super::max_established(
+                settings.target_peers,
+                settings.max_connections,
+            )))
             // Two nodes dialling each other at once briefly hold two connections.
             .with_max_established_per_peer(Some(2))
             // Handshakes cost CPU before the allow list can refuse an outsider.

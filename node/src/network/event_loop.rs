@@ -1,9 +1,12 @@
-//! The task that owns the swarm: polls it, answers commands, reports verdicts, plans sync.
+//! The task that owns the swarm: polls it, answers commands, reports verdicts, and carries
+//! out what the peer set ([`PeerBook`]) and anti-entropy ([`SyncPlanner`]) decide.
 //!
 //! Every arm of the `select!` in [`EventLoop::run`] hands off to one `handle_*` method.
-//! Nothing here blocks for long: checks and writes run in the ingest pipeline, and store
-//! reads made here (heads, missing ranges, one sync page) take microseconds to a few
-//! milliseconds.
+//! The decisions about which members to hold links to and whom to reconcile with live in
+//! those two state machines; this loop routes events to them and their actions to the
+//! swarm. Nothing here blocks for long: checks and writes run in the ingest pipeline, and
+//! store reads made here (this node's feed heads, a missing range) take microseconds to a
+//! millisecond.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -11,11 +14,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
-use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, allow_block_list, identify, mdns};
 use threatmesh_protocol::entry::EntryHeader;
+use threatmesh_protocol::reconcile::HeadSet;
 use threatmesh_protocol::wire::{self, Request, Response};
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, watch};
@@ -29,6 +33,8 @@ use super::ingest::{Acceptance, Job, Verdict};
 use super::ip_limits::{IpLimitConfig, IpOverLimit};
 use super::limits::GossipLimits;
 use super::metrics::Metrics;
+use super::peer_book::{PeerAction, PeerBook};
+use super::sync_planner::{SyncAction, SyncPlanner};
 use super::{BlockReason, BlockedPeer, ClientError, Command, Config, NetworkError};
 use crate::store::Store;
 
@@ -47,6 +53,9 @@ const ANSWERS_IN_FLIGHT: usize = 8;
 struct Fetch {
     author: PublicKey,
     to_seq: u64,
+    /// The peer advertised this feed's head in reconciliation, so it holds every entry up
+    /// to it: an empty answer is a broken promise, not a gap it shares with us.
+    advertised: bool,
 }
 
 /// Why a peer is on the block list, and until when (`None`: until unblocked).
@@ -54,13 +63,6 @@ struct Fetch {
 struct Block {
     reason: BlockReason,
     until: Option<Instant>,
-}
-
-/// When to dial an address again.
-#[derive(Debug, Clone, Copy)]
-struct Redial {
-    next: Instant,
-    wait: Duration,
 }
 
 /// The swarm's owner. Build it with [`super::new`] and spawn [`EventLoop::run`].
@@ -76,7 +78,7 @@ pub struct EventLoop {
     jobs: mpsc::Sender<Job>,
     verdicts: mpsc::Receiver<Verdict>,
     /// Sync requests in flight.
-    pending_heads: HashSet<OutboundRequestId>,
+    pending_reconciles: HashMap<OutboundRequestId, PeerId>,
     pending_ranges: HashMap<OutboundRequestId, Fetch>,
     /// Charters requests in flight, and to whom: at most one per peer, so gossip that
     /// claims a newer charter (forged or not) cannot make this node ask over and over.
@@ -93,8 +95,12 @@ pub struct EventLoop {
     /// Peers on the block list (banned for misbehaviour or blocked by the operator), with
     /// when that ends. Each is also in the `banned` behaviour, which refuses it.
     blocks: HashMap<PeerId, Block>,
-    /// Addresses to keep connected to, with their redial schedule.
-    addresses: HashMap<Multiaddr, Redial>,
+    /// Which members to hold links to.
+    peer_book: PeerBook,
+    /// Our dials under way, so the book hears how each ended.
+    dials: HashMap<ConnectionId, Multiaddr>,
+    /// Anti-entropy: whom to reconcile with, and what to ask.
+    planner: SyncPlanner,
     /// Per-peer gossip rate limits (connected peers only).
     limits: GossipLimits<PeerId>,
     /// Per-author gossip rate limits (authors named by admitted entries; those the
@@ -131,6 +137,7 @@ impl EventLoop {
             max_connections: config.max_connections,
             request_timeout: config.request_timeout,
             mdns: config.mdns,
+            target_peers: config.target_peers,
             ip_limits: IpLimitConfig {
                 max_pending: config.ip_max_pending,
                 per_sec: f64::from(config.ip_connections_per_sec),
@@ -164,6 +171,14 @@ impl EventLoop {
                 .map_err(|error| libp2p_error(&error))?;
         }
         let (answer_sender, answers) = mpsc::channel(ANSWER_CAP);
+        let peer_book = PeerBook::new(
+            *swarm.local_peer_id(),
+            config.target_peers,
+            config.peer_hold,
+            config.redial,
+            config.max_redial,
+            random_seed(),
+        );
         let mut event_loop = EventLoop {
             swarm,
             topic,
@@ -174,7 +189,7 @@ impl EventLoop {
             command_receiver,
             jobs,
             verdicts,
-            pending_heads: HashSet::new(),
+            pending_reconciles: HashMap::new(),
             pending_ranges: HashMap::new(),
             pending_charters: HashMap::new(),
             fetching: HashMap::new(),
@@ -183,7 +198,9 @@ impl EventLoop {
             answer_sender,
             answer_permits: Arc::new(tokio::sync::Semaphore::new(ANSWERS_IN_FLIGHT)),
             blocks: HashMap::new(),
-            addresses: HashMap::new(),
+            peer_book,
+            dials: HashMap::new(),
+            planner: SyncPlanner::new(config.sync_peers),
             limits: GossipLimits::new(
                 config.peer_messages_per_sec,
                 config.peer_message_burst,
@@ -201,7 +218,7 @@ impl EventLoop {
         let current = Arc::clone(&event_loop.charter.borrow());
         event_loop.apply_charter(&current);
         for address in event_loop.config.bootstrap.clone() {
-            event_loop.keep_connected(address, false);
+            event_loop.peer_book.add_address(address, Instant::now());
         }
         Ok(event_loop)
     }
@@ -224,7 +241,7 @@ impl EventLoop {
                 },
                 Some(verdict) = self.verdicts.recv() => self.handle_verdict(verdict),
                 Some((peer, channel, response)) = self.answers.recv() => self.send_answer(peer, channel, response),
-                _ = sync_tick.tick() => self.sync_with_everyone(),
+                _ = sync_tick.tick() => self.sync_round(),
                 _ = maintenance.tick() => self.maintain(),
             }
         }
@@ -252,13 +269,12 @@ impl EventLoop {
                 let _ = reply.send(());
             }
             Command::Dial { address, reply } => {
+                // The operator asked: dial now, whatever the peer set holds, and keep the
+                // address among those the book may dial later.
                 let result = self
-                    .swarm
                     .dial(address.clone())
                     .map_err(|error| ClientError::Network(error.to_string()));
-                if result.is_ok() {
-                    self.keep_connected(address, true);
-                }
+                self.peer_book.add_address(address, Instant::now());
                 let _ = reply.send(result);
             }
             Command::ListenAddrs { reply } => {
@@ -279,7 +295,8 @@ impl EventLoop {
                 let _ = reply.send(peers);
             }
             Command::SyncNow { reply } => {
-                self.sync_with_everyone();
+                self.planner.everyone();
+                self.send_reconciles();
                 let _ = reply.send(());
             }
             Command::BlockPeer {
@@ -303,16 +320,20 @@ impl EventLoop {
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
             } => {
                 info!(peer = %peer_id, address = %endpoint.get_remote_address(), "peer connected");
-                if endpoint.is_dialer() {
-                    self.connected_to(endpoint.get_remote_address());
-                }
+                let dialled = self.dials.remove(&connection_id);
                 if num_established.get() == 1 {
-                    self.sync_with(peer_id);
+                    self.peer_book
+                        .connected(peer_id, dialled.as_ref(), Instant::now());
+                    self.planner.connected(peer_id);
+                    self.send_reconciles();
+                } else if let Some(address) = dialled {
+                    self.peer_book.dial_ended(&address);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -324,9 +345,18 @@ impl EventLoop {
                 // Its requests in flight end with an OutboundFailure, which frees their feeds.
                 info!(peer = %peer_id, cause = ?cause, "peer disconnected");
                 self.limits.forget(&peer_id);
+                self.peer_book.disconnected(&peer_id);
+                self.planner.disconnected(&peer_id);
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                connection_id,
+                error,
+            } => {
                 debug!(peer = ?peer_id, %error, "dial failed");
+                if let Some(address) = self.dials.remove(&connection_id) {
+                    self.peer_book.dial_ended(&address);
+                }
                 if let libp2p::swarm::DialError::Denied { cause } = &error {
                     self.count_refusal(cause);
                 }
@@ -345,18 +375,15 @@ impl EventLoop {
                 ..
             })) => {
                 debug!(peer = %peer_id, addresses = info.listen_addrs.len(), "identified");
+                // Where a member listens, for when the book needs another link: the charter
+                // need not list every member's address.
+                self.peer_book
+                    .learn_addresses(peer_id, info.listen_addrs, Instant::now());
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                let now = Instant::now();
                 for (peer, address) in found {
-                    if self
-                        .swarm
-                        .behaviour()
-                        .allowed
-                        .allowed_peers()
-                        .contains(&peer)
-                    {
-                        self.keep_connected(address.with(Protocol::P2p(peer)), false);
-                    }
+                    self.peer_book.learn_addresses(peer, [address], now);
                 }
             }
             _ => {}
@@ -487,7 +514,7 @@ impl EventLoop {
                 if let Some((author, missing)) = gap {
                     // Recomputed from the store when sent: entries of the gap may be in
                     // the pipeline already.
-                    self.fetch_missing(source, author, *missing.end());
+                    self.fetch_missing(source, author, *missing.end(), false);
                 }
                 if charter_behind {
                     self.request_charters(source);
@@ -510,9 +537,9 @@ impl EventLoop {
                 }
                 // Ask again only after progress: a peer that sends nothing new (it lacks
                 // the entries, or plays games with `more`) is not asked again for this
-                // feed until the next heads round.
+                // feed until a later reconciliation.
                 if stored > 0 {
-                    self.fetch_missing(peer, author, to_seq);
+                    self.fetch_missing(peer, author, to_seq, false);
                 }
             }
             Verdict::Charters { peer, blamed } => {
@@ -582,7 +609,14 @@ impl EventLoop {
                     self.metrics.sync_oversized_response();
                     self.strike(peer, 1);
                 }
-                self.pending_heads.remove(&request_id);
+                if matches!(error, request_response::OutboundFailure::Timeout) {
+                    self.metrics.sync_timed_out();
+                }
+                if self.pending_reconciles.remove(&request_id).is_some() {
+                    let timed_out = matches!(error, request_response::OutboundFailure::Timeout);
+                    let actions = self.planner.failed(peer, timed_out);
+                    self.carry_out_sync(actions);
+                }
                 self.pending_charters.remove(&request_id);
                 if let Some(fetch) = self.pending_ranges.remove(&request_id)
                     && self.fetching.get(&fetch.author) == Some(&request_id)
@@ -607,13 +641,13 @@ impl EventLoop {
             self.send_answer(peer, channel, busy);
             return;
         };
-        let federation = self.charter.borrow().federation();
+        let charter = Arc::clone(&self.charter.borrow());
         let store = self.store.clone();
         let metrics = Arc::clone(&self.metrics);
         let answers = self.answer_sender.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let response = read_answer(&store, federation, request, &metrics);
+            let response = read_answer(&store, &charter, request, &metrics);
             // The loop is gone only when the node is shutting down.
             let _ = answers.blocking_send((peer, channel, response));
         });
@@ -637,26 +671,21 @@ impl EventLoop {
     }
 
     fn handle_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: Response) {
-        if self.pending_heads.remove(&request_id) {
-            if let Response::Heads(heads) = response {
-                // Only feeds the charter certifies, each once: a peer cannot make the loop
-                // plan for thousands of made-up feeds.
-                let certified: HashSet<PublicKey> = self
-                    .charter
-                    .borrow()
-                    .charter()
-                    .members
-                    .iter()
-                    .flat_map(|member| member.nodes.iter().map(|cert| cert.node))
-                    .collect();
-                let mut planned = HashSet::new();
-                for head in heads {
-                    if certified.contains(&head.author) && planned.insert(head.author) {
-                        self.metrics.advertised(head.author, head.seq);
-                        self.fetch_missing(peer, head.author, head.seq);
-                    }
+        if self.pending_reconciles.remove(&request_id).is_some() {
+            let actions = match response {
+                Response::Reconcile {
+                    charter_version,
+                    charter_id,
+                    parts,
+                } => {
+                    let (own, ours) = (self.own_heads(), self.charter_mark());
+                    self.planner
+                        .answered(peer, &parts, (charter_version, charter_id), &own, ours)
                 }
-            }
+                // Busy, or a node that does not reconcile: ask someone else.
+                _ => self.planner.failed(peer, false),
+            };
+            self.carry_out_sync(actions);
         } else if let Some(fetch) = self.pending_ranges.remove(&request_id) {
             // `more` is not needed: after a page that made progress, what is still missing
             // is asked for again anyway.
@@ -666,6 +695,16 @@ impl EventLoop {
                 }
                 return;
             };
+            if entries.is_empty() && fetch.advertised {
+                // It showed this feed's head in reconciliation, so it holds every entry up to
+                // it; serving none of them is a broken promise.
+                if self.fetching.get(&fetch.author) == Some(&request_id) {
+                    self.fetching.remove(&fetch.author);
+                }
+                let actions = self.planner.did_not_serve(peer);
+                self.carry_out_sync(actions);
+                return;
+            }
             let bytes = entries.iter().map(Vec::len).sum();
             self.metrics.fetched(entries.len(), bytes);
             let job = Job::Range {
@@ -696,7 +735,7 @@ impl EventLoop {
     /// Fetches from `peer` the first missing range of `author`'s feed up to `up_to`, unless
     /// that feed is already being fetched. Never past what the charter still accepts of
     /// the feed: entries beyond a cutoff would only be refused.
-    fn fetch_missing(&mut self, peer: PeerId, author: PublicKey, up_to: u64) {
+    fn fetch_missing(&mut self, peer: PeerId, author: PublicKey, up_to: u64, advertised: bool) {
         if self.fetching.contains_key(&author) || !self.swarm.is_connected(&peer) {
             return;
         }
@@ -712,13 +751,20 @@ impl EventLoop {
             }
         };
         match self.store.first_missing(&author, up_to) {
-            Ok(Some(first)) => self.fetch(peer, author, *first.start(), *first.end()),
+            Ok(Some(first)) => self.fetch(peer, author, *first.start(), *first.end(), advertised),
             Ok(None) => {}
             Err(error) => warn!(%error, "store failed while planning sync"),
         }
     }
 
-    fn fetch(&mut self, peer: PeerId, author: PublicKey, from_seq: u64, to_seq: u64) {
+    fn fetch(
+        &mut self,
+        peer: PeerId,
+        author: PublicKey,
+        from_seq: u64,
+        to_seq: u64,
+        advertised: bool,
+    ) {
         if self.fetching.contains_key(&author) || from_seq > to_seq {
             return;
         }
@@ -735,19 +781,98 @@ impl EventLoop {
             .behaviour_mut()
             .sync
             .send_request(&peer, SyncRequest::Valid(request));
-        self.pending_ranges.insert(id, Fetch { author, to_seq });
+        self.pending_ranges.insert(
+            id,
+            Fetch {
+                author,
+                to_seq,
+                advertised,
+            },
+        );
         self.fetching.insert(author, id);
     }
 
-    fn sync_with(&mut self, peer: PeerId) {
-        let federation = self.charter.borrow().federation();
-        self.request_charters(peer);
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .sync
-            .send_request(&peer, SyncRequest::Valid(Request::Heads { federation }));
-        self.pending_heads.insert(id);
+    /// An anti-entropy round: reconcile with the next few peers in turn.
+    fn sync_round(&mut self) {
+        self.planner.tick();
+        self.send_reconciles();
+    }
+
+    /// Sends the reconcile requests the planner has ready, summarised from this node's
+    /// heads as they are now.
+    fn send_reconciles(&mut self) {
+        if !self.planner.has_requests() {
+            return;
+        }
+        let own = self.own_heads();
+        let actions = self.planner.requests(&own);
+        self.carry_out_sync(actions);
+    }
+
+    fn carry_out_sync(&mut self, actions: Vec<SyncAction>) {
+        for action in actions {
+            match action {
+                SyncAction::Ask { peer, summaries } => {
+                    let federation = self.charter.borrow().federation();
+                    let request = Request::Reconcile {
+                        federation,
+                        ranges: summaries,
+                    };
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_request(&peer, SyncRequest::Valid(request));
+                    self.pending_reconciles.insert(id, peer);
+                    self.metrics.reconcile_sent();
+                }
+                SyncAction::Fetch { peer, head } => {
+                    if self.is_certified(&head.author) {
+                        self.metrics.advertised(head.author, head.seq);
+                        self.fetch_missing(peer, head.author, head.seq, true);
+                    }
+                }
+                SyncAction::FetchCharters { peer } => self.request_charters(peer),
+                SyncAction::Strike { peer, why } => {
+                    warn!(%peer, why, "sync misbehaviour");
+                    self.metrics.sync_failed();
+                    self.strike(peer, 1);
+                }
+            }
+        }
+        // A failure may have started a session with the next peer.
+        if self.planner.has_requests() {
+            let own = self.own_heads();
+            let more = self.planner.requests(&own);
+            if !more.is_empty() {
+                self.carry_out_sync(more);
+            }
+        }
+    }
+
+    /// Whether the charter in force certifies `author`: only their feeds are planned for,
+    /// so a peer cannot make the loop plan for thousands of made-up feeds.
+    fn is_certified(&self, author: &PublicKey) -> bool {
+        self.charter.borrow().charter().node(author).is_some()
+    }
+
+    /// This node's feed heads, for reconciliation. One key scan of the feed states; a
+    /// store that cannot be read reconciles as empty (it then fetches nothing it holds:
+    /// every fetch starts from the store's own first missing entry).
+    fn own_heads(&self) -> HeadSet {
+        match self.store.heads() {
+            Ok(heads) => HeadSet::new(heads),
+            Err(error) => {
+                warn!(%error, "store failed while reading heads for sync");
+                HeadSet::default()
+            }
+        }
+    }
+
+    /// The version and id of the charter in force.
+    fn charter_mark(&self) -> (u64, Hash) {
+        let charter = self.charter.borrow();
+        (charter.charter().version, charter.id())
     }
 
     /// Asks `peer` for its charters from the version in force on: newer ones, and a rival
@@ -773,13 +898,6 @@ impl EventLoop {
         self.pending_charters.insert(id, peer);
     }
 
-    fn sync_with_everyone(&mut self) {
-        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        for peer in peers {
-            self.sync_with(peer);
-        }
-    }
-
     /// Counts refusals against `peer`; past the limit it is banned for a while. Strikes
     /// older than a ban period are forgotten first.
     fn strike(&mut self, peer: PeerId, count: u32) {
@@ -795,6 +913,7 @@ impl EventLoop {
             self.strikes.remove(&peer);
             warn!(%peer, "banning peer that keeps sending refused messages");
             self.swarm.behaviour_mut().banned.block_peer(peer);
+            self.peer_book.set_blocked(peer, true, now);
             // An operator's block, if any, stays as the operator set it.
             self.blocks.entry(peer).or_insert(Block {
                 reason: BlockReason::Misbehaviour,
@@ -820,6 +939,7 @@ impl EventLoop {
         };
         info!(%peer, ?duration, "peer blocked by the operator");
         self.swarm.behaviour_mut().banned.block_peer(peer);
+        self.peer_book.set_blocked(peer, true, Instant::now());
         self.blocks.insert(
             peer,
             Block {
@@ -838,16 +958,8 @@ impl EventLoop {
         self.swarm.behaviour_mut().banned.unblock_peer(peer);
         if was_blocked {
             info!(%peer, "peer unblocked");
-            let (now, base) = (Instant::now(), self.config.redial);
-            for (address, redial) in &mut self.addresses {
-                if peer_of(address) == Some(peer) {
-                    *redial = Redial {
-                        next: now,
-                        wait: base,
-                    };
-                }
-            }
         }
+        self.peer_book.set_blocked(peer, false, Instant::now());
         was_blocked
     }
 
@@ -885,15 +997,22 @@ impl EventLoop {
     fn refresh_allow_list(&mut self, charter: &SignedCharter) {
         let now = self.clock.clock().now();
         let own = *self.swarm.local_peer_id();
-        let allowed: HashSet<PeerId> = charter
+        // Each admitted peer with its group for the peer set's diversity: its organisation.
+        let members: HashMap<PeerId, u64> = charter
             .charter()
             .members
             .iter()
-            .flat_map(|member| member.nodes.iter())
-            .filter(|cert| charter.charter().may_connect(&cert.node, now).is_ok())
-            .filter_map(|cert| PeerId::from_bytes(&cert.node.peer_id_bytes()).ok())
-            .filter(|peer| *peer != own)
+            .flat_map(|member| member.nodes.iter().map(move |cert| (member, cert)))
+            .filter(|(_, cert)| charter.charter().may_connect(&cert.node, now).is_ok())
+            .filter_map(|(member, cert)| {
+                let peer = PeerId::from_bytes(&cert.node.peer_id_bytes()).ok()?;
+                let mut group = [0u8; 8];
+                group.copy_from_slice(&member.org.0[..8]);
+                Some((peer, u64::from_le_bytes(group)))
+            })
+            .filter(|(peer, _)| *peer != own)
             .collect();
+        let allowed: HashSet<PeerId> = members.keys().copied().collect();
         let current: Vec<PeerId> = self
             .swarm
             .behaviour()
@@ -908,9 +1027,8 @@ impl EventLoop {
                 self.swarm.behaviour_mut().allowed.disallow_peer(peer);
             }
         }
-        // Stop redialling peers the charter no longer admits.
-        self.addresses
-            .retain(|address, _| peer_of(address).is_none_or(|peer| allowed.contains(&peer)));
+        // Stop dialling peers the charter no longer admits.
+        self.peer_book.set_members(members);
         for peer in allowed {
             self.swarm.behaviour_mut().allowed.allow_peer(peer);
         }
@@ -925,37 +1043,25 @@ impl EventLoop {
             .flat_map(|member| member.addresses.iter())
             .filter_map(|text| text.parse().ok())
             .collect();
+        let now = Instant::now();
         for address in addresses {
-            self.keep_connected(address, false);
+            self.peer_book.add_address(address, now);
         }
     }
 
-    /// Adds `address` to those kept connected. The first dial is due now, unless the
-    /// caller just dialled it (`dialled`), in which case it waits one backoff step.
-    fn keep_connected(&mut self, address: Multiaddr, dialled: bool) {
-        let wait = self.config.redial;
-        self.addresses.entry(address).or_insert(Redial {
-            next: if dialled {
-                Instant::now() + wait
-            } else {
-                Instant::now()
-            },
-            wait,
-        });
+    /// Dials `address`, remembering the dial so its outcome reaches the peer book.
+    fn dial(&mut self, address: Multiaddr) -> Result<(), libp2p::swarm::DialError> {
+        let dial = DialOpts::from(address.clone());
+        let id = dial.connection_id();
+        self.swarm.dial(dial)?;
+        self.dials.insert(id, address);
+        Ok(())
     }
 
-    fn connected_to(&mut self, address: &Multiaddr) {
-        let base = self.config.redial;
-        for (known, redial) in &mut self.addresses {
-            if known == address || address_without_peer(known) == *address {
-                redial.wait = base;
-            }
-        }
-    }
-
-    /// Redials lost peers with backoff (not blocked ones), lifts expired bans and blocks,
-    /// and re-checks certificate
-    /// windows (a certificate that ended disconnects its node; one that began admits it).
+    /// Lifts expired bans and blocks, re-checks certificate windows (a certificate that
+    /// ended disconnects its node; one that began admits it), and carries out what the peer
+    /// book decides: dial more members while under its low mark, prune the surplus over its
+    /// target.
     fn maintain(&mut self) {
         let current = Arc::clone(&self.charter.borrow());
         self.refresh_allow_list(&current);
@@ -969,51 +1075,55 @@ impl EventLoop {
         for peer in expired {
             self.unblock(peer);
         }
-        let own = *self.swarm.local_peer_id();
-        let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
-        let max_redial = self.config.max_redial;
-        let due: Vec<Multiaddr> = self
-            .addresses
-            .iter_mut()
-            .filter(|(address, redial)| {
-                let peer = peer_of(address);
-                redial.next <= now
-                    && peer != Some(own)
-                    && !peer.is_some_and(|peer| {
-                        connected.contains(&peer) || self.blocks.contains_key(&peer)
-                    })
-            })
-            .map(|(address, redial)| {
-                redial.next = now + redial.wait;
-                redial.wait = (redial.wait * 2).min(max_redial);
-                address.clone()
-            })
-            .collect();
-        for address in due {
-            if let Err(error) = self.swarm.dial(address.clone()) {
-                debug!(%address, %error, "redial failed");
+        for action in self.peer_book.tick(now) {
+            match action {
+                PeerAction::Dial(address) => {
+                    if let Err(error) = self.dial(address.clone()) {
+                        debug!(%address, %error, "dial failed");
+                        self.peer_book.dial_ended(&address);
+                    }
+                }
+                PeerAction::Disconnect(peer) => {
+                    debug!(%peer, "over the peer target: closing the link");
+                    self.metrics.pruned();
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
             }
         }
     }
 }
 
-fn peer_of(address: &Multiaddr) -> Option<PeerId> {
-    address.iter().find_map(|protocol| match protocol {
-        Protocol::P2p(peer) => Some(peer),
-        _ => None,
-    })
-}
-
-fn address_without_peer(address: &Multiaddr) -> Multiaddr {
-    address
-        .iter()
-        .filter(|protocol| !matches!(protocol, Protocol::P2p(_)))
-        .collect()
+/// A seed for the peer book's random choices; other members should not be able to
+/// predict them (an attacker placing itself where a node will look). The time stands in if
+/// the system has no randomness to give.
+fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos());
+        return nanos as u64;
+    }
+    u64::from_le_bytes(bytes)
 }
 
 /// Reads the answer to a sync request from the store. Runs off the loop.
-fn read_answer(store: &Store, federation: Hash, request: Request, metrics: &Metrics) -> Response {
+fn read_answer(
+    store: &Store,
+    charter: &SignedCharter,
+    request: Request,
+    metrics: &Metrics,
+) -> Response {
+    let federation = charter.federation();
     let answer = match request {
+        Request::Reconcile {
+            federation: asked,
+            ranges,
+        } if asked == federation => store.heads().map(|heads| Response::Reconcile {
+            charter_version: charter.charter().version,
+            charter_id: charter.id(),
+            parts: HeadSet::new(heads).answer(&ranges),
+        }),
         Request::Heads { federation: asked } if asked == federation => {
             store.heads().map(Response::Heads)
         }

@@ -104,6 +104,10 @@ pub(crate) struct Metrics {
     pending_inbound: AtomicU64,
     sync_oversized_requests: AtomicU64,
     sync_oversized_responses: AtomicU64,
+    reconcile_requests: AtomicU64,
+    sync_failures: AtomicU64,
+    sync_timeouts: AtomicU64,
+    peers_pruned: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -143,6 +147,15 @@ pub struct Snapshot {
     pub sync_oversized_requests: u64,
     /// Sync responses from peers refused because their frame was over the response limit.
     pub sync_oversized_responses: u64,
+    /// Reconcile requests sent (anti-entropy rounds and their narrowing steps).
+    pub reconcile_requests: u64,
+    /// Sync misbehaviour held against a peer: answers that do not fit the question,
+    /// reconciliations that do not narrow, stalls, feeds advertised and not served.
+    pub sync_failures: u64,
+    /// Sync requests (reconcile, range, charters) that timed out.
+    pub sync_timeouts: u64,
+    /// Links closed because the node held more than its peer target.
+    pub peers_pruned: u64,
     /// Sealed entries from peers addressed to this organisation and opened.
     pub sealed_opened: u64,
     /// Sealed entries from peers addressed to this organisation that did not open (no
@@ -298,6 +311,22 @@ impl Metrics {
         add(&self.sync_oversized_responses, 1);
     }
 
+    pub(crate) fn reconcile_sent(&self) {
+        add(&self.reconcile_requests, 1);
+    }
+
+    pub(crate) fn sync_failed(&self) {
+        add(&self.sync_failures, 1);
+    }
+
+    pub(crate) fn sync_timed_out(&self) {
+        add(&self.sync_timeouts, 1);
+    }
+
+    pub(crate) fn pruned(&self) {
+        add(&self.peers_pruned, 1);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -321,6 +350,10 @@ impl Metrics {
             pending_inbound: load(&self.pending_inbound),
             sync_oversized_requests: load(&self.sync_oversized_requests),
             sync_oversized_responses: load(&self.sync_oversized_responses),
+            reconcile_requests: load(&self.reconcile_requests),
+            sync_failures: load(&self.sync_failures),
+            sync_timeouts: load(&self.sync_timeouts),
+            peers_pruned: load(&self.peers_pruned),
             sealed_opened: load(&self.sealed_opened),
             sealed_open_failed: load(&self.sealed_open_failed),
             sealed_not_addressed: load(&self.sealed_not_addressed),

@@ -24,6 +24,8 @@ mod ingest;
 mod ip_limits;
 mod limits;
 mod metrics;
+mod peer_book;
+mod sync_planner;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,11 +67,22 @@ pub struct Config {
     pub bootstrap: Vec<Multiaddr>,
     /// gossipsub heartbeat.
     pub heartbeat: Duration,
-    /// How often feed heads are compared with every peer (anti-entropy). Entries a node
-    /// fetched by sync are not gossiped again, so after a partition heals, nodes beyond
-    /// the healed link learn the other side's entries within this interval. A round costs
-    /// one heads message per peer (about 72 bytes per feed).
+    /// How often the node reconciles feed heads with a few peers (anti-entropy). Entries a
+    /// node fetched by sync are not gossiped again, so after a partition heals, nodes
+    /// beyond the healed link learn the other side's entries over a few rounds. A round
+    /// with a peer in step costs one summary each way (about 200 bytes in all), whatever
+    /// the number of feeds.
     pub sync_interval: Duration,
+    /// Peers reconciled with each round, in turn (and every new peer at once).
+    pub sync_peers: usize,
+    /// Links the node holds to other members: it dials more below three quarters of this
+    /// and closes the surplus above it. Gossip reaches every member over this bounded
+    /// set in O(log N) hops. See [`TARGET_PEERS_RANGE`].
+    pub target_peers: usize,
+    /// How long a new link is held before it may be closed as surplus: long enough for its
+    /// first reconciliation, and for a newcomer to get in while every member is at its
+    /// target. Not a configuration file setting; tests shorten it.
+    pub peer_hold: Duration,
     /// How far in the future an entry's creation time may be.
     pub clock_skew: Duration,
     /// The clock the network reads (publishing, the future check, certificate windows).
@@ -77,7 +90,8 @@ pub struct Config {
     /// may move it while the node runs (clones share the offset). Not a configuration
     /// file setting: a production node has no reason to disagree with its system clock.
     pub clock: Clock,
-    /// Most connections in total.
+    /// Most connections in total. The limit in force is the lower of this and
+    /// `target_peers` plus a margin for newcomers ([`max_established`]).
     pub max_connections: u32,
     /// Refused messages from one peer before it is banned.
     pub rejects_before_ban: u32,
@@ -140,6 +154,9 @@ impl Default for Config {
             bootstrap: Vec::new(),
             heartbeat: Duration::from_secs(1),
             sync_interval: Duration::from_secs(10),
+            sync_peers: 2,
+            target_peers: 16,
+            peer_hold: Duration::from_secs(10),
             clock_skew: Duration::from_secs(300),
             clock: Clock::system(),
             max_connections: 256,
@@ -172,6 +189,20 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// The peer targets a node accepts: fewer than 8 links make the mesh fragile (a few lost
+/// links can cut a node off), more than 32 cost idle traffic for no gain in reach.
+pub const TARGET_PEERS_RANGE: std::ops::RangeInclusive<usize> = 8..=32;
+
+/// The connections a node admits at once, given its peer target: the target plus a margin,
+/// so a newcomer (or a member back from a restart) gets in while every node is at its
+/// target; pruning then brings the count back down. Never above `max_connections`.
+pub fn max_established(target_peers: usize, max_connections: u32) -> u32 {
+    let margin = (target_peers / 4).max(4);
+    u32::try_from(target_peers + margin)
+        .unwrap_or(u32::MAX)
+        .min(max_connections)
 }
 
 /// Errors of [`Client`] calls.
@@ -268,6 +299,7 @@ pub struct Client {
     clock: Arc<clock::ClockWatch>,
     charter: watch::Receiver<Arc<SignedCharter>>,
     peer_id: PeerId,
+    peers_target: usize,
 }
 
 /// What publishing needs; the lock keeps this node's feed in seq order.
@@ -321,6 +353,7 @@ pub fn new(
         job_receiver,
         verdict_sender,
     );
+    let peers_target = config.target_peers;
     let event_loop = EventLoop::new(
         config,
         &node_key,
@@ -335,6 +368,7 @@ pub fn new(
     let client = Client {
         command_sender,
         peer_id: event_loop.peer_id(),
+        peers_target,
         publisher: Arc::new(Publisher {
             key: node_key,
             store,
@@ -364,6 +398,16 @@ impl Client {
     /// This node's PeerId.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// The links the node holds at most once it has pruned ([`Config::target_peers`]).
+    pub fn peers_target(&self) -> usize {
+        self.peers_target
+    }
+
+    /// Below this many links the node dials more members.
+    pub fn peers_low(&self) -> usize {
+        peer_book::low_for(self.peers_target)
     }
 
     /// Publishes `items`: split into entries that fit one gossip message, each signed,
