@@ -624,6 +624,8 @@ pub struct RawSyncPeer {
     swarm: libp2p::Swarm<libp2p::request_response::Behaviour<RawCodec>>,
     /// The frame every request from the node is answered with.
     pub answer: Vec<u8>,
+    /// When set, answers each request from its bytes instead of with `answer`.
+    answer_with: Option<Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>>,
 }
 
 impl std::fmt::Debug for RawSyncPeer {
@@ -730,7 +732,22 @@ impl RawSyncPeer {
                 request_response::Config::default().with_request_timeout(TIMEOUT),
             ),
         )?;
-        Ok(RawSyncPeer { swarm, answer })
+        Ok(RawSyncPeer {
+            swarm,
+            answer,
+            answer_with: None,
+        })
+    }
+
+    /// A peer with node key `key` that answers each sync request with what `answer` makes
+    /// of the request's bytes.
+    pub fn answering(
+        key: &SigningKey,
+        answer: impl FnMut(&[u8]) -> Vec<u8> + Send + 'static,
+    ) -> Result<RawSyncPeer> {
+        let mut peer = RawSyncPeer::new(key, Vec::new())?;
+        peer.answer_with = Some(Box::new(answer));
+        Ok(peer)
     }
 
     /// Dials `node` and waits until the connection is up.
@@ -807,14 +824,17 @@ impl RawSyncPeer {
     ) {
         use libp2p::request_response::{Event, Message};
         if let libp2p::swarm::SwarmEvent::Behaviour(Event::Message {
-            message: Message::Request { channel, .. },
+            message: Message::Request {
+                channel, request, ..
+            },
             ..
         }) = event
         {
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .send_response(channel, self.answer.clone());
+            let answer = match &mut self.answer_with {
+                Some(answer) => answer(&request),
+                None => self.answer.clone(),
+            };
+            let _ = self.swarm.behaviour_mut().send_response(channel, answer);
         }
     }
 }

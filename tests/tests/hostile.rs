@@ -1166,3 +1166,52 @@ async fn forged_newer_charters_trigger_one_charters_request_at_a_time() {
     assert_eq!(node.client.charter().charter().version, 1);
     drop(held);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_advertising_a_feed_it_does_not_serve_is_struck_and_another_peer_serves_it() {
+    use threatmesh_protocol::reconcile::{KeyRange, Part};
+    use threatmesh_protocol::wire::{Message, Request, Response};
+    use threatmesh_tests::RawSyncPeer;
+
+    // Member 2 runs no node: the hostile peer holds its key.
+    let net = TestNet::start_some(3, 2, test_config()).await.unwrap();
+    let (victim, honest) = (&net.nodes[0], &net.nodes[1]);
+    let ids = honest.publish(0, 50).await.unwrap();
+    let heads = honest.store.heads().unwrap();
+    let charter = (1, net.federation.genesis.id());
+    // It shows the honest member's feed head in reconciliation, then serves none of it.
+    let mut hostile = RawSyncPeer::answering(&net.federation.nodes[2], move |request| {
+        let response = match wire::decode(request, wire::MAX_MESSAGE_BYTES) {
+            Ok(Message::Request(Request::Reconcile { .. })) => Response::Reconcile {
+                charter_version: charter.0,
+                charter_id: charter.1,
+                parts: vec![Part::Heads {
+                    range: KeyRange::ALL,
+                    heads: heads.clone(),
+                }],
+            },
+            Ok(Message::Request(Request::Range { .. })) => Response::Range {
+                entries: Vec::new(),
+                more: false,
+            },
+            _ => Response::Refused("no".into()),
+        };
+        wire::encode(&Message::Response(response))
+    })
+    .unwrap();
+    hostile.connect(victim).await.unwrap();
+    hostile
+        .drive_while_waiting_for("the broken promise to be held against it", || {
+            victim.client.metrics().sync_failures >= 1
+        })
+        .await
+        .unwrap();
+    assert_eq!(victim.store.stats().unwrap().entries, 0);
+    // An honest member that holds the feed serves it.
+    net.connect(0, 1).await.unwrap();
+    wait_for("the honest member's entries", || async {
+        victim.has_all(&ids)
+    })
+    .await
+    .unwrap();
+}
