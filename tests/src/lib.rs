@@ -625,8 +625,11 @@ pub struct RawSyncPeer {
     /// The frame every request from the node is answered with.
     pub answer: Vec<u8>,
     /// When set, answers each request from its bytes instead of with `answer`.
-    answer_with: Option<Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>>,
+    answer_with: Option<Answerer>,
 }
+
+/// Makes a [`RawSyncPeer`]'s answer from the request's bytes.
+type Answerer = Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>;
 
 impl std::fmt::Debug for RawSyncPeer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
