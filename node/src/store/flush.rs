@@ -124,15 +124,17 @@ impl GroupFlush {
             let target = state.applied;
             drop(state);
             // Whatever happens in `flush`, even a panic, the next writer may flush again.
-            let finished = Finished(self);
+            let mut finished = Finished {
+                group: self,
+                flushed: None,
+            };
             let result = flush();
-            drop(finished);
-            state = self.lock();
             if result.is_ok() {
-                state.flushed = state.flushed.max(target);
-                state.flushes += 1;
+                finished.flushed = Some(target);
             }
+            drop(finished);
             result?;
+            state = self.lock();
         }
     }
 
@@ -165,13 +167,25 @@ impl GroupFlush {
     }
 }
 
-/// Ends a flush: clears `flushing` and wakes the waiters, also when the flush panicked.
-struct Finished<'a>(&'a GroupFlush);
+/// Ends a flush: records what it made durable and clears `flushing` in one step (a waiter
+/// that saw the flag cleared before the progress would flush again for nothing), then
+/// wakes the waiters. Also when the flush panicked.
+struct Finished<'a> {
+    group: &'a GroupFlush,
+    /// The ticket number the flush covered, once it succeeded.
+    flushed: Option<u64>,
+}
 
 impl Drop for Finished<'_> {
     fn drop(&mut self) {
-        self.0.lock().flushing = false;
-        self.0.done.notify_all();
+        let mut state = self.group.lock();
+        state.flushing = false;
+        if let Some(target) = self.flushed {
+            state.flushed = state.flushed.max(target);
+            state.flushes += 1;
+        }
+        drop(state);
+        self.group.done.notify_all();
     }
 }
 
@@ -241,6 +255,33 @@ mod tests {
         for ticket in tickets {
             group.wait(ticket, || panic!("no flush needed")).unwrap();
         }
+        assert_eq!(group.flushes(), 1);
+    }
+
+    #[test]
+    fn writers_woken_by_the_flush_that_covered_them_do_not_flush_again() {
+        let group = Arc::new(GroupFlush::default());
+        let flushes = Arc::new(AtomicU64::new(0));
+        let tickets: Vec<Ticket> = (0..4).map(|_| group.applied()).collect();
+        // Every writer finds a flush running, and waits for its end.
+        group.hold();
+        let writers: Vec<_> = tickets
+            .into_iter()
+            .map(|ticket| {
+                let (group, flushes) = (Arc::clone(&group), Arc::clone(&flushes));
+                std::thread::spawn(move || {
+                    group.wait(ticket, || {
+                        flushes.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        group.release();
+        for writer in writers {
+            writer.join().unwrap().unwrap();
+        }
+        assert_eq!(flushes.load(Ordering::SeqCst), 1);
         assert_eq!(group.flushes(), 1);
     }
 
