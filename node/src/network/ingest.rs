@@ -596,13 +596,12 @@ mod tests {
 
     use libp2p::request_response;
     use threatmesh_protocol::bundle::{Distribution, Tlp};
-    use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
     use threatmesh_protocol::item::{Indicator, Item};
     use threatmesh_protocol::{Kind, SigningKey, Value};
 
+    use super::super::testing;
     use super::*;
     use crate::network::clock::Clock;
-    use crate::store::Options;
 
     /// The longest a test waits for the worker.
     const TIMEOUT: Duration = Duration::from_secs(10);
@@ -610,52 +609,10 @@ mod tests {
     /// A checker over a temporary store, in a federation whose one member has the node
     /// `author`.
     fn checker(author: &SigningKey) -> Checker {
-        let (steward, org) = (
-            SigningKey::from_bytes(&[3; 32]),
-            SigningKey::from_bytes(&[1; 32]),
-        );
-        let mut charter = SignedCharter::propose(Charter {
-            federation: Hash::default(),
-            name: "ingest test".into(),
-            version: 1,
-            previous: None,
-            issued: Timestamp(1),
-            stewards: vec![PublicKey::of(&steward)],
-            threshold: 1,
-            members: vec![Member {
-                org: PublicKey::of(&org),
-                name: "CERT-T".into(),
-                country: "XX".into(),
-                roles: Roles {
-                    publish: true,
-                    read: true,
-                },
-                status: Status::Active,
-                nodes: vec![NodeCertificate::issue(
-                    &org,
-                    PublicKey::of(author),
-                    Timestamp(1),
-                    Timestamp(u64::MAX),
-                )],
-                cutoffs: vec![],
-                addresses: vec![],
-                encryption_key: None,
-            }],
-        })
-        .unwrap();
-        charter.sign(&steward);
-        let store = Store::open(
-            tempfile::tempdir().unwrap().keep(),
-            &Options {
-                temporary: true,
-                ..Options::default()
-            },
-        )
-        .unwrap();
         let skew = Duration::from_secs(300);
         Checker {
-            store,
-            charter: watch::channel(Arc::new(charter)).1,
+            store: testing::temporary_store(),
+            charter: watch::channel(Arc::new(testing::charter(author))).1,
             metrics: Arc::default(),
             clock_skew: skew,
             clock: Arc::new(ClockWatch::new(Clock::system(), skew)),
