@@ -66,8 +66,8 @@ fn items(n: u32) -> Vec<Item> {
 }
 
 /// Publishes `entries` entries from `publishers` concurrent tasks on a fresh node; returns
-/// entries per second.
-fn round(runtime: &tokio::runtime::Runtime, publishers: u32, entries: u32) -> f64 {
+/// entries per second and the store's flushes.
+fn round(runtime: &tokio::runtime::Runtime, publishers: u32, entries: u32) -> (f64, u64) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (org, node, steward) = (
         SigningKey::from_bytes(&[1; 32]),
@@ -82,6 +82,7 @@ fn round(runtime: &tokio::runtime::Runtime, publishers: u32, entries: u32) -> f6
     for n in 0..entries {
         work[(n % publishers) as usize].push(items(n));
     }
+    let flushes_before = store.flushes();
     let elapsed = runtime.block_on(async {
         let (client, event_loop) =
             network::new(network::Config::default(), node, store.clone(), charter)
@@ -116,7 +117,10 @@ fn round(runtime: &tokio::runtime::Runtime, publishers: u32, entries: u32) -> f6
         (u64::from(entries), u64::from(entries)),
         "every entry is in the feed, with no gap"
     );
-    f64::from(entries) / elapsed.as_secs_f64()
+    (
+        f64::from(entries) / elapsed.as_secs_f64(),
+        store.flushes() - flushes_before,
+    )
 }
 
 fn main() {
@@ -127,9 +131,10 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     println!("publish benchmark: {entries} entries of {PER_ENTRY} ipv4 indicators per round");
     for publishers in [1, 16] {
-        let rate = round(&runtime, publishers, entries);
+        let (rate, flushes) = round(&runtime, publishers, entries);
         println!(
-            "{publishers:>2} concurrent publisher(s): {rate:.1} entries/s ({:.0} indicators/s)",
+            "{publishers:>2} concurrent publisher(s): {rate:.1} entries/s ({:.0} indicators/s), \
+             {flushes} fsyncs for {entries} entries",
             rate * f64::from(PER_ENTRY)
         );
     }

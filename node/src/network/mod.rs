@@ -2,7 +2,8 @@
 //!
 //! One task owns the swarm ([`EventLoop`]); everyone else holds a cloneable [`Client`]
 //! that sends commands over a bounded channel. Checking and storing what peers send
-//! runs in the ingest pipeline (`ingest.rs`), off the loop. The current charter is shared through a
+//! runs in the ingest pipeline (`ingest.rs`), off the loop; publishing this node's own
+//! entries is a pipeline too (`publish.rs`), whose concurrent callers share fsyncs. The current charter is shared through a
 //! watch channel: the loop applies a newer one to the allow list (disconnecting members
 //! that lost their standing) and the pipeline authorises entries against it.
 //!
