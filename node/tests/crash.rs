@@ -1,12 +1,18 @@
-//! Crash safety of the store: a child process ingests continuously from several threads
-//! and is killed with SIGKILL at random moments; after each kill the store opens cleanly
-//! and holds every entry the child had acknowledged.
+//! Crash safety: a child process writes continuously from several threads or tasks and is
+//! killed with SIGKILL at random moments; after each kill the store opens cleanly and holds
+//! every entry the child had acknowledged.
 //!
-//! The child is this same test binary, run with `--ignored --exact crash_child` and the
-//! store directory in an environment variable. It prints `ack <id>` only after `ingest`
-//! returned Ok, so every printed id was acknowledged as durable. Besides the writers, a
-//! duplicator thread ingests each entry again while its writer is still storing it, so
-//! acknowledged duplicates are checked too.
+//! The child is this same test binary, run with `--ignored --exact <child test>` and the
+//! store directory in an environment variable. It prints `ack <id>` only once the write
+//! returned Ok, so every printed id was acknowledged as durable. Two children:
+//!
+//! - `crash_child` ingests into the store directly. Besides the writers, a duplicator
+//!   thread ingests each entry again while its writer is still storing it, so acknowledged
+//!   duplicates are checked too.
+//! - `publish_crash_child` runs a node (no peers) and publishes from several tasks at once
+//!   through its `network::Client`, group-committed. After each kill the node's own feed
+//!   must be whole: no gap, each entry's `prev` naming the one before, so the next run
+//!   continues from the last durable entry without forking the feed.
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
@@ -15,16 +21,21 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
+use threatmesh_node::network;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
+use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
 use threatmesh_protocol::entry::{Body, SignedEntry};
 use threatmesh_protocol::item::{Indicator, Item};
-use threatmesh_protocol::{Hash, Kind, PublicKey, SigningKey, Timestamp, Value};
+use threatmesh_protocol::{Hash, Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Value};
 
 const CHILD_DIR: &str = "THREATMESH_CRASH_CHILD_DIR";
 const FEDERATION: Hash = Hash([0xfe; 32]);
 const WRITERS: u8 = 3;
 const ROUNDS: usize = 24;
+/// Tasks of the publishing child that publish at once.
+const PUBLISHERS: u32 = 4;
+const PUBLISH_ROUNDS: usize = 16;
 
 /// The child: each writer thread extends its own feed from where the store left it.
 #[test]
@@ -110,9 +121,9 @@ impl XorShift {
 /// Runs the child until it has acknowledged `kill_after` entries, kills it with SIGKILL,
 /// and returns every id it acknowledged (including those printed between the last read and
 /// the kill). Fails if the child stopped by itself (a panic) or stalled.
-fn run_child_and_kill(dir: &Path, kill_after: u64) -> Vec<Hash> {
+fn run_child_and_kill(child: &str, dir: &Path, kill_after: u64) -> Vec<Hash> {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash_child", "--nocapture"])
+        .args(["--ignored", "--exact", child, "--nocapture"])
         .env(CHILD_DIR, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -173,7 +184,7 @@ fn acknowledged_entries_survive_kill_9() {
     let mut acknowledged: Vec<Hash> = Vec::new();
     for round in 0..ROUNDS {
         let kill_after = 1 + random.below(60);
-        let acked = run_child_and_kill(dir.path(), kill_after);
+        let acked = run_child_and_kill("crash_child", dir.path(), kill_after);
         assert!(
             !acked.is_empty(),
             "round {round}: the child acknowledged nothing"
@@ -212,6 +223,144 @@ fn acknowledged_entries_survive_kill_9() {
         let distinct: std::collections::HashSet<&Hash> = acknowledged.iter().collect();
         assert!(stats.entries >= distinct.len() as u64);
         assert_eq!(stats.records, stats.entries * 50);
+        drop(store);
+    }
+}
+
+/// The publishing node's key, and a charter that lets it publish.
+fn publishing_node() -> (SigningKey, SignedCharter) {
+    let (steward, org, node) = (
+        SigningKey::from_bytes(&[0x51; 32]),
+        SigningKey::from_bytes(&[0x52; 32]),
+        SigningKey::from_bytes(&[0x53; 32]),
+    );
+    let mut charter = SignedCharter::propose(Charter {
+        federation: Hash::default(),
+        name: "crash".into(),
+        version: 1,
+        previous: None,
+        issued: Timestamp(1),
+        stewards: vec![PublicKey::of(&steward)],
+        threshold: 1,
+        members: vec![Member {
+            org: PublicKey::of(&org),
+            name: "CERT-C".into(),
+            country: "XX".into(),
+            roles: Roles {
+                publish: true,
+                read: true,
+            },
+            status: Status::Active,
+            nodes: vec![NodeCertificate::issue(
+                &org,
+                PublicKey::of(&node),
+                Timestamp(1),
+                Timestamp(u64::MAX),
+            )],
+            cutoffs: vec![],
+            addresses: vec![],
+            encryption_key: None,
+        }],
+    })
+    .unwrap();
+    charter.sign(&steward);
+    (node, charter)
+}
+
+/// The publishing child: a node with no peers, its store in the directory given, and
+/// [`PUBLISHERS`] tasks publishing through its client at once, forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of acknowledged_publishes_survive_kill_9_without_a_fork"]
+async fn publish_crash_child() {
+    let Some(dir) = std::env::var_os(CHILD_DIR) else {
+        panic!("run by acknowledged_publishes_survive_kill_9_without_a_fork only");
+    };
+    let (node, charter) = publishing_node();
+    let store = Store::open(&dir, &Options::default()).unwrap();
+    if store.latest_charter().unwrap().is_none() {
+        store.put_charter(&charter).unwrap();
+    }
+    let (client, event_loop) =
+        network::new(network::Config::default(), node, store, charter).unwrap();
+    tokio::spawn(event_loop.run());
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|publisher| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for n in 0u32.. {
+                    let items = (0..20u32)
+                        .map(|i| {
+                            let text = format!("10.{publisher}.{}.{i}", n % 250);
+                            Item::Indicator(Indicator::new(
+                                Value::parse(Kind::Ipv4, &text).unwrap(),
+                                Timestamp(1),
+                            ))
+                        })
+                        .collect();
+                    let ids = client
+                        .publish(Tlp::Green, Distribution::Federation, items)
+                        .await
+                        .unwrap_or_else(|error| panic!("publishing failed: {error}"));
+                    for id in ids {
+                        println!("ack {id}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+}
+
+#[test]
+fn acknowledged_publishes_survive_kill_9_without_a_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let author = PublicKey::of(&publishing_node().0);
+    let mut random = XorShift(0x2545_F491_4F6C_DD1D);
+    let mut acknowledged: Vec<Hash> = Vec::new();
+    let mut last_head = 0;
+    for round in 0..PUBLISH_ROUNDS {
+        let kill_after = 1 + random.below(40);
+        let acked = run_child_and_kill("publish_crash_child", dir.path(), kill_after);
+        acknowledged.extend(acked);
+
+        let store = Store::open(dir.path(), &Options::default())
+            .unwrap_or_else(|error| panic!("round {round}: store does not open: {error}"));
+        for id in &acknowledged {
+            assert!(
+                store.contains(id).unwrap(),
+                "round {round}: acknowledged entry {id} is missing"
+            );
+        }
+        let feed = store.feed(&author).unwrap().unwrap();
+        assert_eq!(
+            feed.contiguous, feed.highest,
+            "round {round}: a gap in the feed"
+        );
+        assert!(!feed.equivocated, "round {round}: the feed forked");
+        assert!(
+            feed.contiguous > last_head,
+            "round {round}: publishing did not continue from the head"
+        );
+        // Every entry names the one before it: one chain from seq 1 to the head.
+        let range = store
+            .range(&author, 1, feed.contiguous, usize::MAX)
+            .unwrap();
+        let mut previous = None;
+        for (index, payload) in range.payloads.into_iter().enumerate() {
+            let entry = SignedEntry::open(payload).unwrap();
+            assert_eq!(entry.entry().seq, index as u64 + 1, "round {round}");
+            assert_eq!(
+                entry.entry().prev,
+                previous,
+                "round {round}: entry {} does not follow the one before",
+                index + 1
+            );
+            previous = Some(entry.id());
+        }
+        assert_eq!(previous, store.head(&author).unwrap().map(|head| head.id));
+        last_head = feed.contiguous;
         drop(store);
     }
 }

@@ -417,3 +417,49 @@ async fn a_node_that_missed_entries_finds_them_by_reconciliation_alone() {
     assert_eq!(metrics.fetched_entries, ids.len() as u64);
     assert!(metrics.reconcile_requests >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_make_one_unbroken_feed_that_reaches_the_peer() {
+    let net = TestNet::line(2).await.unwrap();
+    let publisher = &net.nodes[0];
+    // 16 callers at once, 4 calls each: they share flushes, and their entries must still
+    // follow each other in one feed.
+    let calls = (0..16u32).map(|caller| async move {
+        let mut ids = Vec::new();
+        for call in 0..4 {
+            let first = (caller * 4 + call) * 10;
+            ids.extend(publisher.publish(first, 10).await?);
+        }
+        anyhow::Ok(ids)
+    });
+    let ids: Vec<_> = tokio::time::timeout(
+        threatmesh_tests::TIMEOUT,
+        futures::future::try_join_all(calls),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .into_iter()
+    .flatten()
+    .collect();
+    assert_eq!(ids.len(), 64);
+    net.wait_everywhere(&ids).await.unwrap();
+
+    let author = threatmesh_protocol::PublicKey::of(&publisher.key);
+    for (index, node) in net.nodes.iter().enumerate() {
+        let feed = node.store.feed(&author).unwrap().unwrap();
+        assert_eq!(
+            (feed.contiguous, feed.highest, feed.equivocated),
+            (64, 64, false),
+            "node {index}: one feed from 1 to 64, no gap, no fork"
+        );
+        let range = node.store.range(&author, 1, 64, usize::MAX).unwrap();
+        let mut previous = None;
+        for (seq, payload) in (1..).zip(range.payloads) {
+            let entry = threatmesh_protocol::entry::SignedEntry::open(payload).unwrap();
+            assert_eq!(entry.entry().seq, seq);
+            assert_eq!(entry.entry().prev, previous, "node {index}: seq {seq}");
+            previous = Some(entry.id());
+        }
+    }
+}

@@ -320,7 +320,7 @@ pub(super) fn render(
     let _ = writeln!(
         out,
         "# HELP threatmesh_ingest_seconds Time from receiving an entry to its verdict \
-         (checks and durable storage)."
+         (checks and storage; the fsync comes after the verdict)."
     );
     let _ = writeln!(out, "# TYPE threatmesh_ingest_seconds histogram");
     let mut cumulative = 0;

@@ -7,6 +7,16 @@
 //! reports to gossipsub within its validation window. Pages of one feed are handled by one
 //! worker in seq order, so catch-up never reports gaps it is about to fill itself.
 //!
+//! Forward once verified, acknowledge once durable: a gossiped entry's verdict goes back as
+//! soon as the entry is verified and applied to the store, before its fsync, so each hop
+//! costs a check and a batch, not a flush. The worker then waits until the entry is on
+//! disk (sharing the flush with the other workers) before it takes the next job, so the
+//! pipeline never runs ahead of the disk by more than a few entries. A relay that crashes
+//! in between loses entries it forwarded; its feed heads are then behind its peers', and
+//! sync fetches them again. A sync page is reported only once all of it is on disk, with
+//! one flush for the whole page: it is not forwarded, so nothing waits for it, and the
+//! next page is asked for only after that verdict.
+//!
 //! A sealed entry passes the same checks (relays verify it without reading it). If this
 //! node's organisation holds a slot and the node has its encryption key, the entry is
 //! opened before it is stored and the store indexes the bundle. One that does not open
@@ -31,7 +41,7 @@ use tracing::{debug, error, warn};
 
 use super::clock::ClockWatch;
 use super::metrics::{Metrics, Rejection};
-use crate::store::{Ingest, Store, StoreError};
+use crate::store::{Applied, Ingest, Store, StoreError, Ticket};
 
 /// Entries checked at once. Each check is CPU (decode, signature) then a wait for the
 /// group flush; a few in parallel keep both cores busy and share flushes.
@@ -138,12 +148,7 @@ pub(crate) fn spawn(
             let verdicts = verdicts.clone();
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                for verdict in checker.run(job) {
-                    // The loop is gone only when the node is shutting down.
-                    if verdicts.blocking_send(verdict).is_err() {
-                        break;
-                    }
-                }
+                checker.run(job, &verdicts);
             });
         }
     });
@@ -153,6 +158,8 @@ pub(crate) fn spawn(
 struct Checked {
     acceptance: Acceptance,
     gap: Option<(PublicKey, RangeInclusive<u64>)>,
+    /// The batch that wrote the entry, when this check wrote it: on disk once waited for.
+    written: Option<Ticket>,
 }
 
 impl Checked {
@@ -162,14 +169,28 @@ impl Checked {
 }
 
 impl Checker {
-    fn run(&self, job: Job) -> Vec<Verdict> {
+    /// Checks and stores what `job` carries, sending each verdict to `verdicts` as soon as
+    /// it may go (see the module doc), and returns once what the job wrote is on disk.
+    /// Blocks: runs on a blocking thread.
+    fn run(&self, job: Job, verdicts: &mpsc::Sender<Verdict>) {
+        // The loop is gone only when the node is shutting down; what was written is still
+        // waited for, so the store's last flush covers it.
+        let send = |verdict| {
+            let _ = verdicts.blocking_send(verdict);
+        };
         match job {
             Job::Gossip {
                 payload,
                 message_id,
                 source,
                 reserved,
-            } => self.run_gossip(payload, message_id, source, reserved),
+            } => {
+                let (gossip, written) = self.run_gossip(payload, message_id, source, reserved);
+                gossip.into_iter().for_each(send);
+                if let Some(ticket) = written {
+                    self.wait_durable(&[ticket]);
+                }
+            }
             Job::Range {
                 payloads,
                 peer,
@@ -178,6 +199,7 @@ impl Checker {
                 to_seq,
             } => {
                 let (mut stored, mut blamed) = (0, 0);
+                let mut written = Vec::new();
                 for payload in payloads {
                     let checked = self.check_entry(payload, Some((author, to_seq)));
                     if checked.acceptance == Acceptance::Accept {
@@ -186,53 +208,82 @@ impl Checker {
                     if checked.blames_sender() {
                         blamed += 1;
                     }
+                    written.extend(checked.written);
                 }
-                vec![Verdict::Range {
+                if !self.wait_durable(&written) {
+                    // Nothing of the page is known to be on disk: no progress, so the feed
+                    // is asked for again at the next heads round, not at once.
+                    stored = 0;
+                }
+                send(Verdict::Range {
                     peer,
                     request,
                     author,
                     to_seq,
                     stored,
                     blamed,
-                }]
+                });
             }
             Job::Charters { charters, peer } => {
                 // Each charter is checked against the one accepted just before it, so a
                 // node several versions behind catches up in one response.
-                let mut verdicts = Vec::new();
                 let mut blamed = 0;
                 let mut current = Arc::clone(&self.charter.borrow());
                 for raw in charters {
                     match self.check_charter(raw, &current) {
                         Ok(Some(accepted)) => {
                             current = Arc::clone(&accepted);
-                            verdicts.push(Verdict::CharterAccepted(accepted));
+                            send(Verdict::CharterAccepted(accepted));
                         }
                         Ok(None) => {}
                         Err(_) => blamed += 1,
                     }
                 }
-                verdicts.push(Verdict::Charters { peer, blamed });
-                verdicts
+                send(Verdict::Charters { peer, blamed });
             }
         }
     }
 
+    /// Waits until the batches of `written` are on disk; whether they are. The first wait
+    /// flushes every batch applied so far, so the others cost nothing: one flush for a
+    /// whole page.
+    fn wait_durable(&self, written: &[Ticket]) -> bool {
+        for ticket in written {
+            match self.store.wait_durable(*ticket) {
+                Ok(()) => {}
+                // The store logs its own failure once. An entry already forwarded is
+                // fetched again by sync once the store takes writes.
+                Err(error @ (StoreError::DiskFull { .. } | StoreError::Poisoned)) => {
+                    debug!(%error, "entry applied but not made durable");
+                    return false;
+                }
+                Err(error) => {
+                    error!(%error, "making an entry durable failed");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// The verdicts on a gossiped message, and the batch to wait for if it wrote one.
     fn run_gossip(
         &self,
         payload: Vec<u8>,
         message_id: MessageId,
         source: PeerId,
         reserved: Option<PublicKey>,
-    ) -> Vec<Verdict> {
+    ) -> (Vec<Verdict>, Option<Ticket>) {
         let reserved = reserved.map(|author| (author, payload.len()));
         // Entries and charters share the topic. The kind is read from two bytes, so an
         // entry is decoded once, by the entry checks.
         if threatmesh_protocol::wire::kind_of(&payload) == Some("charter") {
-            return self.run_gossiped_charter(&payload, message_id, source, reserved);
+            // A charter is stored durably before its verdict: it is rare and small.
+            let verdicts = self.run_gossiped_charter(&payload, message_id, source, reserved);
+            return (verdicts, None);
         }
         let checked = self.check_entry(payload, None);
-        vec![Verdict::Gossip {
+        let verdict = Verdict::Gossip {
             message_id,
             source,
             blame: checked.blames_sender(),
@@ -240,7 +291,8 @@ impl Checker {
             gap: checked.gap,
             charter_behind: false,
             reserved,
-        }]
+        };
+        (vec![verdict], checked.written)
     }
 
     fn run_gossiped_charter(
@@ -284,9 +336,9 @@ impl Checker {
         verdicts
     }
 
-    /// Runs every check on one entry, cheapest first, and stores it if it passes.
-    /// `requested` is set for sync pages: an entry of another feed, or past the range
-    /// asked for, is refused.
+    /// Runs every check on one entry, cheapest first, and applies it to the store if it
+    /// passes (not waiting for the disk: see [`Checked::written`]). `requested` is set for
+    /// sync pages: an entry of another feed, or past the range asked for, is refused.
     fn check_entry(&self, payload: Vec<u8>, requested: Option<(PublicKey, u64)>) -> Checked {
         let started = std::time::Instant::now();
         let checked = self.check_entry_inner(payload, requested);
@@ -303,10 +355,14 @@ impl Checker {
         let reject = |reason| Checked {
             acceptance: Acceptance::Reject(reason),
             gap: None,
+            written: None,
         };
+        // Nothing written, nothing to wait for: a duplicate is not acknowledged (Ignore is
+        // not forwarded, and a page counts only what it stored).
         let ignore = Checked {
             acceptance: Acceptance::Ignore,
             gap: None,
+            written: None,
         };
         let Ok(header) = EntryHeader::peek(&payload) else {
             return reject(Rejection::Malformed);
@@ -357,30 +413,50 @@ impl Checker {
         // Only a signed entry says how far its feed reaches.
         self.metrics.advertised(header.author, header.seq);
         let opened = self.open_sealed(&entry, &charter);
-        let stored = self.store.ingest_opened(&entry, org, opened.as_ref(), now);
-        if requested.is_none() && matches!(stored, Ok(Ingest::Stored | Ingest::Gap { .. })) {
+        let applied = self.store.apply(&entry, org, opened.as_ref(), now);
+        if requested.is_none()
+            && let Ok(Applied {
+                outcome: Ingest::Stored | Ingest::Gap { .. },
+                ..
+            }) = &applied
+        {
             // Gossip carries entries as they are published: how old this one looks says
             // something about this node's clock. (Sync pages may be old, so they do not.)
             self.clock.sighted(org, header.created);
         }
-        match stored {
-            Ok(Ingest::Stored) => Checked {
+        match applied {
+            Ok(Applied {
+                outcome: Ingest::Stored,
+                ticket,
+            }) => Checked {
                 acceptance: Acceptance::Accept,
                 gap: None,
+                written: Some(ticket),
             },
-            Ok(Ingest::Gap { missing }) => Checked {
+            Ok(Applied {
+                outcome: Ingest::Gap { missing },
+                ticket,
+            }) => Checked {
                 acceptance: Acceptance::Accept,
                 gap: Some((header.author, missing)),
+                written: Some(ticket),
             },
-            Ok(Ingest::Equivocation { seq }) => {
+            Ok(Applied {
+                outcome: Ingest::Equivocation { seq },
+                ticket,
+            }) => {
                 warn!(author = %header.author.fmt_short(), seq, "equivocation: two entries for one place in a feed");
                 self.metrics.equivocation();
                 Checked {
                     acceptance: Acceptance::Accept,
                     gap: None,
+                    written: Some(ticket),
                 }
             }
-            Ok(Ingest::Duplicate) => ignore,
+            Ok(Applied {
+                outcome: Ingest::Duplicate,
+                ..
+            }) => ignore,
             // Our own failure: not the peer's fault, and not stored; sync fetches the entry
             // again once the store takes writes. A full disk or an earlier failure is
             // logged by the store once, not here for every entry.
@@ -512,4 +588,165 @@ pub fn now() -> Timestamp {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
         });
     Timestamp(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
+
+    use libp2p::request_response;
+    use threatmesh_protocol::bundle::{Distribution, Tlp};
+    use threatmesh_protocol::item::{Indicator, Item};
+    use threatmesh_protocol::{Kind, SigningKey, Value};
+
+    use super::super::testing;
+    use super::*;
+    use crate::network::clock::Clock;
+
+    /// The longest a test waits for the worker.
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A checker over a temporary store, in a federation whose one member has the node
+    /// `author`.
+    fn checker(author: &SigningKey) -> Checker {
+        let skew = Duration::from_secs(300);
+        Checker {
+            store: testing::temporary_store(),
+            charter: watch::channel(Arc::new(testing::charter(author))).1,
+            metrics: Arc::default(),
+            clock_skew: skew,
+            clock: Arc::new(ClockWatch::new(Clock::system(), skew)),
+            node: PublicKey::of(author),
+            encryption_key: None,
+        }
+    }
+
+    /// `count` entries of `author`'s feed, one indicator each.
+    fn feed(checker: &Checker, author: &SigningKey, count: u32) -> Vec<SignedEntry> {
+        let federation = checker.charter.borrow().federation();
+        let mut entries: Vec<SignedEntry> = Vec::new();
+        for n in 0..count {
+            let value = Value::parse(Kind::Ipv4, &format!("10.0.0.{n}")).unwrap();
+            let body = Body::Bundle(Bundle {
+                tlp: Tlp::Green,
+                distribution: Distribution::Federation,
+                items: vec![Item::Indicator(Indicator::new(value, Timestamp(1)))],
+            });
+            let head = entries.last().map(SignedEntry::head);
+            entries
+                .push(SignedEntry::next(author, federation, head.as_ref(), now(), body).unwrap());
+        }
+        entries
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gossiped_entry_is_accepted_before_its_flush_and_made_durable_after() {
+        let author = SigningKey::from_bytes(&[2; 32]);
+        let checker = checker(&author);
+        let store = checker.store.clone();
+        let entry = feed(&checker, &author, 1).remove(0);
+        let (sender, mut verdicts) = mpsc::channel(8);
+        // No flush can finish while this is held.
+        let hold = store.hold_flushes();
+        let job = Job::Gossip {
+            payload: entry.payload().to_vec(),
+            message_id: MessageId::new(b"entry"),
+            source: PeerId::random(),
+            reserved: None,
+        };
+        let worker = {
+            let checker = checker.clone();
+            tokio::task::spawn_blocking(move || checker.run(job, &sender))
+        };
+        let verdict = tokio::time::timeout(TIMEOUT, verdicts.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(
+                verdict,
+                Verdict::Gossip {
+                    acceptance: Acceptance::Accept,
+                    ..
+                }
+            ),
+            "{verdict:?}"
+        );
+        assert!(
+            store.contains(&entry.id()).unwrap(),
+            "applied before the verdict"
+        );
+        assert_eq!(store.flushes(), 0, "accepted before any flush");
+        assert!(!worker.is_finished(), "the worker waits for the flush");
+        drop(hold);
+        tokio::time::timeout(TIMEOUT, worker)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.flushes(), 1, "the worker made the entry durable");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sync_page_is_reported_once_on_disk_with_one_flush() {
+        let author = SigningKey::from_bytes(&[2; 32]);
+        let checker = checker(&author);
+        let store = checker.store.clone();
+        let entries = feed(&checker, &author, 10);
+        let peer = PeerId::random();
+        // Request ids come from a request-response behaviour only.
+        let mut requests = request_response::Behaviour::with_codec(
+            super::super::codec::SyncCodec,
+            [(
+                super::super::codec::PROTOCOL,
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default(),
+        );
+        let request = requests.send_request(
+            &peer,
+            super::super::codec::SyncRequest::Valid(threatmesh_protocol::wire::Request::Heads {
+                federation: Hash::default(),
+            }),
+        );
+        let job = Job::Range {
+            payloads: entries
+                .iter()
+                .map(|entry| entry.payload().to_vec())
+                .collect(),
+            peer,
+            request,
+            author: PublicKey::of(&author),
+            to_seq: 10,
+        };
+        let (sender, mut verdicts) = mpsc::channel(8);
+        let worker = {
+            let checker = checker.clone();
+            tokio::task::spawn_blocking(move || checker.run(job, &sender))
+        };
+        let verdict = tokio::time::timeout(TIMEOUT, verdicts.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(
+                verdict,
+                Verdict::Range {
+                    stored: 10,
+                    blamed: 0,
+                    ..
+                }
+            ),
+            "{verdict:?}"
+        );
+        assert_eq!(
+            store.flushes(),
+            1,
+            "one flush, before the verdict, for the whole page"
+        );
+        tokio::time::timeout(TIMEOUT, worker)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.flushes(), 1);
+    }
 }

@@ -78,7 +78,8 @@ pub(crate) struct Metrics {
     /// entry): how far each feed goes, as far as this node knows. Only feeds the charter
     /// certifies are recorded, so the map is bounded by the charter.
     advertised: std::sync::Mutex<std::collections::HashMap<threatmesh_protocol::PublicKey, u64>>,
-    /// Time from receiving an entry to its verdict (checks and durable storage), by bucket.
+    /// Time a worker took from taking an entry to its verdict (checks, and applying it to
+    /// the store; the flush that makes it durable comes after), by bucket.
     ingest_buckets: [AtomicU64; INGEST_BUCKETS_MICROS.len() + 1],
     ingest_micros_sum: AtomicU64,
     accepted: AtomicU64,

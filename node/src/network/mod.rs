@@ -2,7 +2,8 @@
 //!
 //! One task owns the swarm ([`EventLoop`]); everyone else holds a cloneable [`Client`]
 //! that sends commands over a bounded channel. Checking and storing what peers send
-//! runs in the ingest pipeline (`ingest.rs`), off the loop. The current charter is shared through a
+//! runs in the ingest pipeline (`ingest.rs`), off the loop; publishing this node's own
+//! entries is a pipeline too (`publish.rs`), whose concurrent callers share fsyncs. The current charter is shared through a
 //! watch channel: the loop applies a newer one to the allow list (disconnecting members
 //! that lost their standing) and the pipeline authorises entries against it.
 //!
@@ -25,16 +26,19 @@ mod ip_limits;
 mod limits;
 mod metrics;
 mod peer_book;
+mod publish;
 mod sync_planner;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
-use threatmesh_protocol::entry::{Body, FeedHead, MAX_BUNDLE_BYTES, SignedEntry};
+use threatmesh_protocol::entry::MAX_BUNDLE_BYTES;
 use threatmesh_protocol::item::Item;
-use threatmesh_protocol::seal::{self, Recipient, SealContext, Sealed};
+use threatmesh_protocol::seal;
 use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -226,6 +230,9 @@ pub enum ClientError {
     /// libp2p refused (bad address, gossip failure).
     #[error("network: {0}")]
     Network(String),
+    /// A task of the node failed (it panicked: a bug, not the caller's fault).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// What the event loop is asked to do.
@@ -294,21 +301,12 @@ pub struct BlockedPeer {
 #[derive(Debug, Clone)]
 pub struct Client {
     command_sender: mpsc::Sender<Command>,
-    publisher: Arc<Publisher>,
+    publisher: Arc<publish::Publisher>,
     metrics: Arc<metrics::Metrics>,
     clock: Arc<clock::ClockWatch>,
     charter: watch::Receiver<Arc<SignedCharter>>,
     peer_id: PeerId,
     peers_target: usize,
-}
-
-/// What publishing needs; the lock keeps this node's feed in seq order.
-#[derive(Debug)]
-struct Publisher {
-    key: SigningKey,
-    store: Store,
-    clock: Clock,
-    lock: tokio::sync::Mutex<()>,
 }
 
 /// Errors starting the network.
@@ -369,12 +367,11 @@ pub fn new(
         command_sender,
         peer_id: event_loop.peer_id(),
         peers_target,
-        publisher: Arc::new(Publisher {
-            key: node_key,
+        publisher: Arc::new(publish::Publisher::new(
+            node_key,
             store,
-            clock: clock.clock().clone(),
-            lock: tokio::sync::Mutex::new(()),
-        }),
+            clock.clock().clone(),
+        )),
         metrics,
         clock,
         charter: charter_receiver,
@@ -411,8 +408,10 @@ impl Client {
     }
 
     /// Publishes `items`: split into entries that fit one gossip message, each signed,
-    /// stored locally, then gossiped. Returns the entry ids. A node with no peers yet
-    /// still stores its entries; peers fetch them when they connect.
+    /// stored locally, then gossiped. Returns the entry ids once the entries are on disk
+    /// and gossiped. A node with no peers yet still stores its entries; peers fetch them
+    /// when they connect. Concurrent calls are group-committed: their entries follow each
+    /// other in the feed, one call's together, and share fsyncs (see `publish.rs`).
     ///
     /// Restricted content is sealed: TLP:RED and TLP:AMBER+STRICT must name their
     /// recipients (`Distribution::Recipients`), and any bundle that names recipients is
@@ -425,30 +424,18 @@ impl Client {
         distribution: Distribution,
         items: Vec<Item>,
     ) -> Result<Vec<Hash>, ClientError> {
-        let max_bytes = match recipients(&self.charter(), &self.node_key(), tlp, &distribution)? {
+        let charter = self.charter();
+        let max_bytes = match publish::recipients(&charter, &self.node_key(), tlp, &distribution)? {
             Some(recipients) => seal::max_bundle_bytes(recipients.len()),
             None => MAX_BUNDLE_BYTES,
         };
         let bundles = Bundle::split(tlp, distribution, items, max_bytes)
             .map_err(|error| ClientError::Invalid(error.to_string()))?;
-        let publisher = Arc::clone(&self.publisher);
-        let _in_order = publisher.lock.lock().await;
-        let mut ids = Vec::with_capacity(bundles.len());
-        for bundle in bundles {
-            let charter = Arc::clone(&self.charter.borrow());
-            let (publisher, charter) = (Arc::clone(&publisher), Arc::clone(&charter));
-            let entry =
-                tokio::task::spawn_blocking(move || publisher.sign_and_store(&charter, bundle))
-                    .await
-                    .map_err(|error| ClientError::Invalid(error.to_string()))??;
-            ids.push(entry.id());
-            self.ask(|reply| Command::Gossip {
-                payload: entry.into_payload(),
-                reply,
+        self.publisher
+            .publish(charter, bundles, |payload| async move {
+                self.ask(|reply| Command::Gossip { payload, reply }).await?
             })
-            .await??;
-        }
-        Ok(ids)
+            .await
     }
 
     /// Hands the node a newer charter (signed by k stewards of the current one): checked,
@@ -456,12 +443,12 @@ impl Client {
     pub async fn update_charter(&self, charter: SignedCharter) -> Result<(), ClientError> {
         let current = Arc::clone(&self.charter.borrow());
         charter.verify_successor(&current)?;
-        let store = self.publisher.store.clone();
+        let store = self.publisher.store().clone();
         let charter = Arc::new(charter);
         let stored = Arc::clone(&charter);
         tokio::task::spawn_blocking(move || store.put_charter(&stored))
             .await
-            .map_err(|error| ClientError::Invalid(error.to_string()))??;
+            .map_err(|error| ClientError::Internal(error.to_string()))??;
         let payload = charter.to_payload();
         self.ask(|reply| Command::ApplyCharter { charter, reply })
             .await?;
@@ -534,115 +521,11 @@ impl Client {
 
     /// This node's key, the author of its feed.
     pub fn node_key(&self) -> PublicKey {
-        PublicKey::of(&self.publisher.key)
+        PublicKey::of(self.publisher.key())
     }
 
     /// The charter in force.
     pub fn charter(&self) -> Arc<SignedCharter> {
         Arc::clone(&self.charter.borrow())
     }
-}
-
-impl Publisher {
-    /// Signs `bundle` as the next entry of this node's feed and stores it. Runs with the
-    /// publish lock held, so heads are read and extended in order.
-    fn sign_and_store(
-        &self,
-        charter: &SignedCharter,
-        bundle: Bundle,
-    ) -> Result<SignedEntry, ClientError> {
-        let author = PublicKey::of(&self.key);
-        let head: Option<FeedHead> = self
-            .store
-            .heads()?
-            .into_iter()
-            .find(|head| head.author == author);
-        let now = self.clock.now();
-        // Sealed for the recipients of the charter signed under, checked again here: a
-        // newer charter may have arrived since the publish began.
-        let (body, opened) = match recipients(charter, &author, bundle.tlp, &bundle.distribution)? {
-            None => (Body::Bundle(bundle), None),
-            Some(recipients) => {
-                let context = SealContext {
-                    federation: charter.federation(),
-                    author,
-                    seq: head.as_ref().map_or(1, |head| head.seq + 1),
-                };
-                let mut random = [0u8; 32];
-                getrandom::fill(&mut random).map_err(|error| {
-                    ClientError::Invalid(format!("no randomness to seal with: {error}"))
-                })?;
-                let sealed = Sealed::seal(&bundle, &recipients, &context, random)
-                    .map_err(|error| ClientError::Invalid(error.to_string()))?;
-                (Body::Sealed(sealed), Some(bundle))
-            }
-        };
-        let entry = SignedEntry::next(&self.key, charter.federation(), head.as_ref(), now, body)
-            .map_err(|error| ClientError::Invalid(error.to_string()))?;
-        let member = charter.charter().authorise_entry(&entry.head(), now)?;
-        // The publisher's organisation is always a recipient: it keeps what it sealed.
-        self.store
-            .ingest_opened(&entry, member.org, opened.as_ref(), now)?;
-        Ok(entry)
-    }
-}
-
-/// Who a bundle with this marking and distribution is sealed for under `charter`, with
-/// their encryption keys: `None` for content that goes in the clear. This node's
-/// organisation comes first; every named recipient must be an active member that may read
-/// and has an encryption key in the charter.
-fn recipients(
-    charter: &SignedCharter,
-    node: &PublicKey,
-    tlp: Tlp,
-    distribution: &Distribution,
-) -> Result<Option<Vec<Recipient>>, ClientError> {
-    let named = match distribution {
-        Distribution::Recipients(named) => named,
-        Distribution::Federation if tlp.is_restricted() => {
-            return Err(ClientError::Invalid(format!(
-                "{tlp} content may not go to the whole federation, and the node refuses to \
-                 send it in the clear: name its recipients (distribution {{\"recipients\": \
-                 [organisation ids]}}) and it is sealed so only they can read it"
-            )));
-        }
-        Distribution::Federation => return Ok(None),
-    };
-    let version = charter.charter().version;
-    let (own, _) = charter.charter().node(node).ok_or(
-        threatmesh_protocol::charter::NotAuthorised::UnknownNode(*node),
-    )?;
-    let mut orgs = vec![own.org];
-    orgs.extend(named.iter().filter(|org| **org != own.org));
-    orgs.into_iter()
-        .map(|org| {
-            let refuse = |why: String| {
-                ClientError::Invalid(format!(
-                    "recipient {org} {why} in the charter in force (version {version}), so a \
-                     sealed bundle cannot be addressed to it"
-                ))
-            };
-            let member = charter
-                .charter()
-                .member(&org)
-                .ok_or_else(|| refuse("is not a member".into()))?;
-            if let Some((state, since)) = member.status.out_of_standing() {
-                return Err(refuse(format!(
-                    "({}) is {state} since {since}",
-                    member.name
-                )));
-            }
-            if !member.roles.read {
-                return Err(refuse(format!("({}) may not read", member.name)));
-            }
-            let encryption_key = member
-                .encryption_key
-                .ok_or_else(|| refuse(format!("({}) has no encryption key", member.name)))?;
-            Ok(Recipient {
-                org,
-                encryption_key,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
 }

@@ -6,7 +6,12 @@
 //! added-time index, the counters) is one atomic batch. Writers take a short lock around
 //! the read-check-write of a batch, so duplicates and equivocation are decided without
 //! races, then wait for a group flush (`flush.rs`) before reporting success: an ingest that
-//! returned Ok survives `kill -9` and power loss.
+//! returned Ok survives `kill -9` and power loss. The two steps can also be taken apart:
+//! [`Store::apply`] makes an entry readable and hands out a [`Ticket`], and
+//! [`Store::wait_durable`] returns once the entry is on disk, so the network can forward an
+//! entry before its fsync and many writes can share one. sled recovers a prefix of the
+//! batches applied, so a crash between the two steps loses the newest entries, never one
+//! in the middle.
 //!
 //! Sealed entries are stored like the others. A node whose organisation is a recipient
 //! opens one before storing it and hands the bundle it read to [`Store::ingest_opened`]:
@@ -48,6 +53,8 @@ use threatmesh_protocol::entry::{Body, FeedHead, SignedEntry, UnverifiedEntry};
 use threatmesh_protocol::item::{Confidence, Context, Item, RevocationReason};
 use threatmesh_protocol::wire::{self, MAX_MESSAGE_BYTES, Message};
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, Timestamp, Value};
+
+pub use flush::Ticket;
 
 use flush::GroupFlush;
 use records::{FeedRecord, IndexRecord, What};
@@ -141,6 +148,18 @@ struct Plan {
     new_feed: Option<(u32, PublicKey, PublicKey)>,
 }
 
+/// An entry applied by [`Store::apply`]: readable now, on disk once its ticket was waited
+/// for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "an applied entry is durable only once its ticket was waited for"]
+pub struct Applied {
+    /// What the store made of the entry.
+    pub outcome: Ingest,
+    /// What to wait for with [`Store::wait_durable`]: the batch that wrote the entry (for a
+    /// duplicate, the last batch applied, which may be the one that wrote it).
+    pub ticket: Ticket,
+}
+
 /// What the store made of an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingest {
@@ -215,6 +234,21 @@ pub enum StoreError {
          has room) or the node restarts"
     )]
     Poisoned,
+    /// An entry of this node's own feed ([`Store::append`]) that does not follow the
+    /// feed's head: nothing was written.
+    #[error(
+        "entry {seq} does not follow this node's own feed, which holds entries 1 to \
+         {contiguous} in a row and entries up to {highest}: nothing was written (publishing \
+         resumes from the feed's head once it holds every entry up to its highest)"
+    )]
+    NotNext {
+        /// The entry's place in the feed.
+        seq: u64,
+        /// The feed's contiguous part when the entry was refused.
+        contiguous: u64,
+        /// The highest entry of the feed held.
+        highest: u64,
+    },
     /// Bytes on disk that do not decode.
     #[error("corrupt record under key {key}: {reason}")]
     Corrupt {
@@ -400,6 +434,18 @@ pub struct Range {
     pub more: bool,
 }
 
+/// While alive, flushes wait: see [`Store::hold_flushes`].
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct FlushHold(Store);
+
+#[cfg(test)]
+impl Drop for FlushHold {
+    fn drop(&mut self) {
+        self.0.inner.flush.release();
+    }
+}
+
 impl Store {
     /// Opens the store in `path`, creating it if the directory is empty or missing.
     pub fn open(path: impl AsRef<Path>, options: &Options) -> Result<Store, StoreError> {
@@ -490,36 +536,115 @@ impl Store {
         opened: Option<&Bundle>,
         now: Timestamp,
     ) -> Result<Ingest, StoreError> {
-        self.writable()?;
-        let (outcome, ticket) = {
-            let _writer = self.lock_writer();
-            match self.plan(entry, org, opened, now)? {
-                // Already written, but the writer that wrote it may still be waiting for
-                // its flush: a duplicate is acknowledged only once that data is on disk.
-                None => (Ingest::Duplicate, self.inner.flush.last_applied()),
-                Some(plan) => {
-                    // Known before its index keys become visible, so a concurrent lookup
-                    // never meets an unknown feed number. If the batch fails, the number
-                    // is handed out again and this mapping overwritten.
-                    if let Some((number, author, org)) = plan.new_feed {
-                        self.feeds_write().insert(number, (author, org));
-                    }
-                    self.poison_on_error(self.db()?.apply_batch(plan.batch))?;
-                    (plan.outcome, self.inner.flush.applied())
-                }
-            }
-        };
-        self.wait_durable(ticket)?;
-        Ok(outcome)
+        let applied = self.apply(entry, org, opened, now)?;
+        self.wait_durable(applied.ticket)?;
+        Ok(applied.outcome)
     }
 
-    /// Waits until every batch up to `ticket` is on disk.
-    fn wait_durable(&self, ticket: u64) -> Result<(), StoreError> {
+    /// The first half of [`Store::ingest_opened`]: decides what `entry` is and applies its
+    /// batch, so it is readable at once, but does not wait for the disk. The entry is
+    /// durable once [`Store::wait_durable`] returned Ok for the ticket; a crash before
+    /// that may lose it (and every entry applied after it), never an entry before it.
+    /// A duplicate, like in `ingest_opened`, is on disk only once its ticket was waited for.
+    pub fn apply(
+        &self,
+        entry: &SignedEntry,
+        org: PublicKey,
+        opened: Option<&Bundle>,
+        now: Timestamp,
+    ) -> Result<Applied, StoreError> {
+        self.writable()?;
+        let _writer = self.lock_writer();
+        self.apply_locked(entry, org, opened, now)
+    }
+
+    /// [`Store::apply`] for an entry this node just signed as the next of its own feed:
+    /// refused with [`StoreError::NotNext`], with nothing written, unless it follows the
+    /// feed's contiguous head and nothing is held beyond that head. Checked under the
+    /// writer lock, so an entry of the feed arriving from a peer meanwhile (one this node
+    /// signed before a crash and lost) cannot make the feed fork.
+    pub fn append(
+        &self,
+        entry: &SignedEntry,
+        org: PublicKey,
+        opened: Option<&Bundle>,
+        now: Timestamp,
+    ) -> Result<Ticket, StoreError> {
+        self.writable()?;
+        let _writer = self.lock_writer();
+        let signed = entry.entry();
+        let (contiguous, head, highest) = match self.feed_record(&signed.author)? {
+            Some(feed) => (
+                feed.contiguous,
+                (feed.contiguous > 0).then_some(feed.contiguous_id),
+                feed.highest,
+            ),
+            None => (0, None, 0),
+        };
+        if signed.seq != contiguous + 1 || signed.prev != head || highest != contiguous {
+            return Err(StoreError::NotNext {
+                seq: signed.seq,
+                contiguous,
+                highest,
+            });
+        }
+        Ok(self.apply_locked(entry, org, opened, now)?.ticket)
+    }
+
+    /// Plans and applies one entry's batch; the caller holds the writer lock.
+    fn apply_locked(
+        &self,
+        entry: &SignedEntry,
+        org: PublicKey,
+        opened: Option<&Bundle>,
+        now: Timestamp,
+    ) -> Result<Applied, StoreError> {
+        Ok(match self.plan(entry, org, opened, now)? {
+            // Already written, but the writer that wrote it may still be waiting for its
+            // flush: a duplicate is acknowledged only once that data is on disk.
+            None => Applied {
+                outcome: Ingest::Duplicate,
+                ticket: self.inner.flush.last_applied(),
+            },
+            Some(plan) => {
+                // Known before its index keys become visible, so a concurrent lookup never
+                // meets an unknown feed number. If the batch fails, the number is handed
+                // out again and this mapping overwritten.
+                if let Some((number, author, org)) = plan.new_feed {
+                    self.feeds_write().insert(number, (author, org));
+                }
+                self.poison_on_error(self.db()?.apply_batch(plan.batch))?;
+                Applied {
+                    outcome: plan.outcome,
+                    ticket: self.inner.flush.applied(),
+                }
+            }
+        })
+    }
+
+    /// Waits until the batch of `ticket`, and every batch applied before it, is on disk.
+    /// Concurrent waiters share one flush. `Err(Poisoned)` if a flush failed, or if the
+    /// store reopened from disk after a failure and the batch was lost with sled's memory.
+    pub fn wait_durable(&self, ticket: Ticket) -> Result<(), StoreError> {
         self.inner.flush.wait(ticket, || {
             self.poison_on_error(self.db()?.flush().map(drop))
         })?;
         self.failures().in_a_row = 0;
         Ok(())
+    }
+
+    /// Group flushes (fsyncs) that succeeded since the store opened: with the entries
+    /// written, how many writes each flush covered.
+    pub fn flushes(&self) -> u64 {
+        self.inner.flush.flushes()
+    }
+
+    /// Makes every flush wait until the returned guard is dropped, so a test can look at
+    /// what happens between applying a batch and its fsync.
+    #[cfg(test)]
+    pub(crate) fn hold_flushes(&self) -> FlushHold {
+        self.inner.flush.hold();
+        FlushHold(self.clone())
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
@@ -613,6 +738,9 @@ impl Store {
         // one iteration, and opening waits up to two seconds for them.
         let old = self.db_slot().take();
         drop(old);
+        // What sled had not flushed goes with its memory: those tickets must not pass for
+        // durable when the reopened database flushes.
+        self.inner.flush.reopened();
         match open_db(&self.inner.config, &self.inner.path) {
             Ok(db) => *self.db_slot() = Some(db),
             Err(error) => {
@@ -1108,7 +1236,31 @@ impl Store {
 
     /// Entries `from_seq..=to_seq` of `author`'s feed, in seq order, until adding one more
     /// would pass `limit_bytes` (the first is always included, so a page always progresses).
+    ///
+    /// This is what the node serves to peers, so it returns only once what it read is on
+    /// disk. An entry this node signed is gossiped only once it is durable; were a peer to
+    /// fetch one before that and this node to crash and lose it, the node would sign
+    /// another entry for the same place in its feed, a fork.
     pub fn range(
+        &self,
+        author: &PublicKey,
+        from_seq: u64,
+        to_seq: u64,
+        limit_bytes: usize,
+    ) -> Result<Range, StoreError> {
+        let range = self.read_range(author, from_seq, to_seq, limit_bytes)?;
+        // Every batch the read saw was applied under the writer lock, and its writer took
+        // its ticket before releasing the lock: once the lock is ours, the last ticket
+        // covers them all.
+        let ticket = {
+            let _writer = self.lock_writer();
+            self.inner.flush.last_applied()
+        };
+        self.wait_durable(ticket)?;
+        Ok(range)
+    }
+
+    fn read_range(
         &self,
         author: &PublicKey,
         from_seq: u64,
@@ -1159,6 +1311,19 @@ impl Store {
                 id: feed.contiguous_id,
             })
             .collect())
+    }
+
+    /// `author`'s head, if its feed has its first entry here: the last entry of the
+    /// contiguous part. One key read, where [`Store::heads`] reads every feed.
+    pub fn head(&self, author: &PublicKey) -> Result<Option<FeedHead>, StoreError> {
+        Ok(self
+            .feed_record(author)?
+            .filter(|feed| feed.contiguous > 0)
+            .map(|feed| FeedHead {
+                author: *author,
+                seq: feed.contiguous,
+                id: feed.contiguous_id,
+            }))
     }
 
     /// Every feed's state.

@@ -396,6 +396,152 @@ fn range_pages_by_bytes_and_always_progresses() {
 }
 
 #[test]
+fn applied_entry_is_readable_at_once_and_durable_after_its_wait() {
+    let store = temporary();
+    let entry = feed(&key(1), 1).remove(0);
+    let applied = store.apply(&entry, org(1), None, T0).unwrap();
+    assert_eq!(applied.outcome, Ingest::Stored);
+    // Readable, and found by value, before any flush.
+    assert!(store.contains(&entry.id()).unwrap());
+    assert_eq!(
+        store.lookup(&ip("10.0.0.1"), T0).unwrap().assertions.len(),
+        1
+    );
+    assert_eq!(store.flushes(), 0, "applying does not flush");
+    store.wait_durable(applied.ticket).unwrap();
+    assert_eq!(store.flushes(), 1);
+    // Durable already: waiting again costs nothing.
+    store.wait_durable(applied.ticket).unwrap();
+    assert_eq!(store.flushes(), 1);
+}
+
+#[test]
+fn one_flush_makes_a_whole_page_durable() {
+    let store = temporary();
+    let tickets: Vec<Ticket> = feed(&key(1), 20)
+        .iter()
+        .map(|entry| store.apply(entry, org(1), None, T0).unwrap().ticket)
+        .collect();
+    for ticket in tickets {
+        store.wait_durable(ticket).unwrap();
+    }
+    assert_eq!(store.flushes(), 1);
+    assert_eq!(
+        store
+            .feed(&PublicKey::of(&key(1)))
+            .unwrap()
+            .unwrap()
+            .contiguous,
+        20
+    );
+}
+
+#[test]
+fn append_refuses_an_entry_that_does_not_follow_the_feed_head() {
+    let store = temporary();
+    let author = key(1);
+    let entries = feed(&author, 3);
+    assert!(matches!(
+        store.append(&entries[1], org(1), None, T0),
+        Err(StoreError::NotNext {
+            seq: 2,
+            contiguous: 0,
+            highest: 0
+        })
+    ));
+    store
+        .wait_durable(store.append(&entries[0], org(1), None, T0).unwrap())
+        .unwrap();
+    // Another entry for seq 2, signed from a stale view of the feed, cannot fork it.
+    let rival = entry_after(
+        &author,
+        Some(&entries[0].head()),
+        T0,
+        vec![assert_item(&ip("10.9.9.2"))],
+    );
+    store.ingest(&entries[1], org(1), T0).unwrap();
+    assert!(matches!(
+        store.append(&rival, org(1), None, T0),
+        Err(StoreError::NotNext {
+            seq: 2,
+            contiguous: 2,
+            highest: 2
+        })
+    ));
+    assert!(!store.contains(&rival.id()).unwrap(), "nothing was written");
+    // An entry held beyond a gap: the next one is refused until the gap is filled.
+    let fourth = entry_after(
+        &author,
+        Some(&entries[2].head()),
+        T0,
+        vec![assert_item(&ip("10.9.9.4"))],
+    );
+    store.ingest(&fourth, org(1), T0).unwrap();
+    let after_two = entry_after(
+        &author,
+        Some(&entries[1].head()),
+        T0,
+        vec![assert_item(&ip("10.9.9.3"))],
+    );
+    assert!(matches!(
+        store.append(&after_two, org(1), None, T0),
+        Err(StoreError::NotNext {
+            seq: 3,
+            contiguous: 2,
+            highest: 4
+        })
+    ));
+    assert!(
+        !store
+            .feed(&PublicKey::of(&author))
+            .unwrap()
+            .unwrap()
+            .equivocated
+    );
+}
+
+#[test]
+fn head_is_the_end_of_the_contiguous_part_of_one_feed() {
+    let store = temporary();
+    let (author, other) = (key(1), key(2));
+    let entries = feed(&author, 4);
+    assert_eq!(store.head(&PublicKey::of(&author)).unwrap(), None);
+    store.ingest(&entries[3], org(1), T0).unwrap();
+    assert_eq!(
+        store.head(&PublicKey::of(&author)).unwrap(),
+        None,
+        "no first entry"
+    );
+    store.ingest(&entries[0], org(1), T0).unwrap();
+    store.ingest(&entries[1], org(1), T0).unwrap();
+    store.ingest(&feed(&other, 3)[0], org(2), T0).unwrap();
+    assert_eq!(
+        store.head(&PublicKey::of(&author)).unwrap(),
+        Some(entries[1].head())
+    );
+}
+
+#[test]
+fn range_answers_only_once_what_it_read_is_on_disk() {
+    let store = temporary();
+    let author = key(1);
+    let entries = feed(&author, 3);
+    for entry in &entries {
+        let _ = store.apply(entry, org(1), None, T0).unwrap();
+    }
+    assert_eq!(store.flushes(), 0);
+    let page = store
+        .range(&PublicKey::of(&author), 1, 3, usize::MAX)
+        .unwrap();
+    assert_eq!(page.payloads.len(), 3);
+    assert_eq!(store.flushes(), 1, "the answer waited for one flush");
+    store
+        .range(&PublicKey::of(&author), 1, 3, usize::MAX)
+        .unwrap();
+    assert_eq!(store.flushes(), 1, "nothing new to flush");
+}
+
+#[test]
 fn added_after_lists_entries_in_acceptance_order() {
     let store = temporary();
     let entries = feed(&key(1), 4);

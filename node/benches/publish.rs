@@ -1,0 +1,141 @@
+//! Publishing benchmark: entries of 1,000 ipv4 indicators published through a one-node
+//! `network::Client`, by 1 and by 16 concurrent publishers, each call returning once its
+//! entry is on disk. `cargo bench -p threatmesh-node --bench publish` (set
+//! `PUBLISH_BENCH_ENTRIES` for a shorter or longer run; default 200 per round).
+//!
+//! The node has no peers, so gossip costs one command to the event loop and nothing on
+//! the wire: the figure is what signing, storing and flushing allow. The store is on the
+//! disk of the temporary directory, with its real fsyncs.
+
+use std::time::Instant;
+
+use threatmesh_node::network;
+use threatmesh_node::store::{Options, Store};
+use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
+use threatmesh_protocol::item::{Indicator, Item};
+use threatmesh_protocol::{
+    Distribution, Hash, Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Tlp, Value,
+};
+
+const PER_ENTRY: u32 = 1_000;
+
+fn charter(org: &SigningKey, node: &SigningKey, steward: &SigningKey) -> SignedCharter {
+    let mut charter = SignedCharter::propose(Charter {
+        federation: Hash::default(),
+        name: "bench".into(),
+        version: 1,
+        previous: None,
+        issued: Timestamp(1),
+        stewards: vec![PublicKey::of(steward)],
+        threshold: 1,
+        members: vec![Member {
+            org: PublicKey::of(org),
+            name: "CERT-B".into(),
+            country: "XX".into(),
+            roles: Roles {
+                publish: true,
+                read: true,
+            },
+            status: Status::Active,
+            nodes: vec![NodeCertificate::issue(
+                org,
+                PublicKey::of(node),
+                Timestamp(1),
+                Timestamp(u64::MAX),
+            )],
+            cutoffs: vec![],
+            addresses: vec![],
+            encryption_key: None,
+        }],
+    })
+    .expect("valid charter");
+    charter.sign(steward);
+    charter
+}
+
+/// Entry `n`'s indicators: 1,000 ipv4 addresses no other entry uses.
+fn items(n: u32) -> Vec<Item> {
+    (n * PER_ENTRY..(n + 1) * PER_ENTRY)
+        .map(|i| {
+            let [a, b, c, d] = i.to_be_bytes();
+            let value = Value::parse(Kind::Ipv4, &format!("{}.{b}.{c}.{d}", a + 11))
+                .expect("a valid ipv4 address");
+            Item::Indicator(Indicator::new(value, Timestamp(1)))
+        })
+        .collect()
+}
+
+/// Publishes `entries` entries from `publishers` concurrent tasks on a fresh node; returns
+/// entries per second and the store's flushes.
+fn round(runtime: &tokio::runtime::Runtime, publishers: u32, entries: u32) -> (f64, u64) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (org, node, steward) = (
+        SigningKey::from_bytes(&[1; 32]),
+        SigningKey::from_bytes(&[2; 32]),
+        SigningKey::from_bytes(&[3; 32]),
+    );
+    let charter = charter(&org, &node, &steward);
+    let store = Store::open(dir.path(), &Options::default()).expect("store");
+    store.put_charter(&charter).expect("charter stored");
+    // Built before timing starts: building values is the caller's cost.
+    let mut work: Vec<Vec<Vec<Item>>> = (0..publishers).map(|_| Vec::new()).collect();
+    for n in 0..entries {
+        work[(n % publishers) as usize].push(items(n));
+    }
+    let flushes_before = store.flushes();
+    let elapsed = runtime.block_on(async {
+        let (client, event_loop) =
+            network::new(network::Config::default(), node, store.clone(), charter)
+                .expect("network");
+        tokio::spawn(event_loop.run());
+        let start = Instant::now();
+        let tasks: Vec<_> = work
+            .into_iter()
+            .map(|calls| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    for items in calls {
+                        client
+                            .publish(Tlp::Green, Distribution::Federation, items)
+                            .await
+                            .expect("published");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("publisher task");
+        }
+        start.elapsed()
+    });
+    let feed = store
+        .feed(&PublicKey::of(&SigningKey::from_bytes(&[2; 32])))
+        .expect("feed read")
+        .expect("the feed exists");
+    assert_eq!(
+        (feed.contiguous, feed.highest),
+        (u64::from(entries), u64::from(entries)),
+        "every entry is in the feed, with no gap"
+    );
+    (
+        f64::from(entries) / elapsed.as_secs_f64(),
+        store.flushes() - flushes_before,
+    )
+}
+
+fn main() {
+    let entries: u32 = std::env::var("PUBLISH_BENCH_ENTRIES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    println!("publish benchmark: {entries} entries of {PER_ENTRY} ipv4 indicators per round");
+    for publishers in [1, 16] {
+        let (rate, flushes) = round(&runtime, publishers, entries);
+        println!(
+            "{publishers:>2} concurrent publisher(s): {rate:.1} entries/s ({:.0} indicators/s), \
+             {flushes} fsyncs for {entries} entries",
+            rate * f64::from(PER_ENTRY)
+        );
+    }
+}
