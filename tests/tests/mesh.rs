@@ -417,3 +417,47 @@ async fn a_node_that_missed_entries_finds_them_by_reconciliation_alone() {
     assert_eq!(metrics.fetched_entries, ids.len() as u64);
     assert!(metrics.reconcile_requests >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_on_the_wire_are_counted_at_both_ends() {
+    let net = TestNet::line(2).await.unwrap();
+    let ids = net.nodes[0].publish(0, 100).await.unwrap();
+    net.wait_everywhere(&ids).await.unwrap();
+    let (a, b) = (&net.nodes[0].client, &net.nodes[1].client);
+    // One connection between them: once nothing is in flight, what one end sent is what
+    // the other received, for the connection as for the sync frames on it.
+    wait_for("both ends to agree on the bytes", || async {
+        let (a, b) = (a.metrics(), b.metrics());
+        a.transport_bytes_sent == b.transport_bytes_received
+            && b.transport_bytes_sent == a.transport_bytes_received
+            && a.sync_bytes_sent == b.sync_bytes_received
+            && b.sync_bytes_sent == a.sync_bytes_received
+            && a.identify_received == b.identify_sent
+            && b.identify_received == a.identify_sent
+    })
+    .await
+    .unwrap();
+    let metrics = a.metrics();
+    let payload = net.nodes[0]
+        .store
+        .entry(&ids[0])
+        .unwrap()
+        .unwrap()
+        .payload()
+        .len() as u64;
+    // The entry went out by gossip, inside Noise and yamux frames.
+    assert!(metrics.transport_bytes_sent > payload, "{metrics:?}");
+    // Each reconciled its feed heads with the other on connecting.
+    assert!(metrics.sync_bytes_sent > 0, "{metrics:?}");
+    assert!(metrics.sync_bytes_received > 0, "{metrics:?}");
+    assert!(
+        metrics.transport_bytes_received > metrics.sync_bytes_received,
+        "{metrics:?}"
+    );
+    assert!(metrics.identify_received >= 1, "{metrics:?}");
+    // A public key, an address, a dozen protocol names: a few hundred bytes.
+    assert!(
+        metrics.identify_received_bytes > 100 * metrics.identify_received,
+        "{metrics:?}"
+    );
+}

@@ -26,6 +26,7 @@ mod limits;
 mod metrics;
 mod peer_book;
 mod sync_planner;
+mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +44,7 @@ pub use codec::PROTOCOL as SYNC_PROTOCOL;
 pub use event_loop::EventLoop;
 pub use ingest::now;
 pub(crate) use ip_limits::limited_ip;
-pub use metrics::{INGEST_BUCKETS_MICROS, Rejection, Snapshot};
+pub use metrics::{INGEST_BUCKETS_MICROS, PING_PAYLOAD_BYTES, Rejection, Snapshot};
 
 use crate::store::{Store, StoreError};
 
