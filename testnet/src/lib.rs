@@ -1,6 +1,6 @@
 //! A local federation of real `threatmesh` processes on loopback: `up` and `demo`.
 //!
-//! Ports are fixed (`--base-port` + index for the API, + 100 + index for the mesh) so a
+//! Ports are fixed (`--base-port` + index for the API, + 1000 + index for the mesh) so a
 //! newcomer can type them; keys are fresh each time. Every node is started with
 //! `--exit-with-parent`, so no node outlives the testnet, even when it is killed.
 
@@ -26,6 +26,10 @@ const MEMBERS: [(&str, &str); 5] = [
 
 /// How long any node may take to come up, or an entry to arrive.
 const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Node i's mesh port is `--base-port` + this + i: up to this many nodes, the API ports
+/// (`--base-port` + i) and the mesh ports do not overlap.
+const MESH_PORT_OFFSET: usize = 1000;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,8 +59,8 @@ struct UpArgs {
     /// Work directory (created; must not hold a testnet already).
     #[arg(long, default_value = "testnet-work")]
     dir: PathBuf,
-    /// First API port; node i's API is on base + i, its mesh port on base + 100 + i.
-    /// 0 lets every node take any free port.
+    /// First API port; node i's API is on base + i, its mesh port on base + 1000 + i
+    /// (so at most 1000 nodes on fixed ports). 0 lets every node take any free port.
     #[arg(long, default_value_t = 18_000)]
     base_port: u16,
 }
@@ -184,6 +188,12 @@ pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
     }
+    if args.base_port != 0 && args.nodes > MESH_PORT_OFFSET {
+        bail!(
+            "--nodes over {MESH_PORT_OFFSET} on fixed ports would put APIs on mesh ports: \
+             use --base-port 0"
+        );
+    }
     if args.dir.join("genesis.json").exists() {
         bail!(
             "{} holds a testnet already: remove it or choose another --dir",
@@ -249,13 +259,18 @@ pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
         let node = start(&dir, &format!("node{index}"), name, &federation, &bootstrap)?;
         testnet.nodes.push(node);
     }
-    // Wait for the mesh: every node connected to every other.
-    let expected = testnet.nodes.len() - 1;
+    // Wait for the mesh: every node connected to every other, or, for a node that keeps
+    // a bounded set of peers, to at least the low mark of that set (`peers_low`).
+    let others = testnet.nodes.len() as u64 - 1;
     wait(
-        &format!("every node to connect to {expected} peers"),
+        &format!("every node to connect to {others} peers or its peers_low"),
         || {
             for node in &testnet.nodes {
-                if get(node, "/api/v1/status")?["peers"].as_u64() != Some(expected as u64) {
+                let status = get(node, "/api/v1/status")?;
+                let wanted = status["peers_low"]
+                    .as_u64()
+                    .map_or(others, |low| low.min(others));
+                if status["peers"].as_u64().unwrap_or(0) < wanted {
                     return Ok(false);
                 }
             }
@@ -279,7 +294,10 @@ fn init(
     country: &str,
 ) -> Result<()> {
     let api = format!("127.0.0.1:{}", port(base_port, index, 0)?);
-    let p2p = format!("/ip4/127.0.0.1/tcp/{}", port(base_port, index, 100)?);
+    let p2p = format!(
+        "/ip4/127.0.0.1/tcp/{}",
+        port(base_port, index, MESH_PORT_OFFSET)?
+    );
     let printed = threatmesh(
         dir,
         &[

@@ -243,6 +243,40 @@ fn throughput_reports_every_rate_with_nothing_missing() {
 }
 
 #[test]
+fn idle_reports_each_node_and_where_its_bytes_went() {
+    // 11 s: every window then holds at least one sync round (every 10 s).
+    let report = bench(
+        "idle",
+        &[
+            "--nodes",
+            "3",
+            "--settle-seconds",
+            "1",
+            "--window-seconds",
+            "11",
+        ],
+    );
+    let nodes = report["per_node"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{report}");
+    for node in nodes {
+        assert_eq!(node["peers_start"], 2, "{node}");
+        assert_eq!(node["peers_end"], 2, "{node}");
+        let transport = node["transport"]["in_per_second"].as_f64().unwrap();
+        let sync = node["sync"]["in_per_second"].as_f64().unwrap();
+        // Sync is part of what the transport carried, and not all of it.
+        assert!(sync > 0.0 && transport > sync, "{node}");
+        assert!(node["cpu_ms_per_second"].as_f64().unwrap() >= 0.0, "{node}");
+    }
+    let measures = report["measures"].as_array().unwrap();
+    for name in ["in", "out", "CPU", "peers (start and end)"] {
+        assert!(
+            measures.iter().any(|measure| measure["name"] == name),
+            "{name} in {report}"
+        );
+    }
+}
+
+#[test]
 fn bench_all_runs_every_scenario_into_one_report() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
@@ -263,6 +297,8 @@ fn bench_all_runs_every_scenario_into_one_report() {
             "2",
             "--window-seconds",
             "3",
+            "--settle-seconds",
+            "1",
             "--base-port",
             "0",
             "--dir",
@@ -278,6 +314,7 @@ fn bench_all_runs_every_scenario_into_one_report() {
     );
     let readme = std::fs::read_to_string(work.join("report/README.md")).unwrap();
     for scenario in [
+        "idle",
         "propagation",
         "throughput",
         "catch-up",

@@ -373,6 +373,21 @@ async fn in_step_peers_reconcile_with_one_request_and_fetch_nothing() {
     net.wait_for_mesh().await.unwrap();
     let ids = net.nodes[0].publish(0, 100).await.unwrap();
     net.wait_everywhere(&ids).await.unwrap();
+    // A round that started while the entry was still on its way may fetch it: let those
+    // finish before counting.
+    let settled: Vec<u64> = net
+        .nodes
+        .iter()
+        .map(|n| n.client.metrics().reconcile_requests + 3)
+        .collect();
+    wait_for("rounds begun after the entry arrived", || async {
+        net.nodes
+            .iter()
+            .zip(&settled)
+            .all(|(node, settled)| node.client.metrics().reconcile_requests >= *settled)
+    })
+    .await
+    .unwrap();
     let before: Vec<_> = net.nodes.iter().map(|n| n.client.metrics()).collect();
     // Several rounds pass: each is one reconcile request per peer asked, and nothing is
     // fetched or struck, since the three hold the same.
@@ -462,4 +477,48 @@ async fn concurrent_publishes_make_one_unbroken_feed_that_reaches_the_peer() {
             previous = Some(entry.id());
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_on_the_wire_are_counted_at_both_ends() {
+    let net = TestNet::line(2).await.unwrap();
+    let ids = net.nodes[0].publish(0, 100).await.unwrap();
+    net.wait_everywhere(&ids).await.unwrap();
+    let (a, b) = (&net.nodes[0].client, &net.nodes[1].client);
+    // One connection between them: once nothing is in flight, what one end sent is what
+    // the other received, for the connection as for the sync frames on it.
+    wait_for("both ends to agree on the bytes", || async {
+        let (a, b) = (a.metrics(), b.metrics());
+        a.transport_bytes_sent == b.transport_bytes_received
+            && b.transport_bytes_sent == a.transport_bytes_received
+            && a.sync_bytes_sent == b.sync_bytes_received
+            && b.sync_bytes_sent == a.sync_bytes_received
+            && a.identify_received == b.identify_sent
+            && b.identify_received == a.identify_sent
+    })
+    .await
+    .unwrap();
+    let metrics = a.metrics();
+    let payload = net.nodes[0]
+        .store
+        .entry(&ids[0])
+        .unwrap()
+        .unwrap()
+        .payload()
+        .len() as u64;
+    // The entry went out by gossip, inside Noise and yamux frames.
+    assert!(metrics.transport_bytes_sent > payload, "{metrics:?}");
+    // Each reconciled its feed heads with the other on connecting.
+    assert!(metrics.sync_bytes_sent > 0, "{metrics:?}");
+    assert!(metrics.sync_bytes_received > 0, "{metrics:?}");
+    assert!(
+        metrics.transport_bytes_received > metrics.sync_bytes_received,
+        "{metrics:?}"
+    );
+    assert!(metrics.identify_received >= 1, "{metrics:?}");
+    // A public key, an address, a dozen protocol names: a few hundred bytes.
+    assert!(
+        metrics.identify_received_bytes > 100 * metrics.identify_received,
+        "{metrics:?}"
+    );
 }

@@ -70,6 +70,49 @@ pub(super) fn render(
         "Entries sent in sync responses.",
         &one(network.served_entries),
     );
+    let each_way = |received: u64, sent: u64| {
+        vec![
+            ("{direction=\"in\"}".to_owned(), received),
+            ("{direction=\"out\"}".to_owned(), sent),
+        ]
+    };
+    metric(
+        "transport_bytes_total",
+        "counter",
+        "Bytes on peer connections above TCP, everything included (protocol negotiation, \
+         Noise, yamux and every protocol's bytes).",
+        &each_way(
+            network.transport_bytes_received,
+            network.transport_bytes_sent,
+        ),
+    );
+    metric(
+        "sync_bytes_total",
+        "counter",
+        "Bytes of sync protocol frames (length and message; the framing around them is in \
+         transport_bytes_total only).",
+        &each_way(network.sync_bytes_received, network.sync_bytes_sent),
+    );
+    metric(
+        "pings_total",
+        "counter",
+        "Pings this node sent that were answered (32 bytes each way; peers ping this node \
+         about as often, unseen here).",
+        &one(network.pings),
+    );
+    metric(
+        "identify_total",
+        "counter",
+        "Identify messages received from peers (in) and sent to them (out).",
+        &each_way(network.identify_received, network.identify_sent),
+    );
+    metric(
+        "identify_received_bytes_estimated_total",
+        "counter",
+        "Size of the identify messages received, estimated from their fields (framing not \
+         included).",
+        &one(network.identify_received_bytes),
+    );
     metric(
         "queue_full_total",
         "counter",

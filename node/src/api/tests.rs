@@ -256,6 +256,18 @@ async fn metrics_and_status_report_the_store_and_the_network() {
         "{text}"
     );
     assert!(text.contains("# TYPE threatmesh_peers gauge"), "{text}");
+    // No peer connected: no byte on the wire yet, and each direction has its sample.
+    for direction in ["in", "out"] {
+        for name in [
+            "transport_bytes_total",
+            "sync_bytes_total",
+            "identify_total",
+        ] {
+            let sample = format!("threatmesh_{name}{{direction=\"{direction}\"}} 0\n");
+            assert!(text.contains(&sample), "{sample} in {text}");
+        }
+    }
+    assert!(text.contains("threatmesh_pings_total 0\n"), "{text}");
     assert!(
         text.contains("threatmesh_ingest_seconds_bucket{le=\"+Inf\"} 0\n"),
         "{text}"
@@ -271,6 +283,7 @@ async fn metrics_and_status_report_the_store_and_the_network() {
     assert_eq!(status["charter_version"], 1);
     assert_eq!(status["feeds"][0]["missing_below_highest"], 0);
     assert_eq!(status["feeds"][0]["lag"], 0);
+    assert_eq!(status["network"]["transport_bytes_sent"], 0);
     assert!(
         text.contains("# TYPE threatmesh_feed_lag_entries gauge"),
         "{text}"

@@ -97,7 +97,7 @@ impl Behaviour {
         let gossipsub =
             gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossipsub_config)?;
         let sync = request_response::Behaviour::with_codec(
-            SyncCodec,
+            SyncCodec::new(Arc::clone(&settings.metrics.sync)),
             [(PROTOCOL, request_response::ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(settings.request_timeout),
         );

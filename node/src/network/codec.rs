@@ -4,12 +4,20 @@
 //! Requests are tiny, so a peer cannot make us buffer more than [`MAX_REQUEST_BYTES`] by
 //! asking; responses are bounded by the wire's [`MAX_MESSAGE_BYTES`], and what fills them
 //! is bounded by [`wire::range_limit`].
+//!
+//! The codec counts the bytes of its frames into the node's sync [`Traffic`], exactly:
+//! what libp2p adds around them (stream negotiation, yamux, Noise) is counted only by the
+//! transport.
 
 use std::io;
+use std::sync::Arc;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use threatmesh_protocol::wire::{self, MAX_MESSAGE_BYTES, Message, Request, Response};
+
+use super::metrics::Traffic;
+use super::transport::Counted;
 
 /// The sync protocol's name and version.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/threatmesh/sync/1");
@@ -17,8 +25,21 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/threatmesh/sync/1");
 /// Largest request accepted: every request is a few dozen bytes.
 pub(crate) const MAX_REQUEST_BYTES: usize = 4 * 1024;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct SyncCodec;
+#[derive(Debug, Clone)]
+pub(crate) struct SyncCodec {
+    traffic: Arc<Traffic>,
+}
+
+impl SyncCodec {
+    /// A codec that counts its frames' bytes into `traffic`.
+    pub(crate) fn new(traffic: Arc<Traffic>) -> SyncCodec {
+        SyncCodec { traffic }
+    }
+
+    fn counted<T>(&self, io: T) -> Counted<T> {
+        Counted::new(io, Arc::clone(&self.traffic))
+    }
+}
 
 /// A sync request as the codec carries it. Requests we send are always
 /// [`SyncRequest::Valid`]; a request a peer sends over [`MAX_REQUEST_BYTES`] is read as
@@ -42,7 +63,7 @@ impl libp2p::request_response::Codec for SyncCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        match read_message(io, MAX_REQUEST_BYTES).await {
+        match read_message(&mut self.counted(io), MAX_REQUEST_BYTES).await {
             Ok(Message::Request(request)) => Ok(SyncRequest::Valid(request)),
             Ok(other) => Err(unexpected(other.kind())),
             Err(error) => match frame_too_large(&error) {
@@ -56,7 +77,7 @@ impl libp2p::request_response::Codec for SyncCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        match read_message(io, MAX_MESSAGE_BYTES).await? {
+        match read_message(&mut self.counted(io), MAX_MESSAGE_BYTES).await? {
             Message::Response(response) => Ok(response),
             other => Err(unexpected(other.kind())),
         }
@@ -72,7 +93,9 @@ impl libp2p::request_response::Codec for SyncCodec {
         T: AsyncWrite + Unpin + Send,
     {
         match request {
-            SyncRequest::Valid(request) => write_message(io, &Message::Request(request)).await,
+            SyncRequest::Valid(request) => {
+                write_message(&mut self.counted(io), &Message::Request(request)).await
+            }
             SyncRequest::Oversized(_) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "an oversized request is only ever received",
@@ -89,7 +112,7 @@ impl libp2p::request_response::Codec for SyncCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_message(io, &Message::Response(response)).await
+        write_message(&mut self.counted(io), &Message::Response(response)).await
     }
 }
 

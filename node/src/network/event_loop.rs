@@ -145,13 +145,12 @@ impl EventLoop {
             },
             metrics: Arc::clone(&metrics),
         };
+        // TCP, Noise and yamux as `with_tcp` builds them, counting every byte.
+        let transport = super::transport::tcp(&keypair, Arc::clone(&metrics.transport))
+            .map_err(|error| libp2p_error(&error))?;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
-            .with_tcp(
-                libp2p::tcp::Config::default().nodelay(true),
-                libp2p::noise::Config::new,
-                libp2p::yamux::Config::default,
-            )
+            .with_other_transport(|_| transport)
             .map_err(|error| libp2p_error(&error))?
             .with_behaviour(|key| Behaviour::new(key, &settings))
             .map_err(|error| libp2p_error(&error))?
@@ -375,11 +374,16 @@ impl EventLoop {
                 ..
             })) => {
                 debug!(peer = %peer_id, addresses = info.listen_addrs.len(), "identified");
+                self.metrics.identified(&info);
                 // Where a member listens, for when the book needs another link: the charter
                 // need not list every member's address.
                 self.peer_book
                     .learn_addresses(peer_id, info.listen_addrs, Instant::now());
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(
+                identify::Event::Sent { .. } | identify::Event::Pushed { .. },
+            )) => self.metrics.identify_sent(),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => self.metrics.pinged(&event),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 let now = Instant::now();
                 for (peer, address) in found {

@@ -695,7 +695,7 @@ mod tests {
         let peer = PeerId::random();
         // Request ids come from a request-response behaviour only.
         let mut requests = request_response::Behaviour::with_codec(
-            super::super::codec::SyncCodec,
+            super::super::codec::SyncCodec::new(std::sync::Arc::default()),
             [(
                 super::super::codec::PROTOCOL,
                 request_response::ProtocolSupport::Full,

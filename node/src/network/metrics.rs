@@ -1,6 +1,15 @@
 //! Counters the network keeps for status, metrics and tests: what was accepted, what was
-//! refused and why, what sync fetched and served, and every time a bounded queue was full.
+//! refused and why, what sync fetched and served, every time a bounded queue was full, and
+//! the bytes on the wire.
+//!
+//! Bytes are counted where they can be counted exactly: every byte of every peer
+//! connection above TCP ([`Traffic`] filled by `transport.rs`, so Noise, yamux and
+//! protocol negotiation are included), and the sync protocol's own frames (filled by
+//! `codec.rs`). Ping and identify run in libp2p, out of our reach, so they are counted by
+//! their events and their bytes estimated from what each exchange carries. Gossipsub and
+//! the framing of every protocol are what is left of the transport's total.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
@@ -71,9 +80,46 @@ pub const INGEST_BUCKETS_MICROS: [u64; 10] = [
     500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
 ];
 
+/// Bytes through some kind of stream, each way. Shared (in an `Arc`) with the streams
+/// that count into it.
+#[derive(Debug, Default)]
+pub(crate) struct Traffic {
+    received: AtomicU64,
+    sent: AtomicU64,
+}
+
+impl Traffic {
+    pub(crate) fn received(&self, bytes: usize) {
+        add(&self.received, bytes as u64);
+    }
+
+    pub(crate) fn sent(&self, bytes: usize) {
+        add(&self.sent, bytes as u64);
+    }
+
+    /// (received, sent) so far.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        (
+            self.received.load(Ordering::Relaxed),
+            self.sent.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Bytes of a libp2p ping payload; a ping is answered with the same bytes.
+pub const PING_PAYLOAD_BYTES: u64 = 32;
+
 /// The network's counters. Cheap to update from any task.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
+    /// Every byte of every peer connection, above TCP.
+    pub(crate) transport: Arc<Traffic>,
+    /// The sync protocol's frames (length prefix and message).
+    pub(crate) sync: Arc<Traffic>,
+    pings: AtomicU64,
+    identify_received: AtomicU64,
+    identify_received_bytes: AtomicU64,
+    identify_sent: AtomicU64,
     /// Per feed, the highest seq any peer has shown us (in a heads answer or a gossiped
     /// entry): how far each feed goes, as far as this node knows. Only feeds the charter
     /// certifies are recorded, so the map is bounded by the charter.
@@ -184,6 +230,31 @@ pub struct Snapshot {
     pub advertised: std::collections::HashMap<threatmesh_protocol::PublicKey, u64>,
     /// Whether this node's own clock seems wrong, judged from the organisations' entries.
     pub clock: super::ClockStatus,
+    /// Bytes received on peer connections, above TCP: everything, Noise, yamux and
+    /// protocol negotiation included. Exact.
+    pub transport_bytes_received: u64,
+    /// Bytes sent on peer connections, counted as `transport_bytes_received` is.
+    pub transport_bytes_sent: u64,
+    /// Bytes of sync protocol frames received (the 4-byte length and the message; not
+    /// the stream's negotiation nor the yamux and Noise framing around it). Exact.
+    pub sync_bytes_received: u64,
+    /// Bytes of sync protocol frames sent, counted as `sync_bytes_received` is.
+    pub sync_bytes_sent: u64,
+    /// Pings this node sent that were answered ([`PING_PAYLOAD_BYTES`] each way). Each
+    /// peer pings this node about as often (every 15 s per connection), which this node
+    /// answers without an event: ping traffic is about `2 * pings * PING_PAYLOAD_BYTES`
+    /// each way, framing aside.
+    pub pings: u64,
+    /// Identify messages received from peers (one per new connection, then one every
+    /// 5 minutes per connection).
+    pub identify_received: u64,
+    /// Estimated bytes of those messages: computed from the fields each carried, as
+    /// identify encodes them (protobuf, with its length prefix); negotiation and framing
+    /// not included.
+    pub identify_received_bytes: u64,
+    /// Identify messages this node sent (answers to peers' requests and pushes). Its
+    /// own message is about as large as a peer's: they run the same software.
+    pub identify_sent: u64,
 }
 
 impl Snapshot {
@@ -328,6 +399,24 @@ impl Metrics {
         add(&self.peers_pruned, 1);
     }
 
+    /// Counts a ping this node sent, if it was answered.
+    pub(crate) fn pinged(&self, event: &libp2p::ping::Event) {
+        if event.result.is_ok() {
+            add(&self.pings, 1);
+        }
+    }
+
+    /// Counts an identify message received, with its estimated size.
+    pub(crate) fn identified(&self, info: &libp2p::identify::Info) {
+        add(&self.identify_received, 1);
+        add(&self.identify_received_bytes, identify_bytes(info) as u64);
+    }
+
+    /// Counts an identify message this node sent.
+    pub(crate) fn identify_sent(&self) {
+        add(&self.identify_sent, 1);
+    }
+
     /// The counters now.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -371,6 +460,43 @@ impl Metrics {
                 .clone(),
             // Filled in by the client, which holds the clock watch.
             clock: super::ClockStatus::default(),
+            transport_bytes_received: self.transport.totals().0,
+            transport_bytes_sent: self.transport.totals().1,
+            sync_bytes_received: self.sync.totals().0,
+            sync_bytes_sent: self.sync.totals().1,
+            pings: load(&self.pings),
+            identify_received: load(&self.identify_received),
+            identify_received_bytes: load(&self.identify_received_bytes),
+            identify_sent: load(&self.identify_sent),
         }
     }
+}
+
+/// The size of `info` as identify writes it: a protobuf message (each field a one-byte
+/// tag, a varint length and the bytes) behind a varint length. An estimate only in that
+/// it is recomputed from the decoded fields rather than counted on the stream.
+fn identify_bytes(info: &libp2p::identify::Info) -> usize {
+    fn varint(value: usize) -> usize {
+        let bits = usize::BITS - value.leading_zeros();
+        (bits.max(1) as usize).div_ceil(7)
+    }
+    let field = |length: usize| 1 + varint(length) + length;
+    let message = field(info.public_key.encode_protobuf().len())
+        + field(info.protocol_version.len())
+        + field(info.agent_version.len())
+        + info
+            .listen_addrs
+            .iter()
+            .map(|address| field(address.as_ref().len()))
+            .sum::<usize>()
+        + info
+            .protocols
+            .iter()
+            .map(|protocol| field(protocol.as_ref().len()))
+            .sum::<usize>()
+        + field(info.observed_addr.as_ref().len())
+        + info.signed_peer_record.as_ref().map_or(0, |record| {
+            field(record.clone().into_protobuf_encoding().len())
+        });
+    varint(message) + message
 }

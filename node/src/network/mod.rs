@@ -30,6 +30,7 @@ mod publish;
 mod sync_planner;
 #[cfg(test)]
 mod testing;
+mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,7 @@ pub use codec::PROTOCOL as SYNC_PROTOCOL;
 pub use event_loop::EventLoop;
 pub use ingest::now;
 pub(crate) use ip_limits::limited_ip;
-pub use metrics::{INGEST_BUCKETS_MICROS, Rejection, Snapshot};
+pub use metrics::{INGEST_BUCKETS_MICROS, PING_PAYLOAD_BYTES, Rejection, Snapshot};
 
 use crate::store::{Store, StoreError};
 

@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::{Node, UpArgs, get, post, up, wait};
 
+mod idle;
 mod intruder;
 mod partition;
 mod report;
@@ -25,6 +26,8 @@ mod throughput;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Scenario {
+    /// Nothing published: bytes, CPU and peers of each node at rest.
+    Idle,
     /// Entries from random publishers; time to reach every node.
     Propagation,
     /// A node offline while indicators are published; time and bytes to catch up.
@@ -44,7 +47,8 @@ pub(crate) enum Scenario {
 
 impl Scenario {
     /// Every scenario `All` runs, in order.
-    const EACH: [Scenario; 6] = [
+    const EACH: [Scenario; 7] = [
+        Scenario::Idle,
         Scenario::Propagation,
         Scenario::Throughput,
         Scenario::CatchUp,
@@ -82,9 +86,13 @@ pub(crate) struct BenchArgs {
     /// throughput: the rates to try, in entries per second (each of `--indicators`).
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
     rates: Vec<f64>,
-    /// throughput: how long each rate is kept.
-    #[arg(long, default_value_t = 10)]
-    window_seconds: u64,
+    /// throughput: how long each rate is kept (default 10); idle: how long the
+    /// measurement lasts (default 40).
+    #[arg(long)]
+    window_seconds: Option<u64>,
+    /// idle: how long the federation rests after it is up, before the window.
+    #[arg(long, default_value_t = 20)]
+    settle_seconds: u64,
     /// Seed for choosing publishers, so runs can be repeated.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -130,6 +138,7 @@ struct Report {
 
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     match args.scenario {
+        Scenario::Idle => idle::run(args),
         Scenario::Propagation => propagation(args),
         Scenario::CatchUp => catch_up(args),
         Scenario::Churn => churn(args),

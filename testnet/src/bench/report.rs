@@ -12,7 +12,8 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 /// Every scenario's file stem and title, in the order the README shows them.
-const SECTIONS: [(&str, &str); 6] = [
+const SECTIONS: [(&str, &str); 7] = [
+    ("idle", "Idle"),
     ("propagation", "Propagation"),
     ("throughput", "Throughput"),
     ("catch-up", "Catch-up"),

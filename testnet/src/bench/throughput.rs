@@ -28,6 +28,9 @@ use super::report;
 use super::{BenchArgs, Percentiles, Random, entries_held, entry_times, percentiles, publish};
 use crate::{Node, up};
 
+/// How long each rate is kept unless `--window-seconds` says otherwise.
+const WINDOW_SECONDS: u64 = 10;
+
 /// Lag points of one rate: (ms since the window began, lag in ms).
 type Points = Vec<(u64, u64)>;
 
@@ -154,7 +157,8 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
     {
         bail!("--rates: give positive entries-per-second rates");
     }
-    if args.window_seconds < 3 {
+    let window_seconds = args.window_seconds.unwrap_or(WINDOW_SECONDS);
+    if window_seconds < 3 {
         bail!("--window-seconds: at least 3 (the window is cut in thirds)");
     }
     let testnet = up(&args.up)?;
@@ -165,11 +169,11 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
     let mut rates = args.rates.clone();
     rates.sort_by(f64::total_cmp);
     for rate in rates {
-        let count = ((rate * args.window_seconds as f64).round() as usize).max(1);
+        let count = ((rate * window_seconds as f64).round() as usize).max(1);
         println!(
             "{rate} entries/s ({} indicators/s) for {} s",
             rate * f64::from(args.indicators),
-            args.window_seconds
+            window_seconds
         );
         let began_ms = epoch_ms();
         let (ids, achieved) = publish_window(
@@ -227,7 +231,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
         scenario: "throughput",
         nodes: nodes.len(),
         indicators_per_entry: args.indicators,
-        window_seconds: args.window_seconds,
+        window_seconds,
         sustained_entries_per_second: sustained,
         sustained_indicators_per_second: sustained * f64::from(args.indicators),
         rates: results,
@@ -259,7 +263,7 @@ fn judge(
     created: &HashMap<String, u64>,
     slowest: &HashMap<String, u64>,
 ) -> Result<Rate> {
-    let third_ms = args.window_seconds * 1000 / 3;
+    let third_ms = args.window_seconds.unwrap_or(WINDOW_SECONDS) * 1000 / 3;
     let mut points: Points = Vec::new();
     for id in &window.ids {
         let born = *created

@@ -1,0 +1,143 @@
+//! The node's transport: TCP, then Noise, then yamux, with every byte counted.
+//!
+//! [`tcp`] builds what `SwarmBuilder::with_tcp` would, except that each TCP stream is
+//! wrapped in a [`Counted`] stream before the upgrades run on it. The counts therefore
+//! hold everything a peer connection carries above TCP: multistream-select negotiation,
+//! the Noise handshake and its per-frame overhead, yamux headers and window updates, and
+//! the protocols' own bytes. They leave out TCP/IP headers, retransmissions and the
+//! connections the node refuses before the TCP stream reaches the transport.
+//!
+//! [`Counted`] wraps any byte stream; the sync codec uses it too, to count its frames.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::{AsyncRead, AsyncWrite};
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::Boxed;
+use libp2p::core::upgrade;
+use libp2p::{PeerId, Transport as _, noise, tcp, yamux};
+
+use super::metrics::Traffic;
+
+/// TCP (no Nagle delay: gossip is small and latency matters), authenticated with Noise,
+/// multiplexed with yamux, every byte counted into `traffic`.
+pub(crate) fn tcp(
+    key: &libp2p::identity::Keypair,
+    traffic: Arc<Traffic>,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
+    let noise = noise::Config::new(key)?;
+    Ok(
+        tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+            .map(move |stream, _| Counted::new(stream, Arc::clone(&traffic)))
+            .upgrade(upgrade::Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+    )
+}
+
+/// A byte stream that adds what it reads and writes to a shared [`Traffic`]. Only bytes
+/// the inner stream accepted or returned are counted, so a write retried after `Pending`
+/// is counted once.
+#[derive(Debug)]
+pub(crate) struct Counted<S> {
+    inner: S,
+    traffic: Arc<Traffic>,
+}
+
+impl<S> Counted<S> {
+    pub(crate) fn new(inner: S, traffic: Arc<Traffic>) -> Counted<S> {
+        Counted { inner, traffic }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(read)) = &poll {
+            self.traffic.received(*read);
+        }
+        poll
+    }
+
+    fn poll_read_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &mut [io::IoSliceMut<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_read_vectored(cx, bufs);
+        if let Poll::Ready(Ok(read)) = &poll {
+            self.traffic.received(*read);
+        }
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(written)) = &poll {
+            self.traffic.sent(*written);
+        }
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(written)) = &poll {
+            self.traffic.sent(*written);
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use futures::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn bytes_read_and_written_are_counted() {
+        let traffic = Arc::new(Traffic::default());
+        let mut stream = Counted::new(
+            futures::io::Cursor::new(b"twelve bytes".to_vec()),
+            Arc::clone(&traffic),
+        );
+        let mut first = [0u8; 5];
+        stream.read_exact(&mut first).await.unwrap();
+        assert_eq!(traffic.totals(), (5, 0));
+        stream.write_all(b"abc").await.unwrap();
+        assert_eq!(traffic.totals(), (5, 3));
+        // The cursor is at 8 now: 4 bytes left to read.
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(traffic.totals(), (9, 3));
+    }
+}
