@@ -105,7 +105,9 @@ impl Publisher {
                 .await
                 .map_err(internal)??;
         }
-        turn.wait().await;
+        if !written.entries.is_empty() {
+            turn.wait().await;
+        }
         let mut ids = Vec::with_capacity(written.entries.len());
         for entry in written.entries {
             ids.push(entry.id());

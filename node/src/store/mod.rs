@@ -29,7 +29,7 @@
 //! since a revocation must not wait for a disk to be cleaned up. If a write fails anyway (a
 //! quota, an I/O error), sled's memory may be ahead of its disk: the store refuses writes,
 //! and the next write that finds room closes sled and reopens the database from disk
-//! ([`Store::recover`]) rather than build on that memory.
+//! (`Store::recover`) rather than build on that memory.
 //!
 //! The store trusts what it is given: signatures and the charter are checked before
 //! [`Store::ingest`]. What it decides itself is where an entry sits in its feed: stored,
