@@ -52,11 +52,18 @@ fn for_each_link(node: &Node, peers: &[&Node], block: bool) -> Result<()> {
     Ok(())
 }
 
-/// Waits until every node of `nodes` is connected to exactly `expected` peers.
-fn wait_for_peers(nodes: &[&Node], expected: usize, what: &str) -> Result<()> {
+/// Waits until every node of `nodes` holds as many links as it keeps among `reachable`
+/// others: all of them in a federation smaller than its peer set, at least its low mark
+/// (status `peers_low`) otherwise, and never more than `reachable`. Blocks close links at
+/// once and refuse new ones, so a side's nodes cannot hold a link across the cut.
+fn wait_for_peers(nodes: &[&Node], reachable: usize, what: &str) -> Result<()> {
+    let reachable = reachable as u64;
     wait(what, || {
         for node in nodes {
-            if get(node, "/api/v1/status")?["peers"].as_u64() != Some(expected as u64) {
+            let status = get(node, "/api/v1/status")?;
+            let low = status["peers_low"].as_u64().unwrap_or(reachable);
+            let peers = status["peers"].as_u64().unwrap_or(0);
+            if peers < low.min(reachable) || peers > reachable {
                 return Ok(false);
             }
         }
