@@ -524,6 +524,11 @@ impl EventLoop {
                     self.request_charters(source);
                 }
             }
+            Verdict::Gap {
+                source,
+                author,
+                missing,
+            } => self.fetch_missing(source, author, *missing.end(), false),
             Verdict::Range {
                 peer,
                 request,

@@ -7,11 +7,14 @@
 //! reports to gossipsub within its validation window. Pages of one feed are handled by one
 //! worker in seq order, so catch-up never reports gaps it is about to fill itself.
 //!
-//! Forward once verified, acknowledge once durable: a gossiped entry's verdict goes back as
-//! soon as the entry is verified and applied to the store, before its fsync, so each hop
-//! costs a check and a batch, not a flush. The worker then waits until the entry is on
-//! disk (sharing the flush with the other workers) before it takes the next job, so the
-//! pipeline never runs ahead of the disk by more than a few entries. A relay that crashes
+//! Forward once verified, acknowledge once durable: a gossiped entry's verdict (Accept,
+//! which lets gossipsub forward it) goes back as soon as its signature and content are
+//! checked, before it is stored, so each hop costs the checks, not the store's indexing
+//! or a flush. A gap the entry reveals in its feed is known only once it is stored, and
+//! goes back then as a second verdict. The worker then waits until the entry is on disk
+//! (sharing the flush with the other workers) before it takes the next job, so the
+//! pipeline never runs ahead of the disk by more than a few entries. An entry forwarded
+//! and then not stored (a full disk) is fetched by sync later, like one lost in a crash. A relay that crashes
 //! in between loses entries it forwarded; its feed heads are then behind its peers', and
 //! sync fetches them again. A sync page is reported only once all of it is on disk, with
 //! one flush for the whole page: it is not forwarded, so nothing waits for it, and the
@@ -89,6 +92,13 @@ pub(crate) enum Verdict {
         /// The author whose rate limit paid for the message, and its size: given back
         /// unless the entry was stored.
         reserved: Option<(PublicKey, usize)>,
+    },
+    /// A gossiped entry, forwarded once verified, turned out to follow a gap in its feed
+    /// when it was stored: fetch the gap from the peer that sent it.
+    Gap {
+        source: PeerId,
+        author: PublicKey,
+        missing: RangeInclusive<u64>,
     },
     Range {
         peer: PeerId,
@@ -185,7 +195,8 @@ impl Checker {
                 source,
                 reserved,
             } => {
-                let (gossip, written) = self.run_gossip(payload, message_id, source, reserved);
+                let (gossip, written) =
+                    self.run_gossip(payload, message_id, source, reserved, &send);
                 gossip.into_iter().for_each(send);
                 if let Some(ticket) = written {
                     self.wait_durable(&[ticket]);
@@ -201,7 +212,7 @@ impl Checker {
                 let (mut stored, mut blamed) = (0, 0);
                 let mut written = Vec::new();
                 for payload in payloads {
-                    let checked = self.check_entry(payload, Some((author, to_seq)));
+                    let checked = self.check_entry(payload, Some((author, to_seq)), &mut || {});
                     if checked.acceptance == Acceptance::Accept {
                         stored += 1;
                     }
@@ -267,12 +278,15 @@ impl Checker {
     }
 
     /// The verdicts on a gossiped message, and the batch to wait for if it wrote one.
+    /// `send` takes the verdict that forwards an entry, sent once it is verified and before
+    /// it is stored.
     fn run_gossip(
         &self,
         payload: Vec<u8>,
         message_id: MessageId,
         source: PeerId,
         reserved: Option<PublicKey>,
+        send: &dyn Fn(Verdict),
     ) -> (Vec<Verdict>, Option<Ticket>) {
         let reserved = reserved.map(|author| (author, payload.len()));
         // Entries and charters share the topic. The kind is read from two bytes, so an
@@ -282,17 +296,40 @@ impl Checker {
             let verdicts = self.run_gossiped_charter(&payload, message_id, source, reserved);
             return (verdicts, None);
         }
-        let checked = self.check_entry(payload, None);
-        let verdict = Verdict::Gossip {
-            message_id,
-            source,
-            blame: checked.blames_sender(),
-            acceptance: checked.acceptance,
-            gap: checked.gap,
-            charter_behind: false,
-            reserved,
+        // Forwarded as soon as it is verified: gossipsub relays it while this node is still
+        // writing it, so each hop costs the checks, not the store's work.
+        let mut forwarded = false;
+        let checked = self.check_entry(payload, None, &mut || {
+            forwarded = true;
+            send(Verdict::Gossip {
+                message_id: message_id.clone(),
+                source,
+                blame: false,
+                acceptance: Acceptance::Accept,
+                gap: None,
+                charter_behind: false,
+                reserved,
+            });
+        });
+        let verdict = if forwarded {
+            // Judged already; what is left to say is a gap the entry revealed.
+            checked.gap.map(|(author, missing)| Verdict::Gap {
+                source,
+                author,
+                missing,
+            })
+        } else {
+            Some(Verdict::Gossip {
+                message_id,
+                source,
+                blame: checked.blames_sender(),
+                acceptance: checked.acceptance,
+                gap: checked.gap,
+                charter_behind: false,
+                reserved,
+            })
         };
-        (vec![verdict], checked.written)
+        (verdict.into_iter().collect(), checked.written)
     }
 
     fn run_gossiped_charter(
@@ -339,9 +376,15 @@ impl Checker {
     /// Runs every check on one entry, cheapest first, and applies it to the store if it
     /// passes (not waiting for the disk: see [`Checked::written`]). `requested` is set for
     /// sync pages: an entry of another feed, or past the range asked for, is refused.
-    fn check_entry(&self, payload: Vec<u8>, requested: Option<(PublicKey, u64)>) -> Checked {
+    /// `verified` runs once the entry is known to be valid, before it is stored.
+    fn check_entry(
+        &self,
+        payload: Vec<u8>,
+        requested: Option<(PublicKey, u64)>,
+        verified: &mut dyn FnMut(),
+    ) -> Checked {
         let started = std::time::Instant::now();
-        let checked = self.check_entry_inner(payload, requested);
+        let checked = self.check_entry_inner(payload, requested, verified);
         self.metrics.ingest_latency(started.elapsed());
         match checked.acceptance {
             Acceptance::Accept => self.metrics.accepted(),
@@ -351,7 +394,12 @@ impl Checker {
         checked
     }
 
-    fn check_entry_inner(&self, payload: Vec<u8>, requested: Option<(PublicKey, u64)>) -> Checked {
+    fn check_entry_inner(
+        &self,
+        payload: Vec<u8>,
+        requested: Option<(PublicKey, u64)>,
+        verified: &mut dyn FnMut(),
+    ) -> Checked {
         let reject = |reason| Checked {
             acceptance: Acceptance::Reject(reason),
             gap: None,
@@ -410,6 +458,7 @@ impl Checker {
             Ok(entry) => entry,
             Err(rejection) => return reject(rejection),
         };
+        verified();
         // Only a signed entry says how far its feed reaches.
         self.metrics.advertised(header.author, header.seq);
         let opened = self.open_sealed(&entry, &charter);
@@ -640,7 +689,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn gossiped_entry_is_accepted_before_its_flush_and_made_durable_after() {
+    async fn gossiped_entry_is_accepted_once_verified_then_stored_and_made_durable() {
         let author = SigningKey::from_bytes(&[2; 32]);
         let checker = checker(&author);
         let store = checker.store.clone();
@@ -672,10 +721,15 @@ mod tests {
             ),
             "{verdict:?}"
         );
-        assert!(
-            store.contains(&entry.id()).unwrap(),
-            "applied before the verdict"
-        );
+        // Forwarded once verified; the worker stores it after, then waits for the flush.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while !store.contains(&entry.id()).unwrap() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the entry was never applied"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         assert_eq!(store.flushes(), 0, "accepted before any flush");
         assert!(!worker.is_finished(), "the worker waits for the flush");
         drop(hold);
@@ -684,6 +738,41 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(store.flushes(), 1, "the worker made the entry durable");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entry_after_a_gap_is_forwarded_then_the_gap_is_reported() {
+        let author = SigningKey::from_bytes(&[2; 32]);
+        let checker = checker(&author);
+        let second = feed(&checker, &author, 2).remove(1);
+        let (sender, mut verdicts) = mpsc::channel(8);
+        let source = PeerId::random();
+        let job = Job::Gossip {
+            payload: second.payload().to_vec(),
+            message_id: MessageId::new(b"second"),
+            source,
+            reserved: None,
+        };
+        tokio::task::spawn_blocking(move || checker.run(job, &sender))
+            .await
+            .unwrap();
+        let first = verdicts.recv().await.unwrap();
+        assert!(
+            matches!(
+                first,
+                Verdict::Gossip {
+                    acceptance: Acceptance::Accept,
+                    gap: None,
+                    ..
+                }
+            ),
+            "{first:?}"
+        );
+        let gap = verdicts.recv().await.unwrap();
+        assert!(
+            matches!(&gap, Verdict::Gap { source: s, missing, .. } if *s == source && *missing == (1..=1)),
+            "{gap:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
