@@ -496,13 +496,22 @@ async fn equivocation_is_kept_as_evidence_and_shown_in_status_and_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_entries_are_counted_as_duplicates_and_not_forwarded() {
-    // Members 0-2 run nodes; member 3's key replays.
-    let net = TestNet::start_some(4, 3, test_config()).await.unwrap();
+    // Members 0-2 run nodes; member 3's key replays. They share one clock, set back while
+    // the entries are published.
+    let clock = threatmesh_node::network::Clock::skewed(0);
+    let config = threatmesh_node::network::Config {
+        clock: clock.clone(),
+        ..test_config()
+    };
+    let net = TestNet::start_some(4, 3, config).await.unwrap();
     let (hub, publisher, listener) = (&net.nodes[0], &net.nodes[1], &net.nodes[2]);
     // The hub and the listener fetch the entries by sync, so gossipsub's own duplicate
-    // filter has never seen them: a replay reaches the node's checks.
+    // filter has never seen them: a replay reaches the node's checks. (Entries fetched by
+    // sync that are less than ten minutes old are gossiped again: these are older.)
+    clock.set_offset_ms(-11 * 60 * 1000);
     let ids = publisher.publish(0, 10).await.unwrap();
     let ids = [ids, publisher.publish(10, 10).await.unwrap()].concat();
+    clock.set_offset_ms(0);
     net.connect(1, 0).await.unwrap();
     wait_for("the hub to fetch them", || async { hub.has_all(&ids) })
         .await

@@ -522,3 +522,30 @@ async fn bytes_on_the_wire_are_counted_at_both_ends() {
         "{metrics:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_entries_fetched_across_a_healed_link_are_gossiped_on_to_the_far_side() {
+    // Anti-entropy rounds are a minute apart here (test_config): only the reconciliation of
+    // the healed link, and gossip after it, can carry the entries in time.
+    let net = TestNet::start(4).await.unwrap();
+    net.connect(0, 1).await.unwrap();
+    net.connect(2, 3).await.unwrap();
+    let left = net.nodes[0].publish(0, 200).await.unwrap();
+    let right = net.nodes[3].publish(10_000, 200).await.unwrap();
+    wait_for("each side to share its own entries", || async {
+        net.nodes[1].has_all(&left) && net.nodes[2].has_all(&right)
+    })
+    .await
+    .unwrap();
+    net.wait_for_mesh().await.unwrap();
+
+    net.connect(1, 2).await.unwrap();
+    let all: Vec<_> = left.iter().chain(&right).copied().collect();
+    net.wait_everywhere(&all).await.unwrap();
+    let regossiped =
+        net.nodes[1].client.metrics().regossiped + net.nodes[2].client.metrics().regossiped;
+    assert!(regossiped >= 2, "{regossiped} entries gossiped again");
+    // The far ends got them by gossip, not by a sync of their own.
+    assert_eq!(net.nodes[0].client.metrics().fetched_entries, 0);
+    assert_eq!(net.nodes[3].client.metrics().fetched_entries, 0);
+}

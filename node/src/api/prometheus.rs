@@ -187,6 +187,12 @@ pub(super) fn render(
         &one(network.sync_timeouts),
     );
     metric(
+        "regossiped_total",
+        "counter",
+        "Recent entries fetched by sync and gossiped again (likely missing elsewhere too).",
+        &one(network.regossiped),
+    );
+    metric(
         "peers_pruned_total",
         "counter",
         "Links closed because the node held more than its peer target.",

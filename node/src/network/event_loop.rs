@@ -174,6 +174,7 @@ impl EventLoop {
             *swarm.local_peer_id(),
             config.target_peers,
             config.peer_hold,
+            config.peer_rotation,
             config.redial,
             config.max_redial,
             random_seed(),
@@ -239,7 +240,7 @@ impl EventLoop {
                     None => break,
                 },
                 Some(verdict) = self.verdicts.recv() => self.handle_verdict(verdict),
-                Some((peer, channel, response)) = self.answers.recv() => self.send_answer(peer, channel, response),
+                Some((peer, channel, response)) = self.answers.recv() => self.handle_answer(peer, channel, response),
                 _ = sync_tick.tick() => self.sync_round(),
                 _ = maintenance.tick() => self.maintain(),
             }
@@ -536,8 +537,21 @@ impl EventLoop {
                 to_seq,
                 stored,
                 blamed,
-                ..
+                regossip,
             } => {
+                // Recent entries fetched by sync are likely missing elsewhere too: gossip
+                // spreads them in a few hops. Nodes holding them ignore them unforwarded.
+                for payload in regossip {
+                    match self
+                        .swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .publish(self.topic.clone(), payload)
+                    {
+                        Ok(_) => self.metrics.regossiped(),
+                        Err(error) => debug!(%error, "entry fetched by sync not gossiped again"),
+                    }
+                }
                 if self.fetching.get(&author) == Some(&request) {
                     self.fetching.remove(&author);
                 }
@@ -660,6 +674,24 @@ impl EventLoop {
             // The loop is gone only when the node is shutting down.
             let _ = answers.blocking_send((peer, channel, response));
         });
+    }
+
+    /// Sends an answer read off the loop. A reconcile answer that differs means one of the
+    /// two lacks something: if it is this node, reconciling the other way finds it, so a
+    /// session with the asker is started (anti-entropy pushes as well as pulls, and an
+    /// entry fetched by one node spreads at every round, not only when others pick it).
+    fn handle_answer(
+        &mut self,
+        peer: PeerId,
+        channel: ResponseChannel<Response>,
+        response: Response,
+    ) {
+        let differs = matches!(&response, Response::Reconcile { parts, .. } if !parts.is_empty());
+        self.send_answer(peer, channel, response);
+        if differs {
+            self.planner.peer_differs(peer);
+            self.send_reconciles();
+        }
     }
 
     fn send_answer(

@@ -46,6 +46,12 @@ use super::clock::ClockWatch;
 use super::metrics::{Metrics, Rejection};
 use crate::store::{Applied, Ingest, Store, StoreError, Ticket};
 
+/// A sync page's entries created this recently are gossiped again once stored: they are
+/// most likely missing elsewhere too (a healed partition, a lost gossip message), and
+/// gossip spreads them in a few hops where anti-entropy takes rounds. Older ones (a node
+/// catching up on history) are not, so catch-up does not send history to everyone twice.
+const REGOSSIP_WITHIN_MS: u64 = 10 * 60 * 1000;
+
 /// Entries checked at once. Each check is CPU (decode, signature) then a wait for the
 /// group flush; a few in parallel keep both cores busy and share flushes.
 const WORKERS: usize = 4;
@@ -110,6 +116,8 @@ pub(crate) enum Verdict {
         stored: usize,
         /// Refusals that are the peer's fault.
         blamed: usize,
+        /// Payloads of recent entries the page stored, to gossip again.
+        regossip: Vec<Vec<u8>>,
     },
     Charters {
         peer: PeerId,
@@ -211,10 +219,21 @@ impl Checker {
             } => {
                 let (mut stored, mut blamed) = (0, 0);
                 let mut written = Vec::new();
+                let mut regossip = Vec::new();
+                let recent = self
+                    .clock
+                    .clock()
+                    .now()
+                    .0
+                    .saturating_sub(REGOSSIP_WITHIN_MS);
                 for payload in payloads {
+                    let fresh = EntryHeader::peek(&payload)
+                        .is_ok_and(|header| header.created.0 >= recent)
+                        .then(|| payload.clone());
                     let checked = self.check_entry(payload, Some((author, to_seq)), &mut || {});
                     if checked.acceptance == Acceptance::Accept {
                         stored += 1;
+                        regossip.extend(fresh);
                     }
                     if checked.blames_sender() {
                         blamed += 1;
@@ -225,6 +244,7 @@ impl Checker {
                     // Nothing of the page is known to be on disk: no progress, so the feed
                     // is asked for again at the next heads round, not at once.
                     stored = 0;
+                    regossip.clear();
                 }
                 send(Verdict::Range {
                     peer,
@@ -233,6 +253,7 @@ impl Checker {
                     to_seq,
                     stored,
                     blamed,
+                    regossip,
                 });
             }
             Job::Charters { charters, peer } => {

@@ -155,6 +155,7 @@ pub(crate) struct Metrics {
     sync_failures: AtomicU64,
     sync_timeouts: AtomicU64,
     peers_pruned: AtomicU64,
+    regossiped: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -203,6 +204,8 @@ pub struct Snapshot {
     pub sync_timeouts: u64,
     /// Links closed because the node held more than its peer target.
     pub peers_pruned: u64,
+    /// Recent entries fetched by sync and gossiped again.
+    pub regossiped: u64,
     /// Sealed entries from peers addressed to this organisation and opened.
     pub sealed_opened: u64,
     /// Sealed entries from peers addressed to this organisation that did not open (no
@@ -399,6 +402,10 @@ impl Metrics {
         add(&self.peers_pruned, 1);
     }
 
+    pub(crate) fn regossiped(&self) {
+        add(&self.regossiped, 1);
+    }
+
     /// Counts a ping this node sent, if it was answered.
     pub(crate) fn pinged(&self, event: &libp2p::ping::Event) {
         if event.result.is_ok() {
@@ -444,6 +451,7 @@ impl Metrics {
             sync_failures: load(&self.sync_failures),
             sync_timeouts: load(&self.sync_timeouts),
             peers_pruned: load(&self.peers_pruned),
+            regossiped: load(&self.regossiped),
             sealed_opened: load(&self.sealed_opened),
             sealed_open_failed: load(&self.sealed_open_failed),
             sealed_not_addressed: load(&self.sealed_not_addressed),

@@ -72,11 +72,11 @@ pub struct Config {
     pub bootstrap: Vec<Multiaddr>,
     /// gossipsub heartbeat.
     pub heartbeat: Duration,
-    /// How often the node reconciles feed heads with a few peers (anti-entropy). Entries a
-    /// node fetched by sync are not gossiped again, so after a partition heals, nodes
-    /// beyond the healed link learn the other side's entries over a few rounds. A round
-    /// with a peer in step costs one summary each way (about 200 bytes in all), whatever
-    /// the number of feeds.
+    /// How often the node reconciles feed heads with a few peers (anti-entropy). Entries
+    /// fetched by sync are gossiped again only if they are recent, so after a long
+    /// partition heals, nodes beyond the healed link learn the other side's older entries
+    /// over a few rounds. A round with a peer in step costs one summary each way (about
+    /// 200 bytes in all), whatever the number of feeds.
     pub sync_interval: Duration,
     /// Peers reconciled with each round, in turn (and every new peer at once).
     pub sync_peers: usize,
@@ -88,6 +88,10 @@ pub struct Config {
     /// first reconciliation, and for a newcomer to get in while every member is at its
     /// target. Not a configuration file setting; tests shorten it.
     pub peer_hold: Duration,
+    /// About how often a node whose peer set is full enough dials one more member at
+    /// random (pruning then trims the surplus), so links keep being re-drawn and the two
+    /// sides of a healed partition find each other. Not a configuration file setting.
+    pub peer_rotation: Duration,
     /// How far in the future an entry's creation time may be.
     pub clock_skew: Duration,
     /// The clock the network reads (publishing, the future check, certificate windows).
@@ -162,6 +166,7 @@ impl Default for Config {
             sync_peers: 2,
             target_peers: 16,
             peer_hold: Duration::from_secs(10),
+            peer_rotation: Duration::from_secs(120),
             clock_skew: Duration::from_secs(300),
             clock: Clock::system(),
             max_connections: 256,

@@ -9,8 +9,15 @@
 //! first, never one younger than its hold time (a new link has its first reconciliation
 //! to do, and a newcomer must get in while every node is full), and never so many
 //! outbound ones that the peers it chose itself drop below half of `low` (an outsider
-//! cannot push them all out by connecting). The gap between `low` and `target` is what keeps this from churning: a
-//! node that lost one link to pruning is still above `low` and does not dial again.
+//! cannot push them all out by connecting). The gap between `low` and `target` is what
+//! keeps this from churning: a node that lost one link to pruning is still above `low`
+//! and does not dial again.
+//!
+//! A node that holds enough links would keep them forever, and after a network partition
+//! heals both sides would stay apart: every node re-filled its set on its own side. So
+//! once per rotation period (with jitter) a node dials one more member at random, and
+//! pruning trims the surplus: links keep being re-drawn slowly, and two halves that can
+//! reach each other again are joined within a few rotations of the whole federation.
 //!
 //! Gossipsub spreads entries over this set in O(log N) hops; [`PeerBook`] only decides
 //! links. It takes events and the time and returns [`PeerAction`]s, so it is tested
@@ -65,6 +72,10 @@ pub(crate) struct PeerBook {
     low: usize,
     /// Links younger than this are not pruned.
     hold: Duration,
+    /// About how often one extra member is dialled while the set is full enough.
+    rotation: Duration,
+    /// When the next rotation is due.
+    next_rotation: Option<Instant>,
     redial: Duration,
     max_redial: Duration,
     candidates: HashMap<Multiaddr, Candidate>,
@@ -78,13 +89,14 @@ pub(crate) struct PeerBook {
 }
 
 impl PeerBook {
-    /// A book for node `own` holding `low..=target` links, pruning none younger than `hold`;
-    /// `redial` is the first wait after a failed dial, doubling up to `max_redial`; `seed`
-    /// picks the random choices.
+    /// A book for node `own` holding `low..=target` links, pruning none younger than `hold`
+    /// and dialling one more member about every `rotation`; `redial` is the first wait
+    /// after a failed dial, doubling up to `max_redial`; `seed` picks the random choices.
     pub(crate) fn new(
         own: PeerId,
         target: usize,
         hold: Duration,
+        rotation: Duration,
         redial: Duration,
         max_redial: Duration,
         seed: u64,
@@ -95,6 +107,8 @@ impl PeerBook {
             target,
             low: low_for(target),
             hold,
+            rotation,
+            next_rotation: None,
             redial,
             max_redial,
             candidates: HashMap::new(),
@@ -242,7 +256,16 @@ impl PeerBook {
         let busy = self.connected.len() + self.dialing.len();
         let mut wanted = self.low.saturating_sub(busy);
         if wanted == 0 {
-            return Vec::new();
+            // Enough links: one more now and then, so the set keeps being re-drawn.
+            let next = self.random.next();
+            let due = *self
+                .next_rotation
+                .get_or_insert_with(|| now + jitter(self.rotation, next));
+            if now < due || !self.dialing.is_empty() {
+                return Vec::new();
+            }
+            self.next_rotation = Some(now + jitter(self.rotation, self.random.next()));
+            wanted = 1;
         }
         // Links per group, so the choice spreads over organisations.
         let mut per_group: HashMap<u64, usize> = HashMap::new();
@@ -353,6 +376,14 @@ impl PeerBook {
     }
 }
 
+/// `period` give or take a quarter, from a random number, so that nodes started together
+/// do not rotate together.
+fn jitter(period: Duration, random: u64) -> Duration {
+    let quarter = period / 4;
+    let spread = u32::try_from(random % 1_000).unwrap_or(0);
+    period - quarter + quarter * 2 * spread / 1_000
+}
+
 /// The dial threshold for a target: three quarters of it, at least one.
 pub(crate) fn low_for(target: usize) -> usize {
     (target * 3 / 4).max(1)
@@ -419,6 +450,7 @@ mod tests {
     use super::*;
 
     const HOLD: Duration = Duration::from_secs(10);
+    const ROTATION: Duration = Duration::from_secs(120);
 
     fn peer(index: u8) -> PeerId {
         let key = libp2p::identity::Keypair::ed25519_from_bytes([index; 32]).unwrap();
@@ -443,6 +475,7 @@ mod tests {
             peer(0),
             target,
             HOLD,
+            ROTATION,
             Duration::from_secs(1),
             Duration::from_secs(60),
             7,
@@ -476,6 +509,36 @@ mod tests {
         }
         assert!(dials(&book.tick(now)).is_empty());
         assert_eq!(book.connected_count(), 12);
+    }
+
+    #[test]
+    fn a_full_set_dials_one_more_member_once_per_rotation() {
+        let (mut book, start) = book(8, 40);
+        for address in dials(&book.tick(start)) {
+            book.connected(peer_of(&address).unwrap(), Some(&address), start);
+        }
+        // Full enough: nothing until a rotation is due, then one dial, then nothing again.
+        assert!(dials(&book.tick(start + Duration::from_secs(1))).is_empty());
+        let mut rotations = 0;
+        let mut now = start;
+        while now < start + ROTATION * 5 {
+            now += Duration::from_secs(1);
+            let actions = book.tick(now);
+            for action in &actions {
+                if let PeerAction::Disconnect(peer) = action {
+                    book.disconnected(peer);
+                }
+            }
+            let dialled = dials(&actions);
+            assert!(dialled.len() <= 1);
+            for address in &dialled {
+                rotations += 1;
+                book.connected(peer_of(address).unwrap(), Some(address), now);
+            }
+        }
+        // Every 90 to 150 s over 600 s; pruning keeps the set at its target meanwhile.
+        assert!((4..=7).contains(&rotations), "{rotations} rotations");
+        assert!(book.connected_count() <= 8);
     }
 
     #[test]
@@ -571,6 +634,7 @@ mod tests {
             peer(0),
             8,
             HOLD,
+            ROTATION,
             Duration::from_secs(1),
             Duration::from_secs(60),
             3,

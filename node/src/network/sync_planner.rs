@@ -108,6 +108,14 @@ impl SyncPlanner {
         self.start_next(self.per_round);
     }
 
+    /// `peer` asked, and our answer showed a difference: reconcile with it the other way
+    /// too, unless a session with it is open already. Only connected peers.
+    pub(crate) fn peer_differs(&mut self, peer: PeerId) {
+        if self.rotation.contains(&peer) {
+            self.sessions.entry(peer).or_insert_with(Session::new);
+        }
+    }
+
     /// Start a session with every connected peer (an operator's "sync now").
     pub(crate) fn everyone(&mut self) {
         for peer in &self.rotation {
@@ -423,6 +431,21 @@ mod tests {
         assert_eq!(planner.session_count(), 0);
         planner.failed(peer(2), false);
         assert_eq!(planner.session_count(), 0);
+    }
+
+    #[test]
+    fn a_peer_that_differs_from_us_is_reconciled_with_the_other_way() {
+        let mut planner = SyncPlanner::new(1);
+        planner.connected(peer(1));
+        let own = HeadSet::new(heads(20, 1));
+        drive(&mut planner, &own, &own);
+        // Peer 1 asked and we answered with differences: we ask it in turn, once.
+        planner.peer_differs(peer(1));
+        planner.peer_differs(peer(1));
+        assert_eq!(asks(&planner.requests(&own)).len(), 1);
+        // Not a peer we are connected to: nothing.
+        planner.peer_differs(peer(9));
+        assert!(asks(&planner.requests(&own)).is_empty());
     }
 
     #[test]
