@@ -256,11 +256,12 @@ impl PeerBook {
         let busy = self.connected.len() + self.dialing.len();
         let mut wanted = self.low.saturating_sub(busy);
         if wanted == 0 {
-            // Enough links: one more now and then, so the set keeps being re-drawn.
+            // Enough links: one more now and then, so the set keeps being re-drawn. The first
+            // is anywhere in the first period, so that nodes started together (a testnet,
+            // a restart after an outage) spread their rotations from the start.
             let next = self.random.next();
-            let due = *self
-                .next_rotation
-                .get_or_insert_with(|| now + jitter(self.rotation, next));
+            let first = self.rotation * spread_of(next) / 1_000;
+            let due = *self.next_rotation.get_or_insert(now + first);
             if now < due || !self.dialing.is_empty() {
                 return Vec::new();
             }
@@ -380,8 +381,12 @@ impl PeerBook {
 /// do not rotate together.
 fn jitter(period: Duration, random: u64) -> Duration {
     let quarter = period / 4;
-    let spread = u32::try_from(random % 1_000).unwrap_or(0);
-    period - quarter + quarter * 2 * spread / 1_000
+    period - quarter + quarter * 2 * spread_of(random) / 1_000
+}
+
+/// A number from 1 to 1,000 taken from `random`.
+fn spread_of(random: u64) -> u32 {
+    u32::try_from(random % 1_000).unwrap_or(0) + 1
 }
 
 /// The dial threshold for a target: three quarters of it, at least one.
@@ -536,7 +541,8 @@ mod tests {
                 book.connected(peer_of(address).unwrap(), Some(address), now);
             }
         }
-        // Every 90 to 150 s over 600 s; pruning keeps the set at its target meanwhile.
+        // The first within 120 s, then every 90 to 150 s, over 600 s; pruning keeps the set
+        // at its target meanwhile.
         assert!((4..=7).contains(&rotations), "{rotations} rotations");
         assert!(book.connected_count() <= 8);
     }
