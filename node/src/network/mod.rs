@@ -166,7 +166,7 @@ impl Default for Config {
             sync_peers: 2,
             target_peers: 16,
             peer_hold: Duration::from_secs(10),
-            peer_rotation: Duration::from_secs(120),
+            peer_rotation: Duration::from_secs(240),
             clock_skew: Duration::from_secs(300),
             clock: Clock::system(),
             max_connections: 256,
