@@ -200,7 +200,7 @@ impl EventLoop {
             blocks: HashMap::new(),
             peer_book,
             dials: HashMap::new(),
-            planner: SyncPlanner::new(config.sync_peers),
+            planner: SyncPlanner::new(config.sync_peers, config.sync_interval),
             limits: GossipLimits::new(
                 config.peer_messages_per_sec,
                 config.peer_message_burst,
@@ -689,7 +689,7 @@ impl EventLoop {
         let differs = matches!(&response, Response::Reconcile { parts, .. } if !parts.is_empty());
         self.send_answer(peer, channel, response);
         if differs {
-            self.planner.peer_differs(peer);
+            self.planner.peer_differs(peer, Instant::now());
             self.send_reconciles();
         }
     }

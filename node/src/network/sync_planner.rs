@@ -18,10 +18,12 @@
 //! swarm. The caller hands it this node's heads when it needs them.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use libp2p::PeerId;
 use threatmesh_protocol::reconcile::{self, HeadSet, KeyRange, MAX_RANGES, Part, Summary};
 use threatmesh_protocol::{FeedHead, Hash};
+use tokio::time::Instant;
 
 /// Requests one session may take. Narrowing takes about log₁₆ of the feeds in rounds, and a
 /// wide difference is asked about [`MAX_RANGES`] ranges a request: 1,200 feeds that all
@@ -71,6 +73,12 @@ impl Session {
 #[derive(Debug)]
 pub(crate) struct SyncPlanner {
     per_round: usize,
+    /// Least time between two reconciliations started because a peer's question showed a
+    /// difference: two nodes that differ for good (an equivocated feed, entries past a
+    /// cutoff that one holds) would otherwise start each other's sessions back to back.
+    push_back_gap: Duration,
+    /// When each connected peer last had such a session started.
+    pushed_back: HashMap<PeerId, Instant>,
     /// Connected peers, in the order they are reconciled with.
     rotation: VecDeque<PeerId>,
     sessions: HashMap<PeerId, Session>,
@@ -80,10 +88,13 @@ pub(crate) struct SyncPlanner {
 pub(crate) type CharterMark = (u64, Hash);
 
 impl SyncPlanner {
-    /// A planner reconciling with `per_round` peers each round.
-    pub(crate) fn new(per_round: usize) -> SyncPlanner {
+    /// A planner reconciling with `per_round` peers each round, and reconciling back with a
+    /// peer whose question showed a difference at most once per `push_back_gap`.
+    pub(crate) fn new(per_round: usize, push_back_gap: Duration) -> SyncPlanner {
         SyncPlanner {
             per_round: per_round.max(1),
+            push_back_gap,
+            pushed_back: HashMap::new(),
             rotation: VecDeque::new(),
             sessions: HashMap::new(),
         }
@@ -101,6 +112,7 @@ impl SyncPlanner {
     pub(crate) fn disconnected(&mut self, peer: &PeerId) {
         self.rotation.retain(|known| known != peer);
         self.sessions.remove(peer);
+        self.pushed_back.remove(peer);
     }
 
     /// A round: start sessions with the next `per_round` peers in turn that have none.
@@ -109,11 +121,22 @@ impl SyncPlanner {
     }
 
     /// `peer` asked, and our answer showed a difference: reconcile with it the other way
-    /// too, unless a session with it is open already. Only connected peers.
-    pub(crate) fn peer_differs(&mut self, peer: PeerId) {
-        if self.rotation.contains(&peer) {
-            self.sessions.entry(peer).or_insert_with(Session::new);
+    /// too, unless a session with it is open already or one was started this way less than
+    /// the push-back gap ago. Only connected peers.
+    pub(crate) fn peer_differs(&mut self, peer: PeerId, now: Instant) {
+        if !self.rotation.contains(&peer) || self.sessions.contains_key(&peer) {
+            return;
         }
+        let gap = self.push_back_gap;
+        if self
+            .pushed_back
+            .get(&peer)
+            .is_some_and(|last| now.duration_since(*last) < gap)
+        {
+            return;
+        }
+        self.pushed_back.insert(peer, now);
+        self.sessions.insert(peer, Session::new());
     }
 
     /// Start a session with every connected peer (an operator's "sync now").
@@ -294,6 +317,7 @@ mod tests {
     }
 
     const CHARTER: CharterMark = (1, Hash([1; 32]));
+    const GAP: Duration = Duration::from_secs(10);
 
     fn asks(actions: &[SyncAction]) -> Vec<(PeerId, Vec<Summary>)> {
         actions
@@ -324,7 +348,7 @@ mod tests {
 
     #[test]
     fn a_new_peer_is_reconciled_with_at_once_and_in_step_costs_one_request() {
-        let mut planner = SyncPlanner::new(2);
+        let mut planner = SyncPlanner::new(2, GAP);
         planner.connected(peer(1));
         let own = HeadSet::new(heads(500, 3));
         let actions = planner.requests(&own);
@@ -340,7 +364,7 @@ mod tests {
 
     #[test]
     fn rounds_take_peers_in_turn() {
-        let mut planner = SyncPlanner::new(2);
+        let mut planner = SyncPlanner::new(2, GAP);
         for i in 1..=5 {
             planner.connected(peer(i));
         }
@@ -366,7 +390,7 @@ mod tests {
 
     #[test]
     fn heads_ahead_of_ours_become_fetches() {
-        let mut planner = SyncPlanner::new(1);
+        let mut planner = SyncPlanner::new(1, GAP);
         planner.connected(peer(1));
         let own = HeadSet::new(heads(300, 5));
         let mut newer = heads(300, 5);
@@ -385,7 +409,7 @@ mod tests {
 
     #[test]
     fn a_newer_charter_at_the_peer_is_fetched() {
-        let mut planner = SyncPlanner::new(1);
+        let mut planner = SyncPlanner::new(1, GAP);
         planner.connected(peer(1));
         let own = HeadSet::default();
         let requests = asks(&planner.requests(&own));
@@ -396,7 +420,7 @@ mod tests {
 
     #[test]
     fn a_peer_answering_out_of_turn_is_struck_and_the_next_is_asked() {
-        let mut planner = SyncPlanner::new(1);
+        let mut planner = SyncPlanner::new(1, GAP);
         planner.connected(peer(1));
         planner.connected(peer(2));
         let own = HeadSet::new(heads(50, 1));
@@ -418,7 +442,7 @@ mod tests {
 
     #[test]
     fn a_stalling_peer_is_struck_and_another_asked() {
-        let mut planner = SyncPlanner::new(1);
+        let mut planner = SyncPlanner::new(1, GAP);
         planner.connected(peer(1));
         planner.connected(peer(2));
         let own = HeadSet::default();
@@ -435,22 +459,30 @@ mod tests {
 
     #[test]
     fn a_peer_that_differs_from_us_is_reconciled_with_the_other_way() {
-        let mut planner = SyncPlanner::new(1);
+        let mut planner = SyncPlanner::new(1, GAP);
         planner.connected(peer(1));
         let own = HeadSet::new(heads(20, 1));
         drive(&mut planner, &own, &own);
         // Peer 1 asked and we answered with differences: we ask it in turn, once.
-        planner.peer_differs(peer(1));
-        planner.peer_differs(peer(1));
+        let now = Instant::now();
+        planner.peer_differs(peer(1), now);
+        planner.peer_differs(peer(1), now);
+        let requests = asks(&planner.requests(&own));
+        assert_eq!(requests.len(), 1);
+        planner.answered(peer(1), &own.answer(&requests[0].1), CHARTER, &own, CHARTER);
+        // Two nodes that differ for good do not start each other's sessions back to back.
+        planner.peer_differs(peer(1), now + GAP / 2);
+        assert!(asks(&planner.requests(&own)).is_empty());
+        planner.peer_differs(peer(1), now + GAP);
         assert_eq!(asks(&planner.requests(&own)).len(), 1);
         // Not a peer we are connected to: nothing.
-        planner.peer_differs(peer(9));
+        planner.peer_differs(peer(9), now + GAP * 3);
         assert!(asks(&planner.requests(&own)).is_empty());
     }
 
     #[test]
     fn sessions_end_with_the_connection() {
-        let mut planner = SyncPlanner::new(1);
+        let mut planner = SyncPlanner::new(1, GAP);
         planner.connected(peer(1));
         let own = HeadSet::default();
         planner.requests(&own);
@@ -466,7 +498,7 @@ mod tests {
 
     #[test]
     fn a_peer_that_never_narrows_is_cut_off() {
-        let mut planner = SyncPlanner::new(1);
+        let mut planner = SyncPlanner::new(1, GAP);
         planner.connected(peer(1));
         let own = HeadSet::new(heads(2000, 1));
         let other = HeadSet::new(heads(2000, 2));
