@@ -282,9 +282,10 @@ pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
 }
 
 /// Creates the keys and configuration of organisation `name`'s node in `dir/node_dir`
-/// (`threatmesh init`), on the ports of node `index`. With fixed ports its address is known now and
-/// goes into its member file, so the charter lists it and every node dials every other
-/// member, as a real federation's charter would have it.
+/// (`threatmesh init`), on the ports of node `index`. With fixed ports its address is
+/// known now and goes into its member file, so the charter lists it and every node can
+/// dial every other member (it dials as many as its peer set holds), as a real
+/// federation's charter would have it.
 fn init(
     dir: &Path,
     node_dir: &str,
