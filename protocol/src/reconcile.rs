@@ -38,9 +38,14 @@ pub const LEAF_HEADS: usize = 32;
 /// How many sub-ranges a differing range with more heads is split into.
 pub const SPLIT: usize = 16;
 
-/// Most heads one answer carries in all (about 75 bytes each): a node that holds nothing
-/// learns up to this many feeds in one round trip.
+/// Heads one answer carries for ranges the asker holds nothing of (about 75 bytes each):
+/// a node that holds nothing learns up to this many feeds in one round trip. Small ranges
+/// ([`LEAF_HEADS`] or fewer) are answered with their heads beyond it, so an answer holds at
+/// most [`MAX_HEADS_IN_ANSWER`].
 pub const MAX_HEADS_PER_ANSWER: usize = 4096;
+
+/// The most heads any answer holds: the budget, plus small ranges past it.
+pub const MAX_HEADS_IN_ANSWER: usize = MAX_HEADS_PER_ANSWER + MAX_RANGES * LEAF_HEADS;
 
 /// A range of author keys: from `lower` (included) to `upper` (excluded; `None`: to the
 /// end of the key space).
@@ -180,9 +185,11 @@ impl HeadSet {
             if summarise(theirs.range, mine).matches(theirs) {
                 continue;
             }
-            let few = mine.len() <= LEAF_HEADS || theirs.count == 0;
-            if few && mine.len() <= budget {
-                budget -= mine.len();
+            // A small range is always answered with its heads (a split of one head would
+            // not narrow); a large one only while the answer's budget lasts.
+            let small = mine.len() <= LEAF_HEADS;
+            if small || (theirs.count == 0 && mine.len() <= budget) {
+                budget = budget.saturating_sub(mine.len());
                 parts.push(Part::Heads {
                     range: theirs.range,
                     heads: mine.to_vec(),
@@ -254,7 +261,7 @@ fn summarise(range: KeyRange, heads: &[FeedHead]) -> Summary {
 }
 
 /// Checks that `parts` answers `asked`: each part is about a distinct range that was
-/// asked, heads lie in their range in author order and within [`MAX_HEADS_PER_ANSWER`],
+/// asked, heads lie in their range in author order and within [`MAX_HEADS_IN_ANSWER`],
 /// and each split covers its range exactly with at most [`SPLIT`] strictly narrower,
 /// non-empty ranges.
 pub fn check_answer(asked: &[Summary], parts: &[Part]) -> Result<(), ReconcileError> {
@@ -265,7 +272,7 @@ pub fn check_answer(asked: &[Summary], parts: &[Part]) -> Result<(), ReconcileEr
             Part::Heads { range, heads } => {
                 heads_total = heads_total.saturating_add(heads.len());
                 let in_order = heads.windows(2).all(|pair| pair[0].author < pair[1].author);
-                if heads_total > MAX_HEADS_PER_ANSWER
+                if heads_total > MAX_HEADS_IN_ANSWER
                     || !in_order
                     || !heads.iter().all(|head| range.contains(&head.author))
                 {
@@ -466,6 +473,33 @@ mod tests {
             },
         ];
         assert_eq!(check_answer(&asked, &twice), Err(ReconcileError::Unasked));
+    }
+
+    #[test]
+    fn small_ranges_are_answered_with_heads_after_the_budget_is_spent() {
+        // The first range, which the asker holds nothing of, takes the whole budget; a
+        // small range after it must still get heads (a "split" of one head would not
+        // narrow, and the asker would refuse it).
+        let theirs = HeadSet::new(many(MAX_HEADS_PER_ANSWER + 1));
+        let heads = theirs.in_range(&KeyRange::ALL);
+        let last = heads[heads.len() - 1].author;
+        let first_range = KeyRange {
+            lower: PublicKey([0; 32]),
+            upper: Some(last),
+        };
+        let second_range = KeyRange {
+            lower: last,
+            upper: None,
+        };
+        let mut other = *theirs.get(&last).unwrap();
+        other.seq += 1;
+        let asked = [
+            HeadSet::default().summary(first_range),
+            HeadSet::new(vec![other]).summary(second_range),
+        ];
+        let parts = theirs.answer(&asked);
+        check_answer(&asked, &parts).unwrap();
+        assert!(matches!(&parts[1], Part::Heads { heads, .. } if heads.len() == 1));
     }
 
     #[test]

@@ -333,7 +333,8 @@ impl EventLoop {
                     self.planner.connected(peer_id);
                     self.send_reconciles();
                 } else if let Some(address) = dialled {
-                    self.peer_book.dial_ended(&address);
+                    // A second link to a peer held already: the address is that peer's.
+                    self.peer_book.reached(&address, peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -355,7 +356,17 @@ impl EventLoop {
             } => {
                 debug!(peer = ?peer_id, %error, "dial failed");
                 if let Some(address) = self.dials.remove(&connection_id) {
-                    self.peer_book.dial_ended(&address);
+                    // An address that answered as another node, or as this one, is theirs.
+                    match &error {
+                        libp2p::swarm::DialError::WrongPeerId { obtained, .. } => {
+                            self.peer_book.reached(&address, *obtained);
+                        }
+                        libp2p::swarm::DialError::LocalPeerId { .. } => {
+                            let own = *self.swarm.local_peer_id();
+                            self.peer_book.reached(&address, own);
+                        }
+                        _ => self.peer_book.dial_ended(&address),
+                    }
                 }
                 if let libp2p::swarm::DialError::Denied { cause } = &error {
                     self.count_refusal(cause);

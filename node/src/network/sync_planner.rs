@@ -246,15 +246,16 @@ impl SyncPlanner {
         actions
     }
 
-    /// The request to `peer` failed: `timed_out` (it stalled: struck) or otherwise (the
-    /// connection went, or it refused as busy). Either way the next peer in turn is asked.
+    /// The request to `peer` failed: `timed_out` (it stalled: struck, and the next peer in
+    /// turn is asked at once) or otherwise (the connection went, or it refused, as busy or
+    /// not speaking the protocol: the session ends, and the next round goes on in turn;
+    /// asking someone else at once would let peers that refuse at once keep this node
+    /// asking at network speed).
     pub(crate) fn failed(&mut self, peer: PeerId, timed_out: bool) -> Vec<SyncAction> {
         if timed_out {
             return self.fail(peer, "reconcile request timed out", Vec::new());
         }
-        if self.sessions.remove(&peer).is_some() {
-            self.start_next(1);
-        }
+        self.sessions.remove(&peer);
         Vec::new()
     }
 
@@ -455,6 +456,19 @@ mod tests {
         assert_eq!(planner.session_count(), 0);
         planner.failed(peer(2), false);
         assert_eq!(planner.session_count(), 0);
+    }
+
+    #[test]
+    fn a_refusal_ends_the_session_without_asking_again_before_the_next_round() {
+        let mut planner = SyncPlanner::new(1, GAP);
+        planner.connected(peer(1));
+        let own = HeadSet::default();
+        assert_eq!(asks(&planner.requests(&own)).len(), 1);
+        // "Busy", or a node that does not reconcile: no strike, and nobody is asked at once.
+        assert!(planner.failed(peer(1), false).is_empty());
+        assert!(asks(&planner.requests(&own)).is_empty());
+        planner.tick();
+        assert_eq!(asks(&planner.requests(&own)).len(), 1);
     }
 
     #[test]
