@@ -649,7 +649,7 @@ impl EventLoop {
                 if self.pending_reconciles.remove(&request_id).is_some() {
                     let timed_out = matches!(error, request_response::OutboundFailure::Timeout);
                     let actions = self.planner.failed(peer, timed_out);
-                    self.carry_out_sync(actions);
+                    self.carry_out_sync(actions, None);
                 }
                 self.pending_charters.remove(&request_id);
                 if let Some(fetch) = self.pending_ranges.remove(&request_id)
@@ -724,20 +724,29 @@ impl EventLoop {
 
     fn handle_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: Response) {
         if self.pending_reconciles.remove(&request_id).is_some() {
-            let actions = match response {
+            match response {
                 Response::Reconcile {
                     charter_version,
                     charter_id,
                     parts,
                 } => {
                     let (own, ours) = (self.own_heads(), self.charter_mark());
-                    self.planner
-                        .answered(peer, &parts, (charter_version, charter_id), &own, ours)
+                    let actions = self.planner.answered(
+                        peer,
+                        &parts,
+                        (charter_version, charter_id),
+                        &own,
+                        ours,
+                    );
+                    self.carry_out_sync(actions, Some(own));
                 }
-                // Busy, or a node that does not reconcile: ask someone else.
-                _ => self.planner.failed(peer, false),
-            };
-            self.carry_out_sync(actions);
+                // Busy, or a node that does not reconcile: the session ends until the next
+                // round.
+                _ => {
+                    let actions = self.planner.failed(peer, false);
+                    self.carry_out_sync(actions, None);
+                }
+            }
         } else if let Some(fetch) = self.pending_ranges.remove(&request_id) {
             // `more` is not needed: after a page that made progress, what is still missing
             // is asked for again anyway.
@@ -754,7 +763,7 @@ impl EventLoop {
                     self.fetching.remove(&fetch.author);
                 }
                 let actions = self.planner.did_not_serve(peer);
-                self.carry_out_sync(actions);
+                self.carry_out_sync(actions, None);
                 return;
             }
             let bytes = entries.iter().map(Vec::len).sum();
@@ -858,10 +867,12 @@ impl EventLoop {
         }
         let own = self.own_heads();
         let actions = self.planner.requests(&own);
-        self.carry_out_sync(actions);
+        self.carry_out_sync(actions, Some(own));
     }
 
-    fn carry_out_sync(&mut self, actions: Vec<SyncAction>) {
+    /// Carries out what the planner decided. `own` is this node's heads if the caller read
+    /// them already (one scan of the feed states per event, not two).
+    fn carry_out_sync(&mut self, actions: Vec<SyncAction>, own: Option<HeadSet>) {
         for action in actions {
             match action {
                 SyncAction::Ask { peer, summaries } => {
@@ -892,13 +903,12 @@ impl EventLoop {
                 }
             }
         }
-        // A failure may have started a session with the next peer.
+        // An answer may leave narrower ranges to ask about, and a failure may have started
+        // a session with the next peer. What `requests` returns is only asks.
         if self.planner.has_requests() {
-            let own = self.own_heads();
+            let own = own.unwrap_or_else(|| self.own_heads());
             let more = self.planner.requests(&own);
-            if !more.is_empty() {
-                self.carry_out_sync(more);
-            }
+            self.carry_out_sync(more, None);
         }
     }
 
