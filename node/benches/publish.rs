@@ -15,44 +15,22 @@ use std::time::Instant;
 
 use threatmesh_node::network;
 use threatmesh_node::store::{Options, Store};
-use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
+use threatmesh_protocol::charter::Member;
 use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::{
-    Distribution, Hash, Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Tlp, Value,
+    Distribution, Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Tlp, Value,
 };
 
 fn charter(org: &SigningKey, node: &SigningKey, steward: &SigningKey) -> SignedCharter {
-    let mut charter = SignedCharter::propose(Charter {
-        federation: Hash::default(),
-        name: "bench".into(),
-        version: 1,
-        previous: None,
-        issued: Timestamp(1),
-        stewards: vec![PublicKey::of(steward)],
-        threshold: 1,
-        members: vec![Member {
-            org: PublicKey::of(org),
-            name: "CERT-B".into(),
-            country: "XX".into(),
-            roles: Roles {
-                publish: true,
-                read: true,
-            },
-            status: Status::Active,
-            nodes: vec![NodeCertificate::issue(
-                org,
-                PublicKey::of(node),
-                Timestamp(1),
-                Timestamp(u64::MAX),
-            )],
-            cutoffs: vec![],
-            addresses: vec![],
-            encryption_key: None,
-        }],
-    })
-    .expect("valid charter");
-    charter.sign(steward);
-    charter
+    let member = Member::founding(
+        org,
+        "CERT-B",
+        "XX",
+        PublicKey::of(node),
+        Timestamp(1),
+        Timestamp(u64::MAX),
+    );
+    SignedCharter::genesis_by(steward, "bench", Timestamp(1), vec![member]).expect("valid charter")
 }
 
 /// Entry `n`'s indicators: `per_entry` ipv4 addresses no other entry uses.

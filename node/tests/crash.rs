@@ -24,7 +24,7 @@ use std::sync::mpsc;
 use threatmesh_node::network;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
-use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
+use threatmesh_protocol::charter::Member;
 use threatmesh_protocol::entry::{Body, SignedEntry};
 use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::{Hash, Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Value};
@@ -234,36 +234,15 @@ fn publishing_node() -> (SigningKey, SignedCharter) {
         SigningKey::from_bytes(&[0x52; 32]),
         SigningKey::from_bytes(&[0x53; 32]),
     );
-    let mut charter = SignedCharter::propose(Charter {
-        federation: Hash::default(),
-        name: "crash".into(),
-        version: 1,
-        previous: None,
-        issued: Timestamp(1),
-        stewards: vec![PublicKey::of(&steward)],
-        threshold: 1,
-        members: vec![Member {
-            org: PublicKey::of(&org),
-            name: "CERT-C".into(),
-            country: "XX".into(),
-            roles: Roles {
-                publish: true,
-                read: true,
-            },
-            status: Status::Active,
-            nodes: vec![NodeCertificate::issue(
-                &org,
-                PublicKey::of(&node),
-                Timestamp(1),
-                Timestamp(u64::MAX),
-            )],
-            cutoffs: vec![],
-            addresses: vec![],
-            encryption_key: None,
-        }],
-    })
-    .unwrap();
-    charter.sign(&steward);
+    let member = Member::founding(
+        &org,
+        "CERT-C",
+        "XX",
+        PublicKey::of(&node),
+        Timestamp(1),
+        Timestamp(u64::MAX),
+    );
+    let charter = SignedCharter::genesis_by(&steward, "crash", Timestamp(1), vec![member]).unwrap();
     (node, charter)
 }
 

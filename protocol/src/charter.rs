@@ -333,6 +333,33 @@ fn certificate_bytes(
 }
 
 impl Member {
+    /// A new, active member that may publish and read, with one node, `node`, certified by
+    /// the organisation key `org` from `from` until `until`: what `threatmesh init` writes
+    /// for an organisation joining a federation. No cutoffs, addresses or encryption key.
+    pub fn founding(
+        org: &SigningKey,
+        name: impl Into<String>,
+        country: impl Into<String>,
+        node: PublicKey,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Member {
+        Member {
+            org: PublicKey::of(org),
+            name: name.into(),
+            country: country.into(),
+            roles: Roles {
+                publish: true,
+                read: true,
+            },
+            status: Status::Active,
+            nodes: vec![NodeCertificate::issue(org, node, from, until)],
+            cutoffs: Vec::new(),
+            addresses: Vec::new(),
+            encryption_key: None,
+        }
+    }
+
     /// The certificate of `node`, if this member certifies it.
     pub fn certificate(&self, node: &PublicKey) -> Option<&NodeCertificate> {
         self.nodes.iter().find(|cert| cert.node == *node)
@@ -622,6 +649,28 @@ impl SignedCharter {
             },
             charter,
         })
+    }
+
+    /// A genesis charter (version 1) of `members` with one steward, `steward`, threshold 1,
+    /// issued at `issued`, signed: the smallest federation that works.
+    pub fn genesis_by(
+        steward: &SigningKey,
+        name: impl Into<String>,
+        issued: Timestamp,
+        members: Vec<Member>,
+    ) -> Result<SignedCharter, InvalidCharter> {
+        let mut charter = SignedCharter::propose(Charter {
+            federation: Hash::default(),
+            name: name.into(),
+            version: 1,
+            previous: None,
+            issued,
+            stewards: vec![PublicKey::of(steward)],
+            threshold: 1,
+            members,
+        })?;
+        charter.sign(steward);
+        Ok(charter)
     }
 
     /// Decodes a charter as received, checking its structure but not its signatures.

@@ -485,3 +485,41 @@ fn charter_bytes_of_another_domain_are_refused() {
         Err(CharterError::Decode(_))
     ));
 }
+
+#[test]
+fn a_founding_member_in_a_one_steward_genesis_may_publish_and_the_genesis_verifies() {
+    use threatmesh_protocol::SigningKey;
+    let (steward, org, node) = (
+        SigningKey::from_bytes(&[7; 32]),
+        SigningKey::from_bytes(&[8; 32]),
+        SigningKey::from_bytes(&[9; 32]),
+    );
+    let member = threatmesh_protocol::Member::founding(
+        &org,
+        "CERT-F",
+        "FR",
+        PublicKey::of(&node),
+        Timestamp(1),
+        Timestamp(1_000),
+    );
+    let charter = threatmesh_protocol::SignedCharter::genesis_by(
+        &steward,
+        "founding",
+        Timestamp(1),
+        vec![member],
+    )
+    .unwrap();
+    charter.verify_genesis(charter.federation()).unwrap();
+    assert!(
+        charter
+            .charter()
+            .may_publish(&PublicKey::of(&node), Timestamp(500))
+            .is_ok()
+    );
+    assert!(
+        charter
+            .charter()
+            .may_publish(&PublicKey::of(&node), Timestamp(2_000))
+            .is_err()
+    );
+}

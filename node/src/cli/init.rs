@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
-use threatmesh_protocol::charter::{Member, NodeCertificate, Roles, Status};
+use threatmesh_protocol::charter::Member;
 use threatmesh_protocol::crypto::hex_encode;
 use threatmesh_protocol::{PublicKey, Timestamp};
 
@@ -138,18 +138,15 @@ pub(super) fn run(args: &InitArgs) -> Result<()> {
             .saturating_add(args.valid_days.saturating_mul(86_400_000)),
     );
     let member = Member {
-        org: PublicKey::of(&org),
-        name: args.org_name.clone(),
-        country: args.country.clone(),
-        roles: Roles {
-            publish: true,
-            read: true,
-        },
-        status: Status::Active,
-        nodes: vec![NodeCertificate::issue(&org, node_public, now, until)],
-        cutoffs: Vec::new(),
-        addresses: Vec::new(),
         encryption_key: Some(encryption.public_key()),
+        ..Member::founding(
+            &org,
+            args.org_name.clone(),
+            args.country.clone(),
+            node_public,
+            now,
+            until,
+        )
     };
     let member_path = args.dir.join("member.json");
     std::fs::write(&member_path, serde_json::to_string_pretty(&member)?)

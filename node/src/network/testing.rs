@@ -2,8 +2,8 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
-use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
-use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey, Timestamp};
+use threatmesh_protocol::charter::Member;
+use threatmesh_protocol::{PublicKey, SignedCharter, SigningKey, Timestamp};
 
 use crate::store::{Options, Store};
 
@@ -14,37 +14,15 @@ pub(super) fn charter(node: &SigningKey) -> SignedCharter {
         SigningKey::from_bytes(&[3; 32]),
         SigningKey::from_bytes(&[1; 32]),
     );
-    let mut charter = SignedCharter::propose(Charter {
-        federation: Hash::default(),
-        name: "network unit tests".into(),
-        version: 1,
-        previous: None,
-        issued: Timestamp(1),
-        stewards: vec![PublicKey::of(&steward)],
-        threshold: 1,
-        members: vec![Member {
-            org: PublicKey::of(&org),
-            name: "CERT-T".into(),
-            country: "XX".into(),
-            roles: Roles {
-                publish: true,
-                read: true,
-            },
-            status: Status::Active,
-            nodes: vec![NodeCertificate::issue(
-                &org,
-                PublicKey::of(node),
-                Timestamp(1),
-                Timestamp(u64::MAX),
-            )],
-            cutoffs: vec![],
-            addresses: vec![],
-            encryption_key: None,
-        }],
-    })
-    .unwrap();
-    charter.sign(&steward);
-    charter
+    let member = Member::founding(
+        &org,
+        "CERT-T",
+        "XX",
+        PublicKey::of(node),
+        Timestamp(1),
+        Timestamp(u64::MAX),
+    );
+    SignedCharter::genesis_by(&steward, "network unit tests", Timestamp(1), vec![member]).unwrap()
 }
 
 /// A store that vanishes when dropped.
