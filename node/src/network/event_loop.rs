@@ -146,8 +146,9 @@ impl EventLoop {
             metrics: Arc::clone(&metrics),
         };
         // TCP, Noise and yamux as `with_tcp` builds them, counting every byte.
-        let transport = super::transport::tcp(&keypair, Arc::clone(&metrics.transport))
-            .map_err(|error| libp2p_error(&error))?;
+        let transport =
+            super::transport::build(&config.carrier, &keypair, Arc::clone(&metrics.transport))
+                .map_err(|error| libp2p_error(&error))?;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_other_transport(|_| transport)
@@ -177,7 +178,7 @@ impl EventLoop {
             config.peer_rotation,
             config.redial,
             config.max_redial,
-            random_seed(),
+            config.seed.unwrap_or_else(random_seed),
         );
         let mut event_loop = EventLoop {
             swarm,

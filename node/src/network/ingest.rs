@@ -52,6 +52,11 @@ use crate::store::{Applied, Ingest, Store, StoreError, Ticket};
 /// catching up on history) are not, so catch-up does not send history to everyone twice.
 const REGOSSIP_WITHIN_MS: u64 = 10 * 60 * 1000;
 
+/// The tracing target of the event logged when a gossiped entry is verified and
+/// forwarded: fields `node` (this node's key), `entry` (its id) and `from` (the peer that
+/// delivered it first).
+pub const RELAY_TARGET: &str = "threatmesh::relay";
+
 /// Entries checked at once. Each check is CPU (decode, signature) then a wait for the
 /// group flush; a few in parallel keep both cores busy and share flushes.
 const WORKERS: usize = 4;
@@ -322,6 +327,15 @@ impl Checker {
         let mut forwarded = false;
         let checked = self.check_entry(payload, None, &mut || {
             forwarded = true;
+            // Who delivered each entry first: the path an entry took through the mesh
+            // (the testnet's simulation counts hops from it).
+            debug!(
+                target: RELAY_TARGET,
+                node = %self.node,
+                entry = %entry_of(&message_id),
+                from = %source,
+                "entry verified, forwarding"
+            );
             send(Verdict::Gossip {
                 message_id: message_id.clone(),
                 source,
@@ -483,7 +497,11 @@ impl Checker {
         // Only a signed entry says how far its feed reaches.
         self.metrics.advertised(header.author, header.seq);
         let opened = self.open_sealed(&entry, &charter);
-        let applied = self.store.apply(&entry, org, opened.as_ref(), now);
+        // Added now, once checked: the time it became readable here (the checks of a large
+        // entry take milliseconds, which `now`, read before them, would leave out).
+        let applied = self
+            .store
+            .apply(&entry, org, opened.as_ref(), self.clock.clock().now());
         if requested.is_none()
             && let Ok(Applied {
                 outcome: Ingest::Stored | Ingest::Gap { .. },
@@ -658,6 +676,11 @@ pub fn now() -> Timestamp {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
         });
     Timestamp(millis)
+}
+
+/// The entry id a gossip message id holds (see `behaviour.rs`).
+fn entry_of(message_id: &MessageId) -> Hash {
+    <[u8; 32]>::try_from(message_id.0.as_slice()).map_or_else(|_| Hash::default(), Hash)
 }
 
 #[cfg(test)]

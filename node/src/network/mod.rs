@@ -46,9 +46,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use clock::{Clock, ClockStatus};
 pub use codec::PROTOCOL as SYNC_PROTOCOL;
 pub use event_loop::EventLoop;
-pub use ingest::now;
+pub use ingest::{RELAY_TARGET, now};
 pub(crate) use ip_limits::limited_ip;
 pub use metrics::{INGEST_BUCKETS_MICROS, PING_PAYLOAD_BYTES, Rejection, Snapshot};
+pub use transport::{Carrier, RawStream, RawTransport};
 
 use crate::store::{Store, StoreError};
 
@@ -154,6 +155,13 @@ pub struct Config {
     /// How long a connection's handshake (TCP, Noise, yamux) may take before it is
     /// dropped; it frees its pending slot then.
     pub handshake_timeout: Duration,
+    /// What carries connections under Noise (TCP). Not a configuration file setting:
+    /// programs that run nodes in-process choose another.
+    pub carrier: Carrier,
+    /// Seed for the peer set's random choices (whom to dial, prune, rotate to). `None`, the
+    /// default, draws one from the system: other members should not be able to predict
+    /// them. Not a configuration file setting: labs fix it so runs can be repeated.
+    pub seed: Option<u64>,
 }
 
 impl Default for Config {
@@ -197,6 +205,8 @@ impl Default for Config {
             ip_connections_per_sec: 2,
             ip_connection_burst: 32,
             handshake_timeout: Duration::from_secs(10),
+            carrier: Carrier::Tcp,
+            seed: None,
         }
     }
 }

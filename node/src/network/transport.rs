@@ -8,6 +8,11 @@
 //! connections the node refuses before the TCP stream reaches the transport.
 //!
 //! [`Counted`] wraps any byte stream; the sync codec uses it too, to count its frames.
+//!
+//! A program that embeds nodes may carry their connections over something else than TCP
+//! ([`Carrier::Other`]: the testnet's world simulation runs a thousand nodes in one process
+//! over in-memory links that add each pair's latency). Only the bytes under Noise change
+//! hands: the upgrades, the counting and everything above them are the same.
 
 use std::io;
 use std::pin::Pin;
@@ -22,22 +27,73 @@ use libp2p::{PeerId, Transport as _, noise, tcp, yamux};
 
 use super::metrics::Traffic;
 
-/// TCP (no Nagle delay: gossip is small and latency matters), authenticated with Noise,
-/// multiplexed with yamux, every byte counted into `traffic`.
-pub(crate) fn tcp(
+/// A byte stream a [`Carrier`] delivers, before Noise.
+pub trait RawStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> RawStream for S {}
+
+/// A transport of raw byte streams, for [`Carrier::Other`].
+pub type RawTransport = Boxed<Box<dyn RawStream>>;
+
+/// What carries a node's connections under Noise and yamux.
+#[derive(Clone, Default)]
+pub enum Carrier {
+    /// TCP, the only carrier a `threatmesh` process uses.
+    #[default]
+    Tcp,
+    /// Another transport, built once when the node starts: for programs that run nodes
+    /// in-process (the testnet's simulation). Listen and bootstrap addresses must be ones
+    /// it understands.
+    Other(Arc<dyn Fn() -> RawTransport + Send + Sync>),
+}
+
+impl std::fmt::Debug for Carrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Carrier::Tcp => f.write_str("Tcp"),
+            Carrier::Other(_) => f.write_str("Other"),
+        }
+    }
+}
+
+/// The node's transport: `carrier`'s streams (TCP with no Nagle delay, since gossip is
+/// small and latency matters), authenticated with Noise, multiplexed with yamux, every
+/// byte counted into `traffic`.
+pub(crate) fn build(
+    carrier: &Carrier,
     key: &libp2p::identity::Keypair,
     traffic: Arc<Traffic>,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
+    match carrier {
+        Carrier::Tcp => upgraded(
+            tcp::tokio::Transport::new(tcp::Config::default().nodelay(true)),
+            key,
+            traffic,
+        ),
+        Carrier::Other(make) => upgraded(make(), key, traffic),
+    }
+}
+
+fn upgraded<T>(
+    raw: T,
+    key: &libp2p::identity::Keypair,
+    traffic: Arc<Traffic>,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error>
+where
+    T: libp2p::Transport + Send + Unpin + 'static,
+    T::Output: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    T::Error: Send + Sync + 'static,
+    T::Dial: Send + 'static,
+    T::ListenerUpgrade: Send + 'static,
+{
     let noise = noise::Config::new(key)?;
-    Ok(
-        tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-            .map(move |stream, _| Counted::new(stream, Arc::clone(&traffic)))
-            .upgrade(upgrade::Version::V1Lazy)
-            .authenticate(noise)
-            .multiplex(yamux::Config::default())
-            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
-            .boxed(),
-    )
+    Ok(raw
+        .map(move |stream, _| Counted::new(stream, Arc::clone(&traffic)))
+        .upgrade(upgrade::Version::V1Lazy)
+        .authenticate(noise)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+        .boxed())
 }
 
 /// A byte stream that adds what it reads and writes to a shared [`Traffic`]. Only bytes

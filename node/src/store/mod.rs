@@ -979,8 +979,8 @@ impl Store {
         batch.insert(keys::ADDED_COUNTER, &counter.to_be_bytes()[..]);
         // Rows must sort in the order they are written: readers page the index with
         // cursors (TAXII `next`, `/api/v1/entries`) and the TAXII object index resumes
-        // after the last row it saw. `now` was read before this entry's checks, by one of
-        // several ingest workers, and the clock may step back: never go below the last row.
+        // after the last row it saw. `now` was read by one of several ingest workers, outside
+        // the writer lock, and the clock may step back: never go below the last row.
         let at = now.max(self.last_added()?);
         batch.insert(&keys::added(at, counter)[..], &id.0[..]);
         Ok(())
