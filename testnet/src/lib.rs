@@ -5,6 +5,7 @@
 //! `--exit-with-parent`, so no node outlives the testnet, even when it is killed.
 
 mod bench;
+mod simulate;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -49,6 +50,9 @@ enum Action {
     Demo(DemoArgs),
     /// Measure the mesh and write a report (JSON, Markdown, SVG).
     Bench(bench::BenchArgs),
+    /// Simulate a federation of hundreds of members around the world in this process
+    /// (the node's own code, latency from the distance between capitals) and report.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -143,6 +147,7 @@ where
             wait_for_ctrl_c()
         }
         Action::Bench(args) => bench::run(&args),
+        Action::Simulate(args) => simulate::run(&args),
         Action::Demo(args) => {
             let testnet = up(&args.up)?;
             demo(&testnet)?;

@@ -347,7 +347,7 @@ fn markdown(report: &Report) -> String {
 }
 
 /// A system value as `getconf NAME` prints it (`CLK_TCK`, `PAGESIZE`), or `fallback`.
-fn getconf(name: &str, fallback: u64) -> u64 {
+pub(crate) fn getconf(name: &str, fallback: u64) -> u64 {
     Command::new("getconf")
         .arg(name)
         .output()

@@ -18,10 +18,10 @@ use serde_json::json;
 
 use super::{Node, UpArgs, get, post, up, wait};
 
-mod idle;
+pub(crate) mod idle;
 mod intruder;
 mod partition;
-mod report;
+pub(crate) mod report;
 mod throughput;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -100,15 +100,15 @@ pub(crate) struct BenchArgs {
 
 /// Percentiles of a set of latencies, in milliseconds.
 #[derive(Debug, Serialize)]
-struct Percentiles {
-    count: usize,
-    p50: u64,
-    p95: u64,
-    p99: u64,
-    max: u64,
+pub(crate) struct Percentiles {
+    pub(crate) count: usize,
+    pub(crate) p50: u64,
+    pub(crate) p95: u64,
+    pub(crate) p99: u64,
+    pub(crate) max: u64,
 }
 
-fn percentiles(mut values: Vec<u64>) -> Percentiles {
+pub(crate) fn percentiles(mut values: Vec<u64>) -> Percentiles {
     values.sort_unstable();
     let at = |fraction: f64| {
         let index = ((values.len().saturating_sub(1)) as f64 * fraction).round() as usize;

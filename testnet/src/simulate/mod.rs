@@ -1,0 +1,330 @@
+//! `threatmesh-testnet simulate`: a federation of hundreds of members around the world,
+//! in one process, with the node's own code and the latency of real distances.
+//!
+//! Each member sits in a country's capital ([`geo`]); the one-way latency between two
+//! members is the great-circle distance at the speed of light in fibre, times a
+//! route-inflation factor, plus a last-mile delay, both from a published measurement.
+//! Nodes run the node's network, sync, validation and store ([`world`]) over in-memory
+//! connections that add that latency to every byte ([`link`]); what each node logs about
+//! the entries it forwards gives the path each entry took ([`observe`]).
+//!
+//! A thousand nodes on two cores cannot all run in real time when every one of them
+//! checks and stores each entry of 1,000 indicators. `--time-scale K` runs the world K
+//! times slower: every latency and every timer of the nodes is multiplied by K, and every
+//! time measured is divided by K, so the CPU the simulation needs counts K times less
+//! against the protocol. The report says what scale it ran at and how busy the CPU was.
+
+mod geo;
+mod link;
+mod observe;
+mod report;
+mod scenarios;
+mod world;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+
+use self::geo::{Capital, LatencyModel};
+use self::link::Links;
+use self::world::World;
+
+/// Route inflation: the median minimum RTT between hosts is 3.2× the round trip at the
+/// speed of light in vacuum along the great circle (Bozkurt et al., "Why Is the Internet
+/// so Slow?!", PAM 2017, measured between PlanetLab nodes and web servers); fibre carries
+/// light at 2/3 c, so against fibre speed that is 3.2 × 2/3 ≈ 2.1.
+pub(crate) const DEFAULT_INFLATION: f64 = 2.1;
+/// Last-mile delay added to each one-way latency, in milliseconds (see `README` of the
+/// report for the source).
+pub(crate) const DEFAULT_LAST_MILE_MS: u64 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Scenario {
+    /// Nothing published: bytes and CPU per node at rest.
+    Idle,
+    /// Entries from random members; time to every member against the latency bound.
+    Propagation,
+    /// A member away while others publish, then back: time and bytes to catch up.
+    CatchUp,
+    /// Continents cut apart while both sides publish, then healed: nothing may be lost.
+    Partition,
+    /// Every scenario above, in order, each on a fresh federation.
+    All,
+}
+
+impl Scenario {
+    const EACH: [Scenario; 4] = [
+        Scenario::Idle,
+        Scenario::Propagation,
+        Scenario::CatchUp,
+        Scenario::Partition,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Scenario::Idle => "idle",
+            Scenario::Propagation => "propagation",
+            Scenario::CatchUp => "catch-up",
+            Scenario::Partition => "partition",
+            Scenario::All => "all",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SimulateArgs {
+    /// What to measure.
+    #[arg(long, value_enum, default_value = "propagation")]
+    scenario: Scenario,
+    /// Members, one node each; a list (`100,300,1000`) runs the scenario once per size.
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    nodes: Vec<usize>,
+    /// Seed for the placement of members, their keys, the nodes' random choices and the
+    /// publishers: the same seed gives the same world.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Run the world this many times slower than real time (timers and latencies times
+    /// K, measured times divided by K), so the CPU counts less against the protocol.
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// Entries to publish (propagation; catch-up and partition publish this many while
+    /// the node is away or the continents apart).
+    #[arg(long, default_value_t = 20)]
+    entries: usize,
+    /// Indicators per entry.
+    #[arg(long, default_value_t = 1_000)]
+    indicators: u32,
+    /// Simulated seconds between two publications.
+    #[arg(long, default_value_t = 2.0)]
+    interval_seconds: f64,
+    /// Route-inflation factor over the great-circle distance at fibre speed.
+    #[arg(long, default_value_t = DEFAULT_INFLATION)]
+    inflation: f64,
+    /// Fixed delay added to every one-way latency, in milliseconds.
+    #[arg(long, default_value_t = DEFAULT_LAST_MILE_MS)]
+    last_mile_ms: u64,
+    /// Bandwidth of each direction of each link, in megabits per second (default: not
+    /// modelled).
+    #[arg(long)]
+    bandwidth_mbit: Option<f64>,
+    /// Capitals with coordinates (CSV: code,country,capital,latitude,longitude,continent);
+    /// default: the bundled dataset.
+    #[arg(long)]
+    capitals: Option<PathBuf>,
+    /// Where the members are: one country code per line, or `CODE,COUNT`. Sets the number
+    /// of members (then give no `--nodes`). Default: spread over every capital.
+    #[arg(long)]
+    members: Option<PathBuf>,
+    /// Simulated seconds the federation rests after it is up, before measuring.
+    #[arg(long, default_value_t = 20)]
+    settle_seconds: u64,
+    /// idle: simulated seconds measured.
+    #[arg(long, default_value_t = 40)]
+    window_seconds: u64,
+    /// partition: the continents cut off from the rest (GeoNames codes).
+    #[arg(long, value_delimiter = ',', default_value = "NA,SA")]
+    cut: Vec<String>,
+    /// Work directory (the nodes' temporary stores).
+    #[arg(long, default_value = "testnet-work/simulation")]
+    dir: PathBuf,
+    /// Where to write the report (default: `<dir>/report`).
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+/// The world one run builds: who is where, and how far apart.
+#[derive(Debug)]
+pub(crate) struct Setup {
+    pub(crate) capitals: Vec<Capital>,
+    /// Capital index of each member.
+    pub(crate) placement: Vec<usize>,
+    pub(crate) model: LatencyModel,
+    pub(crate) scale: f64,
+}
+
+impl Setup {
+    fn capital(&self, node: usize) -> Option<&Capital> {
+        self.capitals.get(*self.placement.get(node)?)
+    }
+
+    /// The model's one-way latency from `a` to `b`, unscaled.
+    pub(crate) fn one_way(&self, a: usize, b: usize) -> Duration {
+        match (self.capital(a), self.capital(b)) {
+            (Some(a), Some(b)) => self.model.one_way(a, b),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The physical limit from `a` to `b`: fibre along the great circle.
+    pub(crate) fn physical(&self, a: usize, b: usize) -> Duration {
+        match (self.capital(a), self.capital(b)) {
+            (Some(a), Some(b)) => LatencyModel::physical(a, b),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The largest model latency and the largest physical limit from `publisher` to any
+    /// member.
+    pub(crate) fn bounds(&self, publisher: usize) -> (Duration, Duration) {
+        (0..self.placement.len()).fold((Duration::ZERO, Duration::ZERO), |(model, physical), to| {
+            (
+                model.max(self.one_way(publisher, to)),
+                physical.max(self.physical(publisher, to)),
+            )
+        })
+    }
+
+    pub(crate) fn continent(&self, node: usize) -> Option<geo::Continent> {
+        self.capital(node).map(|capital| capital.continent)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.placement.len()
+    }
+}
+
+pub(crate) fn run(args: &SimulateArgs) -> Result<()> {
+    check(args)?;
+    observe::install();
+    let capitals = match &args.capitals {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            geo::parse_capitals(&text, &path.display().to_string())?
+        }
+        None => geo::bundled(),
+    };
+    let model = LatencyModel::new(args.inflation, Duration::from_millis(args.last_mile_ms))?;
+    let placements: Vec<Vec<usize>> = match &args.members {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            vec![geo::parse_members(
+                &text,
+                &path.display().to_string(),
+                &capitals,
+            )?]
+        }
+        None => args
+            .nodes
+            .iter()
+            .map(|count| geo::spread(*count, &capitals, args.seed))
+            .collect(),
+    };
+    let scenarios: Vec<Scenario> = match args.scenario {
+        Scenario::All => Scenario::EACH.to_vec(),
+        one => vec![one],
+    };
+    let folder = args
+        .report
+        .clone()
+        .unwrap_or_else(|| args.dir.join("report"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    for scenario in scenarios {
+        let mut idle = Vec::new();
+        for placement in &placements {
+            let setup = Setup {
+                capitals: capitals.clone(),
+                placement: placement.clone(),
+                model,
+                scale: args.time_scale,
+            };
+            eprintln!(
+                "{}: {} members in {} countries, time scale {}",
+                scenario.name(),
+                setup.len(),
+                distinct(&setup.placement),
+                setup.scale
+            );
+            let outcome = runtime.block_on(scenarios::run(scenario, args, &setup))?;
+            let summary = report::write(&folder, scenario, args, &setup, &outcome)?;
+            println!("{summary}");
+            if let scenarios::Outcome::Idle(measured) = outcome {
+                idle.push(measured);
+            }
+        }
+        if !idle.is_empty() {
+            report::write_idle_scaling(&folder, &idle)?;
+        }
+    }
+    report::write_index(&folder)?;
+    println!("report in {}", folder.display());
+    Ok(())
+}
+
+fn distinct(placement: &[usize]) -> usize {
+    placement
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+}
+
+/// Refuses settings that cannot make a meaningful run, naming the flag.
+fn check(args: &SimulateArgs) -> Result<()> {
+    if args.members.is_none() && args.nodes.iter().any(|count| *count < 2) {
+        bail!("--nodes: every size must be at least 2 members");
+    }
+    if args.members.is_some() && args.nodes.len() > 1 {
+        bail!("--members sets the members: give one --nodes size at most");
+    }
+    if !(args.time_scale.is_finite() && (1.0..=1000.0).contains(&args.time_scale)) {
+        bail!(
+            "--time-scale: {} is not between 1 and 1000",
+            args.time_scale
+        );
+    }
+    if args.entries == 0 {
+        bail!("--entries must be at least 1");
+    }
+    if args.indicators == 0 {
+        bail!("--indicators must be at least 1");
+    }
+    if !(args.interval_seconds.is_finite() && args.interval_seconds >= 0.0) {
+        bail!("--interval-seconds must be a number of seconds, 0 or more");
+    }
+    if args
+        .bandwidth_mbit
+        .is_some_and(|rate| !(rate.is_finite() && rate > 0.0))
+    {
+        bail!("--bandwidth-mbit must be more than 0");
+    }
+    if args.window_seconds == 0 {
+        bail!("--window-seconds must be at least 1");
+    }
+    Ok(())
+}
+
+/// Builds the links and the federation for `setup` and starts every node.
+pub(crate) fn build(args: &SimulateArgs, setup: &Setup) -> Result<World> {
+    let scale = setup.scale;
+    let links = Arc::new(Links::new(
+        setup.len(),
+        |a, b| setup.one_way(a, b).mul_f64(scale),
+        args.bandwidth_mbit.map(|mbit| mbit * 1e6 / 8.0 / scale),
+    ));
+    let countries: Vec<String> = (0..setup.len())
+        .map(|node| {
+            setup
+                .capital(node)
+                .map_or_else(|| "XX".to_owned(), |capital| capital.code.clone())
+        })
+        .collect();
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("world-")
+        .tempdir_in(&args.dir)
+        .with_context(|| format!("creating a directory in {}", args.dir.display()))?
+        .keep();
+    let mut world = World::new(&dir, &countries, links, scale, args.seed)?;
+    for index in 0..world.len() {
+        world.start(index)?;
+    }
+    Ok(world)
+}

@@ -1,0 +1,773 @@
+//! The simulation's scenarios: idle, propagation, catch-up and partition.
+//!
+//! Each builds a fresh federation, waits until every node holds its low mark of links,
+//! lets it settle, then measures. Times are read from the nodes themselves: an entry's
+//! `created` time (the publisher's clock, set when it signs), the time each node stored it
+//! (its added-time index), and the time each node verified it from gossip and forwarded it
+//! (its relay log). All are this machine's clock in milliseconds, divided by the time
+//! scale. Nothing waits forever: a node that never gets an entry is reported as such.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use serde::Serialize;
+use threatmesh_node::store::AddedStart;
+use threatmesh_protocol::bundle::{Distribution, Tlp};
+use threatmesh_protocol::item::{Indicator, Item};
+use threatmesh_protocol::{Hash, Kind, Timestamp, Value};
+use tokio::time::Instant;
+
+use super::world::World;
+use super::{Scenario, Setup, SimulateArgs, observe};
+use crate::bench::Random;
+
+/// Wall-clock seconds allowed for the mesh to form, per 100 members, times the scale.
+const MESH_SECONDS_PER_100: f64 = 30.0;
+/// Simulated seconds an entry may take to reach every node before the run gives up on it.
+const DELIVERY_SECONDS: f64 = 120.0;
+/// How often progress is polled, in wall-clock milliseconds.
+const POLL_MS: u64 = 200;
+
+/// What a scenario measured.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Outcome {
+    Idle(Idle),
+    Propagation(Propagation),
+    CatchUp(CatchUp),
+    Partition(Partition),
+}
+
+/// How the mesh came up.
+#[derive(Debug, Serialize)]
+pub(crate) struct Mesh {
+    /// Simulated seconds from start until every node held its low mark of links.
+    pub(crate) seconds: f64,
+    /// Nodes still below their low mark when the wait ended (empty when all made it).
+    pub(crate) below_low: Vec<usize>,
+    /// Links per node when measuring began: min, median, max.
+    pub(crate) links: [usize; 3],
+    /// Gossip mesh peers per node when measuring began: min, median, max.
+    pub(crate) mesh_peers: [usize; 3],
+}
+
+/// Per node, at rest.
+#[derive(Debug, Serialize)]
+pub(crate) struct Idle {
+    pub(crate) nodes: usize,
+    pub(crate) mesh: Mesh,
+    pub(crate) window_seconds: f64,
+    /// Bytes each node received per simulated second.
+    pub(crate) received_per_sec: Vec<f64>,
+    /// Bytes each node sent per simulated second.
+    pub(crate) sent_per_sec: Vec<f64>,
+    /// CPU of the whole process per node, in milliseconds per simulated second.
+    pub(crate) cpu_ms_per_sec_per_node: f64,
+    /// Share of the machine's cores the process kept busy (1.0: all of them).
+    pub(crate) cpu_busy: f64,
+    pub(crate) resident_mib: f64,
+}
+
+/// One entry's spread.
+#[derive(Debug, Serialize)]
+pub(crate) struct Spread {
+    pub(crate) entry: String,
+    pub(crate) publisher: usize,
+    /// Milliseconds from creation to stored on the last node (simulated time); `None` if
+    /// some node never stored it.
+    pub(crate) to_every_ms: Option<u64>,
+    /// Milliseconds from creation to verified (and forwarded) on the last node that got it
+    /// by gossip.
+    pub(crate) verified_every_ms: Option<u64>,
+    /// The model's largest one-way latency from the publisher to any member, ms.
+    pub(crate) bound_ms: u64,
+    /// The physical limit: the same at fibre speed along the great circle, ms.
+    pub(crate) physical_ms: u64,
+    /// Nodes that never stored it.
+    pub(crate) missing: Vec<usize>,
+    /// Nodes that got it by sync rather than gossip.
+    pub(crate) by_sync: usize,
+    /// Hops of the first delivery at each node that got it by gossip (publisher: 0).
+    pub(crate) hops: Vec<u32>,
+    /// Per node (publisher excluded), ms from creation to stored.
+    pub(crate) to_each_ms: Vec<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Propagation {
+    pub(crate) nodes: usize,
+    pub(crate) mesh: Mesh,
+    pub(crate) indicators_per_entry: u32,
+    pub(crate) entry_bytes: u64,
+    /// Simulated seconds between two publications.
+    pub(crate) interval_seconds: f64,
+    pub(crate) spreads: Vec<Spread>,
+    /// Simulated seconds from the first publication until the last entry was everywhere
+    /// (or the wait ended).
+    pub(crate) seconds: f64,
+    /// Per node over that time: bytes received and sent per simulated second.
+    pub(crate) received_per_sec: Vec<f64>,
+    pub(crate) sent_per_sec: Vec<f64>,
+    /// Per node: bytes received over gossip (everything but sync frames) per entry, in
+    /// entry sizes: how many copies of each entry a node took in, overheads included.
+    pub(crate) copies_per_entry: Vec<f64>,
+    /// Per node: copies of an entry gossipsub received after the first and dropped as
+    /// already seen, averaged over the entries.
+    pub(crate) duplicates_per_entry: Vec<f64>,
+    pub(crate) cpu_busy: f64,
+    pub(crate) resident_mib: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct CatchUp {
+    pub(crate) nodes: usize,
+    pub(crate) mesh: Mesh,
+    pub(crate) away: usize,
+    pub(crate) away_country: String,
+    pub(crate) entries: usize,
+    pub(crate) indicators_per_entry: u32,
+    /// Simulated seconds from its restart until it held every entry; `None`: it did not.
+    pub(crate) seconds: Option<f64>,
+    pub(crate) missing: usize,
+    /// Bytes it received from its restart until done.
+    pub(crate) bytes_received: u64,
+    pub(crate) entry_bytes: u64,
+    pub(crate) cpu_busy: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Partition {
+    pub(crate) nodes: usize,
+    pub(crate) mesh: Mesh,
+    pub(crate) cut: Vec<String>,
+    /// Members on the cut side and on the other.
+    pub(crate) sides: [usize; 2],
+    pub(crate) entries: usize,
+    /// Simulated seconds from the heal until every node held every entry; `None`: not.
+    pub(crate) heal_seconds: Option<f64>,
+    /// (node, entries it lacks) when the wait ended.
+    pub(crate) missing: Vec<(usize, usize)>,
+    pub(crate) cpu_busy: f64,
+}
+
+pub(crate) async fn run(scenario: Scenario, args: &SimulateArgs, setup: &Setup) -> Result<Outcome> {
+    let _ = observe::take();
+    let started = Instant::now();
+    let mut world = super::build(args, setup)?;
+    eprintln!(
+        "  {} nodes started in {:.0} s (wall clock); waiting for the mesh",
+        world.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let mesh = wait_for_mesh(&world, setup).await?;
+    eprintln!(
+        "  mesh up after {:.1} simulated seconds; settling for {} more",
+        mesh.seconds, args.settle_seconds
+    );
+    sleep(setup, args.settle_seconds as f64).await;
+    let mesh = Mesh {
+        links: spread_of(links(&world).await),
+        mesh_peers: spread_of(mesh_peers(&world).await),
+        ..mesh
+    };
+    let outcome = match scenario {
+        Scenario::Idle => Outcome::Idle(idle(&world, args, setup, mesh).await),
+        Scenario::Propagation => {
+            Outcome::Propagation(propagation(&world, args, setup, mesh).await?)
+        }
+        Scenario::CatchUp => Outcome::CatchUp(catch_up(&mut world, args, setup, mesh).await?),
+        Scenario::Partition => Outcome::Partition(partition(&world, args, setup, mesh).await?),
+        Scenario::All => bail!("`all` is run one scenario at a time"),
+    };
+    drop(world);
+    Ok(outcome)
+}
+
+/// Sleeps `seconds` of simulated time.
+async fn sleep(setup: &Setup, seconds: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(seconds * setup.scale)).await;
+}
+
+/// Simulated seconds since `start`.
+fn since(setup: &Setup, start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() / setup.scale
+}
+
+async fn links(world: &World) -> Vec<usize> {
+    let mut counts = Vec::new();
+    for (_, client) in world.running() {
+        counts.push(client.peers().await.map_or(0, |peers| peers.len()));
+    }
+    counts
+}
+
+async fn mesh_peers(world: &World) -> Vec<usize> {
+    let mut counts = Vec::new();
+    for (_, client) in world.running() {
+        counts.push(client.mesh_peers().await.map_or(0, |peers| peers.len()));
+    }
+    counts
+}
+
+fn spread_of(mut values: Vec<usize>) -> [usize; 3] {
+    values.sort_unstable();
+    [
+        values.first().copied().unwrap_or(0),
+        values.get(values.len() / 2).copied().unwrap_or(0),
+        values.last().copied().unwrap_or(0),
+    ]
+}
+
+/// Waits until every running node holds at least its low mark of links and one gossip mesh
+/// peer, or the time allowed ends (then the report names the nodes below).
+async fn wait_for_mesh(world: &World, setup: &Setup) -> Result<Mesh> {
+    let start = Instant::now();
+    let allowed = Duration::from_secs_f64(
+        MESH_SECONDS_PER_100 * (setup.len() as f64 / 100.0).max(1.0) * setup.scale,
+    );
+    loop {
+        let mut below = Vec::new();
+        for (index, client) in world.running() {
+            let peers = client.peers().await.map_or(0, |peers| peers.len());
+            let mesh = client.mesh_peers().await.map_or(0, |peers| peers.len());
+            if peers < client.peers_low().min(world.len() - 1) || mesh == 0 {
+                below.push(index);
+            }
+        }
+        if below.is_empty() || start.elapsed() >= allowed {
+            if !below.is_empty() {
+                eprintln!(
+                    "warning: {} of {} nodes still below their low mark of links after {:.0} s",
+                    below.len(),
+                    world.len(),
+                    since(setup, start)
+                );
+            }
+            return Ok(Mesh {
+                seconds: since(setup, start),
+                below_low: below,
+                links: [0; 3],
+                mesh_peers: [0; 3],
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+    }
+}
+
+/// Bytes received and sent by every node (0 for a node not running).
+fn traffic(world: &World) -> Vec<(u64, u64, u64)> {
+    (0..world.len())
+        .map(|index| {
+            world.client(index).map_or((0, 0, 0), |client| {
+                let metrics = client.metrics();
+                (
+                    metrics.transport_bytes_received,
+                    metrics.transport_bytes_sent,
+                    metrics.sync_bytes_received,
+                )
+            })
+        })
+        .collect()
+}
+
+/// CPU time of this process, in seconds.
+fn cpu_seconds() -> f64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ticks = *TICKS.get_or_init(|| crate::bench::idle::getconf("CLK_TCK", 100));
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // The command name (field 2) may hold spaces: count fields after its closing paren.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |n: usize| -> u64 {
+        fields
+            .get(n - 3)
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(0)
+    };
+    (field(14) + field(15)) as f64 / ticks as f64
+}
+
+/// The share of the machine's cores this process kept busy since `(cpu, wall)`.
+fn busy(cpu_start: f64, wall_start: Instant) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    (cpu_seconds() - cpu_start) / wall_start.elapsed().as_secs_f64().max(1e-9) / cores
+}
+
+/// Peak resident memory of this process, in MiB.
+pub(crate) fn resident_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+async fn idle(world: &World, args: &SimulateArgs, setup: &Setup, mesh: Mesh) -> Idle {
+    let (before, cpu, wall) = (traffic(world), cpu_seconds(), Instant::now());
+    sleep(setup, args.window_seconds as f64).await;
+    let after = traffic(world);
+    let seconds = since(setup, wall);
+    let cpu_busy = busy(cpu, wall);
+    let cpu_used = cpu_seconds() - cpu;
+    let per_sec = |pick: fn(&(u64, u64, u64)) -> u64| -> Vec<f64> {
+        before
+            .iter()
+            .zip(&after)
+            .map(|(start, end)| pick(end).saturating_sub(pick(start)) as f64 / seconds)
+            .collect()
+    };
+    Idle {
+        nodes: world.len(),
+        mesh,
+        window_seconds: seconds,
+        received_per_sec: per_sec(|reading| reading.0),
+        sent_per_sec: per_sec(|reading| reading.1),
+        cpu_ms_per_sec_per_node: cpu_used * 1000.0 / seconds / world.len() as f64,
+        cpu_busy,
+        resident_mib: resident_mib(),
+    }
+}
+
+/// `count` ipv4 indicators no other entry number holds.
+fn indicators(number: usize, count: u32) -> Result<Vec<Item>> {
+    let first = u32::try_from(number)?.saturating_mul(count);
+    (first..first.saturating_add(count))
+        .map(|n| {
+            let [a, b, c, d] = n.to_be_bytes();
+            let value = Value::parse(Kind::Ipv4, &format!("{}.{b}.{c}.{d}", 10 + a % 200))
+                .context("building an indicator")?;
+            Ok(Item::Indicator(Indicator::new(
+                value,
+                Timestamp(1_700_000_000_000),
+            )))
+        })
+        .collect()
+}
+
+/// Publishes entry `number` from node `publisher`; returns the entry ids.
+async fn publish(world: &World, publisher: usize, number: usize, count: u32) -> Result<Vec<Hash>> {
+    let client = world
+        .client(publisher)
+        .with_context(|| format!("node {publisher} is not running"))?;
+    client
+        .publish(
+            Tlp::Green,
+            Distribution::Federation,
+            indicators(number, count)?,
+        )
+        .await
+        .with_context(|| format!("publishing from node {publisher}"))
+}
+
+/// How many of `ids` node `index` lacks.
+fn lacking(world: &World, index: usize, ids: &[Hash]) -> usize {
+    world.stores.get(index).map_or(ids.len(), |store| {
+        ids.iter()
+            .filter(|id| !store.contains(id).unwrap_or(false))
+            .count()
+    })
+}
+
+/// Waits (at most `allowed` simulated seconds) until every node of `nodes` holds every id;
+/// returns the simulated seconds waited and whether they all did.
+async fn wait_held(
+    world: &World,
+    setup: &Setup,
+    nodes: &[usize],
+    ids: &[Hash],
+    allowed: f64,
+) -> (f64, bool) {
+    let start = Instant::now();
+    let mut pending: Vec<usize> = nodes.to_vec();
+    loop {
+        pending.retain(|node| lacking(world, *node, ids) > 0);
+        if pending.is_empty() {
+            return (since(setup, start), true);
+        }
+        if since(setup, start) >= allowed {
+            return (since(setup, start), false);
+        }
+        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+    }
+}
+
+/// An entry's creation time and, per node that stored it, when (ms since the epoch).
+type Stored = (u64, Vec<(usize, u64)>);
+
+/// When each node stored each entry added from `after` on.
+fn stored_times(world: &World, after: Timestamp) -> Result<HashMap<Hash, Stored>> {
+    let mut times: HashMap<Hash, Stored> = HashMap::new();
+    for (index, store) in world.stores.iter().enumerate() {
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            let start = cursor
+                .as_deref()
+                .map_or(AddedStart::After(after), AddedStart::Following);
+            let rows = store
+                .added_rows(start, 64)
+                .with_context(|| format!("reading node {index}'s added index"))?;
+            for row in &rows {
+                let slot = times
+                    .entry(row.entry.id())
+                    .or_insert_with(|| (row.entry.entry().created.0, Vec::new()));
+                slot.1.push((index, row.added.0));
+            }
+            match rows.last() {
+                Some(last) if rows.len() == 64 => cursor = Some(last.key.clone()),
+                _ => break,
+            }
+        }
+    }
+    Ok(times)
+}
+
+/// Hops of each node's first gossip delivery of each entry, from the relay log; the
+/// publisher is 0. Also when each node verified it.
+struct Paths {
+    /// entry -> node -> (hops, verified at ms)
+    by_entry: HashMap<String, HashMap<usize, (u32, u64)>>,
+}
+
+fn paths(world: &World, relays: Vec<observe::Relay>, publishers: &HashMap<Hash, usize>) -> Paths {
+    let key_index: HashMap<String, usize> = world
+        .by_key
+        .iter()
+        .map(|(key, index)| (key.to_string(), *index))
+        .collect();
+    let peer_index: HashMap<String, usize> = world
+        .by_peer
+        .iter()
+        .map(|(peer, index)| (peer.to_string(), *index))
+        .collect();
+    // entry -> node -> (from, at)
+    let mut firsts: HashMap<String, HashMap<usize, (usize, u64)>> = HashMap::new();
+    for relay in relays {
+        let (Some(node), Some(from)) = (key_index.get(&relay.node), peer_index.get(&relay.from))
+        else {
+            continue;
+        };
+        firsts
+            .entry(relay.entry)
+            .or_default()
+            .entry(*node)
+            .or_insert((*from, relay.at_ms));
+    }
+    let publisher_of: HashMap<String, usize> = publishers
+        .iter()
+        .map(|(id, node)| (id.to_string(), *node))
+        .collect();
+    let mut by_entry = HashMap::new();
+    for (entry, first) in firsts {
+        let Some(publisher) = publisher_of.get(&entry).copied() else {
+            continue;
+        };
+        let mut hops: HashMap<usize, (u32, u64)> = HashMap::new();
+        for (node, (_, at)) in &first {
+            // Walk back to the publisher; a broken chain (a hop that came by sync) has no
+            // hop count.
+            let (mut current, mut count) = (*node, 0u32);
+            let mut seen = HashSet::new();
+            let found = loop {
+                if current == publisher {
+                    break true;
+                }
+                if !seen.insert(current) {
+                    break false;
+                }
+                match first.get(&current) {
+                    Some((from, _)) => {
+                        current = *from;
+                        count += 1;
+                    }
+                    None => break false,
+                }
+            };
+            if found {
+                hops.insert(*node, (count, *at));
+            }
+        }
+        by_entry.insert(entry, hops);
+    }
+    Paths { by_entry }
+}
+
+/// Per node, the copies of `ids` gossipsub dropped as duplicates, averaged over `ids`.
+fn duplicates(nodes: usize, observed: &observe::Observed, ids: &[Hash]) -> Vec<f64> {
+    let ids: HashSet<String> = ids.iter().map(ToString::to_string).collect();
+    let mut per_node = vec![0u64; nodes];
+    for ((node, id), count) in &observed.duplicates {
+        if ids.contains(id)
+            && let Some(total) = per_node.get_mut(*node)
+        {
+            *total += u64::from(*count);
+        }
+    }
+    per_node
+        .into_iter()
+        .map(|total| total as f64 / ids.len().max(1) as f64)
+        .collect()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+async fn propagation(
+    world: &World,
+    args: &SimulateArgs,
+    setup: &Setup,
+    mesh: Mesh,
+) -> Result<Propagation> {
+    let mut random = Random::new(args.seed);
+    let all: Vec<usize> = (0..world.len()).collect();
+    let since_ms = Timestamp(now_ms().saturating_sub(1));
+    let (before, cpu, wall) = (traffic(world), cpu_seconds(), Instant::now());
+    let _ = observe::take();
+    let mut publishers: HashMap<Hash, usize> = HashMap::new();
+    let bar = crate::bench::report::progress(args.entries as u64, "entries published");
+    for number in 0..args.entries {
+        if number > 0 {
+            sleep(setup, args.interval_seconds).await;
+        }
+        let publisher = random.below(world.len());
+        for id in publish(world, publisher, number, args.indicators).await? {
+            publishers.insert(id, publisher);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let ids: Vec<Hash> = publishers.keys().copied().collect();
+    eprintln!("  published; waiting until every node holds every entry");
+    let (_, everywhere) = wait_held(world, setup, &all, &ids, DELIVERY_SECONDS).await;
+    if !everywhere {
+        eprintln!("warning: some nodes still lack entries; the report lists them");
+    }
+    let seconds = since(setup, wall);
+    let cpu_busy = busy(cpu, wall);
+    let after = traffic(world);
+    let entry_bytes = ids
+        .first()
+        .and_then(|id| world.stores.first()?.entry(id).ok().flatten())
+        .map_or(0, |entry| entry.payload().len() as u64);
+    let observed = observe::take();
+    let duplicates_per_entry = duplicates(world.len(), &observed, &ids);
+    let paths = paths(world, observed.relays, &publishers);
+    let stored = stored_times(world, since_ms)?;
+    let scale = setup.scale;
+    let scaled = |ms: u64| (ms as f64 / scale).round() as u64;
+    let mut spreads = Vec::new();
+    for (id, publisher) in &publishers {
+        let (created, added) = stored.get(id).cloned().unwrap_or((0, Vec::new()));
+        let held: HashSet<usize> = added.iter().map(|(node, _)| *node).collect();
+        let missing: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|node| !held.contains(node))
+            .collect();
+        let to_each: Vec<u64> = added
+            .iter()
+            .filter(|(node, _)| node != publisher)
+            .map(|(_, at)| scaled(at.saturating_sub(created)))
+            .collect();
+        let hops = paths.by_entry.get(&id.to_string());
+        let (bound, physical) = setup.bounds(*publisher);
+        spreads.push(Spread {
+            entry: id.to_string(),
+            publisher: *publisher,
+            to_every_ms: missing
+                .is_empty()
+                .then(|| to_each.iter().copied().max().unwrap_or(0)),
+            verified_every_ms: hops.and_then(|hops| {
+                hops.values()
+                    .map(|(_, at)| scaled(at.saturating_sub(created)))
+                    .max()
+            }),
+            bound_ms: bound.as_millis() as u64,
+            physical_ms: physical.as_millis() as u64,
+            by_sync: world
+                .len()
+                .saturating_sub(1)
+                .saturating_sub(missing.len())
+                .saturating_sub(hops.map_or(0, HashMap::len)),
+            missing,
+            hops: hops
+                .map(|hops| hops.values().map(|(count, _)| *count).collect())
+                .unwrap_or_default(),
+            to_each_ms: to_each,
+        });
+    }
+    spreads.sort_by_key(|spread| std::cmp::Reverse(spread.to_every_ms.unwrap_or(u64::MAX)));
+    let per_sec = |pick: fn(&(u64, u64, u64)) -> u64| -> Vec<f64> {
+        before
+            .iter()
+            .zip(&after)
+            .map(|(start, end)| pick(end).saturating_sub(pick(start)) as f64 / seconds)
+            .collect()
+    };
+    let copies_per_entry = before
+        .iter()
+        .zip(&after)
+        .map(|(start, end)| {
+            let gossip = end
+                .0
+                .saturating_sub(start.0)
+                .saturating_sub(end.2.saturating_sub(start.2));
+            gossip as f64 / (entry_bytes.max(1) * ids.len().max(1) as u64) as f64
+        })
+        .collect();
+    Ok(Propagation {
+        nodes: world.len(),
+        mesh,
+        indicators_per_entry: args.indicators,
+        entry_bytes,
+        interval_seconds: args.interval_seconds,
+        spreads,
+        seconds,
+        received_per_sec: per_sec(|reading| reading.0),
+        sent_per_sec: per_sec(|reading| reading.1),
+        copies_per_entry,
+        duplicates_per_entry,
+        cpu_busy,
+        resident_mib: resident_mib(),
+    })
+}
+
+async fn catch_up(
+    world: &mut World,
+    args: &SimulateArgs,
+    setup: &Setup,
+    mesh: Mesh,
+) -> Result<CatchUp> {
+    let mut random = Random::new(args.seed);
+    let away = random.below(world.len());
+    world.stop(away).await;
+    eprintln!("  node {away} away; the others publish");
+    let others: Vec<usize> = (0..world.len()).filter(|node| *node != away).collect();
+    let mut ids = Vec::new();
+    for number in 0..args.entries {
+        if number > 0 {
+            sleep(setup, args.interval_seconds).await;
+        }
+        let publisher = others[random.below(others.len())];
+        ids.extend(publish(world, publisher, number, args.indicators).await?);
+    }
+    let (_, everywhere) = wait_held(world, setup, &others, &ids, DELIVERY_SECONDS).await;
+    if !everywhere {
+        eprintln!("warning: not every node still running holds every entry");
+    }
+    let (cpu, wall) = (cpu_seconds(), Instant::now());
+    eprintln!(
+        "  node {away} back; waiting until it holds the {} entries",
+        ids.len()
+    );
+    world.start(away)?;
+    let (seconds, done) = wait_held(world, setup, &[away], &ids, DELIVERY_SECONDS * 5.0).await;
+    let received = world
+        .client(away)
+        .map_or(0, |client| client.metrics().transport_bytes_received);
+    let entry_bytes = ids
+        .first()
+        .and_then(|id| world.stores.get(away)?.entry(id).ok().flatten())
+        .map_or(0, |entry| entry.payload().len() as u64);
+    Ok(CatchUp {
+        nodes: world.len(),
+        mesh,
+        away,
+        away_country: setup
+            .capital(away)
+            .map_or_else(String::new, |capital| capital.country.clone()),
+        entries: ids.len(),
+        indicators_per_entry: args.indicators,
+        seconds: done.then_some(seconds),
+        missing: lacking(world, away, &ids),
+        bytes_received: received,
+        entry_bytes,
+        cpu_busy: busy(cpu, wall),
+    })
+}
+
+async fn partition(
+    world: &World,
+    args: &SimulateArgs,
+    setup: &Setup,
+    mesh: Mesh,
+) -> Result<Partition> {
+    let cut: HashSet<String> = args.cut.iter().map(|code| code.to_uppercase()).collect();
+    let sides: Vec<u8> = (0..world.len())
+        .map(|node| {
+            u8::from(
+                setup
+                    .continent(node)
+                    .is_some_and(|continent| cut.contains(continent.code())),
+            )
+        })
+        .collect();
+    let cut_side: Vec<usize> = (0..world.len()).filter(|node| sides[*node] == 1).collect();
+    let other_side: Vec<usize> = (0..world.len()).filter(|node| sides[*node] == 0).collect();
+    if cut_side.is_empty() || other_side.is_empty() {
+        bail!(
+            "--cut {}: no member is on one side of the cut ({} on the cut side, {} on the other)",
+            args.cut.join(","),
+            cut_side.len(),
+            other_side.len()
+        );
+    }
+    world.links.cut(sides);
+    eprintln!(
+        "  cut {} nodes off from {}; both sides publish",
+        cut_side.len(),
+        other_side.len()
+    );
+    let mut random = Random::new(args.seed);
+    let mut ids = Vec::new();
+    for number in 0..args.entries {
+        if number > 0 {
+            sleep(setup, args.interval_seconds).await;
+        }
+        // Both sides publish, in turn.
+        let side = if number % 2 == 0 {
+            &cut_side
+        } else {
+            &other_side
+        };
+        let publisher = side[random.below(side.len())];
+        ids.extend(publish(world, publisher, number, args.indicators).await?);
+    }
+    // Let each side spread its own entries before healing.
+    sleep(setup, args.settle_seconds as f64).await;
+    let (cpu, wall) = (cpu_seconds(), Instant::now());
+    eprintln!("  healed; waiting until every node holds every entry");
+    world.links.heal();
+    let all: Vec<usize> = (0..world.len()).collect();
+    let (seconds, done) = wait_held(world, setup, &all, &ids, DELIVERY_SECONDS * 5.0).await;
+    let missing = all
+        .iter()
+        .map(|node| (*node, lacking(world, *node, &ids)))
+        .filter(|(_, lacks)| *lacks > 0)
+        .collect();
+    Ok(Partition {
+        nodes: world.len(),
+        mesh,
+        cut: args.cut.clone(),
+        sides: [cut_side.len(), other_side.len()],
+        entries: ids.len(),
+        heal_seconds: done.then_some(seconds),
+        missing,
+        cpu_busy: busy(cpu, wall),
+    })
+}

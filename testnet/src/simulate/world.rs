@@ -1,0 +1,206 @@
+//! The simulated federation: its keys, its charter and its running nodes, in this process.
+//!
+//! Each member is an organisation with one node, in a capital. Keys are derived from the
+//! seed, so a seed names the same federation every time. A node here is what `threatmesh
+//! run` starts minus the HTTP API: the node's own store (temporary, small cache) and its
+//! own network, configured with the defaults a real node has, except that its connections
+//! go over the simulation's [`Links`] and every duration is multiplied by the time scale.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use libp2p::PeerId;
+use libp2p::multiaddr::Protocol;
+use threatmesh_node::network::{self, Client};
+use threatmesh_node::store::{Options, Store};
+use threatmesh_protocol::charter::Member;
+use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey, Timestamp};
+use tokio::task::JoinHandle;
+use tracing::Instrument as _;
+
+use super::link::Links;
+
+/// sled's cache per node: a thousand nodes share this machine's memory.
+const CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A running node.
+#[derive(Debug)]
+pub(crate) struct SimNode {
+    pub(crate) client: Client,
+    task: JoinHandle<()>,
+}
+
+/// The federation and its nodes.
+#[derive(Debug)]
+pub(crate) struct World {
+    pub(crate) links: Arc<Links>,
+    pub(crate) keys: Vec<SigningKey>,
+    pub(crate) charter: SignedCharter,
+    /// Each node's store, kept while the node is away so it comes back with its data.
+    pub(crate) stores: Vec<Store>,
+    pub(crate) nodes: Vec<Option<SimNode>>,
+    /// Node index by PeerId and by node key.
+    pub(crate) by_peer: HashMap<PeerId, usize>,
+    pub(crate) by_key: HashMap<PublicKey, usize>,
+    scale: f64,
+    seed: u64,
+}
+
+/// A 32-byte secret derived from the seed, a label and an index.
+fn derived(seed: u64, label: &str, index: usize) -> [u8; 32] {
+    Hash::of(format!("threatmesh simulation {seed} {label} {index}").as_bytes()).0
+}
+
+impl World {
+    /// Creates `countries.len()` members (member i in country `countries[i]`) and their
+    /// stores under `dir`; no node runs yet.
+    pub(crate) fn new(
+        dir: &Path,
+        countries: &[String],
+        links: Arc<Links>,
+        scale: f64,
+        seed: u64,
+    ) -> Result<World> {
+        let now = Timestamp(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_millis() as u64),
+        );
+        let (from, until) = (
+            Timestamp(now.0.saturating_sub(86_400_000)),
+            Timestamp(now.0 + 10 * 365 * 86_400_000),
+        );
+        let steward = SigningKey::from_bytes(&derived(seed, "steward", 0));
+        let keys: Vec<SigningKey> = (0..countries.len())
+            .map(|index| SigningKey::from_bytes(&derived(seed, "node", index)))
+            .collect();
+        let mut by_peer = HashMap::new();
+        let mut by_key = HashMap::new();
+        let mut members = Vec::with_capacity(countries.len());
+        for (index, (key, country)) in keys.iter().zip(countries).enumerate() {
+            let org = SigningKey::from_bytes(&derived(seed, "organisation", index));
+            let node = PublicKey::of(key);
+            let peer = PeerId::from_bytes(&node.peer_id_bytes())
+                .context("a node key that makes no PeerId")?;
+            let mut member = Member::founding(
+                &org,
+                format!("CERT-{country}-{index}"),
+                country.clone(),
+                node,
+                from,
+                until,
+            );
+            member.addresses = vec![links.address(index).with(Protocol::P2p(peer)).to_string()];
+            members.push(member);
+            by_peer.insert(peer, index);
+            by_key.insert(node, index);
+        }
+        let charter = SignedCharter::genesis_by(&steward, "world simulation", from, members)
+            .context("building the simulation's charter")?;
+        let mut stores = Vec::with_capacity(keys.len());
+        for index in 0..keys.len() {
+            let store = Store::open(
+                dir.join(format!("node-{index}")),
+                &Options {
+                    cache_bytes: CACHE_BYTES,
+                    temporary: true,
+                    reserve_bytes: 0,
+                },
+            )
+            .with_context(|| format!("opening node {index}'s store"))?;
+            store
+                .put_charter(&charter)
+                .with_context(|| format!("storing the charter in node {index}'s store"))?;
+            stores.push(store);
+        }
+        Ok(World {
+            nodes: (0..keys.len()).map(|_| None).collect(),
+            links,
+            keys,
+            charter,
+            stores,
+            by_peer,
+            by_key,
+            scale,
+            seed,
+        })
+    }
+
+    /// How many members.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// A real node's network settings, with every duration times the scale, over the
+    /// simulated links.
+    fn config(&self, index: usize) -> network::Config {
+        let real = network::Config::default();
+        let scaled = |duration: Duration| duration.mul_f64(self.scale);
+        network::Config {
+            listen: vec![self.links.address(index)],
+            heartbeat: scaled(real.heartbeat),
+            sync_interval: scaled(real.sync_interval),
+            peer_hold: scaled(real.peer_hold),
+            peer_rotation: scaled(real.peer_rotation),
+            redial: scaled(real.redial),
+            max_redial: scaled(real.max_redial),
+            request_timeout: scaled(real.request_timeout),
+            handshake_timeout: scaled(real.handshake_timeout),
+            ban: scaled(real.ban),
+            carrier: self.links.carrier(index),
+            seed: Some(self.seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            ..real
+        }
+    }
+
+    /// Starts node `index` (again, after [`World::stop`]), with what its store holds.
+    /// Must run inside the simulation's runtime.
+    pub(crate) fn start(&mut self, index: usize) -> Result<()> {
+        let key = self.keys.get(index).context("no such node")?.clone();
+        let store = self.stores.get(index).context("no such node")?.clone();
+        let (client, event_loop) =
+            network::new(self.config(index), key, store, self.charter.clone())
+                .with_context(|| format!("starting node {index}"))?;
+        // The span puts what gossipsub logs in the loop down to this node (`observe.rs`).
+        let span = tracing::info_span!(super::observe::NODE_SPAN, node = index as u64);
+        let task = tokio::spawn(event_loop.run().instrument(span));
+        if let Some(slot) = self.nodes.get_mut(index) {
+            *slot = Some(SimNode { client, task });
+        }
+        Ok(())
+    }
+
+    /// Stops node `index` as a crash would (its store stays), and waits until its swarm is
+    /// gone, so its memory address is free to listen on again.
+    pub(crate) async fn stop(&mut self, index: usize) {
+        if let Some(node) = self.nodes.get_mut(index).and_then(Option::take) {
+            node.task.abort();
+            drop(node.client);
+            let _ = node.task.await;
+        }
+    }
+
+    /// The running node `index`.
+    pub(crate) fn client(&self, index: usize) -> Option<&Client> {
+        self.nodes.get(index)?.as_ref().map(|node| &node.client)
+    }
+
+    /// Every running node's client, with its index.
+    pub(crate) fn running(&self) -> impl Iterator<Item = (usize, &Client)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, node)| Some((index, &node.as_ref()?.client)))
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for node in self.nodes.iter_mut().filter_map(Option::take) {
+            node.task.abort();
+        }
+    }
+}
