@@ -523,3 +523,52 @@ fn a_founding_member_in_a_one_steward_genesis_may_publish_and_the_genesis_verifi
             .is_err()
     );
 }
+
+#[test]
+fn connectable_names_exactly_the_nodes_that_may_connect_and_changes_only_at_window_edges() {
+    let mut charter = genesis_charter(5);
+    charter.members[1].status = Status::Suspended { since: at(0) };
+    charter.members[2].roles = Roles {
+        publish: false,
+        read: false,
+    };
+    // Member 3's node is certified from day 2 on, member 4's until day 3.
+    charter.members[3].nodes[0].valid_from = at(2 * 24 * 3600);
+    charter.members[4].nodes[0].valid_until = at(3 * 24 * 3600);
+    let nodes: Vec<PublicKey> = (0..5)
+        .map(|index| PublicKey::of(&node_key(index)))
+        .collect();
+    for seconds in [0, 24 * 3600, 2 * 24 * 3600, 3 * 24 * 3600, 400 * 24 * 3600] {
+        let now = at(seconds);
+        let listed: Vec<PublicKey> = charter
+            .connectable(now)
+            .map(|(_, cert)| cert.node)
+            .collect();
+        let admitted: Vec<PublicKey> = nodes
+            .iter()
+            .copied()
+            .filter(|node| charter.may_connect(node, now).is_ok())
+            .collect();
+        assert_eq!(listed, admitted, "at {seconds} s");
+    }
+    assert_eq!(
+        charter
+            .connectable(at(24 * 3600))
+            .map(|(member, _)| member.org)
+            .collect::<Vec<_>>(),
+        vec![charter.members[0].org, charter.members[4].org]
+    );
+    assert_eq!(charter.next_window_change(at(0)), Some(at(2 * 24 * 3600)));
+    assert_eq!(
+        charter.next_window_change(at(2 * 24 * 3600)),
+        Some(at(3 * 24 * 3600))
+    );
+    let last = charter
+        .members
+        .iter()
+        .flat_map(|member| &member.nodes)
+        .map(|cert| cert.valid_until)
+        .max()
+        .unwrap();
+    assert_eq!(charter.next_window_change(last), None);
+}

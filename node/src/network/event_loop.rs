@@ -106,6 +106,10 @@ pub struct EventLoop {
     /// Per-author gossip rate limits (authors named by admitted entries; those the
     /// charter no longer certifies are dropped when it is applied).
     author_limits: GossipLimits<PublicKey>,
+    /// When the allow list was last worked out (by this node's clock), and when the next
+    /// certificate window opens or closes: it is worked out again then.
+    allow_list_at: threatmesh_protocol::Timestamp,
+    allow_list_due: Option<threatmesh_protocol::Timestamp>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -215,6 +219,8 @@ impl EventLoop {
                 config.author_byte_burst,
             ),
             config,
+            allow_list_at: threatmesh_protocol::Timestamp(0),
+            allow_list_due: None,
         };
         let current = Arc::clone(&event_loop.charter.borrow());
         event_loop.apply_charter(&current);
@@ -1055,18 +1061,18 @@ impl EventLoop {
             .retain(|author| charter.charter().node(author).is_some());
     }
 
-    /// The allow-list half of [`EventLoop::apply_charter`], cheap enough for the
-    /// maintenance tick: certificate windows open and close with time.
+    /// The allow-list half of [`EventLoop::apply_charter`]. Certificate windows open and
+    /// close with time, so the maintenance tick runs it again when the next one does (or
+    /// when the clock went back): one pass over the members, not one per tick.
     fn refresh_allow_list(&mut self, charter: &SignedCharter) {
         let now = self.clock.clock().now();
+        self.allow_list_at = now;
+        self.allow_list_due = charter.charter().next_window_change(now);
         let own = *self.swarm.local_peer_id();
         // Each admitted peer with its group for the peer set's diversity: its organisation.
         let members: HashMap<PeerId, u64> = charter
             .charter()
-            .members
-            .iter()
-            .flat_map(|member| member.nodes.iter().map(move |cert| (member, cert)))
-            .filter(|(_, cert)| charter.charter().may_connect(&cert.node, now).is_ok())
+            .connectable(now)
             .filter_map(|(member, cert)| {
                 let peer = PeerId::from_bytes(&cert.node.peer_id_bytes()).ok()?;
                 let mut group = [0u8; 8];
@@ -1126,8 +1132,12 @@ impl EventLoop {
     /// book decides: dial more members while under its low mark, prune the surplus over its
     /// target.
     fn maintain(&mut self) {
-        let current = Arc::clone(&self.charter.borrow());
-        self.refresh_allow_list(&current);
+        let clock_now = self.clock.clock().now();
+        if clock_now < self.allow_list_at || self.allow_list_due.is_some_and(|due| clock_now >= due)
+        {
+            let current = Arc::clone(&self.charter.borrow());
+            self.refresh_allow_list(&current);
+        }
         let now = Instant::now();
         let expired: Vec<PeerId> = self
             .blocks
