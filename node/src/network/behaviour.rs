@@ -28,7 +28,7 @@ use super::metrics::Metrics;
 pub(crate) const MAX_TRANSMIT_BYTES: usize = 2 * MAX_GOSSIP_BYTES;
 
 /// Gossipsub's mesh degree D and its bounds: see docs/PROTOCOL.md, "Network".
-const MESH_N: usize = 6;
+pub const MESH_N: usize = 6;
 const MESH_N_LOW: usize = 5;
 const MESH_N_HIGH: usize = 12;
 /// Mesh links a node must have chosen itself, so peers that dialled it cannot fill its mesh.
@@ -79,7 +79,17 @@ impl Behaviour {
         // mesh links (5 to 12) inside its bounded peer set, gossips message ids to 6 more
         // and publishes its own entries to every peer it holds (flood publishing), so an
         // entry reaches N members in about log6(N) hops after the first.
+        // gossipsub's own timings (how long message ids are remembered, how long an IWANT
+        // may go unanswered, fanout and prune backoff) and ping's are kept in step with the
+        // heartbeat when it is slower than a second (a lab stretching time), and are
+        // libp2p's defaults otherwise.
+        let beats =
+            |count: u32, default: Duration| settings.heartbeat.saturating_mul(count).max(default);
         let gossipsub_config = gossipsub::ConfigBuilder::default()
+            .duplicate_cache_time(beats(60, Duration::from_secs(60)))
+            .iwant_followup_time(beats(3, Duration::from_secs(3)))
+            .fanout_ttl(beats(60, Duration::from_secs(60)))
+            .prune_backoff(beats(60, Duration::from_secs(60)))
             .mesh_n(MESH_N)
             .mesh_n_low(MESH_N_LOW)
             .mesh_n_high(MESH_N_HIGH)
@@ -130,7 +140,11 @@ impl Behaviour {
                 "/threatmesh/id/1".into(),
                 key.public(),
             )),
-            ping: ping::Behaviour::default(),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(beats(15, Duration::from_secs(15)))
+                    .with_timeout(beats(20, Duration::from_secs(20))),
+            ),
             mdns: mdns.into(),
         })
     }

@@ -43,6 +43,7 @@ use threatmesh_protocol::seal;
 use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use behaviour::MESH_N as MESH_DEGREE;
 pub use clock::{Clock, ClockStatus};
 pub use codec::PROTOCOL as SYNC_PROTOCOL;
 pub use event_loop::EventLoop;

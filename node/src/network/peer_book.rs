@@ -30,8 +30,11 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use tokio::time::Instant;
 
-/// A dial with no outcome after this long no longer counts as under way.
+/// A dial with no outcome after this long no longer counts as under way (or after
+/// [`DIAL_EXPIRY_REDIALS`] first redial waits, if longer: a lab that stretches time
+/// stretches the redial wait with it).
 const DIAL_EXPIRY: Duration = Duration::from_secs(30);
+const DIAL_EXPIRY_REDIALS: u32 = 30;
 
 /// Addresses learnt from one peer (identify, mDNS): enough for its interfaces, bounded.
 const ADDRESSES_PER_PEER: usize = 8;
@@ -259,8 +262,9 @@ impl PeerBook {
 
     /// What to do now: dial more members while under `low` links, prune down to `target`.
     pub(crate) fn tick(&mut self, now: Instant) -> Vec<PeerAction> {
+        let expiry = DIAL_EXPIRY.max(self.redial.saturating_mul(DIAL_EXPIRY_REDIALS));
         self.dialing
-            .retain(|_, since| now.duration_since(*since) < DIAL_EXPIRY);
+            .retain(|_, since| now.duration_since(*since) < expiry);
         let mut actions = self.dials(now);
         actions.extend(self.prunes(now));
         actions
