@@ -339,23 +339,21 @@ pub(crate) fn parse_members(
         if fields.len() > MEMBER_COLUMNS.len() {
             return Err(at.extra_field(MEMBER_COLUMNS.len()));
         }
-        let code = fields[0].trim().to_ascii_uppercase();
+        // A split line has at least one field; an empty one is refused just below.
+        let first = fields.first().map_or("", String::as_str);
+        let code = first.trim().to_ascii_uppercase();
         if code.is_empty() {
             return Err(at.empty(0));
         }
         if !is_country_code(&code) {
-            return Err(at.invalid(
-                0,
-                &fields[0],
-                "a country code (ISO 3166-1 alpha-2, two letters)",
-            ));
+            return Err(at.invalid(0, first, "a country code (ISO 3166-1 alpha-2, two letters)"));
         }
         let Some(&capital) = by_code.get(code.as_str()) else {
             return Err(GeoError::UnknownCountry {
                 file: source.to_owned(),
                 line,
                 field: MEMBER_COLUMNS[0].to_owned(),
-                value: fields[0].trim().to_owned(),
+                value: first.trim().to_owned(),
             });
         };
         let count = match fields.get(1) {
@@ -427,11 +425,13 @@ pub(crate) struct LatencyModel {
 impl LatencyModel {
     /// Checks the parameters (inflation finite and ≥ 1, last mile ≤ 1 s).
     pub(crate) fn new(inflation: f64, last_mile: Duration) -> Result<LatencyModel, GeoError> {
-        if !(inflation.is_finite() && inflation >= 1.0) {
+        // Measured inflations are a few times the great circle; 10 leaves room and keeps
+        // every latency (at most 20,000 km away) far from any overflow.
+        if !(inflation.is_finite() && (1.0..=10.0).contains(&inflation)) {
             return Err(GeoError::Model {
                 field: "inflation",
                 value: inflation.to_string(),
-                expected: "a route inflation (a finite number, at least 1)",
+                expected: "a route inflation (a number from 1 to 10)",
             });
         }
         if last_mile > MAX_LAST_MILE {

@@ -3,19 +3,24 @@
 //!
 //! Every node listens on a libp2p memory address (`/memory/<port>`, a port per node). A
 //! node's carrier ([`Links::carrier`]) dials the memory transport and puts each connection
-//! it opens through a [`relay`]: two tasks per direction, one stamping bytes as they leave
-//! and one handing them to the other side once the pair's one-way latency (and, if
-//! modelled, the time to send them at the link's bandwidth) has passed. Only the dialling
-//! side delays, both ways, so each direction is delayed exactly once; the listening side
-//! uses the connection as it comes. Noise, yamux and everything above run unchanged on
-//! top, in the node's own code.
+//! it opens through a [`relay`]: one task per connection that, in each direction, stamps
+//! bytes as they leave and hands them to the other side once the pair's one-way latency
+//! (and, if modelled, the time to send them at the link's bandwidth) has passed. Only the
+//! dialling side delays, both ways, so each direction is delayed exactly once; the
+//! listening side uses the connection as it comes. Noise, yamux and everything above run
+//! unchanged on top, in the node's own code.
+//!
+//! How late the relays hand bytes over (past the time the model says) is kept
+//! ([`Links::lateness`]): on a machine too busy for the simulation it grows, and the report
+//! says so rather than passing queueing for latency.
 //!
 //! A partition ([`Links::cut`]) closes every connection between the sides at once and
-//! makes dials across the cut fail, as an unreachable host would; [`Links::heal`] lets
-//! them through again.
+//! refuses dials across the cut straight away (as a host with no route would, not after a
+//! timeout); [`Links::heal`] lets them through again.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -40,48 +45,84 @@ const PIECE_BYTES: usize = 64 * 1024;
 /// bandwidth waits, as it would on a real link).
 const PIECES_IN_FLIGHT: usize = 256;
 
+/// Upper bounds, in microseconds of wall-clock time, of the buckets the relays' lateness is
+/// counted in; the last bucket holds anything later.
+pub(crate) const LATENESS_BUCKETS_MICROS: [u64; 10] = [
+    1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000,
+];
+
 /// The wires between the simulation's nodes.
 #[derive(Debug)]
 pub(crate) struct Links {
     /// Memory port of node 0 (node i has `base + i`); random, so two simulations in one
     /// process (tests) do not meet.
     base: u64,
-    nodes: usize,
-    /// One-way delay between each pair, row-major, already multiplied by the time scale.
+    /// The site (capital) of each node.
+    sites: Vec<usize>,
+    /// One-way delay between each pair of sites, row-major, already multiplied by the time
+    /// scale: a few hundred sites, however many nodes.
     delay: Vec<Duration>,
+    site_count: usize,
     /// Bytes per second each direction of a link carries; `None`: no limit.
     bytes_per_sec: Option<f64>,
     /// The side of each node while a partition is on.
     sides: RwLock<Option<Arc<Vec<u8>>>>,
     /// Bumped at each cut and heal, so relays look again.
     changes: watch::Sender<u64>,
+    /// Pieces handed over, per bucket of [`LATENESS_BUCKETS_MICROS`] (and one more).
+    lateness: [AtomicU64; LATENESS_BUCKETS_MICROS.len() + 1],
 }
 
 impl Links {
-    /// Links for `nodes` nodes whose one-way delay from `a` to `b` is `delay(a, b)`.
+    /// Links for nodes at `sites` (one site index per node), the one-way delay from site `a`
+    /// to site `b` being `delay(a, b)`, for `site_count` sites.
     pub(crate) fn new(
-        nodes: usize,
+        sites: Vec<usize>,
+        site_count: usize,
         delay: impl Fn(usize, usize) -> Duration,
         bytes_per_sec: Option<f64>,
     ) -> Links {
         let mut seed = [0u8; 4];
-        // Collisions only matter between simulations in one process; the time will do.
+        // Collisions only matter between simulations in one process; the process id will
+        // do if the system has no randomness.
         let base = if getrandom::fill(&mut seed).is_ok() {
             u64::from(u32::from_le_bytes(seed))
         } else {
             u64::from(std::process::id())
         } << 20;
-        let delay = (0..nodes)
-            .flat_map(|a| (0..nodes).map(move |b| (a, b)))
+        let delay = (0..site_count)
+            .flat_map(|a| (0..site_count).map(move |b| (a, b)))
             .map(|(a, b)| delay(a, b))
             .collect();
         Links {
             base: base + 1,
-            nodes,
+            sites,
             delay,
+            site_count,
             bytes_per_sec,
             sides: RwLock::new(None),
             changes: watch::channel(0).0,
+            lateness: Default::default(),
+        }
+    }
+
+    /// Pieces handed over so far, per bucket of [`LATENESS_BUCKETS_MICROS`] (and one for
+    /// anything later): how far past the model's time each was delivered.
+    pub(crate) fn lateness(&self) -> Vec<u64> {
+        self.lateness
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    fn count_lateness(&self, late: Duration) {
+        let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        let bucket = LATENESS_BUCKETS_MICROS
+            .iter()
+            .position(|bound| micros <= *bound)
+            .unwrap_or(LATENESS_BUCKETS_MICROS.len());
+        if let Some(count) = self.lateness.get(bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -95,17 +136,21 @@ impl Links {
             Protocol::Memory(port) => port
                 .checked_sub(self.base)
                 .and_then(|index| usize::try_from(index).ok())
-                .filter(|index| *index < self.nodes),
+                .filter(|index| *index < self.sites.len()),
             _ => None,
         })
     }
 
-    /// The one-way delay from `a` to `b`.
+    /// The one-way delay from node `a` to node `b`.
     pub(crate) fn delay(&self, a: usize, b: usize) -> Duration {
-        self.delay
-            .get(a * self.nodes + b)
-            .copied()
-            .unwrap_or_default()
+        match (self.sites.get(a), self.sites.get(b)) {
+            (Some(a), Some(b)) => self
+                .delay
+                .get(a * self.site_count + b)
+                .copied()
+                .unwrap_or_default(),
+            _ => Duration::ZERO,
+        }
     }
 
     /// Cuts every link between nodes of different `sides` (one entry per node).
@@ -215,9 +260,15 @@ impl Transport for SimTransport {
             .dial(address, opts)
             .map_err(|error| error.map(LinkError::Memory))?;
         let (links, local) = (Arc::clone(&self.links), self.index);
+        // Watching for cuts from before the connection exists, so one made while it is
+        // being set up is seen.
+        let changes = links.changes.subscribe();
         Ok(async move {
             let channel = dial.await?;
-            Ok(relay(links, local, remote, channel))
+            if links.is_cut(local, remote) {
+                return Err(LinkError::Cut);
+            }
+            Ok(relay(links, local, remote, channel, changes))
         }
         .boxed())
     }
@@ -241,8 +292,15 @@ impl Transport for SimTransport {
 }
 
 /// Puts `channel` (node `local` to node `remote`) through a relay that delays both
-/// directions; returns the node's end.
-fn relay<C>(links: Arc<Links>, local: usize, remote: usize, channel: C) -> Box<dyn RawStream>
+/// directions; returns the node's end. `changes` was subscribed before the connection was
+/// made.
+fn relay<C>(
+    links: Arc<Links>,
+    local: usize,
+    remote: usize,
+    channel: C,
+    mut changes: watch::Receiver<u64>,
+) -> Box<dyn RawStream>
 where
     C: futures::AsyncRead + futures::AsyncWrite + Send + Unpin + 'static,
 {
@@ -250,23 +308,24 @@ where
     let (far_read, far_write) = tokio::io::split(far);
     let (wire_read, wire_write) = tokio::io::split(channel.compat());
     let (out, back) = (links.delay(local, remote), links.delay(remote, local));
-    let bytes_per_sec = links.bytes_per_sec;
-    let mut changes = links.changes.subscribe();
     tokio::spawn(async move {
         let carry = async {
-            // Either direction ending (a close, an error) ends the connection.
+            // Both directions run until closed; an error in either ends the connection
+            // (a clean close of one direction leaves the other open, as TCP does).
             let _ = tokio::try_join!(
-                carry(far_read, wire_write, out, bytes_per_sec),
-                carry(wire_read, far_write, back, bytes_per_sec),
+                carry(&links, far_read, wire_write, out),
+                carry(&links, wire_read, far_write, back),
             );
         };
         let cut = async {
-            while changes.changed().await.is_ok() {
+            loop {
                 if links.is_cut(local, remote) {
                     return;
                 }
+                if changes.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
             }
-            std::future::pending::<()>().await;
         };
         tokio::select! {
             () = carry => {}
@@ -277,13 +336,14 @@ where
 }
 
 /// Moves bytes from `from` to `to`, each piece `delay` after it was read (plus the time to
-/// send it at `bytes_per_sec`, after the pieces before it), then closes `to`.
+/// send it at the links' bandwidth, after the pieces before it), then closes `to`.
 async fn carry(
+    links: &Links,
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
     delay: Duration,
-    bytes_per_sec: Option<f64>,
 ) -> io::Result<()> {
+    let bytes_per_sec = links.bytes_per_sec;
     let (pieces, mut due) = mpsc::channel::<(Instant, Vec<u8>)>(PIECES_IN_FLIGHT);
     let read = async move {
         let mut buffer = vec![0u8; PIECE_BYTES];
@@ -309,7 +369,9 @@ async fn carry(
                 }
                 None => read_at,
             };
-            tokio::time::sleep_until(sent + delay).await;
+            let due = sent + delay;
+            tokio::time::sleep_until(due).await;
+            links.count_lateness(Instant::now().saturating_duration_since(due));
             to.write_all(&piece).await?;
         }
         to.shutdown().await
@@ -362,6 +424,7 @@ mod tests {
     #[tokio::test]
     async fn each_direction_takes_its_delay() {
         let links = Arc::new(Links::new(
+            vec![0, 1],
             2,
             |a, b| Duration::from_millis(if a < b { 40 } else { 80 }),
             None,
@@ -382,11 +445,18 @@ mod tests {
         // At least the model's delays; never less (the timer may only add).
         assert!(there >= Duration::from_millis(40), "{there:?}");
         assert!(round_trip >= Duration::from_millis(120), "{round_trip:?}");
+        // Every piece was counted in a lateness bucket.
+        assert!(links.lateness().iter().sum::<u64>() >= 2);
     }
 
     #[tokio::test]
     async fn a_cut_closes_the_link_and_refuses_dials_until_healed() {
-        let links = Arc::new(Links::new(2, |_, _| Duration::from_millis(1), None));
+        let links = Arc::new(Links::new(
+            vec![0, 1],
+            2,
+            |_, _| Duration::from_millis(1),
+            None,
+        ));
         let (mut near, _far) = connected(&links).await;
         links.cut(vec![0, 1]);
         let mut byte = [0u8; 1];
@@ -414,7 +484,12 @@ mod tests {
     #[tokio::test]
     async fn bandwidth_spaces_the_pieces() {
         // 100 kB/s: 50 kB take half a second on top of the delay.
-        let links = Arc::new(Links::new(2, |_, _| Duration::from_millis(10), Some(1e5)));
+        let links = Arc::new(Links::new(
+            vec![0, 1],
+            2,
+            |_, _| Duration::from_millis(10),
+            Some(1e5),
+        ));
         let (mut near, mut far) = connected(&links).await;
         let start = Instant::now();
         near.write_all(&vec![7u8; 50_000]).await.unwrap();

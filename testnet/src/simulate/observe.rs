@@ -109,6 +109,13 @@ where
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, context: Context<'_, S>) {
+        // gossipsub logs much at debug; only its duplicate line has a `message_id` field,
+        // so the others are passed over before any field is formatted.
+        if event.metadata().target() == GOSSIPSUB_TARGET
+            && event.metadata().fields().field("message_id").is_none()
+        {
+            return;
+        }
         let mut fields = Fields::default();
         event.record(&mut fields);
         if event.metadata().target() == GOSSIPSUB_TARGET {

@@ -13,18 +13,20 @@ use std::path::Path;
 use anyhow::{Context as _, Result, anyhow};
 use serde::Serialize;
 
-use super::scenarios::{CatchUp, Idle, Mesh, Outcome, Partition, Propagation};
+use super::scenarios::{CatchUp, Idle, Keeping, Mesh, Outcome, Partition, Propagation};
 use super::{Scenario, Setup, SimulateArgs};
 use crate::bench::percentiles;
 use crate::bench::report::table;
 
-/// gossipsub's mesh degree D in the node (`behaviour.rs`): the goal for copies per entry.
-const MESH_DEGREE: f64 = 6.0;
+/// gossipsub's mesh degree D in the node: the goal for duplicates per entry.
+const MESH_DEGREE: f64 = threatmesh_node::network::MESH_DEGREE as f64;
 /// The goal for time to every member: this many times the largest one-way latency.
 const BOUND_FACTOR: f64 = 3.0;
 /// The goal for idle bytes per node: the largest federation's at most this many times
 /// the smallest's.
 const IDLE_GROWTH: f64 = 1.5;
+/// Links later than this (simulated ms, 99th percentile) mean the figures carry queueing.
+const LATE_MS: f64 = 5.0;
 
 /// The model and the run's settings, saved beside each outcome.
 #[derive(Debug, Serialize)]
@@ -42,16 +44,39 @@ struct Saved<'a> {
     outcome: &'a Outcome,
 }
 
-/// Mean, median and max of `values`.
-fn summary(values: &[f64]) -> [f64; 3] {
+/// Min, mean, median and max of `values`.
+fn summary(values: &[f64]) -> [f64; 4] {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mean = sorted.iter().sum::<f64>() / sorted.len().max(1) as f64;
     [
+        sorted.first().copied().unwrap_or(0.0),
         mean,
         sorted.get(sorted.len() / 2).copied().unwrap_or(0.0),
         sorted.last().copied().unwrap_or(0.0),
     ]
+}
+
+/// A table row: name, unit, then min, mean, median and max of `values`.
+fn summary_row(name: &str, unit: &str, values: &[f64], decimals: usize) -> Vec<String> {
+    let mut row = vec![name.to_owned(), unit.to_owned()];
+    row.extend(
+        summary(values)
+            .iter()
+            .map(|value| format!("{value:.decimals$}")),
+    );
+    row
+}
+
+const SUMMARY_HEADER: [&str; 6] = ["per node", "unit", "min", "mean", "median", "max"];
+
+/// A percentile cell: "–" when there was nothing to rank.
+fn cell(count: usize, value: u64) -> String {
+    if count == 0 {
+        "–".to_owned()
+    } else {
+        value.to_string()
+    }
 }
 
 fn met(ok: bool) -> &'static str {
@@ -69,9 +94,10 @@ fn mesh_text(mesh: &Mesh) -> String {
         )
     };
     format!(
-        "Mesh: {below} {:.1} simulated seconds after start. Links per node min/median/max \
-         {}/{}/{}; gossip mesh peers {}/{}/{}.",
+        "Mesh: {below} {:.1} simulated seconds after start. {} links in all (listed in the \
+         JSON, `topology`); per node min/median/max {}/{}/{}; gossip mesh peers {}/{}/{}.",
         mesh.seconds,
+        mesh.topology.len(),
         mesh.links[0],
         mesh.links[1],
         mesh.links[2],
@@ -114,13 +140,13 @@ pub(crate) fn write(
         serde_json::to_string_pretty(&saved)?,
     )?;
     let (markdown, line) = match outcome {
-        Outcome::Idle(idle) => idle_text(idle),
+        Outcome::Idle(idle) => idle_text(idle, setup.scale),
         Outcome::Propagation(propagation) => {
             plot_propagation(&folder.join(format!("{stem}.svg")), propagation)?;
             propagation_text(propagation, setup, &stem)
         }
-        Outcome::CatchUp(catch_up) => catch_up_text(catch_up),
-        Outcome::Partition(partition) => partition_text(partition),
+        Outcome::CatchUp(catch_up) => catch_up_text(catch_up, setup.scale),
+        Outcome::Partition(partition) => partition_text(partition, setup.scale),
     };
     let heading = format!(
         "## {} — {} members in {} countries (seed {}, time scale {})\n\n",
@@ -138,53 +164,61 @@ pub(crate) fn write(
     Ok(line)
 }
 
-fn cpu_text(busy: f64, scale: f64) -> String {
-    let warning = if busy > 0.9 {
-        " **The CPU was saturated: times include waiting for it; a larger `--time-scale` \
-         takes that out.**"
+/// How the machine kept up: CPU, the links' lateness, the members' check time.
+fn keeping_text(keeping: &Keeping, scale: f64) -> String {
+    let late = keeping.late_p99_ms.map_or_else(
+        || {
+            if keeping.late_pieces.iter().sum::<u64>() == 0 {
+                "no bytes crossed the links".to_owned()
+            } else {
+                "**99% of them were more than 1 s (wall clock) late**".to_owned()
+            }
+        },
+        |ms| format!("99% of them at most {ms:.2} ms (simulated) after the model's time"),
+    );
+    let warning = if keeping.cpu_busy > 0.9
+        || (keeping.late_p99_ms.is_none() && keeping.late_pieces.iter().sum::<u64>() > 0)
+        || keeping.late_p99_ms.is_some_and(|ms| ms > LATE_MS)
+    {
+        " **The machine did not keep up: times include waiting for the CPU; a larger \
+         `--time-scale` takes that out.**"
     } else {
         ""
     };
     format!(
-        "The process kept {:.0}% of the machine's cores busy at time scale {scale}.{warning}",
-        busy * 100.0
+        "The process kept {:.0}% of the machine's cores busy (time scale {scale}). The links \
+         delivered bytes {late}.{warning} The members checked and stored {} entries, taking \
+         {:.2} ms each on average (wall clock, not scaled: what a member's own machine \
+         spends on each entry it receives, on each hop).",
+        keeping.cpu_busy * 100.0,
+        keeping.ingested,
+        keeping.ingest_ms,
     )
 }
 
-fn idle_text(idle: &Idle) -> (String, String) {
+fn idle_text(idle: &Idle, scale: f64) -> (String, String) {
     let received = summary(&idle.received_per_sec);
     let sent = summary(&idle.sent_per_sec);
     let rows = vec![
-        vec![
-            "bytes received per node".into(),
-            "B/s".into(),
-            format!("{:.0}", received[0]),
-            format!("{:.0}", received[1]),
-            format!("{:.0}", received[2]),
-        ],
-        vec![
-            "bytes sent per node".into(),
-            "B/s".into(),
-            format!("{:.0}", sent[0]),
-            format!("{:.0}", sent[1]),
-            format!("{:.0}", sent[2]),
-        ],
+        summary_row("bytes received", "B/s", &idle.received_per_sec, 0),
+        summary_row("bytes sent", "B/s", &idle.sent_per_sec, 0),
     ];
     let markdown = format!(
         "{}\n\nNothing published for {:.0} simulated seconds. Bytes above the carrier \
-         (Noise, yamux, gossipsub heartbeats and IHAVE, sync rounds, ping, identify).\n\n{}\n\
+         (Noise, yamux, gossipsub heartbeats and IHAVE, sync rounds, ping, identify), per \
+         simulated second.\n\n{}\n\
          CPU of the whole process per node: {:.2} ms per simulated second. {} Peak resident \
          memory {:.0} MiB.\n",
         mesh_text(&idle.mesh),
         idle.window_seconds,
-        table(&["measure", "unit", "mean", "median", "max"], &rows),
+        table(&SUMMARY_HEADER, &rows),
         idle.cpu_ms_per_sec_per_node,
-        cpu_text(idle.cpu_busy, 1.0),
+        keeping_text(&idle.keeping, scale),
         idle.resident_mib,
     );
     let line = format!(
         "idle, {} nodes: {:.0} B/s received, {:.0} B/s sent per node (mean); {:.2} ms CPU per node per second",
-        idle.nodes, received[0], sent[0], idle.cpu_ms_per_sec_per_node
+        idle.nodes, received[1], sent[1], idle.cpu_ms_per_sec_per_node
     );
     (markdown, line)
 }
@@ -192,7 +226,7 @@ fn idle_text(idle: &Idle) -> (String, String) {
 fn propagation_text(run: &Propagation, setup: &Setup, stem: &str) -> (String, String) {
     let complete: Vec<u64> = run.spreads.iter().filter_map(|s| s.to_every_ms).collect();
     let incomplete = run.spreads.len() - complete.len();
-    let to_every = percentiles(complete.clone());
+    let to_every = percentiles(complete);
     let verified = percentiles(
         run.spreads
             .iter()
@@ -234,18 +268,16 @@ fn propagation_text(run: &Propagation, setup: &Setup, stem: &str) -> (String, St
             .collect(),
     );
     let by_sync: usize = run.spreads.iter().map(|s| s.by_sync).sum();
-    let copies = summary(&run.copies_per_entry);
+    let path_unknown: usize = run.spreads.iter().map(|s| s.path_unknown).sum();
     let duplicates = summary(&run.duplicates_per_entry);
-    let received = summary(&run.received_per_sec);
-    let sent = summary(&run.sent_per_sec);
     let row = |name: &str, p: &crate::bench::Percentiles| {
         vec![
             name.to_owned(),
             p.count.to_string(),
-            p.p50.to_string(),
-            p.p95.to_string(),
-            p.p99.to_string(),
-            p.max.to_string(),
+            cell(p.count, p.p50),
+            cell(p.count, p.p95),
+            cell(p.count, p.p99),
+            cell(p.count, p.max),
         ]
     };
     let times = table(
@@ -259,7 +291,10 @@ fn propagation_text(run: &Propagation, setup: &Setup, stem: &str) -> (String, St
         ],
         &[
             row("stored on every member", &to_every),
-            row("verified on every member (gossip)", &verified),
+            row(
+                "verified on the last member with a known gossip path",
+                &verified,
+            ),
             row("stored on each member", &to_each),
             row("bound: model, publisher to farthest", &bounds),
             row("physical limit, publisher to farthest", &physical),
@@ -267,12 +302,12 @@ fn propagation_text(run: &Propagation, setup: &Setup, stem: &str) -> (String, St
     );
     let mut slowest = Vec::new();
     for spread in run.spreads.iter().take(5) {
-        let country = setup
+        let capital = setup
             .capital(spread.publisher)
             .map_or_else(String::new, |capital| capital.capital.clone());
         slowest.push(vec![
             spread.entry.chars().take(12).collect(),
-            format!("{} ({country})", spread.publisher),
+            format!("{} ({capital})", spread.publisher),
             spread.to_every_ms.map_or_else(
                 || format!("never ({} missing)", spread.missing.len()),
                 |ms| ms.to_string(),
@@ -292,11 +327,29 @@ fn propagation_text(run: &Propagation, setup: &Setup, stem: &str) -> (String, St
         .map(|s| {
             format!(
                 "entry {} missing on nodes {:?}",
-                &s.entry[..12.min(s.entry.len())],
+                s.entry.chars().take(12).collect::<String>(),
                 s.missing
             )
         })
         .collect();
+    let duplicates_verdict = if run.duplicates_measured {
+        format!(
+            "**Goal: duplicates received per entry per node at most the mesh degree \
+             {MESH_DEGREE}: {}** (mean over nodes {:.2}, the most of any node {:.2}; nodes \
+             above it: {}).",
+            met(duplicates[3] <= MESH_DEGREE),
+            duplicates[1],
+            duplicates[3],
+            run.duplicates_per_entry
+                .iter()
+                .filter(|count| **count > MESH_DEGREE)
+                .count(),
+        )
+    } else {
+        "**Duplicates were not measured**: gossipsub's log of dropped copies was never seen \
+         (a libp2p that words it differently), so the line above is not a count."
+            .to_owned()
+    };
     let markdown = format!(
         "{}\n\n{} entries of {} indicators ({} bytes each) from random members, one every \
          {} simulated seconds.\n\n{times}\n\
@@ -304,14 +357,15 @@ fn propagation_text(run: &Propagation, setup: &Setup, stem: &str) -> (String, St
          {}** (p50 {}, p99 {}, max {}). CDF against the bound: `{stem}.svg`.\n\n\
          Slowest entries:\n\n{}\n\
          Per node over the {:.0} simulated seconds of publishing and spreading:\n\n{}\n\
-         **Goal: duplicates received per entry per node at most the mesh degree \
-         {MESH_DEGREE}: {}** (mean over nodes {:.2}, the most of any node {:.2}). A duplicate \
-         is a copy gossipsub received after the first and dropped (counted from its log); \
-         the line \"copies received per entry\" is all the bytes a node received outside \
-         sync frames divided by the entry's size, every overhead included (IHAVE/IWANT, \
-         IDONTWANT, heartbeats, Noise and yamux framing, copies cut short by IDONTWANT).\n\n\
-         Hops of each first delivery by gossip: p50 {}, p95 {}, max {} ({} deliveries); {} \
-         deliveries came by sync instead. {}\n\n{} Peak resident memory {:.0} MiB.\n",
+         {duplicates_verdict} A duplicate is a copy gossipsub received after the first and \
+         dropped (counted from its log); \"copies received per entry\" is all the bytes a node \
+         received outside sync frames divided by the entry's size, every overhead included \
+         (IHAVE/IWANT, IDONTWANT, heartbeats, Noise and yamux framing, copies cut short by \
+         IDONTWANT).\n\n\
+         Hops of each first delivery by gossip whose path back to the publisher is known: p50 \
+         {}, p95 {}, max {} ({} deliveries); {} deliveries came by sync, and {} by gossip from \
+         a peer that had the entry by sync (no hop count). {}\n\n{} Peak resident memory \
+         {:.0} MiB.\n",
         mesh_text(&run.mesh),
         run.spreads.len(),
         run.indicators_per_entry,
@@ -334,46 +388,30 @@ fn propagation_text(run: &Propagation, setup: &Setup, stem: &str) -> (String, St
         ),
         run.seconds,
         table(
-            &["per node", "unit", "mean", "median", "max"],
+            &SUMMARY_HEADER,
             &[
-                vec![
-                    "received".into(),
-                    "B/s".into(),
-                    format!("{:.0}", received[0]),
-                    format!("{:.0}", received[1]),
-                    format!("{:.0}", received[2]),
-                ],
-                vec![
-                    "sent".into(),
-                    "B/s".into(),
-                    format!("{:.0}", sent[0]),
-                    format!("{:.0}", sent[1]),
-                    format!("{:.0}", sent[2]),
-                ],
-                vec![
-                    "duplicates received per entry".into(),
-                    "copies".into(),
-                    format!("{:.2}", duplicates[0]),
-                    format!("{:.2}", duplicates[1]),
-                    format!("{:.2}", duplicates[2]),
-                ],
-                vec![
-                    "copies received per entry".into(),
-                    "entries".into(),
-                    format!("{:.2}", copies[0]),
-                    format!("{:.2}", copies[1]),
-                    format!("{:.2}", copies[2]),
-                ],
+                summary_row("received", "B/s", &run.received_per_sec, 0),
+                summary_row("sent", "B/s", &run.sent_per_sec, 0),
+                summary_row(
+                    "duplicates received per entry",
+                    "copies",
+                    &run.duplicates_per_entry,
+                    2
+                ),
+                summary_row(
+                    "copies received per entry",
+                    "entry sizes",
+                    &run.copies_per_entry,
+                    2
+                ),
             ]
         ),
-        met(duplicates[2] <= MESH_DEGREE),
-        duplicates[0],
-        duplicates[2],
-        hops.p50,
-        hops.p95,
-        hops.max,
+        cell(hops.count, hops.p50),
+        cell(hops.count, hops.p95),
+        cell(hops.count, hops.max),
         hops.count,
         by_sync,
+        path_unknown,
         if missing.is_empty() {
             "Every member stored every entry.".to_owned()
         } else {
@@ -382,15 +420,15 @@ fn propagation_text(run: &Propagation, setup: &Setup, stem: &str) -> (String, St
                 missing.join("; ")
             )
         },
-        cpu_text(run.cpu_busy, setup.scale),
+        keeping_text(&run.keeping, setup.scale),
         run.resident_mib,
     );
     let line = format!(
         "propagation, {} nodes: to every member p50 {} ms, p99 {} ms, max {} ms; p99 ÷ bound {} (goal ≤ {BOUND_FACTOR}: {}); {} entries incomplete",
         run.nodes,
-        to_every.p50,
-        to_every.p99,
-        to_every.max,
+        cell(to_every.count, to_every.p50),
+        cell(to_every.count, to_every.p99),
+        cell(to_every.count, to_every.max),
         ratio_text(ratio.p99),
         if goal_time { "met" } else { "not met" },
         incomplete
@@ -398,44 +436,62 @@ fn propagation_text(run: &Propagation, setup: &Setup, stem: &str) -> (String, St
     (markdown, line)
 }
 
-fn catch_up_text(run: &CatchUp) -> (String, String) {
+fn catch_up_text(run: &CatchUp, scale: f64) -> (String, String) {
     let time = run.seconds.map_or_else(
         || format!("**did not finish: {} entries still missing**", run.missing),
         |seconds| format!("{seconds:.1} simulated seconds"),
     );
+    let others = if run.others_missing.is_empty() {
+        "Every other member held every entry when it came back.".to_owned()
+    } else {
+        format!(
+            "**Other members still lacked entries when it came back** (node, entries): {:?}.",
+            run.others_missing
+        )
+    };
     let markdown = format!(
         "{}\n\nNode {} ({}) was stopped while others published {} entries of {} indicators \
-         ({} bytes each), then started again with its store. Catching up took {time}; it \
-         received {} bytes, {:.2}× the entries' size. Entries lost: {}.\n\n{}\n",
+         ({} bytes each); it lacked {} of them when it started again with its store. \
+         Catching up took {time}; it received {} bytes, {:.2}× the entries' size. Entries \
+         lost: {}. {others}\n\n{}\n",
         mesh_text(&run.mesh),
         run.away,
         run.away_country,
         run.entries,
         run.indicators_per_entry,
         run.entry_bytes,
+        run.lacked_at_restart,
         run.bytes_received,
         run.bytes_received as f64 / (run.entry_bytes * run.entries as u64).max(1) as f64,
         run.missing,
-        cpu_text(run.cpu_busy, 1.0),
+        keeping_text(&run.keeping, scale),
     );
     let line = format!(
         "catch-up, {} nodes: node {} caught up on {} entries in {time}; {} lost",
-        run.nodes, run.away, run.entries, run.missing
+        run.nodes, run.away, run.lacked_at_restart, run.missing
     );
     (markdown, line)
 }
 
-fn partition_text(run: &Partition) -> (String, String) {
+fn partition_text(run: &Partition, scale: f64) -> (String, String) {
     let time = run.heal_seconds.map_or_else(
         || "**did not heal within the time allowed**".to_owned(),
         |seconds| format!("{seconds:.1} simulated seconds"),
     );
     let lost: usize = run.missing.iter().map(|(_, lacks)| lacks).sum();
+    let held = if run.crossed_before_heal == 0 {
+        "no entry had crossed the cut before the heal".to_owned()
+    } else {
+        format!(
+            "**{} copies had crossed the cut before the heal: the cut leaked**",
+            run.crossed_before_heal
+        )
+    };
     let markdown = format!(
         "{}\n\nThe members in {} ({} nodes) were cut off from the other {}: every link \
-         between the sides closed and dials across failed. Both sides published, {} entries \
-         in all; then the cut healed. Every member held every entry {time} after the heal. \
-         Entries missing when the wait ended: {lost}{}.\n\n{}\n",
+         between the sides closed and dials across were refused. Both sides published, {} \
+         entries in all; {held}. Then the cut healed. Every member held every entry {time} \
+         after the heal. Entries missing when the wait ended: {lost}{}.\n\n{}\n",
         mesh_text(&run.mesh),
         run.cut.join(", "),
         run.sides[0],
@@ -446,11 +502,11 @@ fn partition_text(run: &Partition) -> (String, String) {
         } else {
             format!(" (node, entries lacking: {:?})", run.missing)
         },
-        cpu_text(run.cpu_busy, 1.0),
+        keeping_text(&run.keeping, scale),
     );
     let line = format!(
-        "partition, {} nodes: healed in {time}; {lost} entries missing",
-        run.nodes
+        "partition, {} nodes: healed in {time}; {lost} entries missing; {} copies crossed the cut early",
+        run.nodes, run.crossed_before_heal
     );
     (markdown, line)
 }
@@ -507,8 +563,8 @@ pub(crate) fn write_idle_scaling(folder: &Path, idles: &[Idle]) -> Result<()> {
     let points: Vec<(usize, f64)> = idles
         .iter()
         .map(|idle| {
-            let received = summary(&idle.received_per_sec)[0];
-            let sent = summary(&idle.sent_per_sec)[0];
+            let received = summary(&idle.received_per_sec)[1];
+            let sent = summary(&idle.sent_per_sec)[1];
             (idle.nodes, received + sent)
         })
         .collect();
@@ -589,19 +645,30 @@ pub(crate) fn write_index(folder: &Path) -> Result<()> {
          Written by `threatmesh-testnet simulate`. Every member runs the node's own network, \
          sync, validation and store code in one process; connections are in memory and \
          delayed by the latency between the members' capitals.\n\n\
-         Sources: {} (`testnet/data/README.md`); route inflation 2.1 over fibre speed from Bozkurt et al., \"Why Is the Internet so \
-         Slow?!\", PAM 2017 (median minimum ping RTT 3.2× the speed-of-light RTT in vacuum, \
-         i.e. 3.2 × ⅔ over light in fibre); last-mile delay 5 ms one way (a fibre or cable \
-         access link's round trip of about 10 ms, as broadband measurement campaigns report \
-         it; CERT nodes mostly sit in data centres, nearer than that).\n\n\
+         Sources: {} (`testnet/data/README.md`). Route inflation 2.1 over fibre speed: \
+         Bozkurt et al., \"Why Is the Internet so Slow?!\", PAM 2017, measured the minimum \
+         ping time between PlanetLab nodes and web servers at about 3.2× the round trip at the \
+         speed of light in vacuum along the great circle, in the median (our reading of their \
+         results); light in fibre goes at ⅔ c, so that is 3.2 × ⅔ ≈ 2.1 over fibre speed. \
+         Their pings include the access links, so the factor already holds some last mile. \
+         Last mile 5 ms one way: an access round trip of about 10 ms, the order the FCC's \
+         Measuring Broadband America reports give for fibre access to the nearest test server; \
+         our choice of a typical value, not a figure quoted from one table, and nodes in data \
+         centres are nearer. Both are flags (`--inflation`, `--last-mile-ms`).\n\n\
          What the simulation leaves out: packet loss, jitter and congestion (each link is a \
          constant delay, with a bandwidth limit only if `--bandwidth-mbit` is given); TCP \
          (connections are in-memory streams under the same Noise and yamux, so no slow start, \
          no head-of-line blocking from loss); the HTTP API and the TAXII indexer (not started); \
-         disk (stores are temporary, with a 4 MiB cache, fsync skipped); members behind NAT; \
-         clocks that disagree (one machine's clock). Timers inside libp2p that the node does \
-         not set (ping every 15 s, identify, gossipsub's IWANT follow-up and backoffs) are not \
-         scaled by `--time-scale`.\n\n{model}\n{body}",
+         realistic disks (stores are temporary sled databases under the work directory, with \
+         a 4 MiB cache, flushed to whatever disk that is); members behind NAT; clocks that \
+         disagree (one machine's clock); each member's own CPU (all share this machine's \
+         cores: see each section for how busy they were and how late the links ran). With \
+         `--time-scale K`, latencies and the timers the node's configuration sets (heartbeat, \
+         and with it gossipsub's other timings and ping; sync interval, peer hold and \
+         rotation, redial, timeouts, ban) are K times longer; the node's fixed intervals \
+         (maintenance every 500 ms, the idle connection timeout, identify) and its rate \
+         limits are not, and each member's checks of an entry count K times less than on its \
+         own machine: each section gives that check time unscaled.\n\n{model}\n{body}",
         super::geo::ATTRIBUTION,
     );
     std::fs::write(folder.join("README.md"), readme)?;

@@ -50,6 +50,87 @@ pub(crate) struct Mesh {
     pub(crate) links: [usize; 3],
     /// Gossip mesh peers per node when measuring began: min, median, max.
     pub(crate) mesh_peers: [usize; 3],
+    /// The links held when measuring began, (lower node index, higher), sorted: what two
+    /// runs with one seed can be compared on.
+    pub(crate) topology: Vec<(usize, usize)>,
+}
+
+/// How the machine kept up over a phase.
+#[derive(Debug, Serialize)]
+pub(crate) struct Keeping {
+    /// Share of the machine's cores the process kept busy (1.0: all of them), on average.
+    pub(crate) cpu_busy: f64,
+    /// Pieces of bytes the links handed over per bucket of
+    /// `link::LATENESS_BUCKETS_MICROS` of lateness past the model's time (wall clock; the
+    /// last bucket is anything later).
+    pub(crate) late_pieces: Vec<u64>,
+    /// The 99th percentile of that lateness, in simulated milliseconds (the bucket's upper
+    /// bound, divided by the time scale); `None` past the last bound or with no pieces.
+    pub(crate) late_p99_ms: Option<f64>,
+    /// Entries the nodes checked and stored, and the mean time each took, in wall-clock
+    /// milliseconds (not divided by the time scale: what a member's own machine spends).
+    pub(crate) ingested: u64,
+    pub(crate) ingest_ms: f64,
+}
+
+/// What [`keeping`] compares: CPU, lateness and ingest counters at a moment.
+struct Gauge {
+    cpu: f64,
+    wall: Instant,
+    late: Vec<u64>,
+    ingested: u64,
+    ingest_micros: u64,
+}
+
+fn gauge(world: &World) -> Gauge {
+    let (mut ingested, mut ingest_micros) = (0, 0);
+    for (_, client) in world.running() {
+        let metrics = client.metrics();
+        ingested += metrics.ingest_buckets.iter().sum::<u64>();
+        ingest_micros += metrics.ingest_micros_sum;
+    }
+    Gauge {
+        cpu: cpu_seconds(),
+        wall: Instant::now(),
+        late: world.links.lateness(),
+        ingested,
+        ingest_micros,
+    }
+}
+
+/// How the machine kept up since `start` (a node restarted meanwhile counts from zero).
+fn keeping(world: &World, setup: &Setup, start: &Gauge) -> Keeping {
+    let end = gauge(world);
+    let late: Vec<u64> = end
+        .late
+        .iter()
+        .zip(start.late.iter().chain(std::iter::repeat(&0)))
+        .map(|(end, start)| end.saturating_sub(*start))
+        .collect();
+    let total: u64 = late.iter().sum();
+    let mut seen = 0;
+    let mut p99 = None;
+    for (bucket, count) in late.iter().enumerate() {
+        seen += count;
+        if total > 0 && seen as f64 >= total as f64 * 0.99 {
+            p99 = Some(bucket);
+            break;
+        }
+    }
+    let ingested = end.ingested.saturating_sub(start.ingested);
+    Keeping {
+        cpu_busy: busy(start.cpu, start.wall),
+        late_p99_ms: p99.and_then(|bucket| {
+            super::link::LATENESS_BUCKETS_MICROS
+                .get(bucket)
+                .map(|micros| *micros as f64 / 1000.0 / setup.scale)
+        }),
+        late_pieces: late,
+        ingested,
+        ingest_ms: end.ingest_micros.saturating_sub(start.ingest_micros) as f64
+            / 1000.0
+            / ingested.max(1) as f64,
+    }
 }
 
 /// Per node, at rest.
@@ -64,8 +145,7 @@ pub(crate) struct Idle {
     pub(crate) sent_per_sec: Vec<f64>,
     /// CPU of the whole process per node, in milliseconds per simulated second.
     pub(crate) cpu_ms_per_sec_per_node: f64,
-    /// Share of the machine's cores the process kept busy (1.0: all of them).
-    pub(crate) cpu_busy: f64,
+    pub(crate) keeping: Keeping,
     pub(crate) resident_mib: f64,
 }
 
@@ -77,8 +157,8 @@ pub(crate) struct Spread {
     /// Milliseconds from creation to stored on the last node (simulated time); `None` if
     /// some node never stored it.
     pub(crate) to_every_ms: Option<u64>,
-    /// Milliseconds from creation to verified (and forwarded) on the last node that got it
-    /// by gossip.
+    /// Milliseconds from creation to verified (and forwarded) on the last node whose
+    /// gossip path back to the publisher is known (see `hops`).
     pub(crate) verified_every_ms: Option<u64>,
     /// The model's largest one-way latency from the publisher to any member, ms.
     pub(crate) bound_ms: u64,
@@ -86,9 +166,13 @@ pub(crate) struct Spread {
     pub(crate) physical_ms: u64,
     /// Nodes that never stored it.
     pub(crate) missing: Vec<usize>,
-    /// Nodes that got it by sync rather than gossip.
+    /// Nodes that stored it without verifying it from gossip first: they got it by sync.
     pub(crate) by_sync: usize,
-    /// Hops of the first delivery at each node that got it by gossip (publisher: 0).
+    /// Nodes that got it by gossip from a peer whose own copy came by sync (or whose path
+    /// is otherwise not known): no hop count.
+    pub(crate) path_unknown: usize,
+    /// Hops of the first delivery at each node whose gossip path back to the publisher is
+    /// known (1: straight from the publisher).
     pub(crate) hops: Vec<u32>,
     /// Per node (publisher excluded), ms from creation to stored.
     pub(crate) to_each_ms: Vec<u64>,
@@ -115,7 +199,10 @@ pub(crate) struct Propagation {
     /// Per node: copies of an entry gossipsub received after the first and dropped as
     /// already seen, averaged over the entries.
     pub(crate) duplicates_per_entry: Vec<f64>,
-    pub(crate) cpu_busy: f64,
+    /// Whether gossipsub's duplicate log was seen at all (a libp2p that logs it otherwise
+    /// would leave every count at 0, which must not read as "no duplicates").
+    pub(crate) duplicates_measured: bool,
+    pub(crate) keeping: Keeping,
     pub(crate) resident_mib: f64,
 }
 
@@ -130,10 +217,15 @@ pub(crate) struct CatchUp {
     /// Simulated seconds from its restart until it held every entry; `None`: it did not.
     pub(crate) seconds: Option<f64>,
     pub(crate) missing: usize,
+    /// Entries it lacked when it came back (all of them, or it was not really away).
+    pub(crate) lacked_at_restart: usize,
     /// Bytes it received from its restart until done.
     pub(crate) bytes_received: u64,
     pub(crate) entry_bytes: u64,
-    pub(crate) cpu_busy: f64,
+    /// (node, entries it lacks) among the others when the away node came back: none if
+    /// the federation had spread everything.
+    pub(crate) others_missing: Vec<(usize, usize)>,
+    pub(crate) keeping: Keeping,
 }
 
 #[derive(Debug, Serialize)]
@@ -148,7 +240,10 @@ pub(crate) struct Partition {
     pub(crate) heal_seconds: Option<f64>,
     /// (node, entries it lacks) when the wait ended.
     pub(crate) missing: Vec<(usize, usize)>,
-    pub(crate) cpu_busy: f64,
+    /// Copies of an entry from one side held on the other side just before the heal:
+    /// 0 if the cut held.
+    pub(crate) crossed_before_heal: usize,
+    pub(crate) keeping: Keeping,
 }
 
 pub(crate) async fn run(scenario: Scenario, args: &SimulateArgs, setup: &Setup) -> Result<Outcome> {
@@ -169,6 +264,7 @@ pub(crate) async fn run(scenario: Scenario, args: &SimulateArgs, setup: &Setup) 
     let mesh = Mesh {
         links: spread_of(links(&world).await),
         mesh_peers: spread_of(mesh_peers(&world).await),
+        topology: topology(&world).await,
         ..mesh
     };
     let outcome = match scenario {
@@ -200,6 +296,19 @@ async fn links(world: &World) -> Vec<usize> {
         counts.push(client.peers().await.map_or(0, |peers| peers.len()));
     }
     counts
+}
+
+/// Every link held when measuring began, as (lower index, higher index), sorted.
+async fn topology(world: &World) -> Vec<(usize, usize)> {
+    let mut edges = std::collections::BTreeSet::new();
+    for (index, client) in world.running() {
+        for peer in client.peers().await.unwrap_or_default() {
+            if let Some(other) = world.by_peer.get(&peer) {
+                edges.insert((index.min(*other), index.max(*other)));
+            }
+        }
+    }
+    edges.into_iter().collect()
 }
 
 async fn mesh_peers(world: &World) -> Vec<usize> {
@@ -249,6 +358,7 @@ async fn wait_for_mesh(world: &World, setup: &Setup) -> Result<Mesh> {
                 below_low: below,
                 links: [0; 3],
                 mesh_peers: [0; 3],
+                topology: Vec::new(),
             });
         }
         tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
@@ -316,12 +426,12 @@ pub(crate) fn resident_mib() -> f64 {
 }
 
 async fn idle(world: &World, args: &SimulateArgs, setup: &Setup, mesh: Mesh) -> Idle {
-    let (before, cpu, wall) = (traffic(world), cpu_seconds(), Instant::now());
+    let (before, start) = (traffic(world), gauge(world));
     sleep(setup, args.window_seconds as f64).await;
     let after = traffic(world);
-    let seconds = since(setup, wall);
-    let cpu_busy = busy(cpu, wall);
-    let cpu_used = cpu_seconds() - cpu;
+    let seconds = since(setup, start.wall);
+    let cpu_used = cpu_seconds() - start.cpu;
+    let keeping = keeping(world, setup, &start);
     let per_sec = |pick: fn(&(u64, u64, u64)) -> u64| -> Vec<f64> {
         before
             .iter()
@@ -336,7 +446,7 @@ async fn idle(world: &World, args: &SimulateArgs, setup: &Setup, mesh: Mesh) -> 
         received_per_sec: per_sec(|reading| reading.0),
         sent_per_sec: per_sec(|reading| reading.1),
         cpu_ms_per_sec_per_node: cpu_used * 1000.0 / seconds / world.len() as f64,
-        cpu_busy,
+        keeping,
         resident_mib: resident_mib(),
     }
 }
@@ -437,8 +547,10 @@ fn stored_times(world: &World, after: Timestamp) -> Result<HashMap<Hash, Stored>
 /// Hops of each node's first gossip delivery of each entry, from the relay log; the
 /// publisher is 0. Also when each node verified it.
 struct Paths {
-    /// entry -> node -> (hops, verified at ms)
+    /// entry -> node -> (hops, verified at ms), for nodes whose path is known.
     by_entry: HashMap<String, HashMap<usize, (u32, u64)>>,
+    /// entry -> nodes that verified it from gossip (path known or not).
+    relayed: HashMap<String, usize>,
 }
 
 fn paths(world: &World, relays: Vec<observe::Relay>, publishers: &HashMap<Hash, usize>) -> Paths {
@@ -470,6 +582,10 @@ fn paths(world: &World, relays: Vec<observe::Relay>, publishers: &HashMap<Hash, 
         .map(|(id, node)| (id.to_string(), *node))
         .collect();
     let mut by_entry = HashMap::new();
+    let relayed = firsts
+        .iter()
+        .map(|(entry, first)| (entry.clone(), first.len()))
+        .collect();
     for (entry, first) in firsts {
         let Some(publisher) = publisher_of.get(&entry).copied() else {
             continue;
@@ -501,7 +617,7 @@ fn paths(world: &World, relays: Vec<observe::Relay>, publishers: &HashMap<Hash, 
         }
         by_entry.insert(entry, hops);
     }
-    Paths { by_entry }
+    Paths { by_entry, relayed }
 }
 
 /// Per node, the copies of `ids` gossipsub dropped as duplicates, averaged over `ids`.
@@ -536,7 +652,8 @@ async fn propagation(
     let mut random = Random::new(args.seed);
     let all: Vec<usize> = (0..world.len()).collect();
     let since_ms = Timestamp(now_ms().saturating_sub(1));
-    let (before, cpu, wall) = (traffic(world), cpu_seconds(), Instant::now());
+    let (before, start) = (traffic(world), gauge(world));
+    let wall = start.wall;
     let _ = observe::take();
     let mut publishers: HashMap<Hash, usize> = HashMap::new();
     let bar = crate::bench::report::progress(args.entries as u64, "entries published");
@@ -558,13 +675,14 @@ async fn propagation(
         eprintln!("warning: some nodes still lack entries; the report lists them");
     }
     let seconds = since(setup, wall);
-    let cpu_busy = busy(cpu, wall);
+    let keeping = keeping(world, setup, &start);
     let after = traffic(world);
     let entry_bytes = ids
         .first()
         .and_then(|id| world.stores.first()?.entry(id).ok().flatten())
         .map_or(0, |entry| entry.payload().len() as u64);
     let observed = observe::take();
+    let duplicates_measured = !observed.duplicates.is_empty();
     let duplicates_per_entry = duplicates(world.len(), &observed, &ids);
     let paths = paths(world, observed.relays, &publishers);
     let stored = stored_times(world, since_ms)?;
@@ -585,6 +703,7 @@ async fn propagation(
             .map(|(_, at)| scaled(at.saturating_sub(created)))
             .collect();
         let hops = paths.by_entry.get(&id.to_string());
+        let relayed = paths.relayed.get(&id.to_string()).copied().unwrap_or(0);
         let (bound, physical) = setup.bounds(*publisher);
         spreads.push(Spread {
             entry: id.to_string(),
@@ -599,11 +718,8 @@ async fn propagation(
             }),
             bound_ms: bound.as_millis() as u64,
             physical_ms: physical.as_millis() as u64,
-            by_sync: world
-                .len()
-                .saturating_sub(1)
-                .saturating_sub(missing.len())
-                .saturating_sub(hops.map_or(0, HashMap::len)),
+            by_sync: held.len().saturating_sub(1).saturating_sub(relayed),
+            path_unknown: relayed.saturating_sub(hops.map_or(0, HashMap::len)),
             missing,
             hops: hops
                 .map(|hops| hops.values().map(|(count, _)| *count).collect())
@@ -642,7 +758,8 @@ async fn propagation(
         sent_per_sec: per_sec(|reading| reading.1),
         copies_per_entry,
         duplicates_per_entry,
-        cpu_busy,
+        duplicates_measured,
+        keeping,
         resident_mib: resident_mib(),
     })
 }
@@ -668,9 +785,15 @@ async fn catch_up(
     }
     let (_, everywhere) = wait_held(world, setup, &others, &ids, DELIVERY_SECONDS).await;
     if !everywhere {
-        eprintln!("warning: not every node still running holds every entry");
+        eprintln!("warning: not every node still running holds every entry; the report lists them");
     }
-    let (cpu, wall) = (cpu_seconds(), Instant::now());
+    let others_missing = others
+        .iter()
+        .map(|node| (*node, lacking(world, *node, &ids)))
+        .filter(|(_, lacks)| *lacks > 0)
+        .collect();
+    let lacked_at_restart = lacking(world, away, &ids);
+    let start = gauge(world);
     eprintln!(
         "  node {away} back; waiting until it holds the {} entries",
         ids.len()
@@ -695,9 +818,11 @@ async fn catch_up(
         indicators_per_entry: args.indicators,
         seconds: done.then_some(seconds),
         missing: lacking(world, away, &ids),
+        lacked_at_restart,
         bytes_received: received,
         entry_bytes,
-        cpu_busy: busy(cpu, wall),
+        others_missing,
+        keeping: keeping(world, setup, &start),
     })
 }
 
@@ -740,17 +865,27 @@ async fn partition(
             sleep(setup, args.interval_seconds).await;
         }
         // Both sides publish, in turn.
-        let side = if number % 2 == 0 {
-            &cut_side
+        let (side, far) = if number % 2 == 0 {
+            (&cut_side, &other_side)
         } else {
-            &other_side
+            (&other_side, &cut_side)
         };
         let publisher = side[random.below(side.len())];
-        ids.extend(publish(world, publisher, number, args.indicators).await?);
+        let published = publish(world, publisher, number, args.indicators).await?;
+        ids.extend(published.into_iter().map(|id| (id, far)));
     }
     // Let each side spread its own entries before healing.
     sleep(setup, args.settle_seconds as f64).await;
-    let (cpu, wall) = (cpu_seconds(), Instant::now());
+    let crossed_before_heal = ids
+        .iter()
+        .map(|(id, far)| {
+            far.iter()
+                .filter(|node| lacking(world, **node, &[*id]) == 0)
+                .count()
+        })
+        .sum();
+    let ids: Vec<Hash> = ids.into_iter().map(|(id, _)| id).collect();
+    let start = gauge(world);
     eprintln!("  healed; waiting until every node holds every entry");
     world.links.heal();
     let all: Vec<usize> = (0..world.len()).collect();
@@ -768,6 +903,7 @@ async fn partition(
         entries: ids.len(),
         heal_seconds: done.then_some(seconds),
         missing,
-        cpu_busy: busy(cpu, wall),
+        crossed_before_heal,
+        keeping: keeping(world, setup, &start),
     })
 }

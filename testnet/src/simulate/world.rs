@@ -4,10 +4,10 @@
 //! seed, so a seed names the same federation every time. A node here is what `threatmesh
 //! run` starts minus the HTTP API: the node's own store (temporary, small cache) and its
 //! own network, configured with the defaults a real node has, except that its connections
-//! go over the simulation's [`Links`] and every duration is multiplied by the time scale.
+//! go over the simulation's [`Links`] and every duration its configuration sets is
+//! multiplied by the time scale.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +47,8 @@ pub(crate) struct World {
     pub(crate) by_key: HashMap<PublicKey, usize>,
     scale: f64,
     seed: u64,
+    /// Where the stores are; removed with the world (last, after the stores).
+    _dir: tempfile::TempDir,
 }
 
 /// A 32-byte secret derived from the seed, a label and an index.
@@ -58,7 +60,7 @@ impl World {
     /// Creates `countries.len()` members (member i in country `countries[i]`) and their
     /// stores under `dir`; no node runs yet.
     pub(crate) fn new(
-        dir: &Path,
+        dir: tempfile::TempDir,
         countries: &[String],
         links: Arc<Links>,
         scale: f64,
@@ -103,7 +105,7 @@ impl World {
         let mut stores = Vec::with_capacity(keys.len());
         for index in 0..keys.len() {
             let store = Store::open(
-                dir.join(format!("node-{index}")),
+                dir.path().join(format!("node-{index}")),
                 &Options {
                     cache_bytes: CACHE_BYTES,
                     temporary: true,
@@ -126,6 +128,7 @@ impl World {
             by_key,
             scale,
             seed,
+            _dir: dir,
         })
     }
 
