@@ -27,7 +27,10 @@ fn simulate(dir: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 fn report(dir: &Path, stem: &str) -> Value {
-    let path = dir.join("report").join(format!("{stem}.json"));
+    let path = dir
+        .join("report")
+        .join("simulation")
+        .join(format!("{stem}.json"));
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -81,7 +84,7 @@ fn propagation_reaches_every_member_no_faster_than_the_distance_allows() {
     assert_eq!(duplicates.len(), 12);
     let total: f64 = duplicates.iter().map(|count| count.as_f64().unwrap()).sum();
     assert!(total > 0.0, "{duplicates:?}");
-    let folder = dir.path().join("report");
+    let folder = dir.path().join("report").join("simulation");
     assert!(folder.join("propagation-12.svg").exists());
     let readme = std::fs::read_to_string(folder.join("README.md")).unwrap();
     assert!(readme.contains("GeoNames"), "{readme}");

@@ -141,10 +141,11 @@ pub(crate) struct SimulateArgs {
     /// partition: the continents cut off from the rest (GeoNames codes).
     #[arg(long, value_delimiter = ',', default_value = "NA,SA")]
     cut: Vec<String>,
-    /// Work directory (the nodes' temporary stores).
-    #[arg(long, default_value = "testnet-work/simulation")]
+    /// Work directory: the nodes' temporary stores go in `<dir>/simulation` (and are removed
+    /// after each run), the report in `<dir>/report/simulation` unless `--report` says.
+    #[arg(long, default_value = "testnet-work")]
     dir: PathBuf,
-    /// Where to write the report (default: `<dir>/report`).
+    /// Where to write the report (default: `<dir>/report/simulation`, beside `bench`'s).
     #[arg(long)]
     report: Option<PathBuf>,
 }
@@ -246,7 +247,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<()> {
     let folder = args
         .report
         .clone()
-        .unwrap_or_else(|| args.dir.join("report"));
+        .unwrap_or_else(|| args.dir.join("report").join("simulation"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -359,12 +360,12 @@ pub(crate) fn build(args: &SimulateArgs, setup: &Setup) -> Result<World> {
                 .map_or_else(|| "XX".to_owned(), |capital| capital.code.clone())
         })
         .collect();
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let stores = args.dir.join("simulation");
+    std::fs::create_dir_all(&stores).with_context(|| format!("creating {}", stores.display()))?;
     let dir = tempfile::Builder::new()
         .prefix("world-")
-        .tempdir_in(&args.dir)
-        .with_context(|| format!("creating a directory in {}", args.dir.display()))?;
+        .tempdir_in(&stores)
+        .with_context(|| format!("creating a directory in {}", stores.display()))?;
     let mut world = World::new(dir, &countries, links, scale, args.seed)?;
     for index in 0..world.len() {
         world.start(index)?;

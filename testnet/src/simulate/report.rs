@@ -143,6 +143,11 @@ pub(crate) fn write(
         Outcome::Idle(idle) => idle_text(idle, setup.scale),
         Outcome::Propagation(propagation) => {
             plot_propagation(&folder.join(format!("{stem}.svg")), propagation)?;
+            plot_world(
+                &folder.join(format!("{stem}-world.svg")),
+                propagation,
+                setup,
+            )?;
             propagation_text(propagation, setup, &stem)
         }
         Outcome::CatchUp(catch_up) => catch_up_text(catch_up, setup.scale),
@@ -185,14 +190,21 @@ fn keeping_text(keeping: &Keeping, scale: f64) -> String {
     } else {
         ""
     };
+    let checks = if keeping.ingested == 0 {
+        String::new()
+    } else {
+        format!(
+            " The members checked {} entries and applied them to their stores (the flush \
+             to disk not included), taking {:.2} ms each on average: wall clock on this \
+             shared machine, not scaled, about what a member's own machine spends on each \
+             entry it receives, at each hop.",
+            keeping.ingested, keeping.ingest_ms
+        )
+    };
     format!(
         "The process kept {:.0}% of the machine's cores busy (time scale {scale}). The links \
-         delivered bytes {late}.{warning} The members checked and stored {} entries, taking \
-         {:.2} ms each on average (wall clock, not scaled: what a member's own machine \
-         spends on each entry it receives, on each hop).",
+         delivered bytes {late}.{warning}{checks}",
         keeping.cpu_busy * 100.0,
-        keeping.ingested,
-        keeping.ingest_ms,
     )
 }
 
@@ -354,7 +366,8 @@ fn propagation_text(run: &Propagation, setup: &Setup, stem: &str) -> (String, St
         "{}\n\n{} entries of {} indicators ({} bytes each) from random members, one every \
          {} simulated seconds.\n\n{times}\n\
          **Goal: p99 of (time to every member ÷ the publisher's bound) at most {BOUND_FACTOR}: \
-         {}** (p50 {}, p99 {}, max {}). CDF against the bound: `{stem}.svg`.\n\n\
+         {}** (p50 {}, p99 {}, max {}). CDF against the bound: `{stem}.svg`; members on a map, coloured by their mean arrival \
+         time: `{stem}-world.svg`.\n\n\
          Slowest entries:\n\n{}\n\
          Per node over the {:.0} simulated seconds of publishing and spreading:\n\n{}\n\
          {duplicates_verdict} A duplicate is a copy gossipsub received after the first and \
@@ -742,6 +755,59 @@ fn plot_propagation(path: &Path, run: &Propagation) -> Result<()> {
         .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(plot_error)?;
+    root.present().map_err(plot_error)?;
+    Ok(())
+}
+
+/// Members at their capitals (longitude, latitude), coloured from blue (earliest mean
+/// arrival) to red (latest); members that stored nothing in black.
+fn plot_world(path: &Path, run: &Propagation, setup: &Setup) -> Result<()> {
+    use plotters::prelude::*;
+    let known: Vec<f64> = run.mean_arrival_ms.iter().flatten().copied().collect();
+    let low = known.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = known.iter().copied().fold(0.0, f64::max);
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Mean arrival per member, {} members: blue {low:.0} ms to red {high:.0} ms",
+                run.nodes
+            ),
+            ("sans-serif", 16),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(40)
+        .build_cartesian_2d(-180f64..180f64, -60f64..80f64)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("longitude")
+        .y_desc("latitude")
+        .draw()
+        .map_err(plot_error)?;
+    let points = (0..setup.len()).filter_map(|node| {
+        let capital = setup.capital(node)?;
+        let colour = match run.mean_arrival_ms.get(node).copied().flatten() {
+            Some(ms) => {
+                let share = if high > low {
+                    (ms - low) / (high - low)
+                } else {
+                    0.0
+                };
+                let red = (share * 255.0).round().clamp(0.0, 255.0) as u8;
+                RGBColor(red, 0, 255 - red)
+            }
+            None => BLACK,
+        };
+        Some(Circle::new(
+            (capital.longitude, capital.latitude),
+            3,
+            colour.filled(),
+        ))
+    });
+    chart.draw_series(points).map_err(plot_error)?;
     root.present().map_err(plot_error)?;
     Ok(())
 }

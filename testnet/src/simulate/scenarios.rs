@@ -186,6 +186,9 @@ pub(crate) struct Propagation {
     pub(crate) entry_bytes: u64,
     /// Simulated seconds between two publications.
     pub(crate) interval_seconds: f64,
+    /// Per node, the mean time from creation to stored over the entries it did not
+    /// publish, ms (simulated); `None` for a node that stored none of them.
+    pub(crate) mean_arrival_ms: Vec<Option<f64>>,
     pub(crate) spreads: Vec<Spread>,
     /// Simulated seconds from the first publication until the last entry was everywhere
     /// (or the wait ended).
@@ -689,8 +692,18 @@ async fn propagation(
     let scale = setup.scale;
     let scaled = |ms: u64| (ms as f64 / scale).round() as u64;
     let mut spreads = Vec::new();
+    // Per node: the sum and count of its arrival times, for its mean.
+    let mut arrivals = vec![(0u64, 0u64); world.len()];
     for (id, publisher) in &publishers {
         let (created, added) = stored.get(id).cloned().unwrap_or((0, Vec::new()));
+        for (node, at) in &added {
+            if node != publisher
+                && let Some((sum, count)) = arrivals.get_mut(*node)
+            {
+                *sum += scaled(at.saturating_sub(created));
+                *count += 1;
+            }
+        }
         let held: HashSet<usize> = added.iter().map(|(node, _)| *node).collect();
         let missing: Vec<usize> = all
             .iter()
@@ -752,6 +765,10 @@ async fn propagation(
         indicators_per_entry: args.indicators,
         entry_bytes,
         interval_seconds: args.interval_seconds,
+        mean_arrival_ms: arrivals
+            .iter()
+            .map(|(sum, count)| (*count > 0).then(|| *sum as f64 / *count as f64))
+            .collect(),
         spreads,
         seconds,
         received_per_sec: per_sec(|reading| reading.0),
