@@ -249,6 +249,8 @@ fn settings_that_cannot_make_a_run_are_refused_by_name() {
         (&["--nodes", "100000"][..], "--nodes"),
         (&["--cut", "NA,XX"][..], "--cut"),
         (&["--settle-seconds", "99999999"][..], "--settle-seconds"),
+        // Antipodes 400 ms apart, stretched 100 times: past libp2p's 10 s negotiation.
+        (&["--time-scale", "100"][..], "round trip"),
     ] {
         let (ok, out, err) = simulate(dir.path(), args);
         assert!(!ok, "{args:?}: {out}");

@@ -17,7 +17,9 @@
 //! (maintenance every 500 ms, the idle connection timeout), rate limits (K times looser)
 //! and, above all, the CPU: a member's checks of an entry count K times less than on its
 //! own machine. The report gives that check time unscaled, how late the links delivered
-//! bytes, and how busy the CPU was, so a reader can tell latency from queueing.
+//! bytes, and how busy the CPU was, so a reader can tell latency from queueing. One limit
+//! K cannot pass: libp2p gives a substream 10 s of wall-clock time to negotiate, so the
+//! longest stretched round trip must stay under that (`check_round_trip`).
 
 mod geo;
 mod link;
@@ -120,6 +122,13 @@ pub(crate) struct SimulateArgs {
     /// Fixed delay added to every one-way latency, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_LAST_MILE_MS)]
     last_mile_ms: u64,
+    /// Threads for the nodes' blocking work (checking and storing entries, reading sync
+    /// answers), shared by every node; default: twice the cores. Few threads make the
+    /// checks queue and run at full speed, first come first served, as on members' own
+    /// machines; hundreds would share the cores among every node's checks at once, and
+    /// each would take the whole burst's time.
+    #[arg(long)]
+    blocking_threads: Option<usize>,
     /// Bandwidth of each direction of each link, in megabits per second (default: not
     /// modelled).
     #[arg(long)]
@@ -240,6 +249,9 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<()> {
             too_many.len()
         );
     }
+    for placement in &placements {
+        check_round_trip(&capitals, placement, &model, args.time_scale)?;
+    }
     let scenarios: Vec<Scenario> = match args.scenario {
         Scenario::All => Scenario::EACH.to_vec(),
         one => vec![one],
@@ -248,8 +260,10 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<()> {
         .report
         .clone()
         .unwrap_or_else(|| args.dir.join("report").join("simulation"));
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(args.blocking_threads.unwrap_or(2 * cores))
         .build()
         .context("starting the runtime")?;
     for scenario in scenarios {
@@ -324,6 +338,12 @@ fn check(args: &SimulateArgs) -> Result<()> {
             bail!("{flag} must be a number of seconds from 0 to {MAX_SECONDS}");
         }
     }
+    if args
+        .blocking_threads
+        .is_some_and(|threads| !(1..=512).contains(&threads))
+    {
+        bail!("--blocking-threads must be from 1 to 512");
+    }
     if args.window_seconds == 0 {
         bail!("--window-seconds must be at least 1");
     }
@@ -337,6 +357,49 @@ fn check(args: &SimulateArgs) -> Result<()> {
         if geo::Continent::from_code(&code.to_uppercase()).is_none() {
             bail!("--cut: {code:?} is not a continent code (AF, AN, AS, EU, NA, OC or SA)");
         }
+    }
+    Ok(())
+}
+
+/// libp2p gives a new substream 10 s of wall-clock time to negotiate its protocol (one
+/// round trip), whatever the node configures; past that a sync request fails as timed out.
+/// A stretched round trip must stay well inside it.
+const MAX_STRETCHED_ROUND_TRIP: Duration = Duration::from_secs(7);
+
+/// Refuses a time scale that stretches the longest round trip between two members past
+/// what libp2p allows a substream's negotiation.
+fn check_round_trip(
+    capitals: &[Capital],
+    placement: &[usize],
+    model: &LatencyModel,
+    scale: f64,
+) -> Result<()> {
+    let mut sites: Vec<usize> = placement.to_vec();
+    sites.sort_unstable();
+    sites.dedup();
+    let longest = sites
+        .iter()
+        .filter_map(|site| capitals.get(*site))
+        .flat_map(|a| {
+            sites
+                .iter()
+                .filter_map(|site| capitals.get(*site))
+                .map(move |b| model.one_way(a, b) + model.one_way(b, a))
+        })
+        .max()
+        .unwrap_or_default();
+    let stretched = longest.mul_f64(scale);
+    if stretched > MAX_STRETCHED_ROUND_TRIP {
+        bail!(
+            "--time-scale {scale}: the longest round trip between two members, {} ms, would \
+             take {:.1} s of wall-clock time, past the {} s this simulation allows (libp2p \
+             gives a substream 10 s to negotiate, after which sync requests time out, and a \
+             busy CPU needs a margin); use at most {:.0}",
+            longest.as_millis(),
+            stretched.as_secs_f64(),
+            MAX_STRETCHED_ROUND_TRIP.as_secs(),
+            (MAX_STRETCHED_ROUND_TRIP.as_secs_f64() / longest.as_secs_f64().max(1e-9)).floor()
+        );
     }
     Ok(())
 }

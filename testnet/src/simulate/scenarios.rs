@@ -166,6 +166,12 @@ pub(crate) struct Spread {
     pub(crate) physical_ms: u64,
     /// Nodes that never stored it.
     pub(crate) missing: Vec<usize>,
+    /// Along the path each member's first copy took, the model's one-way latencies summed:
+    /// the largest such sum over the members (ms), and the most hops of any path. With
+    /// each hop's check time added (most hops × check), a bound on what the entry would
+    /// take to reach every member if each had its own CPU and the paths were the same.
+    /// `None` unless every member's path is known.
+    pub(crate) path_every: Option<(u64, u32)>,
     /// Nodes that stored it without verifying it from gossip first: they got it by sync.
     pub(crate) by_sync: usize,
     /// Nodes that got it by gossip from a peer whose own copy came by sync (or whose path
@@ -550,13 +556,19 @@ fn stored_times(world: &World, after: Timestamp) -> Result<HashMap<Hash, Stored>
 /// Hops of each node's first gossip delivery of each entry, from the relay log; the
 /// publisher is 0. Also when each node verified it.
 struct Paths {
-    /// entry -> node -> (hops, verified at ms), for nodes whose path is known.
-    by_entry: HashMap<String, HashMap<usize, (u32, u64)>>,
+    /// entry -> node -> (hops, verified at ms, the model's one-way latencies summed along
+    /// the path in µs), for nodes whose path is known.
+    by_entry: HashMap<String, HashMap<usize, (u32, u64, u64)>>,
     /// entry -> nodes that verified it from gossip (path known or not).
     relayed: HashMap<String, usize>,
 }
 
-fn paths(world: &World, relays: Vec<observe::Relay>, publishers: &HashMap<Hash, usize>) -> Paths {
+fn paths(
+    world: &World,
+    setup: &Setup,
+    relays: Vec<observe::Relay>,
+    publishers: &HashMap<Hash, usize>,
+) -> Paths {
     let key_index: HashMap<String, usize> = world
         .by_key
         .iter()
@@ -593,11 +605,11 @@ fn paths(world: &World, relays: Vec<observe::Relay>, publishers: &HashMap<Hash, 
         let Some(publisher) = publisher_of.get(&entry).copied() else {
             continue;
         };
-        let mut hops: HashMap<usize, (u32, u64)> = HashMap::new();
+        let mut hops: HashMap<usize, (u32, u64, u64)> = HashMap::new();
         for (node, (_, at)) in &first {
             // Walk back to the publisher; a broken chain (a hop that came by sync) has no
             // hop count.
-            let (mut current, mut count) = (*node, 0u32);
+            let (mut current, mut count, mut micros) = (*node, 0u32, 0u64);
             let mut seen = HashSet::new();
             let found = loop {
                 if current == publisher {
@@ -608,6 +620,7 @@ fn paths(world: &World, relays: Vec<observe::Relay>, publishers: &HashMap<Hash, 
                 }
                 match first.get(&current) {
                     Some((from, _)) => {
+                        micros += setup.one_way(*from, current).as_micros() as u64;
                         current = *from;
                         count += 1;
                     }
@@ -615,7 +628,7 @@ fn paths(world: &World, relays: Vec<observe::Relay>, publishers: &HashMap<Hash, 
                 }
             };
             if found {
-                hops.insert(*node, (count, *at));
+                hops.insert(*node, (count, *at, micros));
             }
         }
         by_entry.insert(entry, hops);
@@ -687,7 +700,7 @@ async fn propagation(
     let observed = observe::take();
     let duplicates_measured = !observed.duplicates.is_empty();
     let duplicates_per_entry = duplicates(world.len(), &observed, &ids);
-    let paths = paths(world, observed.relays, &publishers);
+    let paths = paths(world, setup, observed.relays, &publishers);
     let stored = stored_times(world, since_ms)?;
     let scale = setup.scale;
     let scaled = |ms: u64| (ms as f64 / scale).round() as u64;
@@ -726,16 +739,24 @@ async fn propagation(
                 .then(|| to_each.iter().copied().max().unwrap_or(0)),
             verified_every_ms: hops.and_then(|hops| {
                 hops.values()
-                    .map(|(_, at)| scaled(at.saturating_sub(created)))
+                    .map(|(_, at, _)| scaled(at.saturating_sub(created)))
                     .max()
             }),
+            path_every: hops
+                .filter(|hops| hops.len() + 1 == world.len())
+                .map(|hops| {
+                    hops.values()
+                        .fold((0, 0), |(ms, most), (count, _, micros)| {
+                            (ms.max(micros / 1000), most.max(*count))
+                        })
+                }),
             bound_ms: bound.as_millis() as u64,
             physical_ms: physical.as_millis() as u64,
             by_sync: held.len().saturating_sub(1).saturating_sub(relayed),
             path_unknown: relayed.saturating_sub(hops.map_or(0, HashMap::len)),
             missing,
             hops: hops
-                .map(|hops| hops.values().map(|(count, _)| *count).collect())
+                .map(|hops| hops.values().map(|(count, _, _)| *count).collect())
                 .unwrap_or_default(),
             to_each_ms: to_each,
         });
