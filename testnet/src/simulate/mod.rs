@@ -98,8 +98,9 @@ pub(crate) struct SimulateArgs {
     /// (default 100).
     #[arg(long, value_delimiter = ',')]
     nodes: Option<Vec<usize>>,
-    /// Seed for the placement of members, their keys, the nodes' random choices and the
-    /// publishers: the same seed gives the same world.
+    /// Seed for the placement of members, their keys and latencies, the nodes' random
+    /// choices and the publishers. The links the nodes end up holding are not fixed by it:
+    /// they depend on which dial lands first.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Run the world this many times slower than real time (timers and latencies times
