@@ -39,10 +39,11 @@ use self::geo::{Capital, LatencyModel};
 use self::link::Links;
 use self::world::World;
 
-/// Route inflation: the median minimum RTT between hosts is 3.2× the round trip at the
-/// speed of light in vacuum along the great circle (Bozkurt et al., "Why Is the Internet
-/// so Slow?!", PAM 2017, measured between PlanetLab nodes and web servers); fibre carries
-/// light at 2/3 c, so against fibre speed that is 3.2 × 2/3 ≈ 2.1.
+/// Route inflation: Bozkurt et al., "Why Is the Internet so Slow?!", PAM 2017, put the
+/// median minimum ping time between PlanetLab nodes and web servers at about 3.2× the
+/// round trip at the speed of light in vacuum along the great circle (our reading of
+/// their results); fibre carries light at 2/3 c, so against fibre speed that is
+/// 3.2 × 2/3 ≈ 2.1.
 pub(crate) const DEFAULT_INFLATION: f64 = 2.1;
 /// Last-mile delay added to each one-way latency, in milliseconds (the report's README
 /// says where it comes from).
