@@ -2,10 +2,11 @@
 //!
 //! Propagation: entries of `--indicators` indicators each, published by random members;
 //! for every entry and every node, the time from the entry's creation (the publisher
-//! signs it just before storing and gossiping it) to the moment that node had stored it
-//! durably, both read from the nodes themselves afterwards (the `added` time each node
-//! records, and the `created` time in the entry), so measuring does not disturb the mesh.
-//! Both clocks are this machine's; resolution is one millisecond.
+//! signs it just before storing and gossiping it) to the moment that node had checked it
+//! and applied it to its store (readable there; the flush to disk follows within
+//! milliseconds), both read from the nodes themselves afterwards (the `added` time each
+//! node records, and the `created` time in the entry), so measuring does not disturb the
+//! mesh. Both clocks are this machine's; resolution is one millisecond.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -572,7 +573,8 @@ fn write_report(folder: &std::path::Path, report: &Report, to_every: &[u64]) -> 
     };
     let markdown = format!(
         "{} nodes, {} entries of {} indicators from random members.\n\n\
-         Time from an entry's creation to its durable storage, in milliseconds (this machine's \
+         Time from an entry's creation until it was checked and applied to each node's store, \
+         in milliseconds (this machine's \
          clock, 1 ms resolution).\n\n\
          | measure | entries | p50 | p95 | p99 | max |\n| --- | --- | --- | --- | --- | --- |\n{}{}\n\
          Publishing took {:.1} s. CDF: `propagation.svg`.\n",
