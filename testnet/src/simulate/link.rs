@@ -57,10 +57,10 @@ pub(crate) struct Links {
     /// Memory port of node 0 (node i has `base + i`); random, so two simulations in one
     /// process (tests) do not meet.
     base: u64,
-    /// The site (capital) of each node.
+    /// The site of each node, numbered densely over the sites some node is at.
     sites: Vec<usize>,
-    /// One-way delay between each pair of sites, row-major, already multiplied by the time
-    /// scale: a few hundred sites, however many nodes.
+    /// One-way delay between each pair of those sites, row-major, already multiplied by
+    /// the time scale: at most a few hundred capitals, and never more than nodes².
     delay: Vec<Duration>,
     site_count: usize,
     /// Bytes per second each direction of a link carries; `None`: no limit.
@@ -75,13 +75,26 @@ pub(crate) struct Links {
 
 impl Links {
     /// Links for nodes at `sites` (one site index per node), the one-way delay from site `a`
-    /// to site `b` being `delay(a, b)`, for `site_count` sites.
+    /// to site `b` being `delay(a, b)`.
     pub(crate) fn new(
         sites: Vec<usize>,
-        site_count: usize,
         delay: impl Fn(usize, usize) -> Duration,
         bytes_per_sec: Option<f64>,
     ) -> Links {
+        // Only the sites in use get a row: a capitals file may list many more.
+        let mut used = sites.clone();
+        used.sort_unstable();
+        used.dedup();
+        let dense: std::collections::HashMap<usize, usize> = used
+            .iter()
+            .enumerate()
+            .map(|(index, site)| (*site, index))
+            .collect();
+        let sites = sites
+            .iter()
+            .map(|site| dense.get(site).copied().unwrap_or(0))
+            .collect();
+        let site_count = used.len();
         let mut seed = [0u8; 4];
         // Collisions only matter between simulations in one process; the process id will
         // do if the system has no randomness.
@@ -90,8 +103,9 @@ impl Links {
         } else {
             u64::from(std::process::id())
         } << 20;
-        let delay = (0..site_count)
-            .flat_map(|a| (0..site_count).map(move |b| (a, b)))
+        let delay = used
+            .iter()
+            .flat_map(|a| used.iter().map(move |b| (*a, *b)))
             .map(|(a, b)| delay(a, b))
             .collect();
         Links {
@@ -425,7 +439,6 @@ mod tests {
     async fn each_direction_takes_its_delay() {
         let links = Arc::new(Links::new(
             vec![0, 1],
-            2,
             |a, b| Duration::from_millis(if a < b { 40 } else { 80 }),
             None,
         ));
@@ -453,7 +466,6 @@ mod tests {
     async fn a_cut_closes_the_link_and_refuses_dials_until_healed() {
         let links = Arc::new(Links::new(
             vec![0, 1],
-            2,
             |_, _| Duration::from_millis(1),
             None,
         ));
@@ -486,7 +498,6 @@ mod tests {
         // 100 kB/s: 50 kB take half a second on top of the delay.
         let links = Arc::new(Links::new(
             vec![0, 1],
-            2,
             |_, _| Duration::from_millis(10),
             Some(1e5),
         ));

@@ -411,7 +411,6 @@ pub(crate) fn build(args: &SimulateArgs, setup: &Setup) -> Result<World> {
     let scale = setup.scale;
     let links = Arc::new(Links::new(
         setup.placement.clone(),
-        setup.capitals.len(),
         |a, b| match (setup.capitals.get(a), setup.capitals.get(b)) {
             (Some(a), Some(b)) => setup.model.one_way(a, b).mul_f64(scale),
             _ => Duration::ZERO,
