@@ -257,3 +257,33 @@ fn settings_that_cannot_make_a_run_are_refused_by_name() {
         assert!(err.contains(named), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn seeded_links_give_the_same_topology_every_run() {
+    let run = || {
+        let dir = tempfile::tempdir().unwrap();
+        let (ok, out, err) = simulate(
+            dir.path(),
+            &[
+                "--scenario",
+                "idle",
+                "--nodes",
+                "24",
+                "--seeded-links",
+                "--seed",
+                "5",
+                "--settle-seconds",
+                "3",
+                "--window-seconds",
+                "1",
+            ],
+        );
+        assert!(ok, "{out}\n{err}");
+        report(dir.path(), "idle-24")["outcome"]["mesh"]["topology"].clone()
+    };
+    let first = run();
+    let links = first.as_array().unwrap();
+    // About 14 links per node: many more than a chain, and the same twice.
+    assert!(links.len() > 24 * 5, "{first}");
+    assert_eq!(first, run());
+}

@@ -100,8 +100,8 @@ pub(crate) struct SimulateArgs {
     #[arg(long, value_delimiter = ',')]
     nodes: Option<Vec<usize>>,
     /// Seed for the placement of members, their keys and latencies, the nodes' random
-    /// choices and the publishers. The links the nodes end up holding are not fixed by it:
-    /// they depend on which dial lands first.
+    /// choices and the publishers. The links the nodes end up holding are fixed by it only
+    /// with `--seeded-links`; otherwise they depend on which dial lands first.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Run the world this many times slower than real time (timers and latencies times
@@ -124,6 +124,11 @@ pub(crate) struct SimulateArgs {
     /// Fixed delay added to every one-way latency, in milliseconds.
     #[arg(long, default_value_t = DEFAULT_LAST_MILE_MS)]
     last_mile_ms: u64,
+    /// Give each node a seeded set of members to dial (about 14 links each, no rotation),
+    /// so the links are the same from run to run; without it, nodes choose their peers as
+    /// a real node does, and the links depend on which dial lands first.
+    #[arg(long)]
+    seeded_links: bool,
     /// Threads for the nodes' blocking work (checking and storing entries, reading sync
     /// answers), shared by every node; default: twice the cores. Few threads make the
     /// checks queue and run at full speed, first come first served, as on members' own
@@ -430,7 +435,7 @@ pub(crate) fn build(args: &SimulateArgs, setup: &Setup) -> Result<World> {
         .prefix("world-")
         .tempdir_in(&stores)
         .with_context(|| format!("creating a directory in {}", stores.display()))?;
-    let mut world = World::new(dir, &countries, links, scale, args.seed)?;
+    let mut world = World::new(dir, &countries, links, scale, args.seed, args.seeded_links)?;
     for index in 0..world.len() {
         world.start(index)?;
     }

@@ -351,7 +351,11 @@ async fn wait_for_mesh(world: &World, setup: &Setup) -> Result<Mesh> {
         for (index, client) in world.running() {
             let peers = client.peers().await.map_or(0, |peers| peers.len());
             let mesh = client.mesh_peers().await.map_or(0, |peers| peers.len());
-            if peers < client.peers_low().min(world.len() - 1) || mesh == 0 {
+            let low = client
+                .peers_low()
+                .min(world.len() - 1)
+                .min(world.seeded_degree(index).unwrap_or(usize::MAX));
+            if peers < low || mesh == 0 {
                 below.push(index);
             }
         }

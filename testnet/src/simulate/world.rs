@@ -25,6 +25,11 @@ use super::link::Links;
 
 /// sled's cache per node: a thousand nodes share this machine's memory.
 const CACHE_BYTES: u64 = 4 * 1024 * 1024;
+/// Links per node with `--seeded-links`: between the peer set's low mark (12) and its
+/// target (16), so no node dials more or prunes any.
+const SEEDED_DEGREE: usize = 14;
+/// "Never" for peer rotation with seeded links (long, and far from any overflow).
+const NO_ROTATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A running node.
 #[derive(Debug)]
@@ -47,6 +52,8 @@ pub(crate) struct World {
     pub(crate) by_key: HashMap<PublicKey, usize>,
     scale: f64,
     seed: u64,
+    /// With `--seeded-links`, the members each node dials (and no others).
+    dials: Option<Vec<Vec<usize>>>,
     /// Where the stores are; removed with the world (last, after the stores).
     _dir: tempfile::TempDir,
 }
@@ -65,6 +72,7 @@ impl World {
         links: Arc<Links>,
         scale: f64,
         seed: u64,
+        seeded_links: bool,
     ) -> Result<World> {
         let now = Timestamp(
             std::time::SystemTime::now()
@@ -95,7 +103,9 @@ impl World {
                 from,
                 until,
             );
-            member.addresses = vec![links.address(index).with(Protocol::P2p(peer)).to_string()];
+            if !seeded_links {
+                member.addresses = vec![links.address(index).with(Protocol::P2p(peer)).to_string()];
+            }
             members.push(member);
             by_peer.insert(peer, index);
             by_key.insert(node, index);
@@ -128,6 +138,7 @@ impl World {
             by_key,
             scale,
             seed,
+            dials: seeded_links.then(|| seeded_graph(countries.len(), seed)),
             _dir: dir,
         })
     }
@@ -137,12 +148,20 @@ impl World {
         self.keys.len()
     }
 
+    /// With seeded links, how many links node `index` is given (it has no others to dial).
+    pub(crate) fn seeded_degree(&self, index: usize) -> Option<usize> {
+        let dials = self.dials.as_ref()?;
+        let dialled = dials.get(index).map_or(0, Vec::len);
+        let dialling = dials.iter().filter(|list| list.contains(&index)).count();
+        Some(dialled + dialling)
+    }
+
     /// A real node's network settings, with every duration times the scale, over the
     /// simulated links.
     fn config(&self, index: usize) -> network::Config {
         let real = network::Config::default();
         let scaled = |duration: Duration| duration.mul_f64(self.scale);
-        network::Config {
+        let config = network::Config {
             listen: vec![self.links.address(index)],
             heartbeat: scaled(real.heartbeat),
             sync_interval: scaled(real.sync_interval),
@@ -156,6 +175,28 @@ impl World {
             carrier: self.links.carrier(index),
             seed: Some(self.seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
             ..real
+        };
+        self.seeded(index, config)
+    }
+
+    /// With seeded links: `base`, dialling only the members the seed chose for `index`,
+    /// and never rotating. Otherwise `base` as it is.
+    fn seeded(&self, index: usize, base: network::Config) -> network::Config {
+        let Some(dials) = self.dials.as_ref().and_then(|dials| dials.get(index)) else {
+            return base;
+        };
+        let bootstrap = dials
+            .iter()
+            .filter_map(|other| {
+                let key = self.keys.get(*other)?;
+                let peer = PeerId::from_bytes(&PublicKey::of(key).peer_id_bytes()).ok()?;
+                Some(self.links.address(*other).with(Protocol::P2p(peer)))
+            })
+            .collect();
+        network::Config {
+            bootstrap,
+            peer_rotation: NO_ROTATION,
+            ..base
         }
     }
 
@@ -205,5 +246,73 @@ impl Drop for World {
         for node in self.nodes.iter_mut().filter_map(Option::take) {
             node.task.abort();
         }
+    }
+}
+
+/// A random graph of `nodes` where each node has about [`SEEDED_DEGREE`] links (all others
+/// if fewer), fixed by `seed`; each link is dialled by its lower-numbered end. Returns, per
+/// node, whom it dials.
+fn seeded_graph(nodes: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut dials = vec![Vec::new(); nodes];
+    if nodes <= SEEDED_DEGREE + 1 {
+        for (a, list) in dials.iter_mut().enumerate() {
+            list.extend(a + 1..nodes);
+        }
+        return dials;
+    }
+    // Pair link ends at random (each node with SEEDED_DEGREE ends), dropping a node's link
+    // to itself and a second link between one pair.
+    let mut ends: Vec<usize> = (0..nodes)
+        .flat_map(|node| std::iter::repeat_n(node, SEEDED_DEGREE))
+        .collect();
+    let mut random = crate::bench::Random::new(seed ^ 0x5eed_ed11_7e5e_eded);
+    for index in (1..ends.len()).rev() {
+        ends.swap(index, random.below(index + 1));
+    }
+    let mut links = std::collections::BTreeSet::new();
+    for pair in ends.chunks_exact(2) {
+        if let [a, b] = pair
+            && a != b
+        {
+            links.insert((*a.min(b), *a.max(b)));
+        }
+    }
+    for (a, b) in links {
+        if let Some(list) = dials.get_mut(a) {
+            list.push(b);
+        }
+    }
+    dials
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seeded_graph_is_the_same_for_a_seed_and_stays_inside_the_peer_target() {
+        let graph = seeded_graph(300, 9);
+        assert_eq!(graph, seeded_graph(300, 9));
+        assert_ne!(graph, seeded_graph(300, 10));
+        let mut degree = vec![0usize; 300];
+        for (a, dials) in graph.iter().enumerate() {
+            for b in dials {
+                assert!(a < *b, "dialled by the lower end");
+                degree[a] += 1;
+                degree[*b] += 1;
+            }
+        }
+        assert!(
+            degree.iter().all(|links| *links <= SEEDED_DEGREE),
+            "{degree:?}"
+        );
+        let total: usize = degree.iter().sum();
+        // A few pairings are dropped (a node with itself, a pair twice); nearly all stay.
+        assert!(total >= 300 * (SEEDED_DEGREE - 1), "{total}");
+        // Small federations are complete.
+        assert_eq!(
+            seeded_graph(4, 1),
+            vec![vec![1, 2, 3], vec![2, 3], vec![3], vec![]]
+        );
     }
 }
