@@ -50,10 +50,11 @@ pub(crate) struct Mesh {
     pub(crate) links: [usize; 3],
     /// Gossip mesh peers per node when measuring began: min, median, max.
     pub(crate) mesh_peers: [usize; 3],
-    /// The links held when measuring began, (lower node index, higher), sorted. The seed
-    /// does not fix it: each node's random choices are seeded, but which dial lands first
-    /// and which surplus link is pruned depend on timing (two 300-member runs with one
-    /// seed shared 121 of about 2,200 links, what chance gives).
+    /// The links held when measuring began, (lower node index, higher), sorted. Only
+    /// `--seeded-links` makes the seed fix it: otherwise each node's random choices are
+    /// seeded, but which dial lands first and which surplus link is pruned depend on
+    /// timing (two 300-member runs with one seed shared 121 of about 2,200 links, what
+    /// chance gives).
     pub(crate) topology: Vec<(usize, usize)>,
 }
 
