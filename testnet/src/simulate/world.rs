@@ -52,8 +52,10 @@ pub(crate) struct World {
     pub(crate) by_key: HashMap<PublicKey, usize>,
     scale: f64,
     seed: u64,
-    /// With `--seeded-links`, the members each node dials (and no others).
+    /// With `--seeded-links`, the members each node dials (and no others), and how many
+    /// links each node is given in all (dialled and dialling it).
     dials: Option<Vec<Vec<usize>>>,
+    degrees: Vec<usize>,
     /// Where the stores are; removed with the world (last, after the stores).
     _dir: tempfile::TempDir,
 }
@@ -110,6 +112,7 @@ impl World {
             by_peer.insert(peer, index);
             by_key.insert(node, index);
         }
+        let dials = seeded_links.then(|| seeded_graph(countries.len(), seed));
         let charter = SignedCharter::genesis_by(&steward, "world simulation", from, members)
             .context("building the simulation's charter")?;
         let mut stores = Vec::with_capacity(keys.len());
@@ -138,7 +141,8 @@ impl World {
             by_key,
             scale,
             seed,
-            dials: seeded_links.then(|| seeded_graph(countries.len(), seed)),
+            degrees: dials.as_deref().map_or_else(Vec::new, degrees),
+            dials,
             _dir: dir,
         })
     }
@@ -150,10 +154,7 @@ impl World {
 
     /// With seeded links, how many links node `index` is given (it has no others to dial).
     pub(crate) fn seeded_degree(&self, index: usize) -> Option<usize> {
-        let dials = self.dials.as_ref()?;
-        let dialled = dials.get(index).map_or(0, Vec::len);
-        let dialling = dials.iter().filter(|list| list.contains(&index)).count();
-        Some(dialled + dialling)
+        self.degrees.get(index).copied()
     }
 
     /// A real node's network settings, with every duration times the scale, over the
@@ -247,6 +248,17 @@ impl Drop for World {
             node.task.abort();
         }
     }
+}
+
+/// Links per node of a graph given as whom each node dials.
+fn degrees(dials: &[Vec<usize>]) -> Vec<usize> {
+    let mut degrees: Vec<usize> = dials.iter().map(Vec::len).collect();
+    for other in dials.iter().flatten() {
+        if let Some(degree) = degrees.get_mut(*other) {
+            *degree += 1;
+        }
+    }
+    degrees
 }
 
 /// A random graph of `nodes` where each node has about [`SEEDED_DEGREE`] links (all others
