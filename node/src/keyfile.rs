@@ -5,6 +5,12 @@
 //! Keys are written with mode 0600 and refused when group or others can read them, as
 //! ssh does: a node key or an organisation root key that others can read is as good as
 //! lost. Keys never appear in logs or output; only their public halves do.
+//!
+//! An encryption key file is a keyring: the organisation's current key on the first line,
+//! then the keys it had before, one per line. Entries sealed to an earlier key keep
+//! opening after a rotation, because the node tries every key of its ring. A one-line
+//! file, as `init` writes, is a ring of one key. The ring is rewritten whole (a new file
+//! beside it, then a rename) so a node reading it never sees half of it.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -44,7 +50,21 @@ pub enum KeyFileError {
         /// The file.
         path: PathBuf,
     },
+    /// A keyring with more keys than [`MAX_KEYRING_KEYS`].
+    #[error("keyring {path} holds more than {MAX_KEYRING_KEYS} keys; remove the oldest")]
+    TooManyKeys {
+        /// The file.
+        path: PathBuf,
+    },
 }
+
+/// Most keys one encryption keyring holds: every key is tried on each sealed entry that
+/// does not open with the one before, so the ring stays short (a rotation a year keeps
+/// decades of history).
+pub const MAX_KEYRING_KEYS: usize = 32;
+
+/// Largest keyring file read: its keys and a line break each, with room for stray blanks.
+const MAX_KEYRING_BYTES: u64 = 4096;
 
 /// A fresh key from the operating system's random source.
 pub fn generate() -> Result<SigningKey, getrandom::Error> {
@@ -74,6 +94,11 @@ pub fn write_encryption(path: &Path, key: &EncryptionSecret) -> Result<(), KeyFi
 }
 
 fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), KeyFileError> {
+    write_private(path, format!("{}\n", hex_encode(secret)).as_bytes())
+}
+
+/// Writes `text` to a new file at `path`, readable by its owner only, and syncs it.
+fn write_private(path: &Path, text: &[u8]) -> Result<(), KeyFileError> {
     let io = |source| KeyFileError::Io {
         path: path.to_path_buf(),
         source,
@@ -94,7 +119,7 @@ fn write_secret(path: &Path, secret: &[u8; 32]) -> Result<(), KeyFileError> {
             io(source)
         }
     })?;
-    writeln!(file, "{}", hex_encode(secret)).map_err(io)?;
+    file.write_all(text).map_err(io)?;
     file.sync_all().map_err(io)
 }
 
@@ -103,20 +128,128 @@ pub fn read(path: &Path) -> Result<SigningKey, KeyFileError> {
     read_secret(path).map(|secret| SigningKey::from_bytes(&secret))
 }
 
-/// Reads the organisation encryption key at `path`, refusing a file others can read.
+/// Reads the organisation's current encryption key (the first of the keyring at `path`),
+/// refusing a file others can read.
 pub fn read_encryption(path: &Path) -> Result<EncryptionSecret, KeyFileError> {
-    read_secret(path).map(EncryptionSecret::from_bytes)
+    let ring = read_keyring(path)?;
+    ring.into_iter()
+        .next()
+        .ok_or_else(|| KeyFileError::NotAKey {
+            path: path.to_path_buf(),
+        })
+}
+
+/// Reads every key of the encryption keyring at `path`, the current one first, refusing a
+/// file others can read. At least one key; at most [`MAX_KEYRING_KEYS`].
+pub fn read_keyring(path: &Path) -> Result<Vec<EncryptionSecret>, KeyFileError> {
+    let text = read_private(path, MAX_KEYRING_BYTES)?;
+    let not_a_key = || KeyFileError::NotAKey {
+        path: path.to_path_buf(),
+    };
+    let mut ring: Vec<EncryptionSecret> = Vec::new();
+    for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let key = threatmesh_protocol::crypto::hex_decode::<32>(line).map_err(|_| not_a_key())?;
+        if ring.iter().any(|held| held.to_bytes() == key) {
+            continue;
+        }
+        if ring.len() == MAX_KEYRING_KEYS {
+            return Err(KeyFileError::TooManyKeys {
+                path: path.to_path_buf(),
+            });
+        }
+        ring.push(EncryptionSecret::from_bytes(key));
+    }
+    if ring.is_empty() {
+        return Err(not_a_key());
+    }
+    Ok(ring)
+}
+
+/// Puts `key` first in the keyring at `path` (creating it, mode 0600, if there is none),
+/// keeping the keys already there after it. Returns the ring as written. A key already in
+/// the ring moves to the front when `current`, or stays where it is otherwise.
+pub fn add_to_keyring(
+    path: &Path,
+    key: &EncryptionSecret,
+    current: bool,
+) -> Result<Vec<EncryptionSecret>, KeyFileError> {
+    let mut ring = match read_keyring(path) {
+        Ok(ring) => ring,
+        Err(KeyFileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Vec::new()
+        }
+        Err(error) => return Err(error),
+    };
+    let held = ring
+        .iter()
+        .position(|held| held.to_bytes() == key.to_bytes());
+    match held {
+        Some(_) if !current => return Ok(ring),
+        Some(index) => {
+            ring.remove(index);
+        }
+        None => {}
+    }
+    if current {
+        ring.insert(0, key.clone());
+    } else {
+        ring.push(key.clone());
+    }
+    if ring.len() > MAX_KEYRING_KEYS {
+        return Err(KeyFileError::TooManyKeys {
+            path: path.to_path_buf(),
+        });
+    }
+    replace_keyring(path, &ring)?;
+    Ok(ring)
+}
+
+/// Writes `ring` to `path` through a new file beside it and a rename, so the old ring
+/// stays whole until the new one is on disk.
+fn replace_keyring(path: &Path, ring: &[EncryptionSecret]) -> Result<(), KeyFileError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    let fresh = path.with_file_name(name);
+    // Left over from an interrupted rewrite: it never replaced the ring, so it goes.
+    match std::fs::remove_file(&fresh) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(KeyFileError::Io {
+                path: fresh,
+                source,
+            });
+        }
+    }
+    let text: String = ring
+        .iter()
+        .map(|key| hex_encode(&key.to_bytes()) + "\n")
+        .collect();
+    write_private(&fresh, text.as_bytes())?;
+    std::fs::rename(&fresh, path).map_err(|source| KeyFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn read_secret(path: &Path) -> Result<[u8; 32], KeyFileError> {
+    let text = read_private(path, MAX_KEYRING_BYTES)?;
+    threatmesh_protocol::crypto::hex_decode::<32>(text.trim()).map_err(|_| KeyFileError::NotAKey {
+        path: path.to_path_buf(),
+    })
+}
+
+/// The text of a key file others may not read, at most `max_bytes` of it.
+fn read_private(path: &Path, max_bytes: u64) -> Result<String, KeyFileError> {
     let io = |source| KeyFileError::Io {
         path: path.to_path_buf(),
         source,
     };
+    let metadata = std::fs::metadata(path).map_err(io)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+        let mode = metadata.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(KeyFileError::TooOpen {
                 path: path.to_path_buf(),
@@ -124,10 +257,12 @@ fn read_secret(path: &Path) -> Result<[u8; 32], KeyFileError> {
             });
         }
     }
-    let text = std::fs::read_to_string(path).map_err(io)?;
-    threatmesh_protocol::crypto::hex_decode::<32>(text.trim()).map_err(|_| KeyFileError::NotAKey {
-        path: path.to_path_buf(),
-    })
+    if metadata.len() > max_bytes {
+        return Err(KeyFileError::NotAKey {
+            path: path.to_path_buf(),
+        });
+    }
+    std::fs::read_to_string(path).map_err(io)
 }
 
 /// The public key of the key at `path`.
@@ -170,6 +305,39 @@ mod tests {
         let read = read_encryption(&path).unwrap();
         assert_eq!(read.to_bytes(), key.to_bytes());
         assert_eq!(read.public_key(), key.public_key());
+    }
+
+    #[test]
+    fn a_rotated_keyring_keeps_its_earlier_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("encryption.key");
+        let first = generate_encryption().unwrap();
+        write_encryption(&path, &first).unwrap();
+        let second = generate_encryption().unwrap();
+        add_to_keyring(&path, &second, true).unwrap();
+        let third = generate_encryption().unwrap();
+        add_to_keyring(&path, &third, false).unwrap();
+        // Adding a key twice changes nothing.
+        add_to_keyring(&path, &first, false).unwrap();
+        let ring: Vec<_> = read_keyring(&path)
+            .unwrap()
+            .iter()
+            .map(EncryptionSecret::to_bytes)
+            .collect();
+        assert_eq!(
+            ring,
+            vec![second.to_bytes(), first.to_bytes(), third.to_bytes()]
+        );
+        assert_eq!(
+            read_encryption(&path).unwrap().to_bytes(),
+            second.to_bytes()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
     }
 
     #[test]

@@ -365,7 +365,7 @@ impl TestNet {
         {
             let genesis = federation.genesis.clone();
             let config = network::Config {
-                encryption_key: Some(encryption.clone()),
+                encryption_keys: vec![encryption.clone()],
                 ..config.clone()
             };
             nodes.push(TestNode::start(key.clone(), genesis, config).await?);

@@ -239,3 +239,108 @@ async fn a_recipient_removed_or_rekeyed_by_a_newer_charter_cannot_read_later_bun
     assert!(knows(a, &ip("10.0.0.200")));
     assert!(!knows(c, &ip("10.0.0.200")));
 }
+
+/// A and B in a line. A newer charter lists a new encryption key for B before B's node has
+/// it: what A seals to the new key is stored unread at B. Once the key is added to B's
+/// node, that entry is read, with no one sending it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_sealed_to_a_key_the_node_gets_later_is_read_once_the_key_is_added() {
+    let net = TestNet::line(2).await.unwrap();
+    let (a, b) = (&net.nodes[0], &net.nodes[1]);
+    let org_b = net.federation.org(1);
+    let rotated = EncryptionSecret::from_bytes([0x78; 32]);
+    let v2 = net
+        .federation
+        .successor(&net.federation.genesis, |charter| {
+            for member in &mut charter.members {
+                if member.org == org_b {
+                    member.encryption_key = Some(rotated.public_key());
+                }
+            }
+        });
+    a.client.update_charter(v2).await.unwrap();
+    wait_for("B to apply version 2", || async {
+        b.client.charter().charter().version == 2
+    })
+    .await
+    .unwrap();
+
+    let ids = a
+        .client
+        .publish(
+            Tlp::Red,
+            Distribution::Recipients(vec![org_b]),
+            indicators(300, 5),
+        )
+        .await
+        .unwrap();
+    wait_for("B to hold the entry", || async { b.has_all(&ids) })
+        .await
+        .unwrap();
+    let value = ip("10.0.1.44");
+    assert!(!knows(b, &value));
+    assert_eq!(b.client.metrics().sealed_open_failed, 1);
+    assert_eq!(b.store.stats().unwrap().unread, 1);
+
+    assert!(b.client.add_encryption_key(rotated.clone()));
+    assert!(!b.client.add_encryption_key(rotated));
+    wait_for("B to read the entry with the key it got later", || async {
+        knows(b, &value)
+    })
+    .await
+    .unwrap();
+    let sealed = entry(b, &ids[0]);
+    assert_eq!(
+        b.store.readable(&sealed).unwrap().unwrap().items,
+        indicators(300, 5)
+    );
+    assert_eq!(b.store.stats().unwrap().unread, 0);
+    assert_eq!(b.client.metrics().sealed_retry_opened, 1);
+    // What B reads shows in its exports too.
+    let api_b = b.serve_api().await.unwrap();
+    let (_, export) = http_get(api_b, "/api/v1/entries").await.unwrap();
+    assert!(export.contains(r#""opened""#), "{export}");
+    assert!(export.contains("10.0.1.44"), "{export}");
+}
+
+/// A and B, not connected yet. A seals a bundle to B's key; then B's organisation rotates
+/// to a new key, and only then does B's node fetch the entry (as a node that was offline
+/// does). B still reads it: the node keeps its earlier key beside the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_sealed_to_the_earlier_key_still_opens_after_a_rotation() {
+    let net = TestNet::start(2).await.unwrap();
+    let (a, b) = (&net.nodes[0], &net.nodes[1]);
+    let org_b = net.federation.org(1);
+    let ids = a
+        .client
+        .publish(
+            Tlp::Red,
+            Distribution::Recipients(vec![org_b]),
+            indicators(400, 5),
+        )
+        .await
+        .unwrap();
+
+    let rotated = EncryptionSecret::from_bytes([0x79; 32]);
+    assert!(b.client.add_encryption_key(rotated.clone()));
+    assert_eq!(
+        b.client.encryption_keys(),
+        vec![
+            net.federation.encryption[1].public_key(),
+            rotated.public_key()
+        ]
+    );
+
+    net.connect(0, 1).await.unwrap();
+    wait_for("B to fetch the entry", || async { b.has_all(&ids) })
+        .await
+        .unwrap();
+    let value = ip("10.0.1.144");
+    assert!(
+        knows(b, &value),
+        "an entry sealed to B's earlier key does not open"
+    );
+    assert_eq!(b.client.metrics().sealed_opened, 1);
+    assert_eq!(b.client.metrics().sealed_open_failed, 0);
+    assert_eq!(b.store.stats().unwrap().unread, 0);
+}

@@ -223,6 +223,22 @@ pub(super) fn render(
         &sealed,
     );
     metric(
+        "sealed_retried_total",
+        "counter",
+        "Unread sealed entries for this organisation tried again (when a key is added, and at \
+         start): opened, or failed again (each pass over an entry counts once).",
+        &[
+            (
+                "{outcome=\"opened\"}".to_owned(),
+                network.sealed_retry_opened,
+            ),
+            (
+                "{outcome=\"failed\"}".to_owned(),
+                network.sealed_retry_failed,
+            ),
+        ],
+    );
+    metric(
         "feeds_equivocated",
         "gauge",
         "Feeds whose author was caught signing two entries for one place (evidence kept).",
@@ -290,6 +306,13 @@ pub(super) fn render(
         "gauge",
         "Sealed entries held, readable here or not.",
         &store.map_or_else(Vec::new, |store| one(store.sealed)),
+    );
+    metric(
+        "store_sealed_unread_entries",
+        "gauge",
+        "Sealed entries for this organisation held unread (no key opened them yet); tried \
+         again when a key is added and at start.",
+        &store.map_or_else(Vec::new, |store| one(store.unread)),
     );
     metric(
         "store_records",

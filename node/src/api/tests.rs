@@ -63,7 +63,7 @@ async fn node_state() -> (ApiState, Store, tempfile::TempDir) {
     charter.sign(&steward);
     store.put_charter(&charter).unwrap();
     let config = network::Config {
-        encryption_key: Some(encryption()),
+        encryption_keys: vec![encryption()],
         ..network::Config::default()
     };
     let (client, event_loop) = network::new(config, node, store.clone(), charter).unwrap();

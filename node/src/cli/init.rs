@@ -57,10 +57,36 @@ pub(super) enum KeyCommand {
         /// Where to write it.
         file: PathBuf,
     },
-    /// Print the public key of an organisation encryption key file.
+    /// Print the public key of an organisation encryption key file (its current key; with
+    /// --all, every key of the keyring, the current first).
     ShowEncryption {
         /// The key file.
         file: PathBuf,
+        /// Every key of the keyring, not only the current one.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Rotate the organisation encryption key: a new key becomes the current one of the
+    /// keyring FILE, and the earlier ones stay in it, so bundles sealed to them still open.
+    /// Prints the new public key: the stewards list it in a newer charter (`charter
+    /// admit` with the member file's `encryption_key` set to it). A running node picks the
+    /// new key up within seconds.
+    RotateEncryption {
+        /// The keyring (the node's `encryption_key_file`).
+        file: PathBuf,
+    },
+    /// Add the keys of another key file (a key another node of the organisation made, or
+    /// one this node lost) to the keyring FILE, after its current key. A running node
+    /// picks them up within seconds and opens the sealed entries it stored unread.
+    AddEncryption {
+        /// The keyring (the node's `encryption_key_file`).
+        file: PathBuf,
+        /// The key file whose keys are added.
+        #[arg(long)]
+        from: PathBuf,
+        /// Make the first key of --from the current key.
+        #[arg(long)]
+        current: bool,
     },
 }
 
@@ -78,10 +104,40 @@ pub(super) fn key(command: &KeyCommand) -> Result<()> {
             keyfile::write_encryption(file, &key)?;
             out!("{}", hex_encode(&key.public_key()));
         }
-        KeyCommand::ShowEncryption { file } => {
+        KeyCommand::ShowEncryption { file, all } => {
+            let ring = keyfile::read_keyring(file)?;
+            let shown = if *all { ring.len() } else { 1 };
+            for key in ring.iter().take(shown) {
+                out!("{}", hex_encode(&key.public_key()));
+            }
+        }
+        KeyCommand::RotateEncryption { file } => {
+            let key = keyfile::generate_encryption()
+                .context("no randomness from the operating system")?;
+            let ring = keyfile::add_to_keyring(file, &key, true)?;
+            out!("{}", hex_encode(&key.public_key()));
+            eprintln!(
+                "{} now holds {} key(s), the new one first. Have the stewards list its public key \
+                 (above) as this organisation's encryption_key in a newer charter.",
+                file.display(),
+                ring.len()
+            );
+        }
+        KeyCommand::AddEncryption {
+            file,
+            from,
+            current,
+        } => {
+            let added = keyfile::read_keyring(from)?;
+            // Added last to first, so that with --current the first of --from ends first.
+            let mut ring = Vec::new();
+            for (index, key) in added.iter().enumerate().rev() {
+                ring = keyfile::add_to_keyring(file, key, *current && index == 0)?;
+            }
             out!(
-                "{}",
-                hex_encode(&keyfile::read_encryption(file)?.public_key())
+                "{} now holds {} key(s); a running node picks them up within seconds",
+                file.display(),
+                ring.len()
             );
         }
     }
@@ -114,13 +170,18 @@ pub(super) fn run(args: &InitArgs) -> Result<()> {
             key
         }
     };
-    // Every node of the organisation opens sealed bundles with the same key, so a second
-    // node is given the first one's.
+    // Every node of the organisation opens sealed bundles with the same keys, so a second
+    // node is given the first one's keyring, earlier keys included.
     let encryption = match &args.encryption_key {
         Some(path) => {
-            let key = keyfile::read_encryption(path)?;
-            keyfile::write_encryption(&args.dir.join("encryption.key"), &key)?;
-            key
+            let ring = keyfile::read_keyring(path)?;
+            let target = args.dir.join("encryption.key");
+            for (index, key) in ring.iter().enumerate() {
+                keyfile::add_to_keyring(&target, key, index == 0)?;
+            }
+            ring.first()
+                .cloned()
+                .with_context(|| format!("{} holds no key", path.display()))?
         }
         None => {
             let key = keyfile::generate_encryption()

@@ -92,17 +92,55 @@ fn init_logging(json: bool, level: &str) -> Result<()> {
     result.map_err(|error| anyhow::anyhow!("logging: {error}"))
 }
 
+/// How often a running node looks at its encryption keyring for keys added to it.
+const KEYRING_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Adds to the running node every key that appears in the keyring at `path`
+/// (`threatmesh key rotate-encryption` or `add-encryption`), so entries sealed to it open
+/// and those stored unread are tried again, without a restart. Keys removed from the file
+/// stay in use until the node restarts. Runs until the node stops.
+async fn follow_keyring(path: std::path::PathBuf, client: network::Client) {
+    let stamp = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|metadata| (metadata.modified().ok(), metadata.len()))
+    };
+    let mut seen = stamp(&path);
+    loop {
+        tokio::time::sleep(KEYRING_POLL).await;
+        let now = stamp(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match keyfile::read_keyring(&path) {
+            Ok(ring) => {
+                for key in ring {
+                    let public = threatmesh_protocol::crypto::hex_encode(&key.public_key());
+                    if client.add_encryption_key(key) {
+                        tracing::info!(%public, "encryption key added: unread sealed entries are tried again");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the encryption keyring changed but cannot be read; the keys held stay in use");
+            }
+        }
+    }
+}
+
 async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<()> {
     let key = keyfile::read(&config.key_file)?;
     let mut network_config = config.network.clone();
     match &config.encryption_key_file {
         Some(path) => {
-            let encryption = keyfile::read_encryption(path)?;
+            let ring = keyfile::read_keyring(path)?;
             tracing::info!(
-                public = %threatmesh_protocol::crypto::hex_encode(&encryption.public_key()),
-                "organisation encryption key loaded: bundles sealed to it are read"
+                current = %threatmesh_protocol::crypto::hex_encode(&ring[0].public_key()),
+                earlier = ring.len() - 1,
+                "organisation encryption keys loaded: bundles sealed to any of them are read"
             );
-            network_config.encryption_key = Some(encryption);
+            network_config.encryption_keys = ring;
         }
         None => tracing::info!(
             "no node.encryption_key_file: sealed bundles are stored and relayed, none is read"
@@ -145,21 +183,26 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
             genesis
         }
     };
-    if let Some(encryption) = &network_config.encryption_key {
+    if let Some(current) = network_config.encryption_keys.first() {
         let public = threatmesh_protocol::PublicKey::of(&key);
         let listed = charter
             .charter()
             .node(&public)
             .and_then(|(member, _)| member.encryption_key);
-        if listed != Some(encryption.public_key()) {
+        if listed != Some(current.public_key()) {
             tracing::warn!(
-                "node.encryption_key_file is not the encryption key the charter lists for this \
-                 organisation: bundles sealed to it will not open until a charter lists this key"
+                "the current key of node.encryption_key_file is not the encryption key the \
+                 charter lists for this organisation: bundles are sealed to the one it lists \
+                 (which opens them if this keyring holds it) until a charter lists this key"
             );
         }
     }
     let (client, event_loop) = network::new(network_config, key, store.clone(), charter)?;
     let network_task = tokio::spawn(event_loop.run());
+    let keyring_task = config
+        .encryption_key_file
+        .clone()
+        .map(|path| tokio::spawn(follow_keyring(path, client.clone())));
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
         .with_context(|| format!("setting api.listen: cannot listen on {}", config.api_listen))?;
@@ -204,6 +247,9 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
     drop(client);
     if let Some(indexer) = indexer {
         indexer.abort();
+    }
+    if let Some(keyring_task) = keyring_task {
+        keyring_task.abort();
     }
     network_task.abort();
     store.flush()?;

@@ -25,7 +25,9 @@
 //! opened before it is stored and the store indexes the bundle. One that does not open
 //! (a wrong or rotated key, a slot or content its author got wrong) is still stored and
 //! relayed, since it is validly signed and other recipients may read it: the failure is
-//! logged and counted, and nothing of it is indexed.
+//! logged and counted, nothing of it is indexed, and it is marked unread so that it is
+//! tried again when a key is added (`unread.rs`). The node tries every key of its ring
+//! (`keyring.rs`), so an entry sealed to the key before a rotation still opens.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -38,13 +40,15 @@ use threatmesh_protocol::bundle::Bundle;
 use threatmesh_protocol::charter::{CharterError, RawCharter};
 use threatmesh_protocol::entry::{Body, EntryHeader, FeedHead, OpenError, SignedEntry};
 use threatmesh_protocol::seal::SealContext;
-use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, Timestamp};
+use threatmesh_protocol::{Hash, PublicKey, SignedCharter, Timestamp};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, error, warn};
 
 use super::clock::ClockWatch;
+use super::keyring::Keyring;
 use super::metrics::{Metrics, Rejection};
-use crate::store::{Applied, Ingest, Store, StoreError, Ticket};
+use super::unread;
+use crate::store::{Applied, Ingest, Reading, Store, StoreError, Ticket};
 
 /// A sync page's entries created this recently are gossiped again once stored: they are
 /// most likely missing elsewhere too (a healed partition, a lost gossip message), and
@@ -151,8 +155,31 @@ pub(crate) struct Checker {
     pub(crate) clock: Arc<ClockWatch>,
     /// This node's key: its organisation, in the charter, is who it opens sealed entries as.
     pub(crate) node: PublicKey,
-    /// The organisation's encryption key, if the node has it.
-    pub(crate) encryption_key: Option<Arc<EncryptionSecret>>,
+    /// The organisation's encryption keys the node holds (perhaps none).
+    pub(crate) keyring: Keyring,
+    /// Asks for another try of the unread sealed entries.
+    pub(crate) unread: unread::Trigger,
+}
+
+/// What a worker made of an entry's body.
+enum Opening {
+    /// Nothing to open: a clear entry, or a sealed one for other organisations.
+    Nothing,
+    /// A sealed entry for this organisation, opened.
+    Opened(Bundle),
+    /// A sealed entry for this organisation that did not open with the keys held at
+    /// `generation`.
+    Unopened { generation: u64 },
+}
+
+impl Opening {
+    fn reading(&self) -> Reading<'_> {
+        match self {
+            Opening::Nothing => Reading::Entry,
+            Opening::Opened(bundle) => Reading::Opened(bundle),
+            Opening::Unopened { .. } => Reading::Unopened,
+        }
+    }
 }
 
 /// Starts the pipeline; it ends when the job queue closes.
@@ -496,12 +523,19 @@ impl Checker {
         verified();
         // Only a signed entry says how far its feed reaches.
         self.metrics.advertised(header.author, header.seq);
-        let opened = self.open_sealed(&entry, &charter);
+        let opening = self.open_sealed(&entry, &charter);
         // Added now, once checked: the time it became readable here (the checks of a large
         // entry take milliseconds, which `now`, read before them, would leave out).
         let applied = self
             .store
-            .apply(&entry, org, opened.as_ref(), self.clock.clock().now());
+            .apply(&entry, org, opening.reading(), self.clock.clock().now());
+        if let Opening::Unopened { generation } = opening
+            && self.keyring.generation() != generation
+        {
+            // A key arrived while this entry was being opened, and the pass it started
+            // may have gone by before the entry was marked unread.
+            self.unread.pull();
+        }
         if requested.is_none()
             && let Ok(Applied {
                 outcome: Ingest::Stored | Ingest::Gap { .. },
@@ -559,11 +593,12 @@ impl Checker {
         }
     }
 
-    /// The bundle of a sealed entry addressed to this node's organisation, opened with its
-    /// encryption key; `None` for a clear entry or one this node cannot read (counted).
-    fn open_sealed(&self, entry: &SignedEntry, charter: &SignedCharter) -> Option<Bundle> {
+    /// The bundle of a sealed entry addressed to this node's organisation, opened with one
+    /// of its encryption keys; nothing for a clear entry or one for other organisations,
+    /// and `Unopened` for one this node cannot read yet (counted).
+    fn open_sealed(&self, entry: &SignedEntry, charter: &SignedCharter) -> Opening {
         let Body::Sealed(sealed) = &entry.entry().body else {
-            return None;
+            return Opening::Nothing;
         };
         let org = charter
             .charter()
@@ -571,24 +606,22 @@ impl Checker {
             .map(|(member, _)| member.org);
         let Some(org) = org.filter(|org| sealed.is_for(org)) else {
             self.metrics.sealed_not_addressed();
-            return None;
+            return Opening::Nothing;
         };
-        let Some(secret) = &self.encryption_key else {
-            warn!(author = %entry.entry().author.fmt_short(), seq = entry.entry().seq,
-                "a bundle sealed to this organisation arrived, but the node has no encryption key (node.encryption_key_file)");
-            self.metrics.sealed_open_failed();
-            return None;
-        };
-        match sealed.open(&SealContext::of(entry.entry()), &org, secret) {
+        let generation = self.keyring.generation();
+        match self
+            .keyring
+            .open(sealed, &SealContext::of(entry.entry()), &org)
+        {
             Ok(bundle) => {
                 self.metrics.sealed_opened();
-                Some(bundle)
+                Opening::Opened(bundle)
             }
             Err(reason) => {
                 warn!(author = %entry.entry().author.fmt_short(), seq = entry.entry().seq, %reason,
-                    "a bundle sealed to this organisation does not open; stored unread");
+                    "a bundle sealed to this organisation does not open; stored unread, and tried again when a key is added");
                 self.metrics.sealed_open_failed();
-                None
+                Opening::Unopened { generation }
             }
         }
     }
@@ -710,7 +743,8 @@ mod tests {
             clock_skew: skew,
             clock: Arc::new(ClockWatch::new(Clock::system(), skew)),
             node: PublicKey::of(author),
-            encryption_key: None,
+            keyring: Keyring::default(),
+            unread: unread::Trigger::detached(),
         }
     }
 

@@ -142,6 +142,8 @@ pub(crate) struct Metrics {
     sealed_opened: AtomicU64,
     sealed_open_failed: AtomicU64,
     sealed_not_addressed: AtomicU64,
+    sealed_retry_opened: AtomicU64,
+    sealed_retry_failed: AtomicU64,
     throttled_messages: AtomicU64,
     throttled_bytes: AtomicU64,
     throttled_author_messages: AtomicU64,
@@ -214,6 +216,12 @@ pub struct Snapshot {
     /// Sealed entries from peers not addressed to this organisation: stored and relayed
     /// unread.
     pub sealed_not_addressed: u64,
+    /// Sealed entries stored unread that opened when tried again (a key was added, or the
+    /// node restarted with more keys).
+    pub sealed_retry_opened: u64,
+    /// Tries again of stored unread sealed entries that still did not open (each pass
+    /// over one entry counts once).
+    pub sealed_retry_failed: u64,
     /// Gossip messages ignored because their sender (the forwarding peer) was over its
     /// rate limit.
     pub throttled_messages: u64,
@@ -355,6 +363,14 @@ impl Metrics {
         add(&self.sealed_not_addressed, 1);
     }
 
+    pub(crate) fn sealed_retried(&self, opened: bool) {
+        if opened {
+            add(&self.sealed_retry_opened, 1);
+        } else {
+            add(&self.sealed_retry_failed, 1);
+        }
+    }
+
     pub(crate) fn throttled(&self, bytes: usize) {
         add(&self.throttled_messages, 1);
         add(&self.throttled_bytes, bytes as u64);
@@ -455,6 +471,8 @@ impl Metrics {
             sealed_opened: load(&self.sealed_opened),
             sealed_open_failed: load(&self.sealed_open_failed),
             sealed_not_addressed: load(&self.sealed_not_addressed),
+            sealed_retry_opened: load(&self.sealed_retry_opened),
+            sealed_retry_failed: load(&self.sealed_retry_failed),
             throttled_messages: load(&self.throttled_messages),
             throttled_bytes: load(&self.throttled_bytes),
             throttled_author_messages: load(&self.throttled_author_messages),

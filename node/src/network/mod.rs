@@ -23,6 +23,7 @@ mod codec;
 mod event_loop;
 mod ingest;
 mod ip_limits;
+mod keyring;
 mod limits;
 mod metrics;
 mod peer_book;
@@ -31,6 +32,7 @@ mod sync_planner;
 #[cfg(test)]
 mod testing;
 mod transport;
+mod unread;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +51,7 @@ pub use codec::PROTOCOL as SYNC_PROTOCOL;
 pub use event_loop::EventLoop;
 pub use ingest::{RELAY_TARGET, now};
 pub(crate) use ip_limits::limited_ip;
+pub use keyring::Keyring;
 pub use metrics::{INGEST_BUCKETS_MICROS, PING_PAYLOAD_BYTES, Rejection, Snapshot};
 pub use transport::{Carrier, RawStream, RawTransport};
 
@@ -116,9 +119,11 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Find peers on the local network with mDNS.
     pub mdns: bool,
-    /// The organisation's encryption key: the node opens bundles sealed to its
-    /// organisation with it. `None`: sealed bundles are stored and relayed unread.
-    pub encryption_key: Option<EncryptionSecret>,
+    /// The organisation's encryption keys, the current first, then those it had before:
+    /// the node opens bundles sealed to its organisation with any of them. Empty: sealed
+    /// bundles are stored and relayed unread (and opened once a key is added:
+    /// [`Client::add_encryption_key`]).
+    pub encryption_keys: Vec<EncryptionSecret>,
     /// Gossip messages (entries and charters) one peer may send per second, sustained.
     /// Beyond this and the burst, messages are ignored (not stored, not forwarded; sync
     /// fetches the entries later) and counted. An honest peer relays every member's
@@ -185,7 +190,7 @@ impl Default for Config {
             max_redial: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
             mdns: false,
-            encryption_key: None,
+            encryption_keys: Vec::new(),
             // An import of 100,000 indicators is a few dozen entries; a federation's
             // steady traffic is a few entries a second.
             peer_messages_per_sec: 100,
@@ -324,6 +329,8 @@ pub struct Client {
     charter: watch::Receiver<Arc<SignedCharter>>,
     peer_id: PeerId,
     peers_target: usize,
+    keyring: Keyring,
+    unread: unread::Trigger,
 }
 
 /// Errors starting the network.
@@ -355,6 +362,15 @@ pub fn new(
         config.clock.clone(),
         config.clock_skew,
     ));
+    let keyring = Keyring::new(config.encryption_keys.iter().cloned());
+    let unread = unread::spawn(unread::Retrier {
+        store: store.clone(),
+        charter: charter_receiver.clone(),
+        keyring: keyring.clone(),
+        node: PublicKey::of(&node_key),
+        metrics: Arc::clone(&metrics),
+        clock: Arc::clone(&clock),
+    });
     ingest::spawn(
         ingest::Checker {
             store: store.clone(),
@@ -363,7 +379,8 @@ pub fn new(
             clock_skew: config.clock_skew,
             clock: Arc::clone(&clock),
             node: PublicKey::of(&node_key),
-            encryption_key: config.encryption_key.clone().map(Arc::new),
+            keyring: keyring.clone(),
+            unread: unread.clone(),
         },
         job_receiver,
         verdict_sender,
@@ -392,6 +409,8 @@ pub fn new(
         metrics,
         clock,
         charter: charter_receiver,
+        keyring,
+        unread,
     };
     Ok((client, event_loop))
 }
@@ -407,6 +426,23 @@ impl Client {
             .await
             .map_err(|_| ClientError::NodeStopped)?;
         answer.await.map_err(|_| ClientError::NodeStopped)
+    }
+
+    /// Adds an organisation encryption key (a newer one after a rotation, or one the node
+    /// did not have): bundles sealed to it open from now on, and the sealed entries for
+    /// this organisation stored unread are tried again in the background. False when the
+    /// node held the key already.
+    pub fn add_encryption_key(&self, key: EncryptionSecret) -> bool {
+        let added = self.keyring.add(key);
+        if added {
+            self.unread.pull();
+        }
+        added
+    }
+
+    /// The public halves of the encryption keys the node holds, in the order it got them.
+    pub fn encryption_keys(&self) -> Vec<[u8; 32]> {
+        self.keyring.public_keys()
     }
 
     /// This node's PeerId.

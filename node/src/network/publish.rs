@@ -27,7 +27,7 @@ use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::Notify;
 
 use super::{ClientError, Clock};
-use crate::store::{Store, Ticket};
+use crate::store::{Reading, Store, Ticket};
 
 /// What publishing needs.
 #[derive(Debug)]
@@ -184,9 +184,12 @@ impl Publisher {
             .map_err(|error| ClientError::Invalid(error.to_string()))?;
         let member = charter.charter().authorise_entry(&entry.head(), now)?;
         // The publisher's organisation is always a recipient: it keeps what it sealed.
-        let ticket = self
-            .store
-            .append(&entry, member.org, opened.as_ref(), now)?;
+        let ticket = self.store.append(
+            &entry,
+            member.org,
+            opened.as_ref().map_or(Reading::Entry, Reading::Opened),
+            now,
+        )?;
         Ok((entry, ticket))
     }
 }

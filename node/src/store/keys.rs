@@ -15,9 +15,12 @@
 //! | `a` | added time, counter | entry id, in the order this node accepted entries |
 //! | `c` | version | a charter's gossip payload |
 //! | `o` | entry id | the bundle this node read from a sealed entry (recipients only) |
+//! | `u` | entry id | the entry's `a` row key: a sealed entry for this organisation that did not open yet |
 //!
 //! Sealed entries added the `o` namespace and the `msealed` counter. A store written
 //! before them holds no sealed entry, so it reads the same: the schema version stays 1.
+//! The `u` namespace and the `munread` counter came later still: a store written before
+//! them has no entry waiting to be opened again, which is how it reads.
 //! Opened bundles are kept in the clear, like every clear entry; encrypting the store at
 //! rest is left to the disk.
 
@@ -32,12 +35,14 @@ pub(super) const INDEX: u8 = b'i';
 pub(super) const ADDED: u8 = b'a';
 pub(super) const CHARTER: u8 = b'c';
 pub(super) const OPENED: u8 = b'o';
+pub(super) const UNREAD: u8 = b'u';
 
 // Meta keys start with `m`.
 pub(super) const SCHEMA: &[u8] = b"mschema";
 pub(super) const ENTRY_COUNT: &[u8] = b"mentries";
 pub(super) const RECORD_COUNT: &[u8] = b"mrecords";
 pub(super) const SEALED_COUNT: &[u8] = b"msealed";
+pub(super) const UNREAD_COUNT: &[u8] = b"munread";
 pub(super) const ADDED_COUNTER: &[u8] = b"madded";
 pub(super) const FEED_COUNTER: &[u8] = b"mfeeds";
 
@@ -60,6 +65,13 @@ pub(super) fn entry(id: &Hash) -> [u8; 33] {
 pub(super) fn opened(id: &Hash) -> [u8; 33] {
     let mut key = [0; 33];
     key[0] = OPENED;
+    key[1..].copy_from_slice(&id.0);
+    key
+}
+
+pub(super) fn unread(id: &Hash) -> [u8; 33] {
+    let mut key = [0; 33];
+    key[0] = UNREAD;
     key[1..].copy_from_slice(&id.0);
     key
 }

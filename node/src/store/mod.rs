@@ -17,7 +17,11 @@
 //! opens one before storing it and hands the bundle it read to [`Store::ingest_opened`]:
 //! the store indexes it and keeps it beside the entry (in the clear: encryption at rest is
 //! the disk's business, as for every other entry), so readers get it back with
-//! [`Store::readable`] without the key. Other nodes index nothing of a sealed entry.
+//! [`Store::readable`] without the key. Other nodes index nothing of a sealed entry. One
+//! addressed to this organisation that did not open (the node lacked the key it was
+//! sealed to) is marked unread ([`Reading::Unopened`]); once a key is added, the network
+//! walks those ([`Store::unread_after`]) and hands each bundle it can now open to
+//! [`Store::read_later`], which indexes it as if it had opened on arrival.
 //!
 //! A full disk must not break the store. sled marks its whole database failed after one
 //! write error, and from then on even some reads fail, so the store never lets sled reach
@@ -379,6 +383,21 @@ pub struct SightingRecord {
     pub note: Option<String>,
 }
 
+/// What this node read of an entry it stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading<'a> {
+    /// Nothing beyond the entry itself: a clear entry, or a sealed one this node's
+    /// organisation is not a recipient of.
+    Entry,
+    /// The bundle of a sealed entry this node opened (or sealed itself): indexed like a
+    /// clear bundle and kept beside the entry.
+    Opened(&'a Bundle),
+    /// A sealed entry addressed to this node's organisation that did not open with the
+    /// keys the node holds: stored unread, and marked so it is tried again when a key is
+    /// added.
+    Unopened,
+}
+
 /// Sizes for status and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Stats {
@@ -386,6 +405,9 @@ pub struct Stats {
     pub entries: u64,
     /// Of those, sealed entries (readable here or not).
     pub sealed: u64,
+    /// Of those, sealed entries for this organisation that did not open yet: each is
+    /// tried again when a key is added and at every start.
+    pub unread: u64,
     /// Index records (indicators, revocations, sightings).
     pub records: u64,
     /// Bytes sled uses on disk.
@@ -523,17 +545,18 @@ impl Store {
         org: PublicKey,
         now: Timestamp,
     ) -> Result<Ingest, StoreError> {
-        self.ingest_opened(entry, org, None, now)
+        self.ingest_opened(entry, org, Reading::Entry, now)
     }
 
-    /// [`Store::ingest`], with `opened` the bundle of a sealed entry this node opened (or
-    /// sealed itself): it is indexed like a clear bundle and kept beside the entry, in the
-    /// same batch. Ignored for a clear entry.
+    /// [`Store::ingest`], with what this node read of a sealed entry: the bundle it opened
+    /// (or sealed itself) is indexed like a clear bundle and kept beside the entry, in the
+    /// same batch; one that did not open is marked for a later try. Ignored for a clear
+    /// entry.
     pub fn ingest_opened(
         &self,
         entry: &SignedEntry,
         org: PublicKey,
-        opened: Option<&Bundle>,
+        opened: Reading<'_>,
         now: Timestamp,
     ) -> Result<Ingest, StoreError> {
         let applied = self.apply(entry, org, opened, now)?;
@@ -550,7 +573,7 @@ impl Store {
         &self,
         entry: &SignedEntry,
         org: PublicKey,
-        opened: Option<&Bundle>,
+        opened: Reading<'_>,
         now: Timestamp,
     ) -> Result<Applied, StoreError> {
         self.writable()?;
@@ -567,7 +590,7 @@ impl Store {
         &self,
         entry: &SignedEntry,
         org: PublicKey,
-        opened: Option<&Bundle>,
+        opened: Reading<'_>,
         now: Timestamp,
     ) -> Result<Ticket, StoreError> {
         self.writable()?;
@@ -596,7 +619,7 @@ impl Store {
         &self,
         entry: &SignedEntry,
         org: PublicKey,
-        opened: Option<&Bundle>,
+        opened: Reading<'_>,
         now: Timestamp,
     ) -> Result<Applied, StoreError> {
         Ok(match self.plan(entry, org, opened, now)? {
@@ -807,7 +830,7 @@ impl Store {
         &self,
         signed: &SignedEntry,
         org: PublicKey,
-        opened: Option<&Bundle>,
+        opened: Reading<'_>,
         now: Timestamp,
     ) -> Result<Option<Plan>, StoreError> {
         let db = &self.db()?;
@@ -847,7 +870,7 @@ impl Store {
             let sealed_count = self.counter(keys::SEALED_COUNT)? + 1;
             batch.insert(keys::SEALED_COUNT, &sealed_count.to_be_bytes()[..]);
         }
-        self.record_added(&mut batch, &id, now)?;
+        let added_row = self.record_added(&mut batch, &id, now)?;
 
         // A second entry at a taken slot: keep it as evidence, index nothing of it.
         if db.contains_key(keys::feed(&author, seq))? {
@@ -905,14 +928,19 @@ impl Store {
         }
         batch.insert(&keys::head(&author)[..], records::encode(&feed));
 
-        let readable = match &entry.body {
-            Body::Bundle(bundle) => Some(bundle),
-            Body::Sealed(_) => {
-                if let Some(bundle) = opened {
-                    batch.insert(&keys::opened(&id)[..], encode_opened(bundle));
-                }
-                opened
+        let readable = match (&entry.body, opened) {
+            (Body::Bundle(bundle), _) => Some(bundle),
+            (Body::Sealed(_), Reading::Opened(bundle)) => {
+                batch.insert(&keys::opened(&id)[..], encode_opened(bundle));
+                Some(bundle)
             }
+            (Body::Sealed(_), Reading::Unopened) => {
+                batch.insert(&keys::unread(&id)[..], &added_row[..]);
+                let unread = self.counter(keys::UNREAD_COUNT)? + 1;
+                batch.insert(keys::UNREAD_COUNT, &unread.to_be_bytes()[..]);
+                None
+            }
+            (Body::Sealed(_), Reading::Entry) => None,
         };
         let records = readable.map_or(0, |bundle| {
             Store::index(&mut batch, entry, bundle, feed.number)
@@ -969,12 +997,13 @@ impl Store {
         count
     }
 
+    /// Adds `id`'s row to the added-time index in `batch`; returns the row's key.
     fn record_added(
         &self,
         batch: &mut sled::Batch,
         id: &Hash,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<[u8; 17], StoreError> {
         let counter = self.counter(keys::ADDED_COUNTER)? + 1;
         batch.insert(keys::ADDED_COUNTER, &counter.to_be_bytes()[..]);
         // Rows must sort in the order they are written: readers page the index with
@@ -982,8 +1011,77 @@ impl Store {
         // after the last row it saw. `now` was read by one of several ingest workers, outside
         // the writer lock, and the clock may step back: never go below the last row.
         let at = now.max(self.last_added()?);
-        batch.insert(&keys::added(at, counter)[..], &id.0[..]);
-        Ok(())
+        let row = keys::added(at, counter);
+        batch.insert(&row[..], &id.0[..]);
+        Ok(row)
+    }
+
+    /// Up to `limit` sealed entries for this organisation that did not open yet, in id
+    /// order, after `after` (from the first when `None`).
+    pub fn unread_after(
+        &self,
+        after: Option<&Hash>,
+        limit: usize,
+    ) -> Result<Vec<Hash>, StoreError> {
+        let db = self.db()?;
+        let start = match after {
+            Some(id) => std::ops::Bound::Excluded(keys::unread(id).to_vec()),
+            None => std::ops::Bound::Included(vec![keys::UNREAD]),
+        };
+        let end = std::ops::Bound::Excluded(vec![keys::UNREAD + 1]);
+        let mut ids = Vec::new();
+        for row in db.range::<Vec<u8>, _>((start, end)).take(limit) {
+            let (key, _) = row?;
+            let id = key
+                .get(1..33)
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                .ok_or_else(|| StoreError::corrupt(&key, "an unread key without an entry id"))?;
+            ids.push(Hash(id));
+        }
+        Ok(ids)
+    }
+
+    /// Stores `bundle`, read from the sealed entry `id` after it arrived (a key it was
+    /// sealed to was added since): indexed as a bundle opened on arrival would have been,
+    /// and the entry's row moved to the end of the added-time index, so readers paging it
+    /// (exports, TAXII) meet the entry again, readable now. `None` when the entry was not
+    /// waiting to be opened (opened meanwhile, or not held); the ticket otherwise: on disk
+    /// once waited for, and tried again at the next start if lost in a crash before.
+    pub fn read_later(
+        &self,
+        id: &Hash,
+        bundle: &Bundle,
+        now: Timestamp,
+    ) -> Result<Option<Ticket>, StoreError> {
+        self.writable()?;
+        let _writer = self.lock_writer();
+        let db = self.db()?;
+        let unread_key = keys::unread(id);
+        let Some(row) = db.get(unread_key)? else {
+            return Ok(None);
+        };
+        let Some(signed) = self.entry(id)? else {
+            return Err(StoreError::corrupt(
+                &unread_key,
+                "an unread mark without its entry",
+            ));
+        };
+        let entry = signed.entry();
+        let feed = self
+            .feed_record(&entry.author)?
+            .ok_or_else(|| StoreError::corrupt(&unread_key, "an unread entry without its feed"))?;
+        let mut batch = sled::Batch::default();
+        batch.remove(&unread_key[..]);
+        let unread = self.counter(keys::UNREAD_COUNT)?.saturating_sub(1);
+        batch.insert(keys::UNREAD_COUNT, &unread.to_be_bytes()[..]);
+        batch.insert(&keys::opened(id)[..], encode_opened(bundle));
+        batch.remove(row);
+        self.record_added(&mut batch, id, now)?;
+        let records = Store::index(&mut batch, entry, bundle, feed.number);
+        let record_count = self.counter(keys::RECORD_COUNT)? + records;
+        batch.insert(keys::RECORD_COUNT, &record_count.to_be_bytes()[..]);
+        self.poison_on_error(db.apply_batch(batch))?;
+        Ok(Some(self.inner.flush.applied()))
     }
 
     /// The key of the newest row of the added-time index, if any.
@@ -1576,6 +1674,7 @@ impl Store {
         Ok(Stats {
             entries: self.counter(keys::ENTRY_COUNT)?,
             sealed: self.counter(keys::SEALED_COUNT)?,
+            unread: self.counter(keys::UNREAD_COUNT)?,
             records: self.counter(keys::RECORD_COUNT)?,
             bytes_on_disk: self.db()?.size_on_disk()?,
         })

@@ -93,6 +93,7 @@ fn stored_entry_is_found_by_value_and_id() {
         Stats {
             entries: 1,
             sealed: 0,
+            unread: 0,
             records: 1,
             bytes_on_disk: store.stats().unwrap().bytes_on_disk
         }
@@ -399,7 +400,7 @@ fn range_pages_by_bytes_and_always_progresses() {
 fn applied_entry_is_readable_at_once_and_durable_after_its_wait() {
     let store = temporary();
     let entry = feed(&key(1), 1).remove(0);
-    let applied = store.apply(&entry, org(1), None, T0).unwrap();
+    let applied = store.apply(&entry, org(1), Reading::Entry, T0).unwrap();
     assert_eq!(applied.outcome, Ingest::Stored);
     // Readable, and found by value, before any flush.
     assert!(store.contains(&entry.id()).unwrap());
@@ -420,7 +421,12 @@ fn one_flush_makes_a_whole_page_durable() {
     let store = temporary();
     let tickets: Vec<Ticket> = feed(&key(1), 20)
         .iter()
-        .map(|entry| store.apply(entry, org(1), None, T0).unwrap().ticket)
+        .map(|entry| {
+            store
+                .apply(entry, org(1), Reading::Entry, T0)
+                .unwrap()
+                .ticket
+        })
         .collect();
     for ticket in tickets {
         store.wait_durable(ticket).unwrap();
@@ -442,7 +448,7 @@ fn append_refuses_an_entry_that_does_not_follow_the_feed_head() {
     let author = key(1);
     let entries = feed(&author, 3);
     assert!(matches!(
-        store.append(&entries[1], org(1), None, T0),
+        store.append(&entries[1], org(1), Reading::Entry, T0),
         Err(StoreError::NotNext {
             seq: 2,
             contiguous: 0,
@@ -450,7 +456,11 @@ fn append_refuses_an_entry_that_does_not_follow_the_feed_head() {
         })
     ));
     store
-        .wait_durable(store.append(&entries[0], org(1), None, T0).unwrap())
+        .wait_durable(
+            store
+                .append(&entries[0], org(1), Reading::Entry, T0)
+                .unwrap(),
+        )
         .unwrap();
     // Another entry for seq 2, signed from a stale view of the feed, cannot fork it.
     let rival = entry_after(
@@ -461,7 +471,7 @@ fn append_refuses_an_entry_that_does_not_follow_the_feed_head() {
     );
     store.ingest(&entries[1], org(1), T0).unwrap();
     assert!(matches!(
-        store.append(&rival, org(1), None, T0),
+        store.append(&rival, org(1), Reading::Entry, T0),
         Err(StoreError::NotNext {
             seq: 2,
             contiguous: 2,
@@ -484,7 +494,7 @@ fn append_refuses_an_entry_that_does_not_follow_the_feed_head() {
         vec![assert_item(&ip("10.9.9.3"))],
     );
     assert!(matches!(
-        store.append(&after_two, org(1), None, T0),
+        store.append(&after_two, org(1), Reading::Entry, T0),
         Err(StoreError::NotNext {
             seq: 3,
             contiguous: 2,
@@ -527,7 +537,7 @@ fn range_answers_only_once_what_it_read_is_on_disk() {
     let author = key(1);
     let entries = feed(&author, 3);
     for entry in &entries {
-        let _ = store.apply(entry, org(1), None, T0).unwrap();
+        let _ = store.apply(entry, org(1), Reading::Entry, T0).unwrap();
     }
     assert_eq!(store.flushes(), 0);
     let page = store
