@@ -76,25 +76,76 @@ fn two_nodes_share_what_one_publishes() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     ok(dir, &["key", "new", "steward.key"]);
-    for (node, name, country) in [("a", "CERT-A", "FR"), ("b", "CERT-B", "DE")] {
-        let printed = ok(
-            dir,
-            &[
-                "init",
-                "--dir",
-                node,
-                "--org-name",
-                name,
-                "--country",
-                country,
-                "--api-listen",
-                "127.0.0.1:0",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-            ],
-        );
-        assert!(printed.contains("peer id"), "{printed}");
-    }
+    // Organisation A keeps its root key in a directory of its own (offline in real life):
+    // the node is set up without it and gets only its certificate, in the member file.
+    let made = ok(
+        dir,
+        &[
+            "org",
+            "init",
+            "--dir",
+            "org-a",
+            "--org-name",
+            "CERT-A",
+            "--country",
+            "FR",
+        ],
+    );
+    assert!(made.contains("organisation CERT-A"), "{made}");
+    let printed = ok(
+        dir,
+        &[
+            "init",
+            "--dir",
+            "a",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ],
+    );
+    assert!(printed.contains("org certify"), "{printed}");
+    let certified = ok(
+        dir,
+        &[
+            "org",
+            "certify",
+            "--dir",
+            "org-a",
+            "--request",
+            "a/certificate-request.json",
+            "--out",
+            "a/member.json",
+        ],
+    );
+    let node_a = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("node key"))
+        .unwrap()
+        .trim();
+    assert!(certified.contains(node_a), "{certified}");
+    assert!(dir.join("org-a/org.key").exists());
+    assert!(!dir.join("a/org.key").exists());
+    // Organisation B uses the one-step setup of testnets.
+    let printed = ok(
+        dir,
+        &[
+            "init",
+            "--dir",
+            "b",
+            "--with-org-key",
+            "--org-name",
+            "CERT-B",
+            "--country",
+            "DE",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ],
+    );
+    assert!(printed.contains("peer id"), "{printed}");
+    assert!(dir.join("b/org.key").exists());
     ok(
         dir,
         &[
@@ -201,6 +252,7 @@ fn two_nodes_share_what_one_publishes() {
             "init",
             "--dir",
             "c",
+            "--with-org-key",
             "--org-name",
             "CERT-C",
             "--country",
@@ -278,35 +330,87 @@ fn two_nodes_share_what_one_publishes() {
 fn run_refuses_a_bad_configuration_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    ok(
-        dir,
-        &[
-            "init",
-            "--dir",
-            "n",
-            "--org-name",
-            "CERT-N",
-            "--country",
-            "NL",
-        ],
-    );
+    ok(dir, &["init", "--dir", "n"]);
     let output = threatmesh(dir, &["run", "--config", "n/threatmesh.toml"]);
     assert!(!output.status.success());
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("node.federation"), "{message}");
     // A second init over the same directory is refused, keys untouched.
-    let again = threatmesh(
+    let again = threatmesh(dir, &["init", "--dir", "n"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+}
+
+/// Whoever takes a node's disk must not get the organisation's root key with it: `init`
+/// leaves no root key in the node's directory unless asked to (testnets), and refuses
+/// the organisation's name and country, which go where the root key is made.
+#[test]
+fn init_leaves_no_root_key_on_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    ok(dir, &["init", "--dir", "n"]);
+    let files: Vec<String> = std::fs::read_dir(dir.join("n"))
+        .unwrap()
+        .map(|file| file.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!files.contains(&"org.key".to_owned()), "{files:?}");
+    assert!(files.contains(&"node.key".to_owned()), "{files:?}");
+    assert!(
+        files.contains(&"certificate-request.json".to_owned()),
+        "{files:?}"
+    );
+    // No key file in the node's directory is the root key of the certificate it gets.
+    ok(
         dir,
         &[
+            "org",
             "init",
             "--dir",
-            "n",
+            "org",
             "--org-name",
             "CERT-N",
             "--country",
             "NL",
         ],
     );
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    ok(
+        dir,
+        &[
+            "org",
+            "certify",
+            "--dir",
+            "org",
+            "--request",
+            "n/certificate-request.json",
+            "--out",
+            "n/member.json",
+        ],
+    );
+    let member: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("n/member.json")).unwrap()).unwrap();
+    let org = member["org"].as_str().unwrap();
+    for file in ["node.key", "encryption.key"] {
+        let shown = ok(dir, &["key", "show", &format!("n/{file}")]);
+        assert_ne!(shown.trim(), org, "n/{file} is the root key");
+    }
+
+    // The old one-step form is refused with the way to go, and writes nothing.
+    let refused = threatmesh(
+        dir,
+        &[
+            "init",
+            "--dir",
+            "m",
+            "--org-name",
+            "CERT-M",
+            "--country",
+            "NL",
+        ],
+    );
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("org init"), "{message}");
+    assert!(message.contains("--with-org-key"), "{message}");
+    assert!(!dir.join("m/org.key").exists());
+    assert!(!dir.join("m/threatmesh.toml").exists());
 }

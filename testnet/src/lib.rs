@@ -310,6 +310,8 @@ fn init(
             "init",
             "--dir",
             node_dir,
+            // A testnet's organisations live on this machine with their nodes.
+            "--with-org-key",
             "--org-name",
             name,
             "--country",

@@ -1,34 +1,47 @@
-//! `threatmesh init` and `threatmesh key`: everything an organisation needs on disk.
+//! `threatmesh init` and `threatmesh key`: everything a node needs on disk.
+//!
+//! `init` writes the node's keys, its configuration and a certificate request; the
+//! organisation's root key certifies it elsewhere (`org.rs`). `init --with-org-key` does
+//! both in one directory, for testnets.
 
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
-use threatmesh_protocol::charter::Member;
+use threatmesh_protocol::PublicKey;
 use threatmesh_protocol::crypto::hex_encode;
-use threatmesh_protocol::{PublicKey, Timestamp};
 
+use super::org;
 use crate::{config, keyfile};
 
 #[derive(Debug, Args)]
 pub(super) struct InitArgs {
-    /// Directory to create the files in.
+    /// Directory to create the node's files in.
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-    /// The organisation's name as the charter will show it (`CERT-FR`).
-    #[arg(long)]
-    org_name: String,
-    /// ISO 3166-1 alpha-2 country code (`FR`), or `EU`/`XX` for international bodies.
-    #[arg(long)]
-    country: String,
-    /// Use this existing organisation root key instead of creating one.
-    #[arg(long)]
+    /// Testnets and labs only: also make the organisation root key, in --dir beside the
+    /// node (org.key), and certify the node with it at once (member.json). A root key on
+    /// a node is lost with the node; in production make it elsewhere with `threatmesh org
+    /// init` and certify the node with `threatmesh org certify`.
+    #[arg(long, conflicts_with = "org_key", requires_all = ["org_name", "country"])]
+    with_org_key: bool,
+    /// Certify the node at once with this existing root key, read where it is and not
+    /// copied (a root key kept on this machine, for a testnet or lab).
+    #[arg(long, requires_all = ["org_name", "country"])]
     org_key: Option<PathBuf>,
-    /// Use this existing organisation encryption key (another node of the organisation
-    /// has it) instead of creating one.
+    /// With --with-org-key or --org-key: the organisation's name as the charter will show
+    /// it (`CERT-FR`). Otherwise it is given to `threatmesh org init`.
+    #[arg(long)]
+    org_name: Option<String>,
+    /// With --with-org-key or --org-key: ISO 3166-1 alpha-2 country code (`FR`), or
+    /// `EU`/`XX` for international bodies.
+    #[arg(long)]
+    country: Option<String>,
+    /// Use this existing organisation encryption key file (another node of the
+    /// organisation has it; all its keys are copied) instead of creating one.
     #[arg(long)]
     encryption_key: Option<PathBuf>,
-    /// How long the node certificate is valid, in days.
+    /// With --with-org-key or --org-key: how long the node certificate is valid, in days.
     #[arg(long, default_value_t = 365)]
     valid_days: u64,
     /// Address for the HTTP API.
@@ -145,14 +158,19 @@ pub(super) fn key(command: &KeyCommand) -> Result<()> {
 }
 
 pub(super) fn run(args: &InitArgs) -> Result<()> {
-    let country_ok =
-        args.country.len() == 2 && args.country.bytes().all(|b| b.is_ascii_uppercase());
-    if !country_ok {
-        bail!(
-            "--country {:?}: expected two upper-case letters (FR, DE, SG, EU, XX)",
-            args.country
-        );
-    }
+    // The one-step setup: with a root key at hand, the name and country it certifies.
+    let one_step = match (&args.org_name, &args.country) {
+        (Some(name), Some(country)) if args.with_org_key || args.org_key.is_some() => {
+            org::check_country(country)?;
+            Some((name, country))
+        }
+        (None, None) => None,
+        _ => bail!(
+            "--org-name and --country belong to the organisation: give them to \
+             `threatmesh org init` where the root key is kept (not on a node), or add \
+             --with-org-key to make the root key here, for a testnet"
+        ),
+    };
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let config_path = args.dir.join("threatmesh.toml");
@@ -162,14 +180,12 @@ pub(super) fn run(args: &InitArgs) -> Result<()> {
             config_path.display()
         );
     }
-    let org = match &args.org_key {
-        Some(path) => keyfile::read(path)?,
-        None => {
-            let key = keyfile::generate().context("no randomness from the operating system")?;
-            keyfile::write(&args.dir.join("org.key"), &key)?;
-            key
-        }
-    };
+    if args.dir.join("org.json").exists() {
+        bail!(
+            "{} holds an organisation root key: set the node up in another directory",
+            args.dir.display()
+        );
+    }
     // Every node of the organisation opens sealed bundles with the same keys, so a second
     // node is given the first one's keyring, earlier keys included.
     let encryption = match &args.encryption_key {
@@ -193,25 +209,35 @@ pub(super) fn run(args: &InitArgs) -> Result<()> {
     let node = keyfile::generate().context("no randomness from the operating system")?;
     keyfile::write(&args.dir.join("node.key"), &node)?;
     let node_public = PublicKey::of(&node);
-    let now = super::now();
-    let until = Timestamp(
-        now.0
-            .saturating_add(args.valid_days.saturating_mul(86_400_000)),
-    );
-    let member = Member {
-        encryption_key: Some(encryption.public_key()),
-        ..Member::founding(
-            &org,
-            args.org_name.clone(),
-            args.country.clone(),
-            node_public,
-            now,
-            until,
-        )
+    let member = match one_step {
+        Some((name, country)) => {
+            let org = match &args.org_key {
+                Some(path) => keyfile::read(path)?,
+                None => {
+                    let key =
+                        keyfile::generate().context("no randomness from the operating system")?;
+                    keyfile::write(&args.dir.join(org::ORG_KEY), &key)?;
+                    key
+                }
+            };
+            let certificate = org::certificate(&org, node_public, args.valid_days);
+            let member = org::member(&org, name, country, certificate, encryption.public_key());
+            let member_path = args.dir.join("member.json");
+            std::fs::write(&member_path, serde_json::to_string_pretty(&member)?)
+                .with_context(|| format!("writing {}", member_path.display()))?;
+            Some(member)
+        }
+        None => {
+            org::write_request(
+                &args.dir,
+                &org::CertificateRequest {
+                    node: node_public,
+                    encryption_key: encryption.public_key(),
+                },
+            )?;
+            None
+        }
     };
-    let member_path = args.dir.join("member.json");
-    std::fs::write(&member_path, serde_json::to_string_pretty(&member)?)
-        .with_context(|| format!("writing {}", member_path.display()))?;
     let mut token = [0u8; 24];
     getrandom::fill(&mut token).context("no randomness from the operating system")?;
     std::fs::write(
@@ -221,25 +247,47 @@ pub(super) fn run(args: &InitArgs) -> Result<()> {
     .with_context(|| format!("writing {}", config_path.display()))?;
     std::fs::create_dir_all(args.dir.join("data"))?;
 
-    out!("organisation {} ({})", args.org_name, member.org);
+    if let (Some(member), Some((name, _))) = (&member, one_step) {
+        out!("organisation {name} ({})", member.org);
+    }
     out!("node key     {}", node_public);
     out!("peer id      {}", super::peer_id(&node_public));
     out!();
     out!("Files in {}:", args.dir.display());
-    if args.org_key.is_none() {
+    if args.with_org_key {
         out!(
-            "  org.key          the organisation root key: move it offline once the charter is signed"
+            "  org.key          the organisation root key: for testnets only; a production root key is kept off the node"
         );
     }
     out!("  node.key         this node's key (mode 0600)");
     out!(
-        "  encryption.key   the organisation's key for sealed bundles (mode 0600; every node of it needs it)"
+        "  encryption.key   the organisation's keyring for sealed bundles (mode 0600; every node of it needs it)"
     );
-    out!("  member.json      this organisation and its node certificate, for the stewards");
+    if member.is_some() {
+        out!("  member.json      this organisation and its node certificate, for the stewards");
+    } else {
+        out!(
+            "  {}  this node's key and encryption key, for the organisation to certify",
+            org::REQUEST
+        );
+    }
     out!("  threatmesh.toml  the node's configuration (holds the API token)");
     out!();
-    out!("Next: send member.json to the federation's stewards (`threatmesh charter admit`),");
-    out!("then set node.federation and node.charter_file in threatmesh.toml and run");
+    if member.is_none() {
+        out!(
+            "Next: bring {} to where the organisation root key is kept and run",
+            org::REQUEST
+        );
+        out!(
+            "`threatmesh org certify --dir ORG-DIR --request {} --out member.json`",
+            org::REQUEST
+        );
+        out!("(`threatmesh org init` makes the root key there, once). Bring member.json back");
+        out!("here and to the federation's stewards (`threatmesh charter admit`).");
+    } else {
+        out!("Next: send member.json to the federation's stewards (`threatmesh charter admit`).");
+    }
+    out!("Then set node.federation and node.charter_file in threatmesh.toml and run");
     out!("`threatmesh run --config {}`.", config_path.display());
     Ok(())
 }

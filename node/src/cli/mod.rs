@@ -1,6 +1,6 @@
 //! The `threatmesh` command line: parse, dispatch, report errors at the edge.
 //!
-//! `init`, `key` and `charter` work on files and never touch the network; `run` starts a
+//! `init`, `org`, `key` and `charter` work on files and never touch the network; `run` starts a
 //! node; `publish`, `query` and `status` talk to a running node over its HTTP API.
 
 /// Prints a line on standard output. A reader that went away (`threatmesh ... | head`) is
@@ -16,6 +16,7 @@ mod charter;
 mod client;
 mod exchange;
 mod init;
+mod org;
 mod run;
 
 use std::process::ExitCode;
@@ -32,9 +33,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create this organisation's keys, the node's certificate, a config file and the data
-    /// directory.
+    /// Set up a node: its key, the organisation's encryption key, a config file, the data
+    /// directory and a certificate request for `org certify`. The organisation root key is
+    /// not made here (see `org init`) unless --with-org-key asks for it (testnets).
     Init(init::InitArgs),
+    /// The organisation's root key, kept off the nodes: make it (`org init`) and certify
+    /// nodes with it (`org certify`).
+    #[command(subcommand)]
+    Org(org::OrgCommand),
     /// Manage keys (steward keys, spare organisation keys).
     #[command(subcommand)]
     Key(init::KeyCommand),
@@ -83,6 +89,7 @@ where
     let result = match cli.command {
         Command::Init(args) => init::run(&args),
         Command::Key(command) => init::key(&command),
+        Command::Org(command) => org::run(&command),
         Command::Charter(command) => charter::run(&command),
         Command::Run(args) => run::run(args),
         Command::Publish(args) => client::publish(&args),

@@ -63,6 +63,7 @@ pub(crate) fn federation(dir: &Path, name: &str, members: &[&str]) -> String {
                 "init",
                 "--dir",
                 member,
+                "--with-org-key",
                 "--org-name",
                 &org,
                 "--country",
