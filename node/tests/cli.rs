@@ -414,3 +414,80 @@ fn init_leaves_no_root_key_on_the_node() {
     assert!(!dir.join("m/org.key").exists());
     assert!(!dir.join("m/threatmesh.toml").exists());
 }
+
+/// Node b runs with the wrong encryption key (its organisation's key was not copied to it):
+/// a bundle sealed to b's organisation is stored unread. Adding the key to b's keyring file
+/// while b runs is enough: b picks the key up and reads the entry, without a restart and
+/// without anyone sending it again.
+#[test]
+fn a_key_added_to_a_running_nodes_keyring_opens_what_it_stored_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let federation = support::federation(dir, "Keyring federation", &["a", "b"]);
+    std::fs::rename(dir.join("b/encryption.key"), dir.join("b-org.key")).unwrap();
+    ok(dir, &["key", "new-encryption", "b/encryption.key"]);
+    let member: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("b/member.json")).unwrap())
+            .unwrap();
+    let org_b = member["org"].as_str().unwrap().to_owned();
+
+    let a = start(dir, "a", &federation, None);
+    let b = start(dir, "b", &federation, Some(&a.p2p));
+    std::fs::write(dir.join("red.txt"), "203.0.113.77\n").unwrap();
+    let published = ok(
+        dir,
+        &[
+            "publish",
+            "--api",
+            &a.api,
+            "--token",
+            &a.token,
+            "--tlp",
+            "red",
+            "--recipient",
+            &org_b,
+            "red.txt",
+        ],
+    );
+    assert!(published.contains("published in 1 entry"), "{published}");
+    let status = |node: &Node| -> serde_json::Value {
+        serde_json::from_str(&ok(
+            dir,
+            &["status", "--api", &node.api, "--token", &node.token],
+        ))
+        .unwrap()
+    };
+    wait_for("node b to hold the entry unread", TIMEOUT, || {
+        (status(&b)["store"]["unread"] == 1).then_some(())
+    });
+    let query = |node: &Node| {
+        ok(
+            dir,
+            &[
+                "query",
+                "--api",
+                &node.api,
+                "--token",
+                &node.token,
+                "203.0.113.77",
+            ],
+        )
+    };
+    assert!(query(&b).contains("0 of 1 known"), "{}", query(&b));
+
+    let added = ok(
+        dir,
+        &[
+            "key",
+            "add-encryption",
+            "b/encryption.key",
+            "--from",
+            "b-org.key",
+        ],
+    );
+    assert!(added.contains("2 key(s)"), "{added}");
+    wait_for("node b to read the entry", TIMEOUT, || {
+        query(&b).contains("1 of 1 known").then_some(())
+    });
+    assert_eq!(status(&b)["store"]["unread"], 0);
+}

@@ -301,6 +301,8 @@ async fn a_bundle_sealed_to_a_key_the_node_gets_later_is_read_once_the_key_is_ad
     let (_, export) = http_get(api_b, "/api/v1/entries").await.unwrap();
     assert!(export.contains(r#""opened""#), "{export}");
     assert!(export.contains("10.0.1.44"), "{export}");
+    // Once: the entry moved to where it became readable, it is not listed twice.
+    assert_eq!(export.matches(&ids[0].to_string()).count(), 1, "{export}");
 }
 
 /// A and B, not connected yet. A seals a bundle to B's key; then B's organisation rotates
