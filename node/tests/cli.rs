@@ -427,8 +427,7 @@ fn a_key_added_to_a_running_nodes_keyring_opens_what_it_stored_unread() {
     std::fs::rename(dir.join("b/encryption.key"), dir.join("b-org.key")).unwrap();
     ok(dir, &["key", "new-encryption", "b/encryption.key"]);
     let member: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("b/member.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("b/member.json")).unwrap()).unwrap();
     let org_b = member["org"].as_str().unwrap().to_owned();
 
     let a = start(dir, "a", &federation, None);

@@ -320,7 +320,7 @@ async fn a_large_federation_holds_a_bounded_peer_set_and_every_entry_reaches_eve
     for (index, key) in federation.nodes.iter().enumerate() {
         let mut config = config.clone();
         config.bootstrap = nodes.iter().map(|node| node.address.clone()).collect();
-        config.encryption_key = Some(federation.encryption[index].clone());
+        config.encryption_keys = vec![federation.encryption[index].clone()];
         let node = TestNode::start(key.clone(), federation.genesis.clone(), config)
             .await
             .unwrap();
