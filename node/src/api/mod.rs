@@ -1,7 +1,8 @@
 //! The node's local HTTP API: what an organisation's own tools (SIEM, firewall, scripts)
 //! use to publish and to ask "do we know these values?".
 //!
-//! Every route but `/healthz` needs a bearer token from the configuration, compared in
+//! Every route but `/healthz`, `/readyz` and the OpenAPI document needs a bearer token
+//! from the configuration, compared in
 //! constant time. Errors come from one [`ApiError`] type that maps to status codes in one
 //! place: 400 for a body that is not JSON, 401 for a missing or wrong token, 413 for a body
 //! or value list over the limit, 422 for JSON that breaks a rule (it names the value and
@@ -12,6 +13,7 @@ mod exchange;
 mod guard;
 mod peers;
 mod prometheus;
+pub mod ready;
 pub mod taxii;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -40,8 +42,9 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Every route but TAXII's ([`taxii::ROUTES`]), as the OpenAPI document names it: a test
 /// keeps the two in step.
-pub const ROUTES: [&str; 15] = [
+pub const ROUTES: [&str; 16] = [
     "GET /healthz",
+    "GET /readyz",
     "GET /api/v1/openapi.json",
     "POST /api/v1/publish",
     "POST /api/v1/import/{format}",
@@ -135,6 +138,7 @@ pub fn router(state: ApiState) -> Router {
     let auth = Arc::clone(&state.auth);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready::readyz))
         .route(
             "/api/v1/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),

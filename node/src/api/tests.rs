@@ -24,6 +24,13 @@ async fn node_with(limits: ApiLimits) -> (Router, Store, tempfile::TempDir) {
 
 /// A one-member federation's node with its API state.
 async fn node_state() -> (ApiState, Store, tempfile::TempDir) {
+    let (state, store, dir, event_loop) = node_parts();
+    tokio::spawn(event_loop.run());
+    (state, store, dir)
+}
+
+/// [`node_state`] with its network event loop not started: the caller runs it, or not.
+fn node_parts() -> (ApiState, Store, tempfile::TempDir, network::EventLoop) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &Options::default()).unwrap();
     let (steward, org, node) = (
@@ -67,9 +74,8 @@ async fn node_state() -> (ApiState, Store, tempfile::TempDir) {
         ..network::Config::default()
     };
     let (client, event_loop) = network::new(config, node, store.clone(), charter).unwrap();
-    tokio::spawn(event_loop.run());
     let state = ApiState::new(store.clone(), client, vec![TOKEN.into()]);
-    (state, store, dir)
+    (state, store, dir, event_loop)
 }
 
 /// The organisation's encryption key.
@@ -111,6 +117,61 @@ const PUBLISH: &str = r#"{"tlp": "green", "items": [
      "labels": ["c2"], "context": {"threat": "QakBot"}},
     {"type": "indicator", "kind": "domain", "value": "Evil.Example.", "valid_from": 1700000000000}
 ]}"#;
+
+/// The conditions `/readyz` names as failing, and its status.
+async fn readiness(router: &Router) -> (StatusCode, Vec<String>) {
+    let (status, body) = call(router, "GET", "/readyz", None, "").await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["ready"], status == StatusCode::OK, "{body}");
+    let failing = body["failing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|failing| {
+            assert!(!failing["reason"].as_str().unwrap().is_empty(), "{body}");
+            failing["condition"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    (status, failing)
+}
+
+#[tokio::test]
+async fn a_node_whose_event_loop_does_not_answer_is_alive_but_not_ready() {
+    // The event loop is built but never run: requests to it are never answered, as with a
+    // loop stuck on something.
+    let (state, _store, _dir, event_loop) = node_parts();
+    let router = router(state);
+    let (status, body) = call(&router, "GET", "/healthz", None, "").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
+    let (status, failing) = readiness(&router).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(failing, [ready::condition::EVENT_LOOP_NOT_ANSWERING]);
+    // A loop that has stopped altogether is not ready either.
+    drop(event_loop);
+    let (status, failing) = readiness(&router).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(failing, [ready::condition::EVENT_LOOP_NOT_ANSWERING]);
+}
+
+#[tokio::test]
+async fn a_node_without_members_or_with_a_full_disk_is_not_ready() {
+    // The federation has one member: no other member's node can be connected.
+    let (router, store, _dir) = node().await;
+    let (status, failing) = readiness(&router).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(failing, [ready::condition::NO_MEMBER_CONNECTED]);
+    // The disk falls under the reserve: the store refuses writes, and says so.
+    store.set_reserve(u64::MAX);
+    let (status, failing) = readiness(&router).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        failing,
+        [
+            ready::condition::STORE_REFUSES_WRITES,
+            ready::condition::NO_MEMBER_CONNECTED
+        ]
+    );
+}
 
 #[tokio::test]
 async fn health_needs_no_token() {
