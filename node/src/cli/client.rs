@@ -98,15 +98,20 @@ pub(super) fn call(api: &ApiArgs, method: &str, path: &str, body: Option<&Json>)
     answer_of(api, response, false)
 }
 
-/// POSTs `body` as it is (a file to import) and returns the JSON answer, or the API's
-/// error message. An answer that carries an import report is returned even with an error
-/// status, so the caller can show what was refused.
-pub(super) fn call_raw(api: &ApiArgs, path: &str, body: Vec<u8>) -> Result<Json> {
+/// POSTs `body` as it is (a file to import, of `media_type`) and returns the JSON answer,
+/// or the API's error message. An answer that carries an import report is returned even
+/// with an error status, so the caller can show what was refused.
+pub(super) fn call_raw(
+    api: &ApiArgs,
+    path: &str,
+    media_type: &str,
+    body: Vec<u8>,
+) -> Result<Json> {
     let url = format!("{}{path}", api.api.trim_end_matches('/'));
     let response = agent()
         .post(&url)
         .header("Authorization", &format!("Bearer {}", api.token))
-        .header("Content-Type", "application/octet-stream")
+        .header("Content-Type", media_type)
         .send(&body[..]);
     answer_of(api, response, true)
 }
