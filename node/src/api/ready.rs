@@ -70,10 +70,7 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> Response {
     match tokio::time::timeout(EVENT_LOOP_TIMEOUT, state.client.peers()).await {
         Err(_) => failing.push(Failing {
             condition: condition::EVENT_LOOP_NOT_ANSWERING,
-            reason: format!(
-                "no answer within {} s",
-                EVENT_LOOP_TIMEOUT.as_secs_f32()
-            ),
+            reason: format!("no answer within {} s", EVENT_LOOP_TIMEOUT.as_secs_f32()),
         }),
         Ok(Err(error)) => failing.push(Failing {
             condition: condition::EVENT_LOOP_NOT_ANSWERING,

@@ -1408,7 +1408,10 @@ async fn a_hostile_page_cannot_make_a_browser_publish() {
         &router,
         "POST",
         "/api/v1/import/csv?tlp=clear",
-        &[("authorization", basic.as_str()), ("content-type", "text/csv")],
+        &[
+            ("authorization", basic.as_str()),
+            ("content-type", "text/csv"),
+        ],
         "198.51.100.66\n",
     )
     .await;
@@ -1521,7 +1524,11 @@ async fn every_write_takes_only_its_media_types_and_no_foreign_origin() {
                 ("accept", "application/taxii+json;version=2.1"),
             ];
             let (status, body) = raw(&router, method, path, &headers, "").await;
-            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path} {origin}: {body}");
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{method} {path} {origin}: {body}"
+            );
         }
     }
     // TAXII clients keep basic auth.
