@@ -4,8 +4,9 @@
 //! federation, and this route says which.
 //!
 //! The answer is 200 when every condition holds and 503 otherwise, with a JSON body naming
-//! each failing condition and why. It needs no token, as probes carry none; it tells no
-//! more than status codes an outsider could provoke would (no paths, no peer ids).
+//! each failing condition and why. It needs no token, as probes carry none, so it tells
+//! only whether writes are refused (with the free and reserved MiB when for want of
+//! space) and how many members' nodes are connected: no paths, no peer ids.
 
 use std::time::Duration;
 
