@@ -225,6 +225,81 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// The configuration file or the data directory can be read by others: the first
+    /// holds the API tokens, the second the bundles opened for this organisation (TLP:RED
+    /// among them).
+    #[error(
+        "{} can be read by others (mode {mode:o}): it holds {holds}; run: chmod {chmod} {}",
+        path.display(),
+        path.display()
+    )]
+    OpenToOthers {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// What it holds that others must not read.
+        holds: &'static str,
+        /// The mode to give it.
+        chmod: &'static str,
+    },
+    /// The data directory could not be created or looked at.
+    #[error("node.data_dir {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Refuses the configuration file at `path` if others can read it: it holds the API
+/// tokens, with which anyone may publish in the organisation's name.
+pub fn check_private_file(path: &Path) -> Result<(), ConfigError> {
+    match crate::keyfile::open_to_others(path) {
+        Ok(None) => Ok(()),
+        Ok(Some(mode)) => Err(ConfigError::OpenToOthers {
+            path: path.to_path_buf(),
+            mode,
+            holds: "the API tokens",
+            chmod: "600",
+        }),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Makes sure the data directory at `path` is its owner's alone: creates it (and any
+/// missing parents) with mode 0700 when missing, and refuses an existing one others can
+/// read, as key files are refused. Its mode is not changed behind the operator's back:
+/// they may have widened it on purpose, and the error says what to run.
+pub fn prepare_data_dir(path: &Path) -> Result<(), ConfigError> {
+    let error = |source| ConfigError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    };
+    if !path.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            builder.mode(0o700);
+        }
+        builder.create(path).map_err(error)?;
+    }
+    match crate::keyfile::open_to_others(path).map_err(error)? {
+        None => Ok(()),
+        Some(mode) => Err(ConfigError::OpenToOthers {
+            path: path.to_path_buf(),
+            mode,
+            holds: "the store, with every bundle opened for this organisation",
+            chmod: "700",
+        }),
+    }
 }
 
 /// A validated configuration, ready for `run`.
@@ -455,7 +530,8 @@ pub fn template(token: &str, api_listen: &str, listen: &str) -> String {
 # Every setting has a default; `threatmesh run` flags override this file.
 
 [node]
-# The store: everything this node accepted.
+# The store: everything this node accepted, with the sealed bundles opened for this
+# organisation. Mode 0700: the node creates it so and refuses one others can read.
 data_dir = "data"
 # The node's secret key (mode 0600). Its public half is the node's PeerId.
 key_file = "node.key"
@@ -516,7 +592,8 @@ handshake_timeout_secs = 10
 [api]
 # The local HTTP API. Keep it on loopback unless a firewall guards it.
 listen = "{api_listen}"
-# Bearer tokens for the API (at least {MIN_TOKEN_CHARS} characters each).
+# Bearer tokens for the API (at least {MIN_TOKEN_CHARS} characters each). They are why this
+# file must stay mode 0600: the node refuses to start when others can read it.
 tokens = ["{token}"]
 # Requests served at once; more are answered 503 (with Retry-After) rather than queued.
 max_concurrent_requests = 64

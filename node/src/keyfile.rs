@@ -245,24 +245,36 @@ fn read_private(path: &Path, max_bytes: u64) -> Result<String, KeyFileError> {
         path: path.to_path_buf(),
         source,
     };
-    let metadata = std::fs::metadata(path).map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = metadata.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyFileError::TooOpen {
-                path: path.to_path_buf(),
-                mode,
-            });
-        }
+    if let Some(mode) = open_to_others(path).map_err(io)? {
+        return Err(KeyFileError::TooOpen {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
+    let metadata = std::fs::metadata(path).map_err(io)?;
     if metadata.len() > max_bytes {
         return Err(KeyFileError::NotAKey {
             path: path.to_path_buf(),
         });
     }
     std::fs::read_to_string(path).map_err(io)
+}
+
+/// The permission bits of `path` (a file or a directory) when its group or others have
+/// any access to it, `None` when only its owner has. Key files, the configuration (which
+/// holds the API tokens) and the data directory (which holds opened sealed bundles) are
+/// all refused on it. Always `None` off Unix, where modes do not say who may read.
+pub fn open_to_others(path: &Path) -> std::io::Result<Option<u32>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        Ok((mode & 0o077 != 0).then_some(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).map(|_| None)
+    }
 }
 
 /// The public key of the key at `path`.

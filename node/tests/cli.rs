@@ -71,6 +71,157 @@ fn start(dir: &Path, node: &str, federation: &str, bootstrap: Option<&str>) -> N
     }
 }
 
+/// Runs `threatmesh <args>` in `dir` with the API token in the environment, which must
+/// succeed: its standard output.
+fn ok_with_token(dir: &Path, token: &str, args: &[&str]) -> String {
+    let output = Command::new(BINARY)
+        .current_dir(dir)
+        .args(args)
+        .env("THREATMESH_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "threatmesh {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Writes `token` to a new file at `path` only its owner can read.
+fn write_token_file(path: &Path, token: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    writeln!(file, "{token}").unwrap();
+}
+
+/// The permission bits of `path`.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Runs `threatmesh <args>` in `dir` under umask 022, as a login shell usually has it, so
+/// whatever the node creates without choosing its mode would be world-readable.
+fn threatmesh_umask_022(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("bash")
+        .current_dir(dir)
+        .arg("-c")
+        .arg(r#"umask 022 && exec "$@""#)
+        .arg("wrapper")
+        .arg(BINARY)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn other_local_users_cannot_read_the_token_or_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let init = threatmesh_umask_022(
+        dir,
+        &[
+            "init",
+            "--dir",
+            "n",
+            "--org-name",
+            "CERT-N",
+            "--country",
+            "NL",
+        ],
+    );
+    assert!(init.status.success(), "{init:?}");
+    let (config, data) = (dir.join("n/threatmesh.toml"), dir.join("n/data"));
+    assert_eq!(mode(&config), 0o600, "threatmesh.toml holds the API token");
+    assert_eq!(mode(&data), 0o700, "the store holds opened TLP:RED bundles");
+    for key in ["org.key", "node.key", "encryption.key"] {
+        assert_eq!(mode(&dir.join("n").join(key)), 0o600, "{key}");
+    }
+
+    // A configuration or a store others can read (an existing install, a careless copy)
+    // is refused with the command that fixes it; nothing is widened or narrowed silently.
+    let federation = "00".repeat(32);
+    let run = || {
+        let output = threatmesh_umask_022(
+            dir,
+            &[
+                "run",
+                "--config",
+                "n/threatmesh.toml",
+                "--federation",
+                &federation,
+            ],
+        );
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    chmod(&config, 0o644);
+    let refused = run();
+    assert!(
+        refused.contains(&format!("chmod 600 {}", "n/threatmesh.toml")),
+        "{refused}"
+    );
+    chmod(&config, 0o600);
+    chmod(&data, 0o755);
+    let refused = run();
+    assert!(refused.contains("chmod 700"), "{refused}");
+    assert!(refused.contains("n/data"), "{refused}");
+    assert_eq!(mode(&data), 0o755, "the operator's mode is left alone");
+    // Private again, the node goes on to the next thing it lacks (the genesis charter).
+    chmod(&data, 0o700);
+    let next = run();
+    assert!(!next.contains("chmod"), "{next}");
+    assert!(next.contains("charter_file"), "{next}");
+    // A missing data directory is created private, whatever the umask.
+    std::fs::remove_dir_all(&data).unwrap();
+    let next = run();
+    assert!(next.contains("charter_file"), "{next}");
+    assert_eq!(mode(&data), 0o700);
+
+    // A token file others can read is refused too, before anything is sent.
+    std::fs::write(dir.join("open.token"), "x".repeat(32)).unwrap();
+    chmod(&dir.join("open.token"), 0o644);
+    let status = threatmesh(
+        dir,
+        &[
+            "status",
+            "--api",
+            "http://127.0.0.1:9",
+            "--token-file",
+            "open.token",
+        ],
+    );
+    assert!(!status.status.success());
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(stderr.contains("chmod 600 open.token"), "{stderr}");
+    // No token at all: the error says where one goes.
+    let status = Command::new(BINARY)
+        .current_dir(dir)
+        .args(["status", "--api", "http://127.0.0.1:9"])
+        .env_remove("THREATMESH_TOKEN")
+        .env_remove("THREATMESH_TOKEN_FILE")
+        .output()
+        .unwrap();
+    assert!(!status.status.success());
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        stderr.contains("--token-file") && stderr.contains("THREATMESH_TOKEN"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn two_nodes_share_what_one_publishes() {
     let dir = tempfile::tempdir().unwrap();
@@ -187,23 +338,32 @@ fn two_nodes_share_what_one_publishes() {
         "# C2 servers\n198.51.100[.]7\nhxxp://evil[.]example/gate.php\n",
     )
     .unwrap();
+    // The token from a file only its owner reads, or from the environment: never on the
+    // command line, where `ps` shows it to every local user.
+    write_token_file(&dir.join("a.token"), &a.token);
     let published = ok(
         dir,
         &[
-            "publish", "--api", &a.api, "--token", &a.token, "--tlp", "green", "list.txt",
+            "publish",
+            "--api",
+            &a.api,
+            "--token-file",
+            "a.token",
+            "--tlp",
+            "green",
+            "list.txt",
         ],
     );
     assert!(published.contains("published in 1 entry"), "{published}");
 
     let answer = wait_for("node b to know the published values", TIMEOUT, || {
-        let output = ok(
+        let output = ok_with_token(
             dir,
+            &b.token,
             &[
                 "query",
                 "--api",
                 &b.api,
-                "--token",
-                &b.token,
                 "198.51.100.7",
                 "http://evil.example/gate.php",
             ],
@@ -213,7 +373,7 @@ fn two_nodes_share_what_one_publishes() {
     assert!(answer.contains("active"), "{answer}");
 
     // Export: every entry node b holds, one JSON object per line.
-    let exported = ok(dir, &["export", "--api", &b.api, "--token", &b.token]);
+    let exported = ok_with_token(dir, &b.token, &["export", "--api", &b.api]);
     let lines: Vec<serde_json::Value> = exported
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
@@ -240,9 +400,12 @@ fn two_nodes_share_what_one_publishes() {
         ],
     );
     assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("401"), "{refused:?}");
+    // --token still works for old scripts, with a warning that says what to use.
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("401"),
-        "{refused:?}"
+        stderr.contains("--token is deprecated") && stderr.contains("--token-file"),
+        "{stderr}"
     );
 
     // The stewards admit a third organisation; node a gets the new charter and shares it.
@@ -277,15 +440,14 @@ fn two_nodes_share_what_one_publishes() {
         dir,
         &["charter", "verify", "v2.json", "--previous", "genesis.json"],
     );
-    let pushed = ok(
+    let pushed = ok_with_token(
         dir,
-        &[
-            "charter", "push", "--api", &a.api, "--token", &a.token, "v2.json",
-        ],
+        &a.token,
+        &["charter", "push", "--api", &a.api, "v2.json"],
     );
     assert!(pushed.contains("version 2"), "{pushed}");
     wait_for("node b to apply version 2", TIMEOUT, || {
-        let status = ok(dir, &["status", "--api", &b.api, "--token", &b.token]);
+        let status = ok_with_token(dir, &b.token, &["status", "--api", &b.api]);
         status.contains("\"charter_version\": 2").then_some(())
     });
     // Pushing it again, or the genesis, changes nothing and says why.
@@ -296,8 +458,8 @@ fn two_nodes_share_what_one_publishes() {
             "push",
             "--api",
             &a.api,
-            "--token",
-            &a.token,
+            "--token-file",
+            "a.token",
             "genesis.json",
         ],
     );

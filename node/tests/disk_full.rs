@@ -83,11 +83,12 @@ impl Node {
                     .replace("reserve_mib = 256", &format!("reserve_mib = {reserve_mib}"));
                 std::fs::write(&config, text).unwrap();
                 std::fs::create_dir_all(mount).unwrap();
-                // No --fork: bash, then the node, keep the pid `unshare` started with.
+                // No --fork: bash, then the node, keep the pid `unshare` started with. The
+                // tmpfs is the data directory: mode 0700, or the node refuses it.
                 let mut command = Command::new("unshare");
                 command
                     .args(["--mount", "--propagation", "private", "--", "bash", "-c"])
-                    .arg(r#"mount -t tmpfs -o "size=$1m" threatmesh-test "$2" && shift 2 && exec "$@""#)
+                    .arg(r#"mount -t tmpfs -o "size=$1m,mode=0700" threatmesh-test "$2" && shift 2 && exec "$@""#)
                     .arg("wrapper")
                     .arg(size_mib.to_string())
                     .arg(mount);

@@ -7,6 +7,14 @@
 //! 429, with `Retry-After`, for everything it asks until that window ends, even with a
 //! right token: guessing tokens then costs a window per `max_failures` guesses. Windows
 //! are kept for at most [`MAX_CLIENTS`] addresses; ended windows go first, then the oldest.
+//!
+//! Browsers are kept out of it: a hostile page can make a browser send requests to the
+//! API (with basic credentials it cached for `/taxii2/`), but a browser always names the
+//! page's origin in `Origin` on such requests, and a form can only send a few media types.
+//! So a request whose `Origin` is not the API's own is refused 403 ([`foreign_origin`]),
+//! and every write must say it carries what its route reads ([`refused_media_type`]),
+//! 415 otherwise. Tools that are not browsers (curl, the CLI, TAXII clients) send no
+//! `Origin` and are not affected.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,6 +22,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::http::{HeaderMap, header};
 use tokio::time::Instant;
 
 /// Most client addresses with a failure window at once.
@@ -60,6 +69,8 @@ pub(crate) struct AuthLimiter {
     wrong: AtomicU64,
     throttled: AtomicU64,
     overloaded: AtomicU64,
+    foreign_origin: AtomicU64,
+    media_type: AtomicU64,
 }
 
 /// The API's counters at one moment.
@@ -73,6 +84,10 @@ pub(crate) struct ApiCounters {
     pub(crate) auth_throttled: u64,
     /// Requests refused 503 because too many were being served.
     pub(crate) overloaded: u64,
+    /// Requests refused 403 because they came from another origin's page.
+    pub(crate) foreign_origin: u64,
+    /// Writes refused 415 because of their media type.
+    pub(crate) media_type: u64,
 }
 
 /// Why an authentication failed.
@@ -94,6 +109,8 @@ impl AuthLimiter {
             wrong: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             overloaded: AtomicU64::new(0),
+            foreign_origin: AtomicU64::new(0),
+            media_type: AtomicU64::new(0),
         }
     }
 
@@ -161,6 +178,16 @@ impl AuthLimiter {
         self.overloaded.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a request refused for its `Origin`.
+    pub(crate) fn foreign_origin(&self) {
+        self.foreign_origin.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a write refused for its media type.
+    pub(crate) fn refused_media_type(&self) {
+        self.media_type.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counters now.
     pub(crate) fn counters(&self) -> ApiCounters {
         ApiCounters {
@@ -168,6 +195,8 @@ impl AuthLimiter {
             auth_wrong: self.wrong.load(Ordering::Relaxed),
             auth_throttled: self.throttled.load(Ordering::Relaxed),
             overloaded: self.overloaded.load(Ordering::Relaxed),
+            foreign_origin: self.foreign_origin.load(Ordering::Relaxed),
+            media_type: self.media_type.load(Ordering::Relaxed),
         }
     }
 
@@ -176,6 +205,69 @@ impl AuthLimiter {
     fn tracked(&self) -> usize {
         self.clients().len()
     }
+}
+
+/// The `Origin` of a request from another site's page, if it is one: an `Origin` header
+/// that is not `http://` or `https://` followed by the request's own `Host`. `null` (a
+/// sandboxed or local page) is foreign too. Requests without `Origin` are not browsers'
+/// cross-site requests: modern browsers send it on every cross-origin request and every
+/// POST, PUT and DELETE.
+pub(crate) fn foreign_origin(headers: &HeaderMap) -> Option<String> {
+    let origin = headers.get(header::ORIGIN)?;
+    let Ok(origin) = origin.to_str() else {
+        return Some(String::from_utf8_lossy(origin.as_bytes()).into_owned());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or_default();
+    let own = !host.is_empty()
+        && ["http://", "https://"].iter().any(|scheme| {
+            origin
+                .strip_prefix(scheme)
+                .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+        });
+    (!own).then(|| origin.to_owned())
+}
+
+/// The media types a write to `path` may carry, or `None` when `path` takes no body this
+/// check knows of (TAXII negotiates its own; an unknown import format is answered 404).
+fn accepted_media_types(path: &str) -> Option<&'static [&'static str]> {
+    match path.strip_prefix("/api/v1/import/") {
+        Some("stix") => Some(&["application/stix+json", "application/json"]),
+        Some("misp") => Some(&["application/json"]),
+        Some("csv") => Some(&["text/csv"]),
+        Some(_) => None,
+        None if path.starts_with("/api/v1/") => Some(&["application/json"]),
+        None => None,
+    }
+}
+
+/// Why a write to `path` with `headers` is refused for its media type, if it is: the
+/// `Content-Type` (its parameters aside) must be one the route reads. A missing one is
+/// refused too, since a browser may send a body without one without asking first.
+pub(crate) fn refused_media_type(path: &str, headers: &HeaderMap) -> Option<String> {
+    let accepted = accepted_media_types(path)?;
+    let sent = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let essence = sent.split(';').next().unwrap_or_default().trim();
+    if accepted
+        .iter()
+        .any(|media_type| essence.eq_ignore_ascii_case(media_type))
+    {
+        return None;
+    }
+    let shown = if sent.is_empty() {
+        "no Content-Type".to_owned()
+    } else {
+        format!("Content-Type {sent:?}")
+    };
+    Some(format!(
+        "{path} takes {}, not {shown}",
+        accepted.join(" or ")
+    ))
 }
 
 #[cfg(test)]

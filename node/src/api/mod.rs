@@ -1,17 +1,20 @@
 //! The node's local HTTP API: what an organisation's own tools (SIEM, firewall, scripts)
 //! use to publish and to ask "do we know these values?".
 //!
-//! Every route but `/healthz` needs a bearer token from the configuration, compared in
+//! Every route but `/healthz`, `/readyz` and the OpenAPI document needs a bearer token
+//! from the configuration (TAXII's also take it as a basic-auth password), compared in
 //! constant time. Errors come from one [`ApiError`] type that maps to status codes in one
-//! place: 400 for a body that is not JSON, 401 for a missing or wrong token, 413 for a body
-//! or value list over the limit, 422 for JSON that breaks a rule (it names the value and
-//! why), 500/503 for the node's own failures. The API depends on the store and the
+//! place: 400 for a body that is not JSON, 401 for a missing or wrong token, 403 for a
+//! request from another origin's page, 413 for a body or value list over the limit, 415
+//! for a write of the wrong media type, 422 for JSON that breaks a rule (it names the value
+//! and why), 500/503 for the node's own failures. The API depends on the store and the
 //! network [`Client`] only.
 
 mod exchange;
 mod guard;
 mod peers;
 mod prometheus;
+pub mod ready;
 pub mod taxii;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -40,8 +43,9 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Every route but TAXII's ([`taxii::ROUTES`]), as the OpenAPI document names it: a test
 /// keeps the two in step.
-pub const ROUTES: [&str; 15] = [
+pub const ROUTES: [&str; 16] = [
     "GET /healthz",
+    "GET /readyz",
     "GET /api/v1/openapi.json",
     "POST /api/v1/publish",
     "POST /api/v1/import/{format}",
@@ -133,14 +137,21 @@ pub fn router(state: ApiState) -> Router {
         state.limits.max_concurrent_requests.max(1),
     ));
     let auth = Arc::clone(&state.auth);
+    let screen = Arc::clone(&state.auth);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready::readyz))
         .route(
             "/api/v1/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .merge(protected)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Before authentication: a hostile page's request is refused without counting
+        // against the client's failure window.
+        .layer(axum::middleware::from_fn(move |request, next| {
+            screen_browsers(Arc::clone(&screen), request, next)
+        }))
         .layer(axum::middleware::from_fn(move |request, next| {
             limit_concurrency(Arc::clone(&permits), Arc::clone(&auth), request, next)
         }))
@@ -167,6 +178,38 @@ async fn limit_concurrency(
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         return response;
     };
+    next.run(request).await
+}
+
+/// Refuses what only a browser led by another site's page sends: a request whose
+/// `Origin` is not the API's own (403), and a write whose media type is not one its route
+/// reads (415; a form can send only `application/x-www-form-urlencoded`,
+/// `multipart/form-data` and `text/plain` without the browser asking first). See
+/// [`guard`].
+async fn screen_browsers(
+    counters: Arc<guard::AuthLimiter>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let taxii = request.uri().path().starts_with(taxii::DISCOVERY_PATH);
+    if let Some(origin) = guard::foreign_origin(request.headers()) {
+        counters.foreign_origin();
+        let message = format!(
+            "requests from another origin's page ({origin:?}) are refused: the API serves \
+             the organisation's own tools, which send no Origin"
+        );
+        return if taxii {
+            taxii::TaxiiError::new(StatusCode::FORBIDDEN, "Forbidden", message).into_response()
+        } else {
+            ApiError::new(StatusCode::FORBIDDEN, message).into_response()
+        };
+    }
+    if request.method() == axum::http::Method::POST
+        && let Some(reason) = guard::refused_media_type(request.uri().path(), request.headers())
+    {
+        counters.refused_media_type();
+        return ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason).into_response();
+    }
     next.run(request).await
 }
 
@@ -324,11 +367,30 @@ async fn authenticate(
         state.auth.failed(client, failure, now);
         answer(StatusCode::UNAUTHORIZED, "Unauthorized", message.to_owned())
     };
-    let Some(presented) = presented_token(&headers) else {
-        return refuse(
-            guard::Failure::Missing,
-            "missing credentials: send a bearer token, or basic auth with the token as password",
-        );
+    let presented = match presented_token(&headers) {
+        Some(Presented::Bearer(token)) => token,
+        // TAXII clients speak basic auth. Elsewhere it is refused: a browser sends basic
+        // credentials it cached on its own, a bearer token only when a script of the
+        // page adds it.
+        Some(Presented::Basic(token)) if taxii => token,
+        Some(Presented::Basic(_)) => {
+            return refuse(
+                guard::Failure::Missing,
+                "basic auth is taken on /taxii2/ only: send Authorization: Bearer <token>",
+            );
+        }
+        None if taxii => {
+            return refuse(
+                guard::Failure::Missing,
+                "missing credentials: send a bearer token, or basic auth with the token as password",
+            );
+        }
+        None => {
+            return refuse(
+                guard::Failure::Missing,
+                "missing credentials: send a bearer token (Authorization: Bearer <token>)",
+            );
+        }
     };
     // Compare with every token, in constant time, so timing tells nothing about them.
     let known = state
@@ -346,14 +408,22 @@ async fn authenticate(
     next.run(request).await
 }
 
-/// The token a request presents: `Bearer <token>`, or `Basic` credentials whose password
-/// is the token (TAXII clients speak basic auth; the user name is not checked).
-fn presented_token(headers: &HeaderMap) -> Option<String> {
+/// A token as a request presents it.
+enum Presented {
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// `Basic` credentials whose password is the token (TAXII clients speak basic auth;
+    /// the user name is not checked).
+    Basic(String),
+}
+
+/// The token a request presents, if any can be read.
+fn presented_token(headers: &HeaderMap) -> Option<Presented> {
     use base64::Engine as _;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, credentials) = value.split_once(' ')?;
     if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(credentials.trim().to_owned());
+        return Some(Presented::Bearer(credentials.trim().to_owned()));
     }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
@@ -361,7 +431,7 @@ fn presented_token(headers: &HeaderMap) -> Option<String> {
             .ok()?;
         let decoded = String::from_utf8(decoded).ok()?;
         let (_user, password) = decoded.split_once(':')?;
-        return Some(password.to_owned());
+        return Some(Presented::Basic(password.to_owned()));
     }
     None
 }

@@ -290,6 +290,16 @@ pub(super) fn render(
         &one(api.auth_throttled),
     );
     metric(
+        "api_browser_refused_total",
+        "counter",
+        "API requests refused as a browser led by another site sends them: 403 for an Origin \
+         not the API's own, 415 for a write of a media type its route does not read.",
+        &[
+            ("{reason=\"foreign-origin\"}".to_owned(), api.foreign_origin),
+            ("{reason=\"media-type\"}".to_owned(), api.media_type),
+        ],
+    );
+    metric(
         "api_overloaded_total",
         "counter",
         "API requests refused 503 because the most allowed were being served.",

@@ -24,6 +24,13 @@ async fn node_with(limits: ApiLimits) -> (Router, Store, tempfile::TempDir) {
 
 /// A one-member federation's node with its API state.
 async fn node_state() -> (ApiState, Store, tempfile::TempDir) {
+    let (state, store, dir, event_loop) = node_parts();
+    tokio::spawn(event_loop.run());
+    (state, store, dir)
+}
+
+/// [`node_state`] with its network event loop not started: the caller runs it, or not.
+fn node_parts() -> (ApiState, Store, tempfile::TempDir, network::EventLoop) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &Options::default()).unwrap();
     let (steward, org, node) = (
@@ -67,9 +74,8 @@ async fn node_state() -> (ApiState, Store, tempfile::TempDir) {
         ..network::Config::default()
     };
     let (client, event_loop) = network::new(config, node, store.clone(), charter).unwrap();
-    tokio::spawn(event_loop.run());
     let state = ApiState::new(store.clone(), client, vec![TOKEN.into()]);
-    (state, store, dir)
+    (state, store, dir, event_loop)
 }
 
 /// The organisation's encryption key.
@@ -111,6 +117,61 @@ const PUBLISH: &str = r#"{"tlp": "green", "items": [
      "labels": ["c2"], "context": {"threat": "QakBot"}},
     {"type": "indicator", "kind": "domain", "value": "Evil.Example.", "valid_from": 1700000000000}
 ]}"#;
+
+/// The conditions `/readyz` names as failing, and its status.
+async fn readiness(router: &Router) -> (StatusCode, Vec<String>) {
+    let (status, body) = call(router, "GET", "/readyz", None, "").await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["ready"], status == StatusCode::OK, "{body}");
+    let failing = body["failing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|failing| {
+            assert!(!failing["reason"].as_str().unwrap().is_empty(), "{body}");
+            failing["condition"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    (status, failing)
+}
+
+#[tokio::test]
+async fn a_node_whose_event_loop_does_not_answer_is_alive_but_not_ready() {
+    // The event loop is built but never run: requests to it are never answered, as with a
+    // loop stuck on something.
+    let (state, _store, _dir, event_loop) = node_parts();
+    let router = router(state);
+    let (status, body) = call(&router, "GET", "/healthz", None, "").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
+    let (status, failing) = readiness(&router).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(failing, [ready::condition::EVENT_LOOP_NOT_ANSWERING]);
+    // A loop that has stopped altogether is not ready either.
+    drop(event_loop);
+    let (status, failing) = readiness(&router).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(failing, [ready::condition::EVENT_LOOP_NOT_ANSWERING]);
+}
+
+#[tokio::test]
+async fn a_node_without_members_or_with_a_full_disk_is_not_ready() {
+    // The federation has one member: no other member's node can be connected.
+    let (router, store, _dir) = node().await;
+    let (status, failing) = readiness(&router).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(failing, [ready::condition::NO_MEMBER_CONNECTED]);
+    // The disk falls under the reserve: the store refuses writes, and says so.
+    store.set_reserve(u64::MAX);
+    let (status, failing) = readiness(&router).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        failing,
+        [
+            ready::condition::STORE_REFUSES_WRITES,
+            ready::condition::NO_MEMBER_CONNECTED
+        ]
+    );
+}
 
 #[tokio::test]
 async fn health_needs_no_token() {
@@ -1273,4 +1334,215 @@ async fn requests_over_the_concurrency_cap_get_503_at_once() {
     let (status, metrics) = call(&router, "GET", "/metrics", Some(TOKEN), "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(sample(&metrics, "threatmesh_api_overloaded_total").unwrap() >= 1);
+}
+
+/// A request as a browser sends it: `headers` as given, the body as it is.
+async fn raw(
+    router: &Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, String) {
+    let mut request = HttpRequest::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(HttpBody::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn basic_auth(password: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("analyst:{password}"))
+    )
+}
+
+#[tokio::test]
+async fn a_hostile_page_cannot_make_a_browser_publish() {
+    // The analyst's browser once opened /taxii2/ and keeps the basic credentials for the
+    // node; a page on another site then posts a form to the import route. The browser adds
+    // the cached credentials and, as for every cross-site POST, the page's Origin.
+    let (router, store, _dir) = node().await;
+    let basic = basic_auth(TOKEN);
+    let form = [
+        ("host", "127.0.0.1:8080"),
+        ("origin", "https://attacker.example"),
+        ("authorization", basic.as_str()),
+        ("content-type", "text/plain"),
+    ];
+    let (status, body) = raw(
+        &router,
+        "POST",
+        "/api/v1/import/csv?tlp=clear",
+        &form,
+        "198.51.100.66\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("another origin"), "{body}");
+    // Without the Origin (an older browser, a privacy extension stripping it), the form's
+    // media type and the cached basic credentials are refused each on their own.
+    let (status, body) = raw(
+        &router,
+        "POST",
+        "/api/v1/import/csv?tlp=clear",
+        &form[..1]
+            .iter()
+            .chain(&form[2..])
+            .copied()
+            .collect::<Vec<_>>(),
+        "198.51.100.66\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    let (status, body) = raw(
+        &router,
+        "POST",
+        "/api/v1/import/csv?tlp=clear",
+        &[
+            ("authorization", basic.as_str()),
+            ("content-type", "text/csv"),
+        ],
+        "198.51.100.66\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("Bearer"), "{body}");
+    assert_eq!(store.stats().unwrap().entries, 0, "nothing was published");
+
+    // The organisation's own tools still import: bearer token, the file's media type, no
+    // Origin (or the API's own).
+    let bearer = format!("Bearer {TOKEN}");
+    for origin in [None, Some("http://127.0.0.1:8080")] {
+        let mut headers = vec![
+            ("host", "127.0.0.1:8080"),
+            ("authorization", bearer.as_str()),
+            ("content-type", "text/csv; charset=utf-8"),
+        ];
+        headers.extend(origin.map(|origin| ("origin", origin)));
+        let (status, body) = raw(
+            &router,
+            "POST",
+            "/api/v1/import/csv?tlp=clear",
+            &headers,
+            "198.51.100.66\n",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{origin:?}: {body}");
+    }
+    assert!(store.stats().unwrap().entries > 0);
+    let (_, metrics) = call(&router, "GET", "/metrics", Some(TOKEN), "").await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "threatmesh_api_browser_refused_total{reason=\"foreign-origin\"}"
+        ),
+        Some(1),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "threatmesh_api_browser_refused_total{reason=\"media-type\"}"
+        ),
+        Some(1),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn every_write_takes_only_its_media_types_and_no_foreign_origin() {
+    let (router, _store, _dir) = node().await;
+    let bearer = format!("Bearer {TOKEN}");
+    // What a form (or a script without asking the server first) can send.
+    let simple = [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ];
+    let writes: [(&str, &[&str]); 7] = [
+        ("/api/v1/publish", &["application/json"]),
+        ("/api/v1/lookup", &["application/json"]),
+        ("/api/v1/charter", &["application/json"]),
+        ("/api/v1/peers/blocked", &["application/json"]),
+        (
+            "/api/v1/import/stix",
+            &["application/stix+json;version=2.1", "application/json"],
+        ),
+        ("/api/v1/import/misp", &["application/json"]),
+        ("/api/v1/import/csv", &["text/csv"]),
+    ];
+    for (path, accepted) in writes {
+        for media_type in simple {
+            let mut headers = vec![("authorization", bearer.as_str())];
+            headers.extend(media_type.map(|media_type| ("content-type", media_type)));
+            let (status, body) = raw(&router, "POST", path, &headers, "{}").await;
+            assert_eq!(
+                status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{path} {media_type:?}: {body}"
+            );
+        }
+        for media_type in accepted {
+            let headers = [
+                ("authorization", bearer.as_str()),
+                ("content-type", *media_type),
+            ];
+            // The body is not what the route wants; the media type is, so the answer
+            // is about the body.
+            let (status, body) = raw(&router, "POST", path, &headers, "{").await;
+            assert_ne!(
+                status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{path} {media_type}: {body}"
+            );
+        }
+    }
+    // A foreign Origin is refused on every route, reads and deletes too, TAXII's as well.
+    let peer = peer_id(9);
+    let unblock = format!("/api/v1/peers/blocked/{peer}");
+    for (method, path) in [
+        ("GET", "/api/v1/status"),
+        ("DELETE", unblock.as_str()),
+        ("GET", "/taxii2/"),
+    ] {
+        for origin in ["http://attacker.example", "null", "http://127.0.0.1:8081"] {
+            let headers = [
+                ("host", "127.0.0.1:8080"),
+                ("origin", origin),
+                ("authorization", bearer.as_str()),
+                ("accept", "application/taxii+json;version=2.1"),
+            ];
+            let (status, body) = raw(&router, method, path, &headers, "").await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{method} {path} {origin}: {body}"
+            );
+        }
+    }
+    // TAXII clients keep basic auth.
+    let basic = basic_auth(TOKEN);
+    let (status, body) = raw(
+        &router,
+        "GET",
+        "/taxii2/",
+        &[
+            ("authorization", basic.as_str()),
+            ("accept", "application/taxii+json;version=2.1"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

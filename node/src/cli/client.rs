@@ -7,14 +7,85 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use serde_json::{Value as Json, json};
 
+/// The environment variable the API token is taken from when no `--token-file` is given.
+pub(super) const TOKEN_ENV: &str = "THREATMESH_TOKEN";
+
+/// Longest token file read: a token is tens of characters.
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
 #[derive(Debug, Args)]
 pub(super) struct ApiArgs {
     /// The node's API.
     #[arg(long, env = "THREATMESH_API", default_value = "http://127.0.0.1:8080")]
     api: String,
-    /// A bearer token from the node's configuration.
-    #[arg(long, env = "THREATMESH_TOKEN", hide_env_values = true)]
-    token: String,
+    /// A file holding a bearer token from the node's configuration (api.tokens), readable
+    /// by its owner only. Without it the token is taken from the THREATMESH_TOKEN
+    /// environment variable.
+    #[arg(long, env = "THREATMESH_TOKEN_FILE", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// Deprecated: every local user sees a token given here (`ps`). Use --token-file or
+    /// THREATMESH_TOKEN.
+    #[arg(long)]
+    token: Option<String>,
+    /// The token, once found (a command may call the API many times).
+    #[arg(skip)]
+    resolved: std::sync::OnceLock<Result<String, String>>,
+}
+
+impl ApiArgs {
+    /// The bearer token: from `--token-file`, else the deprecated `--token` (with a
+    /// warning), else `THREATMESH_TOKEN`.
+    fn token(&self) -> Result<&str> {
+        self.resolved
+            .get_or_init(|| self.find_token().map_err(|error| format!("{error:#}")))
+            .as_deref()
+            .map_err(|error| anyhow::anyhow!("{error}"))
+    }
+
+    fn find_token(&self) -> Result<String> {
+        if let Some(path) = &self.token_file {
+            return read_token_file(path);
+        }
+        if let Some(token) = &self.token {
+            eprintln!(
+                "warning: --token is deprecated: other local users can read it in the process \
+                 list. Use --token-file FILE or the {TOKEN_ENV} environment variable."
+            );
+            return Ok(token.clone());
+        }
+        match std::env::var(TOKEN_ENV) {
+            Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
+            _ => bail!(
+                "no API token: pass --token-file FILE (a file holding one of api.tokens of the \
+                 node's threatmesh.toml, mode 0600) or set {TOKEN_ENV}"
+            ),
+        }
+    }
+}
+
+/// The token in the file at `path`, refused if others can read it (as key files are).
+fn read_token_file(path: &std::path::Path) -> Result<String> {
+    let shown = path.display();
+    if let Some(mode) = crate::keyfile::open_to_others(path)
+        .with_context(|| format!("reading the token file {shown}"))?
+    {
+        bail!("token file {shown} can be read by others (mode {mode:o}); run: chmod 600 {shown}");
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(MAX_TOKEN_FILE_BYTES + 1)
+                .read_to_string(&mut text)
+        })
+        .with_context(|| format!("reading the token file {shown}"))?;
+    if text.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        bail!("token file {shown} is over {MAX_TOKEN_FILE_BYTES} bytes: it holds no token");
+    }
+    let token = text.trim();
+    if token.is_empty() {
+        bail!("token file {shown} is empty");
+    }
+    Ok(token.to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -86,7 +157,7 @@ fn agent() -> ureq::Agent {
 /// Sends a request and returns the JSON answer, or the API's error message.
 pub(super) fn call(api: &ApiArgs, method: &str, path: &str, body: Option<&Json>) -> Result<Json> {
     let url = format!("{}{path}", api.api.trim_end_matches('/'));
-    let auth = format!("Bearer {}", api.token);
+    let auth = format!("Bearer {}", api.token()?);
     let agent = agent();
     let response = match (method, body) {
         ("POST", Some(body)) => agent
@@ -98,15 +169,15 @@ pub(super) fn call(api: &ApiArgs, method: &str, path: &str, body: Option<&Json>)
     answer_of(api, response, false)
 }
 
-/// POSTs `body` as it is (a file to import) and returns the JSON answer, or the API's
-/// error message. An answer that carries an import report is returned even with an error
-/// status, so the caller can show what was refused.
-pub(super) fn call_raw(api: &ApiArgs, path: &str, body: Vec<u8>) -> Result<Json> {
+/// POSTs `body` as it is (a file to import, of `media_type`) and returns the JSON answer,
+/// or the API's error message. An answer that carries an import report is returned even
+/// with an error status, so the caller can show what was refused.
+pub(super) fn call_raw(api: &ApiArgs, path: &str, media_type: &str, body: Vec<u8>) -> Result<Json> {
     let url = format!("{}{path}", api.api.trim_end_matches('/'));
     let response = agent()
         .post(&url)
-        .header("Authorization", &format!("Bearer {}", api.token))
-        .header("Content-Type", "application/octet-stream")
+        .header("Authorization", &format!("Bearer {}", api.token()?))
+        .header("Content-Type", media_type)
         .send(&body[..]);
     answer_of(api, response, true)
 }

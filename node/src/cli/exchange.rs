@@ -37,6 +37,15 @@ impl FileFormat {
             FileFormat::Csv => "csv",
         }
     }
+
+    /// The media type the node takes this format's files as.
+    fn media_type(self) -> &'static str {
+        match self {
+            FileFormat::Stix => "application/stix+json",
+            FileFormat::Misp => "application/json",
+            FileFormat::Csv => "text/csv",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -106,7 +115,7 @@ pub(super) fn import(args: &ImportArgs) -> Result<()> {
         query.push(format!("header={header}"));
     }
     let path = format!("/api/v1/import/{}?{}", args.format.name(), query.join("&"));
-    let answer = call_raw(&args.api, &path, bytes)?;
+    let answer = call_raw(&args.api, &path, args.format.media_type(), bytes)?;
     print_report(&answer);
     // Scripts must see a failure when the node refused to publish part of the file.
     let refused = answer["not_published"].as_array().map_or(0, Vec::len);

@@ -157,6 +157,25 @@ pub(super) fn key(command: &KeyCommand) -> Result<()> {
     Ok(())
 }
 
+/// Writes `text` to a new file at `path` that only its owner can read: created so, not
+/// narrowed after, so no moment exists when others could open it.
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 pub(super) fn run(args: &InitArgs) -> Result<()> {
     // The one-step setup: with a root key at hand, the name and country it certifies.
     let one_step = match (&args.org_name, &args.country) {
@@ -240,12 +259,11 @@ pub(super) fn run(args: &InitArgs) -> Result<()> {
     };
     let mut token = [0u8; 24];
     getrandom::fill(&mut token).context("no randomness from the operating system")?;
-    std::fs::write(
+    write_private(
         &config_path,
-        config::template(&hex_encode(&token), &args.api_listen, &args.listen),
-    )
-    .with_context(|| format!("writing {}", config_path.display()))?;
-    std::fs::create_dir_all(args.dir.join("data"))?;
+        &config::template(&hex_encode(&token), &args.api_listen, &args.listen),
+    )?;
+    config::prepare_data_dir(&args.dir.join("data"))?;
 
     if let (Some(member), Some((name, _))) = (&member, one_step) {
         out!("organisation {name} ({})", member.org);
@@ -271,7 +289,8 @@ pub(super) fn run(args: &InitArgs) -> Result<()> {
             org::REQUEST
         );
     }
-    out!("  threatmesh.toml  the node's configuration (holds the API token)");
+    out!("  threatmesh.toml  the node's configuration (holds the API token; mode 0600)");
+    out!("  data/            the store (mode 0700: it holds the bundles opened for you)");
     out!();
     if member.is_none() {
         out!(

@@ -50,6 +50,7 @@ struct Endpoints {
 
 pub(super) fn run(args: RunArgs) -> Result<()> {
     let mut config = Config::load(&args.config)?;
+    crate::config::check_private_file(&args.config)?;
     if let Some(federation) = args.federation {
         config.node.federation = Some(federation);
     }
@@ -69,6 +70,7 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
     }
     let base = args.config.parent().unwrap_or(Path::new(".")).to_path_buf();
     let config = config.validate(&base)?;
+    crate::config::prepare_data_dir(&config.data_dir)?;
     init_logging(config.json_logs, &config.log_level)?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -814,6 +814,24 @@ impl Store {
         self.inner.reserve.store(bytes, Ordering::Relaxed);
     }
 
+    /// Why the store would refuse a write now, if it would: for a readiness probe, which
+    /// must neither count a refusal nor start a reopen as [`Store::writable`] may.
+    pub fn write_refusal(&self) -> Option<String> {
+        if self.inner.poisoned.load(Ordering::SeqCst) {
+            return Some(
+                "a write failed: writes are refused until the store reopens from disk".into(),
+            );
+        }
+        match self.free_and_reserve() {
+            Some((free, reserve)) if free < reserve => Some(format!(
+                "disk full: {} MiB free, under the reserve of {} MiB",
+                free / MIB,
+                reserve / MIB
+            )),
+            _ => None,
+        }
+    }
+
     /// Free space and write health, for status and metrics.
     pub fn space(&self) -> Space {
         Space {
