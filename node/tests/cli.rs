@@ -130,25 +130,30 @@ fn threatmesh_umask_022(dir: &Path, args: &[&str]) -> std::process::Output {
 fn other_local_users_cannot_read_the_token_or_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let init = threatmesh_umask_022(
+    let init = threatmesh_umask_022(dir, &["init", "--dir", "n"]);
+    assert!(init.status.success(), "{init:?}");
+    let (config, data) = (dir.join("n/threatmesh.toml"), dir.join("n/data"));
+    assert_eq!(mode(&config), 0o600, "threatmesh.toml holds the API token");
+    assert_eq!(mode(&data), 0o700, "the store holds opened TLP:RED bundles");
+    for key in ["node.key", "encryption.key"] {
+        assert_eq!(mode(&dir.join("n").join(key)), 0o600, "{key}");
+    }
+    // The organisation's root key, made where it is kept, is private there too.
+    let org = threatmesh_umask_022(
         dir,
         &[
+            "org",
             "init",
             "--dir",
-            "n",
+            "o",
             "--org-name",
             "CERT-N",
             "--country",
             "NL",
         ],
     );
-    assert!(init.status.success(), "{init:?}");
-    let (config, data) = (dir.join("n/threatmesh.toml"), dir.join("n/data"));
-    assert_eq!(mode(&config), 0o600, "threatmesh.toml holds the API token");
-    assert_eq!(mode(&data), 0o700, "the store holds opened TLP:RED bundles");
-    for key in ["org.key", "node.key", "encryption.key"] {
-        assert_eq!(mode(&dir.join("n").join(key)), 0o600, "{key}");
-    }
+    assert!(org.status.success(), "{org:?}");
+    assert_eq!(mode(&dir.join("o/org.key")), 0o600, "org.key");
 
     // A configuration or a store others can read (an existing install, a careless copy)
     // is refused with the command that fixes it; nothing is widened or narrowed silently.
