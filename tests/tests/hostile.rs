@@ -1224,3 +1224,102 @@ async fn member_advertising_a_feed_it_does_not_serve_is_struck_and_another_peer_
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_that_spends_its_burst_then_reconnects_is_still_throttled() {
+    const BURST: u32 = 20;
+    let mut config = test_config();
+    // No refill: what the member spends stays spent, however slow the machine is.
+    config.peer_messages_per_sec = 0;
+    config.peer_message_burst = BURST;
+    // Member 1 runs no node: the reconnecting peer holds its key.
+    let net = TestNet::start_some(2, 1, config).await.unwrap();
+    let victim = &net.nodes[0];
+    let key = net.federation.nodes[1].clone();
+    let entries = chain(&net, &key, 2 * BURST, now());
+    let (first, second) = entries.split_at(BURST as usize);
+
+    let mut member = RawPeer::new(&key, net.federation.id()).unwrap();
+    member.connect(victim).await.unwrap();
+    for entry in first {
+        member.publish(entry.payload().to_vec()).unwrap();
+    }
+    member
+        .drive_while_waiting_for("the first burst to be stored", || {
+            first.iter().all(|entry| victim.has(&entry.id()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(victim.client.metrics().throttled_messages, 0);
+
+    // Away and back with a new connection: the burst is not given again.
+    drop(member);
+    wait_for("the victim to see the member gone", || async {
+        victim.client.peers().await.unwrap_or_default().is_empty()
+    })
+    .await
+    .unwrap();
+    let mut member = RawPeer::new(&key, net.federation.id()).unwrap();
+    member.connect(victim).await.unwrap();
+    for entry in second {
+        member.publish(entry.payload().to_vec()).unwrap();
+    }
+    member
+        .drive_while_waiting_for(
+            "every message of the second burst to be accounted for",
+            || {
+                let metrics = victim.client.metrics();
+                metrics.throttled_messages + metrics.accepted >= u64::from(2 * BURST)
+            },
+        )
+        .await
+        .unwrap();
+    let metrics = victim.client.metrics();
+    assert_eq!(metrics.throttled_messages, u64::from(BURST), "{metrics:?}");
+    assert!(second.iter().all(|entry| !victim.has(&entry.id())));
+    // Sending too much is not misbehaviour.
+    assert_eq!(metrics.peers_banned, 0);
+    assert!(member.is_connected(&victim.client.peer_id()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_sending_entries_from_the_future_pays_for_them_with_its_author_rate() {
+    const HOURS_3: u64 = 3 * 3_600_000;
+    const BURST: u32 = 5;
+    const SENT: u32 = 15;
+    let mut config = test_config();
+    // No refill, so the count does not depend on how fast the machine is.
+    config.author_messages_per_sec = 0;
+    config.author_message_burst = BURST;
+    let net = TestNet::start_some(2, 1, config).await.unwrap();
+    let victim = &net.nodes[0];
+    let key = net.federation.nodes[1].clone();
+    let mut member = RawPeer::new(&key, net.federation.id()).unwrap();
+    member.connect(victim).await.unwrap();
+
+    // Validly signed, three hours ahead: each one the node checks costs it a decode and a
+    // signature check, and is never stored. One at a time, each judged before the next.
+    let ahead = chain(&net, &key, SENT, Timestamp(now().0 + HOURS_3));
+    for (sent, entry) in (1u64..).zip(&ahead) {
+        member.publish(entry.payload().to_vec()).unwrap();
+        member
+            .drive_while_waiting_for("the entry to be refused or throttled", || {
+                let metrics = victim.client.metrics();
+                metrics.rejected(Rejection::FromTheFuture) + metrics.throttled_author_messages
+                    == sent
+            })
+            .await
+            .unwrap();
+    }
+    let metrics = victim.client.metrics();
+    assert_eq!(
+        metrics.rejected(Rejection::FromTheFuture),
+        u64::from(BURST),
+        "only the author's burst is checked: {metrics:?}"
+    );
+    assert_eq!(metrics.throttled_author_messages, u64::from(SENT - BURST));
+    assert!(ahead.iter().all(|entry| !victim.has(&entry.id())));
+    // The clocks may be the node's fault: still nobody is banned.
+    assert_eq!(metrics.peers_banned, 0);
+    assert!(member.is_connected(&victim.client.peer_id()));
+}

@@ -32,7 +32,7 @@ use super::codec::{SyncRequest, is_frame_too_large};
 use super::ingest::{Acceptance, Job, Verdict};
 use super::ip_limits::{IpLimitConfig, IpOverLimit};
 use super::limits::GossipLimits;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Rejection};
 use super::peer_book::{PeerAction, PeerBook};
 use super::sync_planner::{SyncAction, SyncPlanner};
 use super::{BlockReason, BlockedPeer, ClientError, Command, Config, NetworkError};
@@ -335,6 +335,8 @@ impl EventLoop {
                 info!(peer = %peer_id, address = %endpoint.get_remote_address(), "peer connected");
                 let dialled = self.dials.remove(&connection_id);
                 if num_established.get() == 1 {
+                    // A member back from a disconnection finds the rate it left.
+                    self.limits.wake(&peer_id);
                     self.peer_book
                         .connected(peer_id, dialled.as_ref(), Instant::now());
                     self.planner.connected(peer_id);
@@ -352,7 +354,8 @@ impl EventLoop {
             } => {
                 // Its requests in flight end with an OutboundFailure, which frees their feeds.
                 info!(peer = %peer_id, cause = ?cause, "peer disconnected");
-                self.limits.forget(&peer_id);
+                // Kept for a while: reconnecting must not refill a peer's burst.
+                self.limits.rest(peer_id, Instant::now());
                 self.peer_book.disconnected(&peer_id);
                 self.planner.disconnected(&peer_id);
             }
@@ -514,7 +517,12 @@ impl EventLoop {
                 charter_behind,
                 reserved,
             } => {
+                // An entry refused as from the future was signed by the author its header
+                // names (its signature is checked first): its author pays for it as for a
+                // stored one, or a member could make every node check such entries
+                // forever at no cost to its own rate.
                 if acceptance != Acceptance::Accept
+                    && acceptance != Acceptance::Reject(Rejection::FromTheFuture)
                     && let Some((author, bytes)) = reserved
                 {
                     self.refund_author(Some(author), bytes);
