@@ -1323,3 +1323,57 @@ async fn member_sending_entries_from_the_future_pays_for_them_with_its_author_ra
     assert_eq!(metrics.peers_banned, 0);
     assert!(member.is_connected(&victim.client.peer_id()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_serving_a_page_of_entries_from_the_future_costs_one_signature_check() {
+    use threatmesh_protocol::reconcile::{KeyRange, Part};
+    use threatmesh_protocol::wire::{Request, Response};
+    use threatmesh_tests::RawSyncPeer;
+
+    const HOURS_3: u64 = 3 * 3_600_000;
+    const PAGE: u32 = 40;
+    // Member 1 runs no node: the hostile peer holds its key.
+    let net = TestNet::start_some(2, 1, test_config()).await.unwrap();
+    let victim = &net.nodes[0];
+    let key = net.federation.nodes[1].clone();
+    // Its own feed, validly signed, three hours ahead: never stored, so it can serve the
+    // same page at every reconciliation.
+    let ahead = chain(&net, &key, PAGE, Timestamp(now().0 + HOURS_3));
+    let head = ahead.last().unwrap().head();
+    let page: Vec<Vec<u8>> = ahead.iter().map(|entry| entry.payload().to_vec()).collect();
+    let charter = (1, net.federation.genesis.id());
+    let mut hostile = RawSyncPeer::answering(&key, move |request| {
+        let response = match wire::decode(request, wire::MAX_MESSAGE_BYTES) {
+            Ok(Message::Request(Request::Reconcile { .. })) => Response::Reconcile {
+                charter_version: charter.0,
+                charter_id: charter.1,
+                parts: vec![Part::Heads {
+                    range: KeyRange::ALL,
+                    heads: vec![head],
+                }],
+            },
+            Ok(Message::Request(Request::Range { .. })) => Response::Range {
+                entries: page.clone(),
+                more: false,
+            },
+            _ => Response::Refused("no".into()),
+        };
+        wire::encode(&Message::Response(response))
+    })
+    .unwrap();
+    hostile.connect(victim).await.unwrap();
+    hostile
+        .drive_while_waiting_for("the page to be refused", || {
+            victim.client.metrics().rejected(Rejection::FromTheFuture) == u64::from(PAGE)
+        })
+        .await
+        .unwrap();
+    let metrics = victim.client.metrics();
+    // Entries that went through the checks (the ingest histogram counts each one).
+    let checked: u64 = metrics.ingest_buckets.iter().sum();
+    assert_eq!(checked, 1, "one entry checked in full: {metrics:?}");
+    assert_eq!(victim.store.stats().unwrap().entries, 0);
+    // The clocks may be the node's fault: nobody is blamed.
+    assert_eq!(metrics.peers_banned, 0);
+    assert_eq!(metrics.sync_failures, 0);
+}

@@ -231,11 +231,30 @@ impl Checker {
                     .now()
                     .0
                     .saturating_sub(REGOSSIP_WITHIN_MS);
+                // The first entry of a page from the future is checked in full (a forgery
+                // is blamed, and a signed one is evidence about this node's clock); the
+                // later ones that claim the future too are refused on their header alone.
+                // Such entries are never stored, so a member could otherwise serve the
+                // same page of them at every reconciliation, each entry costing a decode
+                // and a signature check, without blame.
+                let mut future_seen = false;
+                let future = self.clock.clock().now().saturating_add(self.clock_skew);
                 for payload in payloads {
-                    let fresh = EntryHeader::peek(&payload)
-                        .is_ok_and(|header| header.created.0 >= recent)
+                    let header = EntryHeader::peek(&payload).ok();
+                    let claims_future = header.is_some_and(|header| {
+                        header.author == author && header.seq <= to_seq && header.created > future
+                    });
+                    if future_seen && claims_future {
+                        self.metrics.rejected(Rejection::FromTheFuture);
+                        continue;
+                    }
+                    let fresh = header
+                        .is_some_and(|header| header.created.0 >= recent)
                         .then(|| payload.clone());
                     let checked = self.check_entry(payload, Some((author, to_seq)), &mut || {});
+                    if checked.acceptance == Acceptance::Reject(Rejection::FromTheFuture) {
+                        future_seen = true;
+                    }
                     if checked.acceptance == Acceptance::Accept {
                         stored += 1;
                         regossip.extend(fresh);
