@@ -24,7 +24,7 @@ use threatmesh_protocol::wire::{self, Request, Response};
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent, NON_READER_SCORE, Settings};
 use super::clock::ClockWatch;
@@ -1171,10 +1171,15 @@ impl EventLoop {
     fn apply_read_role(&mut self, peer: PeerId) -> bool {
         let reads = self.may_read(&peer);
         let score = if reads { 0.0 } else { NON_READER_SCORE };
-        self.swarm
+        let scored = self
+            .swarm
             .behaviour_mut()
             .gossipsub
             .set_application_score(&peer, score);
+        if !scored {
+            // gossipsub knows every connected peer; without a score it would send to it.
+            error!(%peer, "gossipsub has no score for a connected peer");
+        }
         if reads {
             self.non_readers.remove(&peer);
         } else {
@@ -1188,7 +1193,15 @@ impl EventLoop {
     /// peer with a low score in the mesh until its next heartbeat, and forwards to it until
     /// then. It may connect again at once, and is then sent nothing.
     fn apply_read_roles(&mut self) {
-        if !self.may_read(self.swarm.local_peer_id()) {
+        let own = PublicKey::from_peer_id_bytes(&self.swarm.local_peer_id().to_bytes());
+        let own_reads = own.and_then(|own| {
+            let charter = self.charter.borrow();
+            charter
+                .charter()
+                .node(&own)
+                .map(|(member, _)| member.roles.read)
+        });
+        if own_reads == Some(false) {
             info!("this node's organisation may not read: it publishes, and is sent charters only");
         }
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
