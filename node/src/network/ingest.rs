@@ -18,7 +18,9 @@
 //! in between loses entries it forwarded; its feed heads are then behind its peers', and
 //! sync fetches them again. A sync page is reported only once all of it is on disk, with
 //! one flush for the whole page: it is not forwarded, so nothing waits for it, and the
-//! next page is asked for only after that verdict.
+//! next page is asked for only after that verdict. In a page, only the first entry from
+//! the future has its signature checked; later ones of the same feed that claim the
+//! future too are refused on their header, so a page of them costs one check.
 //!
 //! A sealed entry passes the same checks (relays verify it without reading it). If this
 //! node's organisation holds a slot and the node has its encryption key, the entry is
