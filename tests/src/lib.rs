@@ -461,6 +461,8 @@ pub fn raw_swarm<B: libp2p::swarm::NetworkBehaviour>(
 pub struct RawPeer {
     swarm: libp2p::Swarm<libp2p::gossipsub::Behaviour>,
     topic: libp2p::gossipsub::IdentTopic,
+    /// The payloads of the gossip messages it received so far, in order.
+    pub received: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RawPeer {
@@ -510,7 +512,11 @@ impl RawPeer {
         let mut swarm = raw_swarm(key, behaviour)?;
         let topic = gossipsub::IdentTopic::new(format!("/threatmesh/{federation}/1"));
         swarm.behaviour_mut().subscribe(&topic)?;
-        Ok(RawPeer { swarm, topic })
+        Ok(RawPeer {
+            swarm,
+            topic,
+            received: Vec::new(),
+        })
     }
 
     /// Dials `node` and drives the swarm until the node has subscribed us to its mesh
@@ -578,6 +584,7 @@ impl RawPeer {
             let event = tokio::time::timeout_at(deadline, next_event(&mut self.swarm))
                 .await
                 .map_err(|_| anyhow::anyhow!("timed out after {TIMEOUT:?} waiting for {what}"))?;
+            self.note(&event);
             if done(&event) {
                 return Ok(());
             }
@@ -598,8 +605,11 @@ impl RawPeer {
             if tokio::time::Instant::now() >= deadline {
                 bail!("timed out after {TIMEOUT:?} waiting for {what}");
             }
-            let _ =
-                tokio::time::timeout(Duration::from_millis(20), next_event(&mut self.swarm)).await;
+            if let Ok(event) =
+                tokio::time::timeout(Duration::from_millis(20), next_event(&mut self.swarm)).await
+            {
+                self.note(&event);
+            }
         }
         Ok(())
     }
@@ -609,10 +619,22 @@ impl RawPeer {
         use futures_lite_select::next_event;
         let _ = tokio::time::timeout(duration, async {
             loop {
-                next_event(&mut self.swarm).await;
+                let event = next_event(&mut self.swarm).await;
+                self.note(&event);
             }
         })
         .await;
+    }
+
+    /// Keeps the payload of a gossip message received.
+    fn note(&mut self, event: &libp2p::swarm::SwarmEvent<libp2p::gossipsub::Event>) {
+        if let libp2p::swarm::SwarmEvent::Behaviour(libp2p::gossipsub::Event::Message {
+            message,
+            ..
+        }) = event
+        {
+            self.received.push(message.data.clone());
+        }
     }
 }
 

@@ -1224,3 +1224,156 @@ async fn member_advertising_a_feed_it_does_not_serve_is_struck_and_another_peer_
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_that_spends_its_burst_then_reconnects_is_still_throttled() {
+    const BURST: u32 = 20;
+    let mut config = test_config();
+    // No refill: what the member spends stays spent, however slow the machine is.
+    config.peer_messages_per_sec = 0;
+    config.peer_message_burst = BURST;
+    // Member 1 runs no node: the reconnecting peer holds its key.
+    let net = TestNet::start_some(2, 1, config).await.unwrap();
+    let victim = &net.nodes[0];
+    let key = net.federation.nodes[1].clone();
+    let entries = chain(&net, &key, 2 * BURST, now());
+    let (first, second) = entries.split_at(BURST as usize);
+
+    let mut member = RawPeer::new(&key, net.federation.id()).unwrap();
+    member.connect(victim).await.unwrap();
+    for entry in first {
+        member.publish(entry.payload().to_vec()).unwrap();
+    }
+    member
+        .drive_while_waiting_for("the first burst to be stored", || {
+            first.iter().all(|entry| victim.has(&entry.id()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(victim.client.metrics().throttled_messages, 0);
+
+    // Away and back with a new connection: the burst is not given again.
+    drop(member);
+    wait_for("the victim to see the member gone", || async {
+        victim.client.peers().await.unwrap_or_default().is_empty()
+    })
+    .await
+    .unwrap();
+    let mut member = RawPeer::new(&key, net.federation.id()).unwrap();
+    member.connect(victim).await.unwrap();
+    for entry in second {
+        member.publish(entry.payload().to_vec()).unwrap();
+    }
+    member
+        .drive_while_waiting_for(
+            "every message of the second burst to be accounted for",
+            || {
+                let metrics = victim.client.metrics();
+                metrics.throttled_messages + metrics.accepted >= u64::from(2 * BURST)
+            },
+        )
+        .await
+        .unwrap();
+    let metrics = victim.client.metrics();
+    assert_eq!(metrics.throttled_messages, u64::from(BURST), "{metrics:?}");
+    assert!(second.iter().all(|entry| !victim.has(&entry.id())));
+    // Sending too much is not misbehaviour.
+    assert_eq!(metrics.peers_banned, 0);
+    assert!(member.is_connected(&victim.client.peer_id()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_sending_entries_from_the_future_pays_for_them_with_its_author_rate() {
+    const HOURS_3: u64 = 3 * 3_600_000;
+    const BURST: u32 = 5;
+    const SENT: u32 = 15;
+    let mut config = test_config();
+    // No refill, so the count does not depend on how fast the machine is.
+    config.author_messages_per_sec = 0;
+    config.author_message_burst = BURST;
+    let net = TestNet::start_some(2, 1, config).await.unwrap();
+    let victim = &net.nodes[0];
+    let key = net.federation.nodes[1].clone();
+    let mut member = RawPeer::new(&key, net.federation.id()).unwrap();
+    member.connect(victim).await.unwrap();
+
+    // Validly signed, three hours ahead: each one the node checks costs it a decode and a
+    // signature check, and is never stored. One at a time, each judged before the next.
+    let ahead = chain(&net, &key, SENT, Timestamp(now().0 + HOURS_3));
+    for (sent, entry) in (1u64..).zip(&ahead) {
+        member.publish(entry.payload().to_vec()).unwrap();
+        member
+            .drive_while_waiting_for("the entry to be refused or throttled", || {
+                let metrics = victim.client.metrics();
+                metrics.rejected(Rejection::FromTheFuture) + metrics.throttled_author_messages
+                    == sent
+            })
+            .await
+            .unwrap();
+    }
+    let metrics = victim.client.metrics();
+    assert_eq!(
+        metrics.rejected(Rejection::FromTheFuture),
+        u64::from(BURST),
+        "only the author's burst is checked: {metrics:?}"
+    );
+    assert_eq!(metrics.throttled_author_messages, u64::from(SENT - BURST));
+    assert!(ahead.iter().all(|entry| !victim.has(&entry.id())));
+    // The clocks may be the node's fault: still nobody is banned.
+    assert_eq!(metrics.peers_banned, 0);
+    assert!(member.is_connected(&victim.client.peer_id()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_serving_a_page_of_entries_from_the_future_costs_one_signature_check() {
+    use threatmesh_protocol::reconcile::{KeyRange, Part};
+    use threatmesh_protocol::wire::{Request, Response};
+    use threatmesh_tests::RawSyncPeer;
+
+    const HOURS_3: u64 = 3 * 3_600_000;
+    const PAGE: u32 = 40;
+    // Member 1 runs no node: the hostile peer holds its key.
+    let net = TestNet::start_some(2, 1, test_config()).await.unwrap();
+    let victim = &net.nodes[0];
+    let key = net.federation.nodes[1].clone();
+    // Its own feed, validly signed, three hours ahead: never stored, so it can serve the
+    // same page at every reconciliation.
+    let ahead = chain(&net, &key, PAGE, Timestamp(now().0 + HOURS_3));
+    let head = ahead.last().unwrap().head();
+    let page: Vec<Vec<u8>> = ahead.iter().map(|entry| entry.payload().to_vec()).collect();
+    let charter = (1, net.federation.genesis.id());
+    let mut hostile = RawSyncPeer::answering(&key, move |request| {
+        let response = match wire::decode(request, wire::MAX_MESSAGE_BYTES) {
+            Ok(Message::Request(Request::Reconcile { .. })) => Response::Reconcile {
+                charter_version: charter.0,
+                charter_id: charter.1,
+                parts: vec![Part::Heads {
+                    range: KeyRange::ALL,
+                    heads: vec![head],
+                }],
+            },
+            Ok(Message::Request(Request::Range { .. })) => Response::Range {
+                entries: page.clone(),
+                more: false,
+            },
+            _ => Response::Refused("no".into()),
+        };
+        wire::encode(&Message::Response(response))
+    })
+    .unwrap();
+    hostile.connect(victim).await.unwrap();
+    hostile
+        .drive_while_waiting_for("the page to be refused", || {
+            victim.client.metrics().rejected(Rejection::FromTheFuture) == u64::from(PAGE)
+        })
+        .await
+        .unwrap();
+    let metrics = victim.client.metrics();
+    // Entries that went through the checks (the ingest histogram counts each one).
+    let checked: u64 = metrics.ingest_buckets.iter().sum();
+    assert_eq!(checked, 1, "one entry checked in full: {metrics:?}");
+    assert_eq!(victim.store.stats().unwrap().entries, 0);
+    // The clocks may be the node's fault: nobody is blamed.
+    assert_eq!(metrics.peers_banned, 0);
+    assert_eq!(metrics.sync_failures, 0);
+}

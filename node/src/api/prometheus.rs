@@ -168,6 +168,14 @@ pub(super) fn render(
         ],
     );
     metric(
+        "sync_withheld_total",
+        "counter",
+        "Sync requests from members that may not read (roles.read false), answered without \
+         entries or feed heads: heads and range requests refused, reconcile requests \
+         answered with the charter in force only.",
+        &one(network.sync_withheld),
+    );
+    metric(
         "reconcile_requests_total",
         "counter",
         "Reconcile requests sent to peers (anti-entropy rounds and their narrowing steps).",

@@ -29,7 +29,9 @@ pub(super) enum CharterCommand {
         /// Signatures needed (a majority of the stewards).
         #[arg(long, default_value_t = 1)]
         threshold: u16,
-        /// A member file written by `threatmesh init`. Repeat for each.
+        /// A member file written by `threatmesh init`. Repeat for each. Its `roles` say
+        /// what the member may do: `publish`, and `read` (false: its nodes publish but are
+        /// sent no entries, only charters; see docs/PROTOCOL.md, "Roles").
         #[arg(long = "member")]
         members: Vec<PathBuf>,
         /// Where to write the proposal.
@@ -41,7 +43,9 @@ pub(super) enum CharterCommand {
         /// The charter in force.
         #[arg(long)]
         current: PathBuf,
-        /// The member file.
+        /// The member file (its `roles`: `publish`, and `read`, false for a member that
+        /// publishes but is sent no entries; a connected node of a member that loses
+        /// `read` is disconnected and then sent nothing).
         #[arg(long)]
         member: PathBuf,
         /// Where to write the proposal.

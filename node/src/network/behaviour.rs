@@ -5,7 +5,9 @@
 //! connection time, so nobody else
 //! receives a byte of federation data. Gossipsub carries entries and charters on one topic
 //! per federation, with its own signing off (entries carry their own signatures) and every
-//! message validated by the node before it is forwarded.
+//! message validated by the node before it is forwarded. A peer whose organisation may
+//! not read gets nothing from gossipsub (see [`NON_READER_SCORE`]), while what it
+//! publishes is taken as from anyone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +39,18 @@ const MESH_OUTBOUND_MIN: usize = 2;
 /// `GOSSIP_FACTOR` of them): lazy repair for what the mesh missed.
 const GOSSIP_LAZY: usize = 6;
 const GOSSIP_FACTOR: f64 = 0.25;
+
+/// The gossipsub application score of a peer whose organisation may not read (the
+/// charter's `roles.read` is false). Peer scores are used for this alone (every other
+/// weight is zero, so every other peer scores 0 and gossips as before): below
+/// [`PUBLISH_THRESHOLD`] nothing is published or forwarded to the peer, below
+/// [`GOSSIP_THRESHOLD`] it is told no message ids and its IWANTs go unanswered, below 0 it
+/// is kept out of the mesh (its GRAFTs are answered with PRUNE), and above
+/// [`GRAYLIST_THRESHOLD`] what it publishes is still taken: a publish-only member publishes.
+pub(crate) const NON_READER_SCORE: f64 = -60.0;
+const GOSSIP_THRESHOLD: f64 = -10.0;
+const PUBLISH_THRESHOLD: f64 = -50.0;
+const GRAYLIST_THRESHOLD: f64 = -80.0;
 
 /// Connections still in their handshake. Outsiders can open these (the allow list can
 /// only refuse once the handshake names the peer), so they are capped, in all and (in
@@ -104,8 +118,28 @@ impl Behaviour {
             // The message id is the entry id: SHA-256 of the payload.
             .message_id_fn(|message| gossipsub::MessageId::new(&Hash::of(&message.data).0))
             .build()?;
-        let gossipsub =
+        let mut gossipsub =
             gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossipsub_config)?;
+        // Scores only carry the read role (see `NON_READER_SCORE`): no topic scores, and no
+        // penalty for shared addresses (a testnet runs every node on one), broken IWANT
+        // promises or slow peers, so that honest peers keep a score of 0 and the mesh
+        // behaves as it does without scores.
+        let score_params = gossipsub::PeerScoreParams {
+            app_specific_weight: 1.0,
+            ip_colocation_factor_weight: 0.0,
+            behaviour_penalty_weight: 0.0,
+            slow_peer_weight: 0.0,
+            ..gossipsub::PeerScoreParams::default()
+        };
+        let score_thresholds = gossipsub::PeerScoreThresholds {
+            gossip_threshold: GOSSIP_THRESHOLD,
+            publish_threshold: PUBLISH_THRESHOLD,
+            graylist_threshold: GRAYLIST_THRESHOLD,
+            // Peer exchange is off; no opportunistic grafting (every reader scores 0).
+            accept_px_threshold: 0.0,
+            opportunistic_graft_threshold: 0.0,
+        };
+        gossipsub.with_peer_score(score_params, score_thresholds)?;
         let sync = request_response::Behaviour::with_codec(
             SyncCodec::new(Arc::clone(&settings.metrics.sync)),
             [(PROTOCOL, request_response::ProtocolSupport::Full)],

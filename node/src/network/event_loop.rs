@@ -24,15 +24,15 @@ use threatmesh_protocol::wire::{self, Request, Response};
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use super::behaviour::{Behaviour, BehaviourEvent, Settings};
+use super::behaviour::{Behaviour, BehaviourEvent, NON_READER_SCORE, Settings};
 use super::clock::ClockWatch;
 use super::codec::{SyncRequest, is_frame_too_large};
 use super::ingest::{Acceptance, Job, Verdict};
 use super::ip_limits::{IpLimitConfig, IpOverLimit};
 use super::limits::GossipLimits;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Rejection};
 use super::peer_book::{PeerAction, PeerBook};
 use super::sync_planner::{SyncAction, SyncPlanner};
 use super::{BlockReason, BlockedPeer, ClientError, Command, Config, NetworkError};
@@ -47,6 +47,9 @@ const ANSWER_CAP: usize = 64;
 /// Sync requests being answered at once, across all peers: each may read a page of up to
 /// `MAX_RANGE_BYTES` from the store.
 const ANSWERS_IN_FLIGHT: usize = 8;
+
+/// Why a sync request from a member that may not read is refused.
+const NOT_A_READER: &str = "this member may not read (roles.read is false in the charter)";
 
 /// A sync fetch in flight: one range of one feed.
 #[derive(Debug, Clone, Copy)]
@@ -101,8 +104,11 @@ pub struct EventLoop {
     dials: HashMap<ConnectionId, Multiaddr>,
     /// Anti-entropy: whom to reconcile with, and what to ask.
     planner: SyncPlanner,
-    /// Per-peer gossip rate limits (connected peers only).
+    /// Per-peer gossip rate limits (connected peers, and for a while those gone).
     limits: GossipLimits<PeerId>,
+    /// Connected peers whose organisation may not read: gossipsub sends them nothing and
+    /// sync answers them no entries nor heads.
+    non_readers: HashSet<PeerId>,
     /// Per-author gossip rate limits (authors named by admitted entries; those the
     /// charter no longer certifies are dropped when it is applied).
     author_limits: GossipLimits<PublicKey>,
@@ -212,6 +218,7 @@ impl EventLoop {
                 config.peer_bytes_per_sec,
                 config.peer_byte_burst,
             ),
+            non_readers: HashSet::new(),
             author_limits: GossipLimits::new(
                 config.author_messages_per_sec,
                 config.author_message_burst,
@@ -335,6 +342,10 @@ impl EventLoop {
                 info!(peer = %peer_id, address = %endpoint.get_remote_address(), "peer connected");
                 let dialled = self.dials.remove(&connection_id);
                 if num_established.get() == 1 {
+                    // A member back from a disconnection finds the rate it left.
+                    self.limits.wake(&peer_id);
+                    // Before anything can be sent to it: the peer has not subscribed yet.
+                    self.apply_read_role(peer_id);
                     self.peer_book
                         .connected(peer_id, dialled.as_ref(), Instant::now());
                     self.planner.connected(peer_id);
@@ -352,7 +363,9 @@ impl EventLoop {
             } => {
                 // Its requests in flight end with an OutboundFailure, which frees their feeds.
                 info!(peer = %peer_id, cause = ?cause, "peer disconnected");
-                self.limits.forget(&peer_id);
+                // Kept for a while: reconnecting must not refill a peer's burst.
+                self.limits.rest(peer_id, Instant::now());
+                self.non_readers.remove(&peer_id);
                 self.peer_book.disconnected(&peer_id);
                 self.planner.disconnected(&peer_id);
             }
@@ -514,7 +527,12 @@ impl EventLoop {
                 charter_behind,
                 reserved,
             } => {
+                // An entry refused as from the future was signed by the author its header
+                // names (its signature is checked first): its author pays for it as for a
+                // stored one, or a member could make every node check such entries
+                // forever at no cost to its own rate.
                 if acceptance != Acceptance::Accept
+                    && acceptance != Acceptance::Reject(Rejection::FromTheFuture)
                     && let Some((author, bytes)) = reserved
                 {
                     self.refund_author(Some(author), bytes);
@@ -676,6 +694,10 @@ impl EventLoop {
     /// reads. At most `ANSWERS_IN_FLIGHT` are computed at once; beyond that the request is
     /// refused (the peer asks again at its next round).
     fn answer(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
+        if let Some(withheld) = self.withhold_from_non_reader(&peer, &request) {
+            self.send_answer(peer, channel, withheld);
+            return;
+        }
         let Ok(permit) = Arc::clone(&self.answer_permits).try_acquire_owned() else {
             self.metrics.queue_full();
             let busy = Response::Refused("busy".into());
@@ -692,6 +714,32 @@ impl EventLoop {
             // The loop is gone only when the node is shutting down.
             let _ = answers.blocking_send((peer, channel, response));
         });
+    }
+
+    /// The answer to a sync request from a peer whose organisation may not read, when the
+    /// request would reveal entries or feed heads: `Heads` and `Range` are refused, and a
+    /// `Reconcile` is answered as if the two were in step, with the charter in force only
+    /// (so a publish-only node still learns of newer charters and asks for them). `None`
+    /// for readers, and for what anyone may have: charters.
+    fn withhold_from_non_reader(&self, peer: &PeerId, request: &Request) -> Option<Response> {
+        if !self.non_readers.contains(peer) {
+            return None;
+        }
+        let charter = self.charter.borrow();
+        let withheld = match request {
+            Request::Reconcile { federation, .. } if *federation == charter.federation() => {
+                Response::Reconcile {
+                    charter_version: charter.charter().version,
+                    charter_id: charter.id(),
+                    parts: Vec::new(),
+                }
+            }
+            Request::Heads { .. } | Request::Range { .. } => Response::Refused(NOT_A_READER.into()),
+            Request::Reconcile { .. } | Request::Charters { .. } => return None,
+        };
+        debug!(%peer, "sync request from a member that may not read: no entries, no heads");
+        self.metrics.sync_withheld();
+        Some(withheld)
     }
 
     /// Sends an answer read off the loop. A reconcile answer that differs means one of the
@@ -1054,6 +1102,7 @@ impl EventLoop {
     /// node that lost that is disconnected at once.
     fn apply_charter(&mut self, charter: &SignedCharter) {
         self.refresh_allow_list(charter);
+        self.apply_read_roles();
         self.plan_addresses(charter);
         self.clock
             .retain(|org| charter.charter().member(org).is_some());
@@ -1100,6 +1149,68 @@ impl EventLoop {
         self.peer_book.set_members(members);
         for peer in allowed {
             self.swarm.behaviour_mut().allowed.allow_peer(peer);
+        }
+    }
+
+    /// Whether the charter in force lets `peer`'s organisation read: be sent entries.
+    fn may_read(&self, peer: &PeerId) -> bool {
+        let Some(node) = PublicKey::from_peer_id_bytes(&peer.to_bytes()) else {
+            return false;
+        };
+        self.charter
+            .borrow()
+            .charter()
+            .node(&node)
+            .is_some_and(|(member, _)| member.roles.read)
+    }
+
+    /// Tells gossipsub whether `peer` (connected) may be sent entries, from the charter in
+    /// force: a peer that may not read scores [`NON_READER_SCORE`], below which gossipsub
+    /// neither publishes, forwards nor gossips to it, nor takes it into the mesh. Returns
+    /// whether it may read.
+    fn apply_read_role(&mut self, peer: PeerId) -> bool {
+        let reads = self.may_read(&peer);
+        let score = if reads { 0.0 } else { NON_READER_SCORE };
+        let scored = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .set_application_score(&peer, score);
+        if !scored {
+            // gossipsub knows every connected peer; without a score it would send to it.
+            error!(%peer, "gossipsub has no score for a connected peer");
+        }
+        if reads {
+            self.non_readers.remove(&peer);
+        } else {
+            self.non_readers.insert(peer);
+        }
+        reads
+    }
+
+    /// [`EventLoop::apply_read_role`] for every connected peer, after a newer charter. A
+    /// peer that could read and may no longer is disconnected too: gossipsub leaves a mesh
+    /// peer with a low score in the mesh until its next heartbeat, and forwards to it until
+    /// then. It may connect again at once, and is then sent nothing.
+    fn apply_read_roles(&mut self) {
+        let own = PublicKey::from_peer_id_bytes(&self.swarm.local_peer_id().to_bytes());
+        let own_reads = own.and_then(|own| {
+            let charter = self.charter.borrow();
+            charter
+                .charter()
+                .node(&own)
+                .map(|(member, _)| member.roles.read)
+        });
+        if own_reads == Some(false) {
+            info!("this node's organisation may not read: it publishes, and is sent charters only");
+        }
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in connected {
+            let could_read = !self.non_readers.contains(&peer);
+            if !self.apply_read_role(peer) && could_read {
+                info!(%peer, "its organisation may no longer read: disconnecting");
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
         }
     }
 

@@ -18,7 +18,9 @@
 //! in between loses entries it forwarded; its feed heads are then behind its peers', and
 //! sync fetches them again. A sync page is reported only once all of it is on disk, with
 //! one flush for the whole page: it is not forwarded, so nothing waits for it, and the
-//! next page is asked for only after that verdict.
+//! next page is asked for only after that verdict. In a page, only the first entry from
+//! the future has its signature checked; later ones of the same feed that claim the
+//! future too are refused on their header, so a page of them costs one check.
 //!
 //! A sealed entry passes the same checks (relays verify it without reading it). If this
 //! node's organisation holds a slot and the node has its encryption key, the entry is
@@ -258,11 +260,30 @@ impl Checker {
                     .now()
                     .0
                     .saturating_sub(REGOSSIP_WITHIN_MS);
+                // The first entry of a page from the future is checked in full (a forgery
+                // is blamed, and a signed one is evidence about this node's clock); the
+                // later ones that claim the future too are refused on their header alone.
+                // Such entries are never stored, so a member could otherwise serve the
+                // same page of them at every reconciliation, each entry costing a decode
+                // and a signature check, without blame.
+                let mut future_seen = false;
+                let future = self.clock.clock().now().saturating_add(self.clock_skew);
                 for payload in payloads {
-                    let fresh = EntryHeader::peek(&payload)
-                        .is_ok_and(|header| header.created.0 >= recent)
+                    let header = EntryHeader::peek(&payload).ok();
+                    let claims_future = header.is_some_and(|header| {
+                        header.author == author && header.seq <= to_seq && header.created > future
+                    });
+                    if future_seen && claims_future {
+                        self.metrics.rejected(Rejection::FromTheFuture);
+                        continue;
+                    }
+                    let fresh = header
+                        .is_some_and(|header| header.created.0 >= recent)
                         .then(|| payload.clone());
                     let checked = self.check_entry(payload, Some((author, to_seq)), &mut || {});
+                    if checked.acceptance == Acceptance::Reject(Rejection::FromTheFuture) {
+                        future_seen = true;
+                    }
                     if checked.acceptance == Acceptance::Accept {
                         stored += 1;
                         regossip.extend(fresh);

@@ -10,22 +10,42 @@
 //! others' entries. The author named in the header is not verified yet when its tokens are
 //! taken, so they are given back unless the entry is stored: a forged header, a replay or
 //! a refused entry costs the author it names nothing once checked, and a forger is blamed
-//! and banned as for any forgery. (Tokens are taken up front, not when the entry is
+//! and banned as for any forgery. The one exception is an entry refused as from the
+//! future: its signature is checked before it is refused, so its author did sign it, and
+//! keeps paying for it (such entries are never stored, so they would otherwise cost every
+//! node a full check each, without limit by author and without blame). (Tokens are taken up front, not when the entry is
 //! stored, so a burst waiting in the ingest queue is limited as it arrives.)
 //!
 //! A message over a limit is reported to gossipsub as Ignore: not stored, not forwarded,
 //! not held against the peer (an honest relay may be passing on someone else's flood). It
 //! is not lost for good either: sync fetches missing entries later, at the pace this node
 //! asks for them, and sync is not rate-limited by author (it is paced by the receiver: one
-//! range per feed at a time). Peer buckets exist only for connected peers and go when the
-//! last connection closes, so that map is bounded by the connection limit; author buckets
-//! exist only for authors of stored entries and go when the charter no longer certifies
-//! them, so that map is bounded by the charter.
+//! range per feed at a time).
+//!
+//! A peer's buckets outlive its connection: when the last one closes they are kept,
+//! refilling as time passes, until they are full again (then they are as good as new) or
+//! [`RESTING_KEPT`] has passed, so a member that disconnects and reconnects finds the
+//! tokens it left, not a fresh burst. Only peers the charter admits ever connect, and at
+//! most [`MAX_RESTING`] disconnected peers are remembered (the longest gone is forgotten
+//! first), so that map is bounded by the connection limit plus [`MAX_RESTING`]. Author
+//! buckets exist only for authors of stored entries and go when the charter no longer
+//! certifies them, so that map is bounded by the charter.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use threatmesh_protocol::wire::MAX_GOSSIP_BYTES;
 use tokio::time::Instant;
+
+/// The longest a disconnected peer's buckets are kept. With the default rates a spent
+/// bucket is full again within about ten seconds and goes then; this only matters for
+/// limits set so low that refilling takes longer, and is long enough that reconnecting
+/// over and over never pays.
+pub(crate) const RESTING_KEPT: Duration = Duration::from_secs(600);
+/// Disconnected peers whose buckets are kept at most: far more than any peer set (a node
+/// holds about `target_peers` links), so only a churn of many certified node keys reaches
+/// it, and then the peer gone longest gets a fresh burst when it comes back.
+pub(crate) const MAX_RESTING: usize = 1024;
 
 /// A sustained rate and the burst allowed above it (also the per-address connection
 /// limits of `ip_limits.rs`).
@@ -73,6 +93,8 @@ pub(crate) struct GossipLimits<K> {
     messages: Rate,
     bytes: Rate,
     keys: HashMap<K, (Bucket, Bucket)>,
+    /// Keys gone (disconnected peers) whose buckets are kept, and since when.
+    resting: HashMap<K, Instant>,
 }
 
 impl<K: Eq + std::hash::Hash + Copy> GossipLimits<K> {
@@ -95,6 +117,7 @@ impl<K: Eq + std::hash::Hash + Copy> GossipLimits<K> {
                 burst: (byte_burst as f64).max(MAX_GOSSIP_BYTES as f64),
             },
             keys: HashMap::new(),
+            resting: HashMap::new(),
         }
     }
 
@@ -146,14 +169,49 @@ impl<K: Eq + std::hash::Hash + Copy> GossipLimits<K> {
         byte_bucket.tokens = (byte_bucket.tokens + bytes as f64).min(volume.burst);
     }
 
-    /// Drops the buckets of a key that is gone (a peer no longer connected).
-    pub(crate) fn forget(&mut self, key: &K) {
-        self.keys.remove(key);
+    /// `key` is gone (a peer's last connection closed): its buckets are kept as they are,
+    /// so a reconnection finds them, until they are full again or [`RESTING_KEPT`] has
+    /// passed. Forgets, at the same time, the resting buckets that have got there, and the
+    /// longest resting beyond [`MAX_RESTING`].
+    pub(crate) fn rest(&mut self, key: K, now: Instant) {
+        if self.keys.contains_key(&key) {
+            self.resting.insert(key, now);
+        }
+        let (messages, volume) = (self.messages, self.bytes);
+        let keys = &mut self.keys;
+        self.resting.retain(|key, since| {
+            let done = now.saturating_duration_since(*since) >= RESTING_KEPT
+                || keys.get(key).is_none_or(|(message_bucket, byte_bucket)| {
+                    message_bucket.is_full(messages, now) && byte_bucket.is_full(volume, now)
+                });
+            if done {
+                keys.remove(key);
+            }
+            !done
+        });
+        while self.resting.len() > MAX_RESTING {
+            let Some(oldest) = self
+                .resting
+                .iter()
+                .min_by_key(|(_, since)| **since)
+                .map(|(key, _)| *key)
+            else {
+                break;
+            };
+            self.resting.remove(&oldest);
+            self.keys.remove(&oldest);
+        }
+    }
+
+    /// `key` is back (a peer connected again): its kept buckets, if any, are its own again.
+    pub(crate) fn wake(&mut self, key: &K) {
+        self.resting.remove(key);
     }
 
     /// Keeps the buckets of the keys `keep` says to keep (authors still certified).
     pub(crate) fn retain(&mut self, keep: impl Fn(&K) -> bool) {
         self.keys.retain(|key, _| keep(key));
+        self.resting.retain(|key, _| keep(key));
     }
 
     /// Keys with buckets now.
@@ -198,8 +256,65 @@ mod tests {
         assert!(!limits.admit(flooder, message, now));
         assert!(limits.admit(flooder, 0, now), "small messages still fit");
         assert!(limits.admit(honest, message, now));
-        limits.forget(&flooder);
+    }
+
+    #[test]
+    fn a_peer_that_leaves_and_comes_back_finds_its_spent_buckets() {
+        let mut limits = GossipLimits::<PeerId>::new(10, 5, 1 << 30, 1 << 30);
+        let (peer, start) = (PeerId::random(), Instant::now());
+        assert_eq!(
+            (0..10).filter(|_| limits.admit(peer, 100, start)).count(),
+            5
+        );
+        limits.rest(peer, start);
+        limits.wake(&peer);
+        assert!(
+            !limits.admit(peer, 100, start),
+            "no fresh burst on reconnecting"
+        );
+        // Gone again; a tenth of a second later it has earned one token, as if it had
+        // stayed.
+        limits.rest(peer, start);
+        let later = start + Duration::from_millis(100);
+        limits.wake(&peer);
+        assert!(limits.admit(peer, 100, later));
+        assert!(!limits.admit(peer, 100, later));
+    }
+
+    #[test]
+    fn resting_buckets_go_once_full_or_kept_long_enough_and_are_bounded() {
+        // Messages refill at 1 a second, bytes never: full only by message count.
+        let mut limits = GossipLimits::<u32>::new(1, 2, 0, 1 << 30);
+        let start = Instant::now();
+        assert!(limits.admit(1, 0, start));
+        limits.rest(1, start);
+        assert_eq!(limits.len(), 1, "spent: kept");
+        // Full again after a second: forgotten at the next departure.
+        limits.rest(2, start + Duration::from_secs(2));
+        assert_eq!(limits.len(), 0, "full again: as good as new, so forgotten");
+        // Buckets that never refill go after RESTING_KEPT.
+        assert!(limits.admit(3, 1000, start));
+        limits.rest(3, start);
+        limits.rest(4, start + RESTING_KEPT - Duration::from_secs(1));
         assert_eq!(limits.len(), 1);
+        limits.rest(4, start + RESTING_KEPT);
+        assert_eq!(limits.len(), 0);
+        // A churn of keys keeps at most MAX_RESTING, forgetting the longest gone first.
+        let mut now = start;
+        for key in 0..(MAX_RESTING as u32 + 10) {
+            now += Duration::from_millis(1);
+            assert!(limits.admit(key, 1000, now));
+            limits.rest(key, now);
+        }
+        assert_eq!(limits.len(), MAX_RESTING);
+        assert!(
+            limits.allows(0, 1000, now),
+            "the longest gone was forgotten: full again"
+        );
+        let last = MAX_RESTING as u32 + 9;
+        assert!(limits.allows(last, 1000, now), "one message refilled");
+        assert!(limits.admit(last, 1000, now));
+        assert!(!limits.admit(last, 1000, now), "the newest is kept, spent");
     }
 
     #[test]

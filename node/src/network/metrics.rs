@@ -153,6 +153,7 @@ pub(crate) struct Metrics {
     pending_inbound: AtomicU64,
     sync_oversized_requests: AtomicU64,
     sync_oversized_responses: AtomicU64,
+    sync_withheld: AtomicU64,
     reconcile_requests: AtomicU64,
     sync_failures: AtomicU64,
     sync_timeouts: AtomicU64,
@@ -197,6 +198,10 @@ pub struct Snapshot {
     pub sync_oversized_requests: u64,
     /// Sync responses from peers refused because their frame was over the response limit.
     pub sync_oversized_responses: u64,
+    /// Sync requests from peers whose organisation may not read, answered without
+    /// entries or feed heads: heads and range requests refused, reconcile requests
+    /// answered with the charter in force only.
+    pub sync_withheld: u64,
     /// Reconcile requests sent (anti-entropy rounds and their narrowing steps).
     pub reconcile_requests: u64,
     /// Sync misbehaviour held against a peer: answers that do not fit the question,
@@ -402,6 +407,10 @@ impl Metrics {
         add(&self.sync_oversized_responses, 1);
     }
 
+    pub(crate) fn sync_withheld(&self) {
+        add(&self.sync_withheld, 1);
+    }
+
     pub(crate) fn reconcile_sent(&self) {
         add(&self.reconcile_requests, 1);
     }
@@ -463,6 +472,7 @@ impl Metrics {
             pending_inbound: load(&self.pending_inbound),
             sync_oversized_requests: load(&self.sync_oversized_requests),
             sync_oversized_responses: load(&self.sync_oversized_responses),
+            sync_withheld: load(&self.sync_withheld),
             reconcile_requests: load(&self.reconcile_requests),
             sync_failures: load(&self.sync_failures),
             sync_timeouts: load(&self.sync_timeouts),
