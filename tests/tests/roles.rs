@@ -34,7 +34,7 @@ async fn with_publish_only(members: u8, running: u8, publish_only: &[usize]) -> 
         .take(usize::from(running))
     {
         let config = threatmesh_node::network::Config {
-            encryption_key: Some(encryption.clone()),
+            encryption_keys: vec![encryption.clone()],
             ..test_config()
         };
         let charters = vec![federation.genesis.clone(), charter.clone()];
