@@ -428,14 +428,8 @@ impl Charter {
         created: Timestamp,
     ) -> Result<&Member, NotAuthorised> {
         let member = self.may_publish(&entry.author, created)?;
-        let cutoff = match member.cutoff(&entry.author) {
-            Some(cutoff) => *cutoff,
-            None if member.status.out_of_standing().is_some() => FeedCutoff {
-                node: entry.author,
-                last_seq: 0,
-                last_id: None,
-            },
-            None => return Ok(member),
+        let Some(cutoff) = self.feed_end(&entry.author) else {
+            return Ok(member);
         };
         let beyond = entry.seq > cutoff.last_seq
             || (entry.seq == cutoff.last_seq && cutoff.last_id != Some(entry.id));
@@ -447,6 +441,23 @@ impl Charter {
             });
         }
         Ok(member)
+    }
+
+    /// Where `node`'s feed ends, if it does: its cutoff, or seq 0 (nothing accepted) for a
+    /// node of a suspended or revoked member without one. A feed that ends is closed: what
+    /// it may still add is the entries up to its end that a node has not seen yet, never a
+    /// second entry for a place the node holds (see the node's ingest).
+    pub fn feed_end(&self, node: &PublicKey) -> Option<FeedCutoff> {
+        let (member, _) = self.node(node)?;
+        match member.cutoff(node) {
+            Some(cutoff) => Some(*cutoff),
+            None if member.status.out_of_standing().is_some() => Some(FeedCutoff {
+                node: *node,
+                last_seq: 0,
+                last_id: None,
+            }),
+            None => None,
+        }
     }
 
     /// May `node` hold a connection at `now`? Certified now, active, with a role.

@@ -471,6 +471,10 @@ impl Checker {
                 return reject(Rejection::NotAuthorised);
             }
         };
+        // A feed the charter ended only fills places the node does not hold (see
+        // `Store::apply_ended`), and that is known once stored: such an entry is forwarded
+        // after, not before, so a cut-off key's contradicting entries go nowhere.
+        let ended = charter.charter().feed_end(&header.author).is_some();
         let now = self.clock.clock().now();
         if header.created > now.saturating_add(self.clock_skew) {
             // Refused whoever is wrong, but first checked like any entry: a forgery is the
@@ -493,15 +497,21 @@ impl Checker {
             Ok(entry) => entry,
             Err(rejection) => return reject(rejection),
         };
-        verified();
+        if !ended {
+            verified();
+        }
         // Only a signed entry says how far its feed reaches.
         self.metrics.advertised(header.author, header.seq);
         let opened = self.open_sealed(&entry, &charter);
         // Added now, once checked: the time it became readable here (the checks of a large
         // entry take milliseconds, which `now`, read before them, would leave out).
-        let applied = self
-            .store
-            .apply(&entry, org, opened.as_ref(), self.clock.clock().now());
+        let applied = if ended {
+            self.store
+                .apply_ended(&entry, org, opened.as_ref(), self.clock.clock().now())
+        } else {
+            self.store
+                .apply(&entry, org, opened.as_ref(), self.clock.clock().now())
+        };
         if requested.is_none()
             && let Ok(Applied {
                 outcome: Ingest::Stored | Ingest::Gap { .. },
@@ -540,6 +550,15 @@ impl Checker {
                     gap: None,
                     written: Some(ticket),
                 }
+            }
+            Ok(Applied {
+                outcome: Ingest::Contradicts { seq },
+                ..
+            }) => {
+                // Refused as the charter's doing, not the sender's: an honest relay may
+                // have taken the entry for a place it did not hold.
+                debug!(author = %header.author.fmt_short(), seq, "entry of an ended feed contradicts one held: refused");
+                reject(Rejection::NotAuthorised)
             }
             Ok(Applied {
                 outcome: Ingest::Duplicate,
@@ -730,6 +749,129 @@ mod tests {
                 .push(SignedEntry::next(author, federation, head.as_ref(), now(), body).unwrap());
         }
         entries
+    }
+
+    /// Runs one gossip job carrying `entry` and returns every verdict it gave.
+    async fn gossip(checker: &Checker, entry: &SignedEntry) -> Vec<Verdict> {
+        let (sender, mut verdicts) = mpsc::channel(8);
+        let job = Job::Gossip {
+            payload: entry.payload().to_vec(),
+            message_id: MessageId::new(&entry.id().0),
+            source: PeerId::random(),
+            reserved: None,
+        };
+        let checker = checker.clone();
+        tokio::time::timeout(
+            TIMEOUT,
+            tokio::task::spawn_blocking(move || checker.run(job, &sender)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let mut given = Vec::new();
+        while let Ok(verdict) = verdicts.try_recv() {
+            given.push(verdict);
+        }
+        given
+    }
+
+    /// Whether any verdict lets gossipsub forward the message.
+    fn forwarded(verdicts: &[Verdict]) -> bool {
+        verdicts.iter().any(|verdict| {
+            matches!(
+                verdict,
+                Verdict::Gossip {
+                    acceptance: Acceptance::Accept,
+                    ..
+                }
+            )
+        })
+    }
+
+    /// A revoked member's node key, still in the hands of whoever holds it, signs entries
+    /// for places below its feed's cutoff, backdated before the revocation. The node keeps
+    /// taking the entries it had not seen of the real feed, but neither stores nor
+    /// forwards a single one of the forgeries: a cut-off key cannot keep writing evidence.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revoked_key_cannot_add_entries_for_places_below_its_cutoff() {
+        use threatmesh_protocol::charter::{Charter, FeedCutoff, Status};
+
+        let author = SigningKey::from_bytes(&[2; 32]);
+        let mut checker = checker(&author);
+        let genesis = Arc::clone(&checker.charter.borrow());
+        let honest = feed(&checker, &author, 5);
+        let created = honest[0].entry().created;
+        let since = Timestamp(honest[4].entry().created.0 + 1);
+        // Version 2: the member is revoked and its node's feed ends at the fifth entry.
+        let mut members = genesis.charter().members.clone();
+        members[0].status = Status::Revoked { since };
+        members[0].cutoffs = vec![FeedCutoff {
+            node: PublicKey::of(&author),
+            last_seq: 5,
+            last_id: Some(honest[4].id()),
+        }];
+        let mut revoking = SignedCharter::propose(Charter {
+            federation: genesis.federation(),
+            version: 2,
+            previous: Some(genesis.id()),
+            issued: Timestamp(2),
+            members,
+            ..genesis.charter().clone()
+        })
+        .unwrap();
+        revoking.sign(&SigningKey::from_bytes(&[3; 32]));
+        revoking.verify_successor(&genesis).unwrap();
+        checker.charter = watch::channel(Arc::new(revoking)).1;
+        let store = checker.store.clone();
+
+        // The node had seen none of the feed: entries signed before the revocation still
+        // arrive, one place left open.
+        for index in [0, 1, 2, 4] {
+            assert!(
+                forwarded(&gossip(&checker, &honest[index]).await),
+                "honest entry {} was refused",
+                index + 1
+            );
+        }
+        // Forgeries for every place up to the cutoff but the last (pinned by id), each
+        // naming the real entry before it, so only the place itself is contested.
+        let federation = genesis.federation();
+        let mut forgeries = 0;
+        for seq in 1..=4u64 {
+            for n in 0..6 {
+                let value = Value::parse(Kind::Ipv4, &format!("192.0.{seq}.{n}")).unwrap();
+                let body = Body::Bundle(Bundle {
+                    tlp: Tlp::Green,
+                    distribution: Distribution::Federation,
+                    items: vec![Item::Indicator(Indicator::new(value, Timestamp(1)))],
+                });
+                let before = (seq > 1).then(|| honest[(seq - 2) as usize].head());
+                let forged =
+                    SignedEntry::next(&author, federation, before.as_ref(), created, body).unwrap();
+                let verdicts = gossip(&checker, &forged).await;
+                assert!(
+                    !forwarded(&verdicts),
+                    "forged entry {seq} was forwarded: {verdicts:?}"
+                );
+                assert!(
+                    !store.contains(&forged.id()).unwrap(),
+                    "forged entry {seq} was stored"
+                );
+                forgeries += 1;
+            }
+        }
+        assert_eq!(forgeries, 24);
+        assert_eq!(
+            store.equivocations(&PublicKey::of(&author)).unwrap(),
+            vec![]
+        );
+        // The place left open is still the real entry's, which links both sides.
+        assert!(forwarded(&gossip(&checker, &honest[3]).await));
+        assert_eq!(store.stats().unwrap().entries, 5);
+        assert!(
+            !store.feeds().unwrap()[0].equivocated,
+            "the feed reads as equivocated"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -178,6 +178,12 @@ pub enum Ingest {
         /// The seq with two entries.
         seq: u64,
     },
+    /// An entry of a feed that has ended (see [`Store::apply_ended`]) that contradicts one
+    /// held: not stored, so a cut-off key cannot add evidence.
+    Contradicts {
+        /// The seq whose entry, or whose neighbour's link, it contradicts.
+        seq: u64,
+    },
 }
 
 /// A store that cannot be opened, read or written.
@@ -556,6 +562,64 @@ impl Store {
         self.writable()?;
         let _writer = self.lock_writer();
         self.apply_locked(entry, org, opened, now)
+    }
+
+    /// [`Store::apply`] for an entry of a feed the charter has ended (a cutoff, or a
+    /// member out of standing): such a feed is closed, so the entry is stored only if it
+    /// fills a place the node does not hold yet and agrees with the entries held on both
+    /// sides of it; otherwise nothing is written and the outcome is
+    /// [`Ingest::Contradicts`]. An author whose key is cut off (stolen, or a revoked
+    /// member's) can sign any number of backdated entries below the cutoff; this keeps
+    /// each such feed to at most one entry per seq, while entries it signed before the
+    /// cutoff that the node had simply not seen still arrive. Decided under the writer
+    /// lock, so two contradicting entries racing for one empty place store only one.
+    pub fn apply_ended(
+        &self,
+        entry: &SignedEntry,
+        org: PublicKey,
+        opened: Option<&Bundle>,
+        now: Timestamp,
+    ) -> Result<Applied, StoreError> {
+        self.writable()?;
+        let _writer = self.lock_writer();
+        if let Some(seq) = self.contradiction(entry)? {
+            return Ok(Applied {
+                outcome: Ingest::Contradicts { seq },
+                ticket: self.inner.flush.last_applied(),
+            });
+        }
+        self.apply_locked(entry, org, opened, now)
+    }
+
+    /// The seq at which `signed` disagrees with what is held of its feed: another entry
+    /// at its place, or a neighbour that does not link to it. `None` for a duplicate.
+    fn contradiction(&self, signed: &SignedEntry) -> Result<Option<u64>, StoreError> {
+        let db = &self.db()?;
+        let entry = signed.entry();
+        let (author, seq) = (entry.author, entry.seq);
+        if db.contains_key(keys::entry(&signed.id()))? {
+            return Ok(None);
+        }
+        if db.contains_key(keys::feed(&author, seq))? {
+            return Ok(Some(seq));
+        }
+        if seq > 1
+            && let Some(before) = db.get(keys::feed(&author, seq - 1))?
+            && Some(before.as_ref()) != entry.prev.as_ref().map(|prev| &prev.0[..])
+        {
+            return Ok(Some(seq - 1));
+        }
+        if let Some(after) = db.get(keys::feed(&author, seq + 1))? {
+            let after_id = Hash(hash_of(&keys::feed(&author, seq + 1), &after)?);
+            let next_prev = db
+                .get(keys::entry(&after_id))?
+                .and_then(|payload| threatmesh_protocol::entry::EntryHeader::peek(&payload).ok())
+                .map(|header| header.prev);
+            if next_prev.is_some_and(|prev| prev != Some(signed.id())) {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
     }
 
     /// [`Store::apply`] for an entry this node just signed as the next of its own feed:
