@@ -19,6 +19,12 @@
 //!
 //! Signatures cover the charter's encoding without the signatures themselves, so stewards
 //! can sign a proposal one after another; the charter id is the hash of those bytes.
+//!
+//! A node keeps the valid charters of its newest versions, rivals included, in a
+//! [`History`], which names the charter in force from the set held alone, so every node
+//! ends on the same one whatever order the charters reach it in.
+
+mod history;
 
 use std::collections::BTreeSet;
 
@@ -29,6 +35,8 @@ use crate::crypto::{BadSignature, Hash, PublicKey, Signature};
 use crate::entry::FeedHead;
 use crate::time::Timestamp;
 use crate::wire::{self, DecodeError, MAX_GOSSIP_BYTES};
+
+pub use history::{Admission, History, MAX_RIVALS, RIVAL_DEPTH};
 
 /// Domain tag of the bytes stewards sign.
 pub const CHARTER_DOMAIN: &str = "threatmesh/charter/v1:";
@@ -765,7 +773,8 @@ impl SignedCharter {
 
     /// Whether this charter should replace `other` as the one a node applies: a higher
     /// version wins; between two valid rival versions (only possible if a steward signed
-    /// both), the smaller id wins, so every node settles on the same one.
+    /// both), the smaller id wins, so every node settles on the same one. [`History`]
+    /// names the charter in force by this order.
     pub fn supersedes(&self, other: &SignedCharter) -> bool {
         (self.charter.version, std::cmp::Reverse(self.id))
             > (other.charter.version, std::cmp::Reverse(other.id))

@@ -35,13 +35,14 @@ use libp2p::PeerId;
 use libp2p::gossipsub::MessageId;
 use libp2p::request_response::OutboundRequestId;
 use threatmesh_protocol::bundle::Bundle;
-use threatmesh_protocol::charter::{CharterError, RawCharter};
+use threatmesh_protocol::charter::{Admission, CharterError, RawCharter};
 use threatmesh_protocol::entry::{Body, EntryHeader, FeedHead, OpenError, SignedEntry};
 use threatmesh_protocol::seal::SealContext;
 use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, Timestamp};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, error, warn};
 
+use super::charters::{Charters, Taken};
 use super::clock::ClockWatch;
 use super::metrics::{Metrics, Rejection};
 use crate::store::{Applied, Ingest, Store, StoreError, Ticket};
@@ -145,6 +146,8 @@ pub(crate) enum Acceptance {
 pub(crate) struct Checker {
     pub(crate) store: Store,
     pub(crate) charter: watch::Receiver<Arc<SignedCharter>>,
+    /// Every charter the node holds: where a charter that arrives is checked and kept.
+    pub(crate) charters: Arc<Charters>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clock_skew: Duration,
     /// The node's clock, and what entries say about it.
@@ -262,17 +265,22 @@ impl Checker {
                 });
             }
             Job::Charters { charters, peer } => {
-                // Each charter is checked against the one accepted just before it, so a
-                // node several versions behind catches up in one response.
+                // Oldest first: each charter is checked against those taken before it, so
+                // a node several versions behind catches up in one response.
                 let mut blamed = 0;
-                let mut current = Arc::clone(&self.charter.borrow());
                 for raw in charters {
-                    match self.check_charter(raw, &current) {
-                        Ok(Some(accepted)) => {
-                            current = Arc::clone(&accepted);
-                            send(Verdict::CharterAccepted(accepted));
+                    let taken = match SignedCharter::decode(raw) {
+                        Ok(charter) => self.take_charter(charter),
+                        Err(error) => {
+                            self.metrics.rejected(Rejection::BadCharter);
+                            Err(error)
                         }
-                        Ok(None) => {}
+                    };
+                    match taken {
+                        Ok(Taken::Added(Some(in_force))) => {
+                            send(Verdict::CharterAccepted(in_force));
+                        }
+                        Ok(_) => {}
                         Err(_) => blamed += 1,
                     }
                 }
@@ -378,21 +386,23 @@ impl Checker {
             Ok(threatmesh_protocol::wire::Message::Charter(raw)) => SignedCharter::decode(raw).ok(),
             _ => None,
         };
-        let applied = Arc::clone(&self.charter.borrow());
         let (acceptance, accepted, behind) = match decoded {
             None => {
                 self.metrics.rejected(Rejection::BadCharter);
                 (Acceptance::Reject(Rejection::BadCharter), None, false)
             }
-            Some(incoming) => {
-                let behind =
-                    incoming.charter().version > applied.charter().version.saturating_add(1);
-                match self.check_decoded_charter(incoming, &applied) {
-                    Ok(Some(accepted)) => (Acceptance::Accept, Some(accepted), behind),
-                    Ok(None) => (Acceptance::Ignore, None, behind),
-                    Err(_) => (Acceptance::Reject(Rejection::BadCharter), None, false),
-                }
-            }
+            // Forwarded whenever it is taken, in force here or not: other nodes may need
+            // it to check the versions after it.
+            Some(incoming) => match self.take_charter(incoming) {
+                Ok(Taken::Added(in_force)) => (Acceptance::Accept, in_force, false),
+                Ok(Taken::Passed(admission)) => (
+                    Acceptance::Ignore,
+                    None,
+                    admission == Admission::MissingPrevious,
+                ),
+                Ok(Taken::NotStored(_)) => (Acceptance::Ignore, None, false),
+                Err(_) => (Acceptance::Reject(Rejection::BadCharter), None, false),
+            },
         };
         let mut verdicts: Vec<Verdict> =
             accepted.map(Verdict::CharterAccepted).into_iter().collect();
@@ -612,66 +622,20 @@ impl Checker {
         }
     }
 
-    /// Checks a charter against `current`. `Ok(Some)` for one that should replace it (the
-    /// next version, or a valid rival of the same version that supersedes it), stored;
-    /// `Ok(None)` for one that is not newer, not next, or the same; `Err` for one that
-    /// fails verification.
-    fn check_charter(
-        &self,
-        raw: RawCharter,
-        current: &SignedCharter,
-    ) -> Result<Option<Arc<SignedCharter>>, CharterError> {
-        let incoming = match SignedCharter::decode(raw) {
-            Ok(incoming) => incoming,
+    /// Offers a charter to the node's charters (see `charters.rs`), counting the outcome:
+    /// `Err`, the one outcome its sender is blamed for, when it fails verification
+    /// against the charter it names or is not a well-formed charter.
+    fn take_charter(&self, incoming: SignedCharter) -> Result<Taken, CharterError> {
+        let taken = self.charters.take(incoming);
+        match &taken {
+            Ok(Taken::Added(_)) => self.metrics.accepted(),
+            Ok(Taken::Passed(_) | Taken::NotStored(_)) => {}
             Err(error) => {
+                debug!(%error, "charter refused");
                 self.metrics.rejected(Rejection::BadCharter);
-                return Err(error);
             }
-        };
-        self.check_decoded_charter(incoming, current)
-    }
-
-    /// [`Checker::check_charter`] for a charter already decoded.
-    fn check_decoded_charter(
-        &self,
-        incoming: SignedCharter,
-        current: &SignedCharter,
-    ) -> Result<Option<Arc<SignedCharter>>, CharterError> {
-        let version = incoming.charter().version;
-        let current_version = current.charter().version;
-        let verified = if version == current_version.saturating_add(1) {
-            incoming.verify_successor(current)
-        } else if version == current_version && incoming.id() != current.id() && version > 1 {
-            // A rival of the version in force (a steward signed two): it must follow the
-            // same predecessor, and wins only if it supersedes, so every node settles on
-            // the same one.
-            let Some(previous) = self.previous_charter(current) else {
-                return Ok(None);
-            };
-            if !incoming.supersedes(current) {
-                return Ok(None);
-            }
-            incoming.verify_successor(&previous)
-        } else {
-            return Ok(None);
-        };
-        if let Err(error) = verified {
-            self.metrics.rejected(Rejection::BadCharter);
-            return Err(error);
         }
-        if let Err(error) = self.store.put_charter(&incoming) {
-            error!(%error, "storing a charter failed");
-            return Ok(None);
-        }
-        self.metrics.accepted();
-        Ok(Some(Arc::new(incoming)))
-    }
-
-    /// The stored charter `current` follows.
-    fn previous_charter(&self, current: &SignedCharter) -> Option<SignedCharter> {
-        let before = current.charter().version.checked_sub(2)?;
-        let previous = self.store.charters_after(before).ok()?.into_iter().next()?;
-        (Some(previous.id()) == current.charter().previous).then_some(previous)
+        taken
     }
 }
 
@@ -722,9 +686,12 @@ mod tests {
     /// `author`.
     fn checker(author: &SigningKey) -> Checker {
         let skew = Duration::from_secs(300);
+        let store = testing::temporary_store();
+        let charter = testing::charter(author);
         Checker {
-            store: testing::temporary_store(),
-            charter: watch::channel(Arc::new(testing::charter(author))).1,
+            charters: Arc::new(Charters::load(store.clone(), charter.clone()).unwrap()),
+            store,
+            charter: watch::channel(Arc::new(charter)).1,
             metrics: Arc::default(),
             clock_skew: skew,
             clock: Arc::new(ClockWatch::new(Clock::system(), skew)),

@@ -1594,15 +1594,16 @@ impl Store {
         Ok(found)
     }
 
-    /// Keeps a charter (its validity is the caller's business), durably.
-    /// Unlike entries, a charter is written even when free space is under the reserve:
-    /// it is a few KiB, and a suspension or revocation must not wait for disk space.
+    /// Keeps a charter (its validity, and how many of a version to keep, are the caller's
+    /// business), durably, beside any other of its version. Unlike entries, a charter is
+    /// written even when free space is under the reserve: it is a few KiB, and a
+    /// suspension or revocation must not wait for disk space.
     pub fn put_charter(&self, charter: &SignedCharter) -> Result<(), StoreError> {
         self.recover()?;
         let ticket = {
             let _writer = self.lock_writer();
             self.poison_on_error(self.db()?.insert(
-                keys::charter(charter.charter().version),
+                keys::charter(charter.charter().version, &charter.id()),
                 charter.to_payload(),
             ))?;
             self.inner.flush.applied()
@@ -1610,10 +1611,10 @@ impl Store {
         self.wait_durable(ticket)
     }
 
-    /// The charters after `version`, oldest first.
+    /// The charters after `version`, oldest version first; rivals of one version by id.
     pub fn charters_after(&self, version: u64) -> Result<Vec<SignedCharter>, StoreError> {
-        let start = keys::charter(version.saturating_add(1));
-        let mut found = Vec::new();
+        let start = keys::charters_from(version.saturating_add(1));
+        let mut found: Vec<SignedCharter> = Vec::new();
         for row in self.db()?.range(start..) {
             let (key, payload) = row?;
             if key.first() != Some(&keys::CHARTER) {
@@ -1625,14 +1626,22 @@ impl Store {
                 Ok(other) => return Err(StoreError::corrupt(&key, format!("a {}", other.kind()))),
                 Err(error) => return Err(StoreError::corrupt(&key, error.to_string())),
             };
-            found.push(charter);
+            // A store written before rivals were kept side by side may hold a charter
+            // under its version alone and again under its version and id.
+            if !found.iter().any(|held| held.id() == charter.id()) {
+                found.push(charter);
+            }
         }
         Ok(found)
     }
 
-    /// The newest charter kept.
+    /// The charter in force among those kept: of the highest version, the smallest id
+    /// (the order of `SignedCharter::supersedes`).
     pub fn latest_charter(&self) -> Result<Option<SignedCharter>, StoreError> {
-        Ok(self.charters_after(0)?.pop())
+        Ok(self
+            .charters_after(0)?
+            .into_iter()
+            .reduce(|best, next| if next.supersedes(&best) { next } else { best }))
     }
 
     /// Counts and sizes.
