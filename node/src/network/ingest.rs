@@ -483,8 +483,12 @@ impl Checker {
         };
         // A feed the charter ended only fills places the node does not hold (see
         // `Store::apply_ended`), and that is known once stored: such an entry is forwarded
-        // after, not before, so a cut-off key's contradicting entries go nowhere.
-        let ended = charter.charter().feed_end(&header.author).is_some();
+        // after, not before, so a cut-off key's contradicting entries go nowhere. The entry
+        // the cutoff names is the charter's word, not the key's: taken like any other.
+        let ended = charter
+            .charter()
+            .feed_end(&header.author)
+            .is_some_and(|end| end.last_id != Some(id));
         let now = self.clock.clock().now();
         if header.created > now.saturating_add(self.clock_skew) {
             // Refused whoever is wrong, but first checked like any entry: a forgery is the
@@ -755,27 +759,21 @@ mod tests {
         })
     }
 
-    /// A revoked member's node key, still in the hands of whoever holds it, signs entries
-    /// for places below its feed's cutoff, backdated before the revocation. The node keeps
-    /// taking the entries it had not seen of the real feed, but neither stores nor
-    /// forwards a single one of the forgeries: a cut-off key cannot keep writing evidence.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn revoked_key_cannot_add_entries_for_places_below_its_cutoff() {
+    /// A checker under a version 2 that revokes the member of `author` after the last of
+    /// `honest` was created and ends its feed there.
+    fn revoked(checker: &mut Checker, author: &SigningKey, honest: &[SignedEntry]) {
         use threatmesh_protocol::charter::{Charter, FeedCutoff, Status};
 
-        let author = SigningKey::from_bytes(&[2; 32]);
-        let mut checker = checker(&author);
         let genesis = Arc::clone(&checker.charter.borrow());
-        let honest = feed(&checker, &author, 5);
-        let created = honest[0].entry().created;
-        let since = Timestamp(honest[4].entry().created.0 + 1);
-        // Version 2: the member is revoked and its node's feed ends at the fifth entry.
+        let last = honest.last().unwrap();
         let mut members = genesis.charter().members.clone();
-        members[0].status = Status::Revoked { since };
+        members[0].status = Status::Revoked {
+            since: Timestamp(last.entry().created.0 + 1),
+        };
         members[0].cutoffs = vec![FeedCutoff {
-            node: PublicKey::of(&author),
-            last_seq: 5,
-            last_id: Some(honest[4].id()),
+            node: PublicKey::of(author),
+            last_seq: last.entry().seq,
+            last_id: Some(last.id()),
         }];
         let mut revoking = SignedCharter::propose(Charter {
             federation: genesis.federation(),
@@ -789,6 +787,40 @@ mod tests {
         revoking.sign(&SigningKey::from_bytes(&[3; 32]));
         revoking.verify_successor(&genesis).unwrap();
         checker.charter = watch::channel(Arc::new(revoking)).1;
+    }
+
+    /// An entry of `author`'s feed at `seq`, after `before`, created at `created`, with
+    /// indicator `n`: what a key holder forges.
+    fn forge(
+        checker: &Checker,
+        author: &SigningKey,
+        before: Option<&SignedEntry>,
+        created: Timestamp,
+        n: u64,
+    ) -> SignedEntry {
+        let seq = before.map_or(1, |entry| entry.entry().seq + 1);
+        let value = Value::parse(Kind::Ipv4, &format!("192.0.{seq}.{n}")).unwrap();
+        let body = Body::Bundle(Bundle {
+            tlp: Tlp::Green,
+            distribution: Distribution::Federation,
+            items: vec![Item::Indicator(Indicator::new(value, Timestamp(1)))],
+        });
+        let federation = checker.charter.borrow().federation();
+        let head = before.map(SignedEntry::head);
+        SignedEntry::next(author, federation, head.as_ref(), created, body).unwrap()
+    }
+
+    /// A revoked member's node key, still in the hands of whoever holds it, signs entries
+    /// for places below its feed's cutoff, backdated before the revocation. The node keeps
+    /// taking the entries it had not seen of the real feed, but neither stores nor
+    /// forwards a single one of the forgeries: a cut-off key cannot keep writing evidence.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revoked_key_cannot_add_entries_for_places_below_its_cutoff() {
+        let author = SigningKey::from_bytes(&[2; 32]);
+        let mut checker = checker(&author);
+        let honest = feed(&checker, &author, 5);
+        let created = honest[0].entry().created;
+        revoked(&mut checker, &author, &honest);
         let store = checker.store.clone();
 
         // The node had seen none of the feed: entries signed before the revocation still
@@ -802,19 +834,11 @@ mod tests {
         }
         // Forgeries for every place up to the cutoff but the last (pinned by id), each
         // naming the real entry before it, so only the place itself is contested.
-        let federation = genesis.federation();
         let mut forgeries = 0;
-        for seq in 1..=4u64 {
+        for seq in 1..=4usize {
             for n in 0..6 {
-                let value = Value::parse(Kind::Ipv4, &format!("192.0.{seq}.{n}")).unwrap();
-                let body = Body::Bundle(Bundle {
-                    tlp: Tlp::Green,
-                    distribution: Distribution::Federation,
-                    items: vec![Item::Indicator(Indicator::new(value, Timestamp(1)))],
-                });
-                let before = (seq > 1).then(|| honest[(seq - 2) as usize].head());
-                let forged =
-                    SignedEntry::next(&author, federation, before.as_ref(), created, body).unwrap();
+                let before = (seq > 1).then(|| &honest[seq - 2]);
+                let forged = forge(&checker, &author, before, created, n);
                 let verdicts = gossip(&checker, &forged).await;
                 assert!(
                     !forwarded(&verdicts),
@@ -839,6 +863,24 @@ mod tests {
             !store.feeds().unwrap()[0].equivocated,
             "the feed reads as equivocated"
         );
+    }
+
+    /// A key thief raced a forgery for the last place into the node before the stewards
+    /// ended the feed. The entry the cutoff names is still taken: it is the charter's
+    /// word, not the key's, and it is one entry.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entry_a_cutoff_names_is_taken_over_a_forgery_held_before() {
+        let author = SigningKey::from_bytes(&[2; 32]);
+        let mut checker = checker(&author);
+        let honest = feed(&checker, &author, 2);
+        let forged = forge(&checker, &author, Some(&honest[0]), now(), 1);
+        let org = checker.charter.borrow().charter().members[0].org;
+        for entry in [&honest[0], &forged] {
+            checker.store.apply(entry, org, None, now()).unwrap();
+        }
+        revoked(&mut checker, &author, &honest);
+        assert!(forwarded(&gossip(&checker, &honest[1]).await));
+        assert!(checker.store.contains(&honest[1].id()).unwrap());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

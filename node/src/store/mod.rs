@@ -565,7 +565,8 @@ impl Store {
     }
 
     /// [`Store::apply`] for an entry of a feed the charter has ended (a cutoff, or a
-    /// member out of standing): such a feed is closed, so the entry is stored only if it
+    /// member out of standing), other than the entry its cutoff names (the charter's word,
+    /// applied like any entry): such a feed is closed, so the entry is stored only if it
     /// fills a place the node does not hold yet and agrees with the entries held on both
     /// sides of it; otherwise nothing is written and the outcome is
     /// [`Ingest::Contradicts`]. An author whose key is cut off (stolen, or a revoked
