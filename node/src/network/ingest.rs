@@ -875,9 +875,14 @@ mod tests {
         let honest = feed(&checker, &author, 2);
         let forged = forge(&checker, &author, Some(&honest[0]), now(), 1);
         let org = checker.charter.borrow().charter().members[0].org;
-        for entry in [&honest[0], &forged] {
-            checker.store.apply(entry, org, None, now()).unwrap();
-        }
+        assert_eq!(
+            checker.store.ingest(&honest[0], org, now()).unwrap(),
+            Ingest::Stored
+        );
+        assert_eq!(
+            checker.store.ingest(&forged, org, now()).unwrap(),
+            Ingest::Stored
+        );
         revoked(&mut checker, &author, &honest);
         assert!(forwarded(&gossip(&checker, &honest[1]).await));
         assert!(checker.store.contains(&honest[1].id()).unwrap());

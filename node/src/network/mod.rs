@@ -470,7 +470,8 @@ impl Client {
 
     /// Hands the node a charter signed by k stewards of a charter it holds (normally the
     /// next version): checked, stored, applied to the allow list if it is then in force,
-    /// and gossiped. One the node holds already is gossiped again.
+    /// and gossiped. One the node holds already is refused, as are those too old for a
+    /// rival or of a version that holds `MAX_RIVALS` charters.
     pub async fn update_charter(&self, charter: SignedCharter) -> Result<(), ClientError> {
         let version = charter.charter().version;
         let payload = charter.to_payload();
@@ -483,9 +484,14 @@ impl Client {
                 self.ask(|reply| Command::ApplyCharter { charter, reply })
                     .await?;
             }
-            // Taken but not in force (a rival that loses the tie), or held already (it
-            // came by gossip first): gossiped all the same.
-            charters::Taken::Added(None) | charters::Taken::Passed(Admission::Known) => {}
+            // Taken but not in force (a rival that loses the tie): gossiped all the same,
+            // since nodes may need it to check the versions after it.
+            charters::Taken::Added(None) => {}
+            charters::Taken::Passed(Admission::Known) => {
+                return Err(ClientError::Invalid(format!(
+                    "charter version {version} is held already: nothing to change"
+                )));
+            }
             charters::Taken::Passed(Admission::MissingPrevious) => {
                 return Err(ClientError::Invalid(format!(
                     "charter version {version} follows a version {} this node does not hold; \
