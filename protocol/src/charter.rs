@@ -377,6 +377,19 @@ impl Member {
     pub fn cutoff(&self, node: &PublicKey) -> Option<&FeedCutoff> {
         self.cutoffs.iter().find(|cutoff| cutoff.node == *node)
     }
+
+    /// [`Charter::feed_end`] for a node this member certifies.
+    pub fn feed_end(&self, node: &PublicKey) -> Option<FeedCutoff> {
+        match self.cutoff(node) {
+            Some(cutoff) => Some(*cutoff),
+            None if self.status.out_of_standing().is_some() => Some(FeedCutoff {
+                node: *node,
+                last_seq: 0,
+                last_id: None,
+            }),
+            None => None,
+        }
+    }
 }
 
 impl Status {
@@ -436,7 +449,7 @@ impl Charter {
         created: Timestamp,
     ) -> Result<&Member, NotAuthorised> {
         let member = self.may_publish(&entry.author, created)?;
-        let Some(cutoff) = self.feed_end(&entry.author) else {
+        let Some(cutoff) = member.feed_end(&entry.author) else {
             return Ok(member);
         };
         let beyond = entry.seq > cutoff.last_seq
@@ -456,16 +469,7 @@ impl Charter {
     /// it may still add is the entries up to its end that a node has not seen yet, never a
     /// second entry for a place the node holds (see the node's ingest).
     pub fn feed_end(&self, node: &PublicKey) -> Option<FeedCutoff> {
-        let (member, _) = self.node(node)?;
-        match member.cutoff(node) {
-            Some(cutoff) => Some(*cutoff),
-            None if member.status.out_of_standing().is_some() => Some(FeedCutoff {
-                node: *node,
-                last_seq: 0,
-                last_id: None,
-            }),
-            None => None,
-        }
+        self.node(node)?.0.feed_end(node)
     }
 
     /// May `node` hold a connection at `now`? Certified now, active, with a role.

@@ -474,8 +474,8 @@ impl Checker {
             seq: header.seq,
             id,
         };
-        let org = match charter.charter().authorise_entry(&head, header.created) {
-            Ok(member) => member.org,
+        let member = match charter.charter().authorise_entry(&head, header.created) {
+            Ok(member) => member,
             Err(reason) => {
                 debug!(author = %header.author.fmt_short(), seq = header.seq, %reason, "entry refused");
                 return reject(Rejection::NotAuthorised);
@@ -485,10 +485,10 @@ impl Checker {
         // `Store::apply_ended`), and that is known once stored: such an entry is forwarded
         // after, not before, so a cut-off key's contradicting entries go nowhere. The entry
         // the cutoff names is the charter's word, not the key's: taken like any other.
-        let ended = charter
-            .charter()
+        let ended = member
             .feed_end(&header.author)
             .is_some_and(|end| end.last_id != Some(id));
+        let org = member.org;
         let now = self.clock.clock().now();
         if header.created > now.saturating_add(self.clock_skew) {
             // Refused whoever is wrong, but first checked like any entry: a forgery is the
