@@ -19,6 +19,12 @@
 //!
 //! Signatures cover the charter's encoding without the signatures themselves, so stewards
 //! can sign a proposal one after another; the charter id is the hash of those bytes.
+//!
+//! A node keeps the valid charters of its newest versions, rivals included, in a
+//! [`History`], which names the charter in force from the set held alone, so every node
+//! ends on the same one whatever order the charters reach it in.
+
+mod history;
 
 use std::collections::BTreeSet;
 
@@ -29,6 +35,8 @@ use crate::crypto::{BadSignature, Hash, PublicKey, Signature};
 use crate::entry::FeedHead;
 use crate::time::Timestamp;
 use crate::wire::{self, DecodeError, MAX_GOSSIP_BYTES};
+
+pub use history::{Admission, History, MAX_RIVALS, RIVAL_DEPTH};
 
 /// Domain tag of the bytes stewards sign.
 pub const CHARTER_DOMAIN: &str = "threatmesh/charter/v1:";
@@ -369,6 +377,19 @@ impl Member {
     pub fn cutoff(&self, node: &PublicKey) -> Option<&FeedCutoff> {
         self.cutoffs.iter().find(|cutoff| cutoff.node == *node)
     }
+
+    /// [`Charter::feed_end`] for a node this member certifies.
+    pub fn feed_end(&self, node: &PublicKey) -> Option<FeedCutoff> {
+        match self.cutoff(node) {
+            Some(cutoff) => Some(*cutoff),
+            None if self.status.out_of_standing().is_some() => Some(FeedCutoff {
+                node: *node,
+                last_seq: 0,
+                last_id: None,
+            }),
+            None => None,
+        }
+    }
 }
 
 impl Status {
@@ -428,14 +449,8 @@ impl Charter {
         created: Timestamp,
     ) -> Result<&Member, NotAuthorised> {
         let member = self.may_publish(&entry.author, created)?;
-        let cutoff = match member.cutoff(&entry.author) {
-            Some(cutoff) => *cutoff,
-            None if member.status.out_of_standing().is_some() => FeedCutoff {
-                node: entry.author,
-                last_seq: 0,
-                last_id: None,
-            },
-            None => return Ok(member),
+        let Some(cutoff) = member.feed_end(&entry.author) else {
+            return Ok(member);
         };
         let beyond = entry.seq > cutoff.last_seq
             || (entry.seq == cutoff.last_seq && cutoff.last_id != Some(entry.id));
@@ -447,6 +462,14 @@ impl Charter {
             });
         }
         Ok(member)
+    }
+
+    /// Where `node`'s feed ends, if it does: its cutoff, or seq 0 (nothing accepted) for a
+    /// node of a suspended or revoked member without one. A feed that ends is closed: what
+    /// it may still add is the entries up to its end that a node has not seen yet, never a
+    /// second entry for a place the node holds (see the node's ingest).
+    pub fn feed_end(&self, node: &PublicKey) -> Option<FeedCutoff> {
+        self.node(node)?.0.feed_end(node)
     }
 
     /// May `node` hold a connection at `now`? Certified now, active, with a role.
@@ -754,7 +777,8 @@ impl SignedCharter {
 
     /// Whether this charter should replace `other` as the one a node applies: a higher
     /// version wins; between two valid rival versions (only possible if a steward signed
-    /// both), the smaller id wins, so every node settles on the same one.
+    /// both), the smaller id wins, so every node settles on the same one. [`History`]
+    /// names the charter in force by this order.
     pub fn supersedes(&self, other: &SignedCharter) -> bool {
         (self.charter.version, std::cmp::Reverse(self.id))
             > (other.charter.version, std::cmp::Reverse(other.id))

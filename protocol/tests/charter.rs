@@ -7,8 +7,8 @@ mod common;
 
 use common::*;
 use threatmesh_protocol::charter::{
-    CharterError, FeedCutoff, NodeCertificate, NotAuthorised, RawCharter, Roles, SignedCharter,
-    Status,
+    Admission, CharterError, FeedCutoff, History, MAX_RIVALS, NodeCertificate, NotAuthorised,
+    RawCharter, Roles, SignedCharter, Status,
 };
 use threatmesh_protocol::entry::FeedHead;
 use threatmesh_protocol::wire::{self, MAX_GOSSIP_BYTES, Message};
@@ -571,4 +571,166 @@ fn connectable_names_exactly_the_nodes_that_may_connect_and_changes_only_at_wind
         .max()
         .unwrap();
     assert_eq!(charter.next_window_change(last), None);
+}
+
+/// A rival of version 2 that wins the tie against `honest` (a smaller id), signed by
+/// stewards 1 and 2: steward 1 signed both, as a compromised steward, or one of a quorum
+/// that signed two proposals, would.
+fn winning_rival(genesis: &SignedCharter, honest: &SignedCharter) -> SignedCharter {
+    (0..)
+        .map(|n| {
+            signed(
+                successor(genesis, |c| c.name = format!("Rival {n}")),
+                &[1, 2],
+            )
+        })
+        .find(|rival| rival.id() < honest.id())
+        .unwrap()
+}
+
+/// Offers `charters` in order to a history holding `start`. A charter that names a
+/// previous one not held yet is offered again once the others are in, as a node does by
+/// fetching the sender's charters. Panics if any is refused as invalid: each is valid
+/// against some charter seen, so none may cost its relay a strike.
+fn offer_all(start: &[SignedCharter], charters: &[SignedCharter]) -> History {
+    let mut history = History::from_trusted(start.iter().cloned()).unwrap();
+    let mut waiting: Vec<SignedCharter> = charters.to_vec();
+    while !waiting.is_empty() {
+        let before = waiting.len();
+        let mut missing = Vec::new();
+        for charter in waiting {
+            match history.insert(charter.clone()) {
+                Ok(Admission::MissingPrevious) => missing.push(charter),
+                Ok(_) => {}
+                Err(error) => panic!("a valid charter was refused: {error}"),
+            }
+        }
+        assert!(missing.len() < before, "no progress: {missing:?}");
+        waiting = missing;
+    }
+    history
+}
+
+#[test]
+fn a_late_rival_does_not_fork_the_federation_whatever_the_arrival_order() {
+    let genesis = signed(genesis_charter(2), &[0, 1]);
+    let honest = signed(successor(&genesis, |c| c.name = "Honest".into()), &[0, 1]);
+    let rival = winning_rival(&genesis, &honest);
+    let next = signed(successor(&honest, |c| c.members.push(member(5))), &[0, 1]);
+    rival.verify_successor(&genesis).unwrap();
+    let charters = [rival.clone(), honest.clone(), next.clone()];
+    let orders = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    // A node at version 1, and one that took the honest version 2 before the rest came.
+    for start in [vec![genesis.clone()], vec![genesis.clone(), honest.clone()]] {
+        for order in orders {
+            let arrived: Vec<SignedCharter> =
+                order.iter().map(|index| charters[*index].clone()).collect();
+            let history = offer_all(&start, &arrived);
+            assert_eq!(
+                history.in_force().id(),
+                next.id(),
+                "order {order:?} from version {}",
+                start.len()
+            );
+        }
+    }
+    // Rival first: it is in force until the next honest version, which a node holding
+    // the rival takes directly (it follows the honest version 2 it holds too).
+    let mut history = History::from_trusted([genesis.clone(), honest.clone()]).unwrap();
+    assert_eq!(history.insert(rival.clone()).unwrap(), Admission::Added);
+    assert_eq!(history.in_force().id(), rival.id());
+    assert_eq!(history.insert(next.clone()).unwrap(), Admission::Added);
+    assert_eq!(history.in_force().id(), next.id());
+    assert_eq!(history.insert(rival).unwrap(), Admission::Known);
+}
+
+#[test]
+fn rivals_of_the_newest_version_settle_on_the_smallest_id_in_either_order() {
+    let genesis = signed(genesis_charter(2), &[0, 1]);
+    let a = signed(successor(&genesis, |c| c.name = "A".into()), &[0, 1]);
+    let b = signed(successor(&genesis, |c| c.name = "B".into()), &[1, 2]);
+    let smaller = a.id().min(b.id());
+    for order in [[&a, &b], [&b, &a]] {
+        let mut history = History::from_trusted([genesis.clone()]).unwrap();
+        for charter in order {
+            assert_eq!(history.insert(charter.clone()).unwrap(), Admission::Added);
+        }
+        assert_eq!(history.in_force().id(), smaller);
+    }
+}
+
+#[test]
+fn a_charter_naming_an_unknown_previous_is_not_blamed_and_a_forged_one_is() {
+    let genesis = signed(genesis_charter(2), &[0, 1]);
+    let history = History::from_trusted([genesis.clone()]).unwrap();
+    // Follows a version 2 this node has not seen: not its sender's fault.
+    let unseen = signed(successor(&genesis, |c| c.name = "Unseen".into()), &[0, 1]);
+    let after_unseen = signed(successor(&unseen, |_| {}), &[0, 1]);
+    assert_eq!(
+        history.admit(&after_unseen).unwrap(),
+        Admission::MissingPrevious
+    );
+    // Names the genesis it holds but lacks a quorum: a forgery.
+    let forged = signed(successor(&genesis, |c| c.name = "Forged".into()), &[2]);
+    assert!(matches!(
+        history.admit(&forged),
+        Err(CharterError::BelowThreshold { have: 1, need: 2 })
+    ));
+    // Another genesis than the federation's.
+    let other = signed(genesis_charter(1), &[0, 1]);
+    assert!(matches!(
+        history.admit(&other),
+        Err(CharterError::NotGenesis { .. })
+    ));
+}
+
+#[test]
+fn a_version_keeps_at_most_max_rivals_and_old_versions_take_none() {
+    let genesis = signed(genesis_charter(2), &[0, 1]);
+    let mut history = History::from_trusted([genesis.clone()]).unwrap();
+    let rivals: Vec<SignedCharter> = (0..MAX_RIVALS + 3)
+        .map(|n| {
+            signed(
+                successor(&genesis, |c| c.name = format!("Rival {n}")),
+                &[0, 1],
+            )
+        })
+        .collect();
+    let admissions: Vec<Admission> = rivals
+        .iter()
+        .map(|rival| history.insert(rival.clone()).unwrap())
+        .collect();
+    assert!(
+        admissions[..MAX_RIVALS]
+            .iter()
+            .all(|a| *a == Admission::Added)
+    );
+    assert!(
+        admissions[MAX_RIVALS..]
+            .iter()
+            .all(|a| *a == Admission::Full)
+    );
+    assert_eq!(history.charters().count(), 1 + MAX_RIVALS);
+
+    // Versions 3 and 4 on the first rival: version 2 is then too old for a rival.
+    let third = signed(successor(&rivals[0], |_| {}), &[0, 1]);
+    let fourth = signed(successor(&third, |_| {}), &[0, 1]);
+    assert_eq!(history.insert(third).unwrap(), Admission::Added);
+    assert_eq!(history.insert(fourth.clone()).unwrap(), Admission::Added);
+    let late = signed(successor(&genesis, |c| c.name = "Late".into()), &[0, 1]);
+    assert_eq!(history.admit(&late).unwrap(), Admission::TooOld);
+    assert_eq!(history.in_force().id(), fourth.id());
+    // Only the versions a rival may still follow are kept in memory.
+    assert!(
+        history
+            .charters()
+            .all(|charter| charter.charter().version >= 2)
+    );
 }

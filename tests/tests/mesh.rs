@@ -240,6 +240,94 @@ async fn rival_charters_of_one_version_resolve_to_the_same_one_everywhere() {
     }
 }
 
+/// A steward signs a rival of version 2 with a smaller id than the honest one, so it wins
+/// the tie, and a node meets it only after the honest version 2. The honest version 3 then
+/// reaches that node by gossip from a relay that never took the rival. Every node must end
+/// on version 3, and no node may hold the honest relay's charter against it: one refusal
+/// bans here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_rival_charter_neither_forks_the_federation_nor_bans_the_honest_relay() {
+    let federation = Federation::new(3);
+    let genesis = &federation.genesis;
+    let honest = federation.successor(genesis, |c| c.name = "Honest".into());
+    let rival = (0..)
+        .map(|n| federation.successor(genesis, |c| c.name = format!("Rival {n}")))
+        .find(|rival| rival.id() < honest.id())
+        .unwrap();
+    let next = federation.successor(&honest, |c| c.name = "Honest, version 3".into());
+    let config = network::Config {
+        rejects_before_ban: 1,
+        ..test_config()
+    };
+    let start = |index: usize, charters: Vec<threatmesh_protocol::SignedCharter>| {
+        TestNode::start_with_charters(federation.nodes[index].clone(), charters, config.clone())
+    };
+    let victim = start(0, vec![genesis.clone(), honest.clone()])
+        .await
+        .unwrap();
+    let relay = start(1, vec![genesis.clone(), honest.clone()])
+        .await
+        .unwrap();
+    let rival_holder = start(2, vec![genesis.clone(), rival.clone()])
+        .await
+        .unwrap();
+    let nodes = [&victim, &relay, &rival_holder];
+
+    threatmesh_tests::connect(&victim, &relay).await.unwrap();
+    // The rival arrives late, by sync from the node that holds it.
+    threatmesh_tests::connect(&rival_holder, &victim)
+        .await
+        .unwrap();
+    wait_for(
+        "the victim to take the rival, which wins the tie",
+        || async { victim.client.charter().id() == rival.id() },
+    )
+    .await
+    .unwrap();
+    wait_for("the victim's gossip mesh", || async {
+        let mesh = victim.client.mesh_peers().await.unwrap_or_default();
+        mesh.contains(&relay.client.peer_id()) && mesh.contains(&rival_holder.client.peer_id())
+    })
+    .await
+    .unwrap();
+
+    relay.client.update_charter(next.clone()).await.unwrap();
+    wait_for("every node to end on the honest version 3", || async {
+        nodes
+            .iter()
+            .all(|node| node.client.charter().id() == next.id())
+    })
+    .await
+    .unwrap();
+    for (index, node) in nodes.iter().enumerate() {
+        assert_eq!(
+            node.client.blocked_peers().await.unwrap(),
+            vec![],
+            "node {index} blocked a peer"
+        );
+        let metrics = node.client.metrics();
+        assert_eq!(metrics.peers_banned, 0, "node {index} banned a peer");
+        assert_eq!(
+            metrics.rejected(network::Rejection::BadCharter),
+            0,
+            "node {index} refused a valid charter"
+        );
+        // The one it keeps for its next start, too.
+        assert_eq!(
+            node.store.latest_charter().unwrap().unwrap().id(),
+            next.id()
+        );
+    }
+    assert!(
+        victim
+            .client
+            .peers()
+            .await
+            .unwrap()
+            .contains(&relay.client.peer_id())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocked_peers_exchange_nothing_and_sync_once_unblocked() {
     let net = TestNet::line(2).await.unwrap();

@@ -612,8 +612,8 @@ async fn charter(State(state): State<ApiState>) -> Json<CharterFile> {
     Json(CharterFile::of(&state.client.charter()))
 }
 
-/// Hands the node a newer charter: verified against the one in force, stored, applied,
-/// gossiped.
+/// Hands the node a charter: verified against the charter it names among those the node
+/// holds, stored, applied if it is then in force, gossiped.
 async fn push_charter(
     State(state): State<ApiState>,
     Body(file): Body<CharterFile>,

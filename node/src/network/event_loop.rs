@@ -992,8 +992,9 @@ impl EventLoop {
         (charter.charter().version, charter.id())
     }
 
-    /// Asks `peer` for its charters from the version in force on: newer ones, and a rival
-    /// of the current version if the peer holds one.
+    /// Asks `peer` for its charters from the version before the one in force on: newer
+    /// ones, and rivals of the versions that still take one, which a charter it sent may
+    /// follow.
     fn request_charters(&mut self, peer: PeerId) {
         if self.pending_charters.values().any(|asked| *asked == peer) {
             return;
@@ -1002,7 +1003,10 @@ impl EventLoop {
             let charter = self.charter.borrow();
             (
                 charter.federation(),
-                charter.charter().version.saturating_sub(1),
+                charter
+                    .charter()
+                    .version
+                    .saturating_sub(1 + threatmesh_protocol::charter::RIVAL_DEPTH),
             )
         };
         let id = self.swarm.behaviour_mut().sync.send_request(

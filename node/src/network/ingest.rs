@@ -39,13 +39,14 @@ use libp2p::PeerId;
 use libp2p::gossipsub::MessageId;
 use libp2p::request_response::OutboundRequestId;
 use threatmesh_protocol::bundle::Bundle;
-use threatmesh_protocol::charter::{CharterError, RawCharter};
+use threatmesh_protocol::charter::{Admission, CharterError, RawCharter};
 use threatmesh_protocol::entry::{Body, EntryHeader, FeedHead, OpenError, SignedEntry};
 use threatmesh_protocol::seal::SealContext;
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, Timestamp};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, error, warn};
 
+use super::charters::{Charters, Taken};
 use super::clock::ClockWatch;
 use super::keyring::Keyring;
 use super::metrics::{Metrics, Rejection};
@@ -151,6 +152,8 @@ pub(crate) enum Acceptance {
 pub(crate) struct Checker {
     pub(crate) store: Store,
     pub(crate) charter: watch::Receiver<Arc<SignedCharter>>,
+    /// Every charter the node holds: where a charter that arrives is checked and kept.
+    pub(crate) charters: Arc<Charters>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clock_skew: Duration,
     /// The node's clock, and what entries say about it.
@@ -310,17 +313,22 @@ impl Checker {
                 });
             }
             Job::Charters { charters, peer } => {
-                // Each charter is checked against the one accepted just before it, so a
-                // node several versions behind catches up in one response.
+                // Oldest first: each charter is checked against those taken before it, so
+                // a node several versions behind catches up in one response.
                 let mut blamed = 0;
-                let mut current = Arc::clone(&self.charter.borrow());
                 for raw in charters {
-                    match self.check_charter(raw, &current) {
-                        Ok(Some(accepted)) => {
-                            current = Arc::clone(&accepted);
-                            send(Verdict::CharterAccepted(accepted));
+                    let taken = match SignedCharter::decode(raw) {
+                        Ok(charter) => self.take_charter(charter),
+                        Err(error) => {
+                            self.metrics.rejected(Rejection::BadCharter);
+                            Err(error)
                         }
-                        Ok(None) => {}
+                    };
+                    match taken {
+                        Ok(Taken::Added(Some(in_force))) => {
+                            send(Verdict::CharterAccepted(in_force));
+                        }
+                        Ok(_) => {}
                         Err(_) => blamed += 1,
                     }
                 }
@@ -426,21 +434,23 @@ impl Checker {
             Ok(threatmesh_protocol::wire::Message::Charter(raw)) => SignedCharter::decode(raw).ok(),
             _ => None,
         };
-        let applied = Arc::clone(&self.charter.borrow());
         let (acceptance, accepted, behind) = match decoded {
             None => {
                 self.metrics.rejected(Rejection::BadCharter);
                 (Acceptance::Reject(Rejection::BadCharter), None, false)
             }
-            Some(incoming) => {
-                let behind =
-                    incoming.charter().version > applied.charter().version.saturating_add(1);
-                match self.check_decoded_charter(incoming, &applied) {
-                    Ok(Some(accepted)) => (Acceptance::Accept, Some(accepted), behind),
-                    Ok(None) => (Acceptance::Ignore, None, behind),
-                    Err(_) => (Acceptance::Reject(Rejection::BadCharter), None, false),
-                }
-            }
+            // Forwarded whenever it is taken, in force here or not: other nodes may need
+            // it to check the versions after it.
+            Some(incoming) => match self.take_charter(incoming) {
+                Ok(Taken::Added(in_force)) => (Acceptance::Accept, in_force, false),
+                Ok(Taken::Passed(admission)) => (
+                    Acceptance::Ignore,
+                    None,
+                    admission == Admission::MissingPrevious,
+                ),
+                Ok(Taken::NotStored(_)) => (Acceptance::Ignore, None, false),
+                Err(_) => (Acceptance::Reject(Rejection::BadCharter), None, false),
+            },
         };
         let mut verdicts: Vec<Verdict> =
             accepted.map(Verdict::CharterAccepted).into_iter().collect();
@@ -512,13 +522,21 @@ impl Checker {
             seq: header.seq,
             id,
         };
-        let org = match charter.charter().authorise_entry(&head, header.created) {
-            Ok(member) => member.org,
+        let member = match charter.charter().authorise_entry(&head, header.created) {
+            Ok(member) => member,
             Err(reason) => {
                 debug!(author = %header.author.fmt_short(), seq = header.seq, %reason, "entry refused");
                 return reject(Rejection::NotAuthorised);
             }
         };
+        // A feed the charter ended only fills places the node does not hold (see
+        // `Store::apply_ended`), and that is known once stored: such an entry is forwarded
+        // after, not before, so a cut-off key's contradicting entries go nowhere. The entry
+        // the cutoff names is the charter's word, not the key's: taken like any other.
+        let ended = member
+            .feed_end(&header.author)
+            .is_some_and(|end| end.last_id != Some(id));
+        let org = member.org;
         let now = self.clock.clock().now();
         if header.created > now.saturating_add(self.clock_skew) {
             // Refused whoever is wrong, but first checked like any entry: a forgery is the
@@ -541,15 +559,20 @@ impl Checker {
             Ok(entry) => entry,
             Err(rejection) => return reject(rejection),
         };
-        verified();
+        if !ended {
+            verified();
+        }
         // Only a signed entry says how far its feed reaches.
         self.metrics.advertised(header.author, header.seq);
         let opening = self.open_sealed(&entry, &charter);
         // Added now, once checked: the time it became readable here (the checks of a large
         // entry take milliseconds, which `now`, read before them, would leave out).
-        let applied = self
-            .store
-            .apply(&entry, org, opening.reading(), self.clock.clock().now());
+        let now = self.clock.clock().now();
+        let applied = if ended {
+            self.store.apply_ended(&entry, org, opening.reading(), now)
+        } else {
+            self.store.apply(&entry, org, opening.reading(), now)
+        };
         if let Opening::Unopened { generation } = opening
             && self.keyring.generation() != generation
         {
@@ -595,6 +618,15 @@ impl Checker {
                     gap: None,
                     written: Some(ticket),
                 }
+            }
+            Ok(Applied {
+                outcome: Ingest::Contradicts { seq },
+                ..
+            }) => {
+                // Refused as the charter's doing, not the sender's: an honest relay may
+                // have taken the entry for a place it did not hold.
+                debug!(author = %header.author.fmt_short(), seq, "entry of an ended feed contradicts one held: refused");
+                reject(Rejection::NotAuthorised)
             }
             Ok(Applied {
                 outcome: Ingest::Duplicate,
@@ -647,66 +679,20 @@ impl Checker {
         }
     }
 
-    /// Checks a charter against `current`. `Ok(Some)` for one that should replace it (the
-    /// next version, or a valid rival of the same version that supersedes it), stored;
-    /// `Ok(None)` for one that is not newer, not next, or the same; `Err` for one that
-    /// fails verification.
-    fn check_charter(
-        &self,
-        raw: RawCharter,
-        current: &SignedCharter,
-    ) -> Result<Option<Arc<SignedCharter>>, CharterError> {
-        let incoming = match SignedCharter::decode(raw) {
-            Ok(incoming) => incoming,
+    /// Offers a charter to the node's charters (see `charters.rs`), counting the outcome:
+    /// `Err`, the one outcome its sender is blamed for, when it fails verification
+    /// against the charter it names or is not a well-formed charter.
+    fn take_charter(&self, incoming: SignedCharter) -> Result<Taken, CharterError> {
+        let taken = self.charters.take(incoming);
+        match &taken {
+            Ok(Taken::Added(_)) => self.metrics.accepted(),
+            Ok(Taken::Passed(_) | Taken::NotStored(_)) => {}
             Err(error) => {
+                debug!(%error, "charter refused");
                 self.metrics.rejected(Rejection::BadCharter);
-                return Err(error);
             }
-        };
-        self.check_decoded_charter(incoming, current)
-    }
-
-    /// [`Checker::check_charter`] for a charter already decoded.
-    fn check_decoded_charter(
-        &self,
-        incoming: SignedCharter,
-        current: &SignedCharter,
-    ) -> Result<Option<Arc<SignedCharter>>, CharterError> {
-        let version = incoming.charter().version;
-        let current_version = current.charter().version;
-        let verified = if version == current_version.saturating_add(1) {
-            incoming.verify_successor(current)
-        } else if version == current_version && incoming.id() != current.id() && version > 1 {
-            // A rival of the version in force (a steward signed two): it must follow the
-            // same predecessor, and wins only if it supersedes, so every node settles on
-            // the same one.
-            let Some(previous) = self.previous_charter(current) else {
-                return Ok(None);
-            };
-            if !incoming.supersedes(current) {
-                return Ok(None);
-            }
-            incoming.verify_successor(&previous)
-        } else {
-            return Ok(None);
-        };
-        if let Err(error) = verified {
-            self.metrics.rejected(Rejection::BadCharter);
-            return Err(error);
         }
-        if let Err(error) = self.store.put_charter(&incoming) {
-            error!(%error, "storing a charter failed");
-            return Ok(None);
-        }
-        self.metrics.accepted();
-        Ok(Some(Arc::new(incoming)))
-    }
-
-    /// The stored charter `current` follows.
-    fn previous_charter(&self, current: &SignedCharter) -> Option<SignedCharter> {
-        let before = current.charter().version.checked_sub(2)?;
-        let previous = self.store.charters_after(before).ok()?.into_iter().next()?;
-        (Some(previous.id()) == current.charter().previous).then_some(previous)
+        taken
     }
 }
 
@@ -757,9 +743,12 @@ mod tests {
     /// `author`.
     fn checker(author: &SigningKey) -> Checker {
         let skew = Duration::from_secs(300);
+        let store = testing::temporary_store();
+        let charter = testing::charter(author);
         Checker {
-            store: testing::temporary_store(),
-            charter: watch::channel(Arc::new(testing::charter(author))).1,
+            charters: Arc::new(Charters::load(store.clone(), charter.clone()).unwrap()),
+            store,
+            charter: watch::channel(Arc::new(charter)).1,
             metrics: Arc::default(),
             clock_skew: skew,
             clock: Arc::new(ClockWatch::new(Clock::system(), skew)),
@@ -785,6 +774,172 @@ mod tests {
                 .push(SignedEntry::next(author, federation, head.as_ref(), now(), body).unwrap());
         }
         entries
+    }
+
+    /// Runs one gossip job carrying `entry` and returns every verdict it gave.
+    async fn gossip(checker: &Checker, entry: &SignedEntry) -> Vec<Verdict> {
+        let (sender, mut verdicts) = mpsc::channel(8);
+        let job = Job::Gossip {
+            payload: entry.payload().to_vec(),
+            message_id: MessageId::new(&entry.id().0),
+            source: PeerId::random(),
+            reserved: None,
+        };
+        let checker = checker.clone();
+        tokio::time::timeout(
+            TIMEOUT,
+            tokio::task::spawn_blocking(move || checker.run(job, &sender)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let mut given = Vec::new();
+        while let Ok(verdict) = verdicts.try_recv() {
+            given.push(verdict);
+        }
+        given
+    }
+
+    /// Whether any verdict lets gossipsub forward the message.
+    fn forwarded(verdicts: &[Verdict]) -> bool {
+        verdicts.iter().any(|verdict| {
+            matches!(
+                verdict,
+                Verdict::Gossip {
+                    acceptance: Acceptance::Accept,
+                    ..
+                }
+            )
+        })
+    }
+
+    /// A checker under a version 2 that revokes the member of `author` after the last of
+    /// `honest` was created and ends its feed there.
+    fn revoked(checker: &mut Checker, author: &SigningKey, honest: &[SignedEntry]) {
+        use threatmesh_protocol::charter::{Charter, FeedCutoff, Status};
+
+        let genesis = Arc::clone(&checker.charter.borrow());
+        let last = honest.last().unwrap();
+        let mut members = genesis.charter().members.clone();
+        members[0].status = Status::Revoked {
+            since: Timestamp(last.entry().created.0 + 1),
+        };
+        members[0].cutoffs = vec![FeedCutoff {
+            node: PublicKey::of(author),
+            last_seq: last.entry().seq,
+            last_id: Some(last.id()),
+        }];
+        let mut revoking = SignedCharter::propose(Charter {
+            federation: genesis.federation(),
+            version: 2,
+            previous: Some(genesis.id()),
+            issued: Timestamp(2),
+            members,
+            ..genesis.charter().clone()
+        })
+        .unwrap();
+        revoking.sign(&SigningKey::from_bytes(&[3; 32]));
+        revoking.verify_successor(&genesis).unwrap();
+        checker.charter = watch::channel(Arc::new(revoking)).1;
+    }
+
+    /// An entry of `author`'s feed at `seq`, after `before`, created at `created`, with
+    /// indicator `n`: what a key holder forges.
+    fn forge(
+        checker: &Checker,
+        author: &SigningKey,
+        before: Option<&SignedEntry>,
+        created: Timestamp,
+        n: u64,
+    ) -> SignedEntry {
+        let seq = before.map_or(1, |entry| entry.entry().seq + 1);
+        let value = Value::parse(Kind::Ipv4, &format!("192.0.{seq}.{n}")).unwrap();
+        let body = Body::Bundle(Bundle {
+            tlp: Tlp::Green,
+            distribution: Distribution::Federation,
+            items: vec![Item::Indicator(Indicator::new(value, Timestamp(1)))],
+        });
+        let federation = checker.charter.borrow().federation();
+        let head = before.map(SignedEntry::head);
+        SignedEntry::next(author, federation, head.as_ref(), created, body).unwrap()
+    }
+
+    /// A revoked member's node key, still in the hands of whoever holds it, signs entries
+    /// for places below its feed's cutoff, backdated before the revocation. The node keeps
+    /// taking the entries it had not seen of the real feed, but neither stores nor
+    /// forwards a single one of the forgeries: a cut-off key cannot keep writing evidence.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revoked_key_cannot_add_entries_for_places_below_its_cutoff() {
+        let author = SigningKey::from_bytes(&[2; 32]);
+        let mut checker = checker(&author);
+        let honest = feed(&checker, &author, 5);
+        let created = honest[0].entry().created;
+        revoked(&mut checker, &author, &honest);
+        let store = checker.store.clone();
+
+        // The node had seen none of the feed: entries signed before the revocation still
+        // arrive, one place left open.
+        for index in [0, 1, 2, 4] {
+            assert!(
+                forwarded(&gossip(&checker, &honest[index]).await),
+                "honest entry {} was refused",
+                index + 1
+            );
+        }
+        // Forgeries for every place up to the cutoff but the last (pinned by id), each
+        // naming the real entry before it, so only the place itself is contested.
+        let mut forgeries = 0;
+        for seq in 1..=4usize {
+            for n in 0..6 {
+                let before = (seq > 1).then(|| &honest[seq - 2]);
+                let forged = forge(&checker, &author, before, created, n);
+                let verdicts = gossip(&checker, &forged).await;
+                assert!(
+                    !forwarded(&verdicts),
+                    "forged entry {seq} was forwarded: {verdicts:?}"
+                );
+                assert!(
+                    !store.contains(&forged.id()).unwrap(),
+                    "forged entry {seq} was stored"
+                );
+                forgeries += 1;
+            }
+        }
+        assert_eq!(forgeries, 24);
+        assert_eq!(
+            store.equivocations(&PublicKey::of(&author)).unwrap(),
+            vec![]
+        );
+        // The place left open is still the real entry's, which links both sides.
+        assert!(forwarded(&gossip(&checker, &honest[3]).await));
+        assert_eq!(store.stats().unwrap().entries, 5);
+        assert!(
+            !store.feeds().unwrap()[0].equivocated,
+            "the feed reads as equivocated"
+        );
+    }
+
+    /// A key thief raced a forgery for the last place into the node before the stewards
+    /// ended the feed. The entry the cutoff names is still taken: it is the charter's
+    /// word, not the key's, and it is one entry.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entry_a_cutoff_names_is_taken_over_a_forgery_held_before() {
+        let author = SigningKey::from_bytes(&[2; 32]);
+        let mut checker = checker(&author);
+        let honest = feed(&checker, &author, 2);
+        let forged = forge(&checker, &author, Some(&honest[0]), now(), 1);
+        let org = checker.charter.borrow().charter().members[0].org;
+        assert_eq!(
+            checker.store.ingest(&honest[0], org, now()).unwrap(),
+            Ingest::Stored
+        );
+        assert_eq!(
+            checker.store.ingest(&forged, org, now()).unwrap(),
+            Ingest::Stored
+        );
+        revoked(&mut checker, &author, &honest);
+        assert!(forwarded(&gossip(&checker, &honest[1]).await));
+        assert!(checker.store.contains(&honest[1].id()).unwrap());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,9 @@
 //! runs in the ingest pipeline (`ingest.rs`), off the loop; publishing this node's own
 //! entries is a pipeline too (`publish.rs`), whose concurrent callers share fsyncs. The current charter is shared through a
 //! watch channel: the loop applies a newer one to the allow list (disconnecting members
-//! that lost their standing) and the pipeline authorises entries against it.
+//! that lost their standing) and the pipeline authorises entries against it. Which
+//! charter is current is worked out in `charters.rs` from every valid charter the node
+//! holds, rivals included, so arrival order does not matter.
 //!
 //! Sync runs on every new connection and every `sync_interval`: ask for the peer's feed
 //! heads, then fetch only what is missing, one range per feed at a time, in pages bounded
@@ -18,6 +20,7 @@
 //! and the store indexes what it read.
 
 mod behaviour;
+mod charters;
 mod clock;
 mod codec;
 mod event_loop;
@@ -39,6 +42,7 @@ use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
+use threatmesh_protocol::charter::{Admission, MAX_RIVALS};
 use threatmesh_protocol::entry::MAX_BUNDLE_BYTES;
 use threatmesh_protocol::item::Item;
 use threatmesh_protocol::seal;
@@ -327,6 +331,8 @@ pub struct Client {
     metrics: Arc<metrics::Metrics>,
     clock: Arc<clock::ClockWatch>,
     charter: watch::Receiver<Arc<SignedCharter>>,
+    /// Every charter the node holds, for `update_charter`.
+    charters: Arc<charters::Charters>,
     peer_id: PeerId,
     peers_target: usize,
     keyring: Keyring,
@@ -352,7 +358,12 @@ pub fn new(
     store: Store,
     charter: SignedCharter,
 ) -> Result<(Client, EventLoop), NetworkError> {
-    let charter = Arc::new(charter);
+    let charters = Arc::new(
+        charters::Charters::load(store.clone(), charter).map_err(|error| {
+            NetworkError::Charter(format!("reading the stored charters: {error}"))
+        })?,
+    );
+    let charter = Arc::new(charters.in_force());
     let (command_sender, command_receiver) = mpsc::channel(COMMAND_CAP);
     let (job_sender, job_receiver) = mpsc::channel(JOB_CAP);
     let (verdict_sender, verdict_receiver) = mpsc::channel(VERDICT_CAP);
@@ -375,6 +386,7 @@ pub fn new(
         ingest::Checker {
             store: store.clone(),
             charter: charter_receiver.clone(),
+            charters: Arc::clone(&charters),
             metrics: Arc::clone(&metrics),
             clock_skew: config.clock_skew,
             clock: Arc::clone(&clock),
@@ -411,6 +423,7 @@ pub fn new(
         charter: charter_receiver,
         keyring,
         unread,
+        charters,
     };
     Ok((client, event_loop))
 }
@@ -491,20 +504,45 @@ impl Client {
             .await
     }
 
-    /// Hands the node a newer charter (signed by k stewards of the current one): checked,
-    /// stored, applied to the allow list and gossiped.
+    /// Hands the node a charter signed by k stewards of a charter it holds (normally the
+    /// next version): checked, stored, applied to the allow list if it is then in force,
+    /// and gossiped. One the node holds already is refused, as are those too old for a
+    /// rival or of a version that holds `MAX_RIVALS` charters.
     pub async fn update_charter(&self, charter: SignedCharter) -> Result<(), ClientError> {
-        let current = Arc::clone(&self.charter.borrow());
-        charter.verify_successor(&current)?;
-        let store = self.publisher.store().clone();
-        let charter = Arc::new(charter);
-        let stored = Arc::clone(&charter);
-        tokio::task::spawn_blocking(move || store.put_charter(&stored))
+        let version = charter.charter().version;
+        let payload = charter.to_payload();
+        let charters = Arc::clone(&self.charters);
+        let taken = tokio::task::spawn_blocking(move || charters.take(charter))
             .await
             .map_err(|error| ClientError::Internal(error.to_string()))??;
-        let payload = charter.to_payload();
-        self.ask(|reply| Command::ApplyCharter { charter, reply })
-            .await?;
+        match taken {
+            charters::Taken::Added(Some(charter)) => {
+                self.ask(|reply| Command::ApplyCharter { charter, reply })
+                    .await?;
+            }
+            // Taken but not in force (a rival that loses the tie): gossiped all the same,
+            // since nodes may need it to check the versions after it.
+            charters::Taken::Added(None) => {}
+            charters::Taken::Passed(Admission::Known) => {
+                return Err(ClientError::Invalid(format!(
+                    "charter version {version} is held already: nothing to change"
+                )));
+            }
+            charters::Taken::Passed(Admission::MissingPrevious) => {
+                return Err(ClientError::Invalid(format!(
+                    "charter version {version} follows a version {} this node does not hold; \
+                     hand it the versions in between first",
+                    version.saturating_sub(1)
+                )));
+            }
+            charters::Taken::Passed(admission) => {
+                return Err(ClientError::Invalid(format!(
+                    "charter version {version} not kept ({admission:?}): only the newest \
+                     versions take a rival, at most {MAX_RIVALS} each"
+                )));
+            }
+            charters::Taken::NotStored(error) => return Err(error.into()),
+        }
         self.ask(|reply| Command::Gossip { payload, reply }).await?
     }
 

@@ -69,11 +69,6 @@ impl Publisher {
         &self.key
     }
 
-    /// The store entries are written to.
-    pub(super) fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Publishes `bundles` as the next entries of this node's feed, signed under `charter`;
     /// `gossip` hands one entry's payload to the network. Returns the entry ids once every
     /// entry is on disk and was gossiped. If a bundle cannot be signed or stored, the
@@ -406,7 +401,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_publishes_share_one_flush_and_gossip_in_seq_order() {
         let (publisher, charter, mut gossiped, gossip) = publisher();
-        let store = publisher.store().clone();
+        let store = publisher.store.clone();
         let author = PublicKey::of(publisher.key());
         let hold = store.hold_flushes();
         let calls: Vec<_> = (0..8)
@@ -462,7 +457,7 @@ mod tests {
     #[tokio::test]
     async fn failed_write_leaves_the_feed_where_it_was() {
         let (publisher, charter, mut gossiped, gossip) = publisher();
-        let store = publisher.store().clone();
+        let store = publisher.store.clone();
         let author = PublicKey::of(publisher.key());
         let first = publisher
             .publish(Arc::clone(&charter), vec![bundle(1)], |payload| {

@@ -13,7 +13,7 @@
 //! | `n` | local feed number | author |
 //! | `i` | kind, value, 0, feed number, seq, item | an index record (assertion, revocation, sighting) |
 //! | `a` | added time, counter | entry id, in the order this node accepted entries |
-//! | `c` | version | a charter's gossip payload |
+//! | `c` | version, charter id | a charter's gossip payload (rivals of a version side by side) |
 //! | `o` | entry id | the bundle this node read from a sealed entry (recipients only) |
 //! | `u` | entry id | the entry's `a` row key: a sealed entry for this organisation that did not open yet |
 //!
@@ -22,7 +22,9 @@
 //! The `u` namespace and the `munread` counter came later still: a store written before
 //! them has no entry waiting to be opened again, which is how it reads.
 //! Opened bundles are kept in the clear, like every clear entry; encrypting the store at
-//! rest is left to the disk.
+//! rest is left to the disk. Charter keys once held the version alone (one charter a
+//! version); such keys sort before the longer ones of their version and read the same, so
+//! the schema version stays 1 for them too.
 
 use threatmesh_protocol::{Hash, Kind, PublicKey, Timestamp, Value};
 
@@ -176,7 +178,15 @@ pub(super) fn time_of_added_key(key: &[u8]) -> Option<Timestamp> {
         .map(|bytes| Timestamp(u64::from_be_bytes(bytes)))
 }
 
-pub(super) fn charter(version: u64) -> [u8; 9] {
+pub(super) fn charter(version: u64, id: &Hash) -> [u8; 41] {
+    let mut key = [0; 41];
+    key[..9].copy_from_slice(&charters_from(version));
+    key[9..].copy_from_slice(&id.0);
+    key
+}
+
+/// Where the charters of `version` and later start.
+pub(super) fn charters_from(version: u64) -> [u8; 9] {
     let mut key = [0; 9];
     key[0] = CHARTER;
     key[1..].copy_from_slice(&version.to_be_bytes());

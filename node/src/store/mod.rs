@@ -182,6 +182,12 @@ pub enum Ingest {
         /// The seq with two entries.
         seq: u64,
     },
+    /// An entry of a feed that has ended (see [`Store::apply_ended`]) that contradicts one
+    /// held: not stored, so a cut-off key cannot add evidence.
+    Contradicts {
+        /// The seq whose entry, or whose neighbour's link, it contradicts.
+        seq: u64,
+    },
 }
 
 /// A store that cannot be opened, read or written.
@@ -579,6 +585,65 @@ impl Store {
         self.writable()?;
         let _writer = self.lock_writer();
         self.apply_locked(entry, org, opened, now)
+    }
+
+    /// [`Store::apply`] for an entry of a feed the charter has ended (a cutoff, or a
+    /// member out of standing), other than the entry its cutoff names (the charter's word,
+    /// applied like any entry): such a feed is closed, so the entry is stored only if it
+    /// fills a place the node does not hold yet and agrees with the entries held on both
+    /// sides of it; otherwise nothing is written and the outcome is
+    /// [`Ingest::Contradicts`]. An author whose key is cut off (stolen, or a revoked
+    /// member's) can sign any number of backdated entries below the cutoff; this keeps
+    /// each such feed to at most one entry per seq, while entries it signed before the
+    /// cutoff that the node had simply not seen still arrive. Decided under the writer
+    /// lock, so two contradicting entries racing for one empty place store only one.
+    pub fn apply_ended(
+        &self,
+        entry: &SignedEntry,
+        org: PublicKey,
+        opened: Reading<'_>,
+        now: Timestamp,
+    ) -> Result<Applied, StoreError> {
+        self.writable()?;
+        let _writer = self.lock_writer();
+        if let Some(seq) = self.contradiction(entry)? {
+            return Ok(Applied {
+                outcome: Ingest::Contradicts { seq },
+                ticket: self.inner.flush.last_applied(),
+            });
+        }
+        self.apply_locked(entry, org, opened, now)
+    }
+
+    /// The seq at which `signed` disagrees with what is held of its feed: another entry
+    /// at its place, or a neighbour that does not link to it. `None` for a duplicate.
+    fn contradiction(&self, signed: &SignedEntry) -> Result<Option<u64>, StoreError> {
+        let db = &self.db()?;
+        let entry = signed.entry();
+        let (author, seq) = (entry.author, entry.seq);
+        if db.contains_key(keys::entry(&signed.id()))? {
+            return Ok(None);
+        }
+        if db.contains_key(keys::feed(&author, seq))? {
+            return Ok(Some(seq));
+        }
+        if seq > 1
+            && let Some(before) = db.get(keys::feed(&author, seq - 1))?
+            && Some(before.as_ref()) != entry.prev.as_ref().map(|prev| &prev.0[..])
+        {
+            return Ok(Some(seq - 1));
+        }
+        if let Some(after) = db.get(keys::feed(&author, seq + 1))? {
+            let after_id = Hash(hash_of(&keys::feed(&author, seq + 1), &after)?);
+            let next_prev = db
+                .get(keys::entry(&after_id))?
+                .and_then(|payload| threatmesh_protocol::entry::EntryHeader::peek(&payload).ok())
+                .map(|header| header.prev);
+            if next_prev.is_some_and(|prev| prev != Some(signed.id())) {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
     }
 
     /// [`Store::apply`] for an entry this node just signed as the next of its own feed:
@@ -1646,15 +1711,16 @@ impl Store {
         Ok(found)
     }
 
-    /// Keeps a charter (its validity is the caller's business), durably.
-    /// Unlike entries, a charter is written even when free space is under the reserve:
-    /// it is a few KiB, and a suspension or revocation must not wait for disk space.
+    /// Keeps a charter (its validity, and how many of a version to keep, are the caller's
+    /// business), durably, beside any other of its version. Unlike entries, a charter is
+    /// written even when free space is under the reserve: it is a few KiB, and a
+    /// suspension or revocation must not wait for disk space.
     pub fn put_charter(&self, charter: &SignedCharter) -> Result<(), StoreError> {
         self.recover()?;
         let ticket = {
             let _writer = self.lock_writer();
             self.poison_on_error(self.db()?.insert(
-                keys::charter(charter.charter().version),
+                keys::charter(charter.charter().version, &charter.id()),
                 charter.to_payload(),
             ))?;
             self.inner.flush.applied()
@@ -1662,10 +1728,10 @@ impl Store {
         self.wait_durable(ticket)
     }
 
-    /// The charters after `version`, oldest first.
+    /// The charters after `version`, oldest version first; rivals of one version by id.
     pub fn charters_after(&self, version: u64) -> Result<Vec<SignedCharter>, StoreError> {
-        let start = keys::charter(version.saturating_add(1));
-        let mut found = Vec::new();
+        let start = keys::charters_from(version.saturating_add(1));
+        let mut found: Vec<SignedCharter> = Vec::new();
         for row in self.db()?.range(start..) {
             let (key, payload) = row?;
             if key.first() != Some(&keys::CHARTER) {
@@ -1677,14 +1743,22 @@ impl Store {
                 Ok(other) => return Err(StoreError::corrupt(&key, format!("a {}", other.kind()))),
                 Err(error) => return Err(StoreError::corrupt(&key, error.to_string())),
             };
-            found.push(charter);
+            // A store written before rivals were kept side by side may hold a charter
+            // under its version alone and again under its version and id.
+            if !found.iter().any(|held| held.id() == charter.id()) {
+                found.push(charter);
+            }
         }
         Ok(found)
     }
 
-    /// The newest charter kept.
+    /// The charter in force among those kept: of the highest version, the smallest id
+    /// (the order of `SignedCharter::supersedes`).
     pub fn latest_charter(&self) -> Result<Option<SignedCharter>, StoreError> {
-        Ok(self.charters_after(0)?.pop())
+        Ok(self
+            .charters_after(0)?
+            .into_iter()
+            .reduce(|best, next| if next.supersedes(&best) { next } else { best }))
     }
 
     /// Counts and sizes.

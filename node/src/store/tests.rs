@@ -704,6 +704,42 @@ fn charters_are_kept_in_version_order() {
 }
 
 #[test]
+fn rival_charters_of_one_version_are_kept_side_by_side_and_the_smallest_id_leads() {
+    use threatmesh_protocol::charter::{Charter, SignedCharter};
+    let store = temporary();
+    let steward = key(50);
+    let genesis = genesis(&steward);
+    let mut first = SignedCharter::propose(genesis.clone()).unwrap();
+    first.sign(&steward);
+    let rivals: Vec<SignedCharter> = ["A", "B", "C"]
+        .into_iter()
+        .map(|name| {
+            let mut rival = SignedCharter::propose(Charter {
+                federation: first.federation(),
+                name: name.into(),
+                version: 2,
+                previous: Some(first.id()),
+                ..genesis.clone()
+            })
+            .unwrap();
+            rival.sign(&steward);
+            rival
+        })
+        .collect();
+    store.put_charter(&first).unwrap();
+    for rival in &rivals {
+        store.put_charter(rival).unwrap();
+        // Putting one again keeps one copy.
+        store.put_charter(rival).unwrap();
+    }
+    let mut kept = store.charters_after(1).unwrap();
+    assert_eq!(kept.len(), 3);
+    kept.sort_by_key(SignedCharter::id);
+    assert_eq!(store.charters_after(1).unwrap(), kept, "rivals in id order");
+    assert_eq!(store.latest_charter().unwrap().unwrap().id(), kept[0].id());
+}
+
+#[test]
 fn second_store_on_a_directory_in_use_is_refused_after_a_short_wait() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Store::open(dir.path(), &Options::default()).unwrap();
