@@ -811,6 +811,17 @@ impl RawSyncPeer {
         }
     }
 
+    /// Drives the swarm (answering requests) for `duration`.
+    pub async fn drive_for(&mut self, duration: Duration) {
+        let deadline = tokio::time::Instant::now() + duration;
+        while let Ok(event) =
+            tokio::time::timeout_at(deadline, futures_lite_select::next_event(&mut self.swarm))
+                .await
+        {
+            self.answer_request(event);
+        }
+    }
+
     /// Drives the swarm (answering requests) until `condition` holds, failing after
     /// [`TIMEOUT`].
     pub async fn drive_while_waiting_for(

@@ -243,17 +243,18 @@ async fn member_asking_for_pages_it_never_reads_is_bounded_struck_and_honest_pee
 
 /// A member answers reconciliation at once, showing an honest member's feed far past its
 /// real head, then never serves the ranges the node asks for. The node still gets the
-/// feed from the honest member that holds it, without waiting for another round with it,
-/// holds the stall against the liar, and the feed's lag comes back down to nothing.
+/// feed from the honest member that holds it, without waiting for another round with it
+/// (the peer reconciled with next, in turn, lacks the feed too), holds the stall against
+/// the liar, and the feed's lag comes back down to nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_advertising_heads_it_never_serves_does_not_hold_up_the_feed_or_its_lag() {
     let mut config = test_config();
     // A stall is given up on after this; the next reconciliation round is a minute away
     // (`test_config`), longer than any wait here.
     config.request_timeout = Duration::from_secs(5);
-    // Member 2 runs no node: the lying peer holds its key.
-    let net = TestNet::start_some(3, 2, config).await.unwrap();
-    let (victim, honest) = (&net.nodes[0], &net.nodes[1]);
+    // Member 3 runs no node: the lying peer holds its key. Member 2 holds nothing.
+    let net = TestNet::start_some(4, 3, config).await.unwrap();
+    let (victim, honest, empty) = (&net.nodes[0], &net.nodes[1], &net.nodes[2]);
     let mut ids = Vec::new();
     for batch in 0..5 {
         ids.extend(honest.publish(batch * 10, 10).await.unwrap());
@@ -269,7 +270,7 @@ async fn member_advertising_heads_it_never_serves_does_not_hold_up_the_feed_or_i
     let charter = (1, net.federation.genesis.id());
     let ranges_asked = Arc::new(AtomicUsize::new(0));
     let asked = Arc::clone(&ranges_asked);
-    let mut liar = RawSyncPeer::answering_some(&net.federation.nodes[2], move |request| {
+    let mut liar = RawSyncPeer::answering_some(&net.federation.nodes[3], move |request| {
         let response = match wire::decode(request, wire::MAX_MESSAGE_BYTES) {
             Ok(Message::Request(Request::Reconcile { .. })) => Response::Reconcile {
                 charter_version: charter.0,
@@ -299,8 +300,18 @@ async fn member_advertising_heads_it_never_serves_does_not_hold_up_the_feed_or_i
         Some(&CLAIMED)
     );
 
-    // The honest member, which holds the feed, connects while that fetch is stalled.
-    honest.client.dial(victim.address.clone()).await.unwrap();
+    // While that fetch is stalled, a member holding nothing connects, then the honest
+    // member, which holds the feed: the node reconciles with each, in that order.
+    for member in [empty, honest] {
+        member.client.dial(victim.address.clone()).await.unwrap();
+        let id = member.client.peer_id();
+        let connected = tokio::time::timeout(TIMEOUT, async {
+            while !victim.client.peers().await.unwrap().contains(&id) {
+                liar.drive_for(Duration::from_millis(20)).await;
+            }
+        });
+        connected.await.expect("the member to connect");
+    }
     liar.drive_while_waiting_for("the feed from the honest member", || victim.has_all(&ids))
         .await
         .unwrap();
