@@ -5,6 +5,11 @@
 //! asking; responses are bounded by the wire's [`MAX_MESSAGE_BYTES`], and what fills them
 //! is bounded by [`wire::range_limit`].
 //!
+//! An answer must be read within [`answer_write_deadline`] of its size (a reader that
+//! stalls would otherwise pin it in this node's memory until the request timeout); past
+//! it the stream is dropped with a [`SlowReader`] error the event loop holds against the
+//! peer.
+//!
 //! The codec counts the bytes of its frames into the node's sync [`Traffic`], exactly:
 //! what libp2p adds around them (stream negotiation, yamux, Noise) is counted only by the
 //! transport.
