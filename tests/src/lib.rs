@@ -646,12 +646,16 @@ pub struct RawSyncPeer {
     swarm: libp2p::Swarm<libp2p::request_response::Behaviour<RawCodec>>,
     /// The frame every request from the node is answered with.
     pub answer: Vec<u8>,
-    /// When set, answers each request from its bytes instead of with `answer`.
+    /// When set, answers each request from its bytes instead of with `answer`; `None`
+    /// leaves the request unanswered.
     answer_with: Option<Answerer>,
+    /// Requests left unanswered: their channels are held, so each stays open at the node
+    /// until it times out there.
+    unanswered: Vec<libp2p::request_response::ResponseChannel<Vec<u8>>>,
 }
 
-/// Makes a [`RawSyncPeer`]'s answer from the request's bytes.
-type Answerer = Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>;
+/// Makes a [`RawSyncPeer`]'s answer from the request's bytes, or leaves it unanswered.
+type Answerer = Box<dyn FnMut(&[u8]) -> Option<Vec<u8>> + Send>;
 
 impl std::fmt::Debug for RawSyncPeer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -761,6 +765,7 @@ impl RawSyncPeer {
             swarm,
             answer,
             answer_with: None,
+            unanswered: Vec::new(),
         })
     }
 
@@ -768,7 +773,16 @@ impl RawSyncPeer {
     /// of the request's bytes.
     pub fn answering(
         key: &SigningKey,
-        answer: impl FnMut(&[u8]) -> Vec<u8> + Send + 'static,
+        mut answer: impl FnMut(&[u8]) -> Vec<u8> + Send + 'static,
+    ) -> Result<RawSyncPeer> {
+        RawSyncPeer::answering_some(key, move |request| Some(answer(request)))
+    }
+
+    /// [`RawSyncPeer::answering`], where `None` leaves a request unanswered for good (a
+    /// peer that stalls).
+    pub fn answering_some(
+        key: &SigningKey,
+        answer: impl FnMut(&[u8]) -> Option<Vec<u8>> + Send + 'static,
     ) -> Result<RawSyncPeer> {
         let mut peer = RawSyncPeer::new(key, Vec::new())?;
         peer.answer_with = Some(Box::new(answer));
@@ -819,6 +833,17 @@ impl RawSyncPeer {
         }
     }
 
+    /// Drives the swarm (answering requests) for `duration`.
+    pub async fn drive_for(&mut self, duration: Duration) {
+        let deadline = tokio::time::Instant::now() + duration;
+        while let Ok(event) =
+            tokio::time::timeout_at(deadline, futures_lite_select::next_event(&mut self.swarm))
+                .await
+        {
+            self.answer_request(event);
+        }
+    }
+
     /// Drives the swarm (answering requests) until `condition` holds, failing after
     /// [`TIMEOUT`].
     pub async fn drive_while_waiting_for(
@@ -857,9 +882,14 @@ impl RawSyncPeer {
         {
             let answer = match &mut self.answer_with {
                 Some(answer) => answer(&request),
-                None => self.answer.clone(),
+                None => Some(self.answer.clone()),
             };
-            let _ = self.swarm.behaviour_mut().send_response(channel, answer);
+            match answer {
+                Some(answer) => {
+                    let _ = self.swarm.behaviour_mut().send_response(channel, answer);
+                }
+                None => self.unanswered.push(channel),
+            }
         }
     }
 }

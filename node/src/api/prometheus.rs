@@ -195,6 +195,32 @@ pub(super) fn render(
         &one(network.sync_timeouts),
     );
     metric(
+        "sync_answers_over_limit_total",
+        "counter",
+        "Sync requests from peers refused because the peer held the most answers it may \
+         already; each is held against the peer.",
+        &one(network.sync_answers_over_limit),
+    );
+    metric(
+        "sync_slow_readers_total",
+        "counter",
+        "Sync answers dropped because the peer did not read them in time; each is held \
+         against the peer.",
+        &one(network.sync_slow_readers),
+    );
+    metric(
+        "sync_answers_held",
+        "gauge",
+        "Sync requests from peers being answered now (waiting, being read, going out).",
+        &one(network.sync_answers_held),
+    );
+    metric(
+        "sync_answer_bytes_held",
+        "gauge",
+        "Bytes of sync answers read and not yet taken by their peers.",
+        &one(network.sync_answer_bytes_held),
+    );
+    metric(
         "regossiped_total",
         "counter",
         "Recent entries fetched by sync and gossiped again (likely missing elsewhere too).",

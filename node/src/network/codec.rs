@@ -5,12 +5,18 @@
 //! asking; responses are bounded by the wire's [`MAX_MESSAGE_BYTES`], and what fills them
 //! is bounded by [`wire::range_limit`].
 //!
+//! An answer must be read within [`answer_write_deadline`] of its size (a reader that
+//! stalls would otherwise pin it in this node's memory until the request timeout); past
+//! it the stream is dropped with a [`SlowReader`] error the event loop holds against the
+//! peer.
+//!
 //! The codec counts the bytes of its frames into the node's sync [`Traffic`], exactly:
 //! what libp2p adds around them (stream negotiation, yamux, Noise) is counted only by the
 //! transport.
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
@@ -24,6 +30,23 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/threatmesh/sync/1");
 
 /// Largest request accepted: every request is a few dozen bytes.
 pub(crate) const MAX_REQUEST_BYTES: usize = 4 * 1024;
+
+/// Time an answer's reader gets on top of what its bytes take at
+/// [`SLOWEST_READER_BYTES_PER_SEC`]: round trips, and a busy peer getting to its streams.
+pub(crate) const ANSWER_WRITE_GRACE: Duration = Duration::from_secs(5);
+
+/// The slowest a member may take an answer in: 1 MiB/s, so a full range page must go out
+/// within about 10 s. A reader slower than this (or one that never reads, pinning the
+/// answer in this node's memory) has its stream dropped and is struck; honest nodes read
+/// their answers as fast as their link allows, and members' links are far faster.
+pub(crate) const SLOWEST_READER_BYTES_PER_SEC: u64 = 1024 * 1024;
+
+/// How long writing an answer of `bytes` may take: well under the request timeout (30 s
+/// by default) for every answer, so a reader that stalls frees what it holds sooner.
+pub(crate) fn answer_write_deadline(bytes: usize) -> Duration {
+    let at_slowest = Duration::from_secs_f64(bytes as f64 / SLOWEST_READER_BYTES_PER_SEC as f64);
+    ANSWER_WRITE_GRACE + at_slowest
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct SyncCodec {
@@ -112,7 +135,21 @@ impl libp2p::request_response::Codec for SyncCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_message(&mut self.counted(io), &Message::Response(response)).await
+        // Encoded first, so the deadline knows the size; the stream is dropped when it
+        // passes, which frees the answer.
+        let bytes = wire::encode(&Message::Response(response));
+        let deadline = answer_write_deadline(bytes.len());
+        let mut io = self.counted(io);
+        match tokio::time::timeout(deadline, write_frame(&mut io, &bytes)).await {
+            Ok(written) => written,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                SlowReader {
+                    bytes: bytes.len(),
+                    deadline,
+                },
+            )),
+        }
     }
 }
 
@@ -140,11 +177,14 @@ async fn read_message<T: AsyncRead + Unpin>(io: &mut T, max_bytes: usize) -> io:
 }
 
 async fn write_message<T: AsyncWrite + Unpin>(io: &mut T, message: &Message) -> io::Result<()> {
-    let bytes = wire::encode(message);
+    write_frame(io, &wire::encode(message)).await
+}
+
+async fn write_frame<T: AsyncWrite + Unpin>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
     let length = u32::try_from(bytes.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "sync message over 4 GiB"))?;
     io.write_all(&length.to_be_bytes()).await?;
-    io.write_all(&bytes).await?;
+    io.write_all(bytes).await?;
     io.close().await
 }
 
@@ -170,6 +210,22 @@ fn frame_too_large(error: &io::Error) -> Option<FrameTooLarge> {
 /// Whether `error` is the codec refusing an oversized frame.
 pub(crate) fn is_frame_too_large(error: &io::Error) -> bool {
     frame_too_large(error).is_some()
+}
+
+/// An answer's reader did not take it within its deadline ([`answer_write_deadline`]):
+/// the stream is dropped, and the event loop holds it against the peer.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the peer did not read an answer of {bytes} bytes within {deadline:?}")]
+pub(crate) struct SlowReader {
+    bytes: usize,
+    deadline: Duration,
+}
+
+/// Whether `error` is the codec giving up on a reader too slow for its answer.
+pub(crate) fn is_slow_reader(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<SlowReader>().is_some())
 }
 
 fn unexpected(kind: &str) -> io::Error {

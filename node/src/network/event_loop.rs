@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, allow_block_list, identify, mdns};
@@ -26,9 +26,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+use super::answers::{AnswerQueue, OverLimit, answer_bytes};
 use super::behaviour::{Behaviour, BehaviourEvent, NON_READER_SCORE, Settings};
 use super::clock::ClockWatch;
-use super::codec::{SyncRequest, is_frame_too_large};
+use super::codec::{SyncRequest, is_frame_too_large, is_slow_reader};
+use super::fetch_sources::{FeedSources, Source};
 use super::ingest::{Acceptance, Job, Verdict};
 use super::ip_limits::{IpLimitConfig, IpOverLimit};
 use super::limits::GossipLimits;
@@ -41,12 +43,17 @@ use crate::store::Store;
 /// How often lost peers are redialled, bans and blocks expire and certificate windows are
 /// re-checked.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
-/// Sync answers computed but not yet sent. Answers are read from the store off the loop;
-/// when this is full, new requests are refused until the loop catches up.
+/// Sync answers read off the loop and not yet taken by it. At most `READS_AT_ONCE` reads
+/// run at once, so a reader never waits for room here.
 const ANSWER_CAP: usize = 64;
-/// Sync requests being answered at once, across all peers: each may read a page of up to
-/// `MAX_RANGE_BYTES` from the store.
-const ANSWERS_IN_FLIGHT: usize = 8;
+
+/// A sync answer read from the store off the loop: for whom, which request, where to send.
+type ReadAnswer = (
+    PeerId,
+    InboundRequestId,
+    ResponseChannel<Response>,
+    Response,
+);
 
 /// Why a sync request from a member that may not read is refused.
 const NOT_A_READER: &str = "this member may not read (roles.read is false in the charter)";
@@ -86,15 +93,16 @@ pub struct EventLoop {
     /// Charters requests in flight, and to whom: at most one per peer, so gossip that
     /// claims a newer charter (forged or not) cannot make this node ask over and over.
     pending_charters: HashMap<OutboundRequestId, PeerId>,
-    /// Feeds being fetched (by which request), so no range is asked of two peers at once.
-    fetching: HashMap<PublicKey, OutboundRequestId>,
+    /// Who showed each feed past this node, and the one fetch of it in flight.
+    sources: FeedSources<OutboundRequestId>,
     /// Refusals per peer, and when the last one came; they are forgotten after a quiet
     /// `ban` period, so rare faults never add up to a ban.
     strikes: HashMap<PeerId, (u32, Instant)>,
+    /// Sync requests being answered, per peer, and whose to read next.
+    answering: AnswerQueue<InboundRequestId, (Request, ResponseChannel<Response>)>,
     /// Sync answers computed off the loop, waiting to be sent.
-    answers: mpsc::Receiver<(PeerId, ResponseChannel<Response>, Response)>,
-    answer_permits: Arc<tokio::sync::Semaphore>,
-    answer_sender: mpsc::Sender<(PeerId, ResponseChannel<Response>, Response)>,
+    answers: mpsc::Receiver<ReadAnswer>,
+    answer_sender: mpsc::Sender<ReadAnswer>,
     /// Peers on the block list (banned for misbehaviour or blocked by the operator), with
     /// when that ends. Each is also in the `banned` behaviour, which refuses it.
     blocks: HashMap<PeerId, Block>,
@@ -203,11 +211,11 @@ impl EventLoop {
             pending_reconciles: HashMap::new(),
             pending_ranges: HashMap::new(),
             pending_charters: HashMap::new(),
-            fetching: HashMap::new(),
+            sources: FeedSources::new(),
             strikes: HashMap::new(),
+            answering: AnswerQueue::new(),
             answers,
             answer_sender,
-            answer_permits: Arc::new(tokio::sync::Semaphore::new(ANSWERS_IN_FLIGHT)),
             blocks: HashMap::new(),
             peer_book,
             dials: HashMap::new(),
@@ -254,7 +262,7 @@ impl EventLoop {
                     None => break,
                 },
                 Some(verdict) = self.verdicts.recv() => self.handle_verdict(verdict),
-                Some((peer, channel, response)) = self.answers.recv() => self.handle_answer(peer, channel, response),
+                Some((peer, id, channel, response)) = self.answers.recv() => self.handle_answer(peer, id, channel, response),
                 _ = sync_tick.tick() => self.sync_round(),
                 _ = maintenance.tick() => self.maintain(),
             }
@@ -368,6 +376,9 @@ impl EventLoop {
                 self.non_readers.remove(&peer_id);
                 self.peer_book.disconnected(&peer_id);
                 self.planner.disconnected(&peer_id);
+                self.sources.disconnected(&peer_id);
+                self.answering.disconnected(&peer_id);
+                self.start_reads();
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id,
@@ -570,7 +581,6 @@ impl EventLoop {
                 peer,
                 request,
                 author,
-                to_seq,
                 stored,
                 blamed,
                 regossip,
@@ -588,18 +598,13 @@ impl EventLoop {
                         Err(error) => debug!(%error, "entry fetched by sync not gossiped again"),
                     }
                 }
-                if self.fetching.get(&author) == Some(&request) {
-                    self.fetching.remove(&author);
-                }
                 if blamed > 0 {
                     self.strike(peer, u32::try_from(blamed).unwrap_or(u32::MAX));
                 }
                 // Ask again only after progress: a peer that sends nothing new (it lacks
                 // the entries, or plays games with `more`) is not asked again for this
-                // feed until a later reconciliation.
-                if stored > 0 {
-                    self.fetch_missing(peer, author, to_seq, false);
-                }
+                // feed until it shows it again; another source of it is asked instead.
+                self.fetch_ended(author, request, stored > 0);
             }
             Verdict::Charters { peer, blamed } => {
                 if blamed > 0 {
@@ -628,11 +633,13 @@ impl EventLoop {
                 peer,
                 message:
                     request_response::Message::Request {
-                        request, channel, ..
+                        request_id,
+                        request,
+                        channel,
                     },
                 ..
             } => match request {
-                SyncRequest::Valid(request) => self.answer(peer, request, channel),
+                SyncRequest::Valid(request) => self.answer(peer, request_id, request, channel),
                 SyncRequest::Oversized(too_large) => {
                     // Requests are a few dozen bytes: only a peer that breaks the protocol
                     // sends one over the limit. Its body was never read.
@@ -677,43 +684,88 @@ impl EventLoop {
                     self.carry_out_sync(actions, None);
                 }
                 self.pending_charters.remove(&request_id);
-                if let Some(fetch) = self.pending_ranges.remove(&request_id)
-                    && self.fetching.get(&fetch.author) == Some(&request_id)
-                {
-                    self.fetching.remove(&fetch.author);
+                if let Some(fetch) = self.pending_ranges.remove(&request_id) {
+                    if fetch.advertised
+                        && matches!(error, request_response::OutboundFailure::Timeout)
+                        && self.sources.is_fetching(&fetch.author, request_id)
+                    {
+                        // It showed the feed and then stalled: a broken promise, like an
+                        // empty answer. Its other sources are asked at once.
+                        let actions = self.planner.did_not_serve(peer);
+                        self.carry_out_sync(actions, None);
+                    }
+                    self.fetch_ended(fetch.author, request_id, false);
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
                 debug!(%peer, %error, "sync request from peer failed");
+                if let request_response::InboundFailure::Io(error) = &error
+                    && is_slow_reader(error)
+                {
+                    // It asked and did not take the answer in time: holding this node's
+                    // memory for nothing, or a link too slow for the federation.
+                    warn!(%peer, %error, "sync answer dropped: the peer reads too slowly");
+                    self.metrics.sync_slow_reader();
+                    self.strike(peer, 1);
+                }
+                self.answering.ended(peer, request_id);
+                self.start_reads();
             }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::ResponseSent {
+                peer, request_id, ..
+            } => {
+                self.answering.ended(peer, request_id);
+                self.start_reads();
+            }
         }
     }
 
-    /// Answers a sync request from the store, off the loop: a page can be megabytes of
-    /// reads. At most `ANSWERS_IN_FLIGHT` are computed at once; beyond that the request is
-    /// refused (the peer asks again at its next round).
-    fn answer(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
+    /// Queues a sync request to be answered from the store in turn with every peer's
+    /// (`answers.rs`). A peer already holding the most answers it may is refused, and
+    /// struck: honest nodes never ask that much at once.
+    fn answer(
+        &mut self,
+        peer: PeerId,
+        id: InboundRequestId,
+        request: Request,
+        channel: ResponseChannel<Response>,
+    ) {
         if let Some(withheld) = self.withhold_from_non_reader(&peer, &request) {
             self.send_answer(peer, channel, withheld);
             return;
         }
-        let Ok(permit) = Arc::clone(&self.answer_permits).try_acquire_owned() else {
-            self.metrics.queue_full();
-            let busy = Response::Refused("busy".into());
-            self.send_answer(peer, channel, busy);
+        if let Err(OverLimit((_, channel))) = self.answering.admit(peer, id, (request, channel)) {
+            warn!(%peer, "sync request refused: the peer holds too many answers already");
+            self.metrics.sync_answer_over_limit();
+            self.strike(peer, 1);
+            let refused = Response::Refused("too many sync requests at once".into());
+            self.send_answer(peer, channel, refused);
             return;
-        };
-        let charter = Arc::clone(&self.charter.borrow());
-        let store = self.store.clone();
-        let metrics = Arc::clone(&self.metrics);
-        let answers = self.answer_sender.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let response = read_answer(&store, &charter, request, &metrics);
-            // The loop is gone only when the node is shutting down.
-            let _ = answers.blocking_send((peer, channel, response));
-        });
+        }
+        self.start_reads();
+    }
+
+    /// Starts the store reads the answer queue hands out, off the loop: a page can be
+    /// megabytes of reads.
+    fn start_reads(&mut self) {
+        while let Some((peer, id, (request, channel))) = self.answering.next() {
+            let charter = Arc::clone(&self.charter.borrow());
+            let store = self.store.clone();
+            let metrics = Arc::clone(&self.metrics);
+            let answers = self.answer_sender.clone();
+            tokio::task::spawn_blocking(move || {
+                let response = read_answer(&store, &charter, request, &metrics);
+                // The loop is gone only when the node is shutting down.
+                let _ = answers.blocking_send((peer, id, channel, response));
+            });
+        }
+        let (held, bytes) = self.answering.held();
+        self.metrics.set_answers_held(held, bytes);
     }
 
     /// The answer to a sync request from a peer whose organisation may not read, when the
@@ -749,32 +801,41 @@ impl EventLoop {
     fn handle_answer(
         &mut self,
         peer: PeerId,
+        id: InboundRequestId,
         channel: ResponseChannel<Response>,
         response: Response,
     ) {
         let differs = matches!(&response, Response::Reconcile { parts, .. } if !parts.is_empty());
-        self.send_answer(peer, channel, response);
+        // Not sent if the request ended while it was read (timed out, connection gone).
+        if !self.answering.read(peer, id, answer_bytes(&response))
+            || !self.send_answer(peer, channel, response)
+        {
+            self.answering.ended(peer, id);
+        }
+        self.start_reads();
         if differs {
             self.planner.peer_differs(peer, Instant::now());
             self.send_reconciles();
         }
     }
 
+    /// Hands `response` to libp2p; false if the request is gone (its connection closed).
     fn send_answer(
         &mut self,
         peer: PeerId,
         channel: ResponseChannel<Response>,
         response: Response,
-    ) {
-        if self
+    ) -> bool {
+        let sent = self
             .swarm
             .behaviour_mut()
             .sync
             .send_response(channel, response)
-            .is_err()
-        {
+            .is_ok();
+        if !sent {
             debug!(%peer, "sync response not sent: connection gone");
         }
+        sent
     }
 
     fn handle_response(&mut self, peer: PeerId, request_id: OutboundRequestId, response: Response) {
@@ -806,19 +867,16 @@ impl EventLoop {
             // `more` is not needed: after a page that made progress, what is still missing
             // is asked for again anyway.
             let Response::Range { entries, .. } = response else {
-                if self.fetching.get(&fetch.author) == Some(&request_id) {
-                    self.fetching.remove(&fetch.author);
-                }
+                // Refused: another source is asked.
+                self.fetch_ended(fetch.author, request_id, false);
                 return;
             };
             if entries.is_empty() && fetch.advertised {
                 // It showed this feed's head in reconciliation, so it holds every entry up to
                 // it; serving none of them is a broken promise.
-                if self.fetching.get(&fetch.author) == Some(&request_id) {
-                    self.fetching.remove(&fetch.author);
-                }
                 let actions = self.planner.did_not_serve(peer);
                 self.carry_out_sync(actions, None);
+                self.fetch_ended(fetch.author, request_id, false);
                 return;
             }
             let bytes = entries.iter().map(Vec::len).sum();
@@ -832,9 +890,8 @@ impl EventLoop {
             };
             if self.jobs.try_send(job).is_err() {
                 self.metrics.queue_full();
-                if self.fetching.get(&fetch.author) == Some(&request_id) {
-                    self.fetching.remove(&fetch.author);
-                }
+                // Not asked again of this peer at once: the pipeline is behind.
+                self.fetch_ended(fetch.author, request_id, false);
             }
         } else if self.pending_charters.remove(&request_id).is_some()
             && let Response::Charters(charters) = response
@@ -848,11 +905,13 @@ impl EventLoop {
         }
     }
 
-    /// Fetches from `peer` the first missing range of `author`'s feed up to `up_to`, unless
-    /// that feed is already being fetched. Never past what the charter still accepts of
-    /// the feed: entries beyond a cutoff would only be refused.
+    /// `peer` showed `author`'s feed up to `up_to` (`advertised`: as its head in
+    /// reconciliation): keeps it as a source of the feed and fetches what is missing, unless
+    /// the feed is being fetched already (then it is asked if that fetch fails). Never past
+    /// what the charter still accepts of the feed: entries beyond a cutoff would only be
+    /// refused.
     fn fetch_missing(&mut self, peer: PeerId, author: PublicKey, up_to: u64, advertised: bool) {
-        if self.fetching.contains_key(&author) || !self.swarm.is_connected(&peer) {
+        if !self.swarm.is_connected(&peer) {
             return;
         }
         let up_to = {
@@ -866,22 +925,64 @@ impl EventLoop {
                 (None, None) => up_to,
             }
         };
-        match self.store.first_missing(&author, up_to) {
-            Ok(Some(first)) => self.fetch(peer, author, *first.start(), *first.end(), advertised),
-            Ok(None) => {}
-            Err(error) => warn!(%error, "store failed while planning sync"),
+        let source = Source {
+            peer,
+            up_to,
+            advertised,
+        };
+        self.sources.offer(author, source);
+        self.start_fetch(&author);
+    }
+
+    /// Fetches the first missing range of `author`'s feed from its first source with a
+    /// free slot, unless a fetch of it is in flight. Sources that show nothing this node
+    /// lacks are dropped on the way.
+    fn start_fetch(&mut self, author: &PublicKey) {
+        while let Some(source) = self.sources.next_source(author) {
+            if !self.swarm.is_connected(&source.peer) {
+                self.sources.drop_source(author, &source.peer);
+                continue;
+            }
+            match self.store.first_missing(author, source.up_to) {
+                Ok(Some(first)) => {
+                    self.fetch(source, *author, *first.start(), *first.end());
+                    return;
+                }
+                Ok(None) => self.sources.drop_source(author, &source.peer),
+                Err(error) => {
+                    warn!(%error, "store failed while planning sync");
+                    return;
+                }
+            }
         }
     }
 
-    fn fetch(
-        &mut self,
-        peer: PeerId,
-        author: PublicKey,
-        from_seq: u64,
-        to_seq: u64,
-        advertised: bool,
-    ) {
-        if self.fetching.contains_key(&author) || from_seq > to_seq {
+    /// The fetch `request` of `author`'s feed ended; `progressed`: it stored something.
+    /// Without progress its peer is no longer a source of the feed, and what it claimed
+    /// no longer counts in the feed's lag. Then the feed is fetched from its next source,
+    /// and feeds that waited for a free slot get it.
+    fn fetch_ended(&mut self, author: PublicKey, request: OutboundRequestId, progressed: bool) {
+        if !self.sources.finished(&author, request, progressed) {
+            return;
+        }
+        if !progressed {
+            let held = match self.store.feed(&author) {
+                Ok(feed) => feed.map_or(0, |feed| feed.highest),
+                Err(error) => {
+                    warn!(%error, "store failed while planning sync");
+                    0
+                }
+            };
+            let still_shown = self.sources.best_claim(&author).unwrap_or(0);
+            self.metrics.cap_advertised(author, still_shown.max(held));
+        }
+        for feed in self.sources.idle_feeds() {
+            self.start_fetch(&feed);
+        }
+    }
+
+    fn fetch(&mut self, source: Source, author: PublicKey, from_seq: u64, to_seq: u64) {
+        if from_seq > to_seq {
             return;
         }
         let federation = self.charter.borrow().federation();
@@ -896,16 +997,16 @@ impl EventLoop {
             .swarm
             .behaviour_mut()
             .sync
-            .send_request(&peer, SyncRequest::Valid(request));
+            .send_request(&source.peer, SyncRequest::Valid(request));
         self.pending_ranges.insert(
             id,
             Fetch {
                 author,
                 to_seq,
-                advertised,
+                advertised: source.advertised,
             },
         );
-        self.fetching.insert(author, id);
+        self.sources.started(author, source.peer, id);
     }
 
     /// An anti-entropy round: reconcile with the next few peers in turn.
@@ -1111,6 +1212,8 @@ impl EventLoop {
         self.clock
             .retain(|org| charter.charter().member(org).is_some());
         self.author_limits
+            .retain(|author| charter.charter().node(author).is_some());
+        self.sources
             .retain(|author| charter.charter().node(author).is_some());
     }
 

@@ -122,9 +122,8 @@ pub(crate) enum Verdict {
         peer: PeerId,
         request: OutboundRequestId,
         author: PublicKey,
-        to_seq: u64,
-        /// Entries of the page newly stored: without progress, the feed is not asked
-        /// again until the next heads round.
+        /// Entries of the page newly stored: without progress, the peer is no longer asked
+        /// for this feed until it shows it again.
         stored: usize,
         /// Refusals that are the peer's fault.
         blamed: usize,
@@ -306,7 +305,6 @@ impl Checker {
                     peer,
                     request,
                     author,
-                    to_seq,
                     stored,
                     blamed,
                     regossip,

@@ -157,6 +157,10 @@ pub(crate) struct Metrics {
     reconcile_requests: AtomicU64,
     sync_failures: AtomicU64,
     sync_timeouts: AtomicU64,
+    sync_answers_over_limit: AtomicU64,
+    sync_slow_readers: AtomicU64,
+    sync_answers_held: AtomicU64,
+    sync_answer_bytes_held: AtomicU64,
     peers_pruned: AtomicU64,
     regossiped: AtomicU64,
 }
@@ -209,6 +213,17 @@ pub struct Snapshot {
     pub sync_failures: u64,
     /// Sync requests (reconcile, range, charters) that timed out.
     pub sync_timeouts: u64,
+    /// Sync requests from peers refused (and held against them) because the peer held
+    /// the most answers it may already (`SYNC_ANSWERS_PER_PEER`).
+    pub sync_answers_over_limit: u64,
+    /// Sync answers dropped (and held against the peer) because the peer did not read
+    /// them within their deadline.
+    pub sync_slow_readers: u64,
+    /// Sync requests from peers being answered now: waiting, being read or going out (a
+    /// gauge).
+    pub sync_answers_held: u64,
+    /// Bytes of sync answers read and not yet taken by their peers (a gauge).
+    pub sync_answer_bytes_held: u64,
     /// Links closed because the node held more than its peer target.
     pub peers_pruned: u64,
     /// Recent entries fetched by sync and gossiped again.
@@ -332,6 +347,18 @@ impl Metrics {
         add(&self.ingest_micros_sum, micros);
     }
 
+    /// Lowers what is recorded of how far `author`'s feed goes to at most `seq`: a peer that
+    /// claimed more did not serve it, so its claim no longer counts in the feed's lag.
+    pub(crate) fn cap_advertised(&self, author: threatmesh_protocol::PublicKey, seq: u64) {
+        let mut advertised = self
+            .advertised
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(highest) = advertised.get_mut(&author) {
+            *highest = (*highest).min(seq);
+        }
+    }
+
     /// Records that a peer showed `seq` of `author`'s feed (a certified feed). Heads in
     /// sync answers are unsigned claims: no seq beyond what any feed can reach is kept.
     pub(crate) fn advertised(&self, author: threatmesh_protocol::PublicKey, seq: u64) {
@@ -423,6 +450,22 @@ impl Metrics {
         add(&self.sync_timeouts, 1);
     }
 
+    pub(crate) fn sync_answer_over_limit(&self) {
+        add(&self.sync_answers_over_limit, 1);
+    }
+
+    pub(crate) fn sync_slow_reader(&self) {
+        add(&self.sync_slow_readers, 1);
+    }
+
+    /// Sets the gauges of sync answers held for peers: how many, and their bytes read.
+    pub(crate) fn set_answers_held(&self, answers: usize, bytes: usize) {
+        self.sync_answers_held
+            .store(answers as u64, Ordering::Relaxed);
+        self.sync_answer_bytes_held
+            .store(bytes as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn pruned(&self) {
         add(&self.peers_pruned, 1);
     }
@@ -476,6 +519,10 @@ impl Metrics {
             reconcile_requests: load(&self.reconcile_requests),
             sync_failures: load(&self.sync_failures),
             sync_timeouts: load(&self.sync_timeouts),
+            sync_answers_over_limit: load(&self.sync_answers_over_limit),
+            sync_slow_readers: load(&self.sync_slow_readers),
+            sync_answers_held: load(&self.sync_answers_held),
+            sync_answer_bytes_held: load(&self.sync_answer_bytes_held),
             peers_pruned: load(&self.peers_pruned),
             regossiped: load(&self.regossiped),
             sealed_opened: load(&self.sealed_opened),

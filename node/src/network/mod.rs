@@ -19,11 +19,13 @@
 //! a node whose organisation holds a slot opens them on ingest with its encryption key
 //! and the store indexes what it read.
 
+mod answers;
 mod behaviour;
 mod charters;
 mod clock;
 mod codec;
 mod event_loop;
+mod fetch_sources;
 mod ingest;
 mod ip_limits;
 mod keyring;
@@ -49,6 +51,9 @@ use threatmesh_protocol::seal;
 use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use answers::{
+    MAX_BYTES_PER_PEER as SYNC_ANSWER_BYTES_PER_PEER, MAX_OPEN_PER_PEER as SYNC_ANSWERS_PER_PEER,
+};
 pub use behaviour::MESH_N as MESH_DEGREE;
 pub use clock::{Clock, ClockStatus};
 pub use codec::PROTOCOL as SYNC_PROTOCOL;
