@@ -1072,7 +1072,8 @@ async fn taxii_index_catches_up_in_the_background_without_a_request() {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let newest = store.last_added_key().unwrap().unwrap();
-    let index = store.tree("taxii-objects").unwrap();
+    let own = PublicKey::of(&SigningKey::from_bytes(&[2; 32]));
+    let index = store.tree(&taxii::index_tree(Some(own))).unwrap();
     let reached = || index.get(b"\xffprogress").unwrap().map(|key| key.to_vec());
     assert_eq!(reached(), None, "nothing indexed before the indexer runs");
 
