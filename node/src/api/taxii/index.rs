@@ -39,7 +39,7 @@ const LAYOUT: u32 = 2;
 const PROGRESS: &[u8] = b"\xffprogress";
 /// Entries read from the store at a time.
 const ROWS_PER_BATCH: usize = 32;
-/// Index keys written per batch (about 75 bytes each), at least one entry's.
+/// Index keys written per batch (about 110 bytes each), at least one entry's.
 const KEYS_PER_BATCH: usize = 4096;
 /// Length of an added-row key.
 const ROW_KEY: usize = 17;

@@ -6,7 +6,11 @@
 //! write: objects POSTed there are imported as STIX and published to the mesh).
 //!
 //! Objects are made on the fly from stored entries by the STIX exporter, so every node
-//! serves the same ids for the same entry. A collection lists first the context objects
+//! serves the same ids for the same entry, except the STIX ids its own organisation's
+//! indicators kept, which only that organisation's nodes serve as they are (see
+//! `formats::stix`). An object is an (id, publishing organisation): should two
+//! organisations' objects carry one id, each keeps its own versions, and neither hides the
+//! other in `match[version]` or a listing. A collection lists first the context objects
 //! (an identity per member organisation and the TLP 2.0 marking definitions), then the
 //! objects of each entry in the order this node accepted them. A page cursor names a row
 //! of the store's added-time index and a position among that entry's objects, so paging
