@@ -120,11 +120,13 @@ impl ObjectIndex {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if swept.as_deref() != Some(self.tree.as_str()) {
-            // Trees of another layout or organisation are never read again.
-            match self.store.drop_beside(TREE_PREFIX, &self.tree) {
-                Ok(()) => *swept = Some(self.tree.clone()),
-                Err(error) => tracing::warn!(%error, "dropping stale TAXII indexes failed"),
+            // Trees of another layout or organisation are never read again. Tried once
+            // per tree and run: one that could not be dropped (a full disk) only takes
+            // space, and is dropped at the next start.
+            if let Err(error) = self.store.drop_beside(TREE_PREFIX, &self.tree) {
+                tracing::warn!(%error, "dropping stale TAXII indexes failed; trying again at the next start");
             }
+            *swept = Some(self.tree.clone());
         }
         let end = self.store.last_added_key()?;
         let mut last = self.reached()?;
