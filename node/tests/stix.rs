@@ -88,12 +88,22 @@ fn sign_import(import: &Import) -> Vec<SignedEntry> {
         .collect()
 }
 
+/// How a node of the test publisher's own organisation exports.
+const OWN: stix::KeptIds = stix::KeptIds::Own(PublicKey([9; 32]));
+
+/// The bundle the publisher's own node exports: there its kept STIX ids are its own.
 fn export(entries: &[SignedEntry]) -> Json {
+    export_on(entries, stix::KeptIds::Own(publisher().org))
+}
+
+/// The bundle a node whose organisation `kept` names exports.
+fn export_on(entries: &[SignedEntry], kept: stix::KeptIds) -> Json {
     let publisher = publisher();
     stix::export_bundle(
         entries
             .iter()
             .map(|entry| (entry.entry(), entry.id(), &publisher)),
+        kept,
     )
 }
 
@@ -352,6 +362,11 @@ fn every_exported_bundle_passes_the_oasis_validator() {
     for name in FIXTURES {
         let import = import(&fixture(name));
         bundles.push((format!("round-trip-{name}"), export(&sign_import(&import))));
+        // The same entries on another organisation's node: kept ids namespaced.
+        bundles.push((
+            format!("elsewhere-{name}"),
+            export_on(&sign_import(&import), stix::KeptIds::Namespaced),
+        ));
     }
     bundles.push(("every-kind".into(), export(&[every_kind_entry()])));
     let every_tlp: Vec<SignedEntry> = [Tlp::Clear, Tlp::Green, Tlp::Amber]
@@ -388,7 +403,7 @@ fn the_validator_check_fails_on_a_broken_bundle() {
 #[test]
 fn export_starts_with_identity_and_marking_then_items() {
     let entry = every_kind_entry();
-    let objects = stix::export_entry(entry.entry(), &entry.id(), &publisher());
+    let objects = stix::export_entry(entry.entry(), &entry.id(), &publisher(), OWN);
     // identity, marking, 16 items, one malware and one campaign, and two `indicates`
     // relationships for each of the 12 indicators that are not CVEs
     assert_eq!(objects.len(), 2 + 16 + 2 + 24);
@@ -509,7 +524,7 @@ fn revocation_exports_as_a_later_version_of_the_same_indicator() {
 #[test]
 fn sightings_point_at_the_indicator_of_the_same_entry() {
     let entry = every_kind_entry();
-    let objects = stix::export_entry(entry.entry(), &entry.id(), &publisher());
+    let objects = stix::export_entry(entry.entry(), &entry.id(), &publisher(), OWN);
     let sightings: Vec<&Json> = objects.iter().filter(|o| o["type"] == "sighting").collect();
     assert_eq!(sightings.len(), 2);
     let first = objects.iter().find(|o| o["type"] == "indicator").unwrap();
@@ -534,12 +549,18 @@ fn the_same_entry_exports_to_the_same_json_everywhere() {
     let first = SignedEntry::open(entry.payload().to_vec()).unwrap();
     let second = SignedEntry::open(entry.payload().to_vec()).unwrap();
     let publisher = publisher();
-    let one =
-        serde_json::to_string(&stix::export_entry(first.entry(), &first.id(), &publisher)).unwrap();
+    let one = serde_json::to_string(&stix::export_entry(
+        first.entry(),
+        &first.id(),
+        &publisher,
+        OWN,
+    ))
+    .unwrap();
     let two = serde_json::to_string(&stix::export_entry(
         second.entry(),
         &second.id(),
         &publisher,
+        OWN,
     ))
     .unwrap();
     assert_eq!(one, two);
@@ -551,9 +572,172 @@ fn the_same_entry_exports_to_the_same_json_everywhere() {
         org: PublicKey([10; 32]),
         ..publisher.clone()
     };
-    let theirs = stix::export_entry(entry.entry(), &entry.id(), &other);
-    let ours = stix::export_entry(entry.entry(), &entry.id(), &publisher);
+    let theirs = stix::export_entry(entry.entry(), &entry.id(), &other, OWN);
+    let ours = stix::export_entry(entry.entry(), &entry.id(), &publisher, OWN);
     assert_ne!(theirs[2]["id"], ours[2]["id"]);
+    // An entry that kept no STIX id exports the same on any organisation's node.
+    let elsewhere = stix::export_entry(
+        entry.entry(),
+        &entry.id(),
+        &publisher,
+        stix::KeptIds::Own(PublicKey([11; 32])),
+    );
+    assert_eq!(serde_json::to_string(&elsewhere).unwrap(), one);
+}
+
+/// An indicator of `address` that kept STIX id `kept`, if any.
+fn kept_indicator(address: &str, kept: Option<&str>) -> Item {
+    let mut indicator = Indicator::new(Value::parse(Kind::Ipv4, address).unwrap(), SIGNED);
+    indicator.context.stix_id = kept.map(str::to_owned);
+    Item::Indicator(indicator)
+}
+
+#[test]
+fn a_member_cannot_export_under_another_organisations_stix_ids() {
+    // A publishes an indicator it imported (kept id) and one without (derived id).
+    let org_a = publisher();
+    let a_kept = "indicator--33fe3b22-0201-47cf-85d0-97c02164528d";
+    let a_plain = Value::parse(Kind::Ipv4, "203.0.113.2").unwrap();
+    let a_derived = stix::indicator_id(&org_a.org, &a_plain);
+    let by_a = sign(
+        1,
+        Tlp::Green,
+        vec![
+            kept_indicator("203.0.113.1", Some(a_kept)),
+            kept_indicator("203.0.113.2", None),
+        ],
+    );
+    // Member B, later, publishes its own values under both of A's ids.
+    let org_b = Publisher {
+        org: PublicKey([10; 32]),
+        name: "CERT-B".into(),
+        country: "BE".into(),
+    };
+    let key_b = SigningKey::from_bytes(&[77; 32]);
+    let by_b = SignedEntry::sign(
+        &key_b,
+        Entry {
+            federation: Hash([1; 32]),
+            author: PublicKey::of(&key_b),
+            seq: 1,
+            prev: None,
+            created: Timestamp(SIGNED.as_millis() + 60_000),
+            body: Body::Bundle(Bundle {
+                tlp: Tlp::Green,
+                distribution: Distribution::Federation,
+                items: vec![
+                    kept_indicator("198.51.100.66", Some(a_kept)),
+                    kept_indicator("198.51.100.67", Some(&a_derived)),
+                ],
+            }),
+        },
+    )
+    .unwrap();
+    let a_patterns = [
+        "[ipv4-addr:value = '203.0.113.1']",
+        "[ipv4-addr:value = '203.0.113.2']",
+    ];
+    let nodes = [
+        ("A's node", stix::KeptIds::Own(org_a.org)),
+        ("B's node", stix::KeptIds::Own(org_b.org)),
+        ("C's node", stix::KeptIds::Own(PublicKey([11; 32]))),
+        ("a node of no member", stix::KeptIds::Namespaced),
+    ];
+    for (node, kept) in nodes {
+        let bundle = stix::export_bundle(
+            [
+                (by_a.entry(), by_a.id(), &org_a),
+                (by_b.entry(), by_b.id(), &org_b),
+            ],
+            kept,
+        );
+        let indicators: Vec<&Json> = objects(&bundle)
+            .iter()
+            .filter(|object| object["type"] == "indicator")
+            .collect();
+        assert_eq!(indicators.len(), 4, "{node}: {bundle:#}");
+        let of = |org: &Publisher| -> Vec<&Json> {
+            let creator = stix::identity_id(&org.org);
+            indicators
+                .iter()
+                .copied()
+                .filter(|object| object["created_by_ref"] == creator.as_str())
+                .collect()
+        };
+        let (from_a, from_b) = (of(&org_a), of(&org_b));
+        // A's objects are exactly what A published, under A's ids: its kept id as it
+        // is on A's own node, namespaced by A elsewhere.
+        let a_kept_here = if node == "A's node" {
+            a_kept.to_owned()
+        } else {
+            stix::kept_id("indicator", &org_a.org, a_kept)
+        };
+        assert_eq!(from_a.len(), 2, "{node}");
+        assert_eq!(from_a[0]["id"], a_kept_here.as_str(), "{node}");
+        assert_eq!(from_a[0]["pattern"], a_patterns[0], "{node}");
+        assert_eq!(from_a[1]["id"], a_derived.as_str(), "{node}");
+        assert_eq!(from_a[1]["pattern"], a_patterns[1], "{node}");
+        assert_eq!(from_b.len(), 2, "{node}");
+        if node == "B's node" {
+            // B's own node takes B at its word for B's ids: only B's own consumers see
+            // that (see formats::stix). A's objects above are still A's, unchanged.
+            continue;
+        }
+        // B's objects never carry an id of A's, kept or derived, on any other node.
+        for object in &from_b {
+            let id = object["id"].as_str().unwrap();
+            assert!(
+                id != a_kept && id != a_derived && id != a_kept_here,
+                "{node}: B's object took A's id {id}: {object:#}"
+            );
+        }
+        assert_eq!(
+            from_b[0]["id"],
+            stix::kept_id("indicator", &org_b.org, a_kept).as_str(),
+            "{node}"
+        );
+        assert_eq!(
+            from_b[1]["id"],
+            stix::kept_id("indicator", &org_b.org, &a_derived).as_str(),
+            "{node}"
+        );
+        // So a tool that keeps the newest version of each id (OpenCTI, MISP) still
+        // holds A's pattern under each of A's ids.
+        for (id, pattern) in [
+            (a_kept_here.as_str(), a_patterns[0]),
+            (&a_derived, a_patterns[1]),
+        ] {
+            let versions = by_id(&bundle, id);
+            assert_eq!(versions.len(), 1, "{node}: {id}");
+            assert_eq!(versions[0]["pattern"], pattern, "{node}: {id}");
+        }
+    }
+    // A kept id namespaced by one organisation is none of its derived ids, nor the same
+    // kept id namespaced by another.
+    assert_ne!(
+        stix::kept_id("indicator", &org_a.org, a_kept),
+        stix::kept_id("indicator", &org_b.org, a_kept)
+    );
+}
+
+#[test]
+fn kept_ids_come_back_on_the_publishers_own_node_only() {
+    for name in FIXTURES {
+        let import = import(&fixture(name));
+        let signed = sign_import(&import);
+        let own = export(&signed);
+        let elsewhere = export_on(&signed, stix::KeptIds::Own(PublicKey([11; 32])));
+        let source: Json = serde_json::from_slice(&fixture(name)).unwrap();
+        for original in objects(&source).iter().filter(|o| o["type"] == "indicator") {
+            let id = original["id"].as_str().unwrap();
+            assert_eq!(by_id(&own, id).len(), 1, "{name}: {id}");
+            assert!(by_id(&elsewhere, id).is_empty(), "{name}: {id}");
+            let namespaced = stix::kept_id("indicator", &publisher().org, id);
+            let there = by_id(&elsewhere, &namespaced);
+            assert_eq!(there.len(), 1, "{name}: {id}");
+            assert_eq!(there[0]["pattern"], original["pattern"], "{name}: {id}");
+        }
+    }
 }
 
 // ---- import of the OASIS examples ----

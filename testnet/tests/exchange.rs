@@ -155,10 +155,41 @@ fn files_imported_on_one_node_export_from_the_other_in_every_format() {
     let exported: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
     let objects = exported["objects"].as_array().unwrap();
-    // The imported STIX indicator keeps its id and pattern across the mesh.
-    assert!(objects.iter().any(|object| object["id"]
-        == "indicator--33fe3b22-0201-47cf-85d0-97c02164528d"
-        && object["pattern"] == "[ipv4-addr:value = '10.0.0.0']"));
+    // The imported STIX indicator keeps its pattern across the mesh. Its id is A's word
+    // only on A's own nodes: B exports it namespaced by A's organisation, so no member can
+    // publish under ids that are another's.
+    let imported = "indicator--33fe3b22-0201-47cf-85d0-97c02164528d";
+    let status: serde_json::Value = serde_json::from_str(&ok(a, &["status"])).unwrap();
+    let org_a: threatmesh_protocol::PublicKey =
+        status["organisation"].as_str().unwrap().parse().unwrap();
+    let on_b = threatmesh_node::formats::stix::kept_id("indicator", &org_a, imported);
+    let pattern = "[ipv4-addr:value = '10.0.0.0']";
+    assert!(
+        objects
+            .iter()
+            .any(|object| object["id"] == on_b.as_str() && object["pattern"] == pattern)
+    );
+    assert!(!objects.iter().any(|object| object["id"] == imported));
+    let on_a = dir.path().join("a.json");
+    ok(
+        a,
+        &[
+            "export",
+            "--format",
+            "stix",
+            "--out",
+            on_a.to_str().unwrap(),
+        ],
+    );
+    let exported_on_a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&on_a).unwrap()).unwrap();
+    assert!(
+        exported_on_a["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|object| object["id"] == imported && object["pattern"] == pattern)
+    );
     let feed = dir.path().join("feed");
     ok(
         b,

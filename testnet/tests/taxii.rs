@@ -46,10 +46,19 @@ fn taxii2_client_reads_pages_and_posts_across_the_mesh() {
             "{seen}"
         );
     }
-    // Node B serves them under the same ids, patterns and marking.
+    // Node B serves them with the same patterns and marking, under ids namespaced by A's
+    // organisation: only A's own nodes take A's STIX ids as they are (the script works
+    // them out itself; here they are checked against the exporter's).
     let on_b = seen["on_b"].as_object().unwrap();
     assert_eq!(on_b.len(), 2, "{seen}");
-    let ip = &on_b["indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"];
+    assert_eq!(seen["original_ids_on_b"], 0, "{seen}");
+    let org_a: threatmesh_protocol::PublicKey = seen["org_a"].as_str().unwrap().parse().unwrap();
+    let id = threatmesh_node::formats::stix::kept_id(
+        "indicator",
+        &org_a,
+        "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+    );
+    let ip = &on_b[id.as_str()];
     assert_eq!(ip["pattern"], "[ipv4-addr:value = '203.0.113.77']");
     assert_eq!(
         ip["markings"],

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use threatmesh_protocol::bundle::{Distribution, Tlp};
 use threatmesh_protocol::item::Item;
-use threatmesh_protocol::{Hash, Kind, Value};
+use threatmesh_protocol::{Hash, Kind, PublicKey, Value};
 
 pub use guard::ApiLimits;
 
@@ -82,7 +82,7 @@ pub struct ApiState {
 impl ApiState {
     /// The API over `store` and `client`, accepting any of `tokens`.
     pub fn new(store: Store, client: Client, tokens: Vec<String>) -> ApiState {
-        let taxii = Arc::new(taxii::Shared::new(&store));
+        let taxii = Arc::new(taxii::Shared::new());
         let limits = ApiLimits::default();
         ApiState {
             store,
@@ -732,6 +732,10 @@ async fn feeds(State(state): State<ApiState>) -> Result<Json<Vec<FeedState>>, Ap
 #[derive(Debug, Serialize)]
 struct Status {
     peer_id: String,
+    /// The organisation this node serves (its charter member's key), `null` when the
+    /// charter does not name the node. Exports write that organisation's kept STIX ids
+    /// as they are.
+    organisation: Option<PublicKey>,
     federation: Hash,
     charter_version: u64,
     peers: usize,
@@ -787,6 +791,10 @@ async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError>
         .collect();
     Ok(Json(Status {
         peer_id: state.client.peer_id().to_string(),
+        organisation: charter
+            .charter()
+            .node(&state.client.node_key())
+            .map(|(member, _)| member.org),
         federation: charter.federation(),
         charter_version: charter.charter().version,
         peers,

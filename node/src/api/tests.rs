@@ -6,6 +6,7 @@ use threatmesh_protocol::{PublicKey, SignedCharter, SigningKey, Timestamp};
 use tower::ServiceExt;
 
 use super::*;
+use crate::formats::stix;
 use crate::network;
 use crate::store::Options;
 
@@ -341,6 +342,7 @@ async fn metrics_and_status_report_the_store_and_the_network() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["store"]["entries"], 1);
+    assert_eq!(status["organisation"], own_org());
     assert_eq!(status["charter_version"], 1);
     assert_eq!(status["feeds"][0]["missing_below_highest"], 0);
     assert_eq!(status["feeds"][0]["lag"], 0);
@@ -1133,7 +1135,8 @@ async fn taxii_index_catches_up_in_the_background_without_a_request() {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let newest = store.last_added_key().unwrap().unwrap();
-    let index = store.tree("taxii-objects").unwrap();
+    let own = PublicKey::of(&SigningKey::from_bytes(&[2; 32]));
+    let index = store.tree(&taxii::index_tree(Some(own))).unwrap();
     let reached = || index.get(b"\xffprogress").unwrap().map(|key| key.to_vec());
     assert_eq!(reached(), None, "nothing indexed before the indexer runs");
 
@@ -1459,6 +1462,302 @@ async fn a_hostile_page_cannot_make_a_browser_publish() {
     );
 }
 
+/// The time now, as entries carry it.
+fn now() -> Timestamp {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    Timestamp(u64::try_from(since.as_millis()).unwrap())
+}
+
+/// Another member's entry, received from the network: organisation key seed
+/// `org_seed`, created at `created`, asserting each (address, kept STIX id).
+fn foreign_entry(
+    store: &Store,
+    org_seed: u8,
+    created: Timestamp,
+    indicators: &[(&str, Option<&str>)],
+) -> PublicKey {
+    use threatmesh_protocol::item::Indicator;
+    let org = PublicKey::of(&SigningKey::from_bytes(&[org_seed; 32]));
+    let node = SigningKey::from_bytes(&[org_seed.wrapping_add(1); 32]);
+    let items = indicators
+        .iter()
+        .map(|(address, kept)| {
+            let value = threatmesh_protocol::Value::parse(Kind::Ipv4, address).unwrap();
+            let mut indicator = Indicator::new(value, created);
+            indicator.context.stix_id = kept.map(str::to_owned);
+            Item::Indicator(indicator)
+        })
+        .collect();
+    let bundle = threatmesh_protocol::Bundle {
+        tlp: Tlp::Green,
+        distribution: Distribution::Federation,
+        items,
+    };
+    let federation = store.latest_charter().unwrap().unwrap().federation();
+    let entry = threatmesh_protocol::SignedEntry::next(
+        &node,
+        federation,
+        None,
+        created,
+        threatmesh_protocol::Body::Bundle(bundle),
+    )
+    .unwrap();
+    store.ingest(&entry, org, now()).unwrap();
+    org
+}
+
+/// The indicators TAXII `answer` holds, as (id, pattern, creator).
+fn listed_indicators(answer: &serde_json::Value) -> Vec<(String, String, String)> {
+    answer["objects"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|object| object["type"] == "indicator")
+        .map(|object| {
+            let text = |field: &str| object[field].as_str().unwrap_or_default().to_owned();
+            (text("id"), text("pattern"), text("created_by_ref"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_member_cannot_replace_another_organisations_objects_in_taxii() {
+    let (router, store, _dir) = node().await;
+    let own = PublicKey::of(&SigningKey::from_bytes(&[2; 32]));
+    let a = stix::identity_id(&own);
+    let shared = collection_url(&router, false).await;
+    // This node's organisation, A, publishes one object with its own STIX id (over
+    // TAXII) and one without (its id is derived from A and the value).
+    let envelope = serde_json::json!({
+        "objects": [stix_indicator(1, "203.0.113.1", "2026-01-01T00:00:00.000Z")]
+    });
+    let own_collection = collection_url(&router, true).await;
+    let (status, _, answer) = taxii(
+        &router,
+        "POST",
+        &format!("{own_collection}objects/"),
+        Some(&envelope),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let kept = "indicator--00000000-0000-4000-8000-000000000001";
+    let (status, body) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), PUBLISH).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let derived = stix::indicator_id(
+        &own,
+        &threatmesh_protocol::Value::parse(Kind::Ipv4, "198.51.100.23").unwrap(),
+    );
+    let a_objects = [
+        (kept, "[ipv4-addr:value = '203.0.113.1']"),
+        (derived.as_str(), "[ipv4-addr:value = '198.51.100.23']"),
+    ];
+    // Member B then publishes its own values under both of A's ids, a minute later, so
+    // that its objects would be the newest versions of them.
+    let org_b = foreign_entry(
+        &store,
+        20,
+        Timestamp(now().as_millis() + 60_000),
+        &[
+            ("192.0.2.66", Some(kept)),
+            ("192.0.2.67", Some(derived.as_str())),
+        ],
+    );
+    let b = stix::identity_id(&org_b);
+
+    // Each of A's ids names A's object and nothing else, whichever version is asked for.
+    for (id, pattern) in a_objects {
+        let expected = vec![(id.to_owned(), pattern.to_owned(), a.clone())];
+        for filter in [
+            "",
+            "?match[version]=last",
+            "?match[version]=first",
+            "?match[version]=all",
+        ] {
+            let (status, _, answer) = taxii(
+                &router,
+                "GET",
+                &format!("{shared}objects/{id}/{filter}"),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            assert_eq!(listed_indicators(&answer), expected, "{id}{filter}");
+        }
+        let (_, _, answer) = taxii(
+            &router,
+            "GET",
+            &format!("{shared}objects/?match[id]={id}&match[version]=all"),
+            None,
+        )
+        .await;
+        assert_eq!(listed_indicators(&answer), expected, "match[id]={id}");
+        let (_, _, versions) = taxii(
+            &router,
+            "GET",
+            &format!("{shared}objects/{id}/versions/"),
+            None,
+        )
+        .await;
+        assert_eq!(versions["versions"].as_array().map(Vec::len), Some(1));
+    }
+    // The collection lists A's objects unchanged, and B's under ids of B's own.
+    for filter in ["", "&match[version]=first", "&match[version]=all"] {
+        let (_, _, answer) = taxii(
+            &router,
+            "GET",
+            &format!("{shared}objects/?match[type]=indicator{filter}"),
+            None,
+        )
+        .await;
+        let listed = listed_indicators(&answer);
+        // A's three (PUBLISH holds a domain too) and B's two.
+        assert_eq!(listed.len(), 5, "{filter}: {listed:?}");
+        for (id, pattern) in a_objects {
+            assert!(
+                listed.contains(&(id.to_owned(), pattern.to_owned(), a.clone())),
+                "{filter}: A's {id} missing from {listed:?}"
+            );
+        }
+        let from_b: Vec<_> = listed.iter().filter(|(_, _, by)| *by == b).collect();
+        assert_eq!(from_b.len(), 2, "{filter}: {listed:?}");
+        for (id, pattern, _) in from_b {
+            assert!(id != kept && *id != derived, "B took A's id: {listed:?}");
+            assert!(pattern.contains("192.0.2.6"), "{pattern}");
+            // And B's object is found under its own id.
+            let (status, _, found) =
+                taxii(&router, "GET", &format!("{shared}objects/{id}/"), None).await;
+            assert_eq!(status, StatusCode::OK, "{found}");
+            assert_eq!(
+                listed_indicators(&found),
+                vec![(id.clone(), pattern.clone(), b.clone())]
+            );
+        }
+    }
+    let (_, _, manifest) = taxii(
+        &router,
+        "GET",
+        &format!("{shared}manifest/?match[type]=indicator"),
+        None,
+    )
+    .await;
+    let ids: Vec<&str> = manifest["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|record| record["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 5, "{manifest}");
+    assert_eq!(ids.iter().filter(|id| **id == kept).count(), 1);
+    assert_eq!(ids.iter().filter(|id| **id == derived).count(), 1);
+}
+
+#[tokio::test]
+async fn two_organisations_objects_under_one_id_stay_apart_in_taxii() {
+    let (router, store, _dir) = node().await;
+    let own = PublicKey::of(&SigningKey::from_bytes(&[2; 32]));
+    let a = stix::identity_id(&own);
+    let shared = collection_url(&router, false).await;
+    // Member B publishes a value; its object's id is derived from B and the value.
+    let org_b = foreign_entry(
+        &store,
+        20,
+        Timestamp(now().as_millis() - 60_000),
+        &[("192.0.2.80", None)],
+    );
+    let b = stix::identity_id(&org_b);
+    let id = stix::indicator_id(
+        &org_b,
+        &threatmesh_protocol::Value::parse(Kind::Ipv4, "192.0.2.80").unwrap(),
+    );
+    // This node's own organisation publishes another value under that very id (its own
+    // node exports its kept ids as they are): two objects now share one id here.
+    let mut object = stix_indicator(80, "203.0.113.80", "2026-01-01T00:00:00.000Z");
+    object["id"] = id.clone().into();
+    let own_collection = collection_url(&router, true).await;
+    let (status, _, answer) = taxii(
+        &router,
+        "POST",
+        &format!("{own_collection}objects/"),
+        Some(&serde_json::json!({ "objects": [object] })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["success_count"], 1, "{answer}");
+    let both = [
+        (id.clone(), "[ipv4-addr:value = '192.0.2.80']".to_owned(), b),
+        (
+            id.clone(),
+            "[ipv4-addr:value = '203.0.113.80']".to_owned(),
+            a,
+        ),
+    ];
+    let sorted = |mut listed: Vec<(String, String, String)>| {
+        listed.sort();
+        listed
+    };
+    let mut expected = both.to_vec();
+    expected.sort();
+    // Neither hides the other: each is its own object, with its own first and last.
+    for filter in [
+        "",
+        "?match[version]=last",
+        "?match[version]=first",
+        "?match[version]=all",
+    ] {
+        let (status, _, answer) = taxii(
+            &router,
+            "GET",
+            &format!("{shared}objects/{id}/{filter}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(sorted(listed_indicators(&answer)), expected, "{filter}");
+        let (_, _, answer) = taxii(
+            &router,
+            "GET",
+            &format!(
+                "{shared}objects/?match[type]=indicator{}",
+                filter.replace('?', "&")
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(
+            sorted(listed_indicators(&answer)),
+            expected,
+            "listing {filter}"
+        );
+    }
+    let (_, _, versions) = taxii(
+        &router,
+        "GET",
+        &format!("{shared}objects/{id}/versions/"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        versions["versions"].as_array().map(Vec::len),
+        Some(2),
+        "{versions}"
+    );
+    let (_, _, manifest) = taxii(
+        &router,
+        "GET",
+        &format!("{shared}manifest/?match[type]=indicator"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        manifest["objects"].as_array().map(Vec::len),
+        Some(2),
+        "{manifest}"
+    );
+}
+
 #[tokio::test]
 async fn every_write_takes_only_its_media_types_and_no_foreign_origin() {
     let (router, _store, _dir) = node().await;
@@ -1545,4 +1844,30 @@ async fn every_write_takes_only_its_media_types_and_no_foreign_origin() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn an_index_of_an_older_layout_is_dropped_and_rebuilt() {
+    let (router, store, _dir) = node().await;
+    let (status, body) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), PUBLISH).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The first layout's tree, keyed by id alone, as an older node left it.
+    let mut old = sled::Batch::default();
+    old.insert(
+        &b"indicator--00000000-0000-4000-8000-000000000001\0"[..],
+        &[][..],
+    );
+    old.insert(&b"\xffprogress"[..], &[0xff; 17][..]);
+    store.apply_beside("taxii-objects", old).unwrap();
+    let shared = collection_url(&router, false).await;
+    let (status, _, answer) = taxii(
+        &router,
+        "GET",
+        &format!("{shared}objects/?match[type]=indicator"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(listed_indicators(&answer).len(), 2, "{answer}");
+    assert!(store.tree("taxii-objects").unwrap().is_empty());
 }

@@ -268,8 +268,11 @@ impl<'a> Pages<'a> {
 }
 
 /// Writes one STIX bundle to `out`: identities and markings once, then every object of
-/// every entry. The bundle id is derived from the entries, so it is written last.
+/// every entry. The bundle id is derived from the entries, so it is written last. The
+/// node's own organisation's kept STIX ids are written as they are, everyone else's
+/// namespaced (see `formats::stix`).
 pub(super) fn export_stix(api: &ApiArgs, out: &mut dyn std::io::Write) -> Result<u64> {
+    let kept = stix::KeptIds::of_node(own_organisation(api)?);
     let mut pages = Pages::new(api)?;
     let mut seen = HashSet::new();
     let mut ids = Vec::new();
@@ -279,7 +282,7 @@ pub(super) fn export_stix(api: &ApiArgs, out: &mut dyn std::io::Write) -> Result
     while let Some(page) = pages.next_page()? {
         for (entry, id, publisher) in &page {
             ids.push(*id);
-            for object in stix::export_entry(entry, id, publisher) {
+            for object in stix::export_entry(entry, id, publisher, kept) {
                 // Objects several entries share are written once, as export_bundle does.
                 let shared = matches!(
                     object["type"].as_str(),
@@ -303,6 +306,18 @@ pub(super) fn export_stix(api: &ApiArgs, out: &mut dyn std::io::Write) -> Result
     }
     write!(out, ",\"id\":\"{}\"}}", stix::bundle_id(ids.iter()))?;
     Ok(written)
+}
+
+/// The organisation the node serves, as its status says; `None` when the charter does not
+/// name the node (or the node predates the field), so no kept id is taken as its own.
+fn own_organisation(api: &ApiArgs) -> Result<Option<threatmesh_protocol::PublicKey>> {
+    let status = call(api, "GET", "/api/v1/status", None)?;
+    match &status["organisation"] {
+        Json::Null => Ok(None),
+        organisation => serde_json::from_value(organisation.clone())
+            .map(Some)
+            .context("reading the node's organisation from its status"),
+    }
 }
 
 /// Writes every indicator as CSV rows to `out`.

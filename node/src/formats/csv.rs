@@ -27,6 +27,13 @@
 //! Export writes one row per indicator with a header (see [`HEADER`]), RFC 4180 quoting
 //! and RFC 3339 UTC times. Revocations and sightings are left out: CSV consumers are
 //! block lists, and a row for a withdrawn value would read as "block this".
+//!
+//! Every exported field comes from some member, so none may run in a spreadsheet: a field
+//! that starts with `=`, `+`, `-`, `@`, tab or carriage return (or with `'`s and then one
+//! of them) is quoted and prefixed with `'`, which spreadsheets read as "text". Import
+//! takes that `'` off the value column again (only there, and only before such a
+//! character), so export then import gives back the same values. A `'` before anything
+//! else is left as it is.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -441,7 +448,7 @@ pub fn import(bytes: &[u8], now: Timestamp, options: &CsvOptions) -> Result<Impo
             })
         };
         let parsed = (|| -> Result<(Value, Option<Tlp>), String> {
-            let text = field(value_column, "value")?.trim();
+            let text = undefused(field(value_column, "value")?.trim());
             if text.is_empty() {
                 return Err("empty value".to_owned());
             }
@@ -560,7 +567,9 @@ pub fn write_entry<W: Write + ?Sized>(
     Ok(rows)
 }
 
-/// One RFC 4180 row: fields quoted when they hold a comma, a quote or a line break.
+/// One RFC 4180 row: fields quoted when they hold a comma, a quote or a line break. A
+/// field a spreadsheet would run as a formula is written as text instead: see
+/// [`is_formula`].
 fn write_row<'a, W: Write + ?Sized>(
     out: &mut W,
     fields: impl IntoIterator<Item = &'a str>,
@@ -569,8 +578,16 @@ fn write_row<'a, W: Write + ?Sized>(
         if index > 0 {
             out.write_all(b",")?;
         }
-        if field.contains([',', '"', '\n', '\r']) {
+        // Every field comes from a peer (values and names too), so every one is checked.
+        // OWASP's advice: a leading `'` makes the cell text, and the cell is quoted. A
+        // field already starting with `'`s before a formula gets one more, so import can
+        // always take exactly one off (see `undefused`).
+        let defused = is_formula(field.trim_start_matches('\''));
+        if defused || field.contains([',', '"', '\n', '\r']) {
             out.write_all(b"\"")?;
+            if defused {
+                out.write_all(b"'")?;
+            }
             out.write_all(field.replace('"', "\"\"").as_bytes())?;
             out.write_all(b"\"")?;
         } else {
@@ -578,4 +595,24 @@ fn write_row<'a, W: Write + ?Sized>(
         }
     }
     out.write_all(b"\r\n")
+}
+
+/// The characters that make a spreadsheet read a cell as a formula when the cell starts
+/// with one (OWASP, "CSV Injection").
+pub const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Whether a spreadsheet would evaluate `field` as a formula.
+fn is_formula(field: &str) -> bool {
+    field.starts_with(FORMULA_STARTS)
+}
+
+/// A field as export wrote it, read back: the `'` export put before a formula is taken
+/// off, so a value round-trips. Export prefixes any field that is a formula after its
+/// leading `'`s (so `'=x` goes out as `''=x`), hence one `'` before such a field is
+/// always the one it added.
+fn undefused(field: &str) -> &str {
+    match field.strip_prefix('\'') {
+        Some(rest) if is_formula(rest.trim_start_matches('\'')) => rest,
+        _ => field,
+    }
 }

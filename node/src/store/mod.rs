@@ -1257,6 +1257,21 @@ impl Store {
         Ok(self.db()?.open_tree(name)?)
     }
 
+    /// Drops every tree kept beside the store (see [`Store::tree`]) whose name starts with
+    /// `prefix`, except `keep`: an index rebuilt under a new name frees the old one. Only
+    /// when [`Store::writable`].
+    pub fn drop_beside(&self, prefix: &str, keep: &str) -> Result<(), StoreError> {
+        self.writable()?;
+        let _writer = self.lock_writer();
+        let db = self.db()?;
+        for name in db.tree_names() {
+            if name.starts_with(prefix.as_bytes()) && name.as_ref() != keep.as_bytes() {
+                self.poison_on_error(db.drop_tree(&name).map(|_| ()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The author and organisation of local feed `number`.
     fn feed_of_number(
         &self,

@@ -4,18 +4,42 @@ Usage: taxii_client.py TESTNET_JSON
 
 Node A is discovered, its collections listed, a bundle is posted to its own collection,
 and its shared collection is paged through two objects at a time. Node B is then asked,
-again through TAXII, until the posted indicators arrive there by the mesh. Prints one JSON
+again through TAXII, until the posted indicators arrive there by the mesh. B serves them
+under ids namespaced by A's organisation (only A's own nodes take A's STIX ids as they
+are), which this script works out on its own from A's status. Prints one JSON
 object with what was seen; the Rust test asserts on it. Any failure raises, and the exit
 status is not zero.
 """
 
+import hashlib
 import json
 import sys
 import time
+import urllib.request
+import uuid
 
 from taxii2client.v21 import Server, as_pages
 
 TLP_GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
+# threatmesh's UUIDv5 namespace for STIX ids.
+NAMESPACE = uuid.UUID("90596a21-1c6a-4b78-bf85-98d9736f8580")
+
+
+def organisation(node):
+    """The organisation key (hex) the node serves, from its status."""
+    request = urllib.request.Request(
+        node["api"] + "/api/v1/status",
+        headers={"Authorization": "Bearer " + node["token"]},
+    )
+    with urllib.request.urlopen(request) as answer:
+        return json.load(answer)["organisation"]
+
+
+def kept_id(org, kept):
+    """The id other organisations' nodes export indicator id `kept` of `org` under."""
+    name = b"kept\0" + bytes.fromhex(org) + kept.encode()
+    digest = hashlib.sha1(NAMESPACE.bytes + name).digest()
+    return "indicator--" + str(uuid.UUID(bytes=digest[:16], version=5))
 
 
 def server(node):
@@ -80,8 +104,10 @@ def main():
     assert len(ids) == len(set(ids)), "an object was listed twice"
     manifest = shared.get_manifest()
 
-    # Wait for the mesh to carry the indicators to B, asking B through TAXII.
-    wanted = {o["id"] for o in posted}
+    # Wait for the mesh to carry the indicators to B, asking B through TAXII, under the
+    # ids B gives A's objects.
+    org_a = organisation(a)
+    wanted = {kept_id(org_a, o["id"]) for o in posted}
     _, _, shared_b = collections(b)
     deadline = time.monotonic() + 60
     seen_b = {}
@@ -91,6 +117,8 @@ def main():
         if set(seen_b) == wanted:
             break
         time.sleep(0.2)
+    # A's own ids name nothing on B.
+    original_on_b = shared_b.get_objects(id=",".join(o["id"] for o in posted))
 
     print(
         json.dumps(
@@ -100,7 +128,9 @@ def main():
                 "pages": pages,
                 "objects_on_a": len(paged),
                 "types_on_a": sorted({o["type"] for o in paged}),
-                "posted_on_a": sorted(wanted & set(ids)),
+                "posted_on_a": sorted({o["id"] for o in posted} & set(ids)),
+                "org_a": org_a,
+                "original_ids_on_b": len(original_on_b.get("objects", [])),
                 "manifest_on_a": len(manifest.get("objects", [])),
                 "on_b": {
                     i: {

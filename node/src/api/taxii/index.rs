@@ -1,6 +1,11 @@
-//! The TAXII object index: STIX object id → every version of it this node holds, and where
-//! each is (the entry's row in the added-time index and the item of the entry it is
-//! exported from).
+//! The TAXII object index: STIX object id → every version of it this node holds, per
+//! publishing organisation, and where each is (the entry's row in the added-time index and
+//! the item of the entry it is exported from).
+//!
+//! Versions are kept per (id, organisation): two organisations' objects are two objects
+//! even if they carry one id, so `match[version]`, "where a version first appears" and
+//! the versions of an object never mix them. (Exports namespace other organisations'
+//! kept ids, so ids should not meet; the index does not rely on it.)
 //!
 //! It follows the store instead of being written by it: before answering, the server
 //! indexes the entries accepted since it last looked, in the order the store accepted
@@ -11,35 +16,64 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | object id, `0`, modified (ms, big-endian), added-row key (17 bytes), item (u32) | empty |
+//! | object id, `0`, organisation key (32 bytes), modified (ms, big-endian), added-row key (17 bytes), item (u32) | empty |
 //! | `0xff` `progress` | the added-row key of the last entry indexed |
+//!
+//! Exported ids depend on which organisation this node serves (its own kept ids are
+//! exported as they are), so the tree is named after it ([`tree_name`]): a node the
+//! charter moves to another organisation, or an older layout, gets a fresh tree built
+//! from the store, and the stale ones are dropped.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use threatmesh_protocol::Timestamp;
+use threatmesh_protocol::{PublicKey, Timestamp};
 
 use crate::store::{AddedStart, Store, StoreError};
 
-/// The sled tree the index lives in, beside the store's own.
-const TREE: &str = "taxii-objects";
+/// What every index tree's name starts with (the first layout's tree had exactly this
+/// name).
+const TREE_PREFIX: &str = "taxii-objects";
+/// The layout of the keys, in the tree's name: 2 keys versions by organisation too.
+const LAYOUT: u32 = 2;
 /// Where the progress mark lives; ids are ASCII, so it sorts after every object key.
 const PROGRESS: &[u8] = b"\xffprogress";
 /// Entries read from the store at a time.
 const ROWS_PER_BATCH: usize = 32;
-/// Index keys written per batch (about 75 bytes each), at least one entry's.
+/// Index keys written per batch (about 110 bytes each), at least one entry's.
 const KEYS_PER_BATCH: usize = 4096;
 /// Length of an added-row key.
 const ROW_KEY: usize = 17;
+/// Length of an organisation key.
+const ORG: usize = 32;
+
+/// The sled tree the index of a node serving organisation `own` lives in, beside the
+/// store's own.
+pub(crate) fn tree_name(own: Option<PublicKey>) -> String {
+    match own {
+        Some(org) => format!("{TREE_PREFIX}-v{LAYOUT}-{org}"),
+        None => format!("{TREE_PREFIX}-v{LAYOUT}-none"),
+    }
+}
 
 /// One stored version of an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Version {
+    /// The organisation that published it.
+    pub(super) org: PublicKey,
     /// Its `modified` time.
     pub(super) modified: Timestamp,
     /// The added-index row of the entry that holds it.
     pub(super) row: Vec<u8>,
     /// The entry item it is exported from.
     pub(super) item: u32,
+}
+
+/// What every request's [`ObjectIndex`] shares.
+#[derive(Debug, Default)]
+pub(super) struct Catching {
+    /// Held while catching up, so two requests never index the same entries; holds the
+    /// tree whose stale siblings were dropped last.
+    swept: Mutex<Option<String>>,
 }
 
 /// The index; see the module documentation.
@@ -49,16 +83,22 @@ pub(super) struct ObjectIndex {
     /// database open, and the store must be able to close and reopen it after a failed
     /// write.
     store: Store,
-    /// Held while catching up, so two requests never index the same entries.
-    catching_up: Mutex<()>,
+    /// The tree's name: see [`tree_name`].
+    tree: String,
+    catching: Arc<Catching>,
 }
 
 impl ObjectIndex {
-    /// The index kept in `store`'s tree `taxii-objects`.
-    pub(super) fn new(store: &Store) -> ObjectIndex {
+    /// The index of a node serving organisation `own`, kept in `store`.
+    pub(super) fn new(
+        store: &Store,
+        own: Option<PublicKey>,
+        catching: Arc<Catching>,
+    ) -> ObjectIndex {
         ObjectIndex {
             store: store.clone(),
-            catching_up: Mutex::new(()),
+            tree: tree_name(own),
+            catching,
         }
     }
 
@@ -66,16 +106,28 @@ impl ObjectIndex {
     /// there was when the call began (so steady ingest cannot keep it running) or until
     /// about `budget` rows are indexed, and returns the row key the index now reaches
     /// (`None`: the store is empty). `objects` gives each entry's objects as (id,
-    /// modified, item).
+    /// publishing organisation, modified, item).
     pub(super) fn catch_up(
         &self,
         budget: usize,
-        objects: impl Fn(&crate::store::AddedRow) -> Result<Vec<(String, Timestamp, u32)>, StoreError>,
+        objects: impl Fn(
+            &crate::store::AddedRow,
+        ) -> Result<Vec<(String, PublicKey, Timestamp, u32)>, StoreError>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let _only_one = self
-            .catching_up
+        let mut swept = self
+            .catching
+            .swept
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if swept.as_deref() != Some(self.tree.as_str()) {
+            // Trees of another layout or organisation are never read again. Tried once
+            // per tree and run: one that could not be dropped (a full disk) only takes
+            // space, and is dropped at the next start.
+            if let Err(error) = self.store.drop_beside(TREE_PREFIX, &self.tree) {
+                tracing::warn!(%error, "dropping stale TAXII indexes failed; trying again at the next start");
+            }
+            *swept = Some(self.tree.clone());
+        }
         let end = self.store.last_added_key()?;
         let mut last = self.reached()?;
         let mut indexed = 0_usize;
@@ -100,14 +152,15 @@ impl ObjectIndex {
             let mut batch = sled::Batch::default();
             let mut keys = 0_usize;
             for row in &rows {
-                for (id, modified, item) in objects(row)? {
-                    batch.insert(key(&id, modified, &row.key, item), &[]);
+                for (id, org, modified, item) in objects(row)? {
+                    batch.insert(key(&id, &org, modified, &row.key, item), &[]);
                     keys += 1;
                 }
                 indexed += 1;
                 if keys >= KEYS_PER_BATCH || row.key == final_row.key {
                     batch.insert(PROGRESS, row.key.as_slice());
-                    self.store.apply_beside(TREE, std::mem::take(&mut batch))?;
+                    self.store
+                        .apply_beside(&self.tree, std::mem::take(&mut batch))?;
                     last = Some(row.key.clone());
                     keys = 0;
                 }
@@ -116,7 +169,7 @@ impl ObjectIndex {
     }
 
     fn tree(&self) -> Result<sled::Tree, StoreError> {
-        self.store.tree(TREE)
+        self.store.tree(&self.tree)
     }
 
     /// The added-index row the index reaches, without indexing more.
@@ -124,32 +177,45 @@ impl ObjectIndex {
         Ok(self.tree()?.get(PROGRESS)?.map(|key| key.to_vec()))
     }
 
-    /// The oldest `modified` of object `id`, if any is held.
-    pub(super) fn first_version(&self, id: &str) -> Result<Option<Timestamp>, StoreError> {
+    /// The oldest `modified` of object `id` published by `org`, if any is held.
+    pub(super) fn first_version(
+        &self,
+        id: &str,
+        org: &PublicKey,
+    ) -> Result<Option<Timestamp>, StoreError> {
         Ok(self
-            .end(id, &[], End::First)?
+            .end(id, &org.0, End::First)?
             .map(|version| version.modified))
     }
 
-    /// The newest `modified` of object `id`, if any is held.
-    pub(super) fn last_version(&self, id: &str) -> Result<Option<Timestamp>, StoreError> {
+    /// The newest `modified` of object `id` published by `org`, if any is held.
+    pub(super) fn last_version(
+        &self,
+        id: &str,
+        org: &PublicKey,
+    ) -> Result<Option<Timestamp>, StoreError> {
         Ok(self
-            .end(id, &[], End::Last)?
+            .end(id, &org.0, End::Last)?
             .map(|version| version.modified))
     }
 
-    /// Where version `modified` of object `id` first appears (the entry accepted first,
-    /// then the first item in it). Objects shared by several entries (a malware named
-    /// by many indicators) are listed there only, so no page repeats them.
+    /// Where version `modified` of object `id` by `org` first appears (the entry accepted
+    /// first, then the first item in it). Objects shared by several entries (a malware
+    /// named by many indicators) are listed there only, so no page repeats them.
     pub(super) fn first_occurrence(
         &self,
         id: &str,
+        org: &PublicKey,
         modified: Timestamp,
     ) -> Result<Option<Version>, StoreError> {
-        self.end(id, &modified.0.to_be_bytes(), End::First)
+        self.end(
+            id,
+            &[&org.0[..], &modified.0.to_be_bytes()].concat(),
+            End::First,
+        )
     }
 
-    /// Every version held of object `id`, oldest `modified` first.
+    /// Every version held of object `id`, by organisation, then oldest `modified` first.
     pub(super) fn versions(&self, id: &str) -> Result<Vec<Version>, StoreError> {
         let prefix = [id.as_bytes(), &[0]].concat();
         self.tree()?
@@ -184,10 +250,11 @@ fn version_of(key: &[u8], start: usize) -> Result<Version, StoreError> {
         .ok_or_else(|| StoreError::corrupt(key, "short TAXII index key"))
 }
 
-fn key(id: &str, modified: Timestamp, row: &[u8], item: u32) -> Vec<u8> {
-    let mut key = Vec::with_capacity(id.len() + 1 + 8 + row.len() + 4);
+fn key(id: &str, org: &PublicKey, modified: Timestamp, row: &[u8], item: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 1 + ORG + 8 + row.len() + 4);
     key.extend_from_slice(id.as_bytes());
     key.push(0);
+    key.extend_from_slice(&org.0);
     key.extend_from_slice(&modified.0.to_be_bytes());
     key.extend_from_slice(row);
     key.extend_from_slice(&item.to_be_bytes());
@@ -196,12 +263,14 @@ fn key(id: &str, modified: Timestamp, row: &[u8], item: u32) -> Vec<u8> {
 
 /// Reads what follows `id 0` in a key.
 fn parse(rest: &[u8]) -> Option<Version> {
-    if rest.len() != 8 + ROW_KEY + 4 {
+    if rest.len() != ORG + 8 + ROW_KEY + 4 {
         return None;
     }
+    let (org, rest) = rest.split_at(ORG);
     let modified = u64::from_be_bytes(rest[..8].try_into().ok()?);
     let item = u32::from_be_bytes(rest[8 + ROW_KEY..].try_into().ok()?);
     Some(Version {
+        org: PublicKey(org.try_into().ok()?),
         modified: Timestamp(modified),
         row: rest[8..8 + ROW_KEY].to_vec(),
         item,

@@ -6,7 +6,11 @@
 //! write: objects POSTed there are imported as STIX and published to the mesh).
 //!
 //! Objects are made on the fly from stored entries by the STIX exporter, so every node
-//! serves the same ids for the same entry. A collection lists first the context objects
+//! serves the same ids for the same entry, except the STIX ids its own organisation's
+//! indicators kept, which only that organisation's nodes serve as they are (see
+//! `formats::stix`). An object is an (id, publishing organisation): should two
+//! organisations' objects carry one id, each keeps its own versions, and neither hides the
+//! other in `match[version]` or a listing. A collection lists first the context objects
 //! (an identity per member organisation and the TLP 2.0 marking definitions), then the
 //! objects of each entry in the order this node accepted them. A page cursor names a row
 //! of the store's added-time index and a position among that entry's objects, so paging
@@ -552,6 +556,9 @@ struct Listed {
     modified: Timestamp,
     /// The entry item the object comes from (0 for context objects).
     item: u32,
+    /// The organisation that published the entry it comes from (`None` for context
+    /// objects): versions are told apart by it as well as by id.
+    org: Option<PublicKey>,
 }
 
 impl Listed {
@@ -566,6 +573,15 @@ impl Listed {
             added,
             modified,
             item,
+            org: None,
+        }
+    }
+
+    /// The same object, published by `org`.
+    fn by(self, org: PublicKey) -> Listed {
+        Listed {
+            org: Some(org),
+            ..self
         }
     }
 
@@ -608,7 +624,7 @@ struct View {
     charter: Arc<threatmesh_protocol::SignedCharter>,
     own_org: Option<PublicKey>,
     store: Store,
-    index: Arc<index::ObjectIndex>,
+    index: index::ObjectIndex,
 }
 
 impl View {
@@ -623,7 +639,11 @@ impl View {
             charter,
             own_org,
             store: state.store.clone(),
-            index: Arc::clone(&state.taxii.objects),
+            index: index::ObjectIndex::new(
+                &state.store,
+                own_org,
+                Arc::clone(&state.taxii.catching),
+            ),
         }
     }
 
@@ -730,7 +750,9 @@ impl View {
         };
         let publisher = self.publisher(&entry.entry().author);
         let id = entry.id();
-        let Some(export) = stix::EntryExport::new(&readable, &id, &publisher) else {
+        let org = publisher.org;
+        let kept = stix::KeptIds::of_node(self.own_org);
+        let Some(export) = stix::EntryExport::new(&readable, &id, &publisher, kept) else {
             return Ok(Vec::new());
         };
         let items = match only {
@@ -749,7 +771,7 @@ impl View {
             listed.extend(
                 objects
                     .drain(..)
-                    .map(|object| Listed::new(object, added, item)),
+                    .map(|object| Listed::new(object, added, item).by(org)),
             );
         }
         Ok(listed)
@@ -773,7 +795,14 @@ impl View {
             Ok(self
                 .entry_objects(&row.entry, row.added)?
                 .into_iter()
-                .map(|listed| (listed.id().to_owned(), listed.modified, listed.item))
+                .filter_map(|listed| {
+                    Some((
+                        listed.id().to_owned(),
+                        listed.org?,
+                        listed.modified,
+                        listed.item,
+                    ))
+                })
                 .collect())
         })
     }
@@ -781,9 +810,12 @@ impl View {
     /// Whether `listed`, found in the entry at index row `row`, is where its version first
     /// appears, so it is listed once however many entries repeat it.
     fn first_here(&self, listed: &Listed, row: &[u8]) -> Result<bool, StoreError> {
+        let Some(org) = &listed.org else {
+            return Ok(true);
+        };
         Ok(self
             .index
-            .first_occurrence(listed.id(), listed.modified)?
+            .first_occurrence(listed.id(), org, listed.modified)?
             .is_none_or(|first| first.row == row && first.item == listed.item))
     }
 
@@ -793,11 +825,16 @@ impl View {
             return Ok(true);
         }
         let (mut first, mut last) = (listed.modified, listed.modified);
+        // Context objects have one version; an entry's object is compared with the
+        // versions its own publisher holds under that id only.
+        let Some(org) = &listed.org else {
+            return Ok(filter.wants(listed.modified, first, last));
+        };
         if filter.first {
-            first = self.index.first_version(listed.id())?.unwrap_or(first);
+            first = self.index.first_version(listed.id(), org)?.unwrap_or(first);
         }
         if filter.last {
-            last = self.index.last_version(listed.id())?.unwrap_or(last);
+            last = self.index.last_version(listed.id(), org)?.unwrap_or(last);
         }
         Ok(filter.wants(listed.modified, first, last))
     }
@@ -931,8 +968,6 @@ impl View {
                 filters.admits(listed.kind(), listed.id())
                     && filters.added_after.is_none_or(|after| listed.added > after)
             });
-            found.sort_by_key(|listed| listed.modified);
-            found.dedup_by_key(|listed| listed.modified);
             objects.extend(choose(found, &filters.versions));
         }
         let total = objects.len();
@@ -944,8 +979,9 @@ impl View {
         })
     }
 
-    /// Every version this collection holds of object `id`, oldest first: one prefix scan
-    /// of the index and one entry read per version, whatever the collection's size.
+    /// Every version this collection holds of object `id`, by publishing organisation,
+    /// then oldest first: one prefix scan of the index and one entry read per version,
+    /// whatever the collection's size.
     fn versions(&self, id: &str) -> Result<Vec<Listed>, StoreError> {
         // STIX ids never hold NUL, which separates the id in index keys.
         if id.contains('\0') {
@@ -959,7 +995,7 @@ impl View {
         let mut versions = self.index.versions(id)?;
         // An object many entries repeat (a malware) is one version held many times: read
         // it where it first appears only.
-        versions.dedup_by_key(|version| version.modified);
+        versions.dedup_by_key(|version| (version.org, version.modified));
         for version in versions {
             let Some(row) = self
                 .store
@@ -979,7 +1015,7 @@ impl View {
             found.extend(
                 self.item_objects(&row.entry, row.added, version.item)?
                     .into_iter()
-                    .filter(|listed| listed.id() == id),
+                    .filter(|listed| listed.id() == id && listed.org == Some(version.org)),
             );
         }
         Ok(found)
@@ -1094,22 +1130,30 @@ async fn versions_of(
             "no object {object:?} in this collection"
         )));
     }
-    found.sort_by_key(|listed| listed.modified);
-    found.dedup_by_key(|listed| listed.modified);
     Ok(choose(found, &filters.versions))
 }
 
-/// The versions `filter` asks for among `found`, one object's versions sorted oldest
-/// first without duplicates.
-fn choose(found: Vec<Listed>, filter: &VersionFilter) -> Vec<Listed> {
-    let (Some(first), Some(last)) = (found.first(), found.last()) else {
-        return found;
-    };
-    let (first, last) = (first.modified, last.modified);
-    found
-        .into_iter()
-        .filter(|listed| filter.wants(listed.modified, first, last))
-        .collect()
+/// The versions `filter` asks for among `found`, the versions of one id: sorted by
+/// publishing organisation, then oldest first, without duplicates. First and last are
+/// each organisation's own: two organisations' objects under one id are two objects, and
+/// one never hides or replaces the other.
+fn choose(mut found: Vec<Listed>, filter: &VersionFilter) -> Vec<Listed> {
+    found.sort_by_key(|listed| (listed.org, listed.modified));
+    found.dedup_by_key(|listed| (listed.org, listed.modified));
+    let mut chosen = Vec::with_capacity(found.len());
+    for object in found.chunk_by(|one, other| one.org == other.org) {
+        let (Some(first), Some(last)) = (object.first(), object.last()) else {
+            continue;
+        };
+        let (first, last) = (first.modified, last.modified);
+        chosen.extend(
+            object
+                .iter()
+                .filter(|listed| filter.wants(listed.modified, first, last))
+                .cloned(),
+        );
+    }
+    chosen
 }
 
 async fn object(
@@ -1159,6 +1203,12 @@ fn offset_page(found: Vec<Listed>, filters: &Filters) -> (Vec<Listed>, Option<Cu
     let shown: Vec<Listed> = found.into_iter().skip(skip).take(filters.limit).collect();
     let served = skip + shown.len();
     (shown, (served < total).then_some(Cursor::Offset(served)))
+}
+
+/// The sled tree the object index of a node serving organisation `own` lives in.
+#[cfg(test)]
+pub(super) fn index_tree(own: Option<PublicKey>) -> String {
+    index::tree_name(own)
 }
 
 /// What the TAXII handlers keep between requests.
@@ -1226,15 +1276,16 @@ pub(super) async fn keep_indexed(state: ApiState) {
 #[derive(Debug)]
 pub(super) struct Shared {
     statuses: Statuses,
-    objects: Arc<index::ObjectIndex>,
+    /// What every request's view of the object index shares.
+    catching: Arc<index::Catching>,
 }
 
 impl Shared {
-    /// The state over the object index kept in `store`.
-    pub(super) fn new(store: &Store) -> Shared {
+    /// The state of a node that answered nothing yet.
+    pub(super) fn new() -> Shared {
         Shared {
             statuses: Statuses::default(),
-            objects: Arc::new(index::ObjectIndex::new(store)),
+            catching: Arc::new(index::Catching::default()),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Stored entries to STIX 2.1 objects.
 //!
-//! Everything here is a pure function of (entry, entry id, publisher), so two nodes that
-//! hold the same entry serve byte-identical JSON (`serde_json`'s maps are sorted by key).
+//! Everything here is a pure function of (entry, entry id, publisher, [`KeptIds`]), so two
+//! nodes that hold the same entry serve byte-identical JSON (`serde_json`'s maps are
+//! sorted by key), except that a node of the publishing organisation writes the STIX ids
+//! that organisation's indicators kept as they are, where others namespace them.
 //! The TAXII server pages these objects at high rates, so each object is built once,
 //! straight into its map, with no intermediate structs.
 
@@ -11,11 +13,11 @@ use serde_json::{Map, Value, json};
 use threatmesh_protocol::item::{
     Context, ExternalReference, Indicator, Item, Revocation, RevocationReason, Sighting,
 };
-use threatmesh_protocol::{Body, Entry, Hash, Kind, Timestamp, Tlp, Value as Indicated};
+use threatmesh_protocol::{Body, Entry, Hash, Kind, PublicKey, Timestamp, Tlp, Value as Indicated};
 
 use super::{
-    bundle_id, identity_id, indicator_id, is_id_of, marking, named_id, pattern, relationship_id,
-    sighting_id, timestamp, vulnerability_id,
+    bundle_id, identity_id, indicator_id, is_id_of, kept_id, marking, named_id, pattern,
+    relationship_id, sighting_id, timestamp, vulnerability_id,
 };
 use crate::formats::Publisher;
 
@@ -36,13 +38,44 @@ const INDICATOR_TYPES: [&str; 7] = [
     "unknown",
 ];
 
+/// Whose kept STIX ids (`context.stix_id`) an export writes as they are. Any member can
+/// put any id there, so only the exporting node's own organisation is taken at its word,
+/// and only by its own nodes: the node knows which organisation it serves, and that
+/// organisation's entries are the ones it signed itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptIds {
+    /// Nobody's: every kept id is exported namespaced by its publisher ([`kept_id`]).
+    /// For exporters that do not know which organisation they serve.
+    Namespaced,
+    /// Those of this organisation, the exporting node's own; every other organisation's
+    /// are namespaced.
+    Own(PublicKey),
+}
+
+impl KeptIds {
+    /// The policy of a node that belongs to organisation `own`, if the charter names it.
+    pub fn of_node(own: Option<PublicKey>) -> KeptIds {
+        own.map_or(KeptIds::Namespaced, KeptIds::Own)
+    }
+
+    /// Whether the kept ids of organisation `org` are written as they are.
+    fn verbatim(self, org: &PublicKey) -> bool {
+        self == KeptIds::Own(*org)
+    }
+}
+
 /// The STIX objects one stored entry exports to, in a stable order: the publisher's
 /// identity, the TLP marking definition, then the objects of the items. Deterministic:
-/// same entry + publisher -> same JSON on every node.
-pub fn export_entry(entry: &Entry, entry_id: &Hash, publisher: &Publisher) -> Vec<Value> {
+/// same entry + publisher + `kept` -> same JSON on every node.
+pub fn export_entry(
+    entry: &Entry,
+    entry_id: &Hash,
+    publisher: &Publisher,
+    kept: KeptIds,
+) -> Vec<Value> {
     // A sealed entry is exported only as the bundle this node opened (see
     // `formats::readable_entry`); one still sealed exports nothing.
-    let Some(export) = EntryExport::new(entry, entry_id, publisher) else {
+    let Some(export) = EntryExport::new(entry, entry_id, publisher, kept) else {
         return Vec::new();
     };
     let mut objects = Vec::with_capacity(export.items() * 2 + 2);
@@ -68,12 +101,14 @@ pub struct EntryExport<'a> {
 }
 
 impl<'a> EntryExport<'a> {
-    /// Prepares `entry` (with id `entry_id`, published by `publisher`) for export; `None`
-    /// when its body is sealed (export the bundle this node opened instead).
+    /// Prepares `entry` (with id `entry_id`, published by `publisher`) for export, kept
+    /// STIX ids as `kept` says; `None` when its body is sealed (export the bundle this
+    /// node opened instead).
     pub fn new(
         entry: &'a Entry,
         entry_id: &'a Hash,
         publisher: &'a Publisher,
+        kept: KeptIds,
     ) -> Option<EntryExport<'a>> {
         let Body::Bundle(bundle) = &entry.body else {
             return None;
@@ -84,6 +119,7 @@ impl<'a> EntryExport<'a> {
             markings: json!([marking::tlp2_id(bundle.tlp)]),
             tlp: bundle.tlp,
             publisher,
+            kept_verbatim: kept.verbatim(&publisher.org),
         };
         // Sightings point at the indicator of their value; when this entry asserts it too,
         // at the id that indicator exports under (it may have kept an imported id).
@@ -150,15 +186,16 @@ impl<'a> EntryExport<'a> {
 }
 
 /// A whole bundle of the given entries (identities, markings, malware and campaigns
-/// de-duplicated), with a deterministic bundle id.
+/// de-duplicated), with a deterministic bundle id; kept STIX ids as `kept` says.
 pub fn export_bundle<'a>(
     entries: impl IntoIterator<Item = (&'a Entry, Hash, &'a Publisher)>,
+    kept: KeptIds,
 ) -> Value {
     let mut objects = Vec::new();
     let mut entry_ids = Vec::new();
     let mut shared: HashSet<String> = HashSet::new();
     for (entry, entry_id, publisher) in entries {
-        for object in export_entry(entry, &entry_id, publisher) {
+        for object in export_entry(entry, &entry_id, publisher, kept) {
             let is_shared = matches!(
                 object.get("type").and_then(Value::as_str),
                 Some("identity" | "marking-definition" | "malware" | "campaign")
@@ -219,6 +256,8 @@ struct Common<'a> {
     markings: Value,
     tlp: Tlp,
     publisher: &'a Publisher,
+    /// Whether this node writes the publisher's kept STIX ids as they are.
+    kept_verbatim: bool,
 }
 
 impl Common<'_> {
@@ -292,10 +331,18 @@ impl Common<'_> {
         }
     }
 
+    /// The id an indicator exports under: its kept STIX id, as it is on a node of its
+    /// own organisation, else namespaced by the publisher; without one, the value's id.
     fn indicator_id(&self, indicator: &Indicator) -> String {
         let object_type = object_type(&indicator.value);
         match &indicator.context.stix_id {
-            Some(kept) if is_id_of(object_type, kept) => kept.clone(),
+            Some(kept) if is_id_of(object_type, kept) => {
+                if self.kept_verbatim {
+                    kept.clone()
+                } else {
+                    kept_id(object_type, &self.publisher.org, kept)
+                }
+            }
             _ => self.value_id(&indicator.value),
         }
     }

@@ -15,12 +15,19 @@
 //! | sighting | `sighting` of the value's indicator, seen by the publisher |
 //! | `context.threat`, `context.campaign` | `malware` (a family), `campaign`, each with an `indicates` relationship |
 //!
-//! **Ids** are deterministic, so every node exports an entry to the same JSON. An
-//! indicator keeps the STIX id it was imported with (`context.stix_id`, when it is a
-//! valid `indicator--<uuid>`, or `vulnerability--<uuid>` for a CVE); otherwise its id is
-//! a UUIDv5 under threatmesh's namespace of (publishing organisation key, kind, value).
-//! A later revocation of that value by the same organisation therefore exports under the
-//! same id, `revoked: true` and a later `modified`: STIX versioning. `created` and
+//! **Ids** are deterministic. An indicator's id is a UUIDv5 under threatmesh's namespace
+//! of (publishing organisation key, kind, value), so a later revocation of that value by
+//! the same organisation exports under the same id, `revoked: true` and a later
+//! `modified`: STIX versioning. An indicator imported from STIX carries the id it had
+//! (`context.stix_id`, when it is a valid `indicator--<uuid>`, or `vulnerability--<uuid>`
+//! for a CVE), and any member can write any id there. So a kept id is exported as it is
+//! only by a node of the publishing organisation itself ([`KeptIds::Own`]): there an
+//! organisation that imported its own STIX sees its own ids again, and nobody else's
+//! entries are exported so. Every other node, and this one for other organisations'
+//! entries, exports it as [`kept_id`], a UUIDv5 of (publishing organisation key, kept
+//! id): no member can make an object export under an id of another organisation's, kept
+//! or derived. The UUIDv5 names of every kind of id start with distinct tags (`value`,
+//! `kept`, `identity`, ...), so no two kinds can name the same id. `created` and
 //! `modified` are both the entry's creation time (the time of that version; the first
 //! version's time is not stored). Identities are UUIDv5 of the organisation key with
 //! fixed `created`/`modified` (the epoch), so one organisation is one identity version
@@ -41,7 +48,7 @@ mod marking;
 mod pattern;
 pub(crate) mod timestamp;
 
-pub use export::{EntryExport, export_bundle, export_entry, identity, tlp_marking};
+pub use export::{EntryExport, KeptIds, export_bundle, export_entry, identity, tlp_marking};
 pub use import::{MAX_OBJECTS, import, import_objects};
 pub use marking::{TLP2_EXTENSION, tlp2_id};
 
@@ -84,6 +91,19 @@ pub fn indicator_id(org: &PublicKey, value: &Value) -> String {
 /// The id a CVE asserted by `org` exports under, unless it kept an imported STIX id.
 pub fn vulnerability_id(org: &PublicKey, value: &Value) -> String {
     derived("vulnerability", &value_name(org, value))
+}
+
+/// The id an indicator (or CVE) of `org` that kept the imported STIX id `kept` exports
+/// under on nodes of other organisations: the kept id, namespaced by `org`, so no member
+/// can claim another's object by writing its id. `object_type` is `indicator` or
+/// `vulnerability`.
+pub fn kept_id(object_type: &str, org: &PublicKey, kept: &str) -> String {
+    let object_type = if object_type == "vulnerability" {
+        "vulnerability"
+    } else {
+        "indicator"
+    };
+    derived(object_type, &[b"kept\0", &org.0, kept.as_bytes()])
 }
 
 /// The id of the sighting at position `index` of entry `entry`.
