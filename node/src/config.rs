@@ -109,9 +109,9 @@ pub struct ApiSection {
     pub tokens: Vec<String>,
     /// Requests served at once; more are answered 503 at once, not queued.
     pub max_concurrent_requests: usize,
-    /// Failed authentications one client address may make within
-    /// `auth_failure_window_secs`; after that it gets 429 until the window ends, even
-    /// with a right token.
+    /// Wrong tokens one client address may present within `auth_failure_window_secs`;
+    /// after that it gets 429 until the window ends, even with a right token. Requests
+    /// with no credentials are counted in metrics but not here.
     pub max_auth_failures: u32,
     /// The window failed authentications are counted in, in seconds.
     pub auth_failure_window_secs: u64,

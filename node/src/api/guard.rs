@@ -33,8 +33,8 @@ pub(crate) const MAX_CLIENTS: usize = 4_096;
 pub struct ApiLimits {
     /// Requests served at once; beyond it, 503.
     pub max_concurrent_requests: usize,
-    /// Failed authentications one client address may make within `auth_failure_window`
-    /// before it gets 429 until the window ends.
+    /// Wrong tokens one client address may present within `auth_failure_window` before
+    /// it gets 429 until the window ends. Requests with no credentials are not counted.
     pub max_auth_failures: u32,
     /// The window failed authentications are counted in.
     pub auth_failure_window: Duration,
@@ -140,13 +140,18 @@ impl AuthLimiter {
         Ok(())
     }
 
-    /// Records a failed authentication by `client`.
+    /// Records a failed authentication by `client`. Only a wrong token counts towards
+    /// its limit: a request with no credentials guesses nothing, and any web page can make
+    /// a browser send such requests to 127.0.0.1 (an image, a form), so counting them
+    /// would let the page lock the organisation's own tools out.
     pub(crate) fn failed(&self, client: IpAddr, failure: Failure, now: Instant) {
-        let counter = match failure {
-            Failure::Missing => &self.missing,
-            Failure::Wrong => &self.wrong,
+        match failure {
+            Failure::Missing => {
+                self.missing.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Failure::Wrong => self.wrong.fetch_add(1, Ordering::Relaxed),
         };
-        counter.fetch_add(1, Ordering::Relaxed);
         let mut clients = self.clients();
         if !clients.contains_key(&client) && clients.len() >= MAX_CLIENTS {
             let period = self.window;
@@ -305,7 +310,10 @@ mod tests {
         // The window ends: the client may try again, from zero.
         let after = start + Duration::from_secs(60);
         assert_eq!(limiter.check(ip(1), after), Ok(()));
-        limiter.failed(ip(1), Failure::Missing, after);
+        // Requests without credentials guess nothing and never lock a client out.
+        for _ in 0..10 {
+            limiter.failed(ip(1), Failure::Missing, after);
+        }
         assert_eq!(limiter.check(ip(1), after), Ok(()));
         let counters = limiter.counters();
         assert_eq!(
@@ -314,7 +322,7 @@ mod tests {
                 counters.auth_missing,
                 counters.auth_throttled
             ),
-            (3, 1, 1)
+            (3, 10, 1)
         );
     }
 

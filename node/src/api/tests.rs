@@ -1249,6 +1249,46 @@ async fn guessing_tokens_gets_429_until_the_window_ends_even_with_the_right_toke
 }
 
 #[tokio::test]
+async fn requests_without_credentials_never_lock_the_right_token_out() {
+    // Any web page can make a browser on the node's machine send such requests (an
+    // image, a form); were they counted, the page would keep the organisation's own
+    // tools in 429.
+    let (router, _store, _dir) = node_with(ApiLimits {
+        max_auth_failures: 3,
+        auth_failure_window: std::time::Duration::from_secs(3600),
+        ..ApiLimits::default()
+    })
+    .await;
+    for _ in 0..20 {
+        let (status, _) = call(&router, "GET", "/api/v1/feeds", None, "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Basic credentials a browser cached for /taxii2/, sent elsewhere.
+        let request = HttpRequest::get("/api/v1/feeds")
+            .header("authorization", basic_auth(TOKEN))
+            .body(HttpBody::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let (status, body) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), PUBLISH).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, metrics) = call(&router, "GET", "/metrics", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        sample(
+            &metrics,
+            "threatmesh_api_auth_failures_total{reason=\"missing\"}"
+        ),
+        Some(40),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "threatmesh_api_auth_throttled_total"),
+        Some(0)
+    );
+}
+
+#[tokio::test]
 async fn the_failure_limit_goes_by_the_client_address_over_real_connections() {
     let (router, _store, _dir) = node_with(ApiLimits {
         max_auth_failures: 2,
