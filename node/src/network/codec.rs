@@ -35,11 +35,15 @@ pub(crate) const MAX_REQUEST_BYTES: usize = 4 * 1024;
 /// [`SLOWEST_READER_BYTES_PER_SEC`]: round trips, and a busy peer getting to its streams.
 pub(crate) const ANSWER_WRITE_GRACE: Duration = Duration::from_secs(5);
 
-/// The slowest a member may take an answer in: 1 MiB/s, so a full range page must go out
-/// within about 10 s. A reader slower than this (or one that never reads, pinning the
-/// answer in this node's memory) has its stream dropped and is struck; honest nodes read
-/// their answers as fast as their link allows, and members' links are far faster.
-pub(crate) const SLOWEST_READER_BYTES_PER_SEC: u64 = 1024 * 1024;
+/// The slowest a member may take an answer in: 256 KiB/s, so a full range page (4 MiB)
+/// must go out within about 21 s and the largest message (6 MiB) within 29 s, under the
+/// default request timeout. A reader slower than this (or one that never reads, pinning
+/// the answer in this node's memory) has its stream dropped and is struck. It is set for
+/// slow honest links, not for the attacker: a node catching up reads two pages at once
+/// from a peer ([`super::fetch_sources::FETCHES_PER_PEER`]), so this asks about 3 Mbit/s
+/// of its link; what a reader that never reads can pin is bounded per peer anyway
+/// (`answers::MAX_BYTES_PER_PEER`), the deadline only frees it sooner.
+pub(crate) const SLOWEST_READER_BYTES_PER_SEC: u64 = 256 * 1024;
 
 /// How long writing an answer of `bytes` may take: well under the request timeout (30 s
 /// by default) for every answer, so a reader that stalls frees what it holds sooner.
