@@ -29,9 +29,9 @@ pub(super) enum CharterCommand {
         /// Signatures needed (a majority of the stewards).
         #[arg(long, default_value_t = 1)]
         threshold: u16,
-        /// A member file written by `threatmesh init`. Repeat for each. Its `roles` say
-        /// what the member may do: `publish`, and `read` (false: its nodes publish but are
-        /// sent no entries, only charters; see docs/PROTOCOL.md, "Roles").
+        /// A member file written by `threatmesh org certify`. Repeat for each. Its `roles`
+        /// say what the member may do: `publish`, and `read` (false: its nodes publish but
+        /// are sent no entries, only charters; see docs/PROTOCOL.md, "Roles").
         #[arg(long = "member")]
         members: Vec<PathBuf>,
         /// Where to write the proposal.

@@ -65,7 +65,8 @@ pub(super) enum KeyCommand {
         file: PathBuf,
     },
     /// Create a new organisation encryption key (X25519, mode 0600) and print its public
-    /// key, for a member file's `encryption_key` (rotation: a newer charter with it).
+    /// key, for a member file's `encryption_key`. To rotate a node's key use
+    /// `rotate-encryption`, which keeps the earlier keys so old bundles still open.
     NewEncryption {
         /// Where to write it.
         file: PathBuf,
