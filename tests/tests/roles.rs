@@ -148,6 +148,9 @@ async fn publish_only_member_asking_directly_gets_no_entries_nor_heads() {
     // or relays.
     let mut listener = RawPeer::new(&net.federation.nodes[2], net.federation.id()).unwrap();
     listener.connect(victim).await.unwrap();
+    // Heartbeats first, so the victim has taken the listener's subscription and would have
+    // grafted it into its mesh, were it a reader: what follows is then a real test.
+    listener.drive_for(Duration::from_secs(2)).await;
     let after = reader.publish(100, 10).await.unwrap();
     listener
         .drive_while_waiting_for("the reader's entries at the victim", || {

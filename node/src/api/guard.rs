@@ -236,13 +236,16 @@ pub(crate) fn foreign_origin(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The media types a write to `path` may carry, or `None` when `path` takes no body this
-/// check knows of (TAXII negotiates its own; an unknown import format is answered 404).
+/// check knows of (TAXII negotiates its own).
 fn accepted_media_types(path: &str) -> Option<&'static [&'static str]> {
     match path.strip_prefix("/api/v1/import/") {
         Some("stix") => Some(&["application/stix+json", "application/json"]),
         Some("misp") => Some(&["application/json"]),
         Some("csv") => Some(&["text/csv"]),
-        Some(_) => None,
+        // Any other spelling, percent-encoded (`%63sv`, which the router decodes to `csv`)
+        // or unknown (answered 404 after this): still one of the import types, none of
+        // which a form can send without the browser asking first.
+        Some(_) => Some(&["application/stix+json", "application/json", "text/csv"]),
         None if path.starts_with("/api/v1/") => Some(&["application/json"]),
         None => None,
     }
@@ -353,5 +356,26 @@ mod tests {
             );
             assert!(limiter.tracked() <= MAX_CLIENTS);
         }
+    }
+
+    #[test]
+    fn an_import_path_spelt_another_way_still_needs_an_import_media_type() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain"),
+        );
+        for path in [
+            "/api/v1/import/%63sv",
+            "/api/v1/import/CSV",
+            "/api/v1/import/x",
+        ] {
+            assert!(refused_media_type(path, &headers).is_some(), "{path}");
+        }
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/csv"),
+        );
+        assert_eq!(refused_media_type("/api/v1/import/%63sv", &headers), None);
     }
 }

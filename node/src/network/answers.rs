@@ -14,7 +14,7 @@
 //! peer are counted in bytes; a peer holding [`MAX_BYTES_PER_PEER`] or more gets no further
 //! read until it takes what it was sent. So a member that asks for large pages and never
 //! reads them holds at most that much (and one page being read) until the codec's
-//! slow-reader deadline drops those streams, each drop a strike against it.
+//! stall timeout drops those streams, each drop a strike against it.
 //!
 //! [`AnswerQueue`] owns no swarm and reads no store: the event loop admits requests, runs
 //! the reads it hands out, and tells it when each answer was read and when it ended.
@@ -262,13 +262,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-
-    fn peer(index: u8) -> PeerId {
-        libp2p::identity::Keypair::ed25519_from_bytes([index; 32])
-            .unwrap()
-            .public()
-            .to_peer_id()
-    }
+    use crate::network::testing::peer;
 
     /// Request ids: libp2p makes its own only for real streams.
     fn id(n: u64) -> u64 {

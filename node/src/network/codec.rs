@@ -5,10 +5,12 @@
 //! asking; responses are bounded by the wire's [`MAX_MESSAGE_BYTES`], and what fills them
 //! is bounded by [`wire::range_limit`].
 //!
-//! An answer must be read within [`answer_write_deadline`] of its size (a reader that
-//! stalls would otherwise pin it in this node's memory until the request timeout); past
-//! it the stream is dropped with a [`SlowReader`] error the event loop holds against the
-//! peer.
+//! An answer's reader must keep taking it: a stream on which no [`ANSWER_CHUNK_BYTES`]
+//! go out within [`ANSWER_STALL_TIMEOUT`] is dropped with a [`SlowReader`] error the event
+//! loop holds against the peer (a reader that stalls would otherwise pin the answer in
+//! this node's memory until the request timeout). Progress is judged, not an average
+//! rate: a node catching up reads many answers at once over one link, each slowly, and
+//! must not be struck for it.
 //!
 //! The codec counts the bytes of its frames into the node's sync [`Traffic`], exactly:
 //! what libp2p adds around them (stream negotiation, yamux, Noise) is counted only by the
@@ -31,26 +33,16 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/threatmesh/sync/1");
 /// Largest request accepted: every request is a few dozen bytes.
 pub(crate) const MAX_REQUEST_BYTES: usize = 4 * 1024;
 
-/// Time an answer's reader gets on top of what its bytes take at
-/// [`SLOWEST_READER_BYTES_PER_SEC`]: round trips, and a busy peer getting to its streams.
-pub(crate) const ANSWER_WRITE_GRACE: Duration = Duration::from_secs(5);
+/// How much of an answer goes out in one write, each under [`ANSWER_STALL_TIMEOUT`].
+pub(crate) const ANSWER_CHUNK_BYTES: usize = 64 * 1024;
 
-/// The slowest a member may take an answer in: 256 KiB/s, so a full range page (4 MiB)
-/// must go out within about 21 s and the largest message (6 MiB) within 29 s, under the
-/// default request timeout. A reader slower than this (or one that never reads, pinning
-/// the answer in this node's memory) has its stream dropped and is struck. It is set for
-/// slow honest links, not for the attacker: a node catching up reads two pages at once
-/// from a peer ([`super::fetch_sources::FETCHES_PER_PEER`]), so this asks about 3 Mbit/s
-/// of its link; what a reader that never reads can pin is bounded per peer anyway
-/// (`answers::MAX_BYTES_PER_PEER`), the deadline only frees it sooner.
-pub(crate) const SLOWEST_READER_BYTES_PER_SEC: u64 = 256 * 1024;
-
-/// How long writing an answer of `bytes` may take: well under the request timeout (30 s
-/// by default) for every answer, so a reader that stalls frees what it holds sooner.
-pub(crate) fn answer_write_deadline(bytes: usize) -> Duration {
-    let at_slowest = Duration::from_secs_f64(bytes as f64 / SLOWEST_READER_BYTES_PER_SEC as f64);
-    ANSWER_WRITE_GRACE + at_slowest
-}
+/// Longest a reader may leave a chunk of its answer untaken. A reader that takes nothing
+/// for this long (or never reads, pinning the answer in this node's memory) has its
+/// stream dropped and is struck. Honest nodes read their answers as they arrive: at 64 KiB
+/// per 10 s, even 32 answers streaming at once over one link need only about 200 KiB/s of
+/// it. Whatever the pace, the whole exchange is still bounded by the request timeout, and
+/// what unread answers may pin is bounded per peer (`answers::MAX_BYTES_PER_PEER`).
+pub(crate) const ANSWER_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub(crate) struct SyncCodec {
@@ -139,21 +131,34 @@ impl libp2p::request_response::Codec for SyncCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        // Encoded first, so the deadline knows the size; the stream is dropped when it
-        // passes, which frees the answer.
         let bytes = wire::encode(&Message::Response(response));
-        let deadline = answer_write_deadline(bytes.len());
+        let length = u32::try_from(bytes.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "sync message over 4 GiB"))?;
         let mut io = self.counted(io);
-        match tokio::time::timeout(deadline, write_frame(&mut io, &bytes)).await {
-            Ok(written) => written,
-            Err(_) => Err(io::Error::new(
+        // Each step must make progress in time; the stream is dropped when one does not,
+        // which frees the answer.
+        let stalled = |sent: usize| {
+            io::Error::new(
                 io::ErrorKind::TimedOut,
                 SlowReader {
+                    sent,
                     bytes: bytes.len(),
-                    deadline,
                 },
-            )),
+            )
+        };
+        tokio::time::timeout(ANSWER_STALL_TIMEOUT, io.write_all(&length.to_be_bytes()))
+            .await
+            .map_err(|_| stalled(0))??;
+        let mut sent = 0;
+        for chunk in bytes.chunks(ANSWER_CHUNK_BYTES) {
+            tokio::time::timeout(ANSWER_STALL_TIMEOUT, io.write_all(chunk))
+                .await
+                .map_err(|_| stalled(sent))??;
+            sent += chunk.len();
         }
+        tokio::time::timeout(ANSWER_STALL_TIMEOUT, io.close())
+            .await
+            .map_err(|_| stalled(sent))?
     }
 }
 
@@ -216,13 +221,16 @@ pub(crate) fn is_frame_too_large(error: &io::Error) -> bool {
     frame_too_large(error).is_some()
 }
 
-/// An answer's reader did not take it within its deadline ([`answer_write_deadline`]):
-/// the stream is dropped, and the event loop holds it against the peer.
+/// An answer's reader took none of it for [`ANSWER_STALL_TIMEOUT`]: the stream is
+/// dropped, and the event loop holds it against the peer.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the peer did not read an answer of {bytes} bytes within {deadline:?}")]
+#[error(
+    "the peer stopped reading an answer of {bytes} bytes after {sent} (nothing taken for {:?})",
+    ANSWER_STALL_TIMEOUT
+)]
 pub(crate) struct SlowReader {
+    sent: usize,
     bytes: usize,
-    deadline: Duration,
 }
 
 /// Whether `error` is the codec giving up on a reader too slow for its answer.

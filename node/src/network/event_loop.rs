@@ -759,7 +759,15 @@ impl EventLoop {
             let metrics = Arc::clone(&self.metrics);
             let answers = self.answer_sender.clone();
             tokio::task::spawn_blocking(move || {
-                let response = read_answer(&store, &charter, request, &metrics);
+                // The answer must come back whatever happens: the queue frees the peer's
+                // read slot only then, and a slot lost for good stops serving sync.
+                let read = std::panic::AssertUnwindSafe(|| {
+                    read_answer(&store, &charter, request, &metrics)
+                });
+                let response = std::panic::catch_unwind(read).unwrap_or_else(|_| {
+                    error!(%peer, "reading a sync answer panicked");
+                    Response::Refused("internal error".into())
+                });
                 // The loop is gone only when the node is shutting down.
                 let _ = answers.blocking_send((peer, id, channel, response));
             });

@@ -121,9 +121,10 @@ impl<R: Copy + Eq> FeedSources<R> {
     }
 
     /// The fetch `request` of `author`'s feed ended; `progressed`: it stored something, so
-    /// its peer stays a source (what is still missing is asked of it again). Otherwise the
-    /// peer stops being a source of this feed. Returns whether `request` was the fetch in
-    /// flight (a late or unknown one changes nothing).
+    /// its peer stays a source, behind the feed's other sources: they take turns, so one
+    /// that trickles (an entry a page, just before each request times out) cannot keep
+    /// the feed to itself. Otherwise the peer stops being a source of this feed. Returns
+    /// whether `request` was the fetch in flight (a late or unknown one changes nothing).
     pub(crate) fn finished(&mut self, author: &PublicKey, request: R, progressed: bool) -> bool {
         let Some(feed) = self.feeds.get_mut(author) else {
             return false;
@@ -143,6 +144,15 @@ impl<R: Copy + Eq> FeedSources<R> {
         }
         if !progressed {
             self.drop_source(author, &peer);
+            return true;
+        }
+        if let Some(at) = feed.sources.iter().position(|source| source.peer == peer) {
+            let source = feed.sources.remove(at);
+            feed.sources.push(source);
+        }
+        // Its peer may have left while the fetch was in flight.
+        if feed.sources.is_empty() {
+            self.feeds.remove(author);
         }
         true
     }
@@ -197,13 +207,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-
-    fn peer(index: u8) -> PeerId {
-        libp2p::identity::Keypair::ed25519_from_bytes([index; 32])
-            .unwrap()
-            .public()
-            .to_peer_id()
-    }
+    use crate::network::testing::peer;
 
     fn author(index: u8) -> PublicKey {
         PublicKey([index; 32])
@@ -234,6 +238,42 @@ mod tests {
         assert_eq!(sources.next_source(&feed).unwrap().peer, peer(2));
         // A late answer to an old request changes nothing.
         assert!(!sources.finished(&feed, 7, false));
+    }
+
+    #[test]
+    fn sources_take_turns_so_a_trickling_one_cannot_keep_the_feed() {
+        let mut sources = FeedSources::<u32>::new();
+        let feed = author(1);
+        // The trickler shows the feed first; two honest peers show it next.
+        for index in 1..=3 {
+            sources.offer(feed, source(index, 1_000));
+        }
+        let mut served_by = Vec::new();
+        for request in 0..6 {
+            let chosen = sources.next_source(&feed).unwrap().peer;
+            sources.started(feed, chosen, request);
+            // Every fetch stores something: the trickler's one entry a page too.
+            assert!(sources.finished(&feed, request, true));
+            served_by.push(chosen);
+        }
+        assert_eq!(
+            served_by,
+            [1, 2, 3, 1, 2, 3].map(peer),
+            "each source in turn, the first no more often than the others"
+        );
+    }
+
+    #[test]
+    fn a_fetch_that_progressed_after_its_peer_left_leaves_no_feed_behind() {
+        let mut sources = FeedSources::<u32>::new();
+        let feed = author(1);
+        sources.offer(feed, source(1, 10));
+        sources.started(feed, peer(1), 0);
+        sources.disconnected(&peer(1));
+        assert_eq!(sources.len(), 1, "kept while its fetch is in flight");
+        assert!(sources.finished(&feed, 0, true));
+        assert_eq!(sources.len(), 0);
+        assert!(sources.idle_feeds().is_empty());
     }
 
     #[test]

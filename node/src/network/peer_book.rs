@@ -474,14 +474,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::network::testing::peer;
 
     const HOLD: Duration = Duration::from_secs(10);
     const ROTATION: Duration = Duration::from_secs(120);
-
-    fn peer(index: u8) -> PeerId {
-        let key = libp2p::identity::Keypair::ed25519_from_bytes([index; 32]).unwrap();
-        key.public().to_peer_id()
-    }
 
     fn address(index: u8) -> Multiaddr {
         format!(

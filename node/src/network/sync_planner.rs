@@ -294,13 +294,7 @@ mod tests {
     use threatmesh_protocol::PublicKey;
 
     use super::*;
-
-    fn peer(index: u8) -> PeerId {
-        libp2p::identity::Keypair::ed25519_from_bytes([index; 32])
-            .unwrap()
-            .public()
-            .to_peer_id()
-    }
+    use crate::network::testing::peer;
 
     fn heads(count: usize, seq: u64) -> Vec<FeedHead> {
         (0..count)

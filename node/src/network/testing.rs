@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
+use libp2p::PeerId;
 use threatmesh_protocol::charter::Member;
 use threatmesh_protocol::{PublicKey, SignedCharter, SigningKey, Timestamp};
 
@@ -35,4 +36,12 @@ pub(super) fn temporary_store() -> Store {
         },
     )
     .unwrap()
+}
+
+/// The peer id of node key `[index; 32]`: distinct and the same in every run.
+pub(super) fn peer(index: u8) -> PeerId {
+    libp2p::identity::Keypair::ed25519_from_bytes([index; 32])
+        .unwrap()
+        .public()
+        .to_peer_id()
 }
