@@ -45,18 +45,57 @@ pub(super) struct Imported {
     dry_run: bool,
 }
 
+/// One TLP group of an import, published.
 #[derive(Debug, Serialize)]
-struct Published {
-    tlp: Tlp,
-    items: usize,
-    entries: Vec<Hash>,
+pub(crate) struct Published {
+    pub(crate) tlp: Tlp,
+    pub(crate) items: usize,
+    pub(crate) entries: Vec<Hash>,
 }
 
+/// One TLP group of an import the node refused to publish.
 #[derive(Debug, Serialize)]
-struct NotPublished {
-    tlp: Tlp,
-    items: usize,
-    error: String,
+pub(crate) struct NotPublished {
+    pub(crate) tlp: Tlp,
+    pub(crate) items: usize,
+    pub(crate) error: String,
+}
+
+/// What publishing an import did, group by group.
+#[derive(Debug, Default)]
+pub(crate) struct ImportOutcome {
+    pub(crate) published: Vec<Published>,
+    pub(crate) not_published: Vec<NotPublished>,
+}
+
+/// Publishes what `import` read, one TLP group at a time (items the file left unmarked
+/// as `default_tlp`); a group the node refuses is reported and the others still go out.
+pub(crate) async fn publish_import(
+    state: &ApiState,
+    import: Import,
+    default_tlp: Tlp,
+) -> ImportOutcome {
+    let mut outcome = ImportOutcome::default();
+    for (tlp, items) in import.into_by_tlp(default_tlp) {
+        let count = items.len();
+        match state
+            .client
+            .publish(tlp, Distribution::Federation, items)
+            .await
+        {
+            Ok(entries) => outcome.published.push(Published {
+                tlp,
+                items: count,
+                entries,
+            }),
+            Err(error) => outcome.not_published.push(NotPublished {
+                tlp,
+                items: count,
+                error: error.to_string(),
+            }),
+        }
+    }
+    outcome
 }
 
 fn unprocessable(message: impl Into<String>) -> ApiError {
@@ -130,34 +169,23 @@ pub(super) async fn import(
         }
     }
     .map_err(|error| unprocessable(format!("{format} file: {error}")))?;
-    let mut answer = Imported {
-        report: std::mem::take(&mut import.report),
-        published: Vec::new(),
-        not_published: Vec::new(),
-        dry_run: query.dry_run,
-    };
+    let report = std::mem::take(&mut import.report);
     if query.dry_run {
+        let answer = Imported {
+            report,
+            published: Vec::new(),
+            not_published: Vec::new(),
+            dry_run: true,
+        };
         return Ok((StatusCode::OK, Json(answer)));
     }
-    for (tlp, items) in import.into_by_tlp(default_tlp) {
-        let count = items.len();
-        match state
-            .client
-            .publish(tlp, Distribution::Federation, items)
-            .await
-        {
-            Ok(entries) => answer.published.push(Published {
-                tlp,
-                items: count,
-                entries,
-            }),
-            Err(error) => answer.not_published.push(NotPublished {
-                tlp,
-                items: count,
-                error: error.to_string(),
-            }),
-        }
-    }
+    let outcome = publish_import(&state, import, default_tlp).await;
+    let answer = Imported {
+        report,
+        published: outcome.published,
+        not_published: outcome.not_published,
+        dry_run: false,
+    };
     // Something the file held could not go out at all: say so in the status too.
     let status = if answer.published.is_empty() && !answer.not_published.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY

@@ -16,6 +16,7 @@ mod peers;
 mod prometheus;
 pub mod ready;
 pub mod taxii;
+mod ui;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -77,6 +78,18 @@ pub struct ApiState {
     taxii: Arc<taxii::Shared>,
     auth: Arc<guard::AuthLimiter>,
     limits: ApiLimits,
+    console: Arc<ui::Console>,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read everything; publish nothing.
+    // Made by the read tokens of the configuration, which land with the next change.
+    #[allow(dead_code)]
+    Read,
+    /// Everything.
+    Write,
 }
 
 impl ApiState {
@@ -91,7 +104,20 @@ impl ApiState {
             taxii,
             auth: Arc::new(guard::AuthLimiter::new(&limits)),
             limits,
+            console: Arc::new(ui::Console::default()),
         }
+    }
+
+    /// What `presented` may do, if it is one of the tokens: compared in constant time
+    /// with every token, so timing tells nothing about them.
+    pub(crate) fn access(&self, presented: &str) -> Option<Access> {
+        let known = self
+            .tokens
+            .iter()
+            .fold(subtle::Choice::from(0), |found, token| {
+                found | token.as_bytes().ct_eq(presented.as_bytes())
+            });
+        bool::from(known).then_some(Access::Write)
     }
 
     /// The same API with `limits` instead of the defaults.
@@ -108,6 +134,12 @@ impl ApiState {
 /// `taxii::keep_indexed`); spawn it beside [`serve`]. Runs until the runtime stops.
 pub async fn keep_taxii_index(state: ApiState) {
     taxii::keep_indexed(state).await;
+}
+
+/// Keeps the web console's record of the last hour (the Activity page's charts and the
+/// peers' connection history); spawn it beside [`serve`]. Runs until the node stops.
+pub async fn keep_console_activity(state: ApiState) {
+    ui::keep_sampling(state).await;
 }
 
 /// The API's routes.
@@ -146,6 +178,8 @@ pub fn router(state: ApiState) -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .merge(protected)
+        // The web console authenticates by session, not by bearer token.
+        .merge(ui::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         // Before authentication: a hostile page's request is refused without counting
         // against the client's failure window.

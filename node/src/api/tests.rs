@@ -10,7 +10,7 @@ use crate::formats::stix;
 use crate::network;
 use crate::store::Options;
 
-const TOKEN: &str = "s3cret-token";
+pub(super) const TOKEN: &str = "s3cret-token";
 
 /// A one-member federation's node with its API router.
 async fn node() -> (Router, Store, tempfile::TempDir) {
@@ -24,7 +24,7 @@ async fn node_with(limits: ApiLimits) -> (Router, Store, tempfile::TempDir) {
 }
 
 /// A one-member federation's node with its API state.
-async fn node_state() -> (ApiState, Store, tempfile::TempDir) {
+pub(super) async fn node_state() -> (ApiState, Store, tempfile::TempDir) {
     let (state, store, dir, event_loop) = node_parts();
     tokio::spawn(event_loop.run());
     (state, store, dir)
@@ -85,11 +85,11 @@ fn encryption() -> threatmesh_protocol::EncryptionSecret {
 }
 
 /// The organisation's id, in hex.
-fn own_org() -> String {
+pub(super) fn own_org() -> String {
     PublicKey::of(&SigningKey::from_bytes(&[2; 32])).to_string()
 }
 
-async fn call(
+pub(super) async fn call(
     router: &Router,
     method: &str,
     path: &str,
@@ -113,7 +113,7 @@ async fn call(
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
-const PUBLISH: &str = r#"{"tlp": "green", "items": [
+pub(super) const PUBLISH: &str = r#"{"tlp": "green", "items": [
     {"type": "indicator", "kind": "ipv4", "value": "198.51.100[.]23", "valid_from": 1700000000000,
      "labels": ["c2"], "context": {"threat": "QakBot"}},
     {"type": "indicator", "kind": "domain", "value": "Evil.Example.", "valid_from": 1700000000000}

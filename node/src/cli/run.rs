@@ -214,6 +214,7 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
     let indexer = config
         .taxii_background_index
         .then(|| tokio::spawn(api::keep_taxii_index(state.clone())));
+    let console = tokio::spawn(api::keep_console_activity(state.clone()));
     let router = api::router(state);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(api::serve(listener, router, async {
@@ -250,6 +251,7 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
     if let Some(indexer) = indexer {
         indexer.abort();
     }
+    console.abort();
     if let Some(keyring_task) = keyring_task {
         keyring_task.abort();
     }

@@ -570,7 +570,7 @@ pub fn write_entry<W: Write + ?Sized>(
 /// One RFC 4180 row: fields quoted when they hold a comma, a quote or a line break. A
 /// field a spreadsheet would run as a formula is written as text instead: see
 /// [`is_formula`].
-fn write_row<'a, W: Write + ?Sized>(
+pub(crate) fn write_row<'a, W: Write + ?Sized>(
     out: &mut W,
     fields: impl IntoIterator<Item = &'a str>,
 ) -> std::io::Result<()> {

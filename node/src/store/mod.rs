@@ -1691,6 +1691,33 @@ impl Store {
         Ok(rows)
     }
 
+    /// Up to `limit` rows of the added-time index, newest first, from the row before key
+    /// `before` (`None`: from the newest). The console's list of recent entries reads
+    /// these; each row costs one entry read.
+    pub fn recent_rows(
+        &self,
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<AddedRow>, StoreError> {
+        let end = before.map_or_else(|| vec![keys::ADDED + 1], <[u8]>::to_vec);
+        let mut rows = Vec::new();
+        for row in self.db()?.range(vec![keys::ADDED]..end).rev().take(limit) {
+            let (key, id) = row?;
+            let added = keys::time_of_added_key(&key)
+                .ok_or_else(|| StoreError::corrupt(&key, "short added key"))?;
+            let id = Hash(hash_of(&key, &id)?);
+            let entry = self
+                .entry(&id)?
+                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))?;
+            rows.push(AddedRow {
+                key: key.to_vec(),
+                added,
+                entry,
+            });
+        }
+        Ok(rows)
+    }
+
     /// Every entry, in the order this node accepted them.
     pub fn entries(&self) -> impl Iterator<Item = Result<SignedEntry, StoreError>> + '_ {
         let (rows, closed) = match self.db() {
