@@ -540,6 +540,10 @@ fn print_table(testnet: &Testnet, dir: &Path) -> Result<()> {
             "  curl -s -H 'Authorization: Bearer {}' {}/api/v1/indicators/ipv4/198.51.100.23",
             node.token, node.api
         );
+        println!(
+            "\nOr open its web console in a browser, {}/ui/, and sign in with its token.",
+            node.api
+        );
     }
     Ok(())
 }

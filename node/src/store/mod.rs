@@ -1692,13 +1692,14 @@ impl Store {
     }
 
     /// Up to `limit` rows of the added-time index, newest first, from the row before key
-    /// `before` (`None`: from the newest). The console's list of recent entries reads
-    /// these; each row costs one entry read.
-    pub fn recent_rows(
+    /// `before` (`None`: from the newest): each row's key (a cursor), arrival time and
+    /// entry id, without reading the entries. The console's list of recent entries reads
+    /// these, then only the entries it has not summarised yet.
+    pub fn recent_ids(
         &self,
         before: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<AddedRow>, StoreError> {
+    ) -> Result<Vec<(Vec<u8>, Timestamp, Hash)>, StoreError> {
         let end = before.map_or_else(|| vec![keys::ADDED + 1], <[u8]>::to_vec);
         let mut rows = Vec::new();
         for row in self.db()?.range(vec![keys::ADDED]..end).rev().take(limit) {
@@ -1706,14 +1707,7 @@ impl Store {
             let added = keys::time_of_added_key(&key)
                 .ok_or_else(|| StoreError::corrupt(&key, "short added key"))?;
             let id = Hash(hash_of(&key, &id)?);
-            let entry = self
-                .entry(&id)?
-                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))?;
-            rows.push(AddedRow {
-                key: key.to_vec(),
-                added,
-                entry,
-            });
+            rows.push((key.to_vec(), added, id));
         }
         Ok(rows)
     }

@@ -44,6 +44,8 @@ use session::{Session, Sessions};
 pub(crate) struct Console {
     pub(crate) sessions: Sessions,
     pub(crate) activity: Arc<activity::Activity>,
+    /// Summaries of the entries Recent has shown.
+    pub(crate) summaries: Arc<pages::Summaries>,
 }
 
 /// The console's routes, all under `/ui/`.

@@ -7,6 +7,7 @@
 //! [`super::activity::line_chart`] writes from numbers and fixed words only.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,7 +17,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use threatmesh_protocol::bundle::Tlp;
 use threatmesh_protocol::entry::Body;
-use threatmesh_protocol::{Kind, PublicKey, Timestamp};
+use threatmesh_protocol::{Bundle, Hash, Kind, PublicKey, Timestamp};
 
 use super::activity::{Series, line_chart};
 use super::publish::Draft;
@@ -27,11 +28,13 @@ use crate::api::{ApiState, blocking};
 pub(crate) const MAX_FORM_BYTES: usize = 4 * 1024 * 1024;
 
 /// Entries one page of Recent lists.
-const RECENT_PAGE: usize = 50;
+const RECENT_PAGE: usize = 25;
 
-/// Rows of the added-time index one page of Recent may read looking for entries that
-/// pass its filters; past it the page ends early, with a link to read on.
-const RECENT_SCAN: usize = 5_000;
+/// How long one page of Recent may spend reading entries it has not summarised yet
+/// (each is decoded whole: an entry of 10,000 indicators takes a few milliseconds); past
+/// it the page ends early, with a link to read on. At least one entry is read per page,
+/// so paging always moves.
+const RECENT_BUDGET: std::time::Duration = std::time::Duration::from_millis(60);
 
 /// The pages of the navigation: path, id suffix, title.
 const PAGES: [(&str, &str, &str); 5] = [
@@ -385,40 +388,46 @@ pub(crate) async fn recent(
             .unwrap_or_default()
     });
     let store = state.store.clone();
+    let summaries = Arc::clone(&state.console.summaries);
     let (rows, next) = blocking(move || -> Result<_, crate::store::StoreError> {
-        let mut listed = Vec::new();
+        let started = std::time::Instant::now();
+        let mut listed: Vec<(Timestamp, Arc<Shown>)> = Vec::new();
         let mut cursor = before.map(|key| key.to_vec());
-        let mut scanned = 0;
-        while listed.len() < RECENT_PAGE && scanned < RECENT_SCAN {
-            let batch = store.recent_rows(cursor.as_deref(), 200)?;
-            let Some(last) = batch.last() else {
+        let mut moved = false;
+        'scan: loop {
+            let batch = store.recent_ids(cursor.as_deref(), RECENT_PAGE)?;
+            if batch.is_empty() {
                 cursor = None;
                 break;
-            };
-            cursor = Some(last.key.clone());
-            scanned += batch.len();
-            for row in batch {
-                let entry = row.entry.entry();
-                if let Some(authors) = &authors
-                    && !authors.contains(&entry.author)
-                {
-                    continue;
+            }
+            for (key, added, id) in batch {
+                if listed.len() == RECENT_PAGE || (moved && started.elapsed() > RECENT_BUDGET) {
+                    break 'scan;
                 }
-                let opened = match &entry.body {
-                    Body::Sealed(_) => store.opened(&row.entry.id())?,
-                    Body::Bundle(_) => None,
+                cursor = Some(key);
+                moved = true;
+                let shown = match summaries.get(&id) {
+                    Some(shown) => shown,
+                    None => {
+                        let Some(entry) = store.entry(&id)? else {
+                            continue;
+                        };
+                        let opened = match &entry.entry().body {
+                            Body::Sealed(_) => store.opened(&id)?,
+                            Body::Bundle(_) => None,
+                        };
+                        summaries.put(id, Shown::of(&entry, opened.as_ref()))
+                    }
                 };
-                let shown = Shown::of(&row.entry, opened);
-                if tlp.is_some_and(|tlp| shown.tlp != tlp)
+                if authors
+                    .as_ref()
+                    .is_some_and(|authors| !authors.contains(&shown.author))
+                    || tlp.is_some_and(|tlp| shown.tlp != tlp)
                     || kind.is_some_and(|kind| !shown.kinds.contains(&kind))
                 {
                     continue;
                 }
-                listed.push((row.added, row.key.clone(), shown));
-                if listed.len() == RECENT_PAGE {
-                    cursor = Some(row.key);
-                    break;
-                }
+                listed.push((added, shown));
             }
         }
         Ok((listed, cursor))
@@ -466,7 +475,7 @@ pub(crate) async fn recent(
                     th scope="col" { "TLP" } th scope="col" { "Content" }
                 } }
                 tbody {
-                    @for (added, _, shown) in &rows {
+                    @for (added, shown) in &rows {
                         tr.entry.sealed[shown.sealed]
                             data-org=(author_name(&charter, &shown.author)) data-tlp=(tlp_value(shown.tlp)) {
                             td { time datetime=(when(*added)) { (ago(*added, now)) } }
@@ -489,6 +498,9 @@ pub(crate) async fn recent(
             }
         }
         @if let Some(next) = next {
+            @if rows.len() < RECENT_PAGE {
+                p.hint { "This page stopped reading to answer quickly; older entries may match too." }
+            }
             p { a id="next" href={ "/ui/recent?" (recent_query(&query, &next)) } { "Older entries" } }
         }
     };
@@ -525,9 +537,10 @@ pub(crate) fn tlp_value(tlp: Tlp) -> &'static str {
     }
 }
 
-/// An entry as Recent shows it.
+/// An entry as Recent shows it: a summary kept in [`Summaries`], so a page already seen
+/// does not decode its entries again.
 #[derive(Debug)]
-struct Shown {
+pub(crate) struct Shown {
     author: PublicKey,
     tlp: Tlp,
     sealed: bool,
@@ -540,14 +553,11 @@ struct Shown {
 }
 
 impl Shown {
-    fn of(
-        entry: &threatmesh_protocol::SignedEntry,
-        opened: Option<threatmesh_protocol::Bundle>,
-    ) -> Shown {
+    fn of(entry: &threatmesh_protocol::SignedEntry, opened: Option<&Bundle>) -> Shown {
         let inner = entry.entry();
         let sealed = matches!(inner.body, Body::Sealed(_));
         let bundle = match (&inner.body, opened) {
-            (Body::Bundle(bundle), _) => Some(bundle.clone()),
+            (Body::Bundle(bundle), _) => Some(bundle),
             (Body::Sealed(_), Some(bundle)) => Some(bundle),
             (Body::Sealed(_), None) => None,
         };
@@ -609,6 +619,37 @@ impl Shown {
                 .map(|item| item.value().to_string())
                 .collect(),
         }
+    }
+}
+
+/// Summaries of entries Recent has shown, by entry id: at most [`Summaries::MAX`]; when
+/// full, it starts again empty (an entry never changes, so a summary is never stale).
+#[derive(Debug, Default)]
+pub(crate) struct Summaries {
+    kept: std::sync::Mutex<HashMap<Hash, Arc<Shown>>>,
+}
+
+impl Summaries {
+    const MAX: usize = 4_096;
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<Hash, Arc<Shown>>> {
+        self.kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, id: &Hash) -> Option<Arc<Shown>> {
+        self.kept().get(id).cloned()
+    }
+
+    fn put(&self, id: Hash, shown: Shown) -> Arc<Shown> {
+        let shown = Arc::new(shown);
+        let mut kept = self.kept();
+        if kept.len() >= Summaries::MAX {
+            kept.clear();
+        }
+        kept.insert(id, Arc::clone(&shown));
+        shown
     }
 }
 

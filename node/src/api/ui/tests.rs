@@ -575,3 +575,30 @@ async fn overview_and_recent_show_the_federation_and_its_entries() {
     let bad = get(&router, "/ui/recent?tlp=purple", Some(&cookie)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn an_upload_over_the_import_limit_is_refused_naming_the_limit() {
+    let (router, _state, store, _dir) = console().await;
+    let cookie = sign_in(&router, TOKEN).await;
+    let csrf = get(&router, "/ui/publish", Some(&cookie)).await.csrf();
+    let line = b"198.51.100.1\n";
+    let file: Vec<u8> = line
+        .iter()
+        .copied()
+        .cycle()
+        .take(crate::api::MAX_BODY_BYTES + line.len())
+        .collect();
+    let answer = send(&router, upload(&cookie, &csrf, "csv", &file)).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body.contains("import limit of 32 MiB"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(store.stats().unwrap().entries, 0);
+}
