@@ -5,55 +5,20 @@
 //! loopback from one client thread, so the figures include request encoding and parsing
 //! on both sides. Idle memory is measured on the real `threatmesh` binary.
 
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use threatmesh_node::api::{ApiState, router, serve};
 use threatmesh_node::network;
 use threatmesh_node::store::{Options, Store};
-use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
 use threatmesh_protocol::item::{Indicator, Item};
-use threatmesh_protocol::{
-    Distribution, Hash, Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Tlp, Value,
-};
+use threatmesh_protocol::{Distribution, Kind, SigningKey, Timestamp, Tlp, Value};
 
 const HELD: u32 = 100_000;
 const BULK: u32 = 10_000;
 const TOKEN: &str = "bench-token-0123456789";
-
-fn charter(org: &SigningKey, node: &SigningKey, steward: &SigningKey) -> SignedCharter {
-    let mut charter = SignedCharter::propose(Charter {
-        federation: Hash::default(),
-        name: "bench".into(),
-        version: 1,
-        previous: None,
-        issued: Timestamp(1),
-        stewards: vec![PublicKey::of(steward)],
-        threshold: 1,
-        members: vec![Member {
-            org: PublicKey::of(org),
-            name: "CERT-B".into(),
-            country: "XX".into(),
-            roles: Roles {
-                publish: true,
-                read: true,
-            },
-            status: Status::Active,
-            nodes: vec![NodeCertificate::issue(
-                org,
-                PublicKey::of(node),
-                Timestamp(1),
-                Timestamp(u64::MAX),
-            )],
-            cutoffs: vec![],
-            addresses: vec![],
-            encryption_key: None,
-        }],
-    })
-    .expect("valid charter");
-    charter.sign(steward);
-    charter
-}
 
 fn ip(n: u32) -> String {
     let [_, b, c, d] = n.to_be_bytes();
@@ -73,7 +38,7 @@ fn main() {
         SigningKey::from_bytes(&[2; 32]),
         SigningKey::from_bytes(&[3; 32]),
     );
-    let charter = charter(&org, &node, &steward);
+    let charter = support::charter(&org, &node, &steward);
     let store = Store::open(dir.path(), &Options::default()).expect("store");
     store.put_charter(&charter).expect("charter stored");
     let api = runtime.block_on(async {

@@ -8,52 +8,19 @@
 //! medallion. Paging and lookup should not slow down as the collection grows: compare the
 //! two sizes.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use threatmesh_node::api::{ApiState, router, serve};
 use threatmesh_node::network;
 use threatmesh_node::store::{Options, Store};
-use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
-use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey, Timestamp};
+use threatmesh_protocol::SigningKey;
 
 const TOKEN: &str = "bench-token-0123456789";
 const TAXII: &str = "application/taxii+json;version=2.1";
 /// Objects per POST and per page.
 const BATCH: u32 = 1000;
-
-fn charter(org: &SigningKey, node: &SigningKey, steward: &SigningKey) -> SignedCharter {
-    let mut charter = SignedCharter::propose(Charter {
-        federation: Hash::default(),
-        name: "bench".into(),
-        version: 1,
-        previous: None,
-        issued: Timestamp(1),
-        stewards: vec![PublicKey::of(steward)],
-        threshold: 1,
-        members: vec![Member {
-            org: PublicKey::of(org),
-            name: "CERT-B".into(),
-            country: "XX".into(),
-            roles: Roles {
-                publish: true,
-                read: true,
-            },
-            status: Status::Active,
-            nodes: vec![NodeCertificate::issue(
-                org,
-                PublicKey::of(node),
-                Timestamp(1),
-                Timestamp(u64::MAX),
-            )],
-            cutoffs: vec![],
-            addresses: vec![],
-            encryption_key: None,
-        }],
-    })
-    .expect("valid charter");
-    charter.sign(steward);
-    charter
-}
 
 fn stix_id(n: u32) -> String {
     format!("indicator--00000000-0000-4000-8000-{n:012}")
@@ -121,7 +88,7 @@ fn main() {
         SigningKey::from_bytes(&[2; 32]),
         SigningKey::from_bytes(&[3; 32]),
     );
-    let charter = charter(&org, &node, &steward);
+    let charter = support::charter(&org, &node, &steward);
     let store = Store::open(dir.path(), &Options::default()).expect("store");
     store.put_charter(&charter).expect("charter stored");
     let api = runtime.block_on(async {
