@@ -176,6 +176,9 @@ def browser(run):
             options.add_argument(argument)
         service = Service(
             executable_path=run.chromedriver,
+            # At INFO it logs every command with its answer (screenshots too): a megabyte
+            # a browser.
+            service_args=["--log-level=WARNING"],
             log_output=os.path.join(run.shots, "chromedriver.log"),
         )
         try:
@@ -244,8 +247,11 @@ def need(driver, selector, why=""):
     try:
         return driver.find_element(By.CSS_SELECTOR, selector)
     except NoSuchElementException:
+        said = " ".join(page_text(driver).split())[:200]
         raise AssertionError(
-            f"no {selector} on {where(driver)}" + (f": {why}" if why else "")
+            f"no {selector} on {where(driver)}"
+            + (f": {why}" if why else "")
+            + f"; the page says: {said!r}"
         ) from None
 
 
@@ -442,10 +448,10 @@ def choose(select, *wanted):
     """Picks the option whose value or text is one of `wanted` (in any case, a TLP with or
     without its `TLP:`)."""
     wanted = {tlp_name(name) for name in wanted}
-    for option in Select(select).options:
-        value = option.get_attribute("value")
-        if wanted & {tlp_name(value), tlp_name(option.text)}:
-            Select(select).select_by_value(value)
+    for index, option in enumerate(Select(select).options):
+        # The value property is the text when the option has no value attribute.
+        if wanted & {tlp_name(option.get_property("value")), tlp_name(option.text)}:
+            Select(select).select_by_index(index)
             return
     raise AssertionError(
         f"select {select.get_attribute('name')} offers none of {sorted(wanted)}: "
@@ -855,14 +861,18 @@ def published_markup_is_shown_as_text(run):
 
 def markup_check(driver):
     """Whether the payload ran (`xss`), the elements made of it (`made`): a script holding
-    it, or an element with it in a handler or in an attribute that loads or navigates (it
-    may well sit in a data-value or a title: that is text), and the page's text."""
+    it, a handler or srcdoc holding it, or a javascript: address (the payload may well sit
+    in a data-value, a title or a link's query string: that is text), and the page's text."""
     return driver.execute_script(
         """
-        const live = /^(on.*|href|xlink:href|src|srcdoc|action|formaction)$/i;
+        const code = /^(on.*|srcdoc)$/i, address = /^(href|xlink:href|src|action|formaction)$/i;
+        // As browsers read a scheme: control characters and spaces do not count.
+        const scheme = v => v.replace(/[\\u0000-\\u0020]/g, '').toLowerCase();
         const made = [...document.querySelectorAll('*')].filter(e =>
             (e.tagName === 'SCRIPT' && e.textContent.includes('__xss'))
-            || [...e.attributes].some(a => live.test(a.name) && a.value.includes('__xss')))
+            || [...e.attributes].some(a =>
+                (code.test(a.name) && a.value.includes('__xss'))
+                || (address.test(a.name) && scheme(a.value).startsWith('javascript:'))))
             .map(e => e.outerHTML.slice(0, 120));
         return {xss: typeof window.__xss === 'undefined' ? null : String(window.__xss),
                 made, text: document.body.innerText};
