@@ -32,6 +32,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::Markup;
+use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
 pub(crate) use activity::keep_sampling;
@@ -69,8 +70,8 @@ pub(super) fn routes() -> Router<ApiState> {
 }
 
 /// Headers every console answer carries: what a browser may load and run on the page
-/// (the node's own stylesheet and script, nothing inline, nothing framed), and that
-/// nothing is to be cached or sniffed.
+/// (the node's own stylesheet and script, nothing inline, nothing framed), that nothing
+/// is to be cached or sniffed, and that addresses go to no other site as referrer.
 async fn page_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -78,7 +79,7 @@ async fn page_headers(request: Request, next: Next) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     headers.insert(
@@ -86,9 +87,11 @@ async fn page_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null`
+    // on the console's own form posts, which the API refuses as another site's.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -241,11 +244,28 @@ impl Fields {
 async fn sign_in(State(state): State<ApiState>, request: Request) -> Response {
     let client = super::client_address(&request);
     let secure = served_over_tls(request.headers());
+    let form_cookie = session::named_cookie(request.headers(), session::SIGNIN_COOKIE);
     let Ok(body) = axum::body::to_bytes(request.into_body(), pages::MAX_FORM_BYTES).await else {
         return pages::error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
     };
     let fields = Fields::parse(&body);
     let carried = publish::Draft::carried(&fields);
+    // The form's token must be the one its page set in the sign-in cookie: a form another
+    // site posts cannot know it.
+    let form_matches = form_cookie.is_some_and(|expected| {
+        bool::from(
+            expected
+                .as_bytes()
+                .ct_eq(fields.get("csrf").unwrap_or_default().as_bytes()),
+        )
+    });
+    if !form_matches {
+        return pages::signin(
+            StatusCode::FORBIDDEN,
+            Some("This sign-in form has expired or did not come from this console: sign in again."),
+            None,
+        );
+    }
     let now = Instant::now();
     if let Err(wait) = state.auth.check(client, now) {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -289,13 +309,14 @@ async fn sign_in(State(state): State<ApiState>, request: Request) -> Response {
         session::COOKIE,
         if secure { "; Secure" } else { "" }
     );
+    drop(session);
+    // A publish form carried through sign-in goes back to the Publish page, filled in.
     let mut response = match carried {
         Some(draft) if access == Access::Write => {
-            let signed_in = SignedIn {
-                id: id.clone(),
-                session,
-            };
-            publish::render(&state, &signed_in, &draft, None).await
+            state.console.sessions.update(&id, |session| {
+                session.draft = Some(Arc::new(draft));
+            });
+            Redirect::to("/ui/publish").into_response()
         }
         _ => Redirect::to("/ui/overview").into_response(),
     };

@@ -115,9 +115,18 @@ pub(crate) async fn signin_page() -> Response {
 }
 
 /// The sign-in page, with `error` if the last try failed, carrying `draft` (a publish form
-/// whose session ended) so it is not lost.
+/// whose session ended) so it is not lost. Its form token is new each time, and also set
+/// in a cookie only this page's post carries: a sign-in form posted from anywhere else
+/// (signing the analyst in to someone else's session) does not match it.
 pub(crate) fn signin(status: StatusCode, error: Option<&str>, draft: Option<&Draft>) -> Response {
-    page(
+    let Ok(form_token) = super::session::random_token() else {
+        tracing::error!("console: no randomness for a sign-in form token");
+        return error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The node could not make a sign-in form.",
+        );
+    };
+    let mut response = page(
         status,
         frame(
             "Sign in",
@@ -130,6 +139,7 @@ pub(crate) fn signin(status: StatusCode, error: Option<&str>, draft: Option<&Dra
                     }
                 }
                 form id="signin" method="post" action="/ui/signin" {
+                    input type="hidden" name="csrf" value=(form_token);
                     label for="token" { "API token" }
                     input id="token" name="token" type="password" autocomplete="current-password"
                         required autofocus aria-describedby=[error.map(|_| "error")];
@@ -145,7 +155,17 @@ pub(crate) fn signin(status: StatusCode, error: Option<&str>, draft: Option<&Dra
                 }
             },
         ),
-    )
+    );
+    let cookie = format!(
+        "{}={form_token}; Path=/ui/signin; Max-Age=3600; HttpOnly; SameSite=Strict",
+        super::session::SIGNIN_COOKIE
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// A time as the console shows it: UTC, to the second.
@@ -201,6 +221,7 @@ pub(crate) async fn overview(
         .map_err(crate::api::ApiError::from)?;
     let metrics = state.client.metrics();
     let now = state.client.now();
+    state.console.activity.connected(&connected, now);
     let store = state.store.clone();
     let (reading, refusal) =
         blocking(move || (crate::api::StoreReading::of(&store), store.write_refusal())).await?;
@@ -263,7 +284,7 @@ pub(crate) async fn overview(
         }
         section aria-labelledby="members-heading" {
             h2 id="members-heading" { "Members" }
-            div.scroll {
+            div.scroll tabindex="0" role="region" aria-label="Members" {
                 table id="members" {
                     thead { tr {
                         th scope="col" { "Organisation" } th scope="col" { "Country" }
@@ -468,7 +489,7 @@ pub(crate) async fn recent(
         @if rows.is_empty() {
             p id="recent-empty" { "No entries match." }
         }
-        div.scroll {
+        div.scroll tabindex="0" role="region" aria-label="Recent entries" {
             table id="recent" {
                 thead { tr {
                     th scope="col" { "Arrived" } th scope="col" { "Organisation" }
@@ -662,9 +683,16 @@ pub(crate) async fn activity(
     let signed_in = signed_in(&state, &headers)?;
     let charter = state.client.charter();
     let activity = &state.console.activity;
+    // The history is sampled every few seconds: bring it up to now first.
+    let now = state.client.now();
+    let connected = state
+        .client
+        .peers()
+        .await
+        .map_err(crate::api::ApiError::from)?;
+    activity.connected(&connected, now);
     let points = activity.points();
     let events = activity.events();
-    let now = state.client.now();
     let name_of = |peer: &PeerId| {
         charter
             .charter()
@@ -739,7 +767,7 @@ pub(crate) async fn activity(
         }
         section aria-labelledby="connections-heading" {
             h2 id="connections-heading" { "Connections" }
-            div.scroll {
+            div.scroll tabindex="0" role="region" aria-label="Connection history" {
                 table id="connections" {
                     thead { tr { th scope="col" { "When" } th scope="col" { "Organisation (node)" } th scope="col" { "Event" } } }
                     tbody {

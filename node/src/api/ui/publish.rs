@@ -269,7 +269,17 @@ pub(crate) async fn page(
     if !signed_in.may_write() {
         return Err(Refusal::ReadOnly);
     }
-    Ok(render(&state, &signed_in, &Draft::default(), None).await)
+    // A form carried through sign-in is shown once, as it was typed.
+    let draft = match &signed_in.session.draft {
+        Some(draft) => {
+            state.console.sessions.update(&signed_in.id, |session| {
+                session.draft = None;
+            });
+            Draft::clone(draft)
+        }
+        None => Draft::default(),
+    };
+    Ok(render(&state, &signed_in, &draft, None).await)
 }
 
 /// The publish page for `draft`, after `outcome` if a form was just sent.

@@ -4,8 +4,9 @@
 //! exports as CSV or as a STIX 2.1 bundle of the entries behind it.
 //!
 //! Lines that hold one word are values: one that is not a valid indicator is listed with
-//! why. Lines with several words are free text: the words that parse as indicators are
-//! taken and the rest is prose, ignored. At most [`MAX_SEARCH_VALUES`] values are looked
+//! why. A line of several words is one value if it parses whole (a STIX pattern), else
+//! free text: the words that parse as indicators are taken and the rest is prose,
+//! ignored. At most [`MAX_SEARCH_VALUES`] values are looked
 //! up at once.
 
 use std::collections::HashSet;
@@ -54,6 +55,14 @@ pub(crate) fn read_pasted(text: &str) -> Pasted {
         }
     };
     for line in text.lines() {
+        // A whole line may be one value with spaces in it (a STIX pattern).
+        let trimmed = line.trim();
+        if trimmed.contains(' ')
+            && let Ok(value) = Value::detect(trimmed)
+        {
+            take(value, &mut pasted);
+            continue;
+        }
         let words: Vec<&str> = line
             .split(|c: char| c.is_whitespace() || SEPARATORS.contains(&c))
             .filter(|word| !word.is_empty())
@@ -184,7 +193,7 @@ fn results(result: &Answered) -> Markup {
                     section.result data-value=(lookup.value.as_str()) {
                         h3 { code { (lookup.value.as_str()) } " " span.kind { (lookup.value.kind().as_str()) } }
                         @if !lookup.assertions.is_empty() {
-                            div.scroll {
+                            div.scroll tabindex="0" role="region" aria-label={ "Assertions of " (lookup.value.as_str()) } {
                                 table {
                                     caption { "Assertions" }
                                     thead { tr {
@@ -212,7 +221,7 @@ fn results(result: &Answered) -> Markup {
                             }
                         }
                         @if !lookup.sightings.is_empty() {
-                            div.scroll {
+                            div.scroll tabindex="0" role="region" aria-label={ "Sightings of " (lookup.value.as_str()) } {
                                 table.sightings {
                                     caption { "Sightings" }
                                     thead { tr { th scope="col" { "Organisation" } th scope="col" { "Count" } th scope="col" { "First seen" } th scope="col" { "Last seen" } th scope="col" { "Note" } } }

@@ -24,6 +24,9 @@ use crate::formats::Import;
 /// The cookie that carries the session id.
 pub(crate) const COOKIE: &str = "threatmesh_session";
 
+/// The cookie that carries the sign-in form's token until the form is posted.
+pub(crate) const SIGNIN_COOKIE: &str = "threatmesh_signin";
+
 /// A session unused this long is over.
 pub(crate) const IDLE: Duration = Duration::from_secs(30 * 60);
 
@@ -61,6 +64,8 @@ pub(crate) struct Session {
     pub(crate) last_search: Arc<Vec<Value>>,
     /// The import waiting for confirmation, if any.
     pub(crate) pending: Option<Arc<PendingImport>>,
+    /// A publish form carried through sign-in, shown once on the next Publish page.
+    pub(crate) draft: Option<Arc<super::publish::Draft>>,
     opened: Instant,
     used: Instant,
 }
@@ -101,6 +106,7 @@ impl Sessions {
             access,
             last_search: Arc::new(Vec::new()),
             pending: None,
+            draft: None,
             opened: now,
             used: now,
         };
@@ -181,14 +187,19 @@ pub(crate) fn random_token() -> Result<String, getrandom::Error> {
 
 /// The session id a request's `Cookie` headers carry, if any.
 pub(crate) fn cookie_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    named_cookie(headers, COOKIE)
+}
+
+/// The value of cookie `name` in a request's `Cookie` headers, if set and not empty.
+pub(crate) fn named_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .find_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == COOKIE && !value.is_empty()).then(|| value.to_owned())
+            let (found, value) = pair.trim().split_once('=')?;
+            (found == name && !value.is_empty()).then(|| value.to_owned())
         })
 }
 

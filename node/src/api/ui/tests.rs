@@ -62,6 +62,22 @@ async fn post_form(
     cookie: Option<&str>,
     fields: &[(&str, &str)],
 ) -> Answer {
+    post_with_cookies(
+        router,
+        path,
+        cookie.map(|cookie| format!("{COOKIE}={cookie}")),
+        fields,
+    )
+    .await
+}
+
+/// A form post from the console's own pages, with `cookies` as the `Cookie` header.
+async fn post_with_cookies(
+    router: &Router,
+    path: &str,
+    cookies: Option<String>,
+    fields: &[(&str, &str)],
+) -> Answer {
     let mut body = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in fields {
         body.append_pair(name, value);
@@ -70,15 +86,49 @@ async fn post_form(
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::HOST, "127.0.0.1:8080")
         .header(header::ORIGIN, "http://127.0.0.1:8080");
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, format!("{COOKIE}={cookie}"));
+    if let Some(cookies) = cookies {
+        request = request.header(header::COOKIE, cookies);
     }
     send(router, request.body(HttpBody::from(body.finish())).unwrap()).await
 }
 
+/// The form token of a sign-in page and the cookie that page set for it.
+fn signin_form(page: &Answer) -> (String, String) {
+    let cookie = page
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|value| value.to_str().unwrap())
+        .find(|value| value.starts_with(super::session::SIGNIN_COOKIE))
+        .expect("a sign-in form cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (page.csrf(), cookie)
+}
+
+/// Posts the sign-in form of a fresh sign-in page with `token` and `more` fields.
+async fn post_signin(router: &Router, token: &str, more: &[(&str, &str)]) -> Answer {
+    let page = get(router, "/ui/signin", None).await;
+    let (csrf, cookie) = signin_form(&page);
+    let mut fields = vec![("token", token), ("csrf", csrf.as_str())];
+    fields.extend_from_slice(more);
+    post_with_cookies(router, "/ui/signin", Some(cookie), &fields).await
+}
+
+/// Whether `answer` opened no session.
+fn no_session(answer: &Answer) -> bool {
+    !answer
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|value| value.to_str().unwrap().starts_with(COOKIE))
+}
+
 /// Signs in with `token`; the session cookie's value.
 async fn sign_in(router: &Router, token: &str) -> String {
-    let answer = post_form(router, "/ui/signin", None, &[("token", token)]).await;
+    let answer = post_signin(router, token, &[]).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
     assert_eq!(answer.location(), "/ui/overview");
     let cookie = answer.headers[header::SET_COOKIE]
@@ -169,21 +219,32 @@ async fn a_wrong_token_is_refused_and_throttled_like_the_apis() {
         max_auth_failures: 2,
         ..crate::api::ApiLimits::default()
     }));
+    // A sign-in form that its page did not set the cookie for (posted from elsewhere) is
+    // refused before the token is looked at.
+    let answer = post_form(
+        &router,
+        "/ui/signin",
+        None,
+        &[("token", TOKEN), ("csrf", "x")],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    assert!(no_session(&answer));
     for _ in 0..2 {
-        let answer = post_form(&router, "/ui/signin", None, &[("token", "not-the-token")]).await;
+        let answer = post_signin(&router, "not-the-token", &[]).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
         assert!(answer.body.contains("id=\"error\""), "{}", answer.body);
-        assert!(!answer.headers.contains_key(header::SET_COOKIE));
+        assert!(no_session(&answer));
     }
     // Even the right token now waits: a guessing loop learns nothing.
-    let answer = post_form(&router, "/ui/signin", None, &[("token", TOKEN)]).await;
+    let answer = post_signin(&router, TOKEN, &[]).await;
     assert_eq!(
         answer.status,
         StatusCode::TOO_MANY_REQUESTS,
         "{}",
         answer.body
     );
-    assert!(!answer.headers.contains_key(header::SET_COOKIE));
+    assert!(no_session(&answer));
     // The API shares the limit.
     let (status, _) = call(&router, "GET", "/api/v1/status", Some(TOKEN), "").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
@@ -430,22 +491,36 @@ async fn a_publish_form_sent_after_its_session_ended_comes_back_after_sign_in() 
         answer.body
     );
     // Signing in again (the browser posts the hidden fields back) shows the form filled.
-    let mut fields: Vec<(&str, &str)> = vec![("token", TOKEN), ("carry", "publish")];
+    let (csrf, signin_cookie) = signin_form(&answer);
+    let mut fields: Vec<(&str, &str)> =
+        vec![("token", TOKEN), ("csrf", &csrf), ("carry", "publish")];
     let carried: Vec<(String, &str)> = typed[1..]
         .iter()
         .map(|(name, value)| (format!("carry_{name}"), *value))
         .collect();
     fields.extend(carried.iter().map(|(name, value)| (name.as_str(), *value)));
-    let answer = post_form(&router, "/ui/signin", None, &fields).await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    assert!(answer.headers.contains_key(header::SET_COOKIE));
+    let answer = post_with_cookies(&router, "/ui/signin", Some(signin_cookie), &fields).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(answer.location(), "/ui/publish");
+    let cookie = answer.headers[header::SET_COOKIE].to_str().unwrap();
+    let cookie = cookie
+        .strip_prefix(&format!("{COOKIE}="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = get(&router, "/ui/publish", Some(&cookie)).await;
     assert!(
-        answer.body.contains("198.51.100.44\n198.51.100.45"),
+        page.body.contains("198.51.100.44\n198.51.100.45"),
         "{}",
-        answer.body
+        page.body
     );
-    assert!(answer.body.contains("typed before the session ended"));
+    assert!(page.body.contains("typed before the session ended"));
     assert_eq!(store.stats().unwrap().entries, 0, "nothing published yet");
+    // Shown once: the next visit is a fresh form.
+    let page = get(&router, "/ui/publish", Some(&cookie)).await;
+    assert!(!page.body.contains("typed before the session ended"));
 }
 
 /// A multipart upload of `file` as `format`.
