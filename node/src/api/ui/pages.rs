@@ -306,7 +306,7 @@ pub(crate) async fn overview(
                                 td { (member.country) }
                                 td { (roles(member)) }
                                 td { (standing(&member.status)) }
-                                td.connected { @if is_connected { "yes" } @else { "no" } }
+                                td.connected { @if is_own { "—" } @else if is_connected { "yes" } @else { "no" } }
                                 td { @if is_own { "—" } @else if is_connected { "now" }
                                      @else if let Some(heard) = heard { (ago(heard, now)) }
                                      @else { "not since the node started" } }
