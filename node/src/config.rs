@@ -105,8 +105,11 @@ pub struct NetworkSection {
 pub struct ApiSection {
     /// Address the HTTP API listens on.
     pub listen: String,
-    /// Bearer tokens the API accepts.
+    /// Bearer tokens the API accepts for everything.
     pub tokens: Vec<String>,
+    /// Bearer tokens the API accepts for reading only (dashboards, the web console): every
+    /// route that writes refuses them, 403. None unless listed.
+    pub read_tokens: Vec<String>,
     /// Requests served at once; more are answered 503 at once, not queued.
     pub max_concurrent_requests: usize,
     /// Wrong tokens one client address may present within `auth_failure_window_secs`;
@@ -180,6 +183,7 @@ impl Default for ApiSection {
         ApiSection {
             listen: "127.0.0.1:8080".into(),
             tokens: Vec::new(),
+            read_tokens: Vec::new(),
             max_concurrent_requests: limits.max_concurrent_requests,
             max_auth_failures: limits.max_auth_failures,
             auth_failure_window_secs: limits.auth_failure_window.as_secs(),
@@ -323,8 +327,10 @@ pub struct Validated {
     pub network: crate::network::Config,
     /// Where the API listens.
     pub api_listen: SocketAddr,
-    /// API tokens.
+    /// API tokens that may do everything.
     pub tokens: Vec<String>,
+    /// API tokens that may read only.
+    pub read_tokens: Vec<String>,
     /// The API's limits.
     pub api_limits: crate::api::ApiLimits,
     /// Keep the TAXII object index up in the background.
@@ -437,17 +443,34 @@ impl Config {
         if self.api.tokens.is_empty() {
             return Err(invalid("api.tokens", "at least one token is needed".into()));
         }
-        if let Some(short) = self
+        for (setting, tokens) in [
+            ("api.tokens", &self.api.tokens),
+            ("api.read_tokens", &self.api.read_tokens),
+        ] {
+            if let Some(short) = tokens.iter().find(|t| t.chars().count() < MIN_TOKEN_CHARS) {
+                return Err(invalid(
+                    setting,
+                    format!(
+                        "a token of {} characters; at least {MIN_TOKEN_CHARS}",
+                        short.chars().count()
+                    ),
+                ));
+            }
+        }
+        // A token in both would leave what it may do to the order of a check; the error
+        // names the token's place, not the token, which would end up in logs.
+        if let Some(index) = self
             .api
-            .tokens
+            .read_tokens
             .iter()
-            .find(|t| t.chars().count() < MIN_TOKEN_CHARS)
+            .position(|token| self.api.tokens.contains(token))
         {
             return Err(invalid(
-                "api.tokens",
+                "api.read_tokens",
                 format!(
-                    "a token of {} characters; at least {MIN_TOKEN_CHARS}",
-                    short.chars().count()
+                    "read token {} (counting from 1) is also in api.tokens: a token either \
+                     writes or reads only; make a new one for reading",
+                    index + 1
                 ),
             ));
         }
@@ -511,6 +534,7 @@ impl Config {
             network,
             api_listen,
             tokens: self.api.tokens.clone(),
+            read_tokens: self.api.read_tokens.clone(),
             api_limits: crate::api::ApiLimits {
                 max_concurrent_requests: self.api.max_concurrent_requests,
                 max_auth_failures: self.api.max_auth_failures,
@@ -595,6 +619,11 @@ listen = "{api_listen}"
 # Bearer tokens for the API (at least {MIN_TOKEN_CHARS} characters each). They are why this
 # file must stay mode 0600: the node refuses to start when others can read it.
 tokens = ["{token}"]
+# Read tokens: they read everything the tokens above read (opened TLP:RED bundles too), but
+# every write (publish, import, charter push, blocking peers, TAXII POST) is refused 403.
+# For dashboards and the web console. Make one with e.g. `openssl rand -hex 24`; a token is
+# in one list only. Restart the node to apply.
+# read_tokens = ["..."]
 # Requests served at once; more are answered 503 (with Retry-After) rather than queued.
 max_concurrent_requests = 64
 # A client address that fails authentication this many times within the window gets 429
@@ -687,5 +716,49 @@ mod tests {
         config.network.listen = vec!["not an address".into()];
         let error = config.validate(Path::new(".")).unwrap_err().to_string();
         assert!(error.contains("network.listen"), "{error}");
+    }
+
+    #[test]
+    fn read_tokens_are_checked_as_tokens_are_and_none_may_be_a_full_token() {
+        let mut config = Config::default();
+        config.node.federation = Some(Hash::of(b"f").to_string());
+        let (full, read) = ("f".repeat(20), "r".repeat(20));
+        config.api.tokens = vec![full.clone()];
+        let valid = config.validate(Path::new(".")).unwrap();
+        assert!(valid.read_tokens.is_empty(), "none unless listed");
+        config.api.read_tokens = vec![read.clone()];
+        let valid = config.validate(Path::new(".")).unwrap();
+        assert_eq!(
+            (valid.tokens, valid.read_tokens),
+            (vec![full.clone()], vec![read.clone()])
+        );
+        config.api.read_tokens = vec![read.clone(), "short".into()];
+        let error = config.validate(Path::new(".")).unwrap_err().to_string();
+        assert!(error.contains("api.read_tokens"), "{error}");
+        assert!(error.contains("5 characters"), "{error}");
+        config.api.read_tokens = vec![read.clone(), full.clone()];
+        let error = config.validate(Path::new(".")).unwrap_err().to_string();
+        assert!(error.contains("api.read_tokens"), "{error}");
+        assert!(error.contains("read token 2"), "{error}");
+        assert!(error.contains("also in api.tokens"), "{error}");
+        assert!(!error.contains(&full), "the error shows the token: {error}");
+        // Read tokens alone are not enough: something must be able to publish.
+        config.api.tokens.clear();
+        config.api.read_tokens = vec![read];
+        let error = config.validate(Path::new(".")).unwrap_err().to_string();
+        assert!(error.contains("api.tokens: at least one"), "{error}");
+    }
+
+    #[test]
+    fn the_templates_read_token_line_works_once_uncommented() {
+        let template = template(&"t".repeat(32), "127.0.0.1:8080", "/ip4/0.0.0.0/tcp/4001");
+        let line = "# read_tokens = [\"...\"]";
+        assert!(template.contains(line), "{template}");
+        let read = "r".repeat(48);
+        let mut config =
+            parse(&template.replace(line, &format!("read_tokens = [\"{read}\"]"))).unwrap();
+        config.node.federation = Some(Hash::of(b"f").to_string());
+        let valid = config.validate(Path::new("/x")).unwrap();
+        assert_eq!(valid.read_tokens, [read]);
     }
 }

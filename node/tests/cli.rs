@@ -658,6 +658,46 @@ fn run_refuses_a_bad_configuration_naming_the_setting() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
 }
 
+/// A read token added to `init`'s configuration as its comment says reaches the running
+/// node's API: it reads, and its publish is refused and counted.
+#[test]
+fn a_read_token_in_the_configuration_reads_and_may_not_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let federation = support::federation(dir, "Read tokens", &["a"]);
+    let config = dir.join("a/threatmesh.toml");
+    let read_token = "r".repeat(48);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = "# read_tokens = [\"...\"]";
+    assert!(text.contains(line), "{text}");
+    std::fs::write(
+        &config,
+        text.replace(line, &format!("read_tokens = [\"{read_token}\"]")),
+    )
+    .unwrap();
+    let node = start(dir, "a", &federation, None);
+    let reader = support::Api::new(&node.api, &read_token, TIMEOUT);
+    let (status, answer) = reader.publish_ipv4(1, 1);
+    assert_eq!(status, 403, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.starts_with("this token may read only"), "{error}");
+    let writer = support::Api::new(&node.api, &node.token, TIMEOUT);
+    let (status, answer) = writer.publish_ipv4(2, 1);
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = reader.lookup_ipv4(2);
+    assert_eq!(
+        (status, answer["known"].clone()),
+        (200, true.into()),
+        "{answer}"
+    );
+    assert_eq!(
+        reader
+            .metrics()
+            .get("threatmesh_api_read_only_refused_total"),
+        Some(&1)
+    );
+}
+
 /// Whoever takes a node's disk must not get the organisation's root key with it: `init`
 /// leaves no root key in the node's directory unless asked to (testnets), and refuses
 /// the organisation's name and country, which go where the root key is made.

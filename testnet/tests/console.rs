@@ -240,7 +240,10 @@ fn analyst_console_works_across_the_mesh_in_a_real_browser() {
     let session = &seen["expired_session_keeps_the_publish_form"];
     // The sign-in form answers the post at its own address, so it can carry the form.
     assert_eq!(session["expired_post_lands_on"], "/ui/publish", "{session}");
-    assert_eq!(session["signed_in_again_lands_on"], "/ui/publish", "{session}");
+    assert_eq!(
+        session["signed_in_again_lands_on"], "/ui/publish",
+        "{session}"
+    );
     assert_eq!(session["kept"], true, "{session}");
     assert_eq!(session["published_after"], true, "{session}");
 

@@ -71,6 +71,7 @@ pub(crate) struct AuthLimiter {
     overloaded: AtomicU64,
     foreign_origin: AtomicU64,
     media_type: AtomicU64,
+    read_only: AtomicU64,
 }
 
 /// The API's counters at one moment.
@@ -88,6 +89,8 @@ pub(crate) struct ApiCounters {
     pub(crate) foreign_origin: u64,
     /// Writes refused 415 because of their media type.
     pub(crate) media_type: u64,
+    /// Writes refused 403 because their token may read only.
+    pub(crate) read_only_refused: u64,
 }
 
 /// Why an authentication failed.
@@ -111,6 +114,7 @@ impl AuthLimiter {
             overloaded: AtomicU64::new(0),
             foreign_origin: AtomicU64::new(0),
             media_type: AtomicU64::new(0),
+            read_only: AtomicU64::new(0),
         }
     }
 
@@ -193,6 +197,11 @@ impl AuthLimiter {
         self.media_type.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a write refused because its token may read only.
+    pub(crate) fn refused_read_only(&self) {
+        self.read_only.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counters now.
     pub(crate) fn counters(&self) -> ApiCounters {
         ApiCounters {
@@ -202,6 +211,7 @@ impl AuthLimiter {
             overloaded: self.overloaded.load(Ordering::Relaxed),
             foreign_origin: self.foreign_origin.load(Ordering::Relaxed),
             media_type: self.media_type.load(Ordering::Relaxed),
+            read_only_refused: self.read_only.load(Ordering::Relaxed),
         }
     }
 

@@ -3,12 +3,15 @@
 //!
 //! Every route but `/healthz`, `/readyz` and the OpenAPI document needs a bearer token
 //! from the configuration (TAXII's also take it as a basic-auth password), compared in
-//! constant time. Errors come from one [`ApiError`] type that maps to status codes in one
-//! place: 400 for a body that is not JSON, 401 for a missing or wrong token, 403 for a
-//! request from another origin's page, 413 for a body or value list over the limit, 415
-//! for a write of the wrong media type, 422 for JSON that breaks a rule (it names the value
-//! and why), 500/503 for the node's own failures. The API depends on the store and the
-//! network [`Client`] only.
+//! constant time. A token is full (`api.tokens`) or read-only (`api.read_tokens`, for
+//! dashboards and the web console): [`ROUTES`] and [`taxii::ROUTES`] say which routes
+//! write, and those refuse a read token. The `Access` a request was granted rides in its
+//! extensions for the handlers. Errors come from one [`ApiError`] type that maps to status
+//! codes in one place: 400 for a body that is not JSON, 401 for a missing or wrong token,
+//! 403 for a request from another origin's page or a write with a read token, 413 for a
+//! body or value list over the limit, 415 for a write of the wrong media type, 422 for
+//! JSON that breaks a rule (it names the value and why), 500/503 for the node's own
+//! failures. The API depends on the store and the network [`Client`] only.
 
 mod exchange;
 mod guard;
@@ -22,8 +25,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, MatchedPath, Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -42,26 +45,86 @@ use crate::store::{FeedState, Lookup, Space, Stats, Store, StoreError};
 /// The OpenAPI 3.0 description of these routes.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// Every route but TAXII's ([`taxii::ROUTES`]), as the OpenAPI document names it: a test
-/// keeps the two in step.
-pub const ROUTES: [&str; 16] = [
-    "GET /healthz",
-    "GET /readyz",
-    "GET /api/v1/openapi.json",
-    "POST /api/v1/publish",
-    "POST /api/v1/import/{format}",
-    "GET /api/v1/indicators/{kind}/{value}",
-    "POST /api/v1/lookup",
-    "GET /api/v1/feeds",
-    "GET /api/v1/entries",
-    "GET /api/v1/status",
-    "GET /api/v1/charter",
-    "POST /api/v1/charter",
-    "GET /api/v1/peers/blocked",
-    "POST /api/v1/peers/blocked",
-    "DELETE /api/v1/peers/blocked/{peer_id}",
-    "GET /metrics",
+/// Every route but TAXII's ([`taxii::ROUTES`]), as the OpenAPI document names it, and
+/// whether it writes. Each entry has to say which, so no route is added without deciding
+/// whether a read token may use it; a route the router serves but no list names counts as
+/// a write. Tests keep the list in step with the document and with the router, and try a
+/// read token and a full one on every route.
+pub const ROUTES: [Route; 16] = [
+    Route::read("GET /healthz"),
+    Route::read("GET /readyz"),
+    Route::read("GET /api/v1/openapi.json"),
+    Route::write("POST /api/v1/publish"),
+    Route::write("POST /api/v1/import/{format}"),
+    Route::read("GET /api/v1/indicators/{kind}/{value}"),
+    // A question: POST only because a list of 100,000 values does not fit in a URL.
+    Route::read("POST /api/v1/lookup"),
+    Route::read("GET /api/v1/feeds"),
+    Route::read("GET /api/v1/entries"),
+    Route::read("GET /api/v1/status"),
+    Route::read("GET /api/v1/charter"),
+    Route::write("POST /api/v1/charter"),
+    Route::read("GET /api/v1/peers/blocked"),
+    Route::write("POST /api/v1/peers/blocked"),
+    Route::write("DELETE /api/v1/peers/blocked/{peer_id}"),
+    Route::read("GET /metrics"),
 ];
+
+/// A route as the OpenAPI document names it, and whether a read token may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// `METHOD /path`, the path as the router spells it (`{name}` for a segment).
+    pub name: &'static str,
+    /// Whether it changes what the node holds or does (publishes, imports, replaces the
+    /// charter, blocks or lifts a peer): a read token is refused it, 403.
+    pub writes: bool,
+}
+
+impl Route {
+    /// A route that only reads.
+    pub const fn read(name: &'static str) -> Route {
+        Route {
+            name,
+            writes: false,
+        }
+    }
+
+    /// A route that writes.
+    pub const fn write(name: &'static str) -> Route {
+        Route { name, writes: true }
+    }
+}
+
+/// Whether the route a request matched (`method`, and `matched` as the router spells the
+/// path) writes. Decided by route, not by method: a bulk lookup is a POST that reads.
+/// A route no list names, or a request without a matched route, counts as a write, so
+/// forgetting a route closes it to read tokens rather than opening a write to them.
+fn writes(method: &Method, matched: Option<&str>) -> bool {
+    let Some(matched) = matched else {
+        return true;
+    };
+    // axum serves HEAD with the GET route of the path.
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    ROUTES
+        .iter()
+        .chain(taxii::ROUTES.iter())
+        .find(|route| route.name.split_once(' ') == Some((method, matched)))
+        .is_none_or(|route| route.writes)
+}
+
+/// What an authenticated request may do, by the kind of token it presented. Handlers
+/// find it in the request's extensions (`Extension<Access>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// A read token (`api.read_tokens`): every route that writes refuses it.
+    Read,
+    /// A full token (`api.tokens`): reads and writes.
+    Write,
+}
 
 /// Largest request body: a bulk lookup of 100,000 values or a publish of tens of thousands
 /// of indicators fits.
@@ -75,25 +138,15 @@ pub struct ApiState {
     store: Store,
     client: Client,
     tokens: Arc<Vec<String>>,
+    read_tokens: Arc<Vec<String>>,
     taxii: Arc<taxii::Shared>,
     auth: Arc<guard::AuthLimiter>,
     limits: ApiLimits,
     console: Arc<ui::Console>,
 }
 
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// Read everything; publish nothing.
-    // Made by the read tokens of the configuration, which land with the next change.
-    #[allow(dead_code)]
-    Read,
-    /// Everything.
-    Write,
-}
-
 impl ApiState {
-    /// The API over `store` and `client`, accepting any of `tokens`.
+    /// The API over `store` and `client`, accepting any of `tokens` for everything.
     pub fn new(store: Store, client: Client, tokens: Vec<String>) -> ApiState {
         let taxii = Arc::new(taxii::Shared::new());
         let limits = ApiLimits::default();
@@ -101,23 +154,12 @@ impl ApiState {
             store,
             client,
             tokens: Arc::new(tokens),
+            read_tokens: Arc::new(Vec::new()),
             taxii,
             auth: Arc::new(guard::AuthLimiter::new(&limits)),
             limits,
             console: Arc::new(ui::Console::default()),
         }
-    }
-
-    /// What `presented` may do, if it is one of the tokens: compared in constant time
-    /// with every token, so timing tells nothing about them.
-    pub(crate) fn access(&self, presented: &str) -> Option<Access> {
-        let known = self
-            .tokens
-            .iter()
-            .fold(subtle::Choice::from(0), |found, token| {
-                found | token.as_bytes().ct_eq(presented.as_bytes())
-            });
-        bool::from(known).then_some(Access::Write)
     }
 
     /// The same API with `limits` instead of the defaults.
@@ -126,6 +168,36 @@ impl ApiState {
             auth: Arc::new(guard::AuthLimiter::new(&limits)),
             limits,
             ..self
+        }
+    }
+
+    /// The same API also accepting `tokens` as read tokens: each reads everything a full
+    /// token reads, and every route that writes refuses it (403).
+    pub fn with_read_tokens(self, tokens: Vec<String>) -> ApiState {
+        ApiState {
+            read_tokens: Arc::new(tokens),
+            ..self
+        }
+    }
+
+    /// What `presented` may do, or `None` when it is no configured token. It is compared
+    /// with every token of both kinds in constant time, so timing tells nothing of their
+    /// contents (`subtle` does let a length differing from every token's show). A token
+    /// in both lists (the configuration refuses that) may read only.
+    pub(crate) fn access(&self, presented: &str) -> Option<Access> {
+        let matches = |tokens: &[String]| {
+            tokens.iter().fold(subtle::Choice::from(0), |found, token| {
+                found | token.as_bytes().ct_eq(presented.as_bytes())
+            })
+        };
+        // Both lists in full before either result is looked at.
+        let (full, read) = (matches(&self.tokens), matches(&self.read_tokens));
+        if bool::from(read) {
+            Some(Access::Read)
+        } else if bool::from(full) {
+            Some(Access::Write)
+        } else {
+            None
         }
     }
 }
@@ -367,10 +439,14 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
     }
 }
 
+/// Lets a request through with a right token, its [`Access`] in its extensions; refuses
+/// a missing or wrong token (401, counted towards the client's failure limit when wrong),
+/// any request of a client over that limit (429), and a read token on a route that writes
+/// (403).
 async fn authenticate(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let taxii = request.uri().path().starts_with(taxii::DISCOVERY_PATH);
@@ -426,19 +502,34 @@ async fn authenticate(
             );
         }
     };
-    // Compare with every token, in constant time, so timing tells nothing about them.
-    let known = state
-        .tokens
-        .iter()
-        .fold(subtle::Choice::from(0), |found, token| {
-            found | token.as_bytes().ct_eq(presented.as_bytes())
-        });
-    if !bool::from(known) {
+    let Some(access) = state.access(&presented) else {
         return refuse(
             guard::Failure::Wrong,
             "wrong bearer token (or basic-auth password)",
         );
+    };
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    // A right token on a route it may not use: refused, but not a failed
+    // authentication, so the client's failure window is left alone.
+    if access == Access::Read && writes(request.method(), matched) {
+        state.auth.refused_read_only();
+        let route = format!(
+            "{} {}",
+            request.method(),
+            matched.unwrap_or(request.uri().path())
+        );
+        return answer(
+            StatusCode::FORBIDDEN,
+            "Read-only token",
+            format!(
+                "this token may read only: {route} writes, which takes a token from api.tokens"
+            ),
+        );
     }
+    request.extensions_mut().insert(access);
     next.run(request).await
 }
 

@@ -334,6 +334,12 @@ pub(super) fn render(
         ],
     );
     metric(
+        "api_read_only_refused_total",
+        "counter",
+        "API requests refused 403 because their token may read only and their route writes.",
+        &one(api.read_only_refused),
+    );
+    metric(
         "api_overloaded_total",
         "counter",
         "API requests refused 503 because the most allowed were being served.",

@@ -369,13 +369,33 @@ async fn openapi_document_describes_every_route_and_only_those() {
     let mut served: Vec<String> = ROUTES
         .iter()
         .chain(taxii::ROUTES.iter())
-        .map(|route| (*route).to_owned())
+        .map(|route| route.name.to_owned())
         .collect();
     served.sort();
     assert_eq!(documented, served);
+    // A write's 403 says a read token gets it; a read's does not.
+    for route in ROUTES.iter().chain(taxii::ROUTES.iter()) {
+        let (method, path) = route.name.split_once(' ').unwrap();
+        let forbidden = &document["paths"][path][method.to_lowercase()]["responses"]["403"];
+        let forbidden = match forbidden["$ref"].as_str() {
+            Some(reference) => {
+                let name = reference.rsplit('/').next().unwrap();
+                &document["components"]["responses"][name]
+            }
+            None => forbidden,
+        };
+        let description = forbidden["description"].as_str().unwrap();
+        assert_eq!(
+            description.contains("read token"),
+            route.writes,
+            "{}: {description}",
+            route.name
+        );
+    }
     // And each route listed is really served: anything but the router's 404 or 405 (a
     // TAXII "no such object" 404 is an answer, and says so in a TAXII error body).
     for route in ROUTES.iter().chain(taxii::ROUTES.iter()) {
+        let route = route.name;
         let (method, path) = route.split_once(' ').unwrap();
         let path = path
             .replace("{kind}", "ipv4")
@@ -1910,4 +1930,358 @@ async fn an_index_of_an_older_layout_is_dropped_and_rebuilt() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(listed_indicators(&answer).len(), 2, "{answer}");
     assert!(store.tree("taxii-objects").unwrap().is_empty());
+}
+
+/// A read token of the node [`node_reading`] builds.
+const READ_TOKEN: &str = "read-only-token-of-the-console";
+
+/// [`node_with`], also taking [`READ_TOKEN`] as a read token.
+async fn node_reading(limits: ApiLimits) -> (Router, Store, tempfile::TempDir) {
+    let (state, store, dir) = node_state().await;
+    let state = state
+        .with_read_tokens(vec![READ_TOKEN.into()])
+        .with_limits(limits);
+    (router(state), store, dir)
+}
+
+/// The node's charter again as version 2, signed by its steward: a push that takes.
+async fn next_charter(router: &Router) -> String {
+    let (status, body) = call(router, "GET", "/api/v1/charter", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let current = serde_json::from_str::<CharterFile>(&body)
+        .unwrap()
+        .into_signed()
+        .unwrap();
+    let mut next = SignedCharter::propose(Charter {
+        federation: current.federation(),
+        version: 2,
+        previous: Some(current.id()),
+        issued: Timestamp(2),
+        ..current.charter().clone()
+    })
+    .unwrap();
+    next.sign(&SigningKey::from_bytes(&[1; 32]));
+    serde_json::to_string(&CharterFile::of(&next)).unwrap()
+}
+
+/// A request that does what `route` is for on the node [`node_reading`] builds: a write
+/// that takes with a full token (`blocked` is a peer blocked already, `own` the path of
+/// the own collection, `charter` a charter push that takes), or a read that answers.
+/// Returns the path, the media type and the body.
+fn example(route: &str, own: &str, blocked: &str, charter: &str) -> (String, String, String) {
+    let (method, path) = route.split_once(' ').unwrap();
+    let path = path
+        .replace("{kind}", "ipv4")
+        .replace("{value}", "198.51.100.23")
+        .replace("{format}", "csv")
+        .replace("{peer_id}", blocked)
+        .replace("/taxii2/root/collections/{collection}/", own)
+        .replace(
+            "{object}",
+            "indicator--00000000-0000-4000-8000-000000000000",
+        )
+        .replace("{status}", "s");
+    let json = |body: String| (path.clone(), "application/json".to_owned(), body);
+    match route {
+        "POST /api/v1/publish" => json(PUBLISH.to_owned()),
+        "POST /api/v1/import/{format}" => (
+            format!("{path}?tlp=clear"),
+            "text/csv".to_owned(),
+            "198.51.100.66\n".to_owned(),
+        ),
+        "POST /api/v1/lookup" => json(r#"{"values": ["198.51.100.23"]}"#.to_owned()),
+        "POST /api/v1/charter" => json(charter.to_owned()),
+        "POST /api/v1/peers/blocked" => {
+            json(serde_json::json!({ "peer_id": peer_id(9) }).to_string())
+        }
+        "POST /taxii2/root/collections/{collection}/objects/" => (
+            path.clone(),
+            taxii::TAXII_MEDIA_TYPE.to_owned(),
+            serde_json::json!({
+                "objects": [stix_indicator(1, "198.51.100.77", "2026-01-02T00:00:00.000Z")]
+            })
+            .to_string(),
+        ),
+        _ if method == "GET" || method == "DELETE" => json(String::new()),
+        _ => panic!("{route}: no example request; add one here"),
+    }
+}
+
+/// `route` sent as [`example`] makes it, with `token` as a bearer token.
+async fn send_example(
+    router: &Router,
+    route: &str,
+    token: &str,
+    (own, blocked, charter): (&str, &str, &str),
+) -> (StatusCode, String) {
+    let (path, media_type, body) = example(route, own, blocked, charter);
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("content-type", media_type.as_str()),
+        (
+            "accept",
+            "application/taxii+json;version=2.1, application/json",
+        ),
+    ];
+    let method = route.split_once(' ').unwrap().0;
+    raw(router, method, &path, &headers, &body).await
+}
+
+/// What the writes change: entries held, charter version, peers blocked.
+async fn written(router: &Router, store: &Store) -> (u64, u64, String) {
+    let (_, status) = call(router, "GET", "/api/v1/status", Some(TOKEN), "").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let (_, blocked) = call(router, "GET", "/api/v1/peers/blocked", Some(TOKEN), "").await;
+    (
+        store.stats().unwrap().entries,
+        status["charter_version"].as_u64().unwrap(),
+        blocked,
+    )
+}
+
+#[tokio::test]
+async fn every_write_route_refuses_a_read_token_and_every_read_route_takes_it() {
+    let (router, store, _dir) = node_reading(ApiLimits::default()).await;
+    let all: Vec<Route> = ROUTES.iter().chain(taxii::ROUTES.iter()).copied().collect();
+    // Decided by route, not by method, but a route other than a GET that reads is the
+    // exception and is named here on purpose.
+    let reads_by_post = ["POST /api/v1/lookup"];
+    for route in &all {
+        let get = route.name.starts_with("GET ");
+        assert_eq!(
+            route.writes,
+            !get && !reads_by_post.contains(&route.name),
+            "{}: is it a write?",
+            route.name
+        );
+    }
+    let own = collection_url(&router, true).await;
+    let blocked = peer_id(10);
+    let block = serde_json::json!({ "peer_id": blocked }).to_string();
+    let (status, _) = call(
+        &router,
+        "POST",
+        "/api/v1/peers/blocked",
+        Some(TOKEN),
+        &block,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let charter = next_charter(&router).await;
+    let context = (own.as_str(), blocked.as_str(), charter.as_str());
+    let before = written(&router, &store).await;
+
+    for route in &all {
+        let (status, body) = send_example(&router, route.name, READ_TOKEN, context).await;
+        if route.writes {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{}: {body}", route.name);
+            assert!(body.contains("this token may read only"), "{body}");
+        } else {
+            // A TAXII "no such object" 404 is an answer; the router's 404 is not.
+            let answered_404 = status == StatusCode::NOT_FOUND && body.contains("http_status");
+            assert!(
+                !matches!(
+                    status,
+                    StatusCode::UNAUTHORIZED
+                        | StatusCode::FORBIDDEN
+                        | StatusCode::METHOD_NOT_ALLOWED
+                ) && (status != StatusCode::NOT_FOUND || answered_404),
+                "{}: {status} {body}",
+                route.name
+            );
+        }
+    }
+    assert_eq!(
+        written(&router, &store).await,
+        before,
+        "nothing was written"
+    );
+    let writes = all.iter().filter(|route| route.writes).count();
+    let (_, metrics) = call(&router, "GET", "/metrics", Some(READ_TOKEN), "").await;
+    assert_eq!(
+        sample(&metrics, "threatmesh_api_read_only_refused_total"),
+        Some(writes as u64),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "threatmesh_api_auth_failures_total{reason=\"wrong\"}"
+        ),
+        Some(0)
+    );
+
+    // The same requests with a full token do write: the refusals above were of real
+    // writes.
+    for route in all.iter().filter(|route| route.writes) {
+        let (status, body) = send_example(&router, route.name, TOKEN, context).await;
+        assert!(status.is_success(), "{}: {status} {body}", route.name);
+    }
+    let after = written(&router, &store).await;
+    assert!(after.0 > before.0, "entries: {before:?} then {after:?}");
+    assert_eq!(after.1, 2, "the charter push took");
+    assert!(!after.2.contains(&blocked), "{}", after.2);
+    assert!(after.2.contains(&peer_id(9)), "{}", after.2);
+}
+
+#[tokio::test]
+async fn a_read_token_reads_what_a_full_token_reads() {
+    let (router, _store, _dir) = node_reading(ApiLimits::default()).await;
+    let (status, body) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), PUBLISH).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (method, path, body) in [
+        ("GET", "/api/v1/status", ""),
+        ("GET", "/api/v1/feeds", ""),
+        ("GET", "/api/v1/entries", ""),
+        ("GET", "/api/v1/indicators/ipv4/198.51.100.23", ""),
+        ("POST", "/api/v1/lookup", r#"{"values": ["198.51.100.23"]}"#),
+        ("GET", "/api/v1/charter", ""),
+        ("GET", "/api/v1/peers/blocked", ""),
+    ] {
+        let full = call(&router, method, path, Some(TOKEN), body).await;
+        let read = call(&router, method, path, Some(READ_TOKEN), body).await;
+        assert_eq!(full.0, StatusCode::OK, "{path}: {}", full.1);
+        if path == "/api/v1/status" {
+            // Its network counters move between two calls.
+            let store = |body: &str| {
+                serde_json::from_str::<serde_json::Value>(body).unwrap()["store"].clone()
+            };
+            assert_eq!((read.0, store(&read.1)), (full.0, store(&full.1)));
+        } else {
+            assert_eq!(read, full, "{method} {path}");
+        }
+    }
+    let (status, metrics) = call(&router, "GET", "/metrics", Some(READ_TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sample(&metrics, "threatmesh_store_entries"), Some(1));
+    // TAXII, as a TAXII client sends it: the read token as the basic-auth password.
+    let own = collection_url(&router, true).await;
+    let taxii_read = |path: String| {
+        let router = router.clone();
+        async move {
+            let request = HttpRequest::get(&path)
+                .header("authorization", basic_auth(READ_TOKEN))
+                .header("accept", taxii::TAXII_MEDIA_TYPE)
+                .body(HttpBody::empty())
+                .unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            body
+        }
+    };
+    let objects = taxii_read(format!("{own}objects/?match[type]=indicator")).await;
+    assert_eq!(listed_indicators(&objects).len(), 2, "{objects}");
+    let manifest = taxii_read(format!("{own}manifest/?match[type]=indicator")).await;
+    assert_eq!(manifest["objects"].as_array().map(Vec::len), Some(2));
+    // TAXII's can_write is the requester's: no collection is writable with a read token.
+    let collections = taxii_read("/taxii2/root/collections/".to_owned()).await;
+    let collections = collections["collections"].as_array().unwrap();
+    assert_eq!(collections.len(), 2);
+    assert!(
+        collections
+            .iter()
+            .all(|collection| collection["can_write"] == false),
+        "{collections:?}"
+    );
+    assert_eq!(taxii_read(own.clone()).await["can_write"], false);
+    let (_, _, one) = taxii(&router, "GET", &own, None).await;
+    assert_eq!(one["can_write"], true, "a full token may write to own");
+}
+
+#[tokio::test]
+async fn a_read_token_is_refused_a_write_in_a_taxii_error_and_nothing_is_published() {
+    let (router, store, _dir) = node_reading(ApiLimits::default()).await;
+    let own = collection_url(&router, true).await;
+    let envelope = serde_json::json!({
+        "objects": [stix_indicator(1, "198.51.100.77", "2026-01-02T00:00:00.000Z")]
+    })
+    .to_string();
+    let (status, body) = raw(
+        &router,
+        "POST",
+        &format!("{own}objects/"),
+        &[
+            ("authorization", basic_auth(READ_TOKEN).as_str()),
+            ("accept", taxii::TAXII_MEDIA_TYPE),
+            ("content-type", taxii::TAXII_MEDIA_TYPE),
+        ],
+        &envelope,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["http_status"], "403", "{body}");
+    assert!(
+        body["description"].as_str().unwrap().starts_with(
+            "this token may read only: POST /taxii2/root/collections/{collection}/objects/"
+        ),
+        "{body}"
+    );
+    assert_eq!(store.stats().unwrap().entries, 0);
+}
+
+#[tokio::test]
+async fn wrong_tokens_throttle_both_kinds_and_read_only_refusals_do_not() {
+    let (router, store, _dir) = node_reading(ApiLimits {
+        max_auth_failures: 3,
+        auth_failure_window: std::time::Duration::from_secs(3600),
+        ..ApiLimits::default()
+    })
+    .await;
+    // A read token refused a write many times is no guess: the client is not throttled.
+    for _ in 0..10 {
+        let (status, _) = call(
+            &router,
+            "POST",
+            "/api/v1/publish",
+            Some(READ_TOKEN),
+            PUBLISH,
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let (status, _) = call(&router, "GET", "/api/v1/feeds", Some(READ_TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK);
+    // Nor is a token one character off a read token anything but a wrong token.
+    let near = format!("{}x", &READ_TOKEN[..READ_TOKEN.len() - 1]);
+    for guess in [near.as_str(), "guess-number-1", "guess-number-2"] {
+        let (status, body) = call(&router, "GET", "/api/v1/feeds", Some(guess), "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{guess}: {body}");
+    }
+    for token in [READ_TOKEN, TOKEN] {
+        let (status, _) = call(&router, "GET", "/api/v1/feeds", Some(token), "").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{token}");
+    }
+    assert_eq!(store.stats().unwrap().entries, 0);
+}
+
+#[tokio::test]
+async fn a_token_is_told_apart_by_its_kind() {
+    let (state, _store, _dir) = node_state().await;
+    assert_eq!(state.access(TOKEN), Some(Access::Write));
+    assert_eq!(state.access(READ_TOKEN), None);
+    let state = state.with_read_tokens(vec![READ_TOKEN.into()]);
+    assert_eq!(state.access(TOKEN), Some(Access::Write));
+    assert_eq!(state.access(READ_TOKEN), Some(Access::Read));
+    for wrong in ["", "read-only-token", "s3cret-token ", "S3CRET-TOKEN"] {
+        assert_eq!(state.access(wrong), None, "{wrong:?}");
+    }
+    // Listed as both (the configuration refuses that): the narrower.
+    let state = state.with_read_tokens(vec![TOKEN.into()]);
+    assert_eq!(state.access(TOKEN), Some(Access::Read));
+}
+
+#[test]
+fn routes_no_list_names_count_as_writes() {
+    assert!(!writes(&Method::GET, Some("/api/v1/status")));
+    assert!(!writes(&Method::HEAD, Some("/api/v1/status")));
+    assert!(!writes(&Method::POST, Some("/api/v1/lookup")));
+    assert!(writes(&Method::POST, Some("/api/v1/publish")));
+    assert!(writes(&Method::PUT, Some("/api/v1/status")));
+    assert!(writes(&Method::GET, Some("/api/v1/not-yet-listed")));
+    assert!(writes(&Method::GET, None));
 }

@@ -290,7 +290,9 @@ pub(super) fn run(args: &InitArgs) -> Result<()> {
             org::REQUEST
         );
     }
-    out!("  threatmesh.toml  the node's configuration (holds the API token; mode 0600)");
+    out!(
+        "  threatmesh.toml  the node's configuration (holds the API token; mode 0600; add read-only tokens to api.read_tokens)"
+    );
     out!("  data/            the store (mode 0700: it holds the bundles opened for you)");
     out!();
     if member.is_none() {

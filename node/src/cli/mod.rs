@@ -36,6 +36,11 @@ enum Command {
     /// Set up a node: its key, the organisation's encryption key, a config file, the data
     /// directory and a certificate request for `org certify`. The organisation root key is
     /// not made here (see `org init`) unless --with-org-key asks for it (testnets).
+    ///
+    /// The config file holds one API token, which may do everything. For tools that should
+    /// only read (dashboards, the web console), add a read token, at least 16 characters,
+    /// to `read_tokens` under `[api]` (e.g. `openssl rand -hex 24`) and restart the node:
+    /// it reads everything, and every write is refused 403.
     Init(init::InitArgs),
     /// The organisation's root key, kept off the nodes: make it (`org init`) and certify
     /// nodes with it (`org certify`).

@@ -3,7 +3,8 @@
 //!
 //! One API root, `/taxii2/root/`, holds two collections: `shared`, everything this node
 //! holds in the clear (read-only), and `own`, this organisation's publications (read and
-//! write: objects POSTed there are imported as STIX and published to the mesh).
+//! write: objects POSTed there are imported as STIX and published to the mesh). To a read
+//! token both are read-only: `can_write` says so, and its POST is refused 403.
 //!
 //! Objects are made on the fly from stored entries by the STIX exporter, so every node
 //! serves the same ids for the same entry, except the STIX ids its own organisation's
@@ -23,20 +24,20 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use serde_json::{Value as Json, json};
 use threatmesh_protocol::bundle::Tlp;
 use threatmesh_protocol::{Body, Entry, Hash, PublicKey, SignedEntry, Timestamp};
 
 mod index;
 
-use super::{ApiState, MAX_BODY_BYTES, blocking};
+use super::{Access, ApiState, MAX_BODY_BYTES, Route, blocking};
 use crate::formats::{Publisher, rfc3339, stix};
 use crate::store::{AddedStart, Store, StoreError};
 
@@ -88,18 +89,19 @@ pub(super) fn routes() -> Router<ApiState> {
         .layer(axum::middleware::from_fn(negotiate))
 }
 
-/// The TAXII routes, as the OpenAPI document and [`super::ROUTES`] name them.
-pub const ROUTES: [&str; 10] = [
-    "GET /taxii2/",
-    "GET /taxii2/root/",
-    "GET /taxii2/root/status/{status}/",
-    "GET /taxii2/root/collections/",
-    "GET /taxii2/root/collections/{collection}/",
-    "GET /taxii2/root/collections/{collection}/objects/",
-    "POST /taxii2/root/collections/{collection}/objects/",
-    "GET /taxii2/root/collections/{collection}/objects/{object}/",
-    "GET /taxii2/root/collections/{collection}/objects/{object}/versions/",
-    "GET /taxii2/root/collections/{collection}/manifest/",
+/// The TAXII routes, as the OpenAPI document and [`super::ROUTES`] name them, and
+/// whether they write (see [`super::ROUTES`]).
+pub const ROUTES: [Route; 10] = [
+    Route::read("GET /taxii2/"),
+    Route::read("GET /taxii2/root/"),
+    Route::read("GET /taxii2/root/status/{status}/"),
+    Route::read("GET /taxii2/root/collections/"),
+    Route::read("GET /taxii2/root/collections/{collection}/"),
+    Route::read("GET /taxii2/root/collections/{collection}/objects/"),
+    Route::write("POST /taxii2/root/collections/{collection}/objects/"),
+    Route::read("GET /taxii2/root/collections/{collection}/objects/{object}/"),
+    Route::read("GET /taxii2/root/collections/{collection}/objects/{object}/versions/"),
+    Route::read("GET /taxii2/root/collections/{collection}/manifest/"),
 ];
 
 /// A TAXII error message resource with its HTTP status.
@@ -274,7 +276,10 @@ impl Collection {
             .ok_or_else(|| TaxiiError::not_found(format!("no collection {id:?}")))
     }
 
-    fn resource(self, federation: &Hash, organisation: &str) -> Json {
+    /// The collection resource, as the client presenting a token with `access` sees it:
+    /// TAXII's `can_write` says whether *the requester* may write, so a read token sees
+    /// none it can.
+    fn resource(self, federation: &Hash, organisation: &str, access: Access) -> Json {
         let (title, description) = match self {
             Collection::Shared => (
                 "Shared with us".to_owned(),
@@ -296,7 +301,7 @@ impl Collection {
             "title": title,
             "description": description,
             "can_read": true,
-            "can_write": self == Collection::Own,
+            "can_write": self == Collection::Own && access == Access::Write,
             "media_types": [STIX_MEDIA_TYPE],
         })
     }
@@ -341,25 +346,32 @@ async fn api_root(State(state): State<ApiState>) -> Response {
     )
 }
 
-async fn collections(State(state): State<ApiState>) -> Response {
+/// The access authentication granted the request; read-only should it be missing.
+fn access_of(access: Option<Extension<Access>>) -> Access {
+    access.map_or(Access::Read, |Extension(access)| access)
+}
+
+async fn collections(State(state): State<ApiState>, access: Option<Extension<Access>>) -> Response {
     let federation = state.client.charter().federation();
     let organisation = organisation(&state);
+    let access = access_of(access);
     let all: Vec<Json> = Collection::ALL
         .into_iter()
-        .map(|collection| collection.resource(&federation, &organisation))
+        .map(|collection| collection.resource(&federation, &organisation, access))
         .collect();
     taxii_json(StatusCode::OK, &json!({ "collections": all }))
 }
 
 async fn collection(
     State(state): State<ApiState>,
+    access: Option<Extension<Access>>,
     Path(id): Path<String>,
 ) -> Result<Response, TaxiiError> {
     let federation = state.client.charter().federation();
     let collection = Collection::find(&id, &federation)?;
     Ok(taxii_json(
         StatusCode::OK,
-        &collection.resource(&federation, &organisation(&state)),
+        &collection.resource(&federation, &organisation(&state), access_of(access)),
     ))
 }
 

@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 use super::session::COOKIE;
 use crate::api::tests::{PUBLISH, TOKEN, call, node_state, own_org};
-use crate::api::{Access, ApiState, router};
+use crate::api::{ApiState, router};
 
 /// An answer: status, headers, body.
 struct Answer {
@@ -443,12 +443,11 @@ async fn search_shows_each_organisations_assertion_and_exports_it() {
 
 #[tokio::test]
 async fn a_read_only_session_sees_everything_but_cannot_publish() {
-    let (router, state, store, _dir) = console().await;
-    let (id, session) = state
-        .console
-        .sessions
-        .start(Access::Read, tokio::time::Instant::now())
-        .unwrap();
+    const READ_TOKEN: &str = "read-only-token-0123456789";
+    let (state, store, _dir) = node_state().await;
+    let router = router(state.with_read_tokens(vec![READ_TOKEN.into()]));
+    let id = sign_in(&router, READ_TOKEN).await;
+    let csrf = get(&router, "/ui/overview", Some(&id)).await.csrf();
     for path in ["/ui/overview", "/ui/search", "/ui/recent", "/ui/activity"] {
         let answer = get(&router, path, Some(&id)).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");
@@ -461,7 +460,7 @@ async fn a_read_only_session_sees_everything_but_cannot_publish() {
         "/ui/publish",
         Some(&id),
         &[
-            ("csrf", &session.csrf),
+            ("csrf", &csrf),
             ("values", "198.51.100.7"),
             ("tlp", "green"),
         ],
