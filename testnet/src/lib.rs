@@ -90,6 +90,8 @@ pub(crate) struct Node {
     child: Child,
     api: String,
     token: String,
+    /// A token that may read only (the web console's read-only sessions).
+    read_token: String,
     peer_id: String,
     p2p: String,
 }
@@ -101,6 +103,7 @@ struct NodeInfo<'a> {
     peer_id: &'a str,
     api: &'a str,
     token: &'a str,
+    read_token: &'a str,
     p2p: &'a str,
 }
 
@@ -339,6 +342,11 @@ fn init(
         .replace(
             "taxii_background_index = true\n",
             "taxii_background_index = false\n",
+        )
+        // A read token too, so the web console's read-only sessions can be tried.
+        .replace(
+            "# read_tokens = [\"...\"]\n",
+            &format!("read_tokens = [\"{}\"]\n", read_token()?),
         );
     // The settings must have been found: a template that writes them differently would
     // otherwise leave the testnet measuring something else without a word.
@@ -347,6 +355,7 @@ fn init(
         "ip_connections_per_sec = 1000\n",
         "ip_connection_burst = 1000\n",
         "taxii_background_index = false\n",
+        "read_tokens = [\"",
     ] {
         if !config.contains(setting) {
             bail!(
@@ -368,6 +377,13 @@ fn init(
         std::fs::write(&member_path, serde_json::to_string_pretty(&member)?)?;
     }
     Ok(())
+}
+
+/// A fresh read token: 24 random bytes in hex.
+fn read_token() -> Result<String> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
+    Ok(threatmesh_protocol::crypto::hex_encode(&bytes))
 }
 
 /// Node `index`'s port: `base + offset + index`, or 0 (any free port) when `base` is 0.
@@ -430,14 +446,16 @@ fn start(
     )?;
     let endpoints = found.context("no endpoints")?;
     let config = std::fs::read_to_string(node_dir.join("threatmesh.toml"))?;
-    let token = config
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("tokens = [\"")
+    let listed = |name: &str| {
+        config.lines().find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(" = [\""))
                 .and_then(|rest| rest.strip_suffix("\"]"))
+                .map(str::to_owned)
         })
-        .context("no API token in the node's configuration")?
-        .to_owned();
+    };
+    let token = listed("tokens").context("no API token in the node's configuration")?;
+    let read_token = listed("read_tokens").context("no read token in the node's configuration")?;
     let member: Value =
         serde_json::from_str(&std::fs::read_to_string(node_dir.join("member.json"))?)?;
     Ok(Node {
@@ -450,6 +468,7 @@ fn start(
         peer_id: endpoints["peer_id"].as_str().unwrap_or_default().to_owned(),
         p2p: endpoints["p2p"][0].as_str().unwrap_or_default().to_owned(),
         token,
+        read_token,
     })
 }
 
@@ -526,6 +545,7 @@ fn print_table(testnet: &Testnet, dir: &Path) -> Result<()> {
             peer_id: &node.peer_id,
             api: &node.api,
             token: &node.token,
+            read_token: &node.read_token,
             p2p: &node.p2p,
         })
         .collect();

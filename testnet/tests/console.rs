@@ -24,7 +24,7 @@ use std::process::Command;
 use serde_json::{Map, Value, json};
 
 /// The scenarios of `console.py`, each a function there; every one must have run.
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "sign_in_refuses_a_wrong_token",
     "overview_and_activity_show_the_federation",
     "search_shows_both_organisations",
@@ -35,10 +35,11 @@ const SCENARIOS: [&str; 10] = [
     "expired_session_keeps_the_publish_form",
     "cross_site_form_posts_are_refused",
     "keyboard_alone_reaches_every_page",
+    "read_token_sees_everything_and_publishes_nothing",
 ];
 
 /// The console's pages the scenarios photograph and check, by the names they give them.
-const PAGES: [&str; 19] = [
+const PAGES: [&str; 20] = [
     "signin",
     "signin-refused",
     "overview",
@@ -58,6 +59,7 @@ const PAGES: [&str; 19] = [
     "signed-out",
     "session-expired-signin",
     "session-restored-publish",
+    "read-only-overview",
 ];
 
 /// `variable`, or the first of `names` on `PATH`, checked to run `--version`. Fails the
@@ -276,4 +278,8 @@ fn analyst_console_works_across_the_mesh_in_a_real_browser() {
         ]
     );
     assert_eq!(keyboard["signed_out"], true);
+
+    let read_only = &seen["read_token_sees_everything_and_publishes_nothing"];
+    assert_eq!(read_only["lands_on"], "/ui/overview", "{read_only}");
+    assert_eq!(read_only["published"], false, "{read_only}");
 }

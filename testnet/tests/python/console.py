@@ -588,7 +588,10 @@ def overview_and_activity_show_the_federation(run):
             f"charter version {seen['charter_version']!r} has no number"
         )
         assert set(members) == {a["organisation"], b["organisation"]}, f"members {members}"
-        assert set(members.values()) <= {"yes", "no"}, f".connected not yes/no: {members}"
+        # The node's own organisation is not a peer of itself: its row says "—".
+        assert members[a["organisation"]] == "—", f"this node's own row: {members}"
+        others = {org: connected for org, connected in members.items() if org != a["organisation"]}
+        assert set(others.values()) <= {"yes", "no"}, f".connected not yes/no: {members}"
         assert members[b["organisation"]] == "yes", f"{b['organisation']} not connected"
 
         submit(driver, "#nav-activity")
@@ -1096,6 +1099,53 @@ def wait_for_path(driver, path, after):
     )
 
 
+def read_token_sees_everything_and_publishes_nothing(run):
+    """A session opened with a read token (testnet.json's read_token) reads every page and
+    is marked read-only; Publish answers 403, and a publish form posted with its session's
+    own form token publishes nothing."""
+    a = run.a
+    assert a.get("read_token"), "testnet.json gives no read_token for A"
+    value = "198.51.100.99"
+    seen = {}
+    with browser(run) as driver:
+        sign_in(driver, a, token=a["read_token"])
+        seen["lands_on"] = path_of(driver)
+        for path in ("/ui/overview", "/ui/search", "/ui/recent", "/ui/activity"):
+            go(driver, a, path)
+            assert "read-only" in page_text(driver), f"{path} does not say the session is read-only"
+        check_page(run, driver, "read-only-overview")
+        go(driver, a, "/ui/publish")
+        seen["publish_page"] = page_text(driver)
+        photograph_only(run, driver, "read-only-publish")
+        # A publish form posted with this session's form token, from the console's own page.
+        go(driver, a, "/ui/search")
+        driver.execute_script(
+            """
+            const form = document.createElement('form');
+            form.method = 'post';
+            form.action = '/ui/publish';
+            for (const [name, value] of [['csrf', document.querySelector('[name=csrf]').value],
+                                         ['values', arguments[0]], ['tlp', 'green']]) {
+                const input = document.createElement('input');
+                input.type = 'hidden'; input.name = name; input.value = value;
+                form.appendChild(input);
+            }
+            document.body.appendChild(form);
+            form.submit();
+            """,
+            value,
+        )
+        wait_for_path(driver, "/ui/publish", "posting the publish form")
+        seen["post_page"] = page_text(driver)
+    seen["published"] = bool(asserted_by(a, value))
+    assert seen["lands_on"] == "/ui/overview", f"a read token's sign-in led to {seen['lands_on']}"
+    for page in ("publish_page", "post_page"):
+        assert "read-only token" in seen[page], f"{page}: {seen[page][:300]!r}"
+    assert not seen["published"], "a read-only session published"
+    del seen["publish_page"], seen["post_page"]
+    return seen
+
+
 SCENARIOS = [
     sign_in_refuses_a_wrong_token,
     overview_and_activity_show_the_federation,
@@ -1107,6 +1157,7 @@ SCENARIOS = [
     expired_session_keeps_the_publish_form,
     cross_site_form_posts_are_refused,
     keyboard_alone_reaches_every_page,
+    read_token_sees_everything_and_publishes_nothing,
 ]
 
 
