@@ -1700,6 +1700,10 @@ impl Store {
         before: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Timestamp, Hash)>, StoreError> {
+        // A cursor is a key of the added-time index; anything else names no position.
+        if before.is_some_and(|key| key.first() != Some(&keys::ADDED)) {
+            return Ok(Vec::new());
+        }
         let end = before.map_or_else(|| vec![keys::ADDED + 1], <[u8]>::to_vec);
         let mut rows = Vec::new();
         for row in self.db()?.range(vec![keys::ADDED]..end).rev().take(limit) {

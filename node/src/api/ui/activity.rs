@@ -32,7 +32,8 @@ pub(crate) const POINTS: usize = 240;
 pub(crate) const MAX_EVENTS: usize = 500;
 
 /// Most rows of the added-time index read in one sample: the chart of a flood is drawn
-/// from its first entries of each interval rather than holding the node up.
+/// from the first entries of each interval, the rest skipped, rather than holding the
+/// node up.
 const ROWS_PER_SAMPLE: usize = 20_000;
 
 /// One interval's figures.
@@ -187,7 +188,12 @@ impl Activity {
             .filter(|row| row.entry.entry().author != *own)
             .map(|row| row.added.0.saturating_sub(row.entry.entry().created.0))
             .collect();
-        if let Some(last) = rows.last() {
+        if rows.len() == ROWS_PER_SAMPLE {
+            // A flood: the rest of this interval is skipped, so the next sample charts the
+            // next interval, not this one's backlog.
+            let newest = store.recent_ids(None, 1)?;
+            self.memory().cursor = newest.into_iter().next().map(|(key, _, _)| key);
+        } else if let Some(last) = rows.last() {
             self.memory().cursor = Some(last.key.clone());
         }
         Ok(delays)

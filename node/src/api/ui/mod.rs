@@ -61,11 +61,13 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/ui/search/export", get(search::export))
         .route("/ui/recent", get(pages::recent))
         .route("/ui/publish", get(publish::page).post(publish::publish))
-        .route("/ui/import", post(publish::import))
         .route("/ui/import/confirm", post(publish::confirm))
         .route("/ui/activity", get(pages::activity))
         .route("/ui/assets/console.css", get(stylesheet))
         .route("/ui/assets/console.js", get(script))
+        // Forms are read up to this; the upload below keeps the API's import limit.
+        .layer(axum::extract::DefaultBodyLimit::max(pages::MAX_FORM_BYTES))
+        .route("/ui/import", post(publish::import))
         .layer(axum::middleware::from_fn(page_headers))
 }
 
@@ -263,7 +265,7 @@ async fn sign_in(State(state): State<ApiState>, request: Request) -> Response {
         return pages::signin(
             StatusCode::FORBIDDEN,
             Some("This sign-in form has expired or did not come from this console: sign in again."),
-            None,
+            carried.as_ref(),
         );
     }
     let now = Instant::now();

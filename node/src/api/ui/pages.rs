@@ -437,7 +437,14 @@ pub(crate) async fn recent(
                             Body::Sealed(_) => store.opened(&id)?,
                             Body::Bundle(_) => None,
                         };
-                        summaries.put(id, Shown::of(&entry, opened.as_ref()))
+                        let shown = Shown::of(&entry, opened.as_ref());
+                        // A sealed entry unread now may be opened later (a key added):
+                        // only what was read is kept.
+                        if shown.recipients_only.is_some() {
+                            Arc::new(shown)
+                        } else {
+                            summaries.put(id, shown)
+                        }
                     }
                 };
                 if authors
@@ -644,7 +651,8 @@ impl Shown {
 }
 
 /// Summaries of entries Recent has shown, by entry id: at most [`Summaries::MAX`]; when
-/// full, it starts again empty (an entry never changes, so a summary is never stale).
+/// full, it starts again empty. Only readable entries are kept (what a bundle says never
+/// changes; a sealed entry unread today may open once a key is added).
 #[derive(Debug, Default)]
 pub(crate) struct Summaries {
     kept: std::sync::Mutex<HashMap<Hash, Arc<Shown>>>,

@@ -25,6 +25,12 @@ use crate::formats::{Import, csv, misp, stix};
 /// Most values the publish form takes at once (larger sets go by file).
 pub(crate) const MAX_FORM_VALUES: usize = 1_000;
 
+/// Most bad lines the form reports at once.
+const MAX_REPORTED_ERRORS: usize = 20;
+
+/// Largest publish form carried through sign-in: what a person types, not a file.
+const MAX_CARRIED_BYTES: usize = 256 * 1024;
+
 /// Longest expiry the form offers, in days.
 const MAX_EXPIRY_DAYS: u64 = 3_650;
 
@@ -158,15 +164,23 @@ fn check(draft: &Draft, now: Timestamp) -> Result<Checked, FieldErrors> {
         .filter(|text| !text.is_empty())
         .map(str::to_owned);
     let mut values = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut bad_values = Vec::new();
     for (number, line) in draft.values.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
+        // Past the limit nothing more is read: the form is refused anyway.
+        if values.len() > MAX_FORM_VALUES || bad_values.len() >= MAX_REPORTED_ERRORS {
+            break;
+        }
         match Value::detect(line) {
-            Ok(value) if !values.contains(&value) => values.push(value),
-            Ok(_) => {}
+            Ok(value) => {
+                if seen.insert(value.clone()) {
+                    values.push(value);
+                }
+            }
             Err(error) => bad_values.push(format!("line {}: {error}", number + 1)),
         }
     }
@@ -180,10 +194,7 @@ fn check(draft: &Draft, now: Timestamp) -> Result<Checked, FieldErrors> {
     } else if values.len() > MAX_FORM_VALUES {
         errors.push((
             "values",
-            format!(
-                "{} values: the form takes at most {MAX_FORM_VALUES}; upload a file for more",
-                values.len()
-            ),
+            format!("more than {MAX_FORM_VALUES} values: the form takes at most {MAX_FORM_VALUES}; upload a file for more"),
         ));
     }
     let mut recipients = Vec::new();
@@ -438,9 +449,11 @@ pub(crate) async fn publish(
     let draft = Draft::read(&fields, "");
     let signed_in = match form_of(&state, &headers, &fields) {
         Ok(signed_in) => signed_in,
-        // The session ended while the analyst typed: keep what was typed.
+        // The session ended while the analyst typed: keep what was typed (a form of a
+        // size a person types; a larger one is not echoed back).
         Err(Refusal::SignIn) => {
-            return Ok(signin(StatusCode::UNAUTHORIZED, None, Some(&draft)));
+            let carried = (body.len() <= MAX_CARRIED_BYTES).then_some(&draft);
+            return Ok(signin(StatusCode::UNAUTHORIZED, None, carried));
         }
         Err(refusal) => return Err(refusal),
     };
@@ -642,12 +655,8 @@ pub(crate) async fn confirm(
         return Err(Refusal::ReadOnly);
     }
     let wanted = fields.get("import").unwrap_or_default();
-    let Some(pending) = signed_in
-        .session
-        .pending
-        .clone()
-        .filter(|pending| pending.id == wanted)
-    else {
+    // Taken under the sessions' lock: a double click confirms once.
+    let Some(pending) = state.console.sessions.take_import(&signed_in.id, wanted) else {
         return Err(Refusal::Page(
             StatusCode::CONFLICT,
             "This import is no longer waiting (it was published, replaced by another, or \
@@ -655,9 +664,6 @@ pub(crate) async fn confirm(
                 .to_owned(),
         ));
     };
-    state.console.sessions.update(&signed_in.id, |session| {
-        session.pending = None;
-    });
     let pending = Arc::unwrap_or_clone(pending);
     let file_name = pending.file_name.clone();
     let outcome: ImportOutcome = publish_import(&state, pending.import, pending.default_tlp).await;

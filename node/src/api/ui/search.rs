@@ -39,19 +39,22 @@ pub(crate) struct Pasted {
     pub(crate) invalid: Vec<(String, String)>,
     /// Values past [`MAX_SEARCH_VALUES`], not looked up.
     pub(crate) dropped: usize,
+    /// Invalid lines past [`MAX_INVALID_SHOWN`], counted only.
+    pub(crate) more_invalid: usize,
 }
+
+/// Invalid lines listed with why; more are counted.
+const MAX_INVALID_SHOWN: usize = 100;
 
 /// Reads values out of pasted text.
 pub(crate) fn read_pasted(text: &str) -> Pasted {
     let mut pasted = Pasted::default();
     let mut seen = HashSet::new();
     let mut take = |value: Value, pasted: &mut Pasted| {
-        if seen.insert(value.clone()) {
-            if pasted.values.len() < MAX_SEARCH_VALUES {
-                pasted.values.push(value);
-            } else {
-                pasted.dropped += 1;
-            }
+        if pasted.values.len() >= MAX_SEARCH_VALUES {
+            pasted.dropped += 1;
+        } else if seen.insert(value.clone()) {
+            pasted.values.push(value);
         }
     };
     for line in text.lines() {
@@ -71,6 +74,7 @@ pub(crate) fn read_pasted(text: &str) -> Pasted {
             [] => {}
             [word] => match Value::detect(word) {
                 Ok(value) => take(value, &mut pasted),
+                Err(_) if pasted.invalid.len() >= MAX_INVALID_SHOWN => pasted.more_invalid += 1,
                 Err(error) => pasted.invalid.push(((*word).to_owned(), error.to_string())),
             },
             words => {
@@ -252,6 +256,7 @@ fn results(result: &Answered) -> Markup {
                 h3 { "Not valid indicators" }
                 ul id="invalid" {
                     @for (input, reason) in &result.pasted.invalid { li { code { (input) } ": " (reason) } }
+                    @if result.pasted.more_invalid > 0 { li { "and " (result.pasted.more_invalid) " more" } }
                 }
             }
             p.hint { "As of " (when(result.now)) "." }
@@ -314,6 +319,7 @@ pub(crate) async fn export(
         let found = store.lookup_many(&values, now)?;
         // The entries behind the result, each once, in the order met.
         let mut ids = Vec::new();
+        let mut listed = HashSet::new();
         for lookup in &found {
             for id in lookup
                 .assertions
@@ -321,7 +327,7 @@ pub(crate) async fn export(
                 .map(|assertion| assertion.entry)
                 .chain(lookup.sightings.iter().map(|sighting| sighting.entry))
             {
-                if !ids.contains(&id) {
+                if listed.insert(id) {
                     ids.push(id);
                 }
             }

@@ -166,6 +166,22 @@ impl Sessions {
         }
     }
 
+    /// Takes the import of session `id` if it is the one named `wanted`, so that it can be
+    /// published once only.
+    pub(crate) fn take_import(&self, id: &str, wanted: &str) -> Option<Arc<PendingImport>> {
+        let mut open = self.open();
+        let session = open.get_mut(id)?;
+        let matches = session
+            .pending
+            .as_ref()
+            .is_some_and(|pending| bool::from(pending.id.as_bytes().ct_eq(wanted.as_bytes())));
+        if matches {
+            session.pending.take()
+        } else {
+            None
+        }
+    }
+
     /// Ends the session `id`.
     pub(crate) fn end(&self, id: &str) {
         self.open().remove(id);

@@ -676,3 +676,41 @@ async fn an_upload_over_the_import_limit_is_refused_naming_the_limit() {
     );
     assert_eq!(store.stats().unwrap().entries, 0);
 }
+
+#[tokio::test]
+async fn bad_cursors_and_oversized_forms_get_clear_answers() {
+    let (router, _state, store, _dir) = console().await;
+    let cookie = sign_in(&router, TOKEN).await;
+    // A cursor that is no key of the added-time index names no position: an empty page,
+    // not a storage error.
+    let cursor = format!("63{}", "ff".repeat(16));
+    let answer = get(
+        &router,
+        &format!("/ui/recent?before={cursor}"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(
+        answer.body.contains("id=\"recent-empty\""),
+        "{}",
+        answer.body
+    );
+    // A form over the form limit is refused before it is read whole.
+    let csrf = get(&router, "/ui/search", Some(&cookie)).await.csrf();
+    let values = "198.51.100.1\n".repeat(super::pages::MAX_FORM_BYTES / 13 + 1);
+    let answer = post_form(
+        &router,
+        "/ui/search",
+        Some(&cookie),
+        &[("csrf", &csrf), ("values", &values)],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // A large publish form posted without a session is not echoed back through sign-in.
+    let values = "198.51.100.1\n".repeat(30_000);
+    let answer = post_form(&router, "/ui/publish", None, &[("values", &values)]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(!answer.body.contains("carry_values"), "echoed a large form");
+    assert_eq!(store.stats().unwrap().entries, 0);
+}
