@@ -266,6 +266,7 @@ async fn sign_in(State(state): State<ApiState>, request: Request) -> Response {
             StatusCode::FORBIDDEN,
             Some("This sign-in form has expired or did not come from this console: sign in again."),
             carried.as_ref(),
+            secure,
         );
     }
     let now = Instant::now();
@@ -277,6 +278,7 @@ async fn sign_in(State(state): State<ApiState>, request: Request) -> Response {
                 "Too many failed sign-ins from this address: try again in {secs} s."
             )),
             carried.as_ref(),
+            secure,
         );
     }
     let token = fields.get("token").unwrap_or_default().trim();
@@ -286,6 +288,7 @@ async fn sign_in(State(state): State<ApiState>, request: Request) -> Response {
             StatusCode::UNAUTHORIZED,
             Some("Enter the node's API token."),
             carried.as_ref(),
+            secure,
         );
     }
     let Some(access) = state.access(token) else {
@@ -294,6 +297,7 @@ async fn sign_in(State(state): State<ApiState>, request: Request) -> Response {
             StatusCode::UNAUTHORIZED,
             Some("That token is not one this node accepts."),
             carried.as_ref(),
+            secure,
         );
     };
     let (id, session) = match state.console.sessions.start(access, now) {
@@ -353,7 +357,7 @@ async fn sign_out(State(state): State<ApiState>, headers: HeaderMap, body: Strin
 
 /// Whether the browser reached the node over TLS (a TLS-terminating proxy in front of
 /// it says so), so the cookie is marked `Secure`.
-fn served_over_tls(headers: &HeaderMap) -> bool {
+pub(crate) fn served_over_tls(headers: &HeaderMap) -> bool {
     headers
         .get("x-forwarded-proto")
         .and_then(|value| value.to_str().ok())

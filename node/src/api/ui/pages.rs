@@ -110,15 +110,20 @@ pub(crate) fn error_page(status: StatusCode, message: &str) -> Response {
 }
 
 /// `GET /ui/signin`.
-pub(crate) async fn signin_page() -> Response {
-    signin(StatusCode::OK, None, None)
+pub(crate) async fn signin_page(headers: HeaderMap) -> Response {
+    signin(StatusCode::OK, None, None, super::served_over_tls(&headers))
 }
 
 /// The sign-in page, with `error` if the last try failed, carrying `draft` (a publish form
 /// whose session ended) so it is not lost. Its form token is new each time, and also set
 /// in a cookie only this page's post carries: a sign-in form posted from anywhere else
 /// (signing the analyst in to someone else's session) does not match it.
-pub(crate) fn signin(status: StatusCode, error: Option<&str>, draft: Option<&Draft>) -> Response {
+pub(crate) fn signin(
+    status: StatusCode,
+    error: Option<&str>,
+    draft: Option<&Draft>,
+    secure: bool,
+) -> Response {
     let Ok(form_token) = super::session::random_token() else {
         tracing::error!("console: no randomness for a sign-in form token");
         return error_page(
@@ -157,8 +162,9 @@ pub(crate) fn signin(status: StatusCode, error: Option<&str>, draft: Option<&Dra
         ),
     );
     let cookie = format!(
-        "{}={form_token}; Path=/ui/signin; Max-Age=3600; HttpOnly; SameSite=Strict",
-        super::session::SIGNIN_COOKIE
+        "{}={form_token}; Path=/ui/signin; Max-Age=3600; HttpOnly; SameSite=Strict{}",
+        super::session::SIGNIN_COOKIE,
+        if secure { "; Secure" } else { "" }
     );
     if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
         response

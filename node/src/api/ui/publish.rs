@@ -453,7 +453,8 @@ pub(crate) async fn publish(
         // size a person types; a larger one is not echoed back).
         Err(Refusal::SignIn) => {
             let carried = (body.len() <= MAX_CARRIED_BYTES).then_some(&draft);
-            return Ok(signin(StatusCode::UNAUTHORIZED, None, carried));
+            let secure = super::served_over_tls(&headers);
+            return Ok(signin(StatusCode::UNAUTHORIZED, None, carried, secure));
         }
         Err(refusal) => return Err(refusal),
     };

@@ -714,3 +714,37 @@ async fn bad_cursors_and_oversized_forms_get_clear_answers() {
     assert!(!answer.body.contains("carry_values"), "echoed a large form");
     assert_eq!(store.stats().unwrap().entries, 0);
 }
+
+#[tokio::test]
+async fn behind_a_tls_proxy_both_cookies_are_secure() {
+    let (router, _state, _store, _dir) = console().await;
+    let request = HttpRequest::get("/ui/signin")
+        .header("x-forwarded-proto", "https")
+        .body(HttpBody::empty())
+        .unwrap();
+    let page = send(&router, request).await;
+    let (csrf, form_cookie) = signin_form(&page);
+    let set = page.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(set.ends_with("; Secure"), "{set}");
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", TOKEN)
+        .append_pair("csrf", &csrf)
+        .finish();
+    let request = HttpRequest::post("/ui/signin")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-forwarded-proto", "https")
+        .header(header::COOKIE, form_cookie)
+        .body(HttpBody::from(body))
+        .unwrap();
+    let answer = send(&router, request).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    let session = answer.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        session.starts_with(COOKIE) && session.ends_with("; Secure"),
+        "{session}"
+    );
+    // Over plain HTTP (loopback), neither is: a browser would not send it back.
+    let page = get(&router, "/ui/signin", None).await;
+    let set = page.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(!set.contains("Secure"), "{set}");
+}
