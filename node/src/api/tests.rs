@@ -1568,6 +1568,24 @@ fn foreign_entry(
     org
 }
 
+/// The version filters of TAXII's object routes: none, last, first, all.
+const VERSION_FILTERS: [&str; 4] = [
+    "",
+    "?match[version]=last",
+    "?match[version]=first",
+    "?match[version]=all",
+];
+
+/// The indicators a TAXII GET of `url` lists, sorted (see [`listed_indicators`]); the
+/// answer must be 200.
+async fn indicators_at(router: &Router, url: &str) -> Vec<(String, String, String)> {
+    let (status, _, answer) = taxii(router, "GET", url, None).await;
+    assert_eq!(status, StatusCode::OK, "{url}: {answer}");
+    let mut listed = listed_indicators(&answer);
+    listed.sort();
+    listed
+}
+
 /// The indicators TAXII `answer` holds, as (id, pattern, creator).
 fn listed_indicators(answer: &serde_json::Value) -> Vec<(String, String, String)> {
     answer["objects"]
@@ -1630,30 +1648,16 @@ async fn a_member_cannot_replace_another_organisations_objects_in_taxii() {
     // Each of A's ids names A's object and nothing else, whichever version is asked for.
     for (id, pattern) in a_objects {
         let expected = vec![(id.to_owned(), pattern.to_owned(), a.clone())];
-        for filter in [
-            "",
-            "?match[version]=last",
-            "?match[version]=first",
-            "?match[version]=all",
-        ] {
-            let (status, _, answer) = taxii(
-                &router,
-                "GET",
-                &format!("{shared}objects/{id}/{filter}"),
-                None,
-            )
-            .await;
-            assert_eq!(status, StatusCode::OK, "{answer}");
-            assert_eq!(listed_indicators(&answer), expected, "{id}{filter}");
+        for filter in VERSION_FILTERS {
+            let listed = indicators_at(&router, &format!("{shared}objects/{id}/{filter}")).await;
+            assert_eq!(listed, expected, "{id}{filter}");
         }
-        let (_, _, answer) = taxii(
+        let listed = indicators_at(
             &router,
-            "GET",
             &format!("{shared}objects/?match[id]={id}&match[version]=all"),
-            None,
         )
         .await;
-        assert_eq!(listed_indicators(&answer), expected, "match[id]={id}");
+        assert_eq!(listed, expected, "match[id]={id}");
         let (_, _, versions) = taxii(
             &router,
             "GET",
@@ -1754,40 +1758,18 @@ async fn two_organisations_objects_under_one_id_stay_apart_in_taxii() {
             a,
         ),
     ];
-    let sorted = |mut listed: Vec<(String, String, String)>| {
-        listed.sort();
-        listed
-    };
     let mut expected = both.to_vec();
     expected.sort();
     // Neither hides the other: each is its own object, with its own first and last.
-    for filter in [
-        "",
-        "?match[version]=last",
-        "?match[version]=first",
-        "?match[version]=all",
-    ] {
-        let (status, _, answer) = taxii(
-            &router,
-            "GET",
-            &format!("{shared}objects/{id}/{filter}"),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{answer}");
-        assert_eq!(sorted(listed_indicators(&answer)), expected, "{filter}");
-        let (_, _, answer) = taxii(
-            &router,
-            "GET",
-            &format!(
-                "{shared}objects/?match[type]=indicator{}",
-                filter.replace('?', "&")
-            ),
-            None,
-        )
-        .await;
+    for filter in VERSION_FILTERS {
+        let listed = indicators_at(&router, &format!("{shared}objects/{id}/{filter}")).await;
+        assert_eq!(listed, expected, "{filter}");
+        let url = format!(
+            "{shared}objects/?match[type]=indicator{}",
+            filter.replace('?', "&")
+        );
         assert_eq!(
-            sorted(listed_indicators(&answer)),
+            indicators_at(&router, &url).await,
             expected,
             "listing {filter}"
         );
