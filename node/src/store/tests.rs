@@ -833,6 +833,35 @@ fn added_rows_keep_write_order_when_now_goes_back() {
     assert_eq!(after.len(), 2);
 }
 
+#[test]
+fn added_headers_read_the_same_rows_as_added_rows() {
+    let store = temporary();
+    let mut entries = feed(&key(1), 3);
+    entries.extend(feed(&key(2), 2));
+    for (n, entry) in entries.iter().enumerate() {
+        store
+            .ingest(entry, org(1), Timestamp(T0.0 + n as u64))
+            .unwrap();
+    }
+    for start in [AddedStart::First, AddedStart::After(Timestamp(T0.0 + 1))] {
+        let rows = store.added_rows(start, 10).unwrap();
+        let headers = store.added_headers(start, 10).unwrap();
+        assert_eq!(headers.len(), rows.len());
+        for (row, header) in rows.iter().zip(&headers) {
+            assert_eq!(header.key, row.key);
+            assert_eq!(header.added, row.added);
+            assert_eq!(header.header.author, row.entry.entry().author);
+            assert_eq!(header.header.created, row.entry.entry().created);
+            assert_eq!(header.header.seq, row.entry.entry().seq);
+        }
+    }
+    let first = store.added_headers(AddedStart::First, 2).unwrap();
+    let rest = store
+        .added_headers(AddedStart::Following(&first[1].key), 10)
+        .unwrap();
+    assert_eq!(first.len() + rest.len(), entries.len());
+}
+
 /// A disk with less free space than the reserve: every entry write is refused with a
 /// clear error and changes nothing, every read answers as before, a charter (small, and
 /// possibly a revocation) is still kept, and writes resume as soon as space is back

@@ -182,11 +182,11 @@ impl Activity {
                 now.0.saturating_sub(SAMPLE_EVERY.as_millis() as u64),
             )),
         };
-        let rows = store.added_rows(start, ROWS_PER_SAMPLE)?;
+        let rows = store.added_headers(start, ROWS_PER_SAMPLE)?;
         let delays = rows
             .iter()
-            .filter(|row| row.entry.entry().author != *own)
-            .map(|row| row.added.0.saturating_sub(row.entry.entry().created.0))
+            .filter(|row| row.header.author != *own)
+            .map(|row| row.added.0.saturating_sub(row.header.created.0))
             .collect();
         if rows.len() == ROWS_PER_SAMPLE {
             // A flood: the rest of this interval is skipped, so the next sample charts the
