@@ -11,6 +11,7 @@
 //! - [`seal`]: [`Sealed`] bodies: restricted bundles only their recipients can read.
 //! - [`charter`]: [`Charter`]: the federation's roster, signed k-of-n by its stewards.
 //! - [`reconcile`]: range-based reconciliation of feed heads between two nodes.
+//! - [`archive`]: air-gap archives: entries and charters in one checked file.
 //! - [`wire`]: the one versioned [`wire::Message`] enum and its size limits.
 //! - [`crypto`]: keys, signatures and hashes.
 //! - [`time`]: [`Timestamp`]; this crate never reads a clock, callers pass `now`.
@@ -20,6 +21,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod archive;
 pub mod bundle;
 pub mod charter;
 pub mod crypto;
