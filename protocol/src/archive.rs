@@ -175,9 +175,7 @@ pub struct ArchiveError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Fault {
     /// It does not start with [`MAGIC`].
-    #[error(
-        "not a threatmesh archive (wrong magic; a text-mode transfer mangles the first bytes)"
-    )]
+    #[error("not a threatmesh archive (wrong magic; a text-mode transfer mangles the first bytes)")]
     WrongMagic,
     /// A format version this crate does not read.
     #[error("archive format version {0} is not supported (this node reads {FORMAT_VERSION})")]
@@ -558,12 +556,15 @@ impl Decoder {
             Stage::Charters => "a charter, an entry or the trailer",
             _ => "an entry or the trailer",
         };
-        let allowed = match (self.stage, kind) {
-            (Stage::Header, Kind::Header) => true,
-            (Stage::Charters, Kind::Charter) => true,
-            (Stage::Charters | Stage::Entries, Kind::Entry | Kind::Trailer) => true,
-            _ => false,
-        };
+        let allowed = matches!(
+            (self.stage, kind),
+            (Stage::Header, Kind::Header)
+                | (Stage::Charters, Kind::Charter)
+                | (
+                    Stage::Charters | Stage::Entries,
+                    Kind::Entry | Kind::Trailer
+                )
+        );
         if !allowed {
             return self.fail(
                 at,
@@ -593,7 +594,10 @@ impl Decoder {
         let Some(stated) = pending.get(body_end..body_end + CHECK_BYTES) else {
             return Ok(None);
         };
-        let (head, body) = (&pending[..FRAME_HEAD_BYTES], &pending[FRAME_HEAD_BYTES..body_end]);
+        let (head, body) = (
+            &pending[..FRAME_HEAD_BYTES],
+            &pending[FRAME_HEAD_BYTES..body_end],
+        );
         let check = check_of(&self.check, head, body);
         if check[..] != stated[..] {
             return self.fail(

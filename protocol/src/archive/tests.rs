@@ -124,7 +124,10 @@ fn a_flipped_byte_is_caught_at_its_frame_and_nothing_from_there_on_is_given_out(
             // A length made larger: the frame waits for bytes that never come.
             assert!((starts[frame] + 1..starts[frame] + FRAME_HEAD_BYTES).contains(&at));
         } else {
-            assert_eq!(error.position, starts[frame] as u64, "flip at {at}: {error}");
+            assert_eq!(
+                error.position, starts[frame] as u64,
+                "flip at {at}: {error}"
+            );
         }
     }
 }
