@@ -256,6 +256,9 @@ fn accepted_media_types(path: &str) -> Option<&'static [&'static str]> {
         // or unknown (answered 404 after this): still one of the import types, none of
         // which a form can send without the browser asking first.
         Some(_) => Some(&["application/stix+json", "application/json", "text/csv"]),
+        None if path == "/api/v1/archive" => {
+            Some(&[super::archive::MEDIA_TYPE, "application/octet-stream"])
+        }
         None if path.starts_with("/api/v1/") => Some(&["application/json"]),
         None => None,
     }

@@ -13,6 +13,7 @@
 //! JSON that breaks a rule (it names the value and why), 500/503 for the node's own
 //! failures. The API depends on the store and the network [`Client`] only.
 
+pub mod archive;
 mod exchange;
 mod guard;
 mod peers;
@@ -50,7 +51,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// whether a read token may use it; a route the router serves but no list names counts as
 /// a write. Tests keep the list in step with the document and with the router, and try a
 /// read token and a full one on every route.
-pub const ROUTES: [Route; 16] = [
+pub const ROUTES: [Route; 18] = [
     Route::read("GET /healthz"),
     Route::read("GET /readyz"),
     Route::read("GET /api/v1/openapi.json"),
@@ -68,6 +69,9 @@ pub const ROUTES: [Route; 16] = [
     Route::write("POST /api/v1/peers/blocked"),
     Route::write("DELETE /api/v1/peers/blocked/{peer_id}"),
     Route::read("GET /metrics"),
+    // An export reads; an import stores what verifies.
+    Route::read("GET /api/v1/archive"),
+    Route::write("POST /api/v1/archive"),
 ];
 
 /// A route as the OpenAPI document names it, and whether a read token may use it.
@@ -143,6 +147,8 @@ pub struct ApiState {
     auth: Arc<guard::AuthLimiter>,
     limits: ApiLimits,
     console: Arc<ui::Console>,
+    /// How air-gap archive imports and exports ended (`archive.rs`).
+    archive: Arc<archive::Counters>,
 }
 
 impl ApiState {
@@ -159,6 +165,7 @@ impl ApiState {
             auth: Arc::new(guard::AuthLimiter::new(&limits)),
             limits,
             console: Arc::new(ui::Console::default()),
+            archive: Arc::default(),
         }
     }
 
@@ -231,6 +238,13 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::delete(peers::unblock),
         )
         .route("/metrics", get(metrics))
+        // Archives stream: the body limit is the decoder's, frame by frame.
+        .route(
+            "/api/v1/archive",
+            get(archive::export)
+                .post(archive::import)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .merge(taxii::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -958,7 +972,7 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let peers = state.client.peers().await?.len();
     let store = state.store.clone();
     let reading = blocking(move || StoreReading::of(&store)).await?;
-    let text = prometheus::render(
+    let mut text = prometheus::render(
         &state.client.metrics(),
         &state.auth.counters(),
         reading.read.as_ref().ok().map(|(stats, _)| stats),
@@ -970,6 +984,7 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
             .map(|(_, feeds)| feeds.as_slice()),
         peers,
     );
+    state.archive.render(&mut text);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -17,7 +17,7 @@ const MAX_TOKEN_FILE_BYTES: u64 = 4096;
 pub(super) struct ApiArgs {
     /// The node's API.
     #[arg(long, env = "THREATMESH_API", default_value = "http://127.0.0.1:8080")]
-    api: String,
+    pub(super) api: String,
     /// A file holding a bearer token from the node's configuration (api.tokens), readable
     /// by its owner only. Without it the token is taken from the THREATMESH_TOKEN
     /// environment variable.
@@ -35,11 +35,16 @@ pub(super) struct ApiArgs {
 impl ApiArgs {
     /// The bearer token: from `--token-file`, else the deprecated `--token` (with a
     /// warning), else `THREATMESH_TOKEN`.
-    fn token(&self) -> Result<&str> {
+    pub(super) fn token(&self) -> Result<&str> {
         self.resolved
             .get_or_init(|| self.find_token().map_err(|error| format!("{error:#}")))
             .as_deref()
             .map_err(|error| anyhow::anyhow!("{error}"))
+    }
+
+    /// The URL of `path` on the node's API.
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api.trim_end_matches('/'))
     }
 
     fn find_token(&self) -> Result<String> {
@@ -147,7 +152,7 @@ pub(super) struct QueryArgs {
     values: Vec<String>,
 }
 
-fn agent() -> ureq::Agent {
+pub(super) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()

@@ -12,6 +12,7 @@ macro_rules! out {
     }};
 }
 
+mod archive;
 mod charter;
 mod client;
 mod exchange;
@@ -66,6 +67,10 @@ enum Command {
     /// Export everything a running node holds: entries as JSON lines, a STIX 2.1 bundle,
     /// a MISP feed or CSV.
     Export(client::ExportArgs),
+    /// Air-gap transfer: write a running node's entries and charters to one checked file
+    /// (`archive export`), or verify and store such a file (`archive import`).
+    #[command(subcommand)]
+    Archive(archive::ArchiveCommand),
 }
 
 /// Runs the command line and returns the process's exit code.
@@ -102,6 +107,7 @@ where
         Command::Status(args) => client::status(&args),
         Command::Import(args) => exchange::import(&args),
         Command::Export(args) => client::export(&args),
+        Command::Archive(command) => archive::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -209,11 +209,11 @@ pub(crate) fn spawn(
 }
 
 /// The outcome of checking one entry.
-struct Checked {
-    acceptance: Acceptance,
+pub(super) struct Checked {
+    pub(super) acceptance: Acceptance,
     gap: Option<(PublicKey, RangeInclusive<u64>)>,
     /// The batch that wrote the entry, when this check wrote it: on disk once waited for.
-    written: Option<Ticket>,
+    pub(super) written: Option<Ticket>,
 }
 
 impl Checked {
@@ -338,7 +338,7 @@ impl Checker {
     /// Waits until the batches of `written` are on disk; whether they are. The first wait
     /// flushes every batch applied so far, so the others cost nothing: one flush for a
     /// whole page.
-    fn wait_durable(&self, written: &[Ticket]) -> bool {
+    pub(super) fn wait_durable(&self, written: &[Ticket]) -> bool {
         for ticket in written {
             match self.store.wait_durable(*ticket) {
                 Ok(()) => {}
@@ -468,7 +468,7 @@ impl Checker {
     /// passes (not waiting for the disk: see [`Checked::written`]). `requested` is set for
     /// sync pages: an entry of another feed, or past the range asked for, is refused.
     /// `verified` runs once the entry is known to be valid, before it is stored.
-    fn check_entry(
+    pub(super) fn check_entry(
         &self,
         payload: Vec<u8>,
         requested: Option<(PublicKey, u64)>,
@@ -680,7 +680,7 @@ impl Checker {
     /// Offers a charter to the node's charters (see `charters.rs`), counting the outcome:
     /// `Err`, the one outcome its sender is blamed for, when it fails verification
     /// against the charter it names or is not a well-formed charter.
-    fn take_charter(&self, incoming: SignedCharter) -> Result<Taken, CharterError> {
+    pub(super) fn take_charter(&self, incoming: SignedCharter) -> Result<Taken, CharterError> {
         let taken = self.charters.take(incoming);
         match &taken {
             Ok(Taken::Added(_)) => self.metrics.accepted(),

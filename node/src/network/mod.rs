@@ -20,6 +20,7 @@
 //! and the store indexes what it read.
 
 mod answers;
+mod archive;
 mod behaviour;
 mod charters;
 mod clock;
@@ -54,6 +55,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use answers::{
     MAX_BYTES_PER_PEER as SYNC_ANSWER_BYTES_PER_PEER, MAX_OPEN_PER_PEER as SYNC_ANSWERS_PER_PEER,
 };
+pub use archive::{CharterImport, EntryImport};
 pub use behaviour::MESH_N as MESH_DEGREE;
 pub use clock::{Clock, ClockStatus};
 pub use codec::PROTOCOL as SYNC_PROTOCOL;
@@ -342,6 +344,8 @@ pub struct Client {
     peers_target: usize,
     keyring: Keyring,
     unread: unread::Trigger,
+    /// The ingest checks, for archives (`archive.rs`).
+    importer: archive::Importer,
 }
 
 /// Errors starting the network.
@@ -387,21 +391,19 @@ pub fn new(
         metrics: Arc::clone(&metrics),
         clock: Arc::clone(&clock),
     });
-    ingest::spawn(
-        ingest::Checker {
-            store: store.clone(),
-            charter: charter_receiver.clone(),
-            charters: Arc::clone(&charters),
-            metrics: Arc::clone(&metrics),
-            clock_skew: config.clock_skew,
-            clock: Arc::clone(&clock),
-            node: PublicKey::of(&node_key),
-            keyring: keyring.clone(),
-            unread: unread.clone(),
-        },
-        job_receiver,
-        verdict_sender,
-    );
+    let checker = ingest::Checker {
+        store: store.clone(),
+        charter: charter_receiver.clone(),
+        charters: Arc::clone(&charters),
+        metrics: Arc::clone(&metrics),
+        clock_skew: config.clock_skew,
+        clock: Arc::clone(&clock),
+        node: PublicKey::of(&node_key),
+        keyring: keyring.clone(),
+        unread: unread.clone(),
+    };
+    let importer = archive::Importer::new(checker.clone());
+    ingest::spawn(checker, job_receiver, verdict_sender);
     let peers_target = config.target_peers;
     let event_loop = EventLoop::new(
         config,
@@ -429,6 +431,7 @@ pub fn new(
         keyring,
         unread,
         charters,
+        importer,
     };
     Ok((client, event_loop))
 }

@@ -1745,6 +1745,35 @@ impl Store {
         Ok(rows)
     }
 
+    /// Up to `limit` rows of the added-time index from `start` on, each with its entry's
+    /// gossip payload as stored, neither decoded nor checked: air-gap archives carry
+    /// entries exactly as signed, and decoding a million indicators to write them back out
+    /// unchanged would be most of an export's time. Each row: its key (a cursor), the
+    /// time it was accepted, the payload.
+    pub fn added_payloads(
+        &self,
+        start: AddedStart<'_>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Timestamp, Vec<u8>)>, StoreError> {
+        let start = start.first_key();
+        let db = self.db()?;
+        let mut rows = Vec::new();
+        for row in db.range(start..).take(limit) {
+            let (key, id) = row?;
+            if key.first() != Some(&keys::ADDED) {
+                break;
+            }
+            let added = keys::time_of_added_key(&key)
+                .ok_or_else(|| StoreError::corrupt(&key, "short added key"))?;
+            let id = Hash(hash_of(&key, &id)?);
+            let payload = db
+                .get(keys::entry(&id))?
+                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))?;
+            rows.push((key.to_vec(), added, payload.to_vec()));
+        }
+        Ok(rows)
+    }
+
     /// Up to `limit` rows of the added-time index, newest first, from the row before key
     /// `before` (`None`: from the newest): each row's key (a cursor), arrival time and
     /// entry id, without reading the entries. The console's list of recent entries reads
