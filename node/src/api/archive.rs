@@ -21,8 +21,7 @@
 //! counted in `/metrics` by how it ended.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -58,52 +57,6 @@ const IMPORT_PAGE_BYTES: usize = 1024 * 1024;
 const IMPORT_PAGES_IN_FLIGHT: usize = 4;
 /// Refused entries (and charters) an import report names; beyond, they are counted.
 pub const MAX_REFUSED_LISTED: usize = 100;
-
-/// How imports and exports ended, for `/metrics`.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    exports: AtomicU64,
-    exports_failed: AtomicU64,
-    exported_entries: AtomicU64,
-    imports_complete: AtomicU64,
-    imports_refused: AtomicU64,
-    imports_foreign: AtomicU64,
-    imports_cut: AtomicU64,
-    imports_store_failed: AtomicU64,
-}
-
-impl Counters {
-    /// Appends the counters to a Prometheus text exposition.
-    pub(crate) fn render(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let _ = write!(
-            out,
-            "# HELP threatmesh_archive_exports_total Air-gap archive exports, by how they ended.\n\
-             # TYPE threatmesh_archive_exports_total counter\n\
-             threatmesh_archive_exports_total{{result=\"complete\"}} {}\n\
-             threatmesh_archive_exports_total{{result=\"failed\"}} {}\n\
-             # HELP threatmesh_archive_exported_entries_total Entries written into air-gap archives.\n\
-             # TYPE threatmesh_archive_exported_entries_total counter\n\
-             threatmesh_archive_exported_entries_total {}\n\
-             # HELP threatmesh_archive_imports_total Air-gap archive imports, by how they ended: complete, refused (truncated, altered, malformed), foreign (another federation), cut (the upload stopped), store-failed.\n\
-             # TYPE threatmesh_archive_imports_total counter\n\
-             threatmesh_archive_imports_total{{result=\"complete\"}} {}\n\
-             threatmesh_archive_imports_total{{result=\"refused\"}} {}\n\
-             threatmesh_archive_imports_total{{result=\"foreign\"}} {}\n\
-             threatmesh_archive_imports_total{{result=\"cut\"}} {}\n\
-             threatmesh_archive_imports_total{{result=\"store-failed\"}} {}\n",
-            load(&self.exports),
-            load(&self.exports_failed),
-            load(&self.exported_entries),
-            load(&self.imports_complete),
-            load(&self.imports_refused),
-            load(&self.imports_foreign),
-            load(&self.imports_cut),
-            load(&self.imports_store_failed),
-        );
-    }
-}
 
 /// What an export keeps.
 #[derive(Debug, Clone, Default)]
@@ -209,7 +162,7 @@ pub(super) async fn export(
     let held = state.store.stats().map_or(0, |stats| stats.entries);
     let (sender, receiver) = mpsc::channel(EXPORT_CHUNKS_CAP);
     let store = state.store.clone();
-    let counters = Arc::clone(&state.archive);
+    let counters = state.client.archive_counters();
     tokio::task::spawn_blocking(move || {
         let writer = Writer {
             store: &store,
@@ -463,7 +416,7 @@ struct Import {
 
 /// Reads an archive upload and stores what verifies; answers with the report.
 pub(super) async fn import(State(state): State<ApiState>, body: Body) -> Response {
-    let counters = Arc::clone(&state.archive);
+    let counters = state.client.archive_counters();
     let mut import = Import {
         state,
         decoder: Decoder::new(),

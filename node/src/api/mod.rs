@@ -147,8 +147,6 @@ pub struct ApiState {
     auth: Arc<guard::AuthLimiter>,
     limits: ApiLimits,
     console: Arc<ui::Console>,
-    /// How air-gap archive imports and exports ended (`archive.rs`).
-    archive: Arc<archive::Counters>,
 }
 
 impl ApiState {
@@ -165,7 +163,6 @@ impl ApiState {
             auth: Arc::new(guard::AuthLimiter::new(&limits)),
             limits,
             console: Arc::new(ui::Console::default()),
-            archive: Arc::default(),
         }
     }
 
@@ -984,7 +981,7 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
             .map(|(_, feeds)| feeds.as_slice()),
         peers,
     );
-    state.archive.render(&mut text);
+    state.client.archive_counters().render(&mut text);
     Ok((
         [(
             header::CONTENT_TYPE,

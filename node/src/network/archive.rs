@@ -13,6 +13,7 @@
 //! is "known", the rest is new.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use threatmesh_protocol::charter::Admission;
@@ -29,11 +30,61 @@ use super::{Client, ClientError, Command};
 #[derive(Debug, Clone)]
 pub(crate) struct Importer {
     checker: Checker,
+    counters: Arc<ArchiveCounters>,
 }
 
 impl Importer {
     pub(crate) fn new(checker: Checker) -> Importer {
-        Importer { checker }
+        Importer {
+            checker,
+            counters: Arc::default(),
+        }
+    }
+}
+
+/// How imports and exports ended, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ArchiveCounters {
+    pub(crate) exports: AtomicU64,
+    pub(crate) exports_failed: AtomicU64,
+    pub(crate) exported_entries: AtomicU64,
+    pub(crate) imports_complete: AtomicU64,
+    pub(crate) imports_refused: AtomicU64,
+    pub(crate) imports_foreign: AtomicU64,
+    pub(crate) imports_cut: AtomicU64,
+    pub(crate) imports_store_failed: AtomicU64,
+}
+
+impl ArchiveCounters {
+    /// Appends the counters to a Prometheus text exposition.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "# HELP threatmesh_archive_exports_total Air-gap archive exports, by how they ended.\n\
+             # TYPE threatmesh_archive_exports_total counter\n\
+             threatmesh_archive_exports_total{{result=\"complete\"}} {}\n\
+             threatmesh_archive_exports_total{{result=\"failed\"}} {}\n\
+             # HELP threatmesh_archive_exported_entries_total Entries written into air-gap archives.\n\
+             # TYPE threatmesh_archive_exported_entries_total counter\n\
+             threatmesh_archive_exported_entries_total {}\n\
+             # HELP threatmesh_archive_imports_total Air-gap archive imports, by how they ended: complete, refused (truncated, altered, malformed), foreign (another federation), cut (the upload stopped), store-failed.\n\
+             # TYPE threatmesh_archive_imports_total counter\n\
+             threatmesh_archive_imports_total{{result=\"complete\"}} {}\n\
+             threatmesh_archive_imports_total{{result=\"refused\"}} {}\n\
+             threatmesh_archive_imports_total{{result=\"foreign\"}} {}\n\
+             threatmesh_archive_imports_total{{result=\"cut\"}} {}\n\
+             threatmesh_archive_imports_total{{result=\"store-failed\"}} {}\n",
+            load(&self.exports),
+            load(&self.exports_failed),
+            load(&self.exported_entries),
+            load(&self.imports_complete),
+            load(&self.imports_refused),
+            load(&self.imports_foreign),
+            load(&self.imports_cut),
+            load(&self.imports_store_failed),
+        );
     }
 }
 
@@ -199,6 +250,12 @@ impl Importer {
 }
 
 impl Client {
+    /// How this node's archive imports and exports ended (the API counts them here, so
+    /// every API over this node shares them).
+    pub fn archive_counters(&self) -> Arc<ArchiveCounters> {
+        Arc::clone(&self.importer.counters)
+    }
+
     /// Checks and stores entries of an archive (their gossip payloads) as if a peer's sync
     /// answer had brought them; one outcome per payload, in order, once what was stored is
     /// on disk. An error means the store failed: some of the page may be stored, and an

@@ -55,7 +55,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use answers::{
     MAX_BYTES_PER_PEER as SYNC_ANSWER_BYTES_PER_PEER, MAX_OPEN_PER_PEER as SYNC_ANSWERS_PER_PEER,
 };
-pub use archive::{CharterImport, EntryImport};
+pub use archive::{ArchiveCounters, CharterImport, EntryImport};
 pub use behaviour::MESH_N as MESH_DEGREE;
 pub use clock::{Clock, ClockStatus};
 pub use codec::PROTOCOL as SYNC_PROTOCOL;
