@@ -39,7 +39,7 @@ use tracing::{info, warn};
 
 use super::{ApiError, ApiState, blocking};
 use crate::network::{CharterImport, ClientError, EntryImport};
-use crate::store::{AddedStart, Store};
+use crate::store::{AddedPayload, AddedStart, Store};
 
 /// The media type of an archive.
 pub const MEDIA_TYPE: &str = "application/vnd.threatmesh.archive";
@@ -245,7 +245,7 @@ impl Writer<'_> {
                 .added_payloads(start, EXPORT_ROWS)
                 .map_err(|error| error.to_string())?;
             let last_page = rows.len() < EXPORT_ROWS;
-            for (key, _added, payload) in rows {
+            for AddedPayload { key, payload, .. } in rows {
                 cursor = Some(key);
                 if !self.keeps(&payload, &mut kept) {
                     continue;

@@ -479,6 +479,17 @@ pub struct AddedHeader {
     pub header: EntryHeader,
 }
 
+/// A row of the added-time index with its entry's gossip payload, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedPayload {
+    /// The row's key: an opaque cursor for [`AddedStart`].
+    pub key: Vec<u8>,
+    /// When this node accepted the entry.
+    pub added: Timestamp,
+    /// The entry's gossip payload, exactly as signed (its SHA-256 is the entry's id).
+    pub payload: Vec<u8>,
+}
+
 /// A page of a feed, for a sync response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Range {
@@ -1748,13 +1759,12 @@ impl Store {
     /// Up to `limit` rows of the added-time index from `start` on, each with its entry's
     /// gossip payload as stored, neither decoded nor checked: air-gap archives carry
     /// entries exactly as signed, and decoding a million indicators to write them back out
-    /// unchanged would be most of an export's time. Each row: its key (a cursor), the
-    /// time it was accepted, the payload.
+    /// unchanged would be most of an export's time.
     pub fn added_payloads(
         &self,
         start: AddedStart<'_>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Timestamp, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<AddedPayload>, StoreError> {
         let start = start.first_key();
         let db = self.db()?;
         let mut rows = Vec::new();
@@ -1769,7 +1779,11 @@ impl Store {
             let payload = db
                 .get(keys::entry(&id))?
                 .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))?;
-            rows.push((key.to_vec(), added, payload.to_vec()));
+            rows.push(AddedPayload {
+                key: key.to_vec(),
+                added,
+                payload: payload.to_vec(),
+            });
         }
         Ok(rows)
     }
