@@ -407,3 +407,46 @@ async fn a_read_token_may_export_but_not_import() {
     let response = router(state).oneshot(request("POST")).await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_entry_in_a_sound_archive_is_refused_by_id_and_reason_and_the_rest_stored() {
+    let setup = setup().await;
+    let (a, b) = (&setup.net.nodes[0], &setup.net.nodes[1]);
+    let (_, archive) = export(a, "").await;
+    // Re-encoded with the last byte of one entry (its signature) changed: every frame's
+    // check is right, the entry's signature is not.
+    let (header, _) = entries_of(&archive);
+    let mut forged = Vec::new();
+    let mut encoder = Encoder::new(&header, &mut forged).unwrap();
+    let mut decoder = Decoder::new();
+    decoder.feed(&archive);
+    let (mut index, mut forged_entry) = (0, None);
+    while let Some(framed) = decoder.next_frame().unwrap() {
+        match framed.frame {
+            Frame::Charter(payload) => encoder.charter(&payload, &mut forged).unwrap(),
+            Frame::Entry(mut payload) => {
+                if index == 3 {
+                    *payload.last_mut().unwrap() ^= 0x01;
+                    forged_entry = Some((Hash::of(&payload), forged.len()));
+                }
+                encoder.entry(&payload, &mut forged).unwrap();
+                index += 1;
+            }
+            Frame::Header(_) | Frame::Trailer(_) => {}
+        }
+    }
+    encoder.finish(&mut forged).unwrap();
+    let (id, position) = forged_entry.unwrap();
+
+    let (status, report) = import(b, &forged).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["entries"]["refused"], 1);
+    assert_eq!(report["entries"]["new"], index - 1);
+    assert_eq!(report["entries"]["refused_by_reason"]["bad-signature"], 1);
+    let refused = &report["entries"]["refused_entries"][0];
+    assert_eq!(refused["id"], id.to_string());
+    assert_eq!(refused["position"], position);
+    assert_eq!(refused["reason"], "bad-signature");
+    assert!(!b.has(&id));
+}
