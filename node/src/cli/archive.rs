@@ -22,12 +22,15 @@ use crate::api::archive::MEDIA_TYPE;
 /// in one file to carry across a one-way link and import on a node with no network.
 #[derive(Debug, Subcommand)]
 pub(super) enum ArchiveCommand {
-    /// Write an archive of what a running node holds: its charters, then the entries it
-    /// accepted (all, or those selected), with a header naming the federation and a
-    /// SHA-256 over the whole file. Read tokens may export.
+    /// Write an archive of what a running node holds (a read token may).
+    ///
+    /// The archive holds the node's charters, then the entries it accepted (all, or those
+    /// selected) exactly as signed, with a header naming the federation and a SHA-256
+    /// over the whole file.
     Export(ExportArgs),
-    /// Import an archive into a running node (full token): every charter and entry is
-    /// verified as if a peer had sent it and what is new is stored. Prints what was new,
+    /// Verify an archive and store what is new in a running node (full token).
+    ///
+    /// Every charter and entry is verified as if a peer had sent it. Prints what was new,
     /// already known and refused (and why). Running it again changes nothing; an import
     /// that was interrupted can simply be run again. A truncated, altered or
     /// foreign-federation archive is refused at the byte where the fault is, keeping

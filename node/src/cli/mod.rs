@@ -67,8 +67,8 @@ enum Command {
     /// Export everything a running node holds: entries as JSON lines, a STIX 2.1 bundle,
     /// a MISP feed or CSV.
     Export(client::ExportArgs),
-    /// Air-gap transfer: write a running node's entries and charters to one checked file
-    /// (`archive export`), or verify and store such a file (`archive import`).
+    /// Air-gap transfer: a running node's entries and charters in one checked file
+    /// (`archive export`), verified and stored on another node (`archive import`).
     #[command(subcommand)]
     Archive(archive::ArchiveCommand),
 }
