@@ -31,7 +31,17 @@ pub(super) async fn node_state() -> (ApiState, Store, tempfile::TempDir) {
 }
 
 /// [`node_state`] with its network event loop not started: the caller runs it, or not.
+/// No warninglists: these tests publish documentation addresses (RFC 5737), which the
+/// default lists hold back; the warninglist tests (`api/warninglists/tests.rs`) turn
+/// them on with [`node_parts_listing`].
 fn node_parts() -> (ApiState, Store, tempfile::TempDir, network::EventLoop) {
+    node_parts_listing(crate::warninglists::Warninglists::none())
+}
+
+/// [`node_parts`] checking values against `warninglists`.
+pub(super) fn node_parts_listing(
+    warninglists: Arc<crate::warninglists::Warninglists>,
+) -> (ApiState, Store, tempfile::TempDir, network::EventLoop) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &Options::default()).unwrap();
     let (steward, org, node) = (
@@ -72,6 +82,7 @@ fn node_parts() -> (ApiState, Store, tempfile::TempDir, network::EventLoop) {
     store.put_charter(&charter).unwrap();
     let config = network::Config {
         encryption_keys: vec![encryption()],
+        warninglists,
         ..network::Config::default()
     };
     let (client, event_loop) = network::new(config, node, store.clone(), charter).unwrap();

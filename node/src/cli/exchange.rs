@@ -77,6 +77,10 @@ pub(super) struct ImportArgs {
     /// MISP: also import attributes whose `to_ids` is false.
     #[arg(long)]
     include_non_ids: bool,
+    /// Publish indicators on a warninglist too (public DNS resolvers, private addresses,
+    /// empty-file hashes, top domains, ...). By default they are held back and listed.
+    #[arg(long)]
+    ignore_warninglists: bool,
     /// The file (`-` for standard input).
     file: PathBuf,
 }
@@ -101,6 +105,9 @@ pub(super) fn import(args: &ImportArgs) -> Result<()> {
     }
     if args.include_non_ids {
         query.push("include_non_ids=true".into());
+    }
+    if args.ignore_warninglists {
+        query.push("ignore_warninglists=true".into());
     }
     for (name, value) in [
         ("column", &args.column),
@@ -164,6 +171,11 @@ fn print_report(answer: &Json) {
             );
         }
     }
+    super::client::print_held_back(
+        answer["held_back"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice),
+    );
     if answer["dry_run"] == true {
         out!("dry run: nothing published");
         return;
