@@ -352,6 +352,7 @@ fn two_nodes_share_what_one_publishes() {
         dir,
         &[
             "publish",
+            "--ignore-warninglists",
             "--api",
             &a.api,
             "--token-file",
@@ -585,6 +586,7 @@ fn stix_ids_stay_with_their_organisation(dir: &Path, a: &Node, b: &Node) {
     for (node, file) in [(a, "a.json"), (b, "b.json")] {
         let args = [
             "import",
+            "--ignore-warninglists",
             "--api",
             &node.api,
             "--token",
@@ -794,6 +796,7 @@ fn a_key_added_to_a_running_nodes_keyring_opens_what_it_stored_unread() {
         dir,
         &[
             "publish",
+            "--ignore-warninglists",
             "--api",
             &a.api,
             "--token",

@@ -578,7 +578,9 @@ fn sample() -> Value {
                 "confidence": 85, "labels": ["c2"],
                 "context": { "threat": "QakBot", "kill_chain_phase": "command-and-control" } })
     };
-    json!({ "tlp": "green", "items": [
+    // Documentation addresses (RFC 5737) stand in for real C2 servers; they are on the
+    // default warninglists (RFC 5735), so the demo says to publish them all the same.
+    json!({ "tlp": "green", "ignore_warninglists": true, "items": [
         indicator("ipv4", "198.51.100[.]23"),
         indicator("ipv4", "203.0.113[.]77"),
         indicator("domain", "update-check[.]example"),
