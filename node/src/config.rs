@@ -846,4 +846,72 @@ mod tests {
         let valid = config.validate(Path::new("/x")).unwrap();
         assert_eq!(valid.read_tokens, [read]);
     }
+
+    #[test]
+    fn warninglists_are_on_by_default_and_configured_by_name_and_folder() {
+        let template = template(&"t".repeat(32), "127.0.0.1:8080", "/ip4/0.0.0.0/tcp/4001");
+        let mut config = parse(&template).unwrap();
+        config.node.federation = Some(Hash::of(b"f").to_string());
+        let lists = |config: &Config| {
+            let valid = config.validate(Path::new("/x")).unwrap();
+            let ids: Vec<String> = valid
+                .network
+                .warninglists
+                .lists()
+                .iter()
+                .map(|l| l.id.clone())
+                .collect();
+            (ids, valid.warninglists_skipped)
+        };
+        let (ids, _) = lists(&config);
+        assert!(ids.contains(&"rfc1918".to_owned()), "{ids:?}");
+        // Turned off by name; a name that is no list is refused, naming it.
+        config.warninglists.disabled = vec!["rfc1918".into()];
+        assert!(!lists(&config).0.contains(&"rfc1918".to_owned()));
+        config.warninglists.disabled = vec!["rfc1819".into()];
+        let error = config.validate(Path::new("/x")).unwrap_err().to_string();
+        assert!(
+            error.contains("warninglists.disabled: no list is called \"rfc1819\""),
+            "{error}"
+        );
+        config.warninglists.disabled.clear();
+        // A folder relative to the file, with one good and one malformed list.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lists/ours")).unwrap();
+        std::fs::write(
+            dir.path().join("lists/ours/list.json"),
+            r#"{"name":"Ours","version":1,"description":"","type":"string","list":["partner.example"]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("lists/bad.json"),
+            r#"{"name":"Bad","version":1,"type":"cidr","list":["300.0.0.0/8"]}"#,
+        )
+        .unwrap();
+        config.warninglists.dir = Some(PathBuf::from("lists"));
+        let error = config.validate(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("lists/bad.json: `list[0]`: \"300.0.0.0/8\" is not an IP"),
+            "{error}"
+        );
+        config.warninglists.skip_invalid = true;
+        let valid = config.validate(dir.path()).unwrap();
+        assert_eq!(valid.warninglists_skipped.len(), 1);
+        assert!(
+            valid
+                .network
+                .warninglists
+                .lists()
+                .iter()
+                .any(|l| l.id == "ours")
+        );
+        // Off altogether.
+        let config: Config = parse(&template.replace("enabled = true", "enabled = false"))
+            .map(|mut c| {
+                c.node.federation = Some(Hash::of(b"f").to_string());
+                c
+            })
+            .unwrap();
+        assert!(lists(&config).0.is_empty());
+    }
 }

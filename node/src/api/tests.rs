@@ -1411,7 +1411,7 @@ async fn requests_over_the_concurrency_cap_get_503_at_once() {
 }
 
 /// A request as a browser sends it: `headers` as given, the body as it is.
-async fn raw(
+pub(super) async fn raw(
     router: &Router,
     method: &str,
     path: &str,

@@ -98,3 +98,6 @@ pub(super) fn render_metrics(matches: &[(String, u64)]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -974,6 +974,24 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn values_on_a_warninglist_are_stored_and_counted_per_list_once() {
+        let author = SigningKey::from_bytes(&[2; 32]);
+        let checker = checker(&author);
+        // 10.0.0.n: on the default warninglists (RFC 1918).
+        let entries = feed(&checker, &author, 3);
+        for entry in &entries {
+            assert!(forwarded(&gossip(&checker, entry).await));
+        }
+        // A duplicate is not counted again.
+        gossip(&checker, &entries[0]).await;
+        assert_eq!(checker.store.stats().unwrap().entries, 3);
+        let counts: std::collections::HashMap<String, u64> =
+            checker.warninglists.snapshot().into_iter().collect();
+        assert_eq!(counts["rfc1918"], 3);
+        assert_eq!(counts["public-dns-v4"], 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn gossiped_entry_is_accepted_once_verified_then_stored_and_made_durable() {
         let author = SigningKey::from_bytes(&[2; 32]);
         let checker = checker(&author);
