@@ -662,9 +662,10 @@ impl Checker {
         if self.warninglists.lists().is_empty() {
             return;
         }
-        let bundle = match (opening, &entry.entry().body) {
-            (Opening::Opened(bundle), _) | (_, Body::Bundle(bundle)) => bundle,
-            _ => return,
+        let ((Opening::Opened(bundle), _) | (_, Body::Bundle(bundle))) =
+            (opening, &entry.entry().body)
+        else {
+            return;
         };
         for item in &bundle.items {
             match item {
