@@ -429,7 +429,7 @@ async fn openapi_document_describes_every_route_and_only_those() {
 }
 
 /// A TAXII request: basic auth with the token as password, TAXII media types.
-async fn taxii(
+pub(super) async fn taxii(
     router: &Router,
     method: &str,
     path: &str,
@@ -455,7 +455,7 @@ async fn taxii(
 }
 
 /// The URL of collection `own` (writable) or shared.
-async fn collection_url(router: &Router, writable: bool) -> String {
+pub(super) async fn collection_url(router: &Router, writable: bool) -> String {
     let (status, _, answer) = taxii(router, "GET", "/taxii2/root/collections/", None).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let collection = answer["collections"]
@@ -470,7 +470,7 @@ async fn collection_url(router: &Router, writable: bool) -> String {
     )
 }
 
-fn stix_indicator(id: u32, address: &str, modified: &str) -> serde_json::Value {
+pub(super) fn stix_indicator(id: u32, address: &str, modified: &str) -> serde_json::Value {
     serde_json::json!({
         "type": "indicator", "spec_version": "2.1",
         "id": format!("indicator--00000000-0000-4000-8000-{id:012}"),

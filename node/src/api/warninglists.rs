@@ -78,6 +78,39 @@ pub(crate) fn hold_back(
     (kept, held)
 }
 
+/// [`hold_back`] for items imported from STIX objects: the held ones as (the STIX id of
+/// the object they came from, why), for a TAXII status. An indicator read from an
+/// object without an id it kept is held back all the same, with no failure to report.
+pub(crate) fn hold_back_stix(
+    lists: &Warninglists,
+    items: Vec<Item>,
+) -> (Vec<Item>, Vec<(String, String)>) {
+    let mut ids = Vec::new();
+    for item in &items {
+        if let Item::Indicator(indicator) = item {
+            ids.push(indicator.context.stix_id.clone());
+        } else {
+            ids.push(None);
+        }
+    }
+    let (kept, held) = hold_back(lists, items, false, 0);
+    let failures = held
+        .into_iter()
+        .filter_map(|held| {
+            let id = ids.get(held.index).cloned().flatten()?;
+            let on: Vec<&str> = held.warninglists.iter().map(|list| list.id.as_str()).collect();
+            let reason = format!(
+                "{} is on warninglist(s) {}: held back as a likely false positive; publish it \
+                 with ignore_warninglists through /api/v1/publish or /api/v1/import if meant",
+                held.value,
+                on.join(", ")
+            );
+            Some((id, reason))
+        })
+        .collect();
+    (kept, failures)
+}
+
 /// The `/metrics` lines for the matches counted on receipt from peers.
 pub(super) fn render_metrics(matches: &[(String, u64)]) -> String {
     let mut out = String::new();

@@ -1402,6 +1402,13 @@ async fn add_objects(
     }
     let mut publish_error = None;
     for (tlp, items) in import.into_by_tlp(Tlp::Amber) {
+        // Indicators on a warninglist are held back, as on every publish path; TAXII
+        // clients have no flag to send, so the object fails with the reason.
+        let (items, held) = crate::api::warninglists::hold_back_stix(state.client.warninglists(), items);
+        failures.extend(held);
+        if items.is_empty() {
+            continue;
+        }
         if let Err(error) = state
             .client
             .publish(tlp, threatmesh_protocol::Distribution::Federation, items)
