@@ -39,7 +39,7 @@ fn node_parts() -> (ApiState, Store, tempfile::TempDir, network::EventLoop) {
 }
 
 /// [`node_parts`] checking values against `warninglists`.
-pub(super) fn node_parts_listing(
+pub(crate) fn node_parts_listing(
     warninglists: Arc<crate::warninglists::Warninglists>,
 ) -> (ApiState, Store, tempfile::TempDir, network::EventLoop) {
     let dir = tempfile::tempdir().unwrap();

@@ -98,7 +98,11 @@ pub(crate) fn hold_back_stix(
         .into_iter()
         .filter_map(|held| {
             let id = ids.get(held.index).cloned().flatten()?;
-            let on: Vec<&str> = held.warninglists.iter().map(|list| list.id.as_str()).collect();
+            let on: Vec<&str> = held
+                .warninglists
+                .iter()
+                .map(|list| list.id.as_str())
+                .collect();
             let reason = format!(
                 "{} is on warninglist(s) {}: held back as a likely false positive; publish it \
                  with ignore_warninglists through /api/v1/publish or /api/v1/import if meant",

@@ -1404,7 +1404,8 @@ async fn add_objects(
     for (tlp, items) in import.into_by_tlp(Tlp::Amber) {
         // Indicators on a warninglist are held back, as on every publish path; TAXII
         // clients have no flag to send, so the object fails with the reason.
-        let (items, held) = crate::api::warninglists::hold_back_stix(state.client.warninglists(), items);
+        let (items, held) =
+            crate::api::warninglists::hold_back_stix(state.client.warninglists(), items);
         failures.extend(held);
         if items.is_empty() {
             continue;

@@ -259,7 +259,14 @@ fn metric_labels_are_escaped() {
 async fn taxii_marks_listed_indicators_and_holds_them_back_on_post() {
     let (router, _dir) = node();
     let request = serde_json::json!({"items": [indicator("ipv4", "8.8.8.8"), indicator("ipv4", "45.155.205.233")], "ignore_warninglists": true});
-    let (status, body) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), &request.to_string()).await;
+    let (status, body) = call(
+        &router,
+        "POST",
+        "/api/v1/publish",
+        Some(TOKEN),
+        &request.to_string(),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     let shared = collection_url(&router, false).await;
     let (status, _, page) = taxii(&router, "GET", &format!("{shared}objects/"), None).await;
@@ -269,14 +276,22 @@ async fn taxii_marks_listed_indicators_and_holds_them_back_on_post() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|object| object["pattern"].as_str().is_some_and(|p| p.contains(&format!("'{address}'"))))
+            .find(|object| {
+                object["pattern"]
+                    .as_str()
+                    .is_some_and(|p| p.contains(&format!("'{address}'")))
+            })
             .unwrap()
             .clone()
     };
     let marked = with("8.8.8.8");
     let on = marked["x_threatmesh_warninglists"].as_array().unwrap();
     assert!(on.contains(&serde_json::json!("public-dns-v4")), "{marked}");
-    assert!(with("45.155.205.233").get("x_threatmesh_warninglists").is_none());
+    assert!(
+        with("45.155.205.233")
+            .get("x_threatmesh_warninglists")
+            .is_none()
+    );
 
     // A POST of a listed indicator: that object fails, naming the list; the rest is taken.
     let own = collection_url(&router, true).await;
@@ -284,12 +299,19 @@ async fn taxii_marks_listed_indicators_and_holds_them_back_on_post() {
         stix_indicator(1, "8.8.4.4", "2026-01-01T00:00:00.000Z"),
         stix_indicator(2, "45.155.205.234", "2026-01-01T00:00:00.000Z"),
     ]});
-    let (status, _, answer) = taxii(&router, "POST", &format!("{own}objects/"), Some(&envelope)).await;
+    let (status, _, answer) =
+        taxii(&router, "POST", &format!("{own}objects/"), Some(&envelope)).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["success_count"], 1, "{answer}");
     let failure = &answer["failures"][0];
     assert_eq!(failure["id"], envelope["objects"][0]["id"], "{answer}");
-    assert!(failure["message"].as_str().unwrap().contains("public-dns-v4"), "{answer}");
+    assert!(
+        failure["message"]
+            .as_str()
+            .unwrap()
+            .contains("public-dns-v4"),
+        "{answer}"
+    );
     assert!(!known(&router, "ipv4", "8.8.4.4").await.0);
     assert!(known(&router, "ipv4", "45.155.205.234").await.0);
 }
