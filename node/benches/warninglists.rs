@@ -37,8 +37,14 @@ fn value(n: u32) -> Value {
         },
         1..=7 => (Kind::Ipv4, format!("{}.{b}.{c}.{d}", 45 + a % 50)),
         8..=12 => (Kind::Domain, format!("cdn-{n}.update-check{}.xyz", n % 97)),
-        13..=15 => (Kind::Url, format!("http://dl-{n}.badness.net/gate.php?id={d}")),
-        16..=18 => (Kind::Sha256, format!("{:064x}", u128::from(n) * 0x9e37_79b9_7f4a)),
+        13..=15 => (
+            Kind::Url,
+            format!("http://dl-{n}.badness.net/gate.php?id={d}"),
+        ),
+        16..=18 => (
+            Kind::Sha256,
+            format!("{:064x}", u128::from(n) * 0x9e37_79b9_7f4a),
+        ),
         _ if n % 40 == 19 => (Kind::Md5, format!("{:032x}", u128::from(n) * 0x9e37_79b9)),
         _ => (Kind::Ipv6, format!("2a0{}:{b:x}{c:x}::{d:x}", a % 9 + 1)),
     };
@@ -48,7 +54,10 @@ fn value(n: u32) -> Value {
 fn matching(c: &mut Criterion) {
     let lists = Warninglists::builtin();
     let values: Vec<Value> = (0..VALUES).map(value).collect();
-    let on = values.iter().filter(|v| !lists.matches(v).is_empty()).count();
+    let on = values
+        .iter()
+        .filter(|v| !lists.matches(v).is_empty())
+        .count();
     println!("{on} of {VALUES} values are on a default list");
     let mut group = c.benchmark_group("warninglists");
     group.throughput(Throughput::Elements(u64::from(VALUES)));

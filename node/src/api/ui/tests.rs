@@ -819,3 +819,46 @@ async fn the_publish_form_holds_listed_values_back_unless_ticked_and_search_mark
     );
     assert!(csv.body.contains("public-dns-v4"), "{}", csv.body);
 }
+
+#[tokio::test]
+async fn an_upload_names_the_listed_values_and_confirming_holds_them_back_unless_ticked() {
+    let (router, store, _dir) = console_listing().await;
+    let cookie = sign_in(&router, TOKEN).await;
+    let csrf = get(&router, "/ui/publish", Some(&cookie)).await.csrf();
+    let file = b"8.8.8.8\n45.155.205.233\n";
+    let dry_run = |csrf: String| {
+        let (router, cookie) = (router.clone(), cookie.clone());
+        async move {
+            let answer = send(&router, upload(&cookie, &csrf, "csv", file)).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            assert!(answer.body.contains("id=\"held-back\""), "{}", answer.body);
+            assert!(
+                answer.body.contains("name=\"ignore_warninglists\""),
+                "{}",
+                answer.body
+            );
+            let at = answer.body.find("name=\"import\" value=\"").unwrap() + 21;
+            answer.body[at..at + 64].to_owned()
+        }
+    };
+    let import = dry_run(csrf.clone()).await;
+    let fields = [("csrf", csrf.as_str()), ("import", import.as_str())];
+    let answer = post_form(&router, "/ui/import/confirm", Some(&cookie), &fields).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(
+        answer.body.contains("1 indicator(s) held back"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(store.stats().unwrap().entries, 1);
+    let import = dry_run(csrf.clone()).await;
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("import", import.as_str()),
+        ("ignore_warninglists", "on"),
+    ];
+    let answer = post_form(&router, "/ui/import/confirm", Some(&cookie), &fields).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(!answer.body.contains("held back"), "{}", answer.body);
+    assert_eq!(store.stats().unwrap().entries, 2);
+}
