@@ -363,6 +363,21 @@ fn two_nodes_share_what_one_publishes() {
         ],
     );
     assert!(published.contains("published in 1 entry"), "{published}");
+    // A value on a warninglist is held back, named with its list, unless asked.
+    std::fs::write(dir.join("resolver.txt"), "8.8.8.8\n").unwrap();
+    let args = [
+        "publish",
+        "--api",
+        &a.api,
+        "--token-file",
+        "a.token",
+        "resolver.txt",
+    ];
+    let held = ok(dir, &args);
+    assert!(held.contains("held back 1 indicator(s)"), "{held}");
+    assert!(held.contains("item 0: ipv4 8.8.8.8 is on"), "{held}");
+    assert!(held.contains("public-dns-v4"), "{held}");
+    assert!(held.contains("published in 0 entries"), "{held}");
 
     let answer = wait_for("node b to know the published values", TIMEOUT, || {
         let output = ok_with_token(
