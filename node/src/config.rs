@@ -21,6 +21,8 @@ pub struct Config {
     pub api: ApiSection,
     /// Logging.
     pub log: LogSection,
+    /// Warninglists: known false positives.
+    pub warninglists: WarninglistsSection,
 }
 
 /// `[node]`
@@ -133,6 +135,34 @@ pub struct LogSection {
     pub format: String,
     /// A tracing filter (`info`, `threatmesh_node=debug`, ...).
     pub level: String,
+}
+
+/// `[warninglists]`: MISP warninglists. Values on an enabled list are held back on publish
+/// and import (unless the caller says to ignore them), marked on lookup and in exports, and
+/// counted when peers send them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarninglistsSection {
+    /// Check values against warninglists at all (the default set and `dir`).
+    pub enabled: bool,
+    /// A folder of the operator's own lists in the MISP format: `NAME/list.json` or
+    /// `NAME.json`. A list with a default list's name replaces it.
+    pub dir: Option<PathBuf>,
+    /// Lists to turn off, by name (`rfc1918`, `cisco_top10k`, ...).
+    pub disabled: Vec<String>,
+    /// Start without a malformed list file (with a warning) instead of refusing to start.
+    pub skip_invalid: bool,
+}
+
+impl Default for WarninglistsSection {
+    fn default() -> WarninglistsSection {
+        WarninglistsSection {
+            enabled: true,
+            dir: None,
+            disabled: Vec::new(),
+            skip_invalid: false,
+        }
+    }
 }
 
 impl Default for NodeSection {
@@ -256,6 +286,10 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// A warninglist file is malformed, the folder cannot be read, or `disabled` names
+    /// a list there is not.
+    #[error("{0}")]
+    Warninglists(#[from] crate::warninglists::LoadError),
 }
 
 /// Refuses the configuration file at `path` if others can read it: it holds the API
@@ -339,6 +373,9 @@ pub struct Validated {
     pub json_logs: bool,
     /// Log filter.
     pub log_level: String,
+    /// Warninglist files left out under `warninglists.skip_invalid`, for the start to
+    /// warn about once logging is up.
+    pub warninglists_skipped: Vec<crate::warninglists::ListError>,
 }
 
 /// Shortest API token accepted: shorter ones can be guessed.
@@ -519,6 +556,7 @@ impl Config {
             handshake_timeout: Duration::from_secs(self.network.handshake_timeout_secs),
             ..crate::network::Config::default()
         };
+        let (network, warninglists_skipped) = self.warninglists.load(base, network)?;
         Ok(Validated {
             data_dir: base.join(&self.node.data_dir),
             key_file: base.join(&self.node.key_file),
@@ -543,7 +581,37 @@ impl Config {
             taxii_background_index: self.api.taxii_background_index,
             json_logs,
             log_level: self.log.level.clone(),
+            warninglists_skipped,
         })
+    }
+}
+
+impl WarninglistsSection {
+    /// Loads the lists this section names into `network`'s configuration; returns it with
+    /// the files left out under `skip_invalid`.
+    fn load(
+        &self,
+        base: &Path,
+        mut network: crate::network::Config,
+    ) -> Result<(crate::network::Config, Vec<crate::warninglists::ListError>), ConfigError> {
+        use crate::warninglists::{Sources, Warninglists};
+        if !self.enabled {
+            network.warninglists = Warninglists::none();
+            return Ok((network, Vec::new()));
+        }
+        if self.dir.is_none() && self.disabled.is_empty() {
+            // The default set, compiled once per process.
+            network.warninglists = Warninglists::builtin();
+            return Ok((network, Vec::new()));
+        }
+        let loaded = crate::warninglists::load(&Sources {
+            builtin: true,
+            dir: self.dir.as_ref().map(|dir| base.join(dir)),
+            disabled: self.disabled.clone(),
+            skip_invalid: self.skip_invalid,
+        })?;
+        network.warninglists = std::sync::Arc::new(loaded.lists);
+        Ok((network, loaded.skipped))
     }
 }
 
@@ -639,6 +707,23 @@ taxii_background_index = true
 format = "human"
 # A tracing filter: "info", "debug", "threatmesh_node=debug,libp2p=info", ...
 level = "info"
+
+[warninglists]
+# MISP warninglists: values that are almost always false positives (public DNS
+# resolvers, RFC 1918 and other special-use addresses, empty-file hashes, top domains,
+# cloud providers' ranges). A value on an enabled list is held back on publish and
+# import unless the request says `ignore_warninglists` (CLI: --ignore-warninglists),
+# marked on lookup, in exports and on TAXII, and counted in /metrics when peers send it.
+# The default set is built in; node/warninglists/PROVENANCE.md lists it.
+enabled = true
+# Your own lists in the MISP format, one per NAME/list.json or NAME.json; a list named
+# like a default one replaces it.
+# dir = "warninglists"
+# Lists to turn off, by name; an unknown name stops the start.
+# disabled = ["cisco_top10k"]
+# A malformed list file stops the start, naming the file and the field. true: start
+# without it and log a warning.
+skip_invalid = false
 "#
     )
 }
@@ -760,5 +845,73 @@ mod tests {
         config.node.federation = Some(Hash::of(b"f").to_string());
         let valid = config.validate(Path::new("/x")).unwrap();
         assert_eq!(valid.read_tokens, [read]);
+    }
+
+    #[test]
+    fn warninglists_are_on_by_default_and_configured_by_name_and_folder() {
+        let template = template(&"t".repeat(32), "127.0.0.1:8080", "/ip4/0.0.0.0/tcp/4001");
+        let mut config = parse(&template).unwrap();
+        config.node.federation = Some(Hash::of(b"f").to_string());
+        let lists = |config: &Config| {
+            let valid = config.validate(Path::new("/x")).unwrap();
+            let ids: Vec<String> = valid
+                .network
+                .warninglists
+                .lists()
+                .iter()
+                .map(|l| l.id.clone())
+                .collect();
+            (ids, valid.warninglists_skipped)
+        };
+        let (ids, _) = lists(&config);
+        assert!(ids.contains(&"rfc1918".to_owned()), "{ids:?}");
+        // Turned off by name; a name that is no list is refused, naming it.
+        config.warninglists.disabled = vec!["rfc1918".into()];
+        assert!(!lists(&config).0.contains(&"rfc1918".to_owned()));
+        config.warninglists.disabled = vec!["rfc1819".into()];
+        let error = config.validate(Path::new("/x")).unwrap_err().to_string();
+        assert!(
+            error.contains("warninglists.disabled: no list is called \"rfc1819\""),
+            "{error}"
+        );
+        config.warninglists.disabled.clear();
+        // A folder relative to the file, with one good and one malformed list.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lists/ours")).unwrap();
+        std::fs::write(
+            dir.path().join("lists/ours/list.json"),
+            r#"{"name":"Ours","version":1,"description":"","type":"string","list":["partner.example"]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("lists/bad.json"),
+            r#"{"name":"Bad","version":1,"type":"cidr","list":["300.0.0.0/8"]}"#,
+        )
+        .unwrap();
+        config.warninglists.dir = Some(PathBuf::from("lists"));
+        let error = config.validate(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("lists/bad.json: `list[0]`: \"300.0.0.0/8\" is not an IP"),
+            "{error}"
+        );
+        config.warninglists.skip_invalid = true;
+        let valid = config.validate(dir.path()).unwrap();
+        assert_eq!(valid.warninglists_skipped.len(), 1);
+        assert!(
+            valid
+                .network
+                .warninglists
+                .lists()
+                .iter()
+                .any(|l| l.id == "ours")
+        );
+        // Off altogether.
+        let config: Config = parse(&template.replace("enabled = true", "enabled = false"))
+            .map(|mut c| {
+                c.node.federation = Some(Hash::of(b"f").to_string());
+                c
+            })
+            .unwrap();
+        assert!(lists(&config).0.is_empty());
     }
 }

@@ -7,6 +7,8 @@
 //! - [`api`]: the local HTTP API over the store and the network client.
 //! - [`formats`]: STIX 2.1, MISP and CSV in and out.
 //! - [`cli`]: the `threatmesh` command.
+//! - [`warninglists`]: MISP warninglists: known false positives, held back on publish and
+//!   marked on lookup.
 
 pub mod api;
 pub mod cli;
@@ -15,3 +17,4 @@ pub mod formats;
 pub mod keyfile;
 pub mod network;
 pub mod store;
+pub mod warninglists;

@@ -352,6 +352,7 @@ fn two_nodes_share_what_one_publishes() {
         dir,
         &[
             "publish",
+            "--ignore-warninglists",
             "--api",
             &a.api,
             "--token-file",
@@ -362,6 +363,21 @@ fn two_nodes_share_what_one_publishes() {
         ],
     );
     assert!(published.contains("published in 1 entry"), "{published}");
+    // A value on a warninglist is held back, named with its list, unless asked.
+    std::fs::write(dir.join("resolver.txt"), "8.8.8.8\n").unwrap();
+    let args = [
+        "publish",
+        "--api",
+        &a.api,
+        "--token-file",
+        "a.token",
+        "resolver.txt",
+    ];
+    let held = ok(dir, &args);
+    assert!(held.contains("held back 1 indicator(s)"), "{held}");
+    assert!(held.contains("item 0: ipv4 8.8.8.8 is on"), "{held}");
+    assert!(held.contains("public-dns-v4"), "{held}");
+    assert!(held.contains("published in 0 entries"), "{held}");
 
     let answer = wait_for("node b to know the published values", TIMEOUT, || {
         let output = ok_with_token(
@@ -585,6 +601,7 @@ fn stix_ids_stay_with_their_organisation(dir: &Path, a: &Node, b: &Node) {
     for (node, file) in [(a, "a.json"), (b, "b.json")] {
         let args = [
             "import",
+            "--ignore-warninglists",
             "--api",
             &node.api,
             "--token",
@@ -794,6 +811,7 @@ fn a_key_added_to_a_running_nodes_keyring_opens_what_it_stored_unread() {
         dir,
         &[
             "publish",
+            "--ignore-warninglists",
             "--api",
             &a.api,
             "--token",

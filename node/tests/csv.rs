@@ -339,7 +339,8 @@ fn export_writes_one_quoted_row_per_indicator_and_reads_back() {
     let mut lines = text.split("\r\n");
     assert_eq!(
         lines.next().unwrap(),
-        "kind,value,tlp,confidence,valid_from,valid_until,labels,threat,description,publisher,entry"
+        "kind,value,tlp,confidence,valid_from,valid_until,labels,threat,description,publisher,entry,\
+         warninglists"
     );
     let entry_id = threatmesh_protocol::crypto::hex_encode(&signed.id().0);
     assert_eq!(
@@ -348,6 +349,7 @@ fn export_writes_one_quoted_row_per_indicator_and_reads_back() {
          2027-01-15T08:00:00Z,c2;phishing,,\"said \"\"hi\"\"\nthen left\",CERT-DE,"
             .to_owned()
             + &entry_id
+            + ","
     );
 
     // Read back with detection: header, value column, kinds and markings come along.
@@ -478,4 +480,57 @@ fn no_member_text_reaches_a_spreadsheet_as_a_formula() {
         })
         .collect();
     assert_eq!(values(&back), expected);
+}
+
+#[test]
+fn the_warninglists_column_names_the_lists_a_value_is_on() {
+    let lists = threatmesh_node::warninglists::Warninglists::builtin();
+    let key = threatmesh_protocol::SigningKey::from_bytes(&[7; 32]);
+    let items = ["8.8.8.8", "45.155.205.233"]
+        .map(|text| {
+            threatmesh_protocol::item::Item::Indicator(threatmesh_protocol::item::Indicator::new(
+                Value::parse(Kind::Ipv4, text).unwrap(),
+                threatmesh_protocol::Timestamp(1_700_000_000_000),
+            ))
+        })
+        .to_vec();
+    let entry = threatmesh_protocol::Entry {
+        federation: threatmesh_protocol::Hash([1; 32]),
+        author: PublicKey::of(&key),
+        seq: 1,
+        prev: None,
+        created: threatmesh_protocol::Timestamp(1_700_000_000_000),
+        body: threatmesh_protocol::Body::Bundle(threatmesh_protocol::Bundle {
+            tlp: threatmesh_protocol::Tlp::Green,
+            distribution: threatmesh_protocol::Distribution::Federation,
+            items,
+        }),
+    };
+    let publisher = Publisher {
+        org: PublicKey([9; 32]),
+        name: "CERT-DE".to_owned(),
+        country: "DE".to_owned(),
+    };
+    let mut out = Vec::new();
+    csv::write_header(&mut out).unwrap();
+    csv::write_entry_marked(
+        &mut out,
+        &entry,
+        threatmesh_protocol::Hash([2; 32]),
+        &publisher,
+        Some(&lists),
+    )
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert!(lines[0].ends_with(",entry,warninglists"), "{text}");
+    let last = |line: &str| line.rsplit(',').next().unwrap().to_owned();
+    assert!(lines[1].starts_with("ipv4,8.8.8.8,"), "{text}");
+    assert!(
+        last(lines[1])
+            .split(';')
+            .any(|list| list == "public-dns-v4"),
+        "{text}"
+    );
+    assert_eq!(last(lines[2]), "", "{text}");
 }

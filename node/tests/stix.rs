@@ -1456,3 +1456,44 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn indicators_on_a_warninglist_are_marked_and_pass_the_oasis_validator() {
+    let lists = threatmesh_node::warninglists::Warninglists::builtin();
+    let items = ["8.8.8.8", "45.155.205.233"]
+        .map(|text| {
+            Item::Indicator(Indicator::new(
+                Value::parse(Kind::Ipv4, text).unwrap(),
+                SIGNED,
+            ))
+        })
+        .to_vec();
+    let entry = sign(1, Tlp::Green, items);
+    let publisher = publisher();
+    let bundle =
+        stix::export_bundle_marked([(entry.entry(), entry.id(), &publisher)], OWN, Some(&lists));
+    let indicator_of = |address: &str| {
+        objects(&bundle)
+            .iter()
+            .find(|object| {
+                object["type"] == "indicator"
+                    && object["pattern"]
+                        .as_str()
+                        .unwrap()
+                        .contains(&format!("'{address}'"))
+            })
+            .unwrap()
+            .clone()
+    };
+    let marked = indicator_of("8.8.8.8");
+    let on = marked[stix::WARNINGLISTS_PROPERTY].as_array().unwrap();
+    assert!(on.contains(&json!("public-dns-v4")), "{marked}");
+    let plain = indicator_of("45.155.205.233");
+    assert!(plain.get(stix::WARNINGLISTS_PROPERTY).is_none(), "{plain}");
+    assert!(
+        marked["extensions"][stix::WARNINGLISTS_EXTENSION].is_object(),
+        "{marked}"
+    );
+    assert_eq!(by_id(&bundle, stix::WARNINGLISTS_EXTENSION).len(), 1);
+    validate(&[("warninglist-marks".into(), bundle)]);
+}

@@ -347,6 +347,13 @@ fn init(
         .replace(
             "# read_tokens = [\"...\"]\n",
             &format!("read_tokens = [\"{}\"]\n", read_token()?),
+        )
+        // The labs and their tests publish documentation (RFC 5737, RFC 3849) and private
+        // addresses as stand-ins for real C2 servers, through every path (TAXII POST has
+        // no override): the warninglists of those ranges are off here, the others stay on.
+        .replace(
+            "# disabled = [\"cisco_top10k\"]\n",
+            "disabled = [\"rfc1918\", \"rfc5735\", \"rfc3849\"]\n",
         );
     // The settings must have been found: a template that writes them differently would
     // otherwise leave the testnet measuring something else without a word.
@@ -356,6 +363,7 @@ fn init(
         "ip_connection_burst = 1000\n",
         "taxii_background_index = false\n",
         "read_tokens = [\"",
+        "disabled = [\"rfc1918\"",
     ] {
         if !config.contains(setting) {
             bail!(
@@ -578,7 +586,9 @@ fn sample() -> Value {
                 "confidence": 85, "labels": ["c2"],
                 "context": { "threat": "QakBot", "kill_chain_phase": "command-and-control" } })
     };
-    json!({ "tlp": "green", "items": [
+    // Documentation addresses (RFC 5737) stand in for real C2 servers; they are on the
+    // default warninglists (RFC 5735), so the demo says to publish them all the same.
+    json!({ "tlp": "green", "ignore_warninglists": true, "items": [
         indicator("ipv4", "198.51.100[.]23"),
         indicator("ipv4", "203.0.113[.]77"),
         indicator("domain", "update-check[.]example"),

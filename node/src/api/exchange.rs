@@ -4,8 +4,10 @@
 //! The file is the request body, as it is on disk. Options are query parameters: `tlp`
 //! (the marking of items the file leaves unmarked, default amber), `dry_run` (report
 //! only, publish nothing), and per format `column`, `delimiter`, `kind`, `header` (CSV)
-//! or `include_non_ids` (MISP). Items are published one TLP group at a time; a group the
-//! node refuses (TLP:RED in the clear, for one) is reported and the others still go out.
+//! or `include_non_ids` (MISP), and `ignore_warninglists` (publish indicators on a
+//! warninglist too; by default they are held back and listed in the report, also on a dry
+//! run). Items are published one TLP group at a time; a group the node refuses (TLP:RED in
+//! the clear, for one) is reported and the others still go out.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use threatmesh_protocol::bundle::{Distribution, Tlp};
 use threatmesh_protocol::{Hash, Kind};
 
+use super::warninglists::{HeldBack, hold_back};
 use super::{ApiError, ApiState, blocking};
 use crate::formats::{Import, ImportReport, csv, misp, stix};
 
@@ -30,6 +33,8 @@ pub(super) struct ImportQuery {
     header: Option<bool>,
     #[serde(default)]
     include_non_ids: bool,
+    #[serde(default)]
+    ignore_warninglists: bool,
 }
 
 /// What an import did.
@@ -41,6 +46,9 @@ pub(super) struct Imported {
     published: Vec<Published>,
     /// The groups the node refused to publish, with why.
     not_published: Vec<NotPublished>,
+    /// Indicators not published because their value is on a warninglist (on a dry run:
+    /// those that would be held back).
+    held_back: Vec<HeldBack>,
     /// True when nothing was published because the request asked for a dry run.
     dry_run: bool,
 }
@@ -66,17 +74,35 @@ pub(crate) struct NotPublished {
 pub(crate) struct ImportOutcome {
     pub(crate) published: Vec<Published>,
     pub(crate) not_published: Vec<NotPublished>,
+    /// Indicators left out because their value is on a warninglist; `index` counts the
+    /// items in the order they were published, group after group.
+    pub(crate) held_back: Vec<HeldBack>,
 }
 
 /// Publishes what `import` read, one TLP group at a time (items the file left unmarked
 /// as `default_tlp`); a group the node refuses is reported and the others still go out.
+/// Indicators on a warninglist are held back unless `ignore_warninglists`.
 pub(crate) async fn publish_import(
     state: &ApiState,
     import: Import,
     default_tlp: Tlp,
+    ignore_warninglists: bool,
 ) -> ImportOutcome {
     let mut outcome = ImportOutcome::default();
+    let mut index = 0;
     for (tlp, items) in import.into_by_tlp(default_tlp) {
+        let asked = items.len();
+        let (items, held) = hold_back(
+            state.client.warninglists(),
+            items,
+            ignore_warninglists,
+            index,
+        );
+        index += asked;
+        outcome.held_back.extend(held);
+        if items.is_empty() {
+            continue;
+        }
         let count = items.len();
         match state
             .client
@@ -171,19 +197,29 @@ pub(super) async fn import(
     .map_err(|error| unprocessable(format!("{format} file: {error}")))?;
     let report = std::mem::take(&mut import.report);
     if query.dry_run {
+        let mut held_back = Vec::new();
+        let mut index = 0;
+        for (_, items) in import.into_by_tlp(default_tlp) {
+            let asked = items.len();
+            let lists = state.client.warninglists();
+            held_back.extend(hold_back(lists, items, query.ignore_warninglists, index).1);
+            index += asked;
+        }
         let answer = Imported {
             report,
             published: Vec::new(),
             not_published: Vec::new(),
+            held_back,
             dry_run: true,
         };
         return Ok((StatusCode::OK, Json(answer)));
     }
-    let outcome = publish_import(&state, import, default_tlp).await;
+    let outcome = publish_import(&state, import, default_tlp, query.ignore_warninglists).await;
     let answer = Imported {
         report,
         published: outcome.published,
         not_published: outcome.not_published,
+        held_back: outcome.held_back,
         dry_run: false,
     };
     // Something the file held could not go out at all: say so in the status too.

@@ -21,6 +21,7 @@ mod prometheus;
 pub mod ready;
 pub mod taxii;
 mod ui;
+mod warninglists;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -580,6 +581,16 @@ struct PublishRequest {
     #[serde(default)]
     distribution: Distribution,
     items: Vec<Item>,
+    /// Publish indicators on a warninglist too, instead of holding them back.
+    #[serde(default)]
+    ignore_warninglists: bool,
+}
+
+/// Publish options that may also come in the query string.
+#[derive(Debug, Default, Deserialize)]
+struct PublishQuery {
+    #[serde(default)]
+    ignore_warninglists: bool,
 }
 
 fn default_tlp() -> Tlp {
@@ -589,10 +600,13 @@ fn default_tlp() -> Tlp {
 #[derive(Debug, Serialize)]
 struct Published {
     entries: Vec<Hash>,
+    /// Indicators not published because their value is on a warninglist.
+    held_back: Vec<warninglists::HeldBack>,
 }
 
 async fn publish(
     State(state): State<ApiState>,
+    axum::extract::Query(query): axum::extract::Query<PublishQuery>,
     Body(request): Body<PublishRequest>,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     if request.items.is_empty() {
@@ -609,11 +623,22 @@ async fn publish(
             )
         })?;
     }
+    let (items, held_back) = warninglists::hold_back(
+        state.client.warninglists(),
+        request.items,
+        request.ignore_warninglists || query.ignore_warninglists,
+        0,
+    );
+    if items.is_empty() {
+        // Everything was on a warninglist: nothing published, and the report says why.
+        let entries = Vec::new();
+        return Ok((StatusCode::OK, Json(Published { entries, held_back })));
+    }
     let entries = state
         .client
-        .publish(request.tlp, request.distribution, request.items)
+        .publish(request.tlp, request.distribution, items)
         .await?;
-    Ok((StatusCode::CREATED, Json(Published { entries })))
+    Ok((StatusCode::CREATED, Json(Published { entries, held_back })))
 }
 
 /// A lookup answer: what the store holds about one value.
@@ -622,6 +647,8 @@ struct Answer {
     known: bool,
     #[serde(flatten)]
     lookup: Lookup,
+    /// The warninglists the value is on.
+    warninglists: Vec<warninglists::ListMatch>,
 }
 
 async fn lookup_one(
@@ -633,11 +660,13 @@ async fn lookup_one(
         .map_err(|error| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{error}")))?;
     let value = Value::parse(kind, &text)
         .map_err(|error| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()))?;
+    let on = warninglists::lists_of(state.client.warninglists(), &value);
     let (store, now) = (state.store.clone(), state.client.now());
     let lookup = blocking(move || store.lookup(&value, now)).await??;
     Ok(Json(Answer {
         known: !lookup.assertions.is_empty() || !lookup.sightings.is_empty(),
         lookup,
+        warninglists: on,
     }))
 }
 
@@ -660,9 +689,17 @@ struct LookupAnswer {
     /// How many values were asked about.
     asked: usize,
     /// The values something is known about.
-    found: Vec<Lookup>,
+    found: Vec<Marked>,
     /// Values that are not valid indicators, with why.
     invalid: Vec<Invalid>,
+}
+
+/// A value found, with the warninglists it is on.
+#[derive(Debug, Serialize)]
+struct Marked {
+    #[serde(flatten)]
+    lookup: Lookup,
+    warninglists: Vec<warninglists::ListMatch>,
 }
 
 #[derive(Debug, Serialize)]
@@ -700,7 +737,14 @@ async fn lookup_many(
         }
     }
     let (store, now) = (state.store.clone(), state.client.now());
-    let found = blocking(move || store.lookup_many(&values, now)).await??;
+    let found = blocking(move || store.lookup_many(&values, now))
+        .await??
+        .into_iter()
+        .map(|lookup| Marked {
+            warninglists: warninglists::lists_of(state.client.warninglists(), &lookup.value),
+            lookup,
+        })
+        .collect();
     Ok(Json(LookupAnswer {
         asked,
         found,
@@ -980,7 +1024,7 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
             .ok()
             .map(|(_, feeds)| feeds.as_slice()),
         peers,
-    );
+    ) + &warninglists::render_metrics(&state.client.warninglist_matches());
     state.client.archive_counters().render(&mut text);
     Ok((
         [(

@@ -31,7 +31,17 @@ pub(super) async fn node_state() -> (ApiState, Store, tempfile::TempDir) {
 }
 
 /// [`node_state`] with its network event loop not started: the caller runs it, or not.
+/// No warninglists: these tests publish documentation addresses (RFC 5737), which the
+/// default lists hold back; the warninglist tests (`api/warninglists/tests.rs`) turn
+/// them on with [`node_parts_listing`].
 fn node_parts() -> (ApiState, Store, tempfile::TempDir, network::EventLoop) {
+    node_parts_listing(crate::warninglists::Warninglists::none())
+}
+
+/// [`node_parts`] checking values against `warninglists`.
+pub(crate) fn node_parts_listing(
+    warninglists: Arc<crate::warninglists::Warninglists>,
+) -> (ApiState, Store, tempfile::TempDir, network::EventLoop) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &Options::default()).unwrap();
     let (steward, org, node) = (
@@ -72,6 +82,7 @@ fn node_parts() -> (ApiState, Store, tempfile::TempDir, network::EventLoop) {
     store.put_charter(&charter).unwrap();
     let config = network::Config {
         encryption_keys: vec![encryption()],
+        warninglists,
         ..network::Config::default()
     };
     let (client, event_loop) = network::new(config, node, store.clone(), charter).unwrap();
@@ -418,7 +429,7 @@ async fn openapi_document_describes_every_route_and_only_those() {
 }
 
 /// A TAXII request: basic auth with the token as password, TAXII media types.
-async fn taxii(
+pub(super) async fn taxii(
     router: &Router,
     method: &str,
     path: &str,
@@ -444,7 +455,7 @@ async fn taxii(
 }
 
 /// The URL of collection `own` (writable) or shared.
-async fn collection_url(router: &Router, writable: bool) -> String {
+pub(super) async fn collection_url(router: &Router, writable: bool) -> String {
     let (status, _, answer) = taxii(router, "GET", "/taxii2/root/collections/", None).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let collection = answer["collections"]
@@ -459,7 +470,7 @@ async fn collection_url(router: &Router, writable: bool) -> String {
     )
 }
 
-fn stix_indicator(id: u32, address: &str, modified: &str) -> serde_json::Value {
+pub(super) fn stix_indicator(id: u32, address: &str, modified: &str) -> serde_json::Value {
     serde_json::json!({
         "type": "indicator", "spec_version": "2.1",
         "id": format!("indicator--00000000-0000-4000-8000-{id:012}"),
@@ -1400,7 +1411,7 @@ async fn requests_over_the_concurrency_cap_get_503_at_once() {
 }
 
 /// A request as a browser sends it: `headers` as given, the body as it is.
-async fn raw(
+pub(super) async fn raw(
     router: &Router,
     method: &str,
     path: &str,

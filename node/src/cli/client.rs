@@ -105,6 +105,10 @@ pub(super) struct PublishArgs {
     /// amber+strict.
     #[arg(long = "recipient")]
     recipients: Vec<String>,
+    /// Publish indicators on a warninglist too (public DNS resolvers, private addresses,
+    /// empty-file hashes, top domains, ...). By default they are held back and listed.
+    #[arg(long)]
+    ignore_warninglists: bool,
     /// A file (or `-` for standard input): a JSON publish request as the API takes it, or
     /// a plain list of values, one per line (kind detected, defanged values accepted).
     file: PathBuf,
@@ -245,15 +249,26 @@ pub(super) fn publish(args: &PublishArgs) -> Result<()> {
     if items.is_empty() {
         bail!("nothing to publish: no items");
     }
+    if args.ignore_warninglists {
+        request["ignore_warninglists"] = Json::Bool(true);
+    }
     let bar = progress(items.len() as u64, "indicators");
     let mut entries = Vec::new();
-    for chunk in items.chunks(PUBLISH_CHUNK) {
+    let mut held_back = Vec::new();
+    for (number, chunk) in items.chunks(PUBLISH_CHUNK).enumerate() {
         request["items"] = Json::Array(chunk.to_vec());
         let answer = call(&args.api, "POST", "/api/v1/publish", Some(&request))?;
         entries.extend(answer["entries"].as_array().cloned().unwrap_or_default());
+        for mut held in answer["held_back"].as_array().cloned().unwrap_or_default() {
+            // The node numbers the items of each request; number them in the file's.
+            let index = held["index"].as_u64().unwrap_or(0) + (number * PUBLISH_CHUNK) as u64;
+            held["index"] = json!(index);
+            held_back.push(held);
+        }
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    print_held_back(&held_back);
     let count = entries.len();
     out!(
         "published in {count} entr{}",
@@ -263,6 +278,33 @@ pub(super) fn publish(args: &PublishArgs) -> Result<()> {
         out!("  {}", id.as_str().unwrap_or_default());
     }
     Ok(())
+}
+
+/// Prints the indicators a node held back for being on a warninglist.
+pub(super) fn print_held_back(held_back: &[Json]) {
+    if held_back.is_empty() {
+        return;
+    }
+    out!(
+        "held back {} indicator(s) on a warninglist (likely false positives; \
+         --ignore-warninglists publishes them):",
+        held_back.len()
+    );
+    for held in held_back {
+        let lists: Vec<&str> = held["warninglists"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|list| list["id"].as_str())
+            .collect();
+        out!(
+            "  item {}: {} {} is on {}",
+            held["index"],
+            held["kind"].as_str().unwrap_or("?"),
+            held["value"].as_str().unwrap_or("?"),
+            lists.join(", ")
+        );
+    }
 }
 
 /// A publish request from a plain list; refuses the whole list if a line is not a value.

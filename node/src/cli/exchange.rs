@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 use threatmesh_protocol::{Charter, Entry, Hash};
 
 use super::client::{ApiArgs, call, call_raw, progress};
-use crate::formats::{Publisher, csv, misp, stix};
+use crate::formats::{Publisher, csv, marks, stix};
 
 /// The formats files come in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,6 +77,10 @@ pub(super) struct ImportArgs {
     /// MISP: also import attributes whose `to_ids` is false.
     #[arg(long)]
     include_non_ids: bool,
+    /// Publish indicators on a warninglist too (public DNS resolvers, private addresses,
+    /// empty-file hashes, top domains, ...). By default they are held back and listed.
+    #[arg(long)]
+    ignore_warninglists: bool,
     /// The file (`-` for standard input).
     file: PathBuf,
 }
@@ -101,6 +105,9 @@ pub(super) fn import(args: &ImportArgs) -> Result<()> {
     }
     if args.include_non_ids {
         query.push("include_non_ids=true".into());
+    }
+    if args.ignore_warninglists {
+        query.push("ignore_warninglists=true".into());
     }
     for (name, value) in [
         ("column", &args.column),
@@ -164,6 +171,11 @@ fn print_report(answer: &Json) {
             );
         }
     }
+    super::client::print_held_back(
+        answer["held_back"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice),
+    );
     if answer["dry_run"] == true {
         out!("dry run: nothing published");
         return;
@@ -273,6 +285,7 @@ impl<'a> Pages<'a> {
 /// namespaced (see `formats::stix`).
 pub(super) fn export_stix(api: &ApiArgs, out: &mut dyn std::io::Write) -> Result<u64> {
     let kept = stix::KeptIds::of_node(own_organisation(api)?);
+    let lists = export_warninglists();
     let mut pages = Pages::new(api)?;
     let mut seen = HashSet::new();
     let mut ids = Vec::new();
@@ -282,7 +295,8 @@ pub(super) fn export_stix(api: &ApiArgs, out: &mut dyn std::io::Write) -> Result
     while let Some(page) = pages.next_page()? {
         for (entry, id, publisher) in &page {
             ids.push(*id);
-            for object in stix::export_entry(entry, id, publisher, kept) {
+            let marks = Some(&*lists);
+            for object in stix::export_entry_marked(entry, id, publisher, kept, marks) {
                 // Objects several entries share are written once, as export_bundle does.
                 let shared = matches!(
                     object["type"].as_str(),
@@ -308,6 +322,12 @@ pub(super) fn export_stix(api: &ApiArgs, out: &mut dyn std::io::Write) -> Result
     Ok(written)
 }
 
+/// The lists exports mark values with. The export runs in this process, which does not
+/// read the node's configuration: it marks with the default set.
+fn export_warninglists() -> std::sync::Arc<crate::warninglists::Warninglists> {
+    crate::warninglists::Warninglists::builtin()
+}
+
 /// The organisation the node serves, as its status says; `None` when the charter does not
 /// name the node (or the node predates the field), so no kept id is taken as its own.
 fn own_organisation(api: &ApiArgs) -> Result<Option<threatmesh_protocol::PublicKey>> {
@@ -323,11 +343,12 @@ fn own_organisation(api: &ApiArgs) -> Result<Option<threatmesh_protocol::PublicK
 /// Writes every indicator as CSV rows to `out`.
 pub(super) fn export_csv(api: &ApiArgs, out: &mut dyn std::io::Write) -> Result<u64> {
     let mut pages = Pages::new(api)?;
+    let lists = export_warninglists();
     csv::write_header(&mut *out)?;
     let mut rows = 0u64;
     while let Some(page) = pages.next_page()? {
         for (entry, id, publisher) in &page {
-            rows += csv::write_entry(&mut *out, entry, *id, publisher)? as u64;
+            rows += csv::write_entry_marked(&mut *out, entry, *id, publisher, Some(&lists))? as u64;
         }
     }
     Ok(rows)
@@ -341,10 +362,12 @@ pub(super) fn export_misp(api: &ApiArgs, dir: &std::path::Path) -> Result<u64> {
     let mut manifest = BTreeMap::new();
     let mut hashes = Vec::new();
     let mut events = 0u64;
+    let lists = export_warninglists();
     while let Some(page) = pages.next_page()? {
-        let feed = misp::export_feed(
+        let feed = marks::export_feed_marked(
             page.iter()
                 .map(|(entry, id, publisher)| (entry, *id, publisher)),
+            &lists,
         );
         for (uuid, event) in &feed.events {
             let path = dir.join(format!("{uuid}.json"));

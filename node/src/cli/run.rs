@@ -72,6 +72,9 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
     let config = config.validate(&base)?;
     crate::config::prepare_data_dir(&config.data_dir)?;
     init_logging(config.json_logs, &config.log_level)?;
+    for skipped in &config.warninglists_skipped {
+        tracing::warn!(%skipped, "warninglist left out (warninglists.skip_invalid = true)");
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

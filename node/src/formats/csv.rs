@@ -46,6 +46,7 @@ use threatmesh_protocol::{Entry, Hash, Kind, Timestamp, Value};
 
 use super::misp::rfc3339;
 use super::{Import, Publisher};
+use crate::warninglists::Warninglists;
 
 /// Largest input read, in bytes (about 3 million URLs).
 pub const MAX_INPUT_BYTES: usize = 256 * 1024 * 1024;
@@ -57,7 +58,7 @@ pub const SAMPLE_LINES: usize = 20;
 pub const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
 
 /// The columns [`export`] writes.
-pub const HEADER: [&str; 11] = [
+pub const HEADER: [&str; 12] = [
     "kind",
     "value",
     "tlp",
@@ -69,6 +70,8 @@ pub const HEADER: [&str; 11] = [
     "description",
     "publisher",
     "entry",
+    // The warninglists the value is on, `;`-separated; empty when on none or unchecked.
+    "warninglists",
 ];
 
 /// Header names taken as the value column when no column is chosen.
@@ -530,6 +533,17 @@ pub fn write_entry<W: Write + ?Sized>(
     id: Hash,
     publisher: &Publisher,
 ) -> std::io::Result<usize> {
+    write_entry_marked(out, entry, id, publisher, None)
+}
+
+/// [`write_entry`], filling the `warninglists` column from `warninglists`.
+pub fn write_entry_marked<W: Write + ?Sized>(
+    out: &mut W,
+    entry: &Entry,
+    id: Hash,
+    publisher: &Publisher,
+    warninglists: Option<&Warninglists>,
+) -> std::io::Result<usize> {
     // A sealed entry is exported only as the bundle this node opened (see
     // `formats::readable_entry`); one still sealed has no rows to show.
     let Body::Bundle(bundle) = &entry.body else {
@@ -546,6 +560,9 @@ pub fn write_entry<W: Write + ?Sized>(
         let valid_until = indicator.valid_until.map(rfc3339).unwrap_or_default();
         let labels = indicator.labels.join(";");
         let context = &indicator.context;
+        let on = warninglists
+            .map(|lists| lists.ids(&indicator.value).join(";"))
+            .unwrap_or_default();
         write_row(
             out,
             [
@@ -560,6 +577,7 @@ pub fn write_entry<W: Write + ?Sized>(
                 context.description.as_deref().unwrap_or_default(),
                 &publisher.name,
                 &entry_id,
+                &on,
             ],
         )?;
         rows += 1;

@@ -11,6 +11,7 @@
 //! member behind the entry's node key), so an export names organisations, not node keys.
 
 pub mod csv;
+pub mod marks;
 pub mod misp;
 pub mod rfc3339;
 pub mod stix;

@@ -41,6 +41,7 @@ use libp2p::request_response::OutboundRequestId;
 use threatmesh_protocol::bundle::Bundle;
 use threatmesh_protocol::charter::{Admission, CharterError, RawCharter};
 use threatmesh_protocol::entry::{Body, EntryHeader, FeedHead, OpenError, SignedEntry};
+use threatmesh_protocol::item::Item;
 use threatmesh_protocol::seal::SealContext;
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, Timestamp};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -163,6 +164,8 @@ pub(crate) struct Checker {
     pub(crate) keyring: Keyring,
     /// Asks for another try of the unread sealed entries.
     pub(crate) unread: unread::Trigger,
+    /// Counts the values of new entries that are on a warninglist.
+    pub(crate) warninglists: Arc<crate::warninglists::Counts>,
 }
 
 /// What a worker made of an entry's body.
@@ -571,6 +574,13 @@ impl Checker {
         } else {
             self.store.apply(&entry, org, opening.reading(), now)
         };
+        if let Ok(Applied {
+            outcome: Ingest::Stored | Ingest::Gap { .. } | Ingest::Equivocation { .. },
+            ..
+        }) = &applied
+        {
+            self.count_warninglisted(&entry, &opening);
+        }
         if let Opening::Unopened { generation } = opening
             && self.keyring.generation() != generation
         {
@@ -640,6 +650,27 @@ impl Checker {
             Err(error) => {
                 error!(%error, "storing an entry failed");
                 ignore
+            }
+        }
+    }
+
+    /// Counts the values of a newly stored entry that are on a warninglist: nothing is
+    /// refused for it (the author may know better), but an operator sees how much of what
+    /// peers send is on which list. After the entry's verdict went out, so it does not
+    /// delay forwarding; a hash lookup or two per value against the store's writes.
+    fn count_warninglisted(&self, entry: &SignedEntry, opening: &Opening) {
+        if self.warninglists.lists().is_empty() {
+            return;
+        }
+        let ((Opening::Opened(bundle), _) | (_, Body::Bundle(bundle))) =
+            (opening, &entry.entry().body)
+        else {
+            return;
+        };
+        for item in &bundle.items {
+            match item {
+                Item::Indicator(indicator) => self.warninglists.count(&indicator.value),
+                Item::Sighting(_) | Item::Revocation(_) => {}
             }
         }
     }
@@ -753,6 +784,9 @@ mod tests {
             node: PublicKey::of(author),
             keyring: Keyring::default(),
             unread: unread::Trigger::detached(),
+            warninglists: Arc::new(crate::warninglists::Counts::new(
+                crate::warninglists::Warninglists::builtin(),
+            )),
         }
     }
 
@@ -938,6 +972,24 @@ mod tests {
         revoked(&mut checker, &author, &honest);
         assert!(forwarded(&gossip(&checker, &honest[1]).await));
         assert!(checker.store.contains(&honest[1].id()).unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn values_on_a_warninglist_are_stored_and_counted_per_list_once() {
+        let author = SigningKey::from_bytes(&[2; 32]);
+        let checker = checker(&author);
+        // 10.0.0.n: on the default warninglists (RFC 1918).
+        let entries = feed(&checker, &author, 3);
+        for entry in &entries {
+            assert!(forwarded(&gossip(&checker, entry).await));
+        }
+        // A duplicate is not counted again.
+        gossip(&checker, &entries[0]).await;
+        assert_eq!(checker.store.stats().unwrap().entries, 3);
+        let counts: std::collections::HashMap<String, u64> =
+            checker.warninglists.snapshot().into_iter().collect();
+        assert_eq!(counts["rfc1918"], 3);
+        assert_eq!(counts["public-dns-v4"], 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

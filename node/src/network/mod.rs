@@ -179,6 +179,10 @@ pub struct Config {
     /// default, draws one from the system: other members should not be able to predict
     /// them. Not a configuration file setting: labs fix it so runs can be repeated.
     pub seed: Option<u64>,
+    /// The warninglists values are checked against: matches in entries from peers are
+    /// counted per list (nothing is refused for it), and the API holds them back on
+    /// publish and marks them on lookup. The default set unless configured.
+    pub warninglists: Arc<crate::warninglists::Warninglists>,
 }
 
 impl Default for Config {
@@ -224,6 +228,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             carrier: Carrier::Tcp,
             seed: None,
+            warninglists: crate::warninglists::Warninglists::builtin(),
         }
     }
 }
@@ -346,6 +351,8 @@ pub struct Client {
     unread: unread::Trigger,
     /// The ingest checks, for archives (`archive.rs`).
     importer: archive::Importer,
+    /// The warninglists, with this node's count of matches received from peers.
+    warninglists: Arc<crate::warninglists::Counts>,
 }
 
 /// Errors starting the network.
@@ -383,6 +390,9 @@ pub fn new(
         config.clock_skew,
     ));
     let keyring = Keyring::new(config.encryption_keys.iter().cloned());
+    let warninglists = Arc::new(crate::warninglists::Counts::new(Arc::clone(
+        &config.warninglists,
+    )));
     let unread = unread::spawn(unread::Retrier {
         store: store.clone(),
         charter: charter_receiver.clone(),
@@ -401,6 +411,7 @@ pub fn new(
         node: PublicKey::of(&node_key),
         keyring: keyring.clone(),
         unread: unread.clone(),
+        warninglists: Arc::clone(&warninglists),
     };
     let importer = archive::Importer::new(checker.clone());
     ingest::spawn(checker, job_receiver, verdict_sender);
@@ -432,6 +443,7 @@ pub fn new(
         unread,
         charters,
         importer,
+        warninglists,
     };
     Ok((client, event_loop))
 }
@@ -621,6 +633,16 @@ impl Client {
     /// This node's key, the author of its feed.
     pub fn node_key(&self) -> PublicKey {
         PublicKey::of(self.publisher.key())
+    }
+
+    /// The warninglists in force (see [`Config::warninglists`]).
+    pub fn warninglists(&self) -> &Arc<crate::warninglists::Warninglists> {
+        self.warninglists.lists()
+    }
+
+    /// Per warninglist, how many values on it arrived from peers since the node started.
+    pub fn warninglist_matches(&self) -> Vec<(String, u64)> {
+        self.warninglists.snapshot()
     }
 
     /// The charter in force.

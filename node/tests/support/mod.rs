@@ -138,7 +138,8 @@ impl Api {
                     "valid_from": 1_700_000_000_000_u64})
             })
             .collect();
-        let body = serde_json::json!({"tlp": "green", "items": items});
+        // 10.0.0.0/8 is on the default warninglists (RFC 1918): published all the same.
+        let body = serde_json::json!({"tlp": "green", "items": items, "ignore_warninglists": true});
         let mut response = self
             .agent
             .post(&format!("{}/api/v1/publish", self.url))

@@ -94,7 +94,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
     let intruder_publish_refused = post(
         &intruder,
         "/api/v1/publish",
-        &json!({ "tlp": "green", "items": super::ipv4_items(0, 1) }),
+        &json!({ "tlp": "green", "items": super::ipv4_items(0, 1), "ignore_warninglists": true }),
     )
     .is_err();
     let total = published.len() as u64;

@@ -637,6 +637,8 @@ struct View {
     own_org: Option<PublicKey>,
     store: Store,
     index: index::ObjectIndex,
+    /// Indicators on these lists carry their names (`x_threatmesh_warninglists`).
+    warninglists: Arc<crate::warninglists::Warninglists>,
 }
 
 impl View {
@@ -656,6 +658,7 @@ impl View {
                 own_org,
                 Arc::clone(&state.taxii.catching),
             ),
+            warninglists: Arc::clone(state.client.warninglists()),
         }
     }
 
@@ -767,6 +770,7 @@ impl View {
         let Some(export) = stix::EntryExport::new(&readable, &id, &publisher, kept) else {
             return Ok(Vec::new());
         };
+        let export = export.marked(&self.warninglists);
         let items = match only {
             Some(item) => {
                 let index = usize::try_from(item).unwrap_or(usize::MAX);
@@ -1398,6 +1402,14 @@ async fn add_objects(
     }
     let mut publish_error = None;
     for (tlp, items) in import.into_by_tlp(Tlp::Amber) {
+        // Indicators on a warninglist are held back, as on every publish path; TAXII
+        // clients have no flag to send, so the object fails with the reason.
+        let (items, held) =
+            crate::api::warninglists::hold_back_stix(state.client.warninglists(), items);
+        failures.extend(held);
+        if items.is_empty() {
+            continue;
+        }
         if let Err(error) = state
             .client
             .publish(tlp, threatmesh_protocol::Distribution::Federation, items)

@@ -19,6 +19,7 @@ use super::pages::{frame, signin, tlp_value};
 use super::session::{PendingImport, random_token};
 use super::{Fields, Refusal, SignedIn, form_of, html as respond, signed_in};
 use crate::api::exchange::{ImportOutcome, publish_import};
+use crate::api::warninglists::{HeldBack, hold_back};
 use crate::api::{ApiState, MAX_BODY_BYTES, blocking};
 use crate::formats::{Import, csv, misp, stix};
 
@@ -44,6 +45,8 @@ pub(crate) struct Draft {
     labels: String,
     description: String,
     recipients: Vec<String>,
+    /// "on" when the analyst ticked "publish values on a warninglist too".
+    ignore_warninglists: String,
 }
 
 impl Draft {
@@ -67,6 +70,7 @@ impl Draft {
                 .all(&format!("{prefix}recipients"))
                 .map(str::to_owned)
                 .collect(),
+            ignore_warninglists: get("ignore_warninglists"),
         }
     }
 
@@ -85,6 +89,7 @@ impl Draft {
             input type="hidden" name="carry_expires_days" value=(self.expires_days);
             input type="hidden" name="carry_labels" value=(self.labels);
             input type="hidden" name="carry_description" value=(self.description);
+            input type="hidden" name="carry_ignore_warninglists" value=(self.ignore_warninglists);
             @for recipient in &self.recipients {
                 input type="hidden" name="carry_recipients" value=(recipient);
             }
@@ -265,8 +270,9 @@ fn check(draft: &Draft, now: Timestamp) -> Result<Checked, FieldErrors> {
 
 /// What happened to the last form, for the page.
 pub(crate) enum Outcome {
-    /// Published: the entries made.
-    Published(Vec<Hash>),
+    /// Published: the entries made, and the indicators held back for being on a
+    /// warninglist (nothing published when every indicator was).
+    Published(Vec<Hash>, Vec<HeldBack>),
     /// Refused: the errors, by field.
     Refused(FieldErrors),
 }
@@ -318,7 +324,14 @@ pub(crate) async fn render(
         .collect();
     let (status, errors, published) = match outcome {
         None => (StatusCode::OK, Vec::new(), None),
-        Some(Outcome::Published(entries)) => (StatusCode::CREATED, Vec::new(), Some(entries)),
+        Some(Outcome::Published(entries, held)) => {
+            let status = if entries.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            (status, Vec::new(), Some((entries, held)))
+        }
         Some(Outcome::Refused(errors)) => (StatusCode::UNPROCESSABLE_ENTITY, errors, None),
     };
     let error_of = |field: &str| -> Option<String> {
@@ -339,10 +352,13 @@ pub(crate) async fn render(
     let described = |field: &str| error_of(field).map(|_| format!("error-{field}"));
     let chosen_tlp = draft.tlp_or_default();
     let body = html! {
-        @if let Some(entries) = &published {
+        @if let Some((entries, held)) = &published {
             div id="published" role="status" {
-                p { "Published: " (entries.len()) " entr" (if entries.len() == 1 { "y" } else { "ies" }) ", now on their way to the federation." }
-                ul { @for entry in entries { li { code { (entry) } } } }
+                @if !entries.is_empty() {
+                    p { "Published: " (entries.len()) " entr" (if entries.len() == 1 { "y" } else { "ies" }) ", now on their way to the federation." }
+                    ul { @for entry in entries { li { code { (entry) } } } }
+                }
+                (held_back_notice(held))
             }
         }
         @if !errors.is_empty() {
@@ -403,6 +419,11 @@ pub(crate) async fn render(
                         }
                     }
                     (field_error("recipients"))
+                }
+                label.check {
+                    input id="ignore_warninglists" type="checkbox" name="ignore_warninglists" value="on"
+                        checked[draft.ignore_warninglists == "on"];
+                    " Publish values on a warninglist too (public resolvers, private addresses, top domains, ...); by default they are held back"
                 }
                 button id="publish-submit" type="submit" { "Publish" }
             }
@@ -467,18 +488,29 @@ pub(crate) async fn publish(
             return Ok(render(&state, &signed_in, &draft, Some(Outcome::Refused(errors))).await);
         }
     };
-    match state
-        .client
-        .publish(checked.tlp, checked.distribution, checked.items)
-        .await
-    {
+    let (items, held) = hold_back(
+        state.client.warninglists(),
+        checked.items,
+        draft.ignore_warninglists == "on",
+        0,
+    );
+    let published = if items.is_empty() {
+        Ok(Vec::new())
+    } else {
+        state
+            .client
+            .publish(checked.tlp, checked.distribution, items)
+            .await
+    };
+    match published {
         Ok(entries) => {
             let kept = Draft {
                 tlp: draft.tlp.clone(),
                 confidence: draft.confidence.clone(),
                 ..Draft::default()
             };
-            Ok(render(&state, &signed_in, &kept, Some(Outcome::Published(entries))).await)
+            let outcome = Outcome::Published(entries, held);
+            Ok(render(&state, &signed_in, &kept, Some(outcome)).await)
         }
         Err(error) => {
             let field = match &error {
@@ -595,6 +627,7 @@ pub(crate) async fn import(
     })?;
     let report = import.report.clone();
     let items = import.items.len();
+    let listed = would_hold_back(&state, &import, default_tlp);
     state.console.sessions.keep_import(
         &signed_in.id,
         PendingImport {
@@ -625,11 +658,18 @@ pub(crate) async fn import(
                 }
             }
             p { "Unmarked items will be " (default_tlp.label()) "." }
+            @if !listed.is_empty() {
+                p.notice role="alert" { (listed.len()) " indicator(s) are on a warninglist and will be held back unless you tick the box below." }
+                (held_back_list(&listed))
+            }
         }
         @if items > 0 {
             form id="import-confirm" method="post" action="/ui/import/confirm" {
                 input type="hidden" name="csrf" value=(signed_in.session.csrf);
                 input type="hidden" name="import" value=(id);
+                @if !listed.is_empty() {
+                    label.check { input type="checkbox" name="ignore_warninglists" value="on"; " Publish the values on a warninglist too" }
+                }
                 button id="import-confirm-submit" type="submit" { "Publish " (items) " item(s)" }
                 " "
                 a href="/ui/publish" { "Cancel" }
@@ -667,7 +707,14 @@ pub(crate) async fn confirm(
     };
     let pending = Arc::unwrap_or_clone(pending);
     let file_name = pending.file_name.clone();
-    let outcome: ImportOutcome = publish_import(&state, pending.import, pending.default_tlp).await;
+    let ignore_warninglists = fields.get("ignore_warninglists") == Some("on");
+    let outcome: ImportOutcome = publish_import(
+        &state,
+        pending.import,
+        pending.default_tlp,
+        ignore_warninglists,
+    )
+    .await;
     let failed = outcome.published.is_empty() && !outcome.not_published.is_empty();
     let body = html! {
         section id="imported" aria-labelledby="imported-heading" role="status" {
@@ -679,6 +726,7 @@ pub(crate) async fn confirm(
             @for group in &outcome.not_published {
                 p.field-error role="alert" { (group.items) " item(s) marked " (group.tlp.label()) " not published: " (group.error) }
             }
+            (held_back_notice(&outcome.held_back))
             p { a href="/ui/recent" { "See them in Recent" } " · " a href="/ui/publish" { "Publish more" } }
         }
     };
@@ -688,6 +736,52 @@ pub(crate) async fn confirm(
         StatusCode::OK
     };
     Ok(respond(status, frame("Import", "publish", Some(&signed_in), body)).into_response())
+}
+
+/// The indicators of `import` that are on a warninglist, numbered as confirming would.
+fn would_hold_back(state: &ApiState, import: &Import, default_tlp: Tlp) -> Vec<HeldBack> {
+    let lists = state.client.warninglists();
+    let mut held = Vec::new();
+    let mut index = 0;
+    for (_, items) in import.clone().into_by_tlp(default_tlp) {
+        let asked = items.len();
+        held.extend(hold_back(lists, items, false, index).1);
+        index += asked;
+    }
+    held
+}
+
+/// Most held-back values a page lists (the count is always given).
+const MAX_LISTED_HELD: usize = 200;
+
+fn held_back_list(held: &[HeldBack]) -> Markup {
+    html! {
+        ul id="held-back" {
+            @for item in held.iter().take(MAX_LISTED_HELD) {
+                li {
+                    code { (item.value) } " (" (item.kind) ") is on "
+                    @for (n, list) in item.warninglists.iter().enumerate() {
+                        @if n > 0 { ", " }
+                        span.warninglist title=(list.name) { (list.id) }
+                    }
+                }
+            }
+            @if held.len() > MAX_LISTED_HELD { li { "and " (held.len() - MAX_LISTED_HELD) " more" } }
+        }
+    }
+}
+
+/// What a page says about indicators held back for being on a warninglist.
+fn held_back_notice(held: &[HeldBack]) -> Markup {
+    html! {
+        @if !held.is_empty() {
+            p.notice role="alert" {
+                (held.len()) " indicator(s) held back: on a warninglist (a likely false positive). "
+                "Tick \"Publish values on a warninglist too\" to publish them anyway."
+            }
+            (held_back_list(held))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -753,6 +847,7 @@ mod tests {
             labels: "c2".into(),
             description: "\"quoted\" & <b>".into(),
             recipients: vec!["aa".into(), "bb".into()],
+            ignore_warninglists: "on".into(),
         };
         // The hidden fields, as a browser would post them back.
         let markup = typed.carry().into_string();

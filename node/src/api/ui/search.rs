@@ -131,6 +131,7 @@ pub(crate) async fn search(
         found,
         pasted,
         now,
+        warninglists: std::sync::Arc::clone(state.client.warninglists()),
     };
     Ok(render(&signed_in, &text, Some(&result)))
 }
@@ -141,6 +142,8 @@ struct Answered {
     found: Vec<Lookup>,
     pasted: Pasted,
     now: threatmesh_protocol::Timestamp,
+    /// The lists a found value is marked with.
+    warninglists: std::sync::Arc<crate::warninglists::Warninglists>,
 }
 
 fn render(signed_in: &SignedIn, text: &str, result: Option<&Answered>) -> Response {
@@ -196,6 +199,10 @@ fn results(result: &Answered) -> Markup {
                 @if !lookup.assertions.is_empty() || !lookup.sightings.is_empty() {
                     section.result data-value=(lookup.value.as_str()) {
                         h3 { code { (lookup.value.as_str()) } " " span.kind { (lookup.value.kind().as_str()) } }
+                        @let on = result.warninglists.ids(&lookup.value);
+                        @if !on.is_empty() {
+                            p.warninglists { "On a warninglist (a likely false positive): " (on.join(", ")) }
+                        }
                         @if !lookup.assertions.is_empty() {
                             div.scroll tabindex="0" role="region" aria-label={ "Assertions of " (lookup.value.as_str()) } {
                                 table {
@@ -315,6 +322,7 @@ pub(crate) async fn export(
             .map(|(member, _)| member.org),
     );
     let format = query.format;
+    let lists = std::sync::Arc::clone(state.client.warninglists());
     let (media_type, name, bytes) = blocking(move || -> Result<_, Refusal> {
         let found = store.lookup_many(&values, now)?;
         // The entries behind the result, each once, in the order met.
@@ -336,7 +344,7 @@ pub(crate) async fn export(
             "csv" => Ok((
                 "text/csv; charset=utf-8",
                 "threatmesh-search.csv",
-                csv_of(&found, &charter),
+                csv_of(&found, &charter, &lists),
             )),
             "stix" => {
                 let mut entries = Vec::new();
@@ -357,11 +365,12 @@ pub(crate) async fn export(
                     };
                     entries.push((readable, id, publisher));
                 }
-                let bundle = crate::formats::stix::export_bundle(
+                let bundle = crate::formats::stix::export_bundle_marked(
                     entries
                         .iter()
                         .map(|(entry, id, publisher)| (entry, *id, publisher)),
                     kept,
+                    Some(&lists),
                 );
                 Ok((
                     "application/stix+json;version=2.1",
@@ -391,8 +400,12 @@ pub(crate) async fn export(
 
 /// The result as CSV: one row per assertion, then one per sighting, written as the CSV
 /// export writes rows (every cell a spreadsheet would run as a formula neutralised).
-fn csv_of(found: &[Lookup], charter: &threatmesh_protocol::SignedCharter) -> Vec<u8> {
-    const HEADER: [&str; 12] = [
+fn csv_of(
+    found: &[Lookup],
+    charter: &threatmesh_protocol::SignedCharter,
+    lists: &crate::warninglists::Warninglists,
+) -> Vec<u8> {
+    const HEADER: [&str; 13] = [
         "value",
         "kind",
         "organisation",
@@ -405,9 +418,11 @@ fn csv_of(found: &[Lookup], charter: &threatmesh_protocol::SignedCharter) -> Vec
         "labels",
         "threat",
         "description",
+        "warninglists",
     ];
-    let mut rows: Vec<[String; 12]> = Vec::new();
+    let mut rows: Vec<[String; 13]> = Vec::new();
     for lookup in found {
+        let on = lists.ids(&lookup.value).join(";");
         for assertion in &lookup.assertions {
             rows.push([
                 lookup.value.as_str().to_owned(),
@@ -422,6 +437,7 @@ fn csv_of(found: &[Lookup], charter: &threatmesh_protocol::SignedCharter) -> Vec
                 assertion.labels.join(";"),
                 assertion.context.threat.clone().unwrap_or_default(),
                 assertion.context.description.clone().unwrap_or_default(),
+                on.clone(),
             ]);
         }
         for sighting in &lookup.sightings {
@@ -438,6 +454,7 @@ fn csv_of(found: &[Lookup], charter: &threatmesh_protocol::SignedCharter) -> Vec
                 String::new(),
                 String::new(),
                 sighting.note.clone().unwrap_or_default(),
+                on.clone(),
             ]);
         }
     }

@@ -748,3 +748,117 @@ async fn behind_a_tls_proxy_both_cookies_are_secure() {
     let set = page.headers[header::SET_COOKIE].to_str().unwrap();
     assert!(!set.contains("Secure"), "{set}");
 }
+
+/// [`console`] checking values against the default warninglists.
+async fn console_listing() -> (Router, crate::store::Store, tempfile::TempDir) {
+    let lists = crate::warninglists::Warninglists::builtin();
+    let (state, store, dir, event_loop) = crate::api::tests::node_parts_listing(lists);
+    tokio::spawn(event_loop.run());
+    (router(state), store, dir)
+}
+
+#[tokio::test]
+async fn the_publish_form_holds_listed_values_back_unless_ticked_and_search_marks_them() {
+    let (router, store, _dir) = console_listing().await;
+    let cookie = sign_in(&router, TOKEN).await;
+    let page = get(&router, "/ui/publish", Some(&cookie)).await;
+    assert!(
+        page.body.contains("name=\"ignore_warninglists\""),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let publish = |values: &'static str, ticked: bool| {
+        let (router, cookie, csrf) = (router.clone(), cookie.clone(), csrf.clone());
+        async move {
+            let mut fields = vec![
+                ("csrf", csrf.as_str()),
+                ("values", values),
+                ("tlp", "green"),
+            ];
+            if ticked {
+                fields.push(("ignore_warninglists", "on"));
+            }
+            post_form(&router, "/ui/publish", Some(&cookie), &fields).await
+        }
+    };
+    let answer = publish("8.8.8.8\n45.155.205.233", false).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    assert!(answer.body.contains("id=\"held-back\""), "{}", answer.body);
+    assert!(answer.body.contains("public-dns-v4"), "{}", answer.body);
+    assert_eq!(store.stats().unwrap().entries, 1);
+    // Only listed values: nothing published, and the page says why.
+    let answer = publish("8.8.8.8", false).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(answer.body.contains("held back"), "{}", answer.body);
+    assert_eq!(store.stats().unwrap().entries, 1);
+    // Ticked: published.
+    let answer = publish("8.8.8.8", true).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    assert!(!answer.body.contains("id=\"held-back\""), "{}", answer.body);
+    assert_eq!(store.stats().unwrap().entries, 2);
+    // Search marks it, and so does its CSV export.
+    let csrf = get(&router, "/ui/search", Some(&cookie)).await.csrf();
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("values", "8.8.8.8\n45.155.205.233"),
+    ];
+    let answer = post_form(&router, "/ui/search", Some(&cookie), &fields).await;
+    assert_eq!(
+        answer.body.matches("On a warninglist").count(),
+        1,
+        "{}",
+        answer.body
+    );
+    assert!(answer.body.contains("public-dns-v4"), "{}", answer.body);
+    let csv = get(&router, "/ui/search/export?format=csv", Some(&cookie)).await;
+    assert!(
+        csv.body.lines().next().unwrap().ends_with(",warninglists"),
+        "{}",
+        csv.body
+    );
+    assert!(csv.body.contains("public-dns-v4"), "{}", csv.body);
+}
+
+#[tokio::test]
+async fn an_upload_names_the_listed_values_and_confirming_holds_them_back_unless_ticked() {
+    let (router, store, _dir) = console_listing().await;
+    let cookie = sign_in(&router, TOKEN).await;
+    let csrf = get(&router, "/ui/publish", Some(&cookie)).await.csrf();
+    let file = b"8.8.8.8\n45.155.205.233\n";
+    let dry_run = |csrf: String| {
+        let (router, cookie) = (router.clone(), cookie.clone());
+        async move {
+            let answer = send(&router, upload(&cookie, &csrf, "csv", file)).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            assert!(answer.body.contains("id=\"held-back\""), "{}", answer.body);
+            assert!(
+                answer.body.contains("name=\"ignore_warninglists\""),
+                "{}",
+                answer.body
+            );
+            let at = answer.body.find("name=\"import\" value=\"").unwrap() + 21;
+            answer.body[at..at + 64].to_owned()
+        }
+    };
+    let import = dry_run(csrf.clone()).await;
+    let fields = [("csrf", csrf.as_str()), ("import", import.as_str())];
+    let answer = post_form(&router, "/ui/import/confirm", Some(&cookie), &fields).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(
+        answer.body.contains("1 indicator(s) held back"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(store.stats().unwrap().entries, 1);
+    let import = dry_run(csrf.clone()).await;
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("import", import.as_str()),
+        ("ignore_warninglists", "on"),
+    ];
+    let answer = post_form(&router, "/ui/import/confirm", Some(&cookie), &fields).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(!answer.body.contains("held back"), "{}", answer.body);
+    assert_eq!(store.stats().unwrap().entries, 2);
+}

@@ -20,6 +20,7 @@ use super::{
     relationship_id, sighting_id, timestamp, vulnerability_id,
 };
 use crate::formats::Publisher;
+use crate::warninglists::Warninglists;
 
 /// The kill chain exported phases are named in: threatmesh keeps the phase name only.
 const KILL_CHAIN_NAME: &str = "threatmesh";
@@ -64,6 +65,52 @@ impl KeptIds {
     }
 }
 
+/// The property that names the warninglists an exported indicator's value is on, a list
+/// of list ids; absent when it is on none. Added as STIX 2.1 wants custom properties now
+/// (section 7.3): a top-level property declared by the extension
+/// [`WARNINGLISTS_EXTENSION`], which the object names in its `extensions`.
+pub const WARNINGLISTS_PROPERTY: &str = "x_threatmesh_warninglists";
+
+/// The id of the extension definition declaring [`WARNINGLISTS_PROPERTY`] (a UUIDv5 of
+/// a fixed name, so every node writes the same).
+pub const WARNINGLISTS_EXTENSION: &str =
+    "extension-definition--9b14dc6f-1aed-5870-9632-788738eb72cb";
+
+/// The extension definition of [`WARNINGLISTS_PROPERTY`] and the identity that defines
+/// it (threatmesh itself), fixed so that every node writes the same objects.
+pub fn warninglists_extension() -> [Value; 2] {
+    const DEFINED: &str = "2026-12-07T00:00:00.000Z";
+    const AUTHOR: &str = "identity--09f20198-df1b-5149-b045-9a0fa114e710";
+    [
+        json!({
+            "type": "identity",
+            "spec_version": "2.1",
+            "id": AUTHOR,
+            "created": DEFINED,
+            "modified": DEFINED,
+            "name": "threatmesh",
+            "identity_class": "system",
+        }),
+        json!({
+            "type": "extension-definition",
+            "spec_version": "2.1",
+            "id": WARNINGLISTS_EXTENSION,
+            "created_by_ref": AUTHOR,
+            "created": DEFINED,
+            "modified": DEFINED,
+            "name": "threatmesh warninglists",
+            "description": "Marks an indicator whose value is on a MISP warninglist (a \
+                likely false positive: a public DNS resolver, a private address, a top domain).",
+            "schema": "x_threatmesh_warninglists: a list of MISP warninglist ids (the lists' \
+                folder names in MISP/misp-warninglists, e.g. rfc1918), the lists the indicator's \
+                value is on.",
+            "version": "1.0.0",
+            "extension_types": ["toplevel-property-extension"],
+            "extension_properties": [WARNINGLISTS_PROPERTY],
+        }),
+    ]
+}
+
 /// The STIX objects one stored entry exports to, in a stable order: the publisher's
 /// identity, the TLP marking definition, then the objects of the items. Deterministic:
 /// same entry + publisher + `kept` -> same JSON on every node.
@@ -73,11 +120,24 @@ pub fn export_entry(
     publisher: &Publisher,
     kept: KeptIds,
 ) -> Vec<Value> {
+    export_entry_marked(entry, entry_id, publisher, kept, None)
+}
+
+/// [`export_entry`], each indicator on one of `warninglists` marked with the lists'
+/// names in the custom property [`WARNINGLISTS_PROPERTY`].
+pub fn export_entry_marked(
+    entry: &Entry,
+    entry_id: &Hash,
+    publisher: &Publisher,
+    kept: KeptIds,
+    warninglists: Option<&Warninglists>,
+) -> Vec<Value> {
     // A sealed entry is exported only as the bundle this node opened (see
     // `formats::readable_entry`); one still sealed exports nothing.
-    let Some(export) = EntryExport::new(entry, entry_id, publisher, kept) else {
+    let Some(mut export) = EntryExport::new(entry, entry_id, publisher, kept) else {
         return Vec::new();
     };
+    export.common.warninglists = warninglists;
     let mut objects = Vec::with_capacity(export.items() * 2 + 2);
     objects.push(identity_object(publisher, &identity_id(&publisher.org)));
     objects.push(marking::definition(export.common.tlp));
@@ -120,6 +180,7 @@ impl<'a> EntryExport<'a> {
             tlp: bundle.tlp,
             publisher,
             kept_verbatim: kept.verbatim(&publisher.org),
+            warninglists: None,
         };
         // Sightings point at the indicator of their value; when this entry asserts it too,
         // at the id that indicator exports under (it may have kept an imported id).
@@ -147,6 +208,13 @@ impl<'a> EntryExport<'a> {
             entry_id,
             asserted,
         })
+    }
+
+    /// Marks each indicator on one of `warninglists` with the lists' names
+    /// ([`WARNINGLISTS_PROPERTY`]).
+    pub fn marked(mut self, warninglists: &'a Warninglists) -> EntryExport<'a> {
+        self.common.warninglists = Some(warninglists);
+        self
     }
 
     /// How many items the entry holds.
@@ -191,11 +259,23 @@ pub fn export_bundle<'a>(
     entries: impl IntoIterator<Item = (&'a Entry, Hash, &'a Publisher)>,
     kept: KeptIds,
 ) -> Value {
+    export_bundle_marked(entries, kept, None)
+}
+
+/// [`export_bundle`] with indicators on one of `warninglists` marked, as
+/// [`export_entry_marked`] does.
+pub fn export_bundle_marked<'a>(
+    entries: impl IntoIterator<Item = (&'a Entry, Hash, &'a Publisher)>,
+    kept: KeptIds,
+    warninglists: Option<&Warninglists>,
+) -> Value {
     let mut objects = Vec::new();
     let mut entry_ids = Vec::new();
     let mut shared: HashSet<String> = HashSet::new();
+    let mut marked = false;
     for (entry, entry_id, publisher) in entries {
-        for object in export_entry(entry, &entry_id, publisher, kept) {
+        for object in export_entry_marked(entry, &entry_id, publisher, kept, warninglists) {
+            marked |= object.get(WARNINGLISTS_PROPERTY).is_some();
             let is_shared = matches!(
                 object.get("type").and_then(Value::as_str),
                 Some("identity" | "marking-definition" | "malware" | "campaign")
@@ -209,6 +289,11 @@ pub fn export_bundle<'a>(
             objects.push(object);
         }
         entry_ids.push(entry_id);
+    }
+    if marked {
+        // The definition of the property the marked indicators use, for consumers that
+        // look extensions up in the bundle.
+        objects.extend(warninglists_extension());
     }
     let mut bundle = Map::new();
     bundle.insert("type".into(), "bundle".into());
@@ -258,6 +343,8 @@ struct Common<'a> {
     publisher: &'a Publisher,
     /// Whether this node writes the publisher's kept STIX ids as they are.
     kept_verbatim: bool,
+    /// Lists whose names mark the indicators on them.
+    warninglists: Option<&'a Warninglists>,
 }
 
 impl Common<'_> {
@@ -364,6 +451,19 @@ impl Common<'_> {
         object.insert("confidence".into(), indicator.confidence.get().into());
         add_labels(&indicator.labels, value.kind() != Kind::Cve, &mut object);
         add_context(&indicator.context, value, &mut object);
+        if let Some(lists) = self.warninglists {
+            let on = lists.ids(value);
+            if !on.is_empty() {
+                object.insert(WARNINGLISTS_PROPERTY.into(), json!(on));
+                let extensions = object.entry("extensions").or_insert_with(|| json!({}));
+                if let Some(extensions) = extensions.as_object_mut() {
+                    extensions.insert(
+                        WARNINGLISTS_EXTENSION.into(),
+                        json!({ "extension_type": "toplevel-property-extension" }),
+                    );
+                }
+            }
+        }
         Value::Object(object)
     }
 

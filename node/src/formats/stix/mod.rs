@@ -48,7 +48,11 @@ mod marking;
 mod pattern;
 pub(crate) mod timestamp;
 
-pub use export::{EntryExport, KeptIds, export_bundle, export_entry, identity, tlp_marking};
+pub use export::{
+    EntryExport, KeptIds, WARNINGLISTS_EXTENSION, WARNINGLISTS_PROPERTY, export_bundle,
+    export_bundle_marked, export_entry, export_entry_marked, identity, tlp_marking,
+    warninglists_extension,
+};
 pub use import::{MAX_OBJECTS, import, import_objects};
 pub use marking::{TLP2_EXTENSION, tlp2_id};
 
