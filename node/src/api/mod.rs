@@ -15,6 +15,7 @@
 
 mod exchange;
 mod guard;
+mod misp_feed;
 mod peers;
 mod prometheus;
 pub mod ready;
@@ -38,6 +39,7 @@ use threatmesh_protocol::item::Item;
 use threatmesh_protocol::{Hash, Kind, PublicKey, Value};
 
 pub use guard::ApiLimits;
+pub use misp_feed::FeedToken;
 
 use crate::network::{Client, ClientError};
 use crate::store::{FeedState, Lookup, Space, Stats, Store, StoreError};
@@ -50,7 +52,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// whether a read token may use it; a route the router serves but no list names counts as
 /// a write. Tests keep the list in step with the document and with the router, and try a
 /// read token and a full one on every route.
-pub const ROUTES: [Route; 16] = [
+pub const ROUTES: [Route; 19] = [
     Route::read("GET /healthz"),
     Route::read("GET /readyz"),
     Route::read("GET /api/v1/openapi.json"),
@@ -68,6 +70,10 @@ pub const ROUTES: [Route; 16] = [
     Route::write("POST /api/v1/peers/blocked"),
     Route::write("DELETE /api/v1/peers/blocked/{peer_id}"),
     Route::read("GET /metrics"),
+    // The MISP feed (`misp_feed`), which feed tokens read too.
+    Route::read("GET /misp/feed/manifest.json"),
+    Route::read("GET /misp/feed/hashes.csv"),
+    Route::read("GET /misp/feed/{event}"),
 ];
 
 /// A route as the OpenAPI document names it, and whether a read token may use it.
@@ -143,6 +149,7 @@ pub struct ApiState {
     auth: Arc<guard::AuthLimiter>,
     limits: ApiLimits,
     console: Arc<ui::Console>,
+    misp_feed: Arc<misp_feed::Feed>,
 }
 
 impl ApiState {
@@ -159,6 +166,7 @@ impl ApiState {
             auth: Arc::new(guard::AuthLimiter::new(&limits)),
             limits,
             console: Arc::new(ui::Console::default()),
+            misp_feed: Arc::new(misp_feed::Feed::default()),
         }
     }
 
@@ -176,6 +184,15 @@ impl ApiState {
     pub fn with_read_tokens(self, tokens: Vec<String>) -> ApiState {
         ApiState {
             read_tokens: Arc::new(tokens),
+            ..self
+        }
+    }
+
+    /// The same API also accepting `tokens` as feed tokens: each reads the MISP feed
+    /// (`/misp/feed/`) only, up to its TLP ceiling.
+    pub fn with_feed_tokens(self, tokens: Vec<FeedToken>) -> ApiState {
+        ApiState {
+            misp_feed: Arc::new(misp_feed::Feed::new(tokens)),
             ..self
         }
     }
@@ -250,6 +267,7 @@ pub fn router(state: ApiState) -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .merge(protected)
+        .merge(misp_feed::routes(&state))
         // The web console authenticates by session, not by bearer token.
         .merge(ui::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -503,6 +521,16 @@ async fn authenticate(
         }
     };
     let Some(access) = state.access(&presented) else {
+        // A feed token is a right token on the wrong route: refused, not counted as a
+        // guess.
+        if state.misp_feed.ceiling_of(&presented).is_some() {
+            state.misp_feed.refused_elsewhere();
+            return answer(
+                StatusCode::FORBIDDEN,
+                "Feed token",
+                format!("this token reads the MISP feed ({}) only", misp_feed::PATH),
+            );
+        }
         return refuse(
             guard::Failure::Wrong,
             "wrong bearer token (or basic-auth password)",
@@ -958,7 +986,7 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let peers = state.client.peers().await?.len();
     let store = state.store.clone();
     let reading = blocking(move || StoreReading::of(&store)).await?;
-    let text = prometheus::render(
+    let mut text = prometheus::render(
         &state.client.metrics(),
         &state.auth.counters(),
         reading.read.as_ref().ok().map(|(stats, _)| stats),
@@ -970,6 +998,7 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
             .map(|(_, feeds)| feeds.as_slice()),
         peers,
     );
+    state.misp_feed.render_metrics(&mut text);
     Ok((
         [(
             header::CONTENT_TYPE,

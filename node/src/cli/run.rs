@@ -211,6 +211,7 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
     let api_address = listener.local_addr()?;
     let state = api::ApiState::new(store.clone(), client.clone(), config.tokens.clone())
         .with_read_tokens(config.read_tokens.clone())
+        .with_feed_tokens(config.feed_tokens.clone())
         .with_limits(config.api_limits);
     let indexer = config
         .taxii_background_index
