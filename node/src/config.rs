@@ -598,7 +598,9 @@ impl Config {
                 )));
             }
             let tlp = entry.tlp.parse().map_err(|error| {
-                invalid(format!("feed token {place} (counting from 1): tlp: {error}"))
+                invalid(format!(
+                    "feed token {place} (counting from 1): tlp: {error}"
+                ))
             })?;
             tokens.push(crate::api::FeedToken {
                 token: entry.token.clone(),

@@ -91,7 +91,11 @@ pub(super) struct Index {
 
 impl Index {
     /// Reads the entries the store accepted since the last call; whether any was new.
-    pub(super) fn catch_up(&mut self, store: &Store, charter: &Charter) -> Result<bool, StoreError> {
+    pub(super) fn catch_up(
+        &mut self,
+        store: &Store,
+        charter: &Charter,
+    ) -> Result<bool, StoreError> {
         let end = store.last_added_key()?;
         if end <= self.reached {
             return Ok(false);
@@ -233,11 +237,5 @@ impl Index {
             out.push('\n');
         }
         axum::body::Bytes::from(out)
-    }
-
-    /// Events and hashes held.
-    #[cfg(test)]
-    pub(super) fn len(&self) -> (usize, usize) {
-        (self.events.len(), self.hashes.len())
     }
 }

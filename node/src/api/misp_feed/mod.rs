@@ -275,11 +275,7 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
 /// Lets a request through with a full, read or feed token, its [`Ceiling`] in its
 /// extensions; refuses a missing or wrong one (401, a wrong one counted towards the
 /// client's failure limit) and any request of a client over that limit (429).
-async fn authenticate(
-    State(state): State<ApiState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+async fn authenticate(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
     let feed = &state.misp_feed;
     let client = super::client_address(&request);
     let now = tokio::time::Instant::now();
@@ -335,15 +331,14 @@ async fn serve(
     query: Result<axum::extract::Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let axum::extract::Query(query) = query.map_err(|rejection| {
-        ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
-    })?;
+    let axum::extract::Query(query) =
+        query.map_err(|rejection| ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text()))?;
     let ceiling = match query.tlp.as_deref() {
         None => token_ceiling,
         Some(text) => {
-            let asked: Tlp = text.parse().map_err(|error| {
-                ApiError::new(StatusCode::BAD_REQUEST, format!("tlp: {error}"))
-            })?;
+            let asked: Tlp = text
+                .parse()
+                .map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, format!("tlp: {error}")))?;
             if asked > token_ceiling {
                 Feed::count(&state.misp_feed.refused, Refusal::AboveCeiling);
                 return Err(ApiError::new(
@@ -447,8 +442,7 @@ async fn listing(
         // second; a later answer names it once it is over.
         let seconds = (version.newest_added.as_millis() / 1000)
             .min((now.as_millis() / 1000).saturating_sub(1));
-        if let Some(value) = http_date(seconds).and_then(|text| HeaderValue::from_str(&text).ok())
-        {
+        if let Some(value) = http_date(seconds).and_then(|text| HeaderValue::from_str(&text).ok()) {
             headers.insert(header::LAST_MODIFIED, value);
         }
     }
