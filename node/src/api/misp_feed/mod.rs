@@ -25,6 +25,7 @@
 //! everywhere in the API (see `guard`).
 
 mod index;
+mod validators;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,7 @@ use super::{ApiError, ApiState, blocking, guard};
 use crate::formats::Publisher;
 use crate::formats::misp;
 use crate::store::StoreError;
+use validators::{conditions, etag, http_date};
 
 /// Where the feed is served; MISP's feed URL is the node's address followed by this.
 pub(crate) const PATH: &str = "/misp/feed/";
@@ -449,67 +451,6 @@ async fn listing(
     Ok(response)
 }
 
-/// The strong validator of a listing at `ceiling`: which file, the ceiling, and the
-/// version the file shows.
-fn etag(listing: Listing, ceiling: Tlp, version: index::Version) -> String {
-    let file = match listing {
-        Listing::Manifest => "manifest",
-        Listing::Hashes => "hashes",
-    };
-    let tlp = match ceiling {
-        Tlp::Clear => "clear",
-        Tlp::Green => "green",
-        Tlp::Amber => "amber",
-        Tlp::AmberStrict => "amber-strict",
-        Tlp::Red => "red",
-    };
-    format!(
-        "\"{file}-{tlp}-{}-{}\"",
-        version.events,
-        version.newest_added.as_millis()
-    )
-}
-
-/// A request's validators.
-#[derive(Debug, Clone, Default)]
-struct Conditions {
-    /// `If-None-Match`: the tags listed, or `*`.
-    none_match: Option<Vec<String>>,
-    /// `If-Modified-Since`, in Unix seconds (ignored when `If-None-Match` is sent, as
-    /// RFC 9110 says).
-    modified_since: Option<u64>,
-}
-
-fn conditions(headers: &HeaderMap) -> Conditions {
-    let none_match = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/").to_owned())
-        .filter(|tag| !tag.is_empty())
-        .collect::<Vec<_>>();
-    let modified_since = headers
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(parse_http_date);
-    Conditions {
-        none_match: (!none_match.is_empty()).then_some(none_match),
-        modified_since,
-    }
-}
-
-impl Conditions {
-    /// Whether the client's copy, tagged `tag` and holding `version`, is still current.
-    fn still_current(&self, tag: &str, version: index::Version) -> bool {
-        if let Some(tags) = &self.none_match {
-            return tags.iter().any(|sent| sent == "*" || sent == tag);
-        }
-        self.modified_since
-            .is_some_and(|since| version.newest_added.as_millis() / 1000 <= since)
-    }
-}
-
 /// One event's file, `{"Event": {...}}`.
 async fn event(
     state: &ApiState,
@@ -573,27 +514,6 @@ async fn event(
         )
             .into_response(),
     ))
-}
-
-/// HTTP's date format (RFC 9110's IMF-fixdate).
-const HTTP_DATE: &str =
-    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT";
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` for Unix time `seconds`.
-fn http_date(seconds: u64) -> Option<String> {
-    let format = time::format_description::parse_borrowed::<1>(HTTP_DATE).ok()?;
-    time::OffsetDateTime::from_unix_timestamp(i64::try_from(seconds).ok()?)
-        .ok()?
-        .format(&format)
-        .ok()
-}
-
-/// Unix seconds of an HTTP date; `None` for anything else (the condition is then
-/// ignored, as RFC 9110 says).
-fn parse_http_date(text: &str) -> Option<u64> {
-    let format = time::format_description::parse_borrowed::<1>(HTTP_DATE).ok()?;
-    let parsed = time::PrimitiveDateTime::parse(text.trim(), &format).ok()?;
-    u64::try_from(parsed.assume_utc().unix_timestamp()).ok()
 }
 
 #[cfg(test)]
