@@ -6,8 +6,10 @@
 //! its newest added row (one read) and reads only the rows after the last one it saw.
 //! Per event it keeps what the manifest needs (uuid, organisation, TLP, info, creation
 //! time, arrival time) and, for `hashes.csv`, one MD5 per attribute with the event's
-//! number: about 20 bytes per indicator. Each event file is built from the stored entry
-//! when asked for, since a MISP fetches it once.
+//! number: about 20 bytes per indicator. The manifest of each TLP ceiling that was asked
+//! for is kept written (about 350 bytes per event) and only appended to, since events are
+//! only ever added. Each event file is built from the stored entry when asked for, since
+//! a MISP fetches it once.
 //!
 //! Entries are picked as `threatmesh export --format misp` picks them
 //! ([`formats::readable_entry`], [`Publisher::exporting`]): a sealed entry this node
@@ -85,8 +87,19 @@ pub(super) struct Index {
     /// `hashes.csv`: each attribute's MD5 and its event's number, in arrival order.
     hashes: Vec<([u8; 16], u32)>,
     levels: [Level; 5],
-    /// The last manifest built at each ceiling, with the version it shows.
-    manifests: [Option<(Version, axum::body::Bytes)>; 5],
+    /// The manifest at each ceiling, written up to the events added since.
+    manifests: [Manifest; 5],
+}
+
+/// The manifest at one ceiling, as far as it is written.
+#[derive(Debug, Default)]
+struct Manifest {
+    /// `{` and the records written so far, without the closing brace.
+    open: String,
+    /// How many of [`Index::events`] were looked at for it.
+    written: usize,
+    /// The last answer made of it, with the version it shows.
+    answer: Option<(Version, axum::body::Bytes)>,
 }
 
 impl Index {
@@ -190,31 +203,38 @@ impl Index {
         (event.tlp <= ceiling).then_some(event.entry)
     }
 
-    /// `manifest.json` at `ceiling`: built once per version and kept, so polls of an
-    /// unchanged feed that do not send a validator still cost only a copy.
+    /// `manifest.json` at `ceiling`. Events are only ever added, so the manifest at each
+    /// ceiling is kept open (without its closing brace) and only the records of events
+    /// added since the last request are written to it; the answer is kept per version,
+    /// so polls of an unchanged feed that send no validator cost only a copy.
     pub(super) fn manifest(&mut self, ceiling: Tlp) -> axum::body::Bytes {
         let version = self.version(ceiling);
-        let slot = level(ceiling);
-        if let Some((built, bytes)) = &self.manifests[slot]
-            && *built == version
+        let slot = &mut self.manifests[level(ceiling)];
+        if let Some(answer) = &slot.answer
+            && answer.0 == version
         {
-            return bytes.clone();
+            return answer.1.clone();
         }
-        let mut out = String::with_capacity(256 * self.events.len() + 2);
-        out.push('{');
-        let mut first = true;
-        for event in self.events.iter().filter(|event| event.tlp <= ceiling) {
+        if slot.open.is_empty() {
+            slot.open.push('{');
+        }
+        for event in self.events[slot.written..]
+            .iter()
+            .filter(|event| event.tlp <= ceiling)
+        {
             let (org_name, org_uuid) = &self.orgs[event.org as usize];
             let record = manifest_record(org_name, org_uuid, event.tlp, &event.info, event.created);
-            if !first {
-                out.push(',');
+            if slot.open.len() > 1 {
+                slot.open.push(',');
             }
-            first = false;
-            let _ = write!(out, "\"{}\":{record}", event.uuid);
+            let _ = write!(slot.open, "\"{}\":{record}", event.uuid);
         }
-        out.push('}');
-        let bytes = axum::body::Bytes::from(out);
-        self.manifests[slot] = Some((version, bytes.clone()));
+        slot.written = self.events.len();
+        let mut answer = String::with_capacity(slot.open.len() + 1);
+        answer.push_str(&slot.open);
+        answer.push('}');
+        let bytes = axum::body::Bytes::from(answer);
+        slot.answer = Some((version, bytes.clone()));
         bytes
     }
 
