@@ -1,7 +1,8 @@
 //! The MISP feed a running node serves, read the way MISP's own feed fetcher reads it:
 //! the manifest, then each event not seen before (or with a newer timestamp), loaded with
 //! PyMISP, then `hashes.csv`; a second poll that sends the manifest's ETag gets 304 and
-//! fetches nothing; after a publish, only the new event is fetched.
+//! fetches nothing; after a publish, only the new event is fetched. And the feed served
+//! is the one `threatmesh export --format misp` writes from the same node.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests unwrap what they built themselves
 
@@ -258,4 +259,64 @@ async fn a_misp_style_consumer_fetches_each_event_once_and_only_what_is_new() {
     )
     .await;
     assert_eq!(wrong["manifest_status"], 401, "{wrong}");
+}
+
+/// GETs `path` under the feed at `url` with `token`: status and body.
+async fn fetch(url: &str, token: &str, path: &str) -> (u16, String) {
+    let api = support::Api::new(url, token, std::time::Duration::from_secs(10));
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || api.get(&path, "*/*"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_feed_is_what_threatmesh_export_writes() {
+    let (client, _store, url, dir) = node().await;
+    publish(&client, Tlp::Green, &["198.51.100.1", "198.51.100.2"]).await;
+    publish(&client, Tlp::Amber, &["192.0.2.99"]).await;
+    let api = url.trim_end_matches("/misp/feed/").to_owned();
+    let out = dir.path().join("exported");
+    let exported = {
+        let (api, out) = (api.clone(), out.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new(support::BINARY)
+                .args(["export", "--api", &api, "--format", "misp", "--out"])
+                .arg(&out)
+                .env("THREATMESH_TOKEN", FULL_TOKEN)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+
+    let (status, manifest) = fetch(&url, FULL_TOKEN, "manifest.json").await;
+    assert_eq!(status, 200);
+    let manifest: Json = serde_json::from_str(&manifest).unwrap();
+    let written: Json = serde_json::from_str(&read("manifest.json")).unwrap();
+    assert_eq!(manifest, written);
+    assert_eq!(manifest.as_object().unwrap().len(), 2);
+    for uuid in manifest.as_object().unwrap().keys() {
+        let (status, event) = fetch(&url, FULL_TOKEN, &format!("{uuid}.json")).await;
+        assert_eq!(status, 200);
+        let event: Json = serde_json::from_str(&event).unwrap();
+        let written: Json = serde_json::from_str(&read(&format!("{uuid}.json"))).unwrap();
+        assert_eq!(event, written, "{uuid}");
+    }
+    let (status, hashes) = fetch(&url, FULL_TOKEN, "hashes.csv").await;
+    assert_eq!(status, 200);
+    let mut served: Vec<&str> = hashes.lines().collect();
+    let written = read("hashes.csv");
+    let mut written: Vec<&str> = written.lines().collect();
+    served.sort_unstable();
+    written.sort_unstable();
+    assert_eq!(served, written);
+    assert_eq!(served.len(), 3);
 }
