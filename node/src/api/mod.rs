@@ -235,6 +235,13 @@ pub async fn keep_console_activity(state: ApiState) {
     ui::keep_sampling(state).await;
 }
 
+/// Keeps the MISP feed's index up with the store in the background (see `misp_feed`), so
+/// a MISP's first poll after a start is answered at once; spawn it beside [`serve`] on a
+/// node that serves a MISP. Runs until the runtime stops.
+pub async fn keep_misp_feed_index(state: ApiState) {
+    misp_feed::keep_indexed(state).await;
+}
+
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
     let protected = Router::new()

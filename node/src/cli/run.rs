@@ -217,6 +217,9 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
         .taxii_background_index
         .then(|| tokio::spawn(api::keep_taxii_index(state.clone())));
     let console = tokio::spawn(api::keep_console_activity(state.clone()));
+    // Feed tokens say a MISP polls this node: keep its feed index warm.
+    let feed_indexer = (!config.feed_tokens.is_empty())
+        .then(|| tokio::spawn(api::keep_misp_feed_index(state.clone())));
     let router = api::router(state);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(api::serve(listener, router, async {
@@ -254,6 +257,9 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
         indexer.abort();
     }
     console.abort();
+    if let Some(feed_indexer) = feed_indexer {
+        feed_indexer.abort();
+    }
     if let Some(keyring_task) = keyring_task {
         keyring_task.abort();
     }

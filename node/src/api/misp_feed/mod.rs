@@ -239,6 +239,30 @@ impl Feed {
     }
 }
 
+/// How often the background catch-up ([`keep_indexed`]) looks for new entries.
+const BACKGROUND_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Keeps the feed index up with the store, so that the first poll after a start does not
+/// wait while the index is built (about 2 s at a million indicators) and each poll finds
+/// at most two seconds of entries to add. Requests still catch up with whatever is left
+/// before they answer. Runs until the runtime stops.
+pub(super) async fn keep_indexed(state: ApiState) {
+    let mut every = tokio::time::interval(BACKGROUND_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported = false;
+    loop {
+        every.tick().await;
+        match with_index(&state, |_| ()).await {
+            Ok(()) => reported = false,
+            Err(error) if !reported => {
+                tracing::warn!(?error, "indexing the MISP feed failed; trying again later");
+                reported = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// The feed's routes, with their own authentication (feed tokens, bare tokens) and
 /// counting. One route takes every name under the path, so that a feed URL configured
 /// with a trailing slash, to which MISP appends `/manifest.json`, works too.

@@ -499,3 +499,29 @@ fn feed_tokens_in_the_configuration_are_checked() {
     let parsed: Config = toml::from_str(&uncommented).unwrap();
     assert_eq!(parsed.api.feed_tokens[0].tlp, "green");
 }
+
+#[tokio::test]
+async fn the_background_catch_up_indexes_what_arrives_without_a_request() {
+    let (router, state, _store, _dir) = feed_node().await;
+    publish(&router, "green", "198.51.100.1").await;
+    publish(&router, "amber", "198.51.100.2").await;
+    let indexed = |state: &ApiState| state.misp_feed.index().version(Tlp::Red).events;
+    assert_eq!(indexed(&state), 0, "nothing asked for the feed yet");
+    let task = tokio::spawn(super::keep_indexed(state.clone()));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while indexed(&state) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the background catch-up did not index the two entries"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // And it follows what arrives later (its next turn is within two seconds).
+    publish(&router, "clear", "198.51.100.3").await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while indexed(&state) < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "not followed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    task.abort();
+}
