@@ -125,6 +125,20 @@ pub struct ApiSection {
     /// indexes what arrived since the last one before it answers; nothing is indexed on
     /// a node no TAXII client reads.
     pub taxii_background_index: bool,
+    /// Tokens that read the MISP feed (`/misp/feed/`) only, each up to a TLP ceiling:
+    /// `feed_tokens = [{ token = "...", tlp = "green" }]`.
+    pub feed_tokens: Vec<FeedTokenSection>,
+}
+
+/// One of `api.feed_tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedTokenSection {
+    /// The token, as the MISP instance sends it in `Authorization`.
+    pub token: String,
+    /// The strictest marking it reads: `clear` (or `white`), `green`, `amber`,
+    /// `amber+strict` or `red`.
+    pub tlp: String,
 }
 
 /// `[log]`
@@ -218,6 +232,7 @@ impl Default for ApiSection {
             max_auth_failures: limits.max_auth_failures,
             auth_failure_window_secs: limits.auth_failure_window.as_secs(),
             taxii_background_index: true,
+            feed_tokens: Vec::new(),
         }
     }
 }
@@ -369,6 +384,8 @@ pub struct Validated {
     pub api_limits: crate::api::ApiLimits,
     /// Keep the TAXII object index up in the background.
     pub taxii_background_index: bool,
+    /// Tokens that read the MISP feed only, up to their TLP ceilings.
+    pub feed_tokens: Vec<crate::api::FeedToken>,
     /// Log format is JSON.
     pub json_logs: bool,
     /// Log filter.
@@ -511,6 +528,7 @@ impl Config {
                 ),
             ));
         }
+        let feed_tokens = self.validate_feed_tokens()?;
         if self.api.max_concurrent_requests == 0 {
             return Err(invalid(
                 "api.max_concurrent_requests",
@@ -579,6 +597,7 @@ impl Config {
                 auth_failure_window: Duration::from_secs(self.api.auth_failure_window_secs),
             },
             taxii_background_index: self.api.taxii_background_index,
+            feed_tokens,
             json_logs,
             log_level: self.log.level.clone(),
             warninglists_skipped,
@@ -612,6 +631,51 @@ impl WarninglistsSection {
         })?;
         network.warninglists = std::sync::Arc::new(loaded.lists);
         Ok((network, loaded.skipped))
+    }
+}
+
+impl Config {
+    /// `api.feed_tokens`, checked: each at least [`MIN_TOKEN_CHARS`] long, in no other
+    /// list and listed once, with a TLP level. Errors name the token by its place, not
+    /// by its text, which would end up in logs.
+    fn validate_feed_tokens(&self) -> Result<Vec<crate::api::FeedToken>, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            setting: "api.feed_tokens",
+            reason,
+        };
+        let mut tokens: Vec<crate::api::FeedToken> = Vec::new();
+        for (index, entry) in self.api.feed_tokens.iter().enumerate() {
+            let place = index + 1;
+            let length = entry.token.chars().count();
+            if length < MIN_TOKEN_CHARS {
+                return Err(invalid(format!(
+                    "feed token {place} (counting from 1) has {length} characters; at least \
+                     {MIN_TOKEN_CHARS}"
+                )));
+            }
+            if self.api.tokens.contains(&entry.token) || self.api.read_tokens.contains(&entry.token)
+            {
+                return Err(invalid(format!(
+                    "feed token {place} (counting from 1) is also in api.tokens or \
+                     api.read_tokens: a feed token reads the feed only; make a new one"
+                )));
+            }
+            if tokens.iter().any(|token| token.token == entry.token) {
+                return Err(invalid(format!(
+                    "feed token {place} (counting from 1) is listed twice"
+                )));
+            }
+            let tlp = entry.tlp.parse().map_err(|error| {
+                invalid(format!(
+                    "feed token {place} (counting from 1): tlp: {error}"
+                ))
+            })?;
+            tokens.push(crate::api::FeedToken {
+                token: entry.token.clone(),
+                tlp,
+            });
+        }
+        Ok(tokens)
     }
 }
 
@@ -701,6 +765,11 @@ auth_failure_window_secs = 60
 # Index new entries for TAXII in the background, so TAXII reads never wait for a backlog.
 # Costs CPU on every entry (its STIX export) whether or not a TAXII client reads.
 taxii_background_index = true
+# Feed tokens read only the MISP feed at /misp/feed/ (MISP: Add feed, source format "MISP
+# Feed", URL http://<this api>/misp/feed/, header "Authorization: <token>"), and only
+# entries at or below their TLP ceiling: clear, green, amber, amber+strict or red. The
+# tokens above read the whole feed too. A token is in one list only.
+# feed_tokens = [{{ token = "...", tlp = "green" }}]
 
 [log]
 # "human" or "json".

@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests unwrap what they built themselves
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value as Json, json};
@@ -526,13 +528,7 @@ fn feed_round_trip_keeps_values_and_kinds() {
     assert_eq!(again, feed);
 }
 
-/// The Python with PyMISP: `$THREATMESH_PYTHON`, else the workspace's `.venv`.
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("THREATMESH_PYTHON") {
-        return PathBuf::from(python);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
-}
+use support::python;
 
 const READ_FEED: &str = r#"
 import json, sys, pathlib

@@ -12,10 +12,15 @@
 //! body or value list over the limit, 415 for a write of the wrong media type, 422 for
 //! JSON that breaks a rule (it names the value and why), 500/503 for the node's own
 //! failures. The API depends on the store and the network [`Client`] only.
+//!
+//! The MISP feed under `/misp/feed/` (`misp_feed`) authenticates on its own: it also
+//! takes MISP's bare `Authorization: <token>` and feed tokens (`api.feed_tokens`), which
+//! every other route refuses 403.
 
 pub mod archive;
 mod exchange;
 mod guard;
+mod misp_feed;
 mod peers;
 mod prometheus;
 pub mod ready;
@@ -40,6 +45,7 @@ use threatmesh_protocol::item::Item;
 use threatmesh_protocol::{Hash, Kind, PublicKey, Value};
 
 pub use guard::ApiLimits;
+pub use misp_feed::FeedToken;
 
 use crate::network::{Client, ClientError};
 use crate::store::{FeedState, Lookup, Space, Stats, Store, StoreError};
@@ -52,7 +58,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// whether a read token may use it; a route the router serves but no list names counts as
 /// a write. Tests keep the list in step with the document and with the router, and try a
 /// read token and a full one on every route.
-pub const ROUTES: [Route; 18] = [
+pub const ROUTES: [Route; 21] = [
     Route::read("GET /healthz"),
     Route::read("GET /readyz"),
     Route::read("GET /api/v1/openapi.json"),
@@ -73,6 +79,10 @@ pub const ROUTES: [Route; 18] = [
     // An export reads; an import stores what verifies.
     Route::read("GET /api/v1/archive"),
     Route::write("POST /api/v1/archive"),
+    // The MISP feed (`misp_feed`), which feed tokens read too.
+    Route::read("GET /misp/feed/manifest.json"),
+    Route::read("GET /misp/feed/hashes.csv"),
+    Route::read("GET /misp/feed/{event}"),
 ];
 
 /// A route as the OpenAPI document names it, and whether a read token may use it.
@@ -148,6 +158,7 @@ pub struct ApiState {
     auth: Arc<guard::AuthLimiter>,
     limits: ApiLimits,
     console: Arc<ui::Console>,
+    misp_feed: Arc<misp_feed::Feed>,
 }
 
 impl ApiState {
@@ -164,6 +175,7 @@ impl ApiState {
             auth: Arc::new(guard::AuthLimiter::new(&limits)),
             limits,
             console: Arc::new(ui::Console::default()),
+            misp_feed: Arc::new(misp_feed::Feed::default()),
         }
     }
 
@@ -181,6 +193,15 @@ impl ApiState {
     pub fn with_read_tokens(self, tokens: Vec<String>) -> ApiState {
         ApiState {
             read_tokens: Arc::new(tokens),
+            ..self
+        }
+    }
+
+    /// The same API also accepting `tokens` as feed tokens: each reads the MISP feed
+    /// (`/misp/feed/`) only, up to its TLP ceiling.
+    pub fn with_feed_tokens(self, tokens: Vec<FeedToken>) -> ApiState {
+        ApiState {
+            misp_feed: Arc::new(misp_feed::Feed::new(tokens)),
             ..self
         }
     }
@@ -217,6 +238,13 @@ pub async fn keep_taxii_index(state: ApiState) {
 /// peers' connection history); spawn it beside [`serve`]. Runs until the node stops.
 pub async fn keep_console_activity(state: ApiState) {
     ui::keep_sampling(state).await;
+}
+
+/// Keeps the MISP feed's index up with the store in the background (see `misp_feed`), so
+/// a MISP's first poll after a start is answered at once; spawn it beside [`serve`] on a
+/// node that serves a MISP. Runs until the runtime stops.
+pub async fn keep_misp_feed_index(state: ApiState) {
+    misp_feed::keep_indexed(state).await;
 }
 
 /// The API's routes.
@@ -262,6 +290,7 @@ pub fn router(state: ApiState) -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .merge(protected)
+        .merge(misp_feed::routes(&state))
         // The web console authenticates by session, not by bearer token.
         .merge(ui::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -515,6 +544,16 @@ async fn authenticate(
         }
     };
     let Some(access) = state.access(&presented) else {
+        // A feed token is a right token on the wrong route: refused, not counted as a
+        // guess.
+        if state.misp_feed.ceiling_of(&presented).is_some() {
+            state.misp_feed.refused_elsewhere();
+            return answer(
+                StatusCode::FORBIDDEN,
+                "Feed token",
+                format!("this token reads the MISP feed ({}) only", misp_feed::PATH),
+            );
+        }
         return refuse(
             guard::Failure::Wrong,
             "wrong bearer token (or basic-auth password)",
@@ -1026,6 +1065,7 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
         peers,
     ) + &warninglists::render_metrics(&state.client.warninglist_matches());
     state.client.archive_counters().render(&mut text);
+    state.misp_feed.render_metrics(&mut text);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 use threatmesh_protocol::{Charter, Entry, Hash};
 
 use super::client::{ApiArgs, call, call_raw, progress};
-use crate::formats::{Publisher, csv, marks, stix};
+use crate::formats::{self, Publisher, csv, marks, stix};
 
 /// The formats files come in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -254,20 +254,24 @@ impl<'a> Pages<'a> {
         for exported in page["entries"].as_array().into_iter().flatten() {
             let id: Hash = serde_json::from_value(exported["id"].clone())
                 .context("reading an entry id from the node")?;
-            let mut entry: Entry = serde_json::from_value(exported.clone())
+            let entry: Entry = serde_json::from_value(exported.clone())
                 .with_context(|| format!("reading entry {id} from the node"))?;
-            // A sealed entry this organisation may read comes with the bundle the node
-            // opened; exporters read that. One it may not read stays sealed and exports
-            // nothing.
-            if matches!(entry.body, threatmesh_protocol::Body::Sealed(_))
-                && exported["opened"].is_object()
-            {
+            let opened = if exported["opened"].is_object() {
                 let opened = serde_json::from_value(exported["opened"].clone())
                     .with_context(|| format!("reading the opened bundle of entry {id}"))?;
-                entry.body = threatmesh_protocol::Body::Bundle(opened);
-            }
-            let publisher = Publisher::of(&self.charter, &entry.author)
-                .unwrap_or_else(|| Publisher::unknown(&entry.author));
+                Some(opened)
+            } else {
+                None
+            };
+            // A sealed entry this organisation may read comes with the bundle the node
+            // opened; exporters read that. One it may not read stays sealed and exports
+            // nothing (it still counts towards a STIX bundle's id). The node's MISP feed
+            // picks its entries and names publishers with the same two calls.
+            let entry = match formats::readable_entry(&entry, opened) {
+                Some(std::borrow::Cow::Owned(opened)) => opened,
+                _ => entry,
+            };
+            let publisher = Publisher::exporting(&self.charter, &entry.author);
             entries.push((entry, id, publisher));
             bar.inc(1);
         }

@@ -214,11 +214,15 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
     let api_address = listener.local_addr()?;
     let state = api::ApiState::new(store.clone(), client.clone(), config.tokens.clone())
         .with_read_tokens(config.read_tokens.clone())
+        .with_feed_tokens(config.feed_tokens.clone())
         .with_limits(config.api_limits);
     let indexer = config
         .taxii_background_index
         .then(|| tokio::spawn(api::keep_taxii_index(state.clone())));
     let console = tokio::spawn(api::keep_console_activity(state.clone()));
+    // Feed tokens say a MISP polls this node: keep its feed index warm.
+    let feed_indexer = (!config.feed_tokens.is_empty())
+        .then(|| tokio::spawn(api::keep_misp_feed_index(state.clone())));
     let router = api::router(state);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(api::serve(listener, router, async {
@@ -256,6 +260,9 @@ async fn serve(config: crate::config::Validated, parent: Option<u32>) -> Result<
         indexer.abort();
     }
     console.abort();
+    if let Some(feed_indexer) = feed_indexer {
+        feed_indexer.abort();
+    }
     if let Some(keyring_task) = keyring_task {
         keyring_task.abort();
     }

@@ -35,38 +35,45 @@ pub fn export_feed_marked<'a>(
         .map(|(entry, id, _)| (event_uuid(*id).to_string(), *entry))
         .collect();
     for (uuid, event) in &mut feed.events {
-        let Some(Body::Bundle(bundle)) = by_event.get(uuid).map(|entry| &entry.body) else {
-            continue;
-        };
-        let Some(attributes) = event
-            .pointer_mut("/Event/Attribute")
-            .and_then(Json::as_array_mut)
-        else {
-            continue;
-        };
-        // One attribute per item, in item order (see `misp::export_feed`).
-        for (item, attribute) in bundle.items.iter().zip(attributes) {
-            let Item::Indicator(indicator) = item else {
-                continue;
-            };
-            let on = warninglists.ids(&indicator.value);
-            let Some(attribute) = attribute.as_object_mut() else {
-                continue;
-            };
-            if on.is_empty() {
-                continue;
-            }
-            let tags = attribute.entry("Tag").or_insert_with(|| json!([]));
-            if let Some(tags) = tags.as_array_mut() {
-                for id in on {
-                    tags.push(
-                        json!({ "name": misp_tag(id), "colour": "#ff8c00", "exportable": true }),
-                    );
-                }
-            }
+        if let Some(entry) = by_event.get(uuid) {
+            mark_misp_event(event, entry, warninglists);
         }
     }
     feed
+}
+
+/// Tags each indicator attribute of `event` (an event file, `{"Event": {...}}`, exported
+/// from `entry`) that is on one of `warninglists` with [`misp_tag`]: the one marking the
+/// folder export and the feed the node serves share.
+pub fn mark_misp_event(event: &mut Json, entry: &Entry, warninglists: &Warninglists) {
+    let Body::Bundle(bundle) = &entry.body else {
+        return;
+    };
+    let Some(attributes) = event
+        .pointer_mut("/Event/Attribute")
+        .and_then(Json::as_array_mut)
+    else {
+        return;
+    };
+    // One attribute per item, in item order (see `misp::export_feed`).
+    for (item, attribute) in bundle.items.iter().zip(attributes) {
+        let Item::Indicator(indicator) = item else {
+            continue;
+        };
+        let on = warninglists.ids(&indicator.value);
+        let Some(attribute) = attribute.as_object_mut() else {
+            continue;
+        };
+        if on.is_empty() {
+            continue;
+        }
+        let tags = attribute.entry("Tag").or_insert_with(|| json!([]));
+        if let Some(tags) = tags.as_array_mut() {
+            for id in on {
+                tags.push(json!({ "name": misp_tag(id), "colour": "#ff8c00", "exportable": true }));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -631,34 +631,107 @@ pub fn export_feed<'a>(
     for (entry, id, publisher) in entries {
         // A sealed entry is exported only as the bundle this node opened (see
         // `formats::readable_entry`); one still sealed has nothing to show.
-        let Some(event) = event_of(entry, id, publisher) else {
+        let (Some(event), Some(summary)) = (
+            event_file(entry, id, publisher),
+            EventSummary::of(entry, id, publisher),
+        ) else {
             continue;
         };
-        let uuid = event_uuid(id).to_string();
-        for attribute in event["Attribute"].as_array().into_iter().flatten() {
-            if let Some(value) = attribute["value"].as_str() {
-                hashes.push(format!("{},{uuid}", hex_encode(&Md5::digest(value))));
-            }
-        }
-        manifest.insert(
-            uuid.clone(),
-            json!({
-                "Orgc": event["Orgc"],
-                "Tag": event["Tag"],
-                "info": event["info"],
-                "date": event["date"],
-                "analysis": ANALYSIS_COMPLETED,
-                "threat_level_id": THREAT_LEVEL_UNDEFINED,
-                "timestamp": entry.created.as_millis() / 1000,
-            }),
-        );
-        events.push((uuid, json!({ "Event": event })));
+        let uuid = summary.uuid.to_string();
+        hashes.extend(summary.md5s.iter().map(|md5| hash_line(md5, &uuid)));
+        manifest.insert(uuid.clone(), summary.manifest_record());
+        events.push((uuid, event));
     }
     MispFeed {
         manifest: Json::Object(manifest),
         events,
         hashes,
     }
+}
+
+/// What a feed's `manifest.json` and `hashes.csv` say of one event, without the event's
+/// attributes: what a server that serves the feed keeps in memory per event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSummary {
+    /// The event's uuid ([`event_uuid`]).
+    pub uuid: Uuid,
+    /// Its creating organisation's name.
+    pub org_name: String,
+    /// Its creating organisation's uuid ([`org_uuid`]).
+    pub org_uuid: Uuid,
+    /// The entry's marking.
+    pub tlp: Tlp,
+    /// The event's `info`.
+    pub info: String,
+    /// The entry's creation time: the event's date and timestamp.
+    pub created: Timestamp,
+    /// The MD5 of each attribute's value, in attribute order (`hashes.csv`).
+    pub md5s: Vec<[u8; 16]>,
+}
+
+impl EventSummary {
+    /// The summary of the event `entry` exports to; `None` when it exports none (a body
+    /// still sealed).
+    pub fn of(entry: &Entry, id: Hash, publisher: &Publisher) -> Option<EventSummary> {
+        let Body::Bundle(bundle) = &entry.body else {
+            return None;
+        };
+        Some(EventSummary {
+            uuid: event_uuid(id),
+            org_name: publisher.name.clone(),
+            org_uuid: org_uuid(publisher),
+            tlp: bundle.tlp,
+            info: event_info(entry, bundle, id, publisher),
+            created: entry.created,
+            // The attribute's value is the item's value as written (see `attribute_of`).
+            md5s: bundle
+                .items
+                .iter()
+                .map(|item| Md5::digest(item.value().as_str()).into())
+                .collect(),
+        })
+    }
+
+    /// The event's record in `manifest.json`.
+    pub fn manifest_record(&self) -> Json {
+        manifest_record(
+            &self.org_name,
+            &self.org_uuid,
+            self.tlp,
+            &self.info,
+            self.created,
+        )
+    }
+}
+
+/// An event's record in `manifest.json`, from its parts (see [`EventSummary`]).
+pub fn manifest_record(
+    org_name: &str,
+    org_uuid: &Uuid,
+    tlp: Tlp,
+    info: &str,
+    created: Timestamp,
+) -> Json {
+    json!({
+        "Orgc": { "name": org_name, "uuid": org_uuid.to_string() },
+        "Tag": [tlp_tag(tlp)],
+        "info": info,
+        "date": date(created),
+        "analysis": ANALYSIS_COMPLETED,
+        "threat_level_id": THREAT_LEVEL_UNDEFINED,
+        "timestamp": created.as_millis() / 1000,
+    })
+}
+
+/// A `hashes.csv` line (without its newline): the value's MD5 and the event's uuid.
+pub fn hash_line(md5: &[u8; 16], event_uuid: &str) -> String {
+    format!("{},{event_uuid}", hex_encode(md5))
+}
+
+/// The content of an event's file, `{"Event": {...}}`; `None` when the entry exports
+/// no event (a body still sealed).
+pub fn event_file(entry: &Entry, id: Hash, publisher: &Publisher) -> Option<Json> {
+    event_of(entry, id, publisher).map(|event| json!({ "Event": event }))
 }
 
 /// Writes `manifest.json`, one `<uuid>.json` per event and `hashes.csv` into `dir`,

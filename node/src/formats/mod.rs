@@ -170,6 +170,13 @@ impl Publisher {
         })
     }
 
+    /// The publisher exports name for an entry by node key `author`: the member
+    /// [`Publisher::of`] finds, else [`Publisher::unknown`]. `threatmesh export` and the
+    /// node's MISP feed both name publishers with it, so the two agree.
+    pub fn exporting(charter: &Charter, author: &PublicKey) -> Publisher {
+        Publisher::of(charter, author).unwrap_or_else(|| Publisher::unknown(author))
+    }
+
     /// A publisher the charter no longer names: called after its node key.
     pub fn unknown(author: &PublicKey) -> Publisher {
         Publisher {

@@ -33,6 +33,15 @@ pub(crate) fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("the CLI writes UTF-8")
 }
 
+/// The Python with PyMISP (and the other Python tools tests check against):
+/// `$THREATMESH_PYTHON`, else the workspace's `.venv`.
+pub(crate) fn python() -> std::path::PathBuf {
+    if let Some(python) = std::env::var_os("THREATMESH_PYTHON") {
+        return std::path::PathBuf::from(python);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
+}
+
 /// Polls `done` every 50 ms until it returns something, failing after `timeout`.
 pub(crate) fn wait_for<T>(what: &str, timeout: Duration, mut done: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;

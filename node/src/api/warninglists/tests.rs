@@ -315,3 +315,46 @@ async fn taxii_marks_listed_indicators_and_holds_them_back_on_post() {
     assert!(!known(&router, "ipv4", "8.8.4.4").await.0);
     assert!(known(&router, "ipv4", "45.155.205.234").await.0);
 }
+
+#[tokio::test]
+async fn the_misp_feed_the_node_serves_tags_listed_values_as_the_export_does() {
+    let (router, _dir) = node();
+    let request = serde_json::json!({
+        "items": [indicator("ipv4", "8.8.8.8"), indicator("ipv4", "45.155.205.233")],
+        "ignore_warninglists": true,
+    });
+    let (status, body) = call(
+        &router,
+        "POST",
+        "/api/v1/publish",
+        Some(TOKEN),
+        &request.to_string(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let entry = json(&body)["entries"][0].as_str().unwrap().to_owned();
+    let id: threatmesh_protocol::Hash = entry.parse().unwrap();
+    let uuid = crate::formats::misp::event_uuid(id);
+    let path = format!("/misp/feed/{uuid}.json");
+    let (status, body) = call(&router, "GET", &path, Some(TOKEN), "").await;
+    assert_eq!(status, 200, "{body}");
+    let event = json(&body);
+    let tags = |index: usize| -> Vec<String> {
+        event["Event"]["Attribute"][index]["Tag"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|tag| tag["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(event["Event"]["Attribute"][0]["value"], "8.8.8.8");
+    assert!(
+        tags(0).contains(&crate::formats::marks::misp_tag("public-dns-v4")),
+        "{body}"
+    );
+    assert_eq!(event["Event"]["Attribute"][1]["value"], "45.155.205.233");
+    assert!(
+        !tags(1).iter().any(|tag| tag.starts_with("warninglist:")),
+        "{body}"
+    );
+}
