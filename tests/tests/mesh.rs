@@ -439,9 +439,18 @@ async fn a_large_federation_holds_a_bounded_peer_set_and_every_entry_reaches_eve
         .await
         .unwrap();
     }
-    for node in &nodes {
-        let peers = node.client.peers().await.unwrap().len();
-        assert!(peers <= 8, "{peers} links, over the target of 8");
+    // A link just made is not pruned until it has settled (`peer_book`), so a node that
+    // was dialled a moment ago may hold one over the target for a few seconds: the bound
+    // is what the node comes back to, and it must.
+    for (index, node) in nodes.iter().enumerate() {
+        wait_for(&format!("node {index} to hold at most 8 links"), || async {
+            node.client
+                .peers()
+                .await
+                .is_ok_and(|peers| peers.len() <= 8)
+        })
+        .await
+        .unwrap();
     }
     let pruned: u64 = nodes
         .iter()

@@ -1699,26 +1699,16 @@ impl Store {
         start: AddedStart<'_>,
         limit: usize,
     ) -> Result<Vec<AddedRow>, StoreError> {
-        let start = start.first_key();
-        let mut rows = Vec::new();
-        for row in self.db()?.range(start..).take(limit) {
-            let (key, id) = row?;
-            if key.first() != Some(&keys::ADDED) {
-                break;
-            }
-            let added = keys::time_of_added_key(&key)
-                .ok_or_else(|| StoreError::corrupt(&key, "short added key"))?;
-            let id = Hash(hash_of(&key, &id)?);
+        self.added_scan(start, limit, |key, added, id, _payload| {
             let entry = self
                 .entry(&id)?
-                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))?;
-            rows.push(AddedRow {
+                .ok_or_else(|| StoreError::corrupt(key, "added index names a missing entry"))?;
+            Ok(AddedRow {
                 key: key.to_vec(),
                 added,
                 entry,
-            });
-        }
-        Ok(rows)
+            })
+        })
     }
 
     /// [`Store::added_rows`] with only each entry's header, read from the front of the
@@ -1730,30 +1720,16 @@ impl Store {
         start: AddedStart<'_>,
         limit: usize,
     ) -> Result<Vec<AddedHeader>, StoreError> {
-        let start = start.first_key();
-        let db = self.db()?;
-        let mut rows = Vec::new();
-        for row in db.range(start..).take(limit) {
-            let (key, id) = row?;
-            if key.first() != Some(&keys::ADDED) {
-                break;
-            }
-            let added = keys::time_of_added_key(&key)
-                .ok_or_else(|| StoreError::corrupt(&key, "short added key"))?;
-            let id = Hash(hash_of(&key, &id)?);
-            let entry_key = keys::entry(&id);
-            let payload = db
-                .get(entry_key)?
-                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))?;
+        self.added_scan(start, limit, |key, added, id, payload| {
+            let payload = payload()?;
             let header = EntryHeader::peek(&payload)
-                .map_err(|_| StoreError::corrupt(&entry_key, "unreadable entry header"))?;
-            rows.push(AddedHeader {
+                .map_err(|_| StoreError::corrupt(&keys::entry(&id), "unreadable entry header"))?;
+            Ok(AddedHeader {
                 key: key.to_vec(),
                 added,
                 header,
-            });
-        }
-        Ok(rows)
+            })
+        })
     }
 
     /// Up to `limit` rows of the added-time index from `start` on, each with its entry's
@@ -1765,25 +1741,45 @@ impl Store {
         start: AddedStart<'_>,
         limit: usize,
     ) -> Result<Vec<AddedPayload>, StoreError> {
+        self.added_scan(start, limit, |key, added, _id, payload| {
+            Ok(AddedPayload {
+                key: key.to_vec(),
+                added,
+                payload: payload()?.to_vec(),
+            })
+        })
+    }
+
+    /// Walks up to `limit` rows of the added-time index from `start` on, giving `row` each
+    /// row's key, arrival time and entry id, and a way to read the entry's stored payload
+    /// (which only some readers need).
+    fn added_scan<T>(
+        &self,
+        start: AddedStart<'_>,
+        limit: usize,
+        mut row: impl FnMut(
+            &[u8],
+            Timestamp,
+            Hash,
+            &dyn Fn() -> Result<sled::IVec, StoreError>,
+        ) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let start = start.first_key();
         let db = self.db()?;
         let mut rows = Vec::new();
-        for row in db.range(start..).take(limit) {
-            let (key, id) = row?;
+        for item in db.range(start..).take(limit) {
+            let (key, id) = item?;
             if key.first() != Some(&keys::ADDED) {
                 break;
             }
             let added = keys::time_of_added_key(&key)
                 .ok_or_else(|| StoreError::corrupt(&key, "short added key"))?;
             let id = Hash(hash_of(&key, &id)?);
-            let payload = db
-                .get(keys::entry(&id))?
-                .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))?;
-            rows.push(AddedPayload {
-                key: key.to_vec(),
-                added,
-                payload: payload.to_vec(),
-            });
+            let payload = || {
+                db.get(keys::entry(&id))?
+                    .ok_or_else(|| StoreError::corrupt(&key, "added index names a missing entry"))
+            };
+            rows.push(row(&key, added, id, &payload)?);
         }
         Ok(rows)
     }
