@@ -137,7 +137,7 @@ fn bench(c: &mut Criterion) {
         });
     });
     let mut next = entries * PER_ENTRY;
-    group.bench_function("manifest after one new entry (catch-up and rebuild)", |b| {
+    group.bench_function("manifest after one new entry (catch-up and append)", |b| {
         b.iter_custom(|iterations| {
             let mut spent = Duration::ZERO;
             for _ in 0..iterations {
