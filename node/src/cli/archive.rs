@@ -97,7 +97,7 @@ fn export(args: &ExportArgs) -> Result<()> {
     let url = args.api.url(&format!("/api/v1/archive{}", query(args)));
     let response = super::client::agent()
         .get(&url)
-        .header("Authorization", &format!("Bearer {}", args.api.token()?))
+        .header("Authorization", &args.api.authorization()?)
         .call()
         .with_context(|| format!("cannot reach the node at {}", args.api.api))?;
     let status = response.status();
@@ -197,15 +197,12 @@ fn write_checked(body: &mut dyn Read, path: &Path, held: u64) -> Result<(u64, u6
 
 /// The `error` of a JSON error answer, or the text.
 fn error_of(text: &str) -> String {
-    serde_json::from_str::<Json>(text)
-        .ok()
-        .and_then(|answer| {
-            answer
-                .get("error")
-                .and_then(Json::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| text.to_owned())
+    match serde_json::from_str::<Json>(text) {
+        Ok(answer) if answer.get("error").is_some_and(Json::is_string) => {
+            super::client::error_message(&answer)
+        }
+        _ => text.to_owned(),
+    }
 }
 
 /// Counts bytes read, for the upload's progress.
@@ -238,7 +235,7 @@ fn import(args: &ImportArgs) -> Result<()> {
     };
     let response = super::client::agent()
         .post(&args.api.url("/api/v1/archive"))
-        .header("Authorization", &format!("Bearer {}", args.api.token()?))
+        .header("Authorization", &args.api.authorization()?)
         .header("Content-Type", MEDIA_TYPE)
         .send(ureq::SendBody::from_reader(&mut reader))
         .with_context(|| {

@@ -47,6 +47,11 @@ impl ApiArgs {
         format!("{}{path}", self.api.trim_end_matches('/'))
     }
 
+    /// The `Authorization` header's value every request to the node carries.
+    pub(super) fn authorization(&self) -> Result<String> {
+        Ok(format!("Bearer {}", self.token()?))
+    }
+
     fn find_token(&self) -> Result<String> {
         if let Some(path) = &self.token_file {
             return read_token_file(path);
@@ -165,8 +170,8 @@ pub(super) fn agent() -> ureq::Agent {
 
 /// Sends a request and returns the JSON answer, or the API's error message.
 pub(super) fn call(api: &ApiArgs, method: &str, path: &str, body: Option<&Json>) -> Result<Json> {
-    let url = format!("{}{path}", api.api.trim_end_matches('/'));
-    let auth = format!("Bearer {}", api.token()?);
+    let url = api.url(path);
+    let auth = api.authorization()?;
     let agent = agent();
     let response = match (method, body) {
         ("POST", Some(body)) => agent
@@ -182,10 +187,9 @@ pub(super) fn call(api: &ApiArgs, method: &str, path: &str, body: Option<&Json>)
 /// or the API's error message. An answer that carries an import report is returned even
 /// with an error status, so the caller can show what was refused.
 pub(super) fn call_raw(api: &ApiArgs, path: &str, media_type: &str, body: Vec<u8>) -> Result<Json> {
-    let url = format!("{}{path}", api.api.trim_end_matches('/'));
     let response = agent()
-        .post(&url)
-        .header("Authorization", &format!("Bearer {}", api.token()?))
+        .post(&api.url(path))
+        .header("Authorization", &api.authorization()?)
         .header("Content-Type", media_type)
         .send(&body[..]);
     answer_of(api, response, true)
@@ -208,13 +212,17 @@ fn answer_of(
     let answer: Json = serde_json::from_str(&text).unwrap_or(Json::String(text));
     let report = keep_reports && answer.get("report").is_some();
     if !(status.is_success() || report) {
-        let message = answer
-            .get("error")
-            .and_then(Json::as_str)
-            .map_or_else(|| answer.to_string(), str::to_owned);
-        bail!("the node answered {status}: {message}");
+        bail!("the node answered {status}: {}", error_message(&answer));
     }
     Ok(answer)
+}
+
+/// What an answer of the node says went wrong: its `error`, or the whole answer.
+pub(super) fn error_message(answer: &Json) -> String {
+    answer
+        .get("error")
+        .and_then(Json::as_str)
+        .map_or_else(|| answer.to_string(), str::to_owned)
 }
 
 pub(super) fn publish(args: &PublishArgs) -> Result<()> {
