@@ -1170,8 +1170,8 @@ async fn taxii_index_catches_up_in_the_background_without_a_request() {
     }
     let newest = store.last_added_key().unwrap().unwrap();
     let own = PublicKey::of(&SigningKey::from_bytes(&[2; 32]));
-    let index = store.tree(&taxii::index_tree(Some(own))).unwrap();
-    let reached = || index.get(b"\xffprogress").unwrap().map(|key| key.to_vec());
+    let index = crate::store::ObjectIndex::new(&store, Some(own), Arc::default());
+    let reached = || index.reached().unwrap();
     assert_eq!(reached(), None, "nothing indexed before the indexer runs");
 
     let indexer = tokio::spawn(keep_taxii_index(state));
@@ -1908,13 +1908,18 @@ async fn an_index_of_an_older_layout_is_dropped_and_rebuilt() {
     let (status, body) = call(&router, "POST", "/api/v1/publish", Some(TOKEN), PUBLISH).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // The first layout's tree, keyed by id alone, as an older node left it.
-    let mut old = sled::Batch::default();
-    old.insert(
-        &b"indicator--00000000-0000-4000-8000-000000000001\0"[..],
-        &[][..],
-    );
-    old.insert(&b"\xffprogress"[..], &[0xff; 17][..]);
-    store.apply_beside("taxii-objects", old).unwrap();
+    store
+        .write_beside(
+            "taxii-objects",
+            &[
+                (
+                    &b"indicator--00000000-0000-4000-8000-000000000001\0"[..],
+                    &[][..],
+                ),
+                (&b"\xffprogress"[..], &[0xff; 17][..]),
+            ],
+        )
+        .unwrap();
     let shared = collection_url(&router, false).await;
     let (status, _, answer) = taxii(
         &router,
@@ -1925,7 +1930,7 @@ async fn an_index_of_an_older_layout_is_dropped_and_rebuilt() {
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(listed_indicators(&answer).len(), 2, "{answer}");
-    assert!(store.tree("taxii-objects").unwrap().is_empty());
+    assert!(store.is_beside_empty("taxii-objects").unwrap());
 }
 
 /// A read token of the node [`node_reading`] builds.

@@ -1,11 +1,13 @@
-//! What the store keeps beside entries: feed states and index records, bincode-encoded.
+//! What the store keeps beside entries: feed states and index records, bincode-encoded,
+//! and the bundles read from sealed entries, wire-encoded.
 //!
 //! Index records repeat what lookups need from an item (and who said it, when) so that a
 //! lookup never decodes a whole entry.
 
 use bincode::{Decode, Encode};
-use threatmesh_protocol::bundle::Tlp;
+use threatmesh_protocol::bundle::{Bundle, Tlp};
 use threatmesh_protocol::item::{Confidence, Context, RevocationReason};
+use threatmesh_protocol::wire;
 use threatmesh_protocol::{Hash, Timestamp};
 
 use super::StoreError;
@@ -83,4 +85,18 @@ pub(super) fn decode_u64(key: &[u8], bytes: &[u8]) -> Result<u64, StoreError> {
         .try_into()
         .map(u64::from_be_bytes)
         .map_err(|_| StoreError::corrupt(key, format!("{} bytes, expected 8", bytes.len())))
+}
+
+/// Domain tag of an opened bundle kept beside its sealed entry.
+const OPENED_DOMAIN: &str = "threatmesh/store/opened/v1:";
+
+/// An opened bundle as the store keeps it: the wire encoding, whose decode limits and
+/// value re-validation guard against a damaged disk.
+pub(super) fn encode_opened(bundle: &Bundle) -> Vec<u8> {
+    wire::encode_signed(OPENED_DOMAIN, bundle)
+}
+
+pub(super) fn decode_opened(key: &[u8], bytes: &[u8]) -> Result<Bundle, StoreError> {
+    wire::decode_signed(OPENED_DOMAIN, bytes)
+        .map_err(|error| StoreError::corrupt(key, error.to_string()))
 }

@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
-use threatmesh_protocol::entry::Body;
+use threatmesh_protocol::entry::{Body, FeedHead, SignedEntry};
 use threatmesh_protocol::item::{Indicator, Item, Revocation, RevocationReason, Sighting};
-use threatmesh_protocol::{Kind, SigningKey};
+use threatmesh_protocol::{Hash, Kind, PublicKey, SigningKey, Timestamp, Value};
 
 use super::*;
 

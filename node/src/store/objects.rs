@@ -1,6 +1,8 @@
 //! The TAXII object index: STIX object id → every version of it this node holds, per
 //! publishing organisation, and where each is (the entry's row in the added-time index and
-//! the item of the entry it is exported from).
+//! the item of the entry it is exported from). The TAXII server (`api::taxii`) says which
+//! objects an entry holds; this module keeps them in a tree of their own beside the
+//! store's, so no sled type leaves the store.
 //!
 //! Versions are kept per (id, organisation): two organisations' objects are two objects
 //! even if they carry one id, so `match[version]`, "where a version first appears" and
@@ -28,7 +30,7 @@ use std::sync::{Arc, Mutex};
 
 use threatmesh_protocol::{PublicKey, Timestamp};
 
-use crate::store::{AddedStart, Store, StoreError};
+use super::{AddedRow, AddedStart, Store, StoreError};
 
 /// What every index tree's name starts with (the first layout's tree had exactly this
 /// name).
@@ -48,7 +50,7 @@ const ORG: usize = 32;
 
 /// The sled tree the index of a node serving organisation `own` lives in, beside the
 /// store's own.
-pub(crate) fn tree_name(own: Option<PublicKey>) -> String {
+fn tree_name(own: Option<PublicKey>) -> String {
     match own {
         Some(org) => format!("{TREE_PREFIX}-v{LAYOUT}-{org}"),
         None => format!("{TREE_PREFIX}-v{LAYOUT}-none"),
@@ -57,20 +59,20 @@ pub(crate) fn tree_name(own: Option<PublicKey>) -> String {
 
 /// One stored version of an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Version {
+pub(crate) struct ObjectVersion {
     /// The organisation that published it.
-    pub(super) org: PublicKey,
+    pub(crate) org: PublicKey,
     /// Its `modified` time.
-    pub(super) modified: Timestamp,
+    pub(crate) modified: Timestamp,
     /// The added-index row of the entry that holds it.
-    pub(super) row: Vec<u8>,
+    pub(crate) row: Vec<u8>,
     /// The entry item it is exported from.
-    pub(super) item: u32,
+    pub(crate) item: u32,
 }
 
 /// What every request's [`ObjectIndex`] shares.
 #[derive(Debug, Default)]
-pub(super) struct Catching {
+pub(crate) struct CatchUpLock {
     /// Held while catching up, so two requests never index the same entries; holds the
     /// tree whose stale siblings were dropped last.
     swept: Mutex<Option<String>>,
@@ -78,22 +80,22 @@ pub(super) struct Catching {
 
 /// The index; see the module documentation.
 #[derive(Debug)]
-pub(super) struct ObjectIndex {
+pub(crate) struct ObjectIndex {
     /// The tree is looked up for each use rather than kept: a handle would hold sled's
     /// database open, and the store must be able to close and reopen it after a failed
     /// write.
     store: Store,
     /// The tree's name: see [`tree_name`].
     tree: String,
-    catching: Arc<Catching>,
+    catching: Arc<CatchUpLock>,
 }
 
 impl ObjectIndex {
     /// The index of a node serving organisation `own`, kept in `store`.
-    pub(super) fn new(
+    pub(crate) fn new(
         store: &Store,
         own: Option<PublicKey>,
-        catching: Arc<Catching>,
+        catching: Arc<CatchUpLock>,
     ) -> ObjectIndex {
         ObjectIndex {
             store: store.clone(),
@@ -107,12 +109,10 @@ impl ObjectIndex {
     /// about `budget` rows are indexed, and returns the row key the index now reaches
     /// (`None`: the store is empty). `objects` gives each entry's objects as (id,
     /// publishing organisation, modified, item).
-    pub(super) fn catch_up(
+    pub(crate) fn catch_up(
         &self,
         budget: usize,
-        objects: impl Fn(
-            &crate::store::AddedRow,
-        ) -> Result<Vec<(String, PublicKey, Timestamp, u32)>, StoreError>,
+        objects: impl Fn(&AddedRow) -> Result<Vec<(String, PublicKey, Timestamp, u32)>, StoreError>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let mut swept = self
             .catching
@@ -173,12 +173,12 @@ impl ObjectIndex {
     }
 
     /// The added-index row the index reaches, without indexing more.
-    pub(super) fn reached(&self) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn reached(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.tree()?.get(PROGRESS)?.map(|key| key.to_vec()))
     }
 
     /// The oldest `modified` of object `id` published by `org`, if any is held.
-    pub(super) fn first_version(
+    pub(crate) fn first_version(
         &self,
         id: &str,
         org: &PublicKey,
@@ -189,7 +189,7 @@ impl ObjectIndex {
     }
 
     /// The newest `modified` of object `id` published by `org`, if any is held.
-    pub(super) fn last_version(
+    pub(crate) fn last_version(
         &self,
         id: &str,
         org: &PublicKey,
@@ -202,12 +202,12 @@ impl ObjectIndex {
     /// Where version `modified` of object `id` by `org` first appears (the entry accepted
     /// first, then the first item in it). Objects shared by several entries (a malware
     /// named by many indicators) are listed there only, so no page repeats them.
-    pub(super) fn first_occurrence(
+    pub(crate) fn first_occurrence(
         &self,
         id: &str,
         org: &PublicKey,
         modified: Timestamp,
-    ) -> Result<Option<Version>, StoreError> {
+    ) -> Result<Option<ObjectVersion>, StoreError> {
         self.end(
             id,
             &[&org.0[..], &modified.0.to_be_bytes()].concat(),
@@ -216,7 +216,7 @@ impl ObjectIndex {
     }
 
     /// Every version held of object `id`, by organisation, then oldest `modified` first.
-    pub(super) fn versions(&self, id: &str) -> Result<Vec<Version>, StoreError> {
+    pub(crate) fn versions(&self, id: &str) -> Result<Vec<ObjectVersion>, StoreError> {
         let prefix = [id.as_bytes(), &[0]].concat();
         self.tree()?
             .scan_prefix(&prefix)
@@ -225,7 +225,7 @@ impl ObjectIndex {
     }
 
     /// The first or last index row of object `id` whose key goes on with `more`.
-    fn end(&self, id: &str, more: &[u8], end: End) -> Result<Option<Version>, StoreError> {
+    fn end(&self, id: &str, more: &[u8], end: End) -> Result<Option<ObjectVersion>, StoreError> {
         let prefix = [id.as_bytes(), &[0], more].concat();
         let mut rows = self.tree()?.scan_prefix(&prefix);
         let row = match end {
@@ -244,7 +244,7 @@ enum End {
 }
 
 /// The version in index key `key`, whose part after the id starts at `start`.
-fn version_of(key: &[u8], start: usize) -> Result<Version, StoreError> {
+fn version_of(key: &[u8], start: usize) -> Result<ObjectVersion, StoreError> {
     key.get(start..)
         .and_then(parse)
         .ok_or_else(|| StoreError::corrupt(key, "short TAXII index key"))
@@ -262,17 +262,79 @@ fn key(id: &str, org: &PublicKey, modified: Timestamp, row: &[u8], item: u32) ->
 }
 
 /// Reads what follows `id 0` in a key.
-fn parse(rest: &[u8]) -> Option<Version> {
+fn parse(rest: &[u8]) -> Option<ObjectVersion> {
     if rest.len() != ORG + 8 + ROW_KEY + 4 {
         return None;
     }
     let (org, rest) = rest.split_at(ORG);
     let modified = u64::from_be_bytes(rest[..8].try_into().ok()?);
     let item = u32::from_be_bytes(rest[8 + ROW_KEY..].try_into().ok()?);
-    Some(Version {
+    Some(ObjectVersion {
         org: PublicKey(org.try_into().ok()?),
         modified: Timestamp(modified),
         row: rest[8..8 + ROW_KEY].to_vec(),
         item,
     })
+}
+
+impl Store {
+    /// Applies `batch` to the tree named `tree` (see [`Store::tree`]) as the store writes:
+    /// only when [`Store::writable`], on disk when it returns (so no unflushed index writes pile up
+    /// in sled's buffers past the free-space check), and a failure marks the store failed
+    /// at once (sled fails the whole database after one write error, whichever tree).
+    /// The tree is named, not passed: a handle held across [`Store::writable`] would keep
+    /// the old database open and make a reopen fail.
+    fn apply_beside(&self, tree: &str, batch: sled::Batch) -> Result<(), StoreError> {
+        self.writable()?;
+        let ticket = {
+            let _writer = self.lock_writer();
+            let tree = self.tree(tree)?;
+            self.poison_on_error(tree.apply_batch(batch))?;
+            self.inner.flush.applied()
+        };
+        self.wait_durable(ticket)
+    }
+
+    /// A named sled tree in the store's database, for an index kept beside the store (it
+    /// shares the store's flushes). Names starting with `__` are sled's own; write to it
+    /// with [`Store::apply_beside`].
+    fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db()?.open_tree(name)?)
+    }
+
+    /// Drops every tree kept beside the store (see [`Store::tree`]) whose name starts with
+    /// `prefix`, except `keep`: an index rebuilt under a new name frees the old one. Only
+    /// when [`Store::writable`].
+    fn drop_beside(&self, prefix: &str, keep: &str) -> Result<(), StoreError> {
+        self.writable()?;
+        let _writer = self.lock_writer();
+        let db = self.db()?;
+        for name in db.tree_names() {
+            if name.starts_with(prefix.as_bytes()) && name.as_ref() != keep.as_bytes() {
+                self.poison_on_error(db.drop_tree(&name).map(|_| ()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `rows` (key, value) to the tree named `tree`, as an index an older node left
+    /// behind would hold them.
+    #[cfg(test)]
+    pub(crate) fn write_beside(
+        &self,
+        tree: &str,
+        rows: &[(&[u8], &[u8])],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in rows {
+            batch.insert(*key, *value);
+        }
+        self.apply_beside(tree, batch)
+    }
+
+    /// Whether the tree named `tree` holds nothing (a dropped tree holds nothing).
+    #[cfg(test)]
+    pub(crate) fn is_beside_empty(&self, tree: &str) -> Result<bool, StoreError> {
+        Ok(self.tree(tree)?.is_empty())
+    }
 }

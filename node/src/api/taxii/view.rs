@@ -1,0 +1,499 @@
+//! The read model: a collection's objects, made on the fly from stored entries by the STIX
+//! exporter. A page lists the context objects, then the objects of each entry in the
+//! order this node accepted them, each version where it first appears; an object's
+//! versions are found through the store's object index ([`ObjectIndex`]), which this view
+//! also brings up to the store before it answers.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde_json::{Value as Json, json};
+use threatmesh_protocol::bundle::Tlp;
+use threatmesh_protocol::{Body, Entry, PublicKey, SignedEntry, Timestamp};
+
+use super::MAX_ROWS_PER_PAGE;
+use super::collections::Collection;
+use super::cursor::Cursor;
+use super::filters::{Filters, VersionFilter, choose};
+use super::media::STIX_MEDIA_TYPE;
+use crate::api::ApiState;
+use crate::formats::{Publisher, rfc3339, stix};
+use crate::store::{AddedStart, ObjectIndex, Store, StoreError};
+
+/// Entries read from the store at a time while filling a page. One: an entry can hold
+/// 10,000 items, so reading (and decoding) ahead costs more than the seek it saves.
+const ROWS_PER_READ: usize = 1;
+/// One object of a collection, with what the manifest says of it.
+#[derive(Debug, Clone)]
+pub(super) struct Listed {
+    pub(super) object: Json,
+    pub(super) added: Timestamp,
+    /// The version, read from the object's `modified` (or `created`).
+    pub(super) modified: Timestamp,
+    /// The entry item the object comes from (0 for context objects).
+    pub(super) item: u32,
+    /// The organisation that published the entry it comes from (`None` for context
+    /// objects): versions are told apart by it as well as by id.
+    pub(super) org: Option<PublicKey>,
+}
+
+impl Listed {
+    pub(super) fn new(object: Json, added: Timestamp, item: u32) -> Listed {
+        let modified = object["modified"]
+            .as_str()
+            .or_else(|| object["created"].as_str())
+            .and_then(|text| rfc3339::parse(text).ok())
+            .unwrap_or_default();
+        Listed {
+            object,
+            added,
+            modified,
+            item,
+            org: None,
+        }
+    }
+
+    /// The same object, published by `org`.
+    pub(super) fn by(self, org: PublicKey) -> Listed {
+        Listed {
+            org: Some(org),
+            ..self
+        }
+    }
+
+    pub(super) fn id(&self) -> &str {
+        self.object["id"].as_str().unwrap_or_default()
+    }
+
+    pub(super) fn kind(&self) -> &str {
+        self.object["type"].as_str().unwrap_or_default()
+    }
+
+    /// The object's version: its `modified`, or `created` for objects without one.
+    pub(super) fn version(&self) -> &str {
+        self.object["modified"]
+            .as_str()
+            .or_else(|| self.object["created"].as_str())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn manifest_record(&self) -> Json {
+        json!({
+            "id": self.id(),
+            "date_added": rfc3339::format(self.added),
+            "version": self.version(),
+            "media_type": STIX_MEDIA_TYPE,
+        })
+    }
+}
+
+/// A page of a collection and where the next starts.
+#[derive(Debug)]
+pub(super) struct Page {
+    pub(super) objects: Vec<Listed>,
+    pub(super) next: Option<Cursor>,
+}
+
+/// What the collections read, gathered once per request.
+pub(super) struct View {
+    collection: Collection,
+    charter: Arc<threatmesh_protocol::SignedCharter>,
+    own_org: Option<PublicKey>,
+    pub(super) store: Store,
+    index: ObjectIndex,
+    /// Indicators on these lists carry their names (`x_threatmesh_warninglists`).
+    warninglists: Arc<crate::warninglists::Warninglists>,
+}
+
+impl View {
+    pub(super) fn new(state: &ApiState, collection: Collection) -> View {
+        let charter = state.client.charter();
+        let own_org = charter
+            .charter()
+            .node(&state.client.node_key())
+            .map(|(member, _)| member.org);
+        View {
+            collection,
+            charter,
+            own_org,
+            store: state.store.clone(),
+            index: ObjectIndex::new(&state.store, own_org, Arc::clone(&state.taxii.catching)),
+            warninglists: Arc::clone(state.client.warninglists()),
+        }
+    }
+
+    /// The organisation behind an entry: the one the store recorded when it accepted the
+    /// feed, named as the charter names it (a member since removed keeps its key).
+    fn publisher(&self, author: &PublicKey) -> Publisher {
+        let org = self.store.organisation_of(author);
+        let member = org.and_then(|org| self.charter.charter().member(&org));
+        match (org, member) {
+            (_, Some(member)) => Publisher {
+                org: member.org,
+                name: member.name.clone(),
+                country: member.country.clone(),
+            },
+            (Some(org), None) => Publisher {
+                org,
+                name: format!("organisation {org}"),
+                country: "XX".to_owned(),
+            },
+            (None, None) => Publisher::unknown(author),
+        }
+    }
+
+    /// Whether the collection holds an entry of `author`.
+    pub(super) fn holds(&self, author: &PublicKey) -> bool {
+        match self.collection {
+            Collection::Shared => true,
+            Collection::Own => {
+                self.own_org.is_some() && self.store.organisation_of(author) == self.own_org
+            }
+        }
+    }
+
+    /// The context objects: an identity per member organisation (for `own`: this
+    /// organisation's only) and the TLP 2.0 marking definitions, dated by the issue of
+    /// the charter in force.
+    pub(super) fn context(&self) -> Vec<Listed> {
+        let added = self.charter.charter().issued;
+        let mut objects = Vec::new();
+        for member in &self.charter.charter().members {
+            if self.collection == Collection::Own && Some(member.org) != self.own_org {
+                continue;
+            }
+            let publisher = Publisher {
+                org: member.org,
+                name: member.name.clone(),
+                country: member.country.clone(),
+            };
+            objects.push(Listed::new(stix::identity(&publisher), added, 0));
+        }
+        for tlp in [
+            Tlp::Clear,
+            Tlp::Green,
+            Tlp::Amber,
+            Tlp::AmberStrict,
+            Tlp::Red,
+        ] {
+            objects.push(Listed::new(stix::tlp_marking(tlp), added, 0));
+        }
+        objects
+    }
+
+    /// The entry as exports read it: a sealed one as the bundle this node opened, or
+    /// `None` when this organisation is not among its recipients (nothing of it is shown).
+    fn readable<'e>(&self, entry: &'e SignedEntry) -> Result<Option<Cow<'e, Entry>>, StoreError> {
+        let opened = match &entry.entry().body {
+            Body::Bundle(_) => None,
+            Body::Sealed(_) => self.store.opened(&entry.id())?,
+        };
+        Ok(crate::formats::readable_entry(entry.entry(), opened))
+    }
+
+    /// The objects of one entry: everything its export holds but identities and marking
+    /// definitions, which the collection lists once among its context objects.
+    fn entry_objects(
+        &self,
+        entry: &SignedEntry,
+        added: Timestamp,
+    ) -> Result<Vec<Listed>, StoreError> {
+        self.exported(entry, added, None)
+    }
+
+    /// The objects of item `item` of an entry alone (with the malware and campaign it
+    /// names), for looking one object up without exporting the whole entry.
+    fn item_objects(
+        &self,
+        entry: &SignedEntry,
+        added: Timestamp,
+        item: u32,
+    ) -> Result<Vec<Listed>, StoreError> {
+        self.exported(entry, added, Some(item))
+    }
+
+    /// The objects of `entry` (of its item `only`, if given), each with the item it comes
+    /// from; nothing for a sealed entry this node could not open.
+    fn exported(
+        &self,
+        entry: &SignedEntry,
+        added: Timestamp,
+        only: Option<u32>,
+    ) -> Result<Vec<Listed>, StoreError> {
+        let Some(readable) = self.readable(entry)? else {
+            return Ok(Vec::new());
+        };
+        let publisher = self.publisher(&entry.entry().author);
+        let id = entry.id();
+        let org = publisher.org;
+        let kept = stix::KeptIds::of_node(self.own_org);
+        let Some(export) = stix::EntryExport::new(&readable, &id, &publisher, kept) else {
+            return Ok(Vec::new());
+        };
+        let export = export.marked(&self.warninglists);
+        let items = match only {
+            Some(item) => {
+                let index = usize::try_from(item).unwrap_or(usize::MAX);
+                index..index.saturating_add(1)
+            }
+            None => 0..export.items(),
+        };
+        let mut named = std::collections::HashSet::new();
+        let mut listed = Vec::with_capacity(items.len());
+        let mut objects = Vec::new();
+        for index in items {
+            export.item(index, &mut named, &mut objects);
+            let item = u32::try_from(index).unwrap_or(u32::MAX);
+            listed.extend(
+                objects
+                    .drain(..)
+                    .map(|object| Listed::new(object, added, item).by(org)),
+            );
+        }
+        Ok(listed)
+    }
+
+    /// Brings the object index up to the store and returns the row it reaches: pages
+    /// stop there, so they never list an entry whose versions the index does not know.
+    /// While the store refuses writes (a full disk), pages are served up to where the
+    /// index already reaches: newer entries appear once it can grow again.
+    fn index_new_entries(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.index_some_entries(usize::MAX) {
+            Err(StoreError::DiskFull { .. } | StoreError::Poisoned) => self.index.reached(),
+            other => other,
+        }
+    }
+
+    /// Indexes about `budget` more entries; the row the index reaches. A store that
+    /// refuses writes is an error here: the background indexer waits for its next turn.
+    pub(super) fn index_some_entries(&self, budget: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        self.index.catch_up(budget, |row| {
+            Ok(self
+                .entry_objects(&row.entry, row.added)?
+                .into_iter()
+                .filter_map(|listed| {
+                    Some((
+                        listed.id().to_owned(),
+                        listed.org?,
+                        listed.modified,
+                        listed.item,
+                    ))
+                })
+                .collect())
+        })
+    }
+
+    /// Whether `listed`, found in the entry at index row `row`, is where its version first
+    /// appears, so it is listed once however many entries repeat it.
+    fn first_here(&self, listed: &Listed, row: &[u8]) -> Result<bool, StoreError> {
+        let Some(org) = &listed.org else {
+            return Ok(true);
+        };
+        Ok(self
+            .index
+            .first_occurrence(listed.id(), org, listed.modified)?
+            .is_none_or(|first| first.row == row && first.item == listed.item))
+    }
+
+    /// Whether `listed` is a version the filter asks for.
+    fn wanted_version(&self, listed: &Listed, filter: &VersionFilter) -> Result<bool, StoreError> {
+        if filter.all || filter.at.contains(&listed.modified) {
+            return Ok(true);
+        }
+        let (mut first, mut last) = (listed.modified, listed.modified);
+        // Context objects have one version; an entry's object is compared with the
+        // versions its own publisher holds under that id only.
+        let Some(org) = &listed.org else {
+            return Ok(filter.wants(listed.modified, first, last));
+        };
+        if filter.first {
+            first = self.index.first_version(listed.id(), org)?.unwrap_or(first);
+        }
+        if filter.last {
+            last = self.index.last_version(listed.id(), org)?.unwrap_or(last);
+        }
+        Ok(filter.wants(listed.modified, first, last))
+    }
+
+    /// Fills one page of the collection: context objects first, then entries in the
+    /// order this node accepted them.
+    pub(super) fn page(&self, filters: &Filters) -> Result<Page, StoreError> {
+        if !filters.spec_version_ok {
+            return Ok(Page {
+                objects: Vec::new(),
+                next: None,
+            });
+        }
+        if let Some(ids) = &filters.ids {
+            return self.page_of_ids(ids, filters);
+        }
+        let indexed = self.index_new_entries()?;
+        let mut objects = Vec::new();
+        let mut cursor = filters.next.clone().unwrap_or(Cursor::Context(0));
+        if let Cursor::Context(start) = cursor {
+            for (index, listed) in self.context().into_iter().enumerate().skip(start) {
+                if filters
+                    .added_after
+                    .is_some_and(|after| listed.added <= after)
+                    || !filters.admits(listed.kind(), listed.id())
+                {
+                    continue;
+                }
+                if objects.len() == filters.limit {
+                    return Ok(Page {
+                        objects,
+                        next: Some(Cursor::Context(index)),
+                    });
+                }
+                objects.push(listed);
+            }
+            cursor = Cursor::Entry {
+                key: Vec::new(),
+                skip: 0,
+            };
+        }
+        let Cursor::Entry { key, mut skip } = cursor else {
+            return Ok(Page {
+                objects,
+                next: None,
+            });
+        };
+        let mut start_key = key;
+        let mut inclusive = !start_key.is_empty();
+        // A page reads at most this many entries, however few match, so no request scans
+        // the whole store; a short page says where to go on.
+        let mut budget = MAX_ROWS_PER_PAGE;
+        loop {
+            if budget == 0 && !start_key.is_empty() {
+                return Ok(Page {
+                    objects,
+                    next: Some(Cursor::Entry {
+                        key: start_key,
+                        skip: usize::MAX,
+                    }),
+                });
+            }
+            budget = budget.saturating_sub(1);
+            let start = if start_key.is_empty() {
+                filters
+                    .added_after
+                    .map_or(AddedStart::First, AddedStart::After)
+            } else if inclusive {
+                AddedStart::At(&start_key)
+            } else {
+                AddedStart::Following(&start_key)
+            };
+            let rows = self.store.added_rows(start, ROWS_PER_READ)?;
+            // Rows past what the index reaches wait for the next request.
+            let rows: Vec<_> = rows
+                .into_iter()
+                .take_while(|row| Some(&row.key) <= indexed.as_ref())
+                .collect();
+            let exhausted = rows.len() < ROWS_PER_READ;
+            for row in rows {
+                if self.holds(&row.entry.entry().author) {
+                    for (index, listed) in self
+                        .entry_objects(&row.entry, row.added)?
+                        .into_iter()
+                        .enumerate()
+                        .skip(skip)
+                    {
+                        if !filters.admits(listed.kind(), listed.id())
+                            || !self.wanted_version(&listed, &filters.versions)?
+                            || !self.first_here(&listed, &row.key)?
+                        {
+                            continue;
+                        }
+                        if objects.len() == filters.limit {
+                            return Ok(Page {
+                                objects,
+                                next: Some(Cursor::Entry {
+                                    key: row.key,
+                                    skip: index,
+                                }),
+                            });
+                        }
+                        objects.push(listed);
+                    }
+                }
+                skip = 0;
+                start_key = row.key;
+                inclusive = false;
+            }
+            if exhausted {
+                return Ok(Page {
+                    objects,
+                    next: None,
+                });
+            }
+        }
+    }
+
+    /// A page of the objects named by `match[id]`, found through the index instead of a
+    /// scan. The cursor counts objects already served.
+    fn page_of_ids(&self, ids: &[String], filters: &Filters) -> Result<Page, StoreError> {
+        let skip = match filters.next {
+            Some(Cursor::Offset(served)) => served,
+            _ => 0,
+        };
+        let mut objects = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for id in ids.iter().filter(|id| seen.insert(id.as_str())) {
+            let mut found = self.versions(id)?;
+            found.retain(|listed| {
+                filters.admits(listed.kind(), listed.id())
+                    && filters.added_after.is_none_or(|after| listed.added > after)
+            });
+            objects.extend(choose(found, &filters.versions));
+        }
+        let total = objects.len();
+        let objects: Vec<Listed> = objects.into_iter().skip(skip).take(filters.limit).collect();
+        let served = skip + objects.len();
+        Ok(Page {
+            objects,
+            next: (served < total).then_some(Cursor::Offset(served)),
+        })
+    }
+
+    /// Every version this collection holds of object `id`, by publishing organisation,
+    /// then oldest first: one prefix scan of the index and one entry read per version,
+    /// whatever the collection's size.
+    pub(super) fn versions(&self, id: &str) -> Result<Vec<Listed>, StoreError> {
+        // STIX ids never hold NUL, which separates the id in index keys.
+        if id.contains('\0') {
+            return Ok(Vec::new());
+        }
+        if let Some(listed) = self.context().into_iter().find(|listed| listed.id() == id) {
+            return Ok(vec![listed]);
+        }
+        self.index_new_entries()?;
+        let mut found = Vec::new();
+        let mut versions = self.index.versions(id)?;
+        // An object many entries repeat (a malware) is one version held many times: read
+        // it where it first appears only.
+        versions.dedup_by_key(|version| (version.org, version.modified));
+        for version in versions {
+            let Some(row) = self
+                .store
+                .added_rows(AddedStart::At(&version.row), 1)?
+                .into_iter()
+                .next()
+                .filter(|row| row.key == version.row)
+            else {
+                return Err(StoreError::corrupt(
+                    &version.row,
+                    "TAXII index names a missing entry",
+                ));
+            };
+            if !self.holds(&row.entry.entry().author) {
+                continue;
+            }
+            found.extend(
+                self.item_objects(&row.entry, row.added, version.item)?
+                    .into_iter()
+                    .filter(|listed| listed.id() == id && listed.org == Some(version.org)),
+            );
+        }
+        Ok(found)
+    }
+}
