@@ -56,8 +56,8 @@ pub enum StoreError {
          has room) or the node restarts"
     )]
     Poisoned,
-    /// An entry of this node's own feed ([`Store::append`](super::Store::append)) that does not follow the
-    /// feed's head: nothing was written.
+    /// An entry of this node's own feed ([`Store::append`](super::Store::append)) that
+    /// does not follow the feed's head: nothing was written.
     #[error(
         "entry {seq} does not follow this node's own feed, which holds entries 1 to \
          {contiguous} in a row and entries up to {highest}: nothing was written (publishing \

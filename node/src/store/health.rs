@@ -222,7 +222,8 @@ impl Store {
         Err(error)
     }
 
-    /// Changes the free space the store keeps (see [`Options::reserve_bytes`](super::Options::reserve_bytes)).
+    /// Changes the free space the store keeps (see
+    /// [`Options::reserve_bytes`](super::Options::reserve_bytes)).
     pub fn set_reserve(&self, bytes: u64) {
         self.inner.reserve.store(bytes, Ordering::Relaxed);
     }

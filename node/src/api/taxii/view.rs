@@ -23,6 +23,7 @@ use crate::store::{AddedStart, ObjectIndex, Store, StoreError};
 /// Entries read from the store at a time while filling a page. One: an entry can hold
 /// 10,000 items, so reading (and decoding) ahead costs more than the seek it saves.
 const ROWS_PER_READ: usize = 1;
+
 /// One object of a collection, with what the manifest says of it.
 #[derive(Debug, Clone)]
 pub(super) struct Listed {
