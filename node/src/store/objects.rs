@@ -338,3 +338,35 @@ impl Store {
         Ok(self.tree(tree)?.is_empty())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_key_reads_back_as_its_version() {
+        let org = PublicKey([7; 32]);
+        let row = [b'a'; ROW_KEY];
+        let id = "indicator--00000000-0000-4000-8000-000000000001";
+        let key = key(id, &org, Timestamp(42), &row, 3);
+        assert_eq!(key.len(), id.len() + 1 + ORG + 8 + ROW_KEY + 4);
+        assert_eq!(key.get(id.len()), Some(&0));
+        assert_eq!(
+            version_of(&key, id.len() + 1).ok(),
+            Some(ObjectVersion {
+                org,
+                modified: Timestamp(42),
+                row: row.to_vec(),
+                item: 3,
+            })
+        );
+        assert!(version_of(&key[..key.len() - 1], id.len() + 1).is_err());
+    }
+
+    #[test]
+    fn the_tree_name_says_the_layout_and_the_organisation() {
+        assert_eq!(tree_name(None), "taxii-objects-v2-none");
+        let org = PublicKey([7; 32]);
+        assert_eq!(tree_name(Some(org)), format!("taxii-objects-v2-{org}"));
+    }
+}
