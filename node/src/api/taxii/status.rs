@@ -1,5 +1,5 @@
 //! The status resources of recent POSTs, kept in memory, the most recent
-//! [`MAX_STATUSES`](super::MAX_STATUSES), and the handler that reads one back.
+//! [`MAX_STATUSES`], and the handler that reads one back.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
