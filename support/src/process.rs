@@ -121,7 +121,7 @@ impl Launch {
     /// `binary run` for member `node` of the federation `federation` set up in `dir`, its
     /// output discarded.
     pub fn new(binary: impl AsRef<OsStr>, dir: &Path, node: &str, federation: &str) -> Launch {
-        Launch::wrapped(Command::new(binary.as_ref()), binary, dir, node, federation)
+        Launch::of(Command::new(binary), dir, node, federation)
     }
 
     /// As [`Launch::new`], but run by `wrapper` with the binary and its arguments appended
@@ -133,11 +133,17 @@ impl Launch {
         node: &str,
         federation: &str,
     ) -> Launch {
-        let program = wrapper.get_program().to_string_lossy().into_owned();
+        wrapper.arg(binary);
+        Launch::of(wrapper, dir, node, federation)
+    }
+
+    /// `command` (the binary, or a wrapper with the binary as its last argument) given
+    /// `run` and its arguments.
+    fn of(mut command: Command, dir: &Path, node: &str, federation: &str) -> Launch {
+        let program = command.get_program().to_string_lossy().into_owned();
         let config = Path::new(node).join("threatmesh.toml");
-        wrapper
+        command
             .current_dir(dir)
-            .arg(binary.as_ref())
             .arg("run")
             .arg("--config")
             .arg(&config)
@@ -147,7 +153,7 @@ impl Launch {
         let node = dir.join(node);
         let endpoints = node.join("data/endpoints.json");
         Launch {
-            command: wrapper,
+            command,
             program,
             node,
             endpoints_at: Box::new(move |_| endpoints.clone()),
@@ -272,5 +278,38 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_token_is_read_from_the_parsed_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("threatmesh.toml");
+        // A commented-out line that looks like a token must not be taken for one.
+        std::fs::write(
+            &config,
+            "# tokens = [\"not-this\"]\n[api]\nlisten = \"127.0.0.1:0\"\ntokens = [ \"first\", \"second\" ]\n",
+        )
+        .unwrap();
+        assert_eq!(api_token(&config).unwrap(), "first");
+        std::fs::write(&config, "[api]\ntokens = []\n").unwrap();
+        assert!(matches!(api_token(&config), Err(Error::Token { .. })));
+    }
+
+    #[test]
+    fn a_node_that_exits_is_an_error_not_a_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        // `false` ignores its arguments and exits 1 at once.
+        let error = Launch::new("false", dir.path(), "a", "federation")
+            .start()
+            .unwrap_err();
+        assert!(matches!(error, Error::Exited { .. }), "{error}");
     }
 }

@@ -43,3 +43,18 @@ pub fn try_wait_for<T>(
 pub fn wait_for<T>(what: &str, timeout: Duration, done: impl FnMut() -> Option<T>) -> T {
     try_wait_for(what, timeout, done).unwrap_or_else(|error| panic!("{error}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_that_times_out_names_what_it_waited_for() {
+        let error = try_wait_for("the moon", Duration::from_millis(10), || None::<()>).unwrap_err();
+        assert!(error.to_string().contains("the moon"), "{error}");
+        assert_eq!(
+            try_wait_for("now", Duration::ZERO, || Some(7)).ok(),
+            Some(7)
+        );
+    }
+}
