@@ -8,7 +8,7 @@
 //!   such as `heaptrack` or `unshare`) and gives a [`process::Node`] once the node has
 //!   written its `endpoints.json`, with the API token read from its parsed configuration.
 //! - [`wait`]: [`wait_for`], polling with a timeout that fails saying what it waited for.
-//! - [`python`]: [`python()`], the one policy for finding the venv's interpreter.
+//! - [`mod@python`]: [`python()`], the one policy for finding the venv's interpreter.
 //!
 //! The binary under test is a parameter: only a test or bench of `threatmesh-node` knows
 //! where cargo built it (`env!("CARGO_BIN_EXE_threatmesh")`).
