@@ -452,17 +452,7 @@ fn two_nodes_share_what_one_publishes() {
     // SIGTERM stops a node cleanly: exit code 0, endpoints file removed.
     for (node, name) in [(a, "a"), (b, "b")] {
         let mut node = node;
-        let pid = node.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = wait_for("the node to stop", TIMEOUT, || {
-            node.child.try_wait().unwrap()
-        });
+        let status = node.terminate(TIMEOUT).unwrap();
         assert!(status.success(), "node {name} exited with {status}");
         assert!(!dir.join(name).join("data/endpoints.json").exists());
     }
