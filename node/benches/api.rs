@@ -5,40 +5,33 @@
 //! loopback from one client thread, so the figures include request encoding and parsing
 //! on both sides. Idle memory is measured on the real `threatmesh` binary.
 
-mod support;
-
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use threatmesh_test_support::process::Launch;
 
 use threatmesh_node::api::{ApiState, router, serve};
 use threatmesh_node::network;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::item::{Indicator, Item};
-use threatmesh_protocol::{Distribution, Kind, SigningKey, Timestamp, Tlp, Value};
+use threatmesh_protocol::testing::{bench_charter, ipv4, key};
+use threatmesh_protocol::{Distribution, Kind, Timestamp, Tlp, Value};
 
 const HELD: u32 = 100_000;
 const BULK: u32 = 10_000;
 const TOKEN: &str = "bench-token-0123456789";
-
-fn ip(n: u32) -> String {
-    let [_, b, c, d] = n.to_be_bytes();
-    format!("10.{b}.{c}.{d}")
-}
 
 fn percentile(sorted: &[Duration], fraction: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
     sorted[index].as_secs_f64() * 1e6
 }
 
-fn main() {
+fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (org, node, steward) = (
-        SigningKey::from_bytes(&[1; 32]),
-        SigningKey::from_bytes(&[2; 32]),
-        SigningKey::from_bytes(&[3; 32]),
-    );
-    let charter = support::charter(&org, &node, &steward);
+    let (org, node, steward) = (key(1), key(2), key(3));
+    let charter = bench_charter(&org, &node, &steward);
     let store = Store::open(dir.path(), &Options::default()).expect("store");
     store.put_charter(&charter).expect("charter stored");
     let api = runtime.block_on(async {
@@ -48,7 +41,7 @@ fn main() {
         tokio::spawn(event_loop.run());
         let items: Vec<Item> = (0..HELD)
             .map(|n| {
-                let value = Value::parse(Kind::Ipv4, &ip(n)).expect("valid");
+                let value = Value::parse(Kind::Ipv4, &ipv4(n)).expect("valid");
                 Item::Indicator(Indicator::new(value, Timestamp(1)))
             })
             .collect();
@@ -75,9 +68,9 @@ fn main() {
     let values: Vec<String> = (0..BULK)
         .map(|n| {
             if n % 2 == 0 {
-                ip(n * 7 % HELD)
+                ipv4(n * 7 % HELD)
             } else {
-                ip(HELD + n)
+                ipv4(HELD + n)
             }
         })
         .collect();
@@ -105,7 +98,7 @@ fn main() {
 
     let mut latencies = Vec::new();
     for n in 0..2_000u32 {
-        let url = format!("{api}/api/v1/indicators/ipv4/{}", ip(n * 13 % HELD));
+        let url = format!("{api}/api/v1/indicators/ipv4/{}", ipv4(n * 13 % HELD));
         let started = Instant::now();
         let mut response = agent
             .get(&url)
@@ -123,11 +116,11 @@ fn main() {
     );
     drop(runtime);
 
-    idle_memory();
+    idle_memory().context("measuring an idle node's memory")
 }
 
 /// Starts the real binary with an empty store and reports its resident memory once idle.
-fn idle_memory() {
+fn idle_memory() -> anyhow::Result<()> {
     let binary = env!("CARGO_BIN_EXE_threatmesh");
     let dir = tempfile::tempdir().expect("temporary directory");
     let run = |args: &[&str]| {
@@ -174,43 +167,30 @@ fn idle_memory() {
         .lines()
         .find_map(|line| line.strip_prefix("federation: ").map(str::to_owned))
         .expect("federation id");
-    let mut child = Command::new(binary)
-        .current_dir(dir.path())
-        .args([
-            "run",
-            "--config",
-            "n/threatmesh.toml",
-            "--federation",
-            &federation,
-            "--charter",
-            "genesis.json",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node starts");
-    let endpoints = dir.path().join("n/data/endpoints.json");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !endpoints.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // A node that never serves, or dies while settling, is an error, not "0 MiB".
+    let mut node = Launch::new(binary, dir.path(), "n", &federation)
+        .start()
+        .context("starting the idle node")?;
     // Let start-up work settle before measuring.
     std::thread::sleep(Duration::from_secs(3));
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    if let Some(status) = node.child.try_wait()? {
+        bail!("the idle node exited with {status} while settling");
+    }
+    let pid = node.child.id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
     let field = |name: &str| {
         status
             .lines()
             .find(|line| line.starts_with(name))
             .and_then(|line| line.split_whitespace().nth(1))
             .and_then(|kib| kib.parse::<u64>().ok())
-            .unwrap_or(0)
+            .with_context(|| format!("no {name} in /proc/{pid}/status"))
     };
     println!(
         "idle node (real binary, empty store): resident {} MiB, peak {} MiB",
-        field("VmRSS:") / 1024,
-        field("VmHWM:") / 1024
+        field("VmRSS:")? / 1024,
+        field("VmHWM:")? / 1024
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    Ok(())
 }

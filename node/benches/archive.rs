@@ -9,8 +9,6 @@
 //! is decoded, verified and stored, durably, before the report comes back. A second
 //! import of the same archive into the same node (everything already known) is timed too.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use threatmesh_node::api::{ApiState, router, serve};
@@ -21,26 +19,12 @@ use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::charter::NodeCertificate;
 use threatmesh_protocol::entry::{Body, SignedEntry};
 use threatmesh_protocol::item::{Confidence, Context, Indicator, Item};
-use threatmesh_protocol::{Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Value};
+use threatmesh_protocol::testing::{bench_charter, key, value};
+use threatmesh_protocol::{PublicKey, SignedCharter, SigningKey, Timestamp};
 
 const PER_ENTRY: u32 = 1_000;
 const TOKEN: &str = "bench-token-0123456789";
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
-
-/// Indicator `n`: ipv4, domain, url and sha256 in turn, all distinct.
-fn value(n: u32) -> Value {
-    let [a, b, c, d] = n.to_be_bytes();
-    match n % 4 {
-        0 => Value::parse(Kind::Ipv4, &format!("{}.{b}.{c}.{d}", a + 11)),
-        1 => Value::parse(Kind::Domain, &format!("c2-{n}.bad-example.com")),
-        2 => Value::parse(Kind::Url, &format!("http://dl-{n}.example.net/gate.php")),
-        _ => Value::parse(
-            Kind::Sha256,
-            &format!("{:064x}", u128::from(n) * 0x9e37_79b9),
-        ),
-    }
-    .expect("benchmark values are valid")
-}
 
 fn entries(key: &SigningKey, charter: &SignedCharter, count: u32) -> Vec<SignedEntry> {
     let mut head = None;
@@ -160,18 +144,12 @@ fn main() {
         .unwrap_or(3);
     let count = indicators.div_ceil(PER_ENTRY);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let (org, exporter, steward) = (
-        SigningKey::from_bytes(&[1; 32]),
-        SigningKey::from_bytes(&[2; 32]),
-        SigningKey::from_bytes(&[3; 32]),
-    );
+    let (org, exporter, steward) = (key(1), key(2), key(3));
     let importers: Vec<SigningKey> = (0..runs)
         .map(|run| SigningKey::from_bytes(&[10 + run as u8; 32]))
         .collect();
     // One member whose nodes are the exporter and every importer.
-    let mut charter = support::charter(&org, &exporter, &steward)
-        .charter()
-        .clone();
+    let mut charter = bench_charter(&org, &exporter, &steward).charter().clone();
     for key in &importers {
         charter.members[0].nodes.push(NodeCertificate::issue(
             &org,

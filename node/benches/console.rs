@@ -10,15 +10,14 @@
 //! Each page is asked once (cold: the time is printed) and then 50 times; the figures are
 //! the median and the 95th percentile of the time to the whole body.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use threatmesh_node::api::{ApiState, router, serve};
 use threatmesh_node::network;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::item::{Indicator, Item};
-use threatmesh_protocol::{Distribution, Kind, SigningKey, Timestamp, Tlp, Value};
+use threatmesh_protocol::testing::{bench_charter, key};
+use threatmesh_protocol::{Distribution, Kind, Timestamp, Tlp, Value};
 
 const ENTRIES: u32 = 100;
 const PER_ENTRY: u32 = 10_000;
@@ -50,12 +49,8 @@ fn csrf(page: &str) -> String {
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (org, node, steward) = (
-        SigningKey::from_bytes(&[1; 32]),
-        SigningKey::from_bytes(&[2; 32]),
-        SigningKey::from_bytes(&[3; 32]),
-    );
-    let charter = support::charter(&org, &node, &steward);
+    let (org, node, steward) = (key(1), key(2), key(3));
+    let charter = bench_charter(&org, &node, &steward);
     let store = Store::open(dir.path(), &Options::default()).expect("store");
     store.put_charter(&charter).expect("charter stored");
     let started = Instant::now();

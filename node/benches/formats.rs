@@ -15,7 +15,8 @@ use threatmesh_node::formats::misp::{self, MispOptions};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::entry::{Body, SignedEntry};
 use threatmesh_protocol::item::{Indicator, Item};
-use threatmesh_protocol::{Hash, Kind, PublicKey, SigningKey, Timestamp, Value};
+use threatmesh_protocol::testing::key;
+use threatmesh_protocol::{Hash, Kind, PublicKey, Timestamp, Value};
 
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
 const CSV_LINES: usize = 100_000;
@@ -85,7 +86,7 @@ fn misp_import(c: &mut Criterion) {
 }
 
 fn misp_export(c: &mut Criterion) {
-    let key = SigningKey::from_bytes(&[1; 32]);
+    let key = key(1);
     let mut entries: Vec<SignedEntry> = Vec::new();
     for e in 0..EXPORT_ENTRIES {
         let items = (0..EXPORT_PER_ENTRY)

@@ -5,8 +5,6 @@
 //! the node's own cost without the network. `cargo bench -p threatmesh-node --bench
 //! misp_feed` (set `MISP_FEED_BENCH_ENTRIES` for a smaller store).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -17,7 +15,8 @@ use threatmesh_node::api::{ApiState, router};
 use threatmesh_node::network;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::item::{Indicator, Item};
-use threatmesh_protocol::{Distribution, Kind, SigningKey, Timestamp, Tlp, Value};
+use threatmesh_protocol::testing::{bench_charter, key};
+use threatmesh_protocol::{Distribution, Kind, Timestamp, Tlp, Value};
 use tower::ServiceExt;
 
 const PER_ENTRY: u32 = 1_000;
@@ -71,12 +70,8 @@ fn bench(c: &mut Criterion) {
         .unwrap_or(1_000);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (org, node, steward) = (
-        SigningKey::from_bytes(&[1; 32]),
-        SigningKey::from_bytes(&[2; 32]),
-        SigningKey::from_bytes(&[3; 32]),
-    );
-    let charter = support::charter(&org, &node, &steward);
+    let (org, node, steward) = (key(1), key(2), key(3));
+    let charter = bench_charter(&org, &node, &steward);
     let store = Store::open(dir.path(), &Options::default()).expect("store");
     store.put_charter(&charter).expect("charter stored");
     let started = Instant::now();

@@ -15,23 +15,9 @@ use std::time::Instant;
 
 use threatmesh_node::network;
 use threatmesh_node::store::{Options, Store};
-use threatmesh_protocol::charter::Member;
 use threatmesh_protocol::item::{Indicator, Item};
-use threatmesh_protocol::{
-    Distribution, Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Tlp, Value,
-};
-
-fn charter(org: &SigningKey, node: &SigningKey, steward: &SigningKey) -> SignedCharter {
-    let member = Member::founding(
-        org,
-        "CERT-B",
-        "XX",
-        PublicKey::of(node),
-        Timestamp(1),
-        Timestamp(u64::MAX),
-    );
-    SignedCharter::genesis_by(steward, "bench", Timestamp(1), vec![member]).expect("valid charter")
-}
+use threatmesh_protocol::testing::{bench_charter, key};
+use threatmesh_protocol::{Distribution, Kind, PublicKey, Timestamp, Tlp, Value};
 
 /// Entry `n`'s indicators: `per_entry` ipv4 addresses no other entry uses.
 fn items(n: u32, per_entry: u32) -> Vec<Item> {
@@ -54,12 +40,8 @@ fn round(
     per_entry: u32,
 ) -> (f64, u64) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (org, node, steward) = (
-        SigningKey::from_bytes(&[1; 32]),
-        SigningKey::from_bytes(&[2; 32]),
-        SigningKey::from_bytes(&[3; 32]),
-    );
-    let charter = charter(&org, &node, &steward);
+    let (org, node, steward) = (key(1), key(2), key(3));
+    let charter = bench_charter(&org, &node, &steward);
     let store = Store::open(dir.path(), &Options::default()).expect("store");
     store.put_charter(&charter).expect("charter stored");
     // Built before timing starts: building values is the caller's cost.
@@ -94,7 +76,7 @@ fn round(
         start.elapsed()
     });
     let feed = store
-        .feed(&PublicKey::of(&SigningKey::from_bytes(&[2; 32])))
+        .feed(&PublicKey::of(&key(2)))
         .expect("feed read")
         .expect("the feed exists");
     assert_eq!(

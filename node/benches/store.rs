@@ -15,27 +15,13 @@ use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::entry::{Body, SignedEntry};
 use threatmesh_protocol::item::{Confidence, Context, Indicator, Item};
-use threatmesh_protocol::{Hash, Kind, PublicKey, SigningKey, Timestamp, Value};
+use threatmesh_protocol::testing::value;
+use threatmesh_protocol::{Hash, PublicKey, SigningKey, Timestamp, Value};
 
 const PER_ENTRY: u32 = 1_000;
 const LOOKUPS: usize = 100_000;
 const FEDERATION: Hash = Hash([0xfe; 32]);
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
-
-/// Indicator `n`: ipv4, domain, url and sha256 in turn, all distinct.
-fn value(n: u32) -> Value {
-    let [a, b, c, d] = n.to_be_bytes();
-    match n % 4 {
-        0 => Value::parse(Kind::Ipv4, &format!("{}.{b}.{c}.{d}", a + 11)),
-        1 => Value::parse(Kind::Domain, &format!("c2-{n}.bad-example.com")),
-        2 => Value::parse(Kind::Url, &format!("http://dl-{n}.example.net/gate.php")),
-        _ => Value::parse(
-            Kind::Sha256,
-            &format!("{:064x}", u128::from(n) * 0x9e37_79b9),
-        ),
-    }
-    .expect("benchmark values are valid")
-}
 
 fn entries(writer: u8, first: u32, count: u32) -> Vec<SignedEntry> {
     let key = SigningKey::from_bytes(&[writer + 1; 32]);

@@ -8,14 +8,12 @@
 //! medallion. Paging and lookup should not slow down as the collection grows: compare the
 //! two sizes.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use threatmesh_node::api::{ApiState, router, serve};
 use threatmesh_node::network;
 use threatmesh_node::store::{Options, Store};
-use threatmesh_protocol::SigningKey;
+use threatmesh_protocol::testing::{bench_charter, key};
 
 const TOKEN: &str = "bench-token-0123456789";
 const TAXII: &str = "application/taxii+json;version=2.1";
@@ -83,12 +81,8 @@ impl Client {
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (org, node, steward) = (
-        SigningKey::from_bytes(&[1; 32]),
-        SigningKey::from_bytes(&[2; 32]),
-        SigningKey::from_bytes(&[3; 32]),
-    );
-    let charter = support::charter(&org, &node, &steward);
+    let (org, node, steward) = (key(1), key(2), key(3));
+    let charter = bench_charter(&org, &node, &steward);
     let store = Store::open(dir.path(), &Options::default()).expect("store");
     store.put_charter(&charter).expect("charter stored");
     let api = runtime.block_on(async {

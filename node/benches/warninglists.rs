@@ -21,7 +21,8 @@ use threatmesh_node::warninglists::{Counts, Warninglists};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::entry::{Body, SignedEntry};
 use threatmesh_protocol::item::{Indicator, Item};
-use threatmesh_protocol::{Hash, Kind, PublicKey, SigningKey, Timestamp, Value};
+use threatmesh_protocol::testing::key;
+use threatmesh_protocol::{Hash, Kind, PublicKey, Timestamp, Value};
 
 const VALUES: u32 = 10_000;
 const PER_ENTRY: u32 = 1_000;
@@ -77,7 +78,7 @@ fn matching(c: &mut Criterion) {
 
 /// `count` entries of `PER_ENTRY` indicators of the mix, signed in one feed.
 fn entries(count: u64, first: u32) -> Vec<Vec<u8>> {
-    let key = SigningKey::from_bytes(&[5; 32]);
+    let key = key(5);
     let mut head = None;
     (0..count)
         .map(|index| {

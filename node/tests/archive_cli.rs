@@ -6,62 +6,19 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::{Api, BINARY, federation, wait_for};
+use support::{Api, BINARY, Node, federation, launch};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A running node process; killed when the test ends.
-struct Node {
-    child: Child,
-    api: String,
-    token: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts member `node` of the federation made in `dir`, with no bootstrap peer.
 fn start(dir: &Path, node: &str, federation: &str) -> Node {
-    let child = Command::new(BINARY)
-        .current_dir(dir)
-        .args([
-            "run",
-            "--config",
-            &format!("{node}/threatmesh.toml"),
-            "--federation",
-            federation,
-            "--charter",
-            "genesis.json",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let endpoints = dir.join(node).join("data/endpoints.json");
-    let json: serde_json::Value = wait_for("the node's endpoints", TIMEOUT, || {
-        std::fs::read_to_string(&endpoints)
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-    });
-    let config = std::fs::read_to_string(dir.join(node).join("threatmesh.toml")).unwrap();
-    let token = config
-        .lines()
-        .find_map(|line| line.strip_prefix("tokens = [\""))
-        .and_then(|rest| rest.strip_suffix("\"]"))
+    launch(dir, node, federation)
+        .timeout(TIMEOUT)
+        .start()
         .unwrap()
-        .to_owned();
-    Node {
-        child,
-        api: json["api"].as_str().unwrap().to_owned(),
-        token,
-    }
 }
 
 /// `threatmesh <args> --api <node's>` with the node's token.

@@ -6,71 +6,25 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use support::{BINARY, ok, threatmesh, wait_for};
+use support::{BINARY, Node, launch, ok, threatmesh, wait_for};
 use threatmesh_node::formats::stix;
 use threatmesh_protocol::{Kind, PublicKey, Value};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A running node process; killed if the test fails before stopping it.
-struct Node {
-    child: Child,
-    api: String,
-    p2p: String,
-    token: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// Starts member `node` of the federation made in `dir`, dialling `bootstrap` if given.
 fn start(dir: &Path, node: &str, federation: &str, bootstrap: Option<&str>) -> Node {
-    let mut args = vec![
-        "run".to_owned(),
-        "--config".into(),
-        format!("{node}/threatmesh.toml"),
-        "--federation".into(),
-        federation.into(),
-        "--charter".into(),
-        "genesis.json".into(),
-    ];
-    if let Some(address) = bootstrap {
-        args.extend(["--bootstrap".into(), address.into()]);
-    }
-    let child = Command::new(BINARY)
-        .current_dir(dir)
-        .args(&args)
+    let mut launch = launch(dir, node, federation)
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let endpoints: PathBuf = dir.join(node).join("data/endpoints.json");
-    let json: serde_json::Value = wait_for("the node's endpoints", TIMEOUT, || {
-        std::fs::read_to_string(&endpoints)
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-    });
-    let config = std::fs::read_to_string(dir.join(node).join("threatmesh.toml")).unwrap();
-    let token = config
-        .lines()
-        .find_map(|line| line.strip_prefix("tokens = [\""))
-        .and_then(|rest| rest.strip_suffix("\"]"))
-        .unwrap()
-        .to_owned();
-    Node {
-        child,
-        api: json["api"].as_str().unwrap().to_owned(),
-        p2p: json["p2p"][0].as_str().unwrap().to_owned(),
-        token,
+        .timeout(TIMEOUT);
+    if let Some(address) = bootstrap {
+        launch = launch.args(["--bootstrap", address]);
     }
+    launch.start().unwrap()
 }
 
 /// Runs `threatmesh <args>` in `dir` with the API token in the environment, which must
@@ -498,17 +452,7 @@ fn two_nodes_share_what_one_publishes() {
     // SIGTERM stops a node cleanly: exit code 0, endpoints file removed.
     for (node, name) in [(a, "a"), (b, "b")] {
         let mut node = node;
-        let pid = node.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = wait_for("the node to stop", TIMEOUT, || {
-            node.child.try_wait().unwrap()
-        });
+        let status = node.terminate(TIMEOUT).unwrap();
         assert!(status.success(), "node {name} exited with {status}");
         assert!(!dir.join(name).join("data/endpoints.json").exists());
     }

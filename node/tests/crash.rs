@@ -24,9 +24,9 @@ use std::sync::mpsc;
 use threatmesh_node::network;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
-use threatmesh_protocol::charter::Member;
 use threatmesh_protocol::entry::{Body, SignedEntry};
 use threatmesh_protocol::item::{Indicator, Item};
+use threatmesh_protocol::testing::{key, one_member_charter};
 use threatmesh_protocol::{Hash, Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Value};
 
 const CHILD_DIR: &str = "THREATMESH_CRASH_CHILD_DIR";
@@ -229,20 +229,8 @@ fn acknowledged_entries_survive_kill_9() {
 
 /// The publishing node's key, and a charter that lets it publish.
 fn publishing_node() -> (SigningKey, SignedCharter) {
-    let (steward, org, node) = (
-        SigningKey::from_bytes(&[0x51; 32]),
-        SigningKey::from_bytes(&[0x52; 32]),
-        SigningKey::from_bytes(&[0x53; 32]),
-    );
-    let member = Member::founding(
-        &org,
-        "CERT-C",
-        "XX",
-        PublicKey::of(&node),
-        Timestamp(1),
-        Timestamp(u64::MAX),
-    );
-    let charter = SignedCharter::genesis_by(&steward, "crash", Timestamp(1), vec![member]).unwrap();
+    let (steward, org, node) = (key(0x51), key(0x52), key(0x53));
+    let charter = one_member_charter("crash", "CERT-C", "XX", &org, &node, &steward);
     (node, charter)
 }
 

@@ -566,7 +566,7 @@ fn pymisp_reads_every_exported_event_and_the_manifest_agrees() {
     let dir = tempfile::tempdir().unwrap();
     misp::write_feed(&feed, dir.path()).unwrap();
 
-    let python = python();
+    let python = python("pymisp");
     let output = Command::new(&python)
         .arg("-c")
         .arg(READ_FEED)

@@ -16,9 +16,9 @@ use threatmesh_node::api::{self, ApiState, FeedToken};
 use threatmesh_node::network;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::bundle::{Distribution, Tlp};
-use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
 use threatmesh_protocol::item::{Indicator, Item};
-use threatmesh_protocol::{Hash, Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Value};
+use threatmesh_protocol::testing::{key, one_member_charter};
+use threatmesh_protocol::{Kind, Timestamp, Value};
 
 use support::python;
 
@@ -87,41 +87,8 @@ print(json.dumps(out))
 async fn node() -> (network::Client, Store, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &Options::default()).unwrap();
-    let (steward, org, node) = (
-        SigningKey::from_bytes(&[1; 32]),
-        SigningKey::from_bytes(&[2; 32]),
-        SigningKey::from_bytes(&[3; 32]),
-    );
-    let mut charter = SignedCharter::propose(Charter {
-        federation: Hash::default(),
-        name: "MISP feed test".into(),
-        version: 1,
-        previous: None,
-        issued: Timestamp(1),
-        stewards: vec![PublicKey::of(&steward)],
-        threshold: 1,
-        members: vec![Member {
-            org: PublicKey::of(&org),
-            name: "CERT-EU".into(),
-            country: "EU".into(),
-            roles: Roles {
-                publish: true,
-                read: true,
-            },
-            status: Status::Active,
-            nodes: vec![NodeCertificate::issue(
-                &org,
-                PublicKey::of(&node),
-                Timestamp(1),
-                Timestamp(u64::MAX),
-            )],
-            cutoffs: vec![],
-            addresses: vec![],
-            encryption_key: None,
-        }],
-    })
-    .unwrap();
-    charter.sign(&steward);
+    let (steward, org, node) = (key(1), key(2), key(3));
+    let charter = one_member_charter("MISP feed test", "CERT-EU", "EU", &org, &node, &steward);
     store.put_charter(&charter).unwrap();
     let (client, event_loop) =
         network::new(network::Config::default(), node, store.clone(), charter).unwrap();
@@ -164,7 +131,7 @@ async fn publish(client: &network::Client, tlp: Tlp, values: &[&str]) -> String 
 async fn poll(url: &str, token: &str, state: &Path) -> Json {
     let (url, token, state) = (url.to_owned(), token.to_owned(), state.to_owned());
     tokio::task::spawn_blocking(move || {
-        let python = python();
+        let python = python("pymisp");
         let output = Command::new(&python)
             .arg("-c")
             .arg(CONSUMER)

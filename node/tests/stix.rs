@@ -183,17 +183,11 @@ fn time_of(text: &str) -> u64 {
 
 // ---- the OASIS validator ----
 
+/// The Python of the test venv, with stix2-validator; the test fails saying how to set
+/// one up when there is none.
 fn python() -> PathBuf {
-    let python = std::env::var_os("THREATMESH_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python for stix2-validator at {} (set THREATMESH_PYTHON, or run ./scripts/test, \
-         which creates .venv with tests/python-requirements.txt)",
-        python.display()
-    );
-    python
+    threatmesh_test_support::python::python_importing("stix2validator")
+        .unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// Validator warnings we accept, by check name, each with its reason:

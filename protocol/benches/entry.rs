@@ -9,61 +9,25 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use threatmesh_protocol::Timestamp;
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::entry::{Body, SignedEntry, UnverifiedEntry, verify_batch};
-use threatmesh_protocol::item::{Confidence, Context, Indicator, Item};
+use threatmesh_protocol::testing::{FEDERATION, c2_indicator, c2_indicator_of, key};
 use threatmesh_protocol::wire::{self, MAX_GOSSIP_BYTES, Message};
-use threatmesh_protocol::{Hash, Kind, SigningKey, Timestamp, Value};
-
-const FEDERATION: Hash = Hash([0xfe; 32]);
 
 const INDICATORS: u32 = 1_000;
-
-fn indicator(n: u32) -> Item {
-    indicator_of(n % 4, n)
-}
-
-/// Indicator `n` of kind 0 (ipv4), 1 (domain), 2 (url) or 3 (sha256).
-fn indicator_of(kind: u32, n: u32) -> Item {
-    let [a, b, c, d] = n.to_be_bytes();
-    let value = match kind {
-        0 => Value::parse(Kind::Ipv4, &format!("{}.{b}.{c}.{d}", a.max(1) + 10)),
-        1 => Value::parse(Kind::Domain, &format!("c2-{n}.bad-example.com")),
-        2 => Value::parse(
-            Kind::Url,
-            &format!("http://dl-{n}.example.net/gate.php?id={n}"),
-        ),
-        _ => Value::parse(
-            Kind::Sha256,
-            &format!("{:064x}", u128::from(n) * 0x9e37_79b9),
-        ),
-    }
-    .expect("benchmark values are valid");
-    Item::Indicator(Indicator {
-        value,
-        confidence: Confidence::new(80).expect("80 is a confidence"),
-        valid_from: Timestamp(1_700_000_000_000),
-        valid_until: Some(Timestamp(1_700_000_000_000 + 30 * 86_400_000)),
-        labels: vec!["c2".into(), "botnet".into()],
-        context: Context {
-            threat: Some("QakBot".into()),
-            kill_chain_phase: Some("command-and-control".into()),
-            ..Context::default()
-        },
-    })
-}
 
 fn body() -> Body {
     Body::Bundle(Bundle {
         tlp: Tlp::Green,
         distribution: Distribution::Federation,
-        items: (0..INDICATORS).map(indicator).collect(),
+        items: (0..INDICATORS).map(c2_indicator).collect(),
     })
 }
 
 fn entry_for(seed: u8) -> SignedEntry {
     SignedEntry::next(
-        &SigningKey::from_bytes(&[seed; 32]),
+        &key(seed),
         FEDERATION,
         None,
         Timestamp(1_700_000_000_000),
@@ -73,7 +37,7 @@ fn entry_for(seed: u8) -> SignedEntry {
 }
 
 fn bench_entry(c: &mut Criterion) {
-    let key = SigningKey::from_bytes(&[1; 32]);
+    let key = key(1);
     let signed = entry_for(1);
     let payload = signed.payload().to_vec();
     println!(
@@ -122,7 +86,7 @@ fn bench_entry(c: &mut Criterion) {
         let body = Body::Bundle(Bundle {
             tlp: Tlp::Green,
             distribution: Distribution::Federation,
-            items: (0..INDICATORS).map(|n| indicator_of(kind, n)).collect(),
+            items: (0..INDICATORS).map(|n| c2_indicator_of(kind, n)).collect(),
         });
         let payload = SignedEntry::next(&key, FEDERATION, None, Timestamp(1_700_000_000_000), body)
             .expect("a 1,000-indicator entry fits")

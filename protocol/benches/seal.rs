@@ -11,42 +11,10 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::entry::{Body, SignedEntry, UnverifiedEntry};
-use threatmesh_protocol::item::{Confidence, Context, Indicator, Item};
 use threatmesh_protocol::seal::{EncryptionSecret, Recipient, SealContext, Sealed};
-use threatmesh_protocol::{Hash, Kind, PublicKey, SigningKey, Timestamp, Value};
-
-const FEDERATION: Hash = Hash([0xfe; 32]);
+use threatmesh_protocol::testing::{FEDERATION, c2_indicator, key};
+use threatmesh_protocol::{PublicKey, SigningKey, Timestamp};
 const INDICATORS: u32 = 1_000;
-
-/// Indicator `n`: ipv4, domain, url and sha256 in turn, with the context a C2 feed has.
-fn indicator(n: u32) -> Item {
-    let [a, b, c, d] = n.to_be_bytes();
-    let value = match n % 4 {
-        0 => Value::parse(Kind::Ipv4, &format!("{}.{b}.{c}.{d}", a.max(1) + 10)),
-        1 => Value::parse(Kind::Domain, &format!("c2-{n}.bad-example.com")),
-        2 => Value::parse(
-            Kind::Url,
-            &format!("http://dl-{n}.example.net/gate.php?id={n}"),
-        ),
-        _ => Value::parse(
-            Kind::Sha256,
-            &format!("{:064x}", u128::from(n) * 0x9e37_79b9),
-        ),
-    }
-    .expect("benchmark values are valid");
-    Item::Indicator(Indicator {
-        value,
-        confidence: Confidence::new(80).expect("80 is a confidence"),
-        valid_from: Timestamp(1_700_000_000_000),
-        valid_until: Some(Timestamp(1_700_000_000_000 + 30 * 86_400_000)),
-        labels: vec!["c2".into(), "botnet".into()],
-        context: Context {
-            threat: Some("QakBot".into()),
-            kill_chain_phase: Some("command-and-control".into()),
-            ..Context::default()
-        },
-    })
-}
 
 /// Organisation `i`: its root key and X25519 secret, seeded.
 fn org(i: usize) -> (PublicKey, EncryptionSecret) {
@@ -62,7 +30,7 @@ fn org(i: usize) -> (PublicKey, EncryptionSecret) {
 }
 
 fn bench_seal(c: &mut Criterion) {
-    let author = SigningKey::from_bytes(&[1; 32]);
+    let author = key(1);
     let context = SealContext {
         federation: FEDERATION,
         author: PublicKey::of(&author),
@@ -82,7 +50,7 @@ fn bench_seal(c: &mut Criterion) {
         let bundle = Bundle {
             tlp: Tlp::Red,
             distribution: Distribution::Recipients(orgs.iter().map(|(root, _)| *root).collect()),
-            items: (0..INDICATORS).map(indicator).collect(),
+            items: (0..INDICATORS).map(c2_indicator).collect(),
         };
         let sealed = Sealed::seal(&bundle, &slots, &context, [9; 32]).expect("the bundle seals");
         let entry = SignedEntry::next(

@@ -15,6 +15,8 @@
 //! - [`wire`]: the one versioned [`wire::Message`] enum and its size limits.
 //! - [`crypto`]: keys, signatures and hashes.
 //! - [`time`]: [`Timestamp`]; this crate never reads a clock, callers pass `now`.
+//! - `testing` (feature `test-utils`): seeded keys, charters and values for tests and
+//!   benchmarks.
 //!
 //! Everything here is pure data and pure functions: no I/O, no async, no clock.
 
@@ -30,6 +32,8 @@ pub mod indicator;
 pub mod item;
 pub mod reconcile;
 pub mod seal;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 pub mod time;
 pub mod wire;
 

@@ -3,14 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
-mod common;
-
-use common::*;
 use threatmesh_protocol::charter::{
     Admission, CharterError, FeedCutoff, History, MAX_RIVALS, NodeCertificate, NotAuthorised,
     RawCharter, Roles, SignedCharter, Status,
 };
 use threatmesh_protocol::entry::FeedHead;
+use threatmesh_protocol::testing::*;
 use threatmesh_protocol::wire::{self, MAX_GOSSIP_BYTES, Message};
 use threatmesh_protocol::{Hash, PublicKey, Timestamp};
 

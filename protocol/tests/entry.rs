@@ -2,16 +2,14 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use threatmesh_protocol::bundle::{Bundle, Distribution, InvalidBundle, Tlp};
 use threatmesh_protocol::entry::{
     Body, ChainError, Entry, EntryError, InvalidEntry, MAX_BUNDLE_BYTES, OpenError, SignError,
     SignedEntry, UnverifiedEntry, verify_batch,
 };
+use threatmesh_protocol::testing::*;
 use threatmesh_protocol::wire::{self, DecodeError, MAX_GOSSIP_BYTES, Message};
 use threatmesh_protocol::{Hash, PublicKey, Timestamp};
 

@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
-mod common;
-
 #[allow(dead_code, unreachable_pub)]
 #[path = "../fuzz/targets.rs"]
 mod targets;
@@ -15,11 +13,11 @@ mod targets;
 #[path = "../fuzz/smoke.rs"]
 mod smoke;
 
-use common::*;
 use threatmesh_protocol::SignedEntry;
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::entry::Body;
 use threatmesh_protocol::item::{Item, Revocation, RevocationReason, Sighting};
+use threatmesh_protocol::testing::*;
 use threatmesh_protocol::wire::{self, Message, Request, Response};
 use threatmesh_protocol::{Kind, Value};
 

@@ -5,9 +5,6 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
-mod common;
-
-use common::*;
 use proptest::prelude::*;
 use threatmesh_protocol::bundle::{Bundle, Distribution, InvalidBundle, MAX_RECIPIENTS, Tlp};
 use threatmesh_protocol::entry::{
@@ -16,6 +13,7 @@ use threatmesh_protocol::entry::{
 use threatmesh_protocol::seal::{
     self, EncryptionSecret, InvalidSealed, OpenError, Recipient, SealContext, SealError, Sealed,
 };
+use threatmesh_protocol::testing::*;
 use threatmesh_protocol::wire::{self, MAX_GOSSIP_BYTES, Message};
 use threatmesh_protocol::{Hash, Item, PublicKey, Signature};
 

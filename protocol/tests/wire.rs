@@ -3,9 +3,6 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
-mod common;
-
-use common::*;
 use proptest::prelude::*;
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::charter::SignedCharter;
@@ -13,6 +10,7 @@ use threatmesh_protocol::entry::{Body, FeedHead, SignedEntry, UnverifiedEntry};
 use threatmesh_protocol::item::{
     Confidence, Context, ExternalReference, Indicator, Item, Revocation, RevocationReason, Sighting,
 };
+use threatmesh_protocol::testing::*;
 use threatmesh_protocol::wire::{self, MAX_MESSAGE_BYTES, Message, Request, Response};
 use threatmesh_protocol::{Hash, Kind, PublicKey, Timestamp, Value};
 

@@ -10,9 +10,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-use support::BINARY;
+use support::{BINARY, wait_until};
 
 fn workspace(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -40,14 +39,6 @@ fn ok(node: &serde_json::Value, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stdout)
     );
     String::from_utf8(output.stdout).unwrap()
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn python_checks(python: &Path, bundle: &Path, feed: &Path) -> serde_json::Value {
@@ -138,7 +129,7 @@ fn files_imported_on_one_node_export_from_the_other_in_every_format() {
     let entries_on = |node: &serde_json::Value| ok(node, &["export"]).lines().count();
     let published = entries_on(a);
     assert!(published >= 3, "{published}");
-    wait_for("B to hold every entry", || entries_on(b) == published);
+    wait_until("B to hold every entry", || entries_on(b) == published);
 
     let bundle = dir.path().join("b.json");
     let printed = ok(

@@ -3,18 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
+mod support;
+
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_threatmesh-testnet");
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use support::{BINARY, wait_until};
 
 /// Node processes (`... node run ...`) whose command line mentions `dir`.
 fn nodes_of(dir: &std::path::Path) -> usize {
@@ -67,7 +60,7 @@ fn demo_reaches_every_node_and_stops_them_all() {
     let testnet: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(work.join("testnet.json")).unwrap()).unwrap();
     assert_eq!(testnet.as_array().unwrap().len(), 3);
-    wait_for("every node to stop", || nodes_of(&work) == 0);
+    wait_until("every node to stop", || nodes_of(&work) == 0);
 }
 
 #[test]
@@ -91,13 +84,13 @@ fn killing_the_testnet_leaves_no_node_behind() {
             .spawn()
             .unwrap(),
     );
-    wait_for("the testnet to be up", || {
+    wait_until("the testnet to be up", || {
         work.join("testnet.json").exists()
     });
     assert_eq!(nodes_of(&work), 2);
     testnet.0.kill().unwrap(); // SIGKILL: the testnet gets no chance to clean up
     testnet.0.wait().unwrap();
-    wait_for("the orphaned nodes to stop by themselves", || {
+    wait_until("the orphaned nodes to stop by themselves", || {
         nodes_of(&work) == 0
     });
 }
@@ -164,7 +157,7 @@ fn bench(scenario: &str, args: &[&str]) -> serde_json::Value {
         let svg = std::fs::read_to_string(work.join(format!("report/{scenario}.svg"))).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
     }
-    wait_for("every node to stop", || nodes_of(&work) == 0);
+    wait_until("every node to stop", || nodes_of(&work) == 0);
     report
 }
 
@@ -329,5 +322,5 @@ fn bench_all_runs_every_scenario_into_one_report() {
         let svg = std::fs::read_to_string(work.join("report").join(plot)).unwrap();
         assert!(svg.starts_with("<svg"), "{plot}");
     }
-    wait_for("every node to stop", || nodes_of(&work) == 0);
+    wait_until("every node to stop", || nodes_of(&work) == 0);
 }

@@ -1,14 +1,19 @@
 //! What the tests that drive the `threatmesh` binary as a process share: running a
-//! command of it, waiting for something a process does, building a federation with the
-//! CLI, and talking to a running node's HTTP API.
+//! command of it, building a federation with the CLI, and talking to a running node's
+//! HTTP API. Starting a node, waiting and finding Python come from the workspace's kit
+//! (`threatmesh_test_support`), bound here to this crate's binary.
 
 // Each test binary that includes this module uses a part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub(crate) use threatmesh_protocol::testing::ipv4;
+pub(crate) use threatmesh_test_support::process::{Launch, Node};
+pub(crate) use threatmesh_test_support::wait_for;
 
 /// The binary under test, built by cargo for these tests.
 pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_threatmesh");
@@ -33,25 +38,17 @@ pub(crate) fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("the CLI writes UTF-8")
 }
 
-/// The Python with PyMISP (and the other Python tools tests check against):
-/// `$THREATMESH_PYTHON`, else the workspace's `.venv`.
-pub(crate) fn python() -> std::path::PathBuf {
-    if let Some(python) = std::env::var_os("THREATMESH_PYTHON") {
-        return std::path::PathBuf::from(python);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
+/// `threatmesh run` for member `node` of the federation `federation` made in `dir` (see
+/// [`federation`]).
+pub(crate) fn launch(dir: &Path, node: &str, federation: &str) -> Launch {
+    Launch::new(BINARY, dir, node, federation)
 }
 
-/// Polls `done` every 50 ms until it returns something, failing after `timeout`.
-pub(crate) fn wait_for<T>(what: &str, timeout: Duration, mut done: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = done() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The Python of the test venv, able to import `modules` (comma-separated); the test fails
+/// saying how to set one up when there is none.
+pub(crate) fn python(modules: &str) -> std::path::PathBuf {
+    threatmesh_test_support::python::python_importing(modules)
+        .unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// A federation made with the CLI in `dir`: a steward key, one node directory per name of
@@ -182,12 +179,6 @@ impl Api {
             .filter_map(|(name, value)| Some((name.to_owned(), value.parse().ok()?)))
             .collect()
     }
-}
-
-/// Indicator number `n` as an address in 10.0.0.0/8.
-pub(crate) fn ipv4(n: u32) -> String {
-    let [_, b, c, d] = n.to_be_bytes();
-    format!("10.{b}.{c}.{d}")
 }
 
 /// `text` as JSON; a test fails on anything else.

@@ -10,13 +10,18 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use super::scenarios::{CatchUp, Idle, Keeping, Mesh, Outcome, Partition, Propagation};
 use super::{Scenario, Setup, SimulateArgs};
 use crate::bench::percentiles;
 use crate::bench::report::table;
+
+mod plot;
+mod propagation;
+
+use propagation::propagation_text;
 
 /// gossipsub's mesh degree D in the node: the goal for duplicates per entry.
 const MESH_DEGREE: f64 = threatmesh_node::network::MESH_DEGREE as f64;
@@ -142,8 +147,8 @@ pub(crate) fn write(
     let (markdown, line) = match outcome {
         Outcome::Idle(idle) => idle_text(idle, setup.scale),
         Outcome::Propagation(propagation) => {
-            plot_propagation(&folder.join(format!("{stem}.svg")), propagation)?;
-            plot_world(
+            plot::propagation(&folder.join(format!("{stem}.svg")), propagation)?;
+            plot::world(
                 &folder.join(format!("{stem}-world.svg")),
                 propagation,
                 setup,
@@ -231,280 +236,6 @@ fn idle_text(idle: &Idle, scale: f64) -> (String, String) {
     let line = format!(
         "idle, {} nodes: {:.0} B/s received, {:.0} B/s sent per node (mean); {:.2} ms CPU per node per second",
         idle.nodes, received[1], sent[1], idle.cpu_ms_per_sec_per_node
-    );
-    (markdown, line)
-}
-
-fn propagation_text(run: &Propagation, setup: &Setup, stem: &str) -> (String, String) {
-    let complete: Vec<u64> = run.spreads.iter().filter_map(|s| s.to_every_ms).collect();
-    let incomplete = run.spreads.len() - complete.len();
-    let to_every = percentiles(complete);
-    let verified = percentiles(
-        run.spreads
-            .iter()
-            .filter_map(|s| s.verified_every_ms)
-            .collect(),
-    );
-    let to_each = percentiles(
-        run.spreads
-            .iter()
-            .flat_map(|s| s.to_each_ms.iter().copied())
-            .collect(),
-    );
-    let bounds = percentiles(run.spreads.iter().map(|s| s.bound_ms).collect());
-    let physical = percentiles(run.spreads.iter().map(|s| s.physical_ms).collect());
-    // Each entry against its own publisher's bound; an entry that never reached every
-    // node counts as over any bound.
-    let ratios: Vec<u64> = run
-        .spreads
-        .iter()
-        .map(|s| {
-            s.to_every_ms.map_or(u64::MAX, |ms| {
-                (ms as f64 * 100.0 / s.bound_ms.max(1) as f64).round() as u64
-            })
-        })
-        .collect();
-    let ratio = percentiles(ratios);
-    let ratio_text = |hundredths: u64| {
-        if hundredths == u64::MAX {
-            "never".to_owned()
-        } else {
-            format!("{:.2}", hundredths as f64 / 100.0)
-        }
-    };
-    let goal_time = incomplete == 0 && ratio.p99 as f64 <= BOUND_FACTOR * 100.0;
-    // The same entries along the paths they took, as if each member had its own CPU: the
-    // links' latencies plus each hop's measured check (not divided by the time scale).
-    let per_hop = run.keeping.ingest_ms;
-    let own_cpu: Vec<(u64, u64)> = run
-        .spreads
-        .iter()
-        .filter_map(|s| {
-            let (ms, hops) = s.path_every?;
-            Some((
-                (ms as f64 + f64::from(hops) * per_hop).round() as u64,
-                s.bound_ms,
-            ))
-        })
-        .collect();
-    let latencies_only = percentiles(
-        run.spreads
-            .iter()
-            .filter_map(|s| s.path_every.map(|(ms, _)| ms))
-            .collect(),
-    );
-    let own_cpu_times = percentiles(own_cpu.iter().map(|(ms, _)| *ms).collect());
-    let own_cpu_ratio = percentiles(
-        own_cpu
-            .iter()
-            .map(|(ms, bound)| (*ms as f64 * 100.0 / (*bound).max(1) as f64).round() as u64)
-            .collect(),
-    );
-    let hops = percentiles(
-        run.spreads
-            .iter()
-            .flat_map(|s| s.hops.iter().map(|hop| u64::from(*hop)))
-            .collect(),
-    );
-    let by_sync: usize = run.spreads.iter().map(|s| s.by_sync).sum();
-    let path_unknown: usize = run.spreads.iter().map(|s| s.path_unknown).sum();
-    let duplicates = summary(&run.duplicates_per_entry);
-    let row = |name: &str, p: &crate::bench::Percentiles| {
-        vec![
-            name.to_owned(),
-            p.count.to_string(),
-            cell(p.count, p.p50),
-            cell(p.count, p.p95),
-            cell(p.count, p.p99),
-            cell(p.count, p.max),
-        ]
-    };
-    let times = table(
-        &[
-            "per entry, ms (simulated)",
-            "count",
-            "p50",
-            "p95",
-            "p99",
-            "max",
-        ],
-        &[
-            row("stored on every member", &to_every),
-            row(
-                "verified on the last member with a known gossip path",
-                &verified,
-            ),
-            row("stored on each member", &to_each),
-            row(
-                "along the paths taken: the links' latencies alone",
-                &latencies_only,
-            ),
-            row(
-                &format!(
-                    "along the paths taken, plus {per_hop:.1} ms per hop of the longest (own CPU, at most)"
-                ),
-                &own_cpu_times,
-            ),
-            row("bound: model, publisher to farthest", &bounds),
-            row("physical limit, publisher to farthest", &physical),
-        ],
-    );
-    let mut slowest = Vec::new();
-    for spread in run.spreads.iter().take(5) {
-        let capital = setup
-            .capital(spread.publisher)
-            .map_or_else(String::new, |capital| capital.capital.clone());
-        slowest.push(vec![
-            spread.entry.chars().take(12).collect(),
-            format!("{} ({capital})", spread.publisher),
-            spread.to_every_ms.map_or_else(
-                || format!("never ({} missing)", spread.missing.len()),
-                |ms| ms.to_string(),
-            ),
-            spread.bound_ms.to_string(),
-            spread.physical_ms.to_string(),
-            spread.to_every_ms.map_or_else(
-                || "never".to_owned(),
-                |ms| format!("{:.2}", ms as f64 / spread.bound_ms.max(1) as f64),
-            ),
-        ]);
-    }
-    let missing: Vec<String> = run
-        .spreads
-        .iter()
-        .filter(|s| !s.missing.is_empty())
-        .map(|s| {
-            format!(
-                "entry {} missing on nodes {:?}",
-                s.entry.chars().take(12).collect::<String>(),
-                s.missing
-            )
-        })
-        .collect();
-    let duplicates_verdict = if run.duplicates_measured {
-        format!(
-            "**Goal: duplicates received per entry per node at most the mesh degree \
-             {MESH_DEGREE}: {}** (mean over nodes {:.2}, the most of any node {:.2}; nodes \
-             above it: {}).",
-            met(duplicates[3] <= MESH_DEGREE),
-            duplicates[1],
-            duplicates[3],
-            run.duplicates_per_entry
-                .iter()
-                .filter(|count| **count > MESH_DEGREE)
-                .count(),
-        )
-    } else {
-        "**Duplicates were not measured**: gossipsub's log of dropped copies was never seen \
-         (a libp2p that words it differently), so the line above is not a count."
-            .to_owned()
-    };
-    let markdown = format!(
-        "{}\n\n{} entries of {} indicators ({} bytes each) from random members, one every \
-         {} simulated seconds.\n\n{times}\n\
-         **Goal: p99 of (time to every member ÷ the publisher's bound) at most {BOUND_FACTOR}: \
-         {}** (p50 {}, p99 {}, max {}). CDF against the bound: `{stem}.svg`; members on a map, coloured by their mean arrival \
-         time: `{stem}-world.svg`.\n\n\
-         The simulation shares two cores among all members, so each member's checks wait \
-         for the others' (see the last paragraph). Along the paths the entries took, with \
-         each member checking on its own CPU, the same goal would be **{}** (p99 of the \
-         ratio {}; {} of {} entries had every member's path known). That is an estimate \
-         from the measured paths, not a run.\n\n\
-         Slowest entries:\n\n{}\n\
-         Per node over the {:.0} simulated seconds of publishing and spreading:\n\n{}\n\
-         {duplicates_verdict} A duplicate is a copy gossipsub received after the first and \
-         dropped (counted from its log); \"copies received per entry\" is all the bytes a node \
-         received outside sync frames divided by the entry's size, every overhead included \
-         (IHAVE/IWANT, IDONTWANT, heartbeats, Noise and yamux framing, copies cut short by \
-         IDONTWANT).\n\n\
-         Hops of each first delivery by gossip whose path back to the publisher is known: p50 \
-         {}, p95 {}, max {} ({} deliveries); {} deliveries came by sync, and {} by gossip from \
-         a peer that had the entry by sync (no hop count). {}\n\n{} Peak resident memory \
-         {:.0} MiB.\n",
-        mesh_text(&run.mesh),
-        run.spreads.len(),
-        run.indicators_per_entry,
-        run.entry_bytes,
-        run.interval_seconds,
-        met(goal_time),
-        ratio_text(ratio.p50),
-        ratio_text(ratio.p99),
-        ratio_text(ratio.max),
-        if own_cpu_ratio.count == 0 {
-            "not estimated".to_owned()
-        } else {
-            if own_cpu_ratio.count == run.spreads.len()
-                && own_cpu_ratio.p99 as f64 <= BOUND_FACTOR * 100.0
-            {
-                "met".to_owned()
-            } else {
-                "not met".to_owned()
-            }
-        },
-        if own_cpu_ratio.count == 0 {
-            "–".to_owned()
-        } else {
-            ratio_text(own_cpu_ratio.p99)
-        },
-        own_cpu_ratio.count,
-        run.spreads.len(),
-        table(
-            &[
-                "entry",
-                "publisher",
-                "to every, ms",
-                "bound, ms",
-                "physical, ms",
-                "÷ bound"
-            ],
-            &slowest
-        ),
-        run.seconds,
-        table(
-            &SUMMARY_HEADER,
-            &[
-                summary_row("received", "B/s", &run.received_per_sec, 0),
-                summary_row("sent", "B/s", &run.sent_per_sec, 0),
-                summary_row(
-                    "duplicates received per entry",
-                    "copies",
-                    &run.duplicates_per_entry,
-                    2
-                ),
-                summary_row(
-                    "copies received per entry",
-                    "entry sizes",
-                    &run.copies_per_entry,
-                    2
-                ),
-            ]
-        ),
-        cell(hops.count, hops.p50),
-        cell(hops.count, hops.p95),
-        cell(hops.count, hops.max),
-        hops.count,
-        by_sync,
-        path_unknown,
-        if missing.is_empty() {
-            "Every member stored every entry.".to_owned()
-        } else {
-            format!(
-                "**Not every member stored every entry:** {}.",
-                missing.join("; ")
-            )
-        },
-        keeping_text(&run.keeping, setup.scale),
-        run.resident_mib,
-    );
-    let line = format!(
-        "propagation, {} nodes: to every member p50 {} ms, p99 {} ms, max {} ms; p99 ÷ bound {} (goal ≤ {BOUND_FACTOR}: {}); {} entries incomplete",
-        run.nodes,
-        cell(to_every.count, to_every.p50),
-        cell(to_every.count, to_every.p99),
-        cell(to_every.count, to_every.max),
-        ratio_text(ratio.p99),
-        if goal_time { "met" } else { "not met" },
-        incomplete
     );
     (markdown, line)
 }
@@ -664,7 +395,7 @@ pub(crate) fn write_idle_scaling(folder: &Path, idles: &[Idle]) -> Result<()> {
         ),
         _ => "One size only: run `--nodes 100,1000` to compare.".to_owned(),
     };
-    plot_idle(&folder.join("idle-scaling.svg"), &points)?;
+    plot::idle(&folder.join("idle-scaling.svg"), &points)?;
     std::fs::write(
         folder.join("idle-scaling.md"),
         format!(
@@ -745,168 +476,5 @@ pub(crate) fn write_index(folder: &Path) -> Result<()> {
         super::geo::ATTRIBUTION,
     );
     std::fs::write(folder.join("README.md"), readme)?;
-    Ok(())
-}
-
-fn plot_error(error: impl std::fmt::Display) -> anyhow::Error {
-    anyhow!("plot: {error}")
-}
-
-/// CDF of time to every member, with the CDFs of the bound, 3× the bound and the physical
-/// limit of the same entries' publishers.
-fn plot_propagation(path: &Path, run: &Propagation) -> Result<()> {
-    use plotters::prelude::*;
-    let sorted = |mut values: Vec<u64>| {
-        values.sort_unstable();
-        values
-    };
-    let measured = sorted(run.spreads.iter().filter_map(|s| s.to_every_ms).collect());
-    let bound = sorted(run.spreads.iter().map(|s| s.bound_ms).collect());
-    let three = sorted(run.spreads.iter().map(|s| s.bound_ms * 3).collect());
-    let physical = sorted(run.spreads.iter().map(|s| s.physical_ms).collect());
-    let max = [&measured, &three]
-        .iter()
-        .filter_map(|values| values.last().copied())
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let total = run.spreads.len().max(1) as f64;
-    let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_error)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("Time to every member, {} members", run.nodes),
-            ("sans-serif", 18),
-        )
-        .margin(20)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0u64..max + max / 20, 0f64..1f64)
-        .map_err(plot_error)?;
-    chart
-        .configure_mesh()
-        .x_desc("ms (simulated) from creation to stored on every member")
-        .y_desc("fraction of entries")
-        .draw()
-        .map_err(plot_error)?;
-    let curves: [(&str, &Vec<u64>, RGBColor); 4] = [
-        ("measured", &measured, BLUE),
-        ("bound: farthest member, model", &bound, GREEN),
-        ("3 × bound (goal)", &three, RED),
-        ("physical limit", &physical, BLACK),
-    ];
-    for (label, values, colour) in curves {
-        chart
-            .draw_series(LineSeries::new(
-                values
-                    .iter()
-                    .enumerate()
-                    .map(|(index, ms)| (*ms, (index + 1) as f64 / total)),
-                colour,
-            ))
-            .map_err(plot_error)?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(plot_error)?;
-    root.present().map_err(plot_error)?;
-    Ok(())
-}
-
-/// Members at their capitals (longitude, latitude), coloured from blue (earliest mean
-/// arrival) to red (latest); members that stored nothing in black.
-fn plot_world(path: &Path, run: &Propagation, setup: &Setup) -> Result<()> {
-    use plotters::prelude::*;
-    let known: Vec<f64> = run.mean_arrival_ms.iter().flatten().copied().collect();
-    let low = known.iter().copied().fold(f64::INFINITY, f64::min);
-    let high = known.iter().copied().fold(0.0, f64::max);
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_error)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "Mean arrival per member, {} members: blue {low:.0} ms to red {high:.0} ms",
-                run.nodes
-            ),
-            ("sans-serif", 16),
-        )
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(40)
-        .build_cartesian_2d(-180f64..180f64, -60f64..80f64)
-        .map_err(plot_error)?;
-    chart
-        .configure_mesh()
-        .x_desc("longitude")
-        .y_desc("latitude")
-        .draw()
-        .map_err(plot_error)?;
-    let points = (0..setup.len()).filter_map(|node| {
-        let capital = setup.capital(node)?;
-        let colour = match run.mean_arrival_ms.get(node).copied().flatten() {
-            Some(ms) => {
-                let share = if high > low {
-                    (ms - low) / (high - low)
-                } else {
-                    0.0
-                };
-                let red = (share * 255.0).round().clamp(0.0, 255.0) as u8;
-                RGBColor(red, 0, 255 - red)
-            }
-            None => BLACK,
-        };
-        Some(Circle::new(
-            (capital.longitude, capital.latitude),
-            3,
-            colour.filled(),
-        ))
-    });
-    chart.draw_series(points).map_err(plot_error)?;
-    root.present().map_err(plot_error)?;
-    Ok(())
-}
-
-/// Idle bytes per node (in + out) against members.
-fn plot_idle(path: &Path, points: &[(usize, f64)]) -> Result<()> {
-    use plotters::prelude::*;
-    let max_nodes = points.iter().map(|(nodes, _)| *nodes).max().unwrap_or(1);
-    let max_bytes = points.iter().map(|(_, bytes)| *bytes).fold(1.0, f64::max);
-    let root = SVGBackend::new(path, (640, 400)).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_error)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Idle traffic per node", ("sans-serif", 18))
-        .margin(20)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(
-            0usize..max_nodes + max_nodes / 10 + 1,
-            0f64..max_bytes * 1.6,
-        )
-        .map_err(plot_error)?;
-    chart
-        .configure_mesh()
-        .x_desc("members")
-        .y_desc("bytes/s per node, in + out")
-        .draw()
-        .map_err(plot_error)?;
-    let mut sorted = points.to_vec();
-    sorted.sort_by_key(|(nodes, _)| *nodes);
-    chart
-        .draw_series(LineSeries::new(sorted.iter().copied(), &BLUE))
-        .map_err(plot_error)?;
-    chart
-        .draw_series(
-            sorted
-                .iter()
-                .map(|point| Circle::new(*point, 4, BLUE.filled())),
-        )
-        .map_err(plot_error)?;
-    root.present().map_err(plot_error)?;
     Ok(())
 }

@@ -1,33 +1,30 @@
-//! What the testnet's end-to-end tests that drive Python tools share: the venv's
-//! interpreter, and a testnet that is killed even when a test fails.
+//! What the testnet's end-to-end tests share: the venv's interpreter and waiting (from the
+//! workspace's kit), and a testnet that is killed even when a test fails.
 
 #![allow(dead_code)] // each test binary uses the part it needs
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use threatmesh_test_support::wait_for;
 
 pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_threatmesh-testnet");
 
-/// The Python of the venv `scripts/test` sets up (`THREATMESH_PYTHON`, or `.venv` at the
-/// workspace root), checked to import `modules` (comma-separated). Fails the test, saying
-/// how to set it up, when it cannot: a test never passes by skipping.
+/// How long these tests wait for anything a testnet does.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The Python of the venv `scripts/test` sets up (the kit's one policy), checked to import
+/// `modules` (comma-separated). Fails the test, saying how to set it up, when it cannot: a
+/// test never passes by skipping.
 pub(crate) fn python(modules: &str) -> PathBuf {
-    let python = std::env::var_os("THREATMESH_PYTHON").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
-        PathBuf::from,
-    );
-    let found = Command::new(&python)
-        .args(["-c", &format!("import {modules}")])
-        .status()
-        .is_ok_and(|status| status.success());
-    assert!(
-        found,
-        "{} cannot import {modules}: run ./scripts/test (it sets up .venv), or set \
-         THREATMESH_PYTHON to a Python with the packages of tests/python-requirements.txt",
-        python.display()
-    );
-    python
+    threatmesh_test_support::python::python_importing(modules)
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Waits until `done` holds, failing the test after [`TIMEOUT`] with `what` in the message.
+pub(crate) fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    wait_for(what, TIMEOUT, || done().then_some(()));
 }
 
 /// A running `threatmesh-testnet up`, killed when dropped.
@@ -64,10 +61,6 @@ pub(crate) fn up(nodes: usize, work: &Path) -> Testnet {
         child,
         json: work.join("testnet.json"),
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !testnet.json.exists() {
-        assert!(Instant::now() < deadline, "the testnet did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the testnet to come up", || testnet.json.exists());
     testnet
 }
