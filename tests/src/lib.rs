@@ -2,16 +2,22 @@
 //!
 //! A [`Federation`] is a seeded set of keys (one steward, one organisation and one node per
 //! member) with its genesis charter, so failures reproduce. A [`TestNet`] runs real nodes
-//! of it in this process: each with a temporary store, listening on `127.0.0.1:0`, with a
-//! fast gossipsub heartbeat. Topology helpers ([`TestNet::line`], [`TestNet::star`])
+//! of it in this process, each started by [`Node::start`] as `threatmesh run` starts one
+//! (validated configuration file, HTTP API, TAXII indexer): each with a temporary
+//! directory, listening on `127.0.0.1:0` (libp2p and HTTP), with a fast gossipsub
+//! heartbeat. Topology helpers ([`TestNet::line`], [`TestNet::star`])
 //! connect them and wait for the gossip mesh to form. Every wait goes through
 //! [`wait_for`], bounded by [`TIMEOUT`].
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use libp2p::Multiaddr;
+use threatmesh_node::Node;
+use threatmesh_node::config::{Config, Validated};
+use threatmesh_node::keyfile;
 use threatmesh_node::network::{self, Client};
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
@@ -175,7 +181,9 @@ pub fn test_config() -> network::Config {
     }
 }
 
-/// One running node.
+/// One running node, started as `threatmesh run` starts one ([`Node::start`]), from a
+/// configuration file checked by the same validation, with its HTTP API (token
+/// [`API_TOKEN`]) and the tasks beside it.
 #[derive(Debug)]
 pub struct TestNode {
     /// Its network handle.
@@ -184,8 +192,9 @@ pub struct TestNode {
     pub store: Store,
     /// Its node key.
     pub key: SigningKey,
-    /// Where it listens.
+    /// Where it listens, with its `/p2p/<peer id>`.
     pub address: Multiaddr,
+    node: Node,
     _dir: tempfile::TempDir,
 }
 
@@ -200,19 +209,22 @@ impl TestNode {
     }
 
     /// Starts a node whose store already holds `charters` (oldest first), the last in force.
+    ///
+    /// The node gets a directory of its own as `threatmesh init` lays one out: its key file,
+    /// its organisation's keyring (`config.encryption_keys`, when there are any) and a
+    /// configuration file with `config`'s addresses, the API on `127.0.0.1:0` and
+    /// [`API_TOKEN`]. The file is loaded and validated as `threatmesh run` does; then the
+    /// network settings validation made are replaced by `config`, since tests need timings
+    /// and knobs a file does not offer (heartbeat, clock, ban lengths).
     pub async fn start_with_charters(
         key: SigningKey,
         charters: Vec<SignedCharter>,
         config: network::Config,
     ) -> Result<TestNode> {
         let dir = tempfile::tempdir().context("temporary directory")?;
-        let store = Store::open(dir.path(), &Options::default()).context("opening the store")?;
-        for charter in &charters {
-            store.put_charter(charter).context("storing a charter")?;
-        }
-        let charter = charters.last().context("no charter")?.clone();
-        let (client, event_loop) = network::new(config, key.clone(), store.clone(), charter)?;
-        tokio::spawn(event_loop.run());
+        let validated = node_config(dir.path(), &key, &charters, &config)?;
+        let node = Node::start(validated).await.context("starting the node")?;
+        let client = node.client().clone();
         wait_for("the node to listen", || async {
             !client.listen_addrs().await.unwrap_or_default().is_empty()
         })
@@ -226,11 +238,22 @@ impl TestNode {
         let address = address.with(libp2p::multiaddr::Protocol::P2p(client.peer_id()));
         Ok(TestNode {
             client,
-            store,
+            store: node.store().clone(),
             key,
             address,
+            node,
             _dir: dir,
         })
+    }
+
+    /// The running node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The address of the node's HTTP API (token [`API_TOKEN`]).
+    pub fn api(&self) -> std::net::SocketAddr {
+        self.node.api_address()
     }
 
     /// The node's libp2p listener as a plain TCP address, for tests that connect below
@@ -248,11 +271,24 @@ impl TestNode {
     }
 
     /// Whether the node holds entry `id`.
+    ///
+    /// # Panics
+    ///
+    /// When the store cannot be read: the test fails there, rather than taking the error
+    /// for "not held" (which a negative assertion would pass on). A panic, not a `Result`,
+    /// because tests call this inside the conditions of [`wait_for`] and `assert!`.
     pub fn has(&self, id: &Hash) -> bool {
-        self.store.contains(id).unwrap_or(false)
+        match self.store.contains(id) {
+            Ok(held) => held,
+            Err(error) => panic!("the node's store cannot be read: {error}"),
+        }
     }
 
     /// Whether the node holds every entry of `ids`.
+    ///
+    /// # Panics
+    ///
+    /// When the store cannot be read, as [`TestNode::has`].
     pub fn has_all(&self, ids: &[Hash]) -> bool {
         ids.iter().all(|id| self.has(id))
     }
@@ -273,24 +309,72 @@ impl TestNode {
 /// The bearer token of the HTTP APIs tests start.
 pub const API_TOKEN: &str = "integration-test-token";
 
-impl TestNode {
-    /// Serves this node's HTTP API on `127.0.0.1:0` (token [`API_TOKEN`]) until the test
-    /// ends; returns its address.
-    pub async fn serve_api(&self) -> Result<std::net::SocketAddr> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let router = threatmesh_node::api::router(threatmesh_node::api::ApiState::new(
-            self.store.clone(),
-            self.client.clone(),
-            vec![API_TOKEN.into()],
-        ));
-        tokio::spawn(threatmesh_node::api::serve(
-            listener,
-            router,
-            std::future::pending(),
-        ));
-        Ok(address)
+/// Writes the files of a node in `dir` (key, keyring, the store with `charters`, the
+/// configuration file) and returns the configuration as `threatmesh run` validates it, with
+/// `network`'s settings in force.
+fn node_config(
+    dir: &Path,
+    key: &SigningKey,
+    charters: &[SignedCharter],
+    network: &network::Config,
+) -> Result<Validated> {
+    let federation = charters.last().context("no charter")?.federation();
+    let data_dir = dir.join("data");
+    threatmesh_node::config::prepare_data_dir(&data_dir)?;
+    // The charters a member's store holds after it followed the federation for a while;
+    // closed before the node opens the store.
+    {
+        let store = Store::open(&data_dir, &Options::default()).context("opening the store")?;
+        for charter in charters {
+            store.put_charter(charter).context("storing a charter")?;
+        }
+        store.flush().context("flushing the store")?;
     }
+    keyfile::write(&dir.join("node.key"), key)?;
+    let keyring = match network.encryption_keys.split_first() {
+        Some((current, earlier)) => {
+            let path = dir.join("encryption.key");
+            keyfile::write_encryption(&path, current)?;
+            for key in earlier {
+                keyfile::add_to_keyring(&path, key, false)?;
+            }
+            "encryption_key_file = \"encryption.key\"\n"
+        }
+        None => "",
+    };
+    let quoted = |addresses: &[Multiaddr]| {
+        addresses
+            .iter()
+            .map(|address| format!("\"{address}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let text = format!(
+        "[node]\n\
+         data_dir = \"data\"\n\
+         key_file = \"node.key\"\n\
+         {keyring}\
+         federation = \"{federation}\"\n\
+         \n\
+         [network]\n\
+         listen = [{listen}]\n\
+         bootstrap = [{bootstrap}]\n\
+         \n\
+         [api]\n\
+         listen = \"127.0.0.1:0\"\n\
+         tokens = [\"{API_TOKEN}\"]\n",
+        listen = quoted(&network.listen),
+        bootstrap = quoted(&network.bootstrap),
+    );
+    let path = dir.join("threatmesh.toml");
+    std::fs::write(&path, text).context("writing the configuration file")?;
+    let mut validated = Config::load(&path)?.validate(dir)?;
+    validated.network = network::Config {
+        // Read from the keyring file, as a node does.
+        encryption_keys: Vec::new(),
+        ..network.clone()
+    };
+    Ok(validated)
 }
 
 /// `GET path` on the API at `address` with [`API_TOKEN`]: the status code and the body.
