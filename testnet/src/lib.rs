@@ -2,10 +2,13 @@
 //!
 //! Ports are fixed (`--base-port` + index for the API, + 1000 + index for the mesh) so a
 //! newcomer can type them; keys are fresh each time. Every node is started with
-//! `--exit-with-parent`, so no node outlives the testnet, even when it is killed.
+//! `--exit-with-parent`, so no node outlives the testnet, even when it is killed. Running
+//! `up` or `demo` again in the same work directory replaces the stopped testnet there
+//! (see `work_dir`).
 
 mod bench;
 mod simulate;
+mod work_dir;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -60,7 +63,8 @@ struct UpArgs {
     /// How many nodes (members).
     #[arg(long, default_value_t = 5)]
     nodes: usize,
-    /// Work directory (created; must not hold a testnet already).
+    /// Work directory (created). A stopped testnet this program made there is replaced;
+    /// one still running, or one it did not make, is refused.
     #[arg(long, default_value = "testnet-work")]
     dir: PathBuf,
     /// First API port; node i's API is on base + i, its mesh port on base + 1000 + i
@@ -202,13 +206,7 @@ pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
              use --base-port 0"
         );
     }
-    if args.dir.join("genesis.json").exists() {
-        bail!(
-            "{} holds a testnet already: remove it or choose another --dir",
-            args.dir.display()
-        );
-    }
-    std::fs::create_dir_all(&args.dir)?;
+    let mut work_dir = work_dir::WorkDir::claim(&args.dir, args.nodes)?;
     let dir = std::path::absolute(&args.dir)?;
     println!(
         "creating a federation of {} members in {}",
@@ -265,6 +263,7 @@ pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
         // on fixed ports.
         let bootstrap: Vec<String> = testnet.nodes.iter().map(|node| node.p2p.clone()).collect();
         let node = start(&dir, &format!("node{index}"), name, &federation, &bootstrap)?;
+        work_dir.started(node.child.id())?;
         testnet.nodes.push(node);
     }
     // Wait for the mesh: every node connected to every other, or, for a node that keeps
@@ -522,6 +521,38 @@ pub(crate) fn post(node: &Node, path: &str, body: &Value) -> Result<Value> {
         .header("Authorization", &format!("Bearer {}", node.token))
         .send_json(body)?;
     Ok(response.body_mut().read_json()?)
+}
+
+/// A node's answer to a request, whatever its status: for checking a refusal itself.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The HTTP status.
+    pub(crate) status: u16,
+    /// The JSON body (`null` when there is none or it is not JSON).
+    pub(crate) body: Value,
+}
+
+impl Answer {
+    /// The `error` the node gave, if any.
+    pub(crate) fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or_default()
+    }
+}
+
+/// `POST path` with `body`, returning the node's answer whatever its status; failing only
+/// when there is no answer (the node is down, the request timed out).
+pub(crate) fn post_answer(node: &Node, path: &str, body: &Value) -> Result<Answer> {
+    let mut response = agent()
+        .post(&format!("{}{path}", node.api))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .header("Authorization", &format!("Bearer {}", node.token))
+        .send_json(body)
+        .with_context(|| format!("posting to {}{path}", node.api))?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_json().unwrap_or(Value::Null);
+    Ok(Answer { status, body })
 }
 
 pub(crate) fn delete(node: &Node, path: &str) -> Result<()> {
