@@ -7,6 +7,8 @@
 //! (see `work_dir`).
 
 mod bench;
+mod demo;
+mod http;
 mod simulate;
 mod work_dir;
 
@@ -18,6 +20,8 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use serde_json::{Value, json};
+
+pub(crate) use http::{Answer, delete, get, post, post_answer};
 
 /// The members of the demo federation, in order; more nodes get generic names.
 const MEMBERS: [(&str, &str); 5] = [
@@ -157,7 +161,7 @@ where
         Action::Simulate(args) => simulate::run(&args),
         Action::Demo(args) => {
             let testnet = up(&args.up)?;
-            demo(&testnet)?;
+            demo::run(&testnet)?;
             if args.once {
                 return Ok(());
             }
@@ -493,76 +497,6 @@ pub(crate) fn wait(what: &str, mut done: impl FnMut() -> Result<bool>) -> Result
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
-/// Largest answer read from a node: a page of entries can be tens of megabytes.
-const MAX_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
-
-pub(crate) fn get(node: &Node, path: &str) -> Result<Value> {
-    let mut response = agent()
-        .get(&format!("{}{path}", node.api))
-        .header("Authorization", &format!("Bearer {}", node.token))
-        .call()?;
-    Ok(response
-        .body_mut()
-        .with_config()
-        .limit(MAX_ANSWER_BYTES)
-        .read_json()?)
-}
-
-pub(crate) fn post(node: &Node, path: &str, body: &Value) -> Result<Value> {
-    let mut response = agent()
-        .post(&format!("{}{path}", node.api))
-        .header("Authorization", &format!("Bearer {}", node.token))
-        .send_json(body)?;
-    Ok(response.body_mut().read_json()?)
-}
-
-/// A node's answer to a request, whatever its status: for checking a refusal itself.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    /// The HTTP status.
-    pub(crate) status: u16,
-    /// The JSON body (`null` when there is none or it is not JSON).
-    pub(crate) body: Value,
-}
-
-impl Answer {
-    /// The `error` the node gave, if any.
-    pub(crate) fn error(&self) -> &str {
-        self.body["error"].as_str().unwrap_or_default()
-    }
-}
-
-/// `POST path` with `body`, returning the node's answer whatever its status; failing only
-/// when there is no answer (the node is down, the request timed out).
-pub(crate) fn post_answer(node: &Node, path: &str, body: &Value) -> Result<Answer> {
-    let mut response = agent()
-        .post(&format!("{}{path}", node.api))
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .header("Authorization", &format!("Bearer {}", node.token))
-        .send_json(body)
-        .with_context(|| format!("posting to {}{path}", node.api))?;
-    let status = response.status().as_u16();
-    let body = response.body_mut().read_json().unwrap_or(Value::Null);
-    Ok(Answer { status, body })
-}
-
-pub(crate) fn delete(node: &Node, path: &str) -> Result<()> {
-    agent()
-        .delete(&format!("{}{path}", node.api))
-        .header("Authorization", &format!("Bearer {}", node.token))
-        .call()?;
-    Ok(())
-}
-
 fn print_table(testnet: &Testnet, dir: &Path) -> Result<()> {
     println!();
     let header = format!(
@@ -602,105 +536,6 @@ fn print_table(testnet: &Testnet, dir: &Path) -> Result<()> {
         println!(
             "\nOr open its web console in a browser, {}/ui/, and sign in with its token.",
             node.api
-        );
-    }
-    Ok(())
-}
-
-/// The sample bundle: C2 infrastructure as a CERT would report it, defanged.
-fn sample() -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis());
-    let indicator = |kind: &str, value: &str| {
-        json!({ "type": "indicator", "kind": kind, "value": value, "valid_from": now,
-                "confidence": 85, "labels": ["c2"],
-                "context": { "threat": "QakBot", "kill_chain_phase": "command-and-control" } })
-    };
-    // Documentation addresses (RFC 5737) stand in for real C2 servers; they are on the
-    // default warninglists (RFC 5735), so the demo says to publish them all the same.
-    json!({ "tlp": "green", "ignore_warninglists": true, "items": [
-        indicator("ipv4", "198.51.100[.]23"),
-        indicator("ipv4", "203.0.113[.]77"),
-        indicator("domain", "update-check[.]example"),
-        indicator("url", "hxxp://update-check[.]example/gate.php"),
-        indicator("sha256", "5f2b1c9a0e3d4b6a8c7e9f1d2b3a4c5e6f708192a3b4c5d6e7f8091a2b3c4d5e"),
-    ]})
-}
-
-fn demo(testnet: &Testnet) -> Result<()> {
-    let Some(publisher) = testnet.nodes.first() else {
-        return Ok(());
-    };
-    println!(
-        "\n{} publishes 5 C2 indicators (TLP:GREEN) ...",
-        publisher.name
-    );
-    let started = Instant::now();
-    post(publisher, "/api/v1/publish", &sample())?;
-    let mut arrived: Vec<Option<Duration>> = vec![None; testnet.nodes.len()];
-    wait("the sample to reach every node", || {
-        for (index, node) in testnet.nodes.iter().enumerate() {
-            if arrived[index].is_none() {
-                let answer = get(node, "/api/v1/indicators/ipv4/198.51.100.23")?;
-                if answer["known"] == true {
-                    arrived[index] = Some(started.elapsed());
-                }
-            }
-        }
-        Ok(arrived.iter().all(Option::is_some))
-    })?;
-    for (node, time) in testnet.nodes.iter().zip(&arrived) {
-        let millis = time.map_or(0, |time| time.as_millis());
-        println!(
-            "  known at {:<15} after {millis:>5} ms (as polled over HTTP)",
-            node.name
-        );
-    }
-    println!("\nWhat each node answers about update-check.example and 192.0.2.1:");
-    let name_of = |org: &str| {
-        testnet
-            .nodes
-            .iter()
-            .find(|node| node.org == org)
-            .map_or_else(|| org.chars().take(8).collect(), |node| node.name.clone())
-    };
-    for node in &testnet.nodes {
-        let answer = post(
-            node,
-            "/api/v1/lookup",
-            &json!({ "values": ["update-check.example", "192.0.2.1"] }),
-        )?;
-        let found = answer["found"].as_array().cloned().unwrap_or_default();
-        let describe = |value: &str| {
-            found
-                .iter()
-                .find(|lookup| lookup["value"]["value"] == value)
-                .and_then(|lookup| {
-                    lookup["assertions"]
-                        .as_array()
-                        .and_then(|a| a.first())
-                        .cloned()
-                })
-                .map_or_else(
-                    || "unknown".to_owned(),
-                    |assertion| {
-                        format!(
-                            "{} ({}, asserted by {})",
-                            assertion["state"]["state"].as_str().unwrap_or("?"),
-                            assertion["context"]["threat"]
-                                .as_str()
-                                .unwrap_or("no threat named"),
-                            name_of(assertion["org"].as_str().unwrap_or_default()),
-                        )
-                    },
-                )
-        };
-        println!(
-            "  {:<15} update-check.example: {}; 192.0.2.1: {}",
-            node.name,
-            describe("update-check.example"),
-            describe("192.0.2.1")
         );
     }
     Ok(())
