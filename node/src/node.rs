@@ -147,7 +147,7 @@ impl Drop for Node {
     }
 }
 
-/// The last [`SHORT_PEER_ID_CHARS`] characters of `peer`: the `node` field of its span.
+/// The last six characters of `peer`: the `node` field of its span.
 pub fn short_peer_id(peer: &PeerId) -> String {
     let text = peer.to_string();
     let start = text
