@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //!
+//! - [`Node`]: the composition root: [`Node::start`] wires the parts below from a
+//!   validated [`config::Validated`], [`Node::shutdown`] stops them.
 //! - [`store`]: the durable store (sled): entries, feeds, the indicator index, charters.
 //! - [`network`]: the libp2p mesh: authorised peers, validated gossip, sync.
 //! - [`api`]: the local HTTP API over the store and the network client.
@@ -16,5 +18,8 @@ pub mod config;
 pub mod formats;
 pub mod keyfile;
 pub mod network;
+mod node;
 pub mod store;
 pub mod warninglists;
+
+pub use node::{Node, short_peer_id};

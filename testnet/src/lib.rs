@@ -2,10 +2,15 @@
 //!
 //! Ports are fixed (`--base-port` + index for the API, + 1000 + index for the mesh) so a
 //! newcomer can type them; keys are fresh each time. Every node is started with
-//! `--exit-with-parent`, so no node outlives the testnet, even when it is killed.
+//! `--exit-with-parent`, so no node outlives the testnet, even when it is killed. Running
+//! `up` or `demo` again in the same work directory replaces the stopped testnet there
+//! (see `work_dir`).
 
 mod bench;
+mod demo;
+mod http;
 mod simulate;
+mod work_dir;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +20,8 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use serde_json::{Value, json};
+
+pub(crate) use http::{Answer, delete, get, post, post_answer};
 
 /// The members of the demo federation, in order; more nodes get generic names.
 const MEMBERS: [(&str, &str); 5] = [
@@ -60,7 +67,8 @@ struct UpArgs {
     /// How many nodes (members).
     #[arg(long, default_value_t = 5)]
     nodes: usize,
-    /// Work directory (created; must not hold a testnet already).
+    /// Work directory (created). A stopped testnet this program made there is replaced;
+    /// one still running, or one it did not make, is refused.
     #[arg(long, default_value = "testnet-work")]
     dir: PathBuf,
     /// First API port; node i's API is on base + i, its mesh port on base + 1000 + i
@@ -153,7 +161,7 @@ where
         Action::Simulate(args) => simulate::run(&args),
         Action::Demo(args) => {
             let testnet = up(&args.up)?;
-            demo(&testnet)?;
+            demo::run(&testnet)?;
             if args.once {
                 return Ok(());
             }
@@ -202,13 +210,7 @@ pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
              use --base-port 0"
         );
     }
-    if args.dir.join("genesis.json").exists() {
-        bail!(
-            "{} holds a testnet already: remove it or choose another --dir",
-            args.dir.display()
-        );
-    }
-    std::fs::create_dir_all(&args.dir)?;
+    let mut work_dir = work_dir::WorkDir::claim(&args.dir, args.nodes)?;
     let dir = std::path::absolute(&args.dir)?;
     println!(
         "creating a federation of {} members in {}",
@@ -265,6 +267,7 @@ pub(crate) fn up(args: &UpArgs) -> Result<Testnet> {
         // on fixed ports.
         let bootstrap: Vec<String> = testnet.nodes.iter().map(|node| node.p2p.clone()).collect();
         let node = start(&dir, &format!("node{index}"), name, &federation, &bootstrap)?;
+        work_dir.started(node.child.id())?;
         testnet.nodes.push(node);
     }
     // Wait for the mesh: every node connected to every other, or, for a node that keeps
@@ -494,44 +497,6 @@ pub(crate) fn wait(what: &str, mut done: impl FnMut() -> Result<bool>) -> Result
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
-/// Largest answer read from a node: a page of entries can be tens of megabytes.
-const MAX_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
-
-pub(crate) fn get(node: &Node, path: &str) -> Result<Value> {
-    let mut response = agent()
-        .get(&format!("{}{path}", node.api))
-        .header("Authorization", &format!("Bearer {}", node.token))
-        .call()?;
-    Ok(response
-        .body_mut()
-        .with_config()
-        .limit(MAX_ANSWER_BYTES)
-        .read_json()?)
-}
-
-pub(crate) fn post(node: &Node, path: &str, body: &Value) -> Result<Value> {
-    let mut response = agent()
-        .post(&format!("{}{path}", node.api))
-        .header("Authorization", &format!("Bearer {}", node.token))
-        .send_json(body)?;
-    Ok(response.body_mut().read_json()?)
-}
-
-pub(crate) fn delete(node: &Node, path: &str) -> Result<()> {
-    agent()
-        .delete(&format!("{}{path}", node.api))
-        .header("Authorization", &format!("Bearer {}", node.token))
-        .call()?;
-    Ok(())
-}
-
 fn print_table(testnet: &Testnet, dir: &Path) -> Result<()> {
     println!();
     let header = format!(
@@ -571,105 +536,6 @@ fn print_table(testnet: &Testnet, dir: &Path) -> Result<()> {
         println!(
             "\nOr open its web console in a browser, {}/ui/, and sign in with its token.",
             node.api
-        );
-    }
-    Ok(())
-}
-
-/// The sample bundle: C2 infrastructure as a CERT would report it, defanged.
-fn sample() -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis());
-    let indicator = |kind: &str, value: &str| {
-        json!({ "type": "indicator", "kind": kind, "value": value, "valid_from": now,
-                "confidence": 85, "labels": ["c2"],
-                "context": { "threat": "QakBot", "kill_chain_phase": "command-and-control" } })
-    };
-    // Documentation addresses (RFC 5737) stand in for real C2 servers; they are on the
-    // default warninglists (RFC 5735), so the demo says to publish them all the same.
-    json!({ "tlp": "green", "ignore_warninglists": true, "items": [
-        indicator("ipv4", "198.51.100[.]23"),
-        indicator("ipv4", "203.0.113[.]77"),
-        indicator("domain", "update-check[.]example"),
-        indicator("url", "hxxp://update-check[.]example/gate.php"),
-        indicator("sha256", "5f2b1c9a0e3d4b6a8c7e9f1d2b3a4c5e6f708192a3b4c5d6e7f8091a2b3c4d5e"),
-    ]})
-}
-
-fn demo(testnet: &Testnet) -> Result<()> {
-    let Some(publisher) = testnet.nodes.first() else {
-        return Ok(());
-    };
-    println!(
-        "\n{} publishes 5 C2 indicators (TLP:GREEN) ...",
-        publisher.name
-    );
-    let started = Instant::now();
-    post(publisher, "/api/v1/publish", &sample())?;
-    let mut arrived: Vec<Option<Duration>> = vec![None; testnet.nodes.len()];
-    wait("the sample to reach every node", || {
-        for (index, node) in testnet.nodes.iter().enumerate() {
-            if arrived[index].is_none() {
-                let answer = get(node, "/api/v1/indicators/ipv4/198.51.100.23")?;
-                if answer["known"] == true {
-                    arrived[index] = Some(started.elapsed());
-                }
-            }
-        }
-        Ok(arrived.iter().all(Option::is_some))
-    })?;
-    for (node, time) in testnet.nodes.iter().zip(&arrived) {
-        let millis = time.map_or(0, |time| time.as_millis());
-        println!(
-            "  known at {:<15} after {millis:>5} ms (as polled over HTTP)",
-            node.name
-        );
-    }
-    println!("\nWhat each node answers about update-check.example and 192.0.2.1:");
-    let name_of = |org: &str| {
-        testnet
-            .nodes
-            .iter()
-            .find(|node| node.org == org)
-            .map_or_else(|| org.chars().take(8).collect(), |node| node.name.clone())
-    };
-    for node in &testnet.nodes {
-        let answer = post(
-            node,
-            "/api/v1/lookup",
-            &json!({ "values": ["update-check.example", "192.0.2.1"] }),
-        )?;
-        let found = answer["found"].as_array().cloned().unwrap_or_default();
-        let describe = |value: &str| {
-            found
-                .iter()
-                .find(|lookup| lookup["value"]["value"] == value)
-                .and_then(|lookup| {
-                    lookup["assertions"]
-                        .as_array()
-                        .and_then(|a| a.first())
-                        .cloned()
-                })
-                .map_or_else(
-                    || "unknown".to_owned(),
-                    |assertion| {
-                        format!(
-                            "{} ({}, asserted by {})",
-                            assertion["state"]["state"].as_str().unwrap_or("?"),
-                            assertion["context"]["threat"]
-                                .as_str()
-                                .unwrap_or("no threat named"),
-                            name_of(assertion["org"].as_str().unwrap_or_default()),
-                        )
-                    },
-                )
-        };
-        println!(
-            "  {:<15} update-check.example: {}; 192.0.2.1: {}",
-            node.name,
-            describe("update-check.example"),
-            describe("192.0.2.1")
         );
     }
     Ok(())

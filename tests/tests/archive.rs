@@ -207,7 +207,7 @@ async fn archive_carries_two_organisations_entries_to_a_node_with_no_network() {
     assert_eq!(b.store.stats().unwrap().records, stats.records);
 
     // Counted in the metrics.
-    let address = b.serve_api().await.unwrap();
+    let address = b.api();
     let (_, metrics) = http_get(address, "/metrics").await.unwrap();
     assert!(
         metrics.contains("threatmesh_archive_imports_total{result=\"complete\"} 2"),
@@ -337,7 +337,7 @@ async fn altered_byte_stops_the_import_at_its_frame() {
     for (index, (id, _)) in entries.iter().enumerate() {
         assert_eq!(b.has(id), index < third, "entry {index}");
     }
-    let address = b.serve_api().await.unwrap();
+    let address = b.api();
     let (_, metrics) = http_get(address, "/metrics").await.unwrap();
     assert!(
         metrics.contains("threatmesh_archive_imports_total{result=\"refused\"} 1"),
@@ -351,7 +351,7 @@ async fn an_upload_cut_mid_way_can_be_run_again_and_completes() {
     let (a, b) = (&setup.net.nodes[0], &setup.net.nodes[1]);
     let (_, archive) = export(a, "").await;
     let total = entries_of(&archive).1.len();
-    let address = b.serve_api().await.unwrap();
+    let address = b.api();
     // A client that announces the whole archive, sends half and is killed.
     let head = format!(
         "POST /api/v1/archive HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {API_TOKEN}\r\n\

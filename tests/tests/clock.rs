@@ -63,7 +63,7 @@ async fn nobody_blamed(net: &TestNet) {
 async fn a_node_whose_clock_is_hours_behind_blames_nobody_reports_it_and_catches_up_once_fixed() {
     let (net, clocks) = three_nodes([0, 0, -HOURS_3]).await;
     let (a, b, late) = (&net.nodes[0], &net.nodes[1], &net.nodes[2]);
-    let api = late.serve_api().await.unwrap();
+    let api = late.api();
     let mut ids = Vec::new();
     for batch in 0..3 {
         ids.extend(a.publish(batch * 10, 10).await.unwrap());

@@ -14,7 +14,7 @@ async fn get(api: std::net::SocketAddr, path: &str) -> Result<(u16, serde_json::
 async fn a_connected_node_is_ready_until_its_store_refuses_writes() -> Result<()> {
     let net = TestNet::line(2).await?;
     let node = &net.nodes[0];
-    let api = node.serve_api().await?;
+    let api = node.api();
     let (status, body) = get(api, "/readyz").await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ready"], true, "{body}");

@@ -79,8 +79,8 @@ async fn red_bundle_for_b_is_read_by_b_and_relayed_unread_by_c_and_d() {
     assert_eq!(d.client.peers().await.unwrap(), vec![c.client.peer_id()]);
 
     // Through the HTTP API: C's lookup and export show nothing of the content; B's do.
-    let api_c = c.serve_api().await.unwrap();
-    let api_b = b.serve_api().await.unwrap();
+    let api_c = c.api();
+    let api_b = b.api();
     let (status, answer) = http_get(api_c, "/api/v1/indicators/ipv4/10.0.0.7")
         .await
         .unwrap();
@@ -297,7 +297,7 @@ async fn a_bundle_sealed_to_a_key_the_node_gets_later_is_read_once_the_key_is_ad
     assert_eq!(b.store.stats().unwrap().unread, 0);
     assert_eq!(b.client.metrics().sealed_retry_opened, 1);
     // What B reads shows in its exports too.
-    let api_b = b.serve_api().await.unwrap();
+    let api_b = b.api();
     let (_, export) = http_get(api_b, "/api/v1/entries").await.unwrap();
     assert!(export.contains(r#""opened""#), "{export}");
     assert!(export.contains("10.0.1.44"), "{export}");

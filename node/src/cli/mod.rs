@@ -20,6 +20,10 @@ mod init;
 mod org;
 mod run;
 
+/// Reads a charter file as `threatmesh charter` writes it; [`crate::Node::start`] reads the
+/// genesis charter with it.
+pub(crate) use charter::load as load_charter;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

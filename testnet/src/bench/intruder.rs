@@ -8,15 +8,17 @@
 //! more afterwards, as a late joiner trying to catch up would. The members must refuse it
 //! at connection time (their `connections_refused_total{reason="not-in-charter"}`
 //! counter shows each refusal) and it must end up holding nothing. It also tries to
-//! publish, which its own node refuses: its key is not certified.
+//! publish, which its own node refuses: its key is not certified. Only that refusal
+//! counts as one (403, naming the uncertified node); no answer at all (the API down, a
+//! timeout) fails the run.
 
 use serde::Serialize;
 use serde_json::json;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 
 use super::{BenchArgs, Random, publish, report, wait_for_entries};
-use crate::{Node, get, post, up, wait};
+use crate::{Answer, Node, get, post_answer, up, wait};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -45,6 +47,12 @@ fn refusals(node: &Node) -> Result<u64> {
             .as_u64()
             .unwrap_or(0),
     )
+}
+
+/// Whether the node refused to publish because its own key is not certified: a 403 whose
+/// error says so, not just any failure.
+fn is_refused_as_uncertified(answer: &Answer) -> bool {
+    answer.status == 403 && answer.error().contains("is not certified by any member")
 }
 
 /// Waits until every member refused at least one more connection than `before`.
@@ -91,12 +99,19 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let intruder_publish_refused = post(
+    let answer = post_answer(
         &intruder,
         "/api/v1/publish",
         &json!({ "tlp": "green", "items": super::ipv4_items(0, 1), "ignore_warninglists": true }),
     )
-    .is_err();
+    .context("the intruder's node did not answer its publish")?;
+    let intruder_publish_refused = is_refused_as_uncertified(&answer);
+    if !intruder_publish_refused {
+        println!(
+            "the intruder's node answered its publish {} {}",
+            answer.status, answer.body
+        );
+    }
     let total = published.len() as u64;
     wait_for_entries(members, total)?;
 
@@ -158,4 +173,28 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, error: &str) -> Answer {
+        Answer {
+            status,
+            body: json!({ "error": error }),
+        }
+    }
+
+    #[test]
+    fn only_the_uncertified_refusal_counts_as_refused() {
+        let refused = "this node may not publish: node 5a3c is not certified by any member";
+        assert!(is_refused_as_uncertified(&answer(403, refused)));
+        assert!(!is_refused_as_uncertified(&answer(503, "node stopped")));
+        assert!(!is_refused_as_uncertified(&answer(
+            403,
+            "read token: writes are refused"
+        )));
+        assert!(!is_refused_as_uncertified(&answer(200, "")));
+    }
 }
