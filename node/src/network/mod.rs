@@ -19,12 +19,14 @@
 //! a node whose organisation holds a slot opens them on ingest with its encryption key
 //! and the store indexes what it read.
 
+mod admission;
 mod answers;
 mod archive;
 mod behaviour;
 mod charters;
 mod clock;
 mod codec;
+mod discipline;
 mod event_loop;
 mod fetch_sources;
 mod ingest;
@@ -34,6 +36,8 @@ mod limits;
 mod metrics;
 mod peer_book;
 mod publish;
+mod serving;
+mod swarm;
 mod sync_planner;
 #[cfg(test)]
 mod testing;
@@ -63,6 +67,7 @@ pub use event_loop::EventLoop;
 pub use ingest::{RELAY_TARGET, now};
 pub(crate) use ip_limits::limited_ip;
 pub use keyring::Keyring;
+pub use limits::RateLimit;
 pub use metrics::{INGEST_BUCKETS_MICROS, PING_PAYLOAD_BYTES, Rejection, Snapshot};
 pub use transport::{Carrier, RawStream, RawTransport};
 
@@ -135,31 +140,17 @@ pub struct Config {
     /// bundles are stored and relayed unread (and opened once a key is added:
     /// [`Client::add_encryption_key`]).
     pub encryption_keys: Vec<EncryptionSecret>,
-    /// Gossip messages (entries and charters) one peer may send per second, sustained.
-    /// Beyond this and the burst, messages are ignored (not stored, not forwarded; sync
-    /// fetches the entries later) and counted. An honest peer relays every member's
+    /// Gossip messages (entries and charters) and bytes one peer may send, per second
+    /// and at once above that. Beyond it, messages are ignored (not stored, not forwarded;
+    /// sync fetches the entries later) and counted. An honest peer relays every member's
     /// entries, so this is a limit on the whole federation's rate as one peer sees it.
-    pub peer_messages_per_sec: u32,
-    /// Gossip messages one peer may send at once above the sustained rate.
-    pub peer_message_burst: u32,
-    /// Bytes of gossip one peer may send per second, sustained.
-    pub peer_bytes_per_sec: u64,
-    /// Bytes of gossip one peer may send at once above the sustained rate (at least one
-    /// message of `MAX_GOSSIP_BYTES`).
-    pub peer_byte_burst: u64,
-    /// Entries of one feed author this node takes from gossip per second, sustained,
-    /// whichever peers relay them. Beyond this and the burst, the author's entries are
+    pub peer_limit: RateLimit,
+    /// Entries and bytes of one feed author this node takes from gossip, per second and at
+    /// once above that, whichever peers relay them. Beyond it, the author's entries are
     /// ignored (not stored, not forwarded, not charged to the relaying peer; sync fetches
-    /// them later) and counted. Keep it below `peer_messages_per_sec`, so one member's
-    /// flood cannot use up an honest relay's rate.
-    pub author_messages_per_sec: u32,
-    /// Entries of one author taken at once above the sustained rate.
-    pub author_message_burst: u32,
-    /// Bytes of one author's entries taken from gossip per second, sustained.
-    pub author_bytes_per_sec: u64,
-    /// Bytes of one author's entries taken at once above the sustained rate (at least one
-    /// message of `MAX_GOSSIP_BYTES`).
-    pub author_byte_burst: u64,
+    /// them later) and counted. Keep its rate below `peer_limit`'s, so one member's flood
+    /// cannot use up an honest relay's rate.
+    pub author_limit: RateLimit,
     /// Incoming connections from one address (an IPv4 address or an IPv6 /64) that may be
     /// in their handshake at once. Beyond it, new ones are refused before the handshake
     /// and counted. Connections already established do not count.
@@ -208,17 +199,21 @@ impl Default for Config {
             encryption_keys: Vec::new(),
             // An import of 100,000 indicators is a few dozen entries; a federation's
             // steady traffic is a few entries a second.
-            peer_messages_per_sec: 100,
-            peer_message_burst: 1_000,
-            peer_bytes_per_sec: 8 * 1024 * 1024,
-            peer_byte_burst: 64 * 1024 * 1024,
+            peer_limit: RateLimit {
+                messages_per_sec: 100,
+                message_burst: 1_000,
+                bytes_per_sec: 8 * 1024 * 1024,
+                byte_burst: 64 * 1024 * 1024,
+            },
             // Half of a peer's: a single member's flood leaves a relay at least half its
             // rate for everyone else. An honest author publishing 16 entries of 1,000
             // indicators a second (about 1 MiB/s) stays well inside.
-            author_messages_per_sec: 50,
-            author_message_burst: 500,
-            author_bytes_per_sec: 4 * 1024 * 1024,
-            author_byte_burst: 32 * 1024 * 1024,
+            author_limit: RateLimit {
+                messages_per_sec: 50,
+                message_burst: 500,
+                bytes_per_sec: 4 * 1024 * 1024,
+                byte_burst: 32 * 1024 * 1024,
+            },
             // Members reconnect one connection at a time; a few nodes behind one NAT
             // restarting at once still fit the burst. A testnet with every node on one
             // loopback address raises these.
