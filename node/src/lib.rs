@@ -4,6 +4,7 @@
 //!
 //! - [`store`]: the durable store (sled): entries, feeds, the indicator index, charters.
 //! - [`network`]: the libp2p mesh: authorised peers, validated gossip, sync.
+//! - [`publish`]: publishing this node's entries: sealing, recipients, feed order.
 //! - [`api`]: the local HTTP API over the store and the network client.
 //! - [`formats`]: STIX 2.1, MISP and CSV in and out.
 //! - [`cli`]: the `threatmesh` command.
@@ -16,5 +17,6 @@ pub mod config;
 pub mod formats;
 pub mod keyfile;
 pub mod network;
+pub mod publish;
 pub mod store;
 pub mod warninglists;

@@ -3,7 +3,8 @@
 //! One task owns the swarm ([`EventLoop`]); everyone else holds a cloneable [`Client`]
 //! that sends commands over a bounded channel. Checking and storing what peers send
 //! runs in the ingest pipeline (`ingest.rs`), off the loop; publishing this node's own
-//! entries is a pipeline too (`publish.rs`), whose concurrent callers share fsyncs. The current charter is shared through a
+//! entries is the [`crate::publish`] module's, whose concurrent callers share fsyncs and
+//! hand their entries to the loop to gossip. The current charter is shared through a
 //! watch channel: the loop applies a newer one to the allow list (disconnecting members
 //! that lost their standing) and the pipeline authorises entries against it. Which
 //! charter is current is worked out in `charters.rs` from every valid charter the node
@@ -14,8 +15,7 @@
 //! by bytes; a gossiped entry that reveals a gap triggers a fetch of just that gap.
 //!
 //! Restricted content (TLP:RED, TLP:AMBER+STRICT, named recipients) is sealed when it is
-//! published, for the named organisations and the publisher's own, with the encryption
-//! keys of the charter in force. Relays store and forward sealed entries like any other;
+//! published ([`crate::publish`]). Relays store and forward sealed entries like any other;
 //! a node whose organisation holds a slot opens them on ingest with its encryption key
 //! and the store indexes what it read.
 
@@ -35,12 +35,11 @@ mod keyring;
 mod limits;
 mod metrics;
 mod peer_book;
-mod publish;
 mod serving;
 mod swarm;
 mod sync_planner;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod transport;
 mod unread;
 
@@ -48,11 +47,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
+use threatmesh_protocol::bundle::{Distribution, Tlp};
 use threatmesh_protocol::charter::{Admission, MAX_RIVALS};
-use threatmesh_protocol::entry::MAX_BUNDLE_BYTES;
 use threatmesh_protocol::item::Item;
-use threatmesh_protocol::seal;
 use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -251,10 +248,8 @@ pub enum ClientError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// This node may not publish under the current charter.
-    #[error("this node may not publish: {0}")]
-    NotAuthorised(#[from] threatmesh_protocol::charter::NotAuthorised),
-    /// The bundle could not be built or signed.
+    /// The request cannot be carried out as asked (a charter held already, a node that
+    /// would block itself).
     #[error("cannot publish: {0}")]
     Invalid(String),
     /// A charter that does not follow the current one.
@@ -334,7 +329,7 @@ pub struct BlockedPeer {
 #[derive(Debug, Clone)]
 pub struct Client {
     command_sender: mpsc::Sender<Command>,
-    publisher: Arc<publish::Publisher>,
+    publisher: Arc<crate::publish::Publisher>,
     metrics: Arc<metrics::Metrics>,
     clock: Arc<clock::ClockWatch>,
     charter: watch::Receiver<Arc<SignedCharter>>,
@@ -426,7 +421,7 @@ pub fn new(
         command_sender,
         peer_id: event_loop.peer_id(),
         peers_target,
-        publisher: Arc::new(publish::Publisher::new(
+        publisher: Arc::new(crate::publish::Publisher::new(
             node_key,
             store,
             clock.clock().clone(),
@@ -504,19 +499,17 @@ impl Client {
         tlp: Tlp,
         distribution: Distribution,
         items: Vec<Item>,
-    ) -> Result<Vec<Hash>, ClientError> {
-        let charter = self.charter();
-        let max_bytes = match publish::recipients(&charter, &self.node_key(), tlp, &distribution)? {
-            Some(recipients) => seal::max_bundle_bytes(recipients.len()),
-            None => MAX_BUNDLE_BYTES,
-        };
-        let bundles = Bundle::split(tlp, distribution, items, max_bytes)
-            .map_err(|error| ClientError::Invalid(error.to_string()))?;
+    ) -> Result<Vec<Hash>, crate::publish::Error> {
         self.publisher
-            .publish(charter, bundles, |payload| async move {
-                self.ask(|reply| Command::Gossip { payload, reply }).await?
+            .publish(self.charter(), tlp, distribution, items, |payload| {
+                self.gossip(payload)
             })
             .await
+    }
+
+    /// Gossips `payload`, an entry or a charter this node stored already.
+    async fn gossip(&self, payload: Vec<u8>) -> Result<(), ClientError> {
+        self.ask(|reply| Command::Gossip { payload, reply }).await?
     }
 
     /// Hands the node a charter signed by k stewards of a charter it holds (normally the
@@ -558,7 +551,7 @@ impl Client {
             }
             charters::Taken::NotStored(error) => return Err(error.into()),
         }
-        self.ask(|reply| Command::Gossip { payload, reply }).await?
+        self.gossip(payload).await
     }
 
     /// Dials `address`.
@@ -627,7 +620,7 @@ impl Client {
 
     /// This node's key, the author of its feed.
     pub fn node_key(&self) -> PublicKey {
-        PublicKey::of(self.publisher.key())
+        self.publisher.node_key()
     }
 
     /// The warninglists in force (see [`Config::warninglists`]).
