@@ -1,12 +1,16 @@
 //! The task that owns the swarm: polls it, answers commands, reports verdicts, and carries
-//! out what the peer set ([`PeerBook`]) and anti-entropy ([`SyncPlanner`]) decide.
+//! out what the state machines decide.
 //!
 //! Every arm of the `select!` in [`EventLoop::run`] hands off to one `handle_*` method.
-//! The decisions about which members to hold links to and whom to reconcile with live in
-//! those two state machines; this loop routes events to them and their actions to the
-//! swarm. Nothing here blocks for long: checks and writes run in the ingest pipeline, and
-//! store reads made here (this node's feed heads, a missing range) take microseconds to a
-//! millisecond.
+//! The decisions live in plain state machines with no swarm and no I/O: which members to
+//! hold links to ([`PeerBook`]), whom to reconcile with and what to ask ([`SyncPlanner`]),
+//! whom to fetch each feed from (`fetch_sources.rs`), which gossip to admit by rate
+//! (`admission.rs`), and whom to ban (`discipline.rs`). This loop routes events to them
+//! and their answers to the swarm, one file per job: `gossip.rs` (admission and verdicts),
+//! `sync.rs` (answering and asking), `fetch.rs` (range fetches), `peers.rs` (discipline,
+//! the allow list, read roles). The swarm itself is built in `swarm.rs`. Nothing here
+//! blocks for long: checks and writes run in the ingest pipeline, and store reads made
+//! here (this node's feed heads, a missing range) take microseconds to a millisecond.
 
 mod fetch;
 mod gossip;
