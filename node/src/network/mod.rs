@@ -2,7 +2,7 @@
 //!
 //! One task owns the swarm ([`EventLoop`]); everyone else holds a cloneable [`Client`]
 //! that sends commands over a bounded channel. Checking and storing what peers send
-//! runs in the ingest pipeline (`ingest.rs`), off the loop; publishing this node's own
+//! runs in the ingest pipeline (`ingest/`), off the loop; publishing this node's own
 //! entries is the [`crate::publish`] module's, whose concurrent callers share fsyncs and
 //! hand their entries to the loop to gossip. The current charter is shared through a
 //! watch channel: the loop applies a newer one to the allow list (disconnecting members
@@ -331,7 +331,7 @@ impl Client {
     /// stored locally, then gossiped. Returns the entry ids once the entries are on disk
     /// and gossiped. A node with no peers yet still stores its entries; peers fetch them
     /// when they connect. Concurrent calls are group-committed: their entries follow each
-    /// other in the feed, one call's together, and share fsyncs (see `publish.rs`).
+    /// other in the feed, one call's together, and share fsyncs (see [`crate::publish`]).
     ///
     /// Restricted content is sealed: TLP:RED and TLP:AMBER+STRICT must name their
     /// recipients (`Distribution::Recipients`), and any bundle that names recipients is
