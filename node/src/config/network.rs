@@ -1,5 +1,5 @@
 //! `[network]`: the libp2p mesh. The file's keys are flat (`peer_messages_per_sec`, ...);
-//! [`NetworkSection::validate`] turns them into [`crate::network::Config`], whose
+//! `NetworkSection::validate` turns them into [`crate::network::Config`], whose
 //! `Default` is the one source of every default here.
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //!
 //! Restricted content (TLP:RED, TLP:AMBER+STRICT, named recipients) is sealed when it is
 //! published, for the named organisations and the publisher's own, with the encryption
-//! keys of the charter in force ([`recipients`]). Items are split into bundles that fit one
+//! keys of the charter in force (`recipients`). Items are split into bundles that fit one
 //! gossip message (smaller when sealed), and the bundles become the next entries of this
 //! node's feed in `pipeline.rs`, where concurrent publishers share fsyncs and gossip goes
 //! out in feed order. [`Error`] says what went wrong: the caller's input (refused), this

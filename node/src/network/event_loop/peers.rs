@@ -12,7 +12,6 @@ use tracing::{error, info, warn};
 
 use super::EventLoop;
 use crate::network::behaviour::NON_READER_SCORE;
-use crate::network::discipline::BlockError;
 use crate::network::{BlockedPeer, ClientError};
 
 impl EventLoop {
@@ -40,7 +39,7 @@ impl EventLoop {
         let now = Instant::now();
         self.discipline
             .block(peer, duration, now)
-            .map_err(|error @ BlockError::TooLong| ClientError::Invalid(error.to_string()))?;
+            .map_err(|error| ClientError::Invalid(error.to_string()))?;
         info!(%peer, ?duration, "peer blocked by the operator");
         self.swarm.behaviour_mut().banned.block_peer(peer);
         self.peer_book.set_blocked(peer, true, now);

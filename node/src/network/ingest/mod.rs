@@ -2,10 +2,11 @@
 //!
 //! The event loop hands every gossiped entry, every page of a sync range and every charter
 //! to this pipeline over a bounded queue and goes back to polling the swarm. Workers run
-//! the checks cheapest first (header, federation, charter authorisation, clock, duplicate,
-//! full decode, signature), store what passes, and send a [`Verdict`] back, which the loop
-//! reports to gossipsub within its validation window. Pages of one feed are handled by one
-//! worker in seq order, so catch-up never reports gaps it is about to fill itself.
+//! the checks cheapest first (`check.rs`: header, federation, charter authorisation, clock,
+//! duplicate, full decode, signature), store what passes, and send a [`Verdict`] back,
+//! which the loop reports to gossipsub within its validation window. Pages of one feed are
+//! handled by one worker in seq order, so catch-up never reports gaps it is about to fill
+//! itself.
 //!
 //! Forward once verified, acknowledge once durable: a gossiped entry's verdict (Accept,
 //! which lets gossipsub forward it) goes back as soon as its signature and content are
