@@ -460,7 +460,7 @@ impl From<ClientError> for ApiError {
 }
 
 /// A refused publish is the caller's (422), a node that may not publish is 403, a store
-/// failure as [`store_status`] says, the network as [`ClientError`]s are; a publishing
+/// failure as `store_status` says, the network as [`ClientError`]s are; a publishing
 /// task that failed is this node's bug, 500.
 impl From<crate::publish::Error> for ApiError {
     fn from(error: crate::publish::Error) -> ApiError {
