@@ -6,6 +6,7 @@
 //!   validated [`config::Validated`], [`Node::shutdown`] stops them.
 //! - [`store`]: the durable store (sled): entries, feeds, the indicator index, charters.
 //! - [`network`]: the libp2p mesh: authorised peers, validated gossip, sync.
+//! - [`publish`]: publishing this node's entries: sealing, recipients, feed order.
 //! - [`api`]: the local HTTP API over the store and the network client.
 //! - [`formats`]: STIX 2.1, MISP and CSV in and out.
 //! - [`cli`]: the `threatmesh` command.
@@ -19,6 +20,7 @@ pub mod formats;
 pub mod keyfile;
 pub mod network;
 mod node;
+pub mod publish;
 pub mod store;
 pub mod warninglists;
 

@@ -353,8 +353,8 @@ fn chain(
 async fn flooding_member_is_throttled_and_honest_entries_still_arrive() {
     const FLOOD: u32 = 2_000;
     let mut config = test_config();
-    config.peer_messages_per_sec = 20;
-    config.peer_message_burst = 50;
+    config.peer_limit.messages_per_sec = 20;
+    config.peer_limit.message_burst = 50;
     // Member 2 runs no node: the flooding peer holds its key.
     let net = TestNet::start_some(3, 2, config.clone()).await.unwrap();
     net.connect(1, 0).await.unwrap();
@@ -399,15 +399,15 @@ async fn flooding_member_is_throttled_and_honest_entries_still_arrive() {
     );
     assert!(metrics.throttled_bytes > 0);
     // At most the burst and what the rate refilled while the flood lasted got through.
-    let allowed = f64::from(config.peer_message_burst)
-        + f64::from(config.peer_messages_per_sec) * elapsed
+    let allowed = f64::from(config.peer_limit.message_burst)
+        + f64::from(config.peer_limit.messages_per_sec) * elapsed
         + 1.0;
     assert!(
         (stored as f64) <= allowed,
         "{stored} flood entries stored in {elapsed:.1}s, limit {allowed:.0}"
     );
     assert!(
-        stored >= u64::from(config.peer_message_burst),
+        stored >= u64::from(config.peer_limit.message_burst),
         "the burst passes"
     );
     // Sending too much is not misbehaviour: nobody is banned.
@@ -699,10 +699,10 @@ async fn a_flood_relayed_by_an_honest_peer_is_throttled_by_author_and_others_sti
     let mut config = test_config();
     // A burst per peer that the flood would use up, refilled slowly: a relay charged for
     // the flood would have its honest traffic dropped at the receiver.
-    config.peer_messages_per_sec = 1;
-    config.peer_message_burst = 100;
-    config.author_messages_per_sec = 2;
-    config.author_message_burst = 20;
+    config.peer_limit.messages_per_sec = 1;
+    config.peer_limit.message_burst = 100;
+    config.author_limit.messages_per_sec = 2;
+    config.author_limit.message_burst = 20;
     // Members 0 (the relay), 1 (the receiver) and 2 (an honest publisher) run nodes; the
     // flooder holds member 3's key and reaches the receiver only through the relay, as
     // does the honest publisher.
@@ -752,8 +752,8 @@ async fn a_flood_relayed_by_an_honest_peer_is_throttled_by_author_and_others_sti
     // The author was asked first: the flooder's connection was charged only for what its
     // author's rate let through, so it never reached its peer limit.
     assert_eq!(at_relay.throttled_messages, 0, "{at_relay:?}");
-    let allowed = f64::from(config.author_message_burst)
-        + f64::from(config.author_messages_per_sec) * elapsed
+    let allowed = f64::from(config.author_limit.message_burst)
+        + f64::from(config.author_limit.messages_per_sec) * elapsed
         + 1.0;
     assert!(
         (stored as f64) <= allowed,
@@ -784,7 +784,7 @@ async fn a_flood_relayed_by_an_honest_peer_is_throttled_by_author_and_others_sti
         .map(SignedEntry::id)
         .collect();
     assert!(
-        held.len() >= config.author_message_burst as usize,
+        held.len() >= config.author_limit.message_burst as usize,
         "the burst passes"
     );
     receiver.client.sync_now().await.unwrap();
@@ -1230,8 +1230,8 @@ async fn member_that_spends_its_burst_then_reconnects_is_still_throttled() {
     const BURST: u32 = 20;
     let mut config = test_config();
     // No refill: what the member spends stays spent, however slow the machine is.
-    config.peer_messages_per_sec = 0;
-    config.peer_message_burst = BURST;
+    config.peer_limit.messages_per_sec = 0;
+    config.peer_limit.message_burst = BURST;
     // Member 1 runs no node: the reconnecting peer holds its key.
     let net = TestNet::start_some(2, 1, config).await.unwrap();
     let victim = &net.nodes[0];
@@ -1289,8 +1289,8 @@ async fn member_sending_entries_from_the_future_pays_for_them_with_its_author_ra
     const SENT: u32 = 15;
     let mut config = test_config();
     // No refill, so the count does not depend on how fast the machine is.
-    config.author_messages_per_sec = 0;
-    config.author_message_burst = BURST;
+    config.author_limit.messages_per_sec = 0;
+    config.author_limit.message_burst = BURST;
     let net = TestNet::start_some(2, 1, config).await.unwrap();
     let victim = &net.nodes[0];
     let key = net.federation.nodes[1].clone();

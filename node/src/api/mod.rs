@@ -451,9 +451,28 @@ impl From<ClientError> for ApiError {
     fn from(error: ClientError) -> ApiError {
         let status = match &error {
             ClientError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ClientError::NotAuthorised(_) => StatusCode::FORBIDDEN,
             ClientError::NodeStopped => StatusCode::SERVICE_UNAVAILABLE,
             ClientError::Store(error) => store_status(error),
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, error.to_string())
+    }
+}
+
+/// A refused publish is the caller's (422), a node that may not publish is 403, a store
+/// failure as `store_status` says, the network as [`ClientError`]s are; a publishing
+/// task that failed is this node's bug, 500.
+impl From<crate::publish::Error> for ApiError {
+    fn from(error: crate::publish::Error) -> ApiError {
+        use crate::publish::Error;
+        let error = match error {
+            Error::Network(error) => return ApiError::from(error),
+            error => error,
+        };
+        let status = match &error {
+            refused if refused.is_refused() => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::NotAuthorised(_) => StatusCode::FORBIDDEN,
+            Error::Store(error) => store_status(error),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, error.to_string())

@@ -47,6 +47,22 @@ pub(crate) const RESTING_KEPT: Duration = Duration::from_secs(600);
 /// it, and then the peer gone longest gets a fresh burst when it comes back.
 pub(crate) const MAX_RESTING: usize = 1024;
 
+/// A gossip rate limit, for one peer or for one feed author: messages and bytes per
+/// second, sustained, and the bursts allowed above them. Beyond it messages are ignored
+/// (not stored, not forwarded; sync fetches the entries later) and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Messages per second, sustained.
+    pub messages_per_sec: u32,
+    /// Messages at once above the sustained rate.
+    pub message_burst: u32,
+    /// Bytes per second, sustained.
+    pub bytes_per_sec: u64,
+    /// Bytes at once above the sustained rate (at least one message of
+    /// `MAX_GOSSIP_BYTES`).
+    pub byte_burst: u64,
+}
+
 /// A sustained rate and the burst allowed above it (also the per-address connection
 /// limits of `ip_limits.rs`).
 #[derive(Debug, Clone, Copy)]
@@ -98,23 +114,17 @@ pub(crate) struct GossipLimits<K> {
 }
 
 impl<K: Eq + std::hash::Hash + Copy> GossipLimits<K> {
-    /// Limits of `messages_per_sec` (burst `message_burst`) and `bytes_per_sec` (burst
-    /// `byte_burst`) per key. The byte burst is at least one gossip message, or the
+    /// Limits of `limit` per key. The byte burst is at least one gossip message, or the
     /// largest entries could never pass.
-    pub(crate) fn new(
-        messages_per_sec: u32,
-        message_burst: u32,
-        bytes_per_sec: u64,
-        byte_burst: u64,
-    ) -> GossipLimits<K> {
+    pub(crate) fn new(limit: RateLimit) -> GossipLimits<K> {
         GossipLimits {
             messages: Rate {
-                per_sec: f64::from(messages_per_sec),
-                burst: f64::from(message_burst.max(1)),
+                per_sec: f64::from(limit.messages_per_sec),
+                burst: f64::from(limit.message_burst.max(1)),
             },
             bytes: Rate {
-                per_sec: bytes_per_sec as f64,
-                burst: (byte_burst as f64).max(MAX_GOSSIP_BYTES as f64),
+                per_sec: limit.bytes_per_sec as f64,
+                burst: (limit.byte_burst as f64).max(MAX_GOSSIP_BYTES as f64),
             },
             keys: HashMap::new(),
             resting: HashMap::new(),
@@ -146,6 +156,25 @@ impl<K: Eq + std::hash::Hash + Copy> GossipLimits<K> {
             }
         };
         messages >= 1.0 && size >= bytes as f64
+    }
+
+    /// Admits a message of `bytes` from `key` if its buckets allow it and `also` agrees:
+    /// `also` is asked only when they do, and the tokens are taken only when it says yes.
+    /// The check and the taking are one call, so nothing can change between them.
+    pub(crate) fn admit_if(
+        &mut self,
+        key: K,
+        bytes: usize,
+        now: Instant,
+        also: impl FnOnce() -> bool,
+    ) -> bool {
+        if !self.allows(key, bytes, now) || !also() {
+            return false;
+        }
+        let (message_bucket, byte_bucket) = self.buckets(key, now);
+        message_bucket.tokens -= 1.0;
+        byte_bucket.tokens -= bytes as f64;
+        true
     }
 
     /// Whether `key` may send a message of `bytes` now; if so, its tokens are taken.
@@ -231,9 +260,23 @@ mod tests {
 
     use super::*;
 
+    fn rated<K: Eq + std::hash::Hash + Copy>(
+        messages_per_sec: u32,
+        message_burst: u32,
+        bytes_per_sec: u64,
+        byte_burst: u64,
+    ) -> GossipLimits<K> {
+        GossipLimits::new(RateLimit {
+            messages_per_sec,
+            message_burst,
+            bytes_per_sec,
+            byte_burst,
+        })
+    }
+
     #[test]
     fn burst_passes_then_the_rate_refills() {
-        let mut limits = GossipLimits::<PeerId>::new(10, 5, 1 << 30, 1 << 30);
+        let mut limits = rated::<PeerId>(10, 5, 1 << 30, 1 << 30);
         let (peer, start) = (PeerId::random(), Instant::now());
         let admitted = (0..20).filter(|_| limits.admit(peer, 100, start)).count();
         assert_eq!(admitted, 5);
@@ -249,7 +292,7 @@ mod tests {
     #[test]
     fn bytes_are_limited_apart_from_messages_and_peers_apart_from_each_other() {
         let message = MAX_GOSSIP_BYTES;
-        let mut limits = GossipLimits::<PeerId>::new(1000, 1000, 0, 2 * message as u64);
+        let mut limits = rated::<PeerId>(1000, 1000, 0, 2 * message as u64);
         let (flooder, honest, now) = (PeerId::random(), PeerId::random(), Instant::now());
         assert!(limits.admit(flooder, message, now));
         assert!(limits.admit(flooder, message, now));
@@ -260,7 +303,7 @@ mod tests {
 
     #[test]
     fn a_peer_that_leaves_and_comes_back_finds_its_spent_buckets() {
-        let mut limits = GossipLimits::<PeerId>::new(10, 5, 1 << 30, 1 << 30);
+        let mut limits = rated::<PeerId>(10, 5, 1 << 30, 1 << 30);
         let (peer, start) = (PeerId::random(), Instant::now());
         assert_eq!(
             (0..10).filter(|_| limits.admit(peer, 100, start)).count(),
@@ -284,7 +327,7 @@ mod tests {
     #[test]
     fn resting_buckets_go_once_full_or_kept_long_enough_and_are_bounded() {
         // Messages refill at 1 a second, bytes never: full only by message count.
-        let mut limits = GossipLimits::<u32>::new(1, 2, 0, 1 << 30);
+        let mut limits = rated::<u32>(1, 2, 0, 1 << 30);
         let start = Instant::now();
         assert!(limits.admit(1, 0, start));
         limits.rest(1, start);
@@ -319,13 +362,13 @@ mod tests {
 
     #[test]
     fn a_byte_burst_below_one_message_still_admits_the_largest_entry() {
-        let mut limits = GossipLimits::<PeerId>::new(10, 10, 1, 1);
+        let mut limits = rated::<PeerId>(10, 10, 1, 1);
         assert!(limits.admit(PeerId::random(), MAX_GOSSIP_BYTES, Instant::now()));
     }
 
     #[test]
     fn asking_takes_nothing_and_refunds_give_back_up_to_the_burst() {
-        let mut limits = GossipLimits::<u8>::new(10, 2, 1 << 30, 1 << 30);
+        let mut limits = rated::<u8>(10, 2, 1 << 30, 1 << 30);
         let start = Instant::now();
         assert!(limits.allows(1, 100, start), "an unknown key is allowed");
         assert_eq!(limits.len(), 0, "asking makes no buckets");
@@ -342,5 +385,24 @@ mod tests {
         assert_eq!((0..10).filter(|_| limits.admit(2, 100, start)).count(), 2);
         limits.retain(|key| *key == 2);
         assert_eq!(limits.len(), 1);
+    }
+
+    #[test]
+    fn admitting_with_a_second_check_takes_nothing_when_either_says_no() {
+        let mut limits = rated::<u8>(10, 1, 1 << 30, 1 << 30);
+        let now = Instant::now();
+        assert!(!limits.admit_if(1, 100, now, || false));
+        assert_eq!(
+            limits.len(),
+            0,
+            "refused by the second check: nothing taken"
+        );
+        assert!(limits.admit_if(1, 100, now, || true));
+        let mut asked = false;
+        assert!(!limits.admit_if(1, 100, now, || {
+            asked = true;
+            true
+        }));
+        assert!(!asked, "not asked once the buckets are spent");
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! One task owns the swarm ([`EventLoop`]); everyone else holds a cloneable [`Client`]
 //! that sends commands over a bounded channel. Checking and storing what peers send
-//! runs in the ingest pipeline (`ingest.rs`), off the loop; publishing this node's own
-//! entries is a pipeline too (`publish.rs`), whose concurrent callers share fsyncs. The current charter is shared through a
+//! runs in the ingest pipeline (`ingest/`), off the loop; publishing this node's own
+//! entries is the [`crate::publish`] module's, whose concurrent callers share fsyncs and
+//! hand their entries to the loop to gossip. The current charter is shared through a
 //! watch channel: the loop applies a newer one to the allow list (disconnecting members
 //! that lost their standing) and the pipeline authorises entries against it. Which
 //! charter is current is worked out in `charters.rs` from every valid charter the node
@@ -14,17 +15,19 @@
 //! by bytes; a gossiped entry that reveals a gap triggers a fetch of just that gap.
 //!
 //! Restricted content (TLP:RED, TLP:AMBER+STRICT, named recipients) is sealed when it is
-//! published, for the named organisations and the publisher's own, with the encryption
-//! keys of the charter in force. Relays store and forward sealed entries like any other;
+//! published ([`crate::publish`]). Relays store and forward sealed entries like any other;
 //! a node whose organisation holds a slot opens them on ingest with its encryption key
 //! and the store indexes what it read.
 
+mod admission;
 mod answers;
 mod archive;
 mod behaviour;
 mod charters;
 mod clock;
 mod codec;
+mod config;
+mod discipline;
 mod event_loop;
 mod fetch_sources;
 mod ingest;
@@ -33,10 +36,11 @@ mod keyring;
 mod limits;
 mod metrics;
 mod peer_book;
-mod publish;
+mod serving;
+mod swarm;
 mod sync_planner;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod transport;
 mod unread;
 
@@ -44,11 +48,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
+use threatmesh_protocol::bundle::{Distribution, Tlp};
 use threatmesh_protocol::charter::{Admission, MAX_RIVALS};
-use threatmesh_protocol::entry::MAX_BUNDLE_BYTES;
 use threatmesh_protocol::item::Item;
-use threatmesh_protocol::seal;
 use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -59,10 +61,12 @@ pub use archive::{ArchiveCounters, CharterImport, EntryImport};
 pub use behaviour::MESH_N as MESH_DEGREE;
 pub use clock::{Clock, ClockStatus};
 pub use codec::PROTOCOL as SYNC_PROTOCOL;
+pub use config::{Config, TARGET_PEERS_RANGE, max_established};
 pub use event_loop::EventLoop;
 pub use ingest::{RELAY_TARGET, now};
 pub(crate) use ip_limits::limited_ip;
 pub use keyring::Keyring;
+pub use limits::RateLimit;
 pub use metrics::{INGEST_BUCKETS_MICROS, PING_PAYLOAD_BYTES, Rejection, Snapshot};
 pub use transport::{Carrier, RawStream, RawTransport};
 
@@ -79,174 +83,6 @@ const JOB_CAP: usize = 128;
 /// Verdicts waiting for the event loop.
 const VERDICT_CAP: usize = 1024;
 
-/// How the network behaves.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Addresses to listen on.
-    pub listen: Vec<Multiaddr>,
-    /// Peers to dial at start (and redial when they drop).
-    pub bootstrap: Vec<Multiaddr>,
-    /// gossipsub heartbeat.
-    pub heartbeat: Duration,
-    /// How often the node reconciles feed heads with a few peers (anti-entropy). Entries
-    /// fetched by sync are gossiped again only if they are recent, so after a long
-    /// partition heals, nodes beyond the healed link learn the other side's older entries
-    /// over a few rounds. A round with a peer in step costs one summary each way (about
-    /// 200 bytes in all), whatever the number of feeds.
-    pub sync_interval: Duration,
-    /// Peers reconciled with each round, in turn (and every new peer at once).
-    pub sync_peers: usize,
-    /// Links the node holds to other members: it dials more below three quarters of this
-    /// and closes the surplus above it. Gossip reaches every member over this bounded
-    /// set in O(log N) hops. See [`TARGET_PEERS_RANGE`].
-    pub target_peers: usize,
-    /// How long a new link is held before it may be closed as surplus: long enough for its
-    /// first reconciliation, and for a newcomer to get in while every member is at its
-    /// target. Not a configuration file setting; tests shorten it.
-    pub peer_hold: Duration,
-    /// About how often a node whose peer set is full enough dials one more member at
-    /// random (pruning then trims the surplus), so links keep being re-drawn and the two
-    /// sides of a healed partition find each other. Not a configuration file setting.
-    pub peer_rotation: Duration,
-    /// How far in the future an entry's creation time may be.
-    pub clock_skew: Duration,
-    /// The clock the network reads (publishing, the future check, certificate windows).
-    /// The system clock; tests and labs shift it to play a node whose clock is wrong, and
-    /// may move it while the node runs (clones share the offset). Not a configuration
-    /// file setting: a production node has no reason to disagree with its system clock.
-    pub clock: Clock,
-    /// Most connections in total. The limit in force is the lower of this and
-    /// `target_peers` plus a margin for newcomers ([`max_established`]).
-    pub max_connections: u32,
-    /// Refused messages from one peer before it is banned.
-    pub rejects_before_ban: u32,
-    /// How long a ban lasts.
-    pub ban: Duration,
-    /// First wait before redialling a lost peer; doubles up to `max_redial`.
-    pub redial: Duration,
-    /// Longest wait between redials.
-    pub max_redial: Duration,
-    /// How long a sync request may take.
-    pub request_timeout: Duration,
-    /// Find peers on the local network with mDNS.
-    pub mdns: bool,
-    /// The organisation's encryption keys, the current first, then those it had before:
-    /// the node opens bundles sealed to its organisation with any of them. Empty: sealed
-    /// bundles are stored and relayed unread (and opened once a key is added:
-    /// [`Client::add_encryption_key`]).
-    pub encryption_keys: Vec<EncryptionSecret>,
-    /// Gossip messages (entries and charters) one peer may send per second, sustained.
-    /// Beyond this and the burst, messages are ignored (not stored, not forwarded; sync
-    /// fetches the entries later) and counted. An honest peer relays every member's
-    /// entries, so this is a limit on the whole federation's rate as one peer sees it.
-    pub peer_messages_per_sec: u32,
-    /// Gossip messages one peer may send at once above the sustained rate.
-    pub peer_message_burst: u32,
-    /// Bytes of gossip one peer may send per second, sustained.
-    pub peer_bytes_per_sec: u64,
-    /// Bytes of gossip one peer may send at once above the sustained rate (at least one
-    /// message of `MAX_GOSSIP_BYTES`).
-    pub peer_byte_burst: u64,
-    /// Entries of one feed author this node takes from gossip per second, sustained,
-    /// whichever peers relay them. Beyond this and the burst, the author's entries are
-    /// ignored (not stored, not forwarded, not charged to the relaying peer; sync fetches
-    /// them later) and counted. Keep it below `peer_messages_per_sec`, so one member's
-    /// flood cannot use up an honest relay's rate.
-    pub author_messages_per_sec: u32,
-    /// Entries of one author taken at once above the sustained rate.
-    pub author_message_burst: u32,
-    /// Bytes of one author's entries taken from gossip per second, sustained.
-    pub author_bytes_per_sec: u64,
-    /// Bytes of one author's entries taken at once above the sustained rate (at least one
-    /// message of `MAX_GOSSIP_BYTES`).
-    pub author_byte_burst: u64,
-    /// Incoming connections from one address (an IPv4 address or an IPv6 /64) that may be
-    /// in their handshake at once. Beyond it, new ones are refused before the handshake
-    /// and counted. Connections already established do not count.
-    pub ip_max_pending: u32,
-    /// New incoming connections one address may open per second, sustained; beyond it
-    /// and the burst they are refused before the handshake and counted.
-    pub ip_connections_per_sec: u32,
-    /// New incoming connections one address may open at once above the sustained rate.
-    pub ip_connection_burst: u32,
-    /// How long a connection's handshake (TCP, Noise, yamux) may take before it is
-    /// dropped; it frees its pending slot then.
-    pub handshake_timeout: Duration,
-    /// What carries connections under Noise (TCP). Not a configuration file setting:
-    /// programs that run nodes in-process choose another.
-    pub carrier: Carrier,
-    /// Seed for the peer set's random choices (whom to dial, prune, rotate to). `None`, the
-    /// default, draws one from the system: other members should not be able to predict
-    /// them. Not a configuration file setting: labs fix it so runs can be repeated.
-    pub seed: Option<u64>,
-    /// The warninglists values are checked against: matches in entries from peers are
-    /// counted per list (nothing is refused for it), and the API holds them back on
-    /// publish and marks them on lookup. The default set unless configured.
-    pub warninglists: Arc<crate::warninglists::Warninglists>,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            listen: Vec::new(),
-            bootstrap: Vec::new(),
-            heartbeat: Duration::from_secs(1),
-            sync_interval: Duration::from_secs(10),
-            sync_peers: 2,
-            target_peers: 16,
-            peer_hold: Duration::from_secs(10),
-            peer_rotation: Duration::from_secs(240),
-            clock_skew: Duration::from_secs(300),
-            clock: Clock::system(),
-            max_connections: 256,
-            rejects_before_ban: 10,
-            ban: Duration::from_secs(600),
-            redial: Duration::from_secs(1),
-            max_redial: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(30),
-            mdns: false,
-            encryption_keys: Vec::new(),
-            // An import of 100,000 indicators is a few dozen entries; a federation's
-            // steady traffic is a few entries a second.
-            peer_messages_per_sec: 100,
-            peer_message_burst: 1_000,
-            peer_bytes_per_sec: 8 * 1024 * 1024,
-            peer_byte_burst: 64 * 1024 * 1024,
-            // Half of a peer's: a single member's flood leaves a relay at least half its
-            // rate for everyone else. An honest author publishing 16 entries of 1,000
-            // indicators a second (about 1 MiB/s) stays well inside.
-            author_messages_per_sec: 50,
-            author_message_burst: 500,
-            author_bytes_per_sec: 4 * 1024 * 1024,
-            author_byte_burst: 32 * 1024 * 1024,
-            // Members reconnect one connection at a time; a few nodes behind one NAT
-            // restarting at once still fit the burst. A testnet with every node on one
-            // loopback address raises these.
-            ip_max_pending: 8,
-            ip_connections_per_sec: 2,
-            ip_connection_burst: 32,
-            handshake_timeout: Duration::from_secs(10),
-            carrier: Carrier::Tcp,
-            seed: None,
-            warninglists: crate::warninglists::Warninglists::builtin(),
-        }
-    }
-}
-
-/// The peer targets a node accepts: fewer than 8 links make the mesh fragile (a few lost
-/// links can cut a node off), more than 32 cost idle traffic for no gain in reach.
-pub const TARGET_PEERS_RANGE: std::ops::RangeInclusive<usize> = 8..=32;
-
-/// The connections a node admits at once, given its peer target: the target plus a margin,
-/// so a newcomer (or a member back from a restart) gets in while every node is at its
-/// target; pruning then brings the count back down. Never above `max_connections`.
-pub fn max_established(target_peers: usize, max_connections: u32) -> u32 {
-    let margin = (target_peers / 4).max(4);
-    u32::try_from(target_peers + margin)
-        .unwrap_or(u32::MAX)
-        .min(max_connections)
-}
-
 /// Errors of [`Client`] calls.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -256,10 +92,8 @@ pub enum ClientError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// This node may not publish under the current charter.
-    #[error("this node may not publish: {0}")]
-    NotAuthorised(#[from] threatmesh_protocol::charter::NotAuthorised),
-    /// The bundle could not be built or signed.
+    /// The request cannot be carried out as asked (a charter held already, a node that
+    /// would block itself).
     #[error("cannot publish: {0}")]
     Invalid(String),
     /// A charter that does not follow the current one.
@@ -339,7 +173,7 @@ pub struct BlockedPeer {
 #[derive(Debug, Clone)]
 pub struct Client {
     command_sender: mpsc::Sender<Command>,
-    publisher: Arc<publish::Publisher>,
+    publisher: Arc<crate::publish::Publisher>,
     metrics: Arc<metrics::Metrics>,
     clock: Arc<clock::ClockWatch>,
     charter: watch::Receiver<Arc<SignedCharter>>,
@@ -431,7 +265,7 @@ pub fn new(
         command_sender,
         peer_id: event_loop.peer_id(),
         peers_target,
-        publisher: Arc::new(publish::Publisher::new(
+        publisher: Arc::new(crate::publish::Publisher::new(
             node_key,
             store,
             clock.clock().clone(),
@@ -497,7 +331,7 @@ impl Client {
     /// stored locally, then gossiped. Returns the entry ids once the entries are on disk
     /// and gossiped. A node with no peers yet still stores its entries; peers fetch them
     /// when they connect. Concurrent calls are group-committed: their entries follow each
-    /// other in the feed, one call's together, and share fsyncs (see `publish.rs`).
+    /// other in the feed, one call's together, and share fsyncs (see [`crate::publish`]).
     ///
     /// Restricted content is sealed: TLP:RED and TLP:AMBER+STRICT must name their
     /// recipients (`Distribution::Recipients`), and any bundle that names recipients is
@@ -509,19 +343,17 @@ impl Client {
         tlp: Tlp,
         distribution: Distribution,
         items: Vec<Item>,
-    ) -> Result<Vec<Hash>, ClientError> {
-        let charter = self.charter();
-        let max_bytes = match publish::recipients(&charter, &self.node_key(), tlp, &distribution)? {
-            Some(recipients) => seal::max_bundle_bytes(recipients.len()),
-            None => MAX_BUNDLE_BYTES,
-        };
-        let bundles = Bundle::split(tlp, distribution, items, max_bytes)
-            .map_err(|error| ClientError::Invalid(error.to_string()))?;
+    ) -> Result<Vec<Hash>, crate::publish::Error> {
         self.publisher
-            .publish(charter, bundles, |payload| async move {
-                self.ask(|reply| Command::Gossip { payload, reply }).await?
+            .publish(self.charter(), tlp, distribution, items, |payload| {
+                self.gossip(payload)
             })
             .await
+    }
+
+    /// Gossips `payload`, an entry or a charter this node stored already.
+    async fn gossip(&self, payload: Vec<u8>) -> Result<(), ClientError> {
+        self.ask(|reply| Command::Gossip { payload, reply }).await?
     }
 
     /// Hands the node a charter signed by k stewards of a charter it holds (normally the
@@ -563,7 +395,7 @@ impl Client {
             }
             charters::Taken::NotStored(error) => return Err(error.into()),
         }
-        self.ask(|reply| Command::Gossip { payload, reply }).await?
+        self.gossip(payload).await
     }
 
     /// Dials `address`.
@@ -632,7 +464,7 @@ impl Client {
 
     /// This node's key, the author of its feed.
     pub fn node_key(&self) -> PublicKey {
-        PublicKey::of(self.publisher.key())
+        self.publisher.node_key()
     }
 
     /// The warninglists in force (see [`Config::warninglists`]).

@@ -10,7 +10,7 @@ use crate::store::{Options, Store};
 
 /// A charter whose one member, organisation key `[1; 32]`, has the node `node`, may publish
 /// and read, and has no encryption key.
-pub(super) fn charter(node: &SigningKey) -> SignedCharter {
+pub(crate) fn charter(node: &SigningKey) -> SignedCharter {
     let (steward, org) = (
         SigningKey::from_bytes(&[3; 32]),
         SigningKey::from_bytes(&[1; 32]),
@@ -27,7 +27,7 @@ pub(super) fn charter(node: &SigningKey) -> SignedCharter {
 }
 
 /// A store that vanishes when dropped.
-pub(super) fn temporary_store() -> Store {
+pub(crate) fn temporary_store() -> Store {
     Store::open(
         tempfile::tempdir().unwrap().keep(),
         &Options {
@@ -39,7 +39,7 @@ pub(super) fn temporary_store() -> Store {
 }
 
 /// The peer id of node key `[index; 32]`: distinct and the same in every run.
-pub(super) fn peer(index: u8) -> PeerId {
+pub(crate) fn peer(index: u8) -> PeerId {
     libp2p::identity::Keypair::ed25519_from_bytes([index; 32])
         .unwrap()
         .public()

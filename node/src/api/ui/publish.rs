@@ -514,10 +514,8 @@ pub(crate) async fn publish(
         }
         Err(error) => {
             let field = match &error {
-                crate::network::ClientError::Invalid(message) if message.contains("recipient") => {
-                    "recipients"
-                }
-                crate::network::ClientError::Invalid(_) => "values",
+                crate::publish::Error::Recipient { .. } => "recipients",
+                refused if refused.is_refused() => "values",
                 _ => {
                     return Err(crate::api::ApiError::from(error).into());
                 }

@@ -20,18 +20,19 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
+use threatmesh_protocol::bundle::Bundle;
 use threatmesh_protocol::entry::{Body, SignedEntry};
-use threatmesh_protocol::seal::{Recipient, SealContext, Sealed};
+use threatmesh_protocol::seal::{SealContext, Sealed};
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::Notify;
 
-use super::{ClientError, Clock};
+use super::{Error, recipients};
+use crate::network::{ClientError, Clock};
 use crate::store::{Reading, Store, Ticket};
 
-/// What publishing needs.
+/// The pipeline: one per node, shared by every publishing call.
 #[derive(Debug)]
-pub(super) struct Publisher {
+pub(crate) struct Publisher {
     key: SigningKey,
     store: Store,
     clock: Clock,
@@ -50,7 +51,7 @@ struct Written {
     /// The last entry's batch: once it is on disk, so is every entry before it.
     ticket: Option<Ticket>,
     /// Why the call stopped before its last bundle.
-    error: Option<ClientError>,
+    error: Option<Error>,
 }
 
 impl Publisher {
@@ -78,7 +79,7 @@ impl Publisher {
         charter: Arc<SignedCharter>,
         bundles: Vec<Bundle>,
         mut gossip: G,
-    ) -> Result<Vec<Hash>, ClientError>
+    ) -> Result<Vec<Hash>, Error>
     where
         G: FnMut(Vec<u8>) -> F,
         F: Future<Output = Result<(), ClientError>>,
@@ -153,7 +154,7 @@ impl Publisher {
         charter: &SignedCharter,
         head: Option<&threatmesh_protocol::entry::FeedHead>,
         bundle: Bundle,
-    ) -> Result<(SignedEntry, Ticket), ClientError> {
+    ) -> Result<(SignedEntry, Ticket), Error> {
         let author = PublicKey::of(&self.key);
         let now = self.clock.now();
         // Sealed for the recipients of the charter signed under, checked again here: a
@@ -167,16 +168,12 @@ impl Publisher {
                     seq: head.map_or(1, |head| head.seq + 1),
                 };
                 let mut random = [0u8; 32];
-                getrandom::fill(&mut random).map_err(|error| {
-                    ClientError::Invalid(format!("no randomness to seal with: {error}"))
-                })?;
-                let sealed = Sealed::seal(&bundle, &recipients, &context, random)
-                    .map_err(|error| ClientError::Invalid(error.to_string()))?;
+                getrandom::fill(&mut random).map_err(Error::NoRandomness)?;
+                let sealed = Sealed::seal(&bundle, &recipients, &context, random)?;
                 (Body::Sealed(sealed), Some(bundle))
             }
         };
-        let entry = SignedEntry::next(&self.key, charter.federation(), head, now, body)
-            .map_err(|error| ClientError::Invalid(error.to_string()))?;
+        let entry = SignedEntry::next(&self.key, charter.federation(), head, now, body)?;
         let member = charter.charter().authorise_entry(&entry.head(), now)?;
         // The publisher's organisation is always a recipient: it keeps what it sealed.
         let ticket = self.store.append(
@@ -190,9 +187,9 @@ impl Publisher {
 }
 
 /// A blocking task that did not finish: a bug, not the caller's fault.
-fn internal(error: tokio::task::JoinError) -> ClientError {
+fn internal(error: tokio::task::JoinError) -> Error {
     tracing::error!(%error, "a publishing task failed");
-    ClientError::Internal(error.to_string())
+    Error::Internal(error.to_string())
 }
 
 /// Turns taken in order; each goes once every earlier one went or was given up.
@@ -272,66 +269,6 @@ impl Drop for Turn {
     }
 }
 
-/// Who a bundle with this marking and distribution is sealed for under `charter`, with
-/// their encryption keys: `None` for content that goes in the clear. This node's
-/// organisation comes first; every named recipient must be an active member that may read
-/// and has an encryption key in the charter.
-pub(super) fn recipients(
-    charter: &SignedCharter,
-    node: &PublicKey,
-    tlp: Tlp,
-    distribution: &Distribution,
-) -> Result<Option<Vec<Recipient>>, ClientError> {
-    let named = match distribution {
-        Distribution::Recipients(named) => named,
-        Distribution::Federation if tlp.is_restricted() => {
-            return Err(ClientError::Invalid(format!(
-                "{tlp} content may not go to the whole federation, and the node refuses to \
-                 send it in the clear: name its recipients (distribution {{\"recipients\": \
-                 [organisation ids]}}) and it is sealed so only they can read it"
-            )));
-        }
-        Distribution::Federation => return Ok(None),
-    };
-    let version = charter.charter().version;
-    let (own, _) = charter.charter().node(node).ok_or(
-        threatmesh_protocol::charter::NotAuthorised::UnknownNode(*node),
-    )?;
-    let mut orgs = vec![own.org];
-    orgs.extend(named.iter().filter(|org| **org != own.org));
-    orgs.into_iter()
-        .map(|org| {
-            let refuse = |why: String| {
-                ClientError::Invalid(format!(
-                    "recipient {org} {why} in the charter in force (version {version}), so a \
-                     sealed bundle cannot be addressed to it"
-                ))
-            };
-            let member = charter
-                .charter()
-                .member(&org)
-                .ok_or_else(|| refuse("is not a member".into()))?;
-            if let Some((state, since)) = member.status.out_of_standing() {
-                return Err(refuse(format!(
-                    "({}) is {state} since {since}",
-                    member.name
-                )));
-            }
-            if !member.roles.read {
-                return Err(refuse(format!("({}) may not read", member.name)));
-            }
-            let encryption_key = member
-                .encryption_key
-                .ok_or_else(|| refuse(format!("({}) has no encryption key", member.name)))?;
-            Ok(Recipient {
-                org,
-                encryption_key,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
@@ -343,8 +280,10 @@ mod tests {
     use threatmesh_protocol::{Kind, Timestamp, Value};
     use tokio::sync::mpsc;
 
-    use super::super::testing;
+    use threatmesh_protocol::bundle::{Distribution, Tlp};
+
     use super::*;
+    use crate::network::testing;
     use crate::store::StoreError;
 
     /// The longest a test waits for anything.
@@ -475,10 +414,7 @@ mod tests {
             )
             .await;
         assert!(
-            matches!(
-                refused,
-                Err(ClientError::Store(StoreError::DiskFull { .. }))
-            ),
+            matches!(refused, Err(Error::Store(StoreError::DiskFull { .. }))),
             "{refused:?}"
         );
         assert_eq!(store.head(&author).unwrap().unwrap().id, first[0]);
