@@ -3,18 +3,15 @@
 
 use std::io::Write;
 
-use threatmesh_protocol::bundle::Tlp;
 use threatmesh_protocol::crypto::hex_encode;
 use threatmesh_protocol::entry::Body;
 use threatmesh_protocol::item::Item;
 use threatmesh_protocol::{Entry, Hash};
 
 use super::{HEADER, is_formula};
-use crate::formats::misp::rfc3339;
 use crate::formats::Publisher;
+use crate::formats::misp::rfc3339;
 use crate::warninglists::Warninglists;
-
-}
 
 /// Writes a header and one row per indicator of `entries`; returns the rows written
 /// (header not counted).

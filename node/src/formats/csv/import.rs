@@ -136,7 +136,11 @@ impl Columns {
 
     /// The value of `record`, of the kind its `kind` column names, else `kind`, else the
     /// one detected; with the TLP its `tlp` column names, if any. The error says why not.
-    fn read(&self, record: &Record<'_>, kind: Option<Kind>) -> Result<(Value, Option<Tlp>), String> {
+    fn read(
+        &self,
+        record: &Record<'_>,
+        kind: Option<Kind>,
+    ) -> Result<(Value, Option<Tlp>), String> {
         let text = undefused(field(record, self.value, "value")?.trim());
         if text.is_empty() {
             return Err("empty value".to_owned());
@@ -195,3 +199,4 @@ fn is_column_name(field: &[u8]) -> bool {
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'_' | b'-'))
         && std::str::from_utf8(text).is_ok_and(|text| Value::detect(text).is_err())
+}

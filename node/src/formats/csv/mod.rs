@@ -50,7 +50,6 @@ pub(crate) use export::write_row;
 pub use export::{export, write_entry, write_entry_marked, write_header};
 pub use import::import;
 
-
 /// Largest input read, in bytes (about 3 million URLs).
 pub const MAX_INPUT_BYTES: usize = 256 * 1024 * 1024;
 
@@ -128,7 +127,6 @@ pub enum CsvError {
     },
 }
 
-
 /// The characters that make a spreadsheet read a cell as a formula when the cell starts
 /// with one (OWASP, "CSV Injection").
 pub const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
@@ -142,7 +140,7 @@ fn is_formula(field: &str) -> bool {
 /// off, so a value round-trips. Export prefixes any field that is a formula after its
 /// leading `'`s (so `'=x` goes out as `''=x`), hence one `'` before such a field is
 /// always the one it added.
-pub(super) fn undefused(field: &str) -> &str {
+fn undefused(field: &str) -> &str {
     match field.strip_prefix('\'') {
         Some(rest) if is_formula(rest.trim_start_matches('\'')) => rest,
         _ => field,

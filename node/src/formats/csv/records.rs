@@ -4,7 +4,6 @@
 
 use super::{DELIMITERS, SAMPLE_LINES};
 
-
 /// One record: its fields as bytes, and the line it starts on (from 1).
 #[derive(Debug)]
 pub(super) struct Record<'a> {

@@ -9,21 +9,16 @@ use serde_json::{Map, Value as Json, json};
 use threatmesh_protocol::bundle::Tlp;
 use threatmesh_protocol::crypto::hex_encode;
 use threatmesh_protocol::entry::Body;
-use threatmesh_protocol::item::{
-    Confidence, ExternalReference, Indicator, Item, MAX_NAME_BYTES, MAX_REFERENCE_URL_BYTES,
-    MAX_REFERENCES, MAX_TEXT_BYTES, Sighting,
-};
-use threatmesh_protocol::{Bundle, Entry, Hash, Kind, Timestamp, Value};
+use threatmesh_protocol::item::{Indicator, Item};
+use threatmesh_protocol::{Bundle, Entry, Hash, Kind, Timestamp};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::truncate_at_char as cut;
-use super::{Import, Publisher};
+use super::{MispFeed, UUID_NAMESPACE};
+use crate::formats::Publisher;
 
-
-use super::{MispFeed, REFERENCE_SOURCE, UUID_NAMESPACE};
-
+/// Turns entries into a MISP feed: one event per entry, with its publisher as the event's
 /// creating organisation and the entry's TLP as its tag.
 pub fn export_feed<'a>(
     entries: impl IntoIterator<Item = (&'a Entry, Hash, &'a Publisher)>,

@@ -1,28 +1,21 @@
 //! MISP event JSON in: events found in the document, their attributes (objects' too)
 //! read once each into indicators, sightings, context or a refusal (see the module above).
 
-use std::fmt::Write as _;
-use std::path::Path;
-
-use md5::{Digest, Md5};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Map, Value as Json};
 use threatmesh_protocol::bundle::Tlp;
-use threatmesh_protocol::crypto::hex_encode;
-use threatmesh_protocol::entry::Body;
 use threatmesh_protocol::item::{
     Confidence, ExternalReference, Indicator, Item, MAX_NAME_BYTES, MAX_REFERENCE_URL_BYTES,
     MAX_REFERENCES, MAX_TEXT_BYTES, Sighting,
 };
-use threatmesh_protocol::{Bundle, Entry, Hash, Kind, Timestamp, Value};
+use threatmesh_protocol::{Kind, Timestamp, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use uuid::Uuid;
 
-use super::truncate_at_char as cut;
-use super::{Import, Publisher};
-
-
-use super::{MAX_INPUT_BYTES, MispError, MispOptions, NON_IDS_CONFIDENCE, NON_IDS_LABEL, REFERENCE_SOURCE};
+use super::{
+    MAX_INPUT_BYTES, MispError, MispOptions, NON_IDS_CONFIDENCE, NON_IDS_LABEL, REFERENCE_SOURCE,
+};
+use crate::formats::Import;
+use crate::formats::truncate_at_char as cut;
 
 /// Reads MISP event JSON into items. See the module documentation for what goes where.
 pub fn import(bytes: &[u8], now: Timestamp, options: &MispOptions) -> Result<Import, MispError> {
@@ -530,5 +523,3 @@ fn is_true(value: Option<&Json>) -> bool {
 fn text(value: Option<&Json>) -> Option<&str> {
     value.and_then(Json::as_str)
 }
-
-/// Turns entries into a MISP feed: one event per entry, with its publisher as the event's

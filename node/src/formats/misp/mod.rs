@@ -46,8 +46,8 @@ use uuid::Uuid;
 
 pub(crate) use export::rfc3339;
 pub use export::{
-    EventSummary, attribute_uuid, event_file, event_uuid, export_feed, hash_line,
-    manifest_record, org_uuid, write_feed,
+    EventSummary, attribute_uuid, event_file, event_uuid, export_feed, hash_line, manifest_record,
+    org_uuid, write_feed,
 };
 pub use import::import;
 
@@ -109,4 +109,3 @@ pub struct MispFeed {
     /// `hashes.csv` lines: `<md5 of value>,<event uuid>`.
     pub hashes: Vec<String>,
 }
-

@@ -10,15 +10,10 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
-use threatmesh_protocol::item::{
-    Context, ExternalReference, Indicator, Item, Revocation, RevocationReason, Sighting,
-};
-use threatmesh_protocol::{Body, Entry, Hash, Kind, PublicKey, Timestamp, Tlp, Value as Indicated};
+use threatmesh_protocol::item::Item;
+use threatmesh_protocol::{Body, Entry, Hash, PublicKey, Timestamp, Value as Indicated};
 
-use super::{
-    bundle_id, identity_id, indicator_id, is_id_of, kept_id, marking, named_id, pattern,
-    relationship_id, sighting_id, timestamp, vulnerability_id,
-};
+use super::{bundle_id, identity_id, marking, sighting_id, timestamp};
 mod objects;
 
 use objects::Common;

@@ -8,13 +8,16 @@ use serde_json::{Map, Value, json};
 use threatmesh_protocol::item::{
     Context, ExternalReference, Indicator, Revocation, RevocationReason, Sighting,
 };
-use threatmesh_protocol::{Hash, Kind, Timestamp, Tlp, Value as Indicated};
+use threatmesh_protocol::{Kind, Timestamp, Tlp, Value as Indicated};
 
-use super::{INDICATOR_TYPES, KILL_CHAIN_NAME, MAX_SIGHTING_COUNT};
+use super::{
+    INDICATOR_TYPES, KILL_CHAIN_NAME, MAX_SIGHTING_COUNT, WARNINGLISTS_EXTENSION,
+    WARNINGLISTS_PROPERTY,
+};
 use crate::formats::Publisher;
 use crate::formats::stix::{
-    indicator_id, is_id_of, kept_id, named_id, pattern, relationship_id, sighting_id,
-    timestamp, vulnerability_id,
+    indicator_id, is_id_of, kept_id, named_id, pattern, relationship_id, timestamp,
+    vulnerability_id,
 };
 use crate::warninglists::Warninglists;
 
@@ -222,7 +225,7 @@ fn object_type(value: &Indicated) -> &'static str {
 }
 
 /// The revocation reason's name, as it also reads back on import.
-pub(super) fn reason_name(reason: RevocationReason) -> &'static str {
+pub(in crate::formats::stix) fn reason_name(reason: RevocationReason) -> &'static str {
     match reason {
         RevocationReason::FalsePositive => "false-positive",
         RevocationReason::Expired => "expired",

@@ -5,11 +5,11 @@
 
 use serde_json::{Map, Value};
 use threatmesh_protocol::Kind;
-use threatmesh_protocol::item::{
-    Confidence, Context, ExternalReference, Indicator, MAX_LABEL_BYTES, MAX_LABELS,
-    MAX_NAME_BYTES, MAX_REFERENCE_URL_BYTES, MAX_REFERENCES, MAX_TEXT_BYTES,
-};
 use threatmesh_protocol::Value as Indicated;
+use threatmesh_protocol::item::{
+    Confidence, Context, ExternalReference, Indicator, MAX_LABEL_BYTES, MAX_LABELS, MAX_NAME_BYTES,
+    MAX_REFERENCE_URL_BYTES, MAX_REFERENCES, MAX_TEXT_BYTES,
+};
 
 use super::{Importer, THREAT_TYPES, clip, fitted, text};
 use crate::formats::Refusal;

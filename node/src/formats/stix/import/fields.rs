@@ -6,6 +6,7 @@ use threatmesh_protocol::item::{Item, MAX_TEXT_BYTES, Revocation, RevocationReas
 use threatmesh_protocol::{Kind, Timestamp, Tlp, Value as Indicated};
 
 use super::Made;
+use crate::formats::Refusal;
 use crate::formats::stix::export::reason_name;
 use crate::formats::stix::{pattern, timestamp};
 use crate::formats::truncate_at_char as fit;

@@ -18,20 +18,15 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry as Slot;
 
 use serde_json::{Map, Value};
-use threatmesh_protocol::item::{
-    Confidence, ExternalReference, Indicator, Item, MAX_LABEL_BYTES, MAX_LABELS, MAX_NAME_BYTES,
-    MAX_REFERENCE_URL_BYTES, MAX_REFERENCES, MAX_TEXT_BYTES, Revocation, RevocationReason,
-    Sighting,
-};
+use threatmesh_protocol::item::{Indicator, Item, MAX_TEXT_BYTES, Sighting};
 use threatmesh_protocol::{Kind, Timestamp, Tlp, Value as Indicated};
 
-use super::export::reason_name;
 use super::{StixError, is_id_of, marking, pattern, timestamp};
 use crate::formats::truncate_at_char as fit;
 use crate::formats::{Import, Refusal};
 use fields::{
-    checked, clip, cve_of, fitted, is_revoked, json_kind, modified, pattern_value, revocation, text,
-    time, type_name,
+    checked, clip, cve_of, fitted, is_revoked, json_kind, modified, pattern_value, revocation,
+    text, time, type_name,
 };
 
 /// Most objects one file may hold. Well above any real bundle; bounds the work and the
