@@ -477,3 +477,6 @@ pub(super) fn render(
     );
     out
 }
+
+#[cfg(test)]
+mod tests;
