@@ -1,23 +1,17 @@
 //! `GET /ui/activity`: the last hour's propagation and ingest as charts, and the peers'
 //! comings and goings.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use libp2p::PeerId;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
-use serde::Deserialize;
-use threatmesh_protocol::bundle::Tlp;
-use threatmesh_protocol::entry::Body;
-use threatmesh_protocol::{Bundle, Hash, Kind, PublicKey, Timestamp};
+use maud::{PreEscaped, html};
 
+use crate::api::ApiState;
 use crate::api::ui::activity::{Series, line_chart};
-use crate::api::ui::publish::Draft;
-use crate::api::ui::{Refusal, SignedIn, author_name, html as page, org_name, signed_in};
-use crate::api::{ApiState, blocking};
+use crate::api::ui::{Refusal, html as page, signed_in};
+
+use super::{ago, frame, when};
 
 /// `GET /ui/activity`: the last hour's propagation and ingest, and the peers' comings
 /// and goings.
@@ -100,7 +94,7 @@ pub(crate) async fn activity(
         ],
     );
     let body = html! {
-        p.hint { "One point every " (super::activity::SAMPLE_EVERY.as_secs()) " s since the node started, for the last hour ("
+        p.hint { "One point every " (crate::api::ui::activity::SAMPLE_EVERY.as_secs()) " s since the node started, for the last hour ("
             (points.len()) " so far)." }
         section aria-labelledby="propagation-heading" {
             h2 id="propagation-heading" { "Propagation" }

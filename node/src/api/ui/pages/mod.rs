@@ -14,28 +14,18 @@ mod activity;
 mod overview;
 mod recent;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use libp2p::PeerId;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
-use serde::Deserialize;
+use maud::{DOCTYPE, Markup, html};
+use threatmesh_protocol::Timestamp;
 use threatmesh_protocol::bundle::Tlp;
-use threatmesh_protocol::entry::Body;
-use threatmesh_protocol::{Bundle, Hash, Kind, PublicKey, Timestamp};
 
-use super::activity::{Series, line_chart};
 use super::publish::Draft;
-use super::{Refusal, SignedIn, author_name, html as page, org_name, signed_in};
-use crate::api::{ApiState, blocking};
+use super::{SignedIn, html as page};
 
 pub(crate) use activity::activity;
 pub(crate) use overview::overview;
 pub(crate) use recent::{Summaries, recent};
-
 
 /// Largest form body the console reads (the publish form's values included).
 pub(crate) const MAX_FORM_BYTES: usize = 4 * 1024 * 1024;

@@ -1,22 +1,18 @@
 //! `GET /ui/overview`: the federation, its members and this node's health at a glance.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use libp2p::PeerId;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
-use serde::Deserialize;
-use threatmesh_protocol::bundle::Tlp;
-use threatmesh_protocol::entry::Body;
-use threatmesh_protocol::{Bundle, Hash, Kind, PublicKey, Timestamp};
+use maud::html;
+use threatmesh_protocol::PublicKey;
 
-use crate::api::ui::activity::{Series, line_chart};
-use crate::api::ui::publish::Draft;
-use crate::api::ui::{Refusal, SignedIn, author_name, html as page, org_name, signed_in};
+use crate::api::ui::{Refusal, author_name, html as page, signed_in};
 use crate::api::{ApiState, blocking};
+
+use super::{ago, frame, size, when};
 
 /// `GET /ui/overview`: the federation, its members and this node's health.
 pub(crate) async fn overview(

@@ -7,17 +7,16 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use libp2p::PeerId;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::html;
 use serde::Deserialize;
 use threatmesh_protocol::bundle::Tlp;
 use threatmesh_protocol::entry::Body;
 use threatmesh_protocol::{Bundle, Hash, Kind, PublicKey, Timestamp};
 
-use crate::api::ui::activity::{Series, line_chart};
-use crate::api::ui::publish::Draft;
-use crate::api::ui::{Refusal, SignedIn, author_name, html as page, org_name, signed_in};
+use crate::api::ui::{Refusal, author_name, html as page, org_name, signed_in};
 use crate::api::{ApiState, blocking};
+
+use super::{RECENT_BUDGET, RECENT_PAGE, ago, frame, tlp_badge, tlp_value, when};
 
 /// The filters and position of a Recent page.
 #[derive(Debug, Default, Deserialize)]

@@ -11,27 +11,21 @@
 mod render;
 mod upload;
 
-use std::sync::Arc;
-
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use threatmesh_protocol::bundle::{Distribution, Tlp};
 use threatmesh_protocol::item::{Confidence, Context, Indicator, Item};
 use threatmesh_protocol::{Hash, PublicKey, Timestamp, Value};
 
-use super::pages::{frame, signin, tlp_value};
-use super::session::{PendingImport, random_token};
-use super::{Fields, Refusal, SignedIn, form_of, html as respond, signed_in};
-use crate::api::exchange::{ImportOutcome, publish_import};
+use super::pages::signin;
+use super::{Fields, Refusal, form_of, signed_in};
+use crate::api::ApiState;
 use crate::api::warninglists::{HeldBack, hold_back};
-use crate::api::{ApiState, MAX_BODY_BYTES, blocking};
-use crate::formats::{Import, csv, misp, stix};
 
 pub(crate) use render::render;
 pub(crate) use upload::{confirm, import};
-
 
 /// Most values the publish form takes at once (larger sets go by file).
 pub(crate) const MAX_FORM_VALUES: usize = 1_000;

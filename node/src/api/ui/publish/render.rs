@@ -1,23 +1,18 @@
 //! The publish page: the form with what was typed and the errors by field, the outcome of
 //! the last form, and the file upload.
 
-use std::sync::Arc;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::html;
+use threatmesh_protocol::PublicKey;
+use threatmesh_protocol::bundle::Tlp;
 
-use axum::extract::{Multipart, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use maud::{Markup, html};
-use threatmesh_protocol::bundle::{Distribution, Tlp};
-use threatmesh_protocol::item::{Confidence, Context, Indicator, Item};
-use threatmesh_protocol::{Hash, PublicKey, Timestamp, Value};
+use crate::api::ui::pages::{frame, tlp_value};
+use crate::api::ui::{SignedIn, html as respond};
+use crate::api::{ApiState, MAX_BODY_BYTES};
 
-use super::pages::{frame, signin, tlp_value};
-use super::session::{PendingImport, random_token};
-use super::{Fields, Refusal, SignedIn, form_of, html as respond, signed_in};
-use crate::api::exchange::{ImportOutcome, publish_import};
-use crate::api::warninglists::{HeldBack, hold_back};
-use crate::api::{ApiState, MAX_BODY_BYTES, blocking};
-use crate::formats::{Import, csv, misp, stix};
+use super::upload::held_back_notice;
+use super::{Draft, MAX_EXPIRY_DAYS, Outcome};
 
 /// The publish page for `draft`, after `outcome` if a form was just sent.
 pub(crate) async fn render(

@@ -7,14 +7,12 @@ use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
-use threatmesh_protocol::bundle::{Distribution, Tlp};
-use threatmesh_protocol::item::{Confidence, Context, Indicator, Item};
-use threatmesh_protocol::{Hash, PublicKey, Timestamp, Value};
+use threatmesh_protocol::bundle::Tlp;
 
-use super::pages::{frame, signin, tlp_value};
-use super::session::{PendingImport, random_token};
-use super::{Fields, Refusal, SignedIn, form_of, html as respond, signed_in};
 use crate::api::exchange::{ImportOutcome, publish_import};
+use crate::api::ui::pages::frame;
+use crate::api::ui::session::{PendingImport, random_token};
+use crate::api::ui::{Fields, Refusal, form_of, html as respond};
 use crate::api::warninglists::{HeldBack, hold_back};
 use crate::api::{ApiState, MAX_BODY_BYTES, blocking};
 use crate::formats::{Import, csv, misp, stix};
