@@ -1,10 +1,528 @@
 //! The Prometheus text exposition of the node's counters and gauges.
+//!
+//! Every metric is described once, in [`METRICS`]: its name, type, help text, labels and
+//! how its samples are read from what the node reports ([`Sources`]). [`render`] writes
+//! the table out in order. A metric whose source could not be read keeps its HELP and
+//! TYPE lines with no samples, so a dashboard sees it missing rather than at zero.
 
 use std::fmt::Write as _;
 
 use super::guard::ApiCounters;
 use crate::network::{INGEST_BUCKETS_MICROS, Rejection, Snapshot};
 use crate::store::{FeedState, Space, Stats};
+
+/// Everything the metrics are read from, at one moment.
+struct Sources<'a> {
+    network: &'a Snapshot,
+    api: &'a ApiCounters,
+    /// `None` when the store could not be read.
+    store: Option<&'a Stats>,
+    disk: &'a Space,
+    /// `None` when the store could not be read.
+    feeds: Option<&'a [FeedState]>,
+    peers: usize,
+}
+
+/// A metric's Prometheus type.
+#[derive(Debug, Clone, Copy)]
+enum Type {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Type {
+    fn as_str(self) -> &'static str {
+        match self {
+            Type::Counter => "counter",
+            Type::Gauge => "gauge",
+            Type::Histogram => "histogram",
+        }
+    }
+}
+
+/// Reads one value.
+type Reader = fn(&Sources<'_>) -> u64;
+
+/// How a metric's samples are read.
+enum Read {
+    /// One sample, no labels.
+    Value(Reader),
+    /// One sample, no labels, when its source could be read (`Some`); none otherwise.
+    Known(fn(&Sources<'_>) -> Option<u64>),
+    /// One sample when the value is known; otherwise the metric is left out entirely,
+    /// HELP and TYPE included.
+    IfKnown(fn(&Sources<'_>) -> Option<u64>),
+    /// One sample per value of `label`, in the order listed.
+    By {
+        label: &'static str,
+        values: &'static [(&'static str, Reader)],
+    },
+    /// One sample per value of `label` that the node reports now (reasons, feeds).
+    Each {
+        label: &'static str,
+        samples: fn(&Sources<'_>) -> Vec<(String, u64)>,
+    },
+    /// One signed sample, no labels.
+    Signed(fn(&Sources<'_>) -> i64),
+    /// The ingest latency histogram: cumulative buckets in seconds, a sum and a count.
+    IngestHistogram,
+}
+
+/// One metric, exposed as `threatmesh_<name>`.
+struct Metric {
+    name: &'static str,
+    kind: Type,
+    help: &'static str,
+    read: Read,
+}
+
+/// Every metric, in the order they are written.
+const METRICS: &[Metric] = &[
+    Metric {
+        name: "peers",
+        kind: Type::Gauge,
+        help: "Peers connected now.",
+        read: Read::Value(|s| s.peers as u64),
+    },
+    Metric {
+        name: "entries_accepted_total",
+        kind: Type::Counter,
+        help: "Entries and charters from peers accepted and stored.",
+        read: Read::Value(|s| s.network.accepted),
+    },
+    Metric {
+        name: "entries_duplicate_total",
+        kind: Type::Counter,
+        help: "Entries received again.",
+        read: Read::Value(|s| s.network.duplicates),
+    },
+    Metric {
+        name: "entries_rejected_total",
+        kind: Type::Counter,
+        help: "Entries and charters from peers refused, by reason.",
+        read: Read::Each {
+            label: "reason",
+            samples: |s| {
+                Rejection::ALL
+                    .iter()
+                    .map(|reason| (reason.as_str().to_owned(), s.network.rejected(*reason)))
+                    .collect()
+            },
+        },
+    },
+    Metric {
+        name: "sync_fetched_entries_total",
+        kind: Type::Counter,
+        help: "Entries received in sync responses.",
+        read: Read::Value(|s| s.network.fetched_entries),
+    },
+    Metric {
+        name: "sync_fetched_bytes_total",
+        kind: Type::Counter,
+        help: "Bytes of entries received in sync responses.",
+        read: Read::Value(|s| s.network.fetched_bytes),
+    },
+    Metric {
+        name: "sync_served_entries_total",
+        kind: Type::Counter,
+        help: "Entries sent in sync responses.",
+        read: Read::Value(|s| s.network.served_entries),
+    },
+    Metric {
+        name: "transport_bytes_total",
+        kind: Type::Counter,
+        help: "Bytes on peer connections above TCP, everything included (protocol negotiation, \
+               Noise, yamux and every protocol's bytes).",
+        read: Read::By {
+            label: "direction",
+            values: &[
+                ("in", |s| s.network.transport_bytes_received),
+                ("out", |s| s.network.transport_bytes_sent),
+            ],
+        },
+    },
+    Metric {
+        name: "sync_bytes_total",
+        kind: Type::Counter,
+        help: "Bytes of sync protocol frames (length and message; the framing around them is \
+               in transport_bytes_total only).",
+        read: Read::By {
+            label: "direction",
+            values: &[
+                ("in", |s| s.network.sync_bytes_received),
+                ("out", |s| s.network.sync_bytes_sent),
+            ],
+        },
+    },
+    Metric {
+        name: "pings_total",
+        kind: Type::Counter,
+        help: "Pings this node sent that were answered (32 bytes each way; peers ping this \
+               node about as often, unseen here).",
+        read: Read::Value(|s| s.network.pings),
+    },
+    Metric {
+        name: "identify_total",
+        kind: Type::Counter,
+        help: "Identify messages received from peers (in) and sent to them (out).",
+        read: Read::By {
+            label: "direction",
+            values: &[
+                ("in", |s| s.network.identify_received),
+                ("out", |s| s.network.identify_sent),
+            ],
+        },
+    },
+    Metric {
+        name: "identify_received_bytes_estimated_total",
+        kind: Type::Counter,
+        help: "Size of the identify messages received, estimated from their fields (framing \
+               not included).",
+        read: Read::Value(|s| s.network.identify_received_bytes),
+    },
+    Metric {
+        name: "queue_full_total",
+        kind: Type::Counter,
+        help: "Work dropped or refused because a bounded queue was full.",
+        read: Read::Value(|s| s.network.queue_full),
+    },
+    Metric {
+        name: "peers_banned_total",
+        kind: Type::Counter,
+        help: "Peers banned for misbehaviour.",
+        read: Read::Value(|s| s.network.peers_banned),
+    },
+    Metric {
+        name: "connections_refused_total",
+        kind: Type::Counter,
+        help: "Connections refused (incoming and outgoing), by reason.",
+        read: Read::By {
+            label: "reason",
+            values: &[
+                ("not-in-charter", |s| s.network.refused_not_in_charter),
+                ("blocked", |s| s.network.refused_blocked),
+                ("over-limit", |s| s.network.refused_over_limit),
+                ("ip-over-limit", |s| s.network.refused_ip_over_limit),
+            ],
+        },
+    },
+    Metric {
+        name: "connections_pending_inbound",
+        kind: Type::Gauge,
+        help: "Incoming connections in their handshake now.",
+        read: Read::Value(|s| s.network.pending_inbound),
+    },
+    Metric {
+        name: "sync_oversized_total",
+        kind: Type::Counter,
+        help: "Sync frames from peers refused by their announced length, before their body \
+               was read, by what they were.",
+        read: Read::By {
+            label: "frame",
+            values: &[
+                ("request", |s| s.network.sync_oversized_requests),
+                ("response", |s| s.network.sync_oversized_responses),
+            ],
+        },
+    },
+    Metric {
+        name: "sync_withheld_total",
+        kind: Type::Counter,
+        help: "Sync requests from members that may not read (roles.read false), answered \
+               without entries or feed heads: heads and range requests refused, reconcile \
+               requests answered with the charter in force only.",
+        read: Read::Value(|s| s.network.sync_withheld),
+    },
+    Metric {
+        name: "reconcile_requests_total",
+        kind: Type::Counter,
+        help: "Reconcile requests sent to peers (anti-entropy rounds and their narrowing \
+               steps).",
+        read: Read::Value(|s| s.network.reconcile_requests),
+    },
+    Metric {
+        name: "sync_failures_total",
+        kind: Type::Counter,
+        help: "Sync misbehaviour held against peers: answers that do not fit the question, \
+               reconciliations that do not narrow, stalls, feeds advertised and not served.",
+        read: Read::Value(|s| s.network.sync_failures),
+    },
+    Metric {
+        name: "sync_timeouts_total",
+        kind: Type::Counter,
+        help: "Sync requests to peers that timed out.",
+        read: Read::Value(|s| s.network.sync_timeouts),
+    },
+    Metric {
+        name: "sync_answers_over_limit_total",
+        kind: Type::Counter,
+        help: "Sync requests from peers refused because the peer held the most answers it \
+               may already; each is held against the peer.",
+        read: Read::Value(|s| s.network.sync_answers_over_limit),
+    },
+    Metric {
+        name: "sync_slow_readers_total",
+        kind: Type::Counter,
+        help: "Sync answers dropped because the peer did not read them in time; each is held \
+               against the peer.",
+        read: Read::Value(|s| s.network.sync_slow_readers),
+    },
+    Metric {
+        name: "sync_answers_held",
+        kind: Type::Gauge,
+        help: "Sync requests from peers being answered now (waiting, being read, going out).",
+        read: Read::Value(|s| s.network.sync_answers_held),
+    },
+    Metric {
+        name: "sync_answer_bytes_held",
+        kind: Type::Gauge,
+        help: "Bytes of sync answers read and not yet taken by their peers.",
+        read: Read::Value(|s| s.network.sync_answer_bytes_held),
+    },
+    Metric {
+        name: "regossiped_total",
+        kind: Type::Counter,
+        help: "Recent entries fetched by sync and gossiped again (likely missing elsewhere \
+               too).",
+        read: Read::Value(|s| s.network.regossiped),
+    },
+    Metric {
+        name: "peers_pruned_total",
+        kind: Type::Counter,
+        help: "Links closed because the node held more than its peer target.",
+        read: Read::Value(|s| s.network.peers_pruned),
+    },
+    Metric {
+        name: "equivocations_total",
+        kind: Type::Counter,
+        help: "Two entries seen for one place in a feed.",
+        read: Read::Value(|s| s.network.equivocations),
+    },
+    Metric {
+        name: "sealed_received_total",
+        kind: Type::Counter,
+        help: "Sealed entries from peers: opened (addressed to this organisation), failed \
+               (addressed to it but unreadable: no key, wrong key, bad body), not-addressed \
+               (relayed unread).",
+        read: Read::By {
+            label: "outcome",
+            values: &[
+                ("opened", |s| s.network.sealed_opened),
+                ("failed", |s| s.network.sealed_open_failed),
+                ("not-addressed", |s| s.network.sealed_not_addressed),
+            ],
+        },
+    },
+    Metric {
+        name: "sealed_retried_total",
+        kind: Type::Counter,
+        help: "Unread sealed entries for this organisation tried again (when a key is added, \
+               and at start): opened, or failed again (each pass over an entry counts once).",
+        read: Read::By {
+            label: "outcome",
+            values: &[
+                ("opened", |s| s.network.sealed_retry_opened),
+                ("failed", |s| s.network.sealed_retry_failed),
+            ],
+        },
+    },
+    Metric {
+        name: "feeds_equivocated",
+        kind: Type::Gauge,
+        help: "Feeds whose author was caught signing two entries for one place (evidence \
+               kept).",
+        read: Read::Known(|s| {
+            s.feeds
+                .map(|feeds| feeds.iter().filter(|feed| feed.equivocated).count() as u64)
+        }),
+    },
+    Metric {
+        name: "gossip_throttled_messages_total",
+        kind: Type::Counter,
+        help: "Gossip messages ignored because a rate limit was reached: by=\"peer\" (the \
+               forwarding peer's) or by=\"author\" (the feed author's, not charged to the \
+               forwarder).",
+        read: Read::By {
+            label: "by",
+            values: &[
+                ("peer", |s| s.network.throttled_messages),
+                ("author", |s| s.network.throttled_author_messages),
+            ],
+        },
+    },
+    Metric {
+        name: "gossip_throttled_bytes_total",
+        kind: Type::Counter,
+        help: "Bytes of gossip ignored because a rate limit was reached, by peer or author.",
+        read: Read::By {
+            label: "by",
+            values: &[
+                ("peer", |s| s.network.throttled_bytes),
+                ("author", |s| s.network.throttled_author_bytes),
+            ],
+        },
+    },
+    Metric {
+        name: "clock_skew_witnesses",
+        kind: Type::Gauge,
+        help: "Organisations whose entries suggest this node's own clock is wrong (0: no \
+               suspicion).",
+        read: Read::Value(|s| s.network.clock.witnesses.len() as u64),
+    },
+    Metric {
+        name: "api_auth_failures_total",
+        kind: Type::Counter,
+        help: "API requests refused 401, by why: no credentials, or a wrong token.",
+        read: Read::By {
+            label: "reason",
+            values: &[
+                ("missing", |s| s.api.auth_missing),
+                ("wrong", |s| s.api.auth_wrong),
+            ],
+        },
+    },
+    Metric {
+        name: "api_auth_throttled_total",
+        kind: Type::Counter,
+        help: "API requests refused 429 because their client failed authentication too often.",
+        read: Read::Value(|s| s.api.auth_throttled),
+    },
+    Metric {
+        name: "api_browser_refused_total",
+        kind: Type::Counter,
+        help: "API requests refused as a browser led by another site sends them: 403 for an \
+               Origin not the API's own, 415 for a write of a media type its route does not \
+               read.",
+        read: Read::By {
+            label: "reason",
+            values: &[
+                ("foreign-origin", |s| s.api.foreign_origin),
+                ("media-type", |s| s.api.media_type),
+            ],
+        },
+    },
+    Metric {
+        name: "api_read_only_refused_total",
+        kind: Type::Counter,
+        help: "API requests refused 403 because their token may read only and their route \
+               writes.",
+        read: Read::Value(|s| s.api.read_only_refused),
+    },
+    Metric {
+        name: "api_overloaded_total",
+        kind: Type::Counter,
+        help: "API requests refused 503 because the most allowed were being served.",
+        read: Read::Value(|s| s.api.overloaded),
+    },
+    Metric {
+        name: "store_entries",
+        kind: Type::Gauge,
+        help: "Entries held.",
+        read: Read::Known(|s| s.store.map(|store| store.entries)),
+    },
+    Metric {
+        name: "store_sealed_entries",
+        kind: Type::Gauge,
+        help: "Sealed entries held, readable here or not.",
+        read: Read::Known(|s| s.store.map(|store| store.sealed)),
+    },
+    Metric {
+        name: "store_sealed_unread_entries",
+        kind: Type::Gauge,
+        help: "Sealed entries for this organisation held unread (no key opened them yet); \
+               tried again when a key is added and at start.",
+        read: Read::Known(|s| s.store.map(|store| store.unread)),
+    },
+    Metric {
+        name: "store_records",
+        kind: Type::Gauge,
+        help: "Index records held (indicators, revocations, sightings).",
+        read: Read::Known(|s| s.store.map(|store| store.records)),
+    },
+    Metric {
+        name: "store_bytes",
+        kind: Type::Gauge,
+        help: "Bytes the store uses on disk.",
+        read: Read::Known(|s| s.store.map(|store| store.bytes_on_disk)),
+    },
+    Metric {
+        name: "store_disk_free_bytes",
+        kind: Type::Gauge,
+        help: "Free space on the store's filesystem.",
+        read: Read::IfKnown(|s| s.disk.free_bytes),
+    },
+    Metric {
+        name: "store_disk_reserve_bytes",
+        kind: Type::Gauge,
+        help: "Free space the store keeps: below it writes are refused.",
+        read: Read::Value(|s| s.disk.reserve_bytes),
+    },
+    Metric {
+        name: "store_writes_refused_total",
+        kind: Type::Counter,
+        help: "Writes the store refused, by why (disk-full: free space under the reserve).",
+        read: Read::By {
+            label: "reason",
+            values: &[("disk-full", |s| s.disk.writes_refused_full)],
+        },
+    },
+    Metric {
+        name: "store_write_failed",
+        kind: Type::Gauge,
+        help: "1 when a write failed and the store refuses writes until it has reopened from \
+               disk.",
+        read: Read::Value(|s| u64::from(s.disk.write_failed)),
+    },
+    Metric {
+        name: "feed_lag_entries",
+        kind: Type::Gauge,
+        help: "Per feed, entries this node lacks up to the highest a peer has shown it.",
+        read: Read::Each {
+            label: "feed",
+            samples: |s| {
+                per_feed(s, |feed| {
+                    let advertised = s.network.advertised.get(&feed.author).copied();
+                    advertised.unwrap_or(0).saturating_sub(feed.contiguous)
+                })
+            },
+        },
+    },
+    Metric {
+        name: "feed_missing_entries",
+        kind: Type::Gauge,
+        help: "Per feed, entries missing below the highest one held (gaps still to fetch).",
+        read: Read::Each {
+            label: "feed",
+            samples: |s| per_feed(s, |feed| feed.highest.saturating_sub(feed.contiguous)),
+        },
+    },
+    Metric {
+        name: "ingest_seconds",
+        kind: Type::Histogram,
+        help: "Time from receiving an entry to its verdict (checks and storage; the fsync \
+               comes after the verdict).",
+        read: Read::IngestHistogram,
+    },
+    Metric {
+        name: "clock_suspected_offset_seconds",
+        kind: Type::Gauge,
+        help: "How far this node's clock seems off from the organisations' clocks (negative: \
+               behind; 0: no suspicion). Fix NTP if not 0.",
+        read: Read::Signed(|s| s.network.clock.suspected_offset_secs.unwrap_or(0)),
+    },
+];
+
+/// One sample per feed the store holds, labelled by its author; none when the store could
+/// not be read.
+fn per_feed(sources: &Sources<'_>, value: impl Fn(&FeedState) -> u64) -> Vec<(String, u64)> {
+    sources
+        .feeds
+        .unwrap_or_default()
+        .iter()
+        .map(|feed| (feed.author.to_string(), value(feed)))
+        .collect()
+}
 
 /// Renders the metrics as Prometheus text format 0.0.4.
 pub(super) fn render(
@@ -15,436 +533,64 @@ pub(super) fn render(
     feeds: Option<&[FeedState]>,
     peers: usize,
 ) -> String {
+    let sources = Sources {
+        network,
+        api,
+        store,
+        disk,
+        feeds,
+        peers,
+    };
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
-        let _ = writeln!(out, "# HELP threatmesh_{name} {help}");
-        let _ = writeln!(out, "# TYPE threatmesh_{name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "threatmesh_{name}{labels} {value}");
-        }
-    };
-    let one = |value: u64| vec![(String::new(), value)];
-    metric("peers", "gauge", "Peers connected now.", &one(peers as u64));
-    metric(
-        "entries_accepted_total",
-        "counter",
-        "Entries and charters from peers accepted and stored.",
-        &one(network.accepted),
-    );
-    metric(
-        "entries_duplicate_total",
-        "counter",
-        "Entries received again.",
-        &one(network.duplicates),
-    );
-    let rejected: Vec<(String, u64)> = Rejection::ALL
-        .iter()
-        .map(|reason| {
-            (
-                format!("{{reason=\"{}\"}}", reason.as_str()),
-                network.rejected(*reason),
-            )
-        })
-        .collect();
-    metric(
-        "entries_rejected_total",
-        "counter",
-        "Entries and charters from peers refused, by reason.",
-        &rejected,
-    );
-    metric(
-        "sync_fetched_entries_total",
-        "counter",
-        "Entries received in sync responses.",
-        &one(network.fetched_entries),
-    );
-    metric(
-        "sync_fetched_bytes_total",
-        "counter",
-        "Bytes of entries received in sync responses.",
-        &one(network.fetched_bytes),
-    );
-    metric(
-        "sync_served_entries_total",
-        "counter",
-        "Entries sent in sync responses.",
-        &one(network.served_entries),
-    );
-    let each_way = |received: u64, sent: u64| {
-        vec![
-            ("{direction=\"in\"}".to_owned(), received),
-            ("{direction=\"out\"}".to_owned(), sent),
-        ]
-    };
-    metric(
-        "transport_bytes_total",
-        "counter",
-        "Bytes on peer connections above TCP, everything included (protocol negotiation, \
-         Noise, yamux and every protocol's bytes).",
-        &each_way(
-            network.transport_bytes_received,
-            network.transport_bytes_sent,
-        ),
-    );
-    metric(
-        "sync_bytes_total",
-        "counter",
-        "Bytes of sync protocol frames (length and message; the framing around them is in \
-         transport_bytes_total only).",
-        &each_way(network.sync_bytes_received, network.sync_bytes_sent),
-    );
-    metric(
-        "pings_total",
-        "counter",
-        "Pings this node sent that were answered (32 bytes each way; peers ping this node \
-         about as often, unseen here).",
-        &one(network.pings),
-    );
-    metric(
-        "identify_total",
-        "counter",
-        "Identify messages received from peers (in) and sent to them (out).",
-        &each_way(network.identify_received, network.identify_sent),
-    );
-    metric(
-        "identify_received_bytes_estimated_total",
-        "counter",
-        "Size of the identify messages received, estimated from their fields (framing not \
-         included).",
-        &one(network.identify_received_bytes),
-    );
-    metric(
-        "queue_full_total",
-        "counter",
-        "Work dropped or refused because a bounded queue was full.",
-        &one(network.queue_full),
-    );
-    metric(
-        "peers_banned_total",
-        "counter",
-        "Peers banned for misbehaviour.",
-        &one(network.peers_banned),
-    );
-    metric(
-        "connections_refused_total",
-        "counter",
-        "Connections refused (incoming and outgoing), by reason.",
-        &[
-            (
-                "{reason=\"not-in-charter\"}".to_owned(),
-                network.refused_not_in_charter,
-            ),
-            ("{reason=\"blocked\"}".to_owned(), network.refused_blocked),
-            (
-                "{reason=\"over-limit\"}".to_owned(),
-                network.refused_over_limit,
-            ),
-            (
-                "{reason=\"ip-over-limit\"}".to_owned(),
-                network.refused_ip_over_limit,
-            ),
-        ],
-    );
-    metric(
-        "connections_pending_inbound",
-        "gauge",
-        "Incoming connections in their handshake now.",
-        &one(network.pending_inbound),
-    );
-    metric(
-        "sync_oversized_total",
-        "counter",
-        "Sync frames from peers refused by their announced length, before their body was \
-         read, by what they were.",
-        &[
-            (
-                "{frame=\"request\"}".to_owned(),
-                network.sync_oversized_requests,
-            ),
-            (
-                "{frame=\"response\"}".to_owned(),
-                network.sync_oversized_responses,
-            ),
-        ],
-    );
-    metric(
-        "sync_withheld_total",
-        "counter",
-        "Sync requests from members that may not read (roles.read false), answered without \
-         entries or feed heads: heads and range requests refused, reconcile requests \
-         answered with the charter in force only.",
-        &one(network.sync_withheld),
-    );
-    metric(
-        "reconcile_requests_total",
-        "counter",
-        "Reconcile requests sent to peers (anti-entropy rounds and their narrowing steps).",
-        &one(network.reconcile_requests),
-    );
-    metric(
-        "sync_failures_total",
-        "counter",
-        "Sync misbehaviour held against peers: answers that do not fit the question, \
-         reconciliations that do not narrow, stalls, feeds advertised and not served.",
-        &one(network.sync_failures),
-    );
-    metric(
-        "sync_timeouts_total",
-        "counter",
-        "Sync requests to peers that timed out.",
-        &one(network.sync_timeouts),
-    );
-    metric(
-        "sync_answers_over_limit_total",
-        "counter",
-        "Sync requests from peers refused because the peer held the most answers it may \
-         already; each is held against the peer.",
-        &one(network.sync_answers_over_limit),
-    );
-    metric(
-        "sync_slow_readers_total",
-        "counter",
-        "Sync answers dropped because the peer did not read them in time; each is held \
-         against the peer.",
-        &one(network.sync_slow_readers),
-    );
-    metric(
-        "sync_answers_held",
-        "gauge",
-        "Sync requests from peers being answered now (waiting, being read, going out).",
-        &one(network.sync_answers_held),
-    );
-    metric(
-        "sync_answer_bytes_held",
-        "gauge",
-        "Bytes of sync answers read and not yet taken by their peers.",
-        &one(network.sync_answer_bytes_held),
-    );
-    metric(
-        "regossiped_total",
-        "counter",
-        "Recent entries fetched by sync and gossiped again (likely missing elsewhere too).",
-        &one(network.regossiped),
-    );
-    metric(
-        "peers_pruned_total",
-        "counter",
-        "Links closed because the node held more than its peer target.",
-        &one(network.peers_pruned),
-    );
-    metric(
-        "equivocations_total",
-        "counter",
-        "Two entries seen for one place in a feed.",
-        &one(network.equivocations),
-    );
-    let sealed = vec![
-        ("{outcome=\"opened\"}".to_owned(), network.sealed_opened),
-        (
-            "{outcome=\"failed\"}".to_owned(),
-            network.sealed_open_failed,
-        ),
-        (
-            "{outcome=\"not-addressed\"}".to_owned(),
-            network.sealed_not_addressed,
-        ),
-    ];
-    metric(
-        "sealed_received_total",
-        "counter",
-        "Sealed entries from peers: opened (addressed to this organisation), failed (addressed \
-         to it but unreadable: no key, wrong key, bad body), not-addressed (relayed unread).",
-        &sealed,
-    );
-    metric(
-        "sealed_retried_total",
-        "counter",
-        "Unread sealed entries for this organisation tried again (when a key is added, and at \
-         start): opened, or failed again (each pass over an entry counts once).",
-        &[
-            (
-                "{outcome=\"opened\"}".to_owned(),
-                network.sealed_retry_opened,
-            ),
-            (
-                "{outcome=\"failed\"}".to_owned(),
-                network.sealed_retry_failed,
-            ),
-        ],
-    );
-    metric(
-        "feeds_equivocated",
-        "gauge",
-        "Feeds whose author was caught signing two entries for one place (evidence kept).",
-        &feeds.map_or_else(Vec::new, |feeds| {
-            one(feeds.iter().filter(|feed| feed.equivocated).count() as u64)
-        }),
-    );
-    metric(
-        "gossip_throttled_messages_total",
-        "counter",
-        "Gossip messages ignored because a rate limit was reached: by=\"peer\" (the \
-         forwarding peer's) or by=\"author\" (the feed author's, not charged to the forwarder).",
-        &[
-            ("{by=\"peer\"}".to_owned(), network.throttled_messages),
-            (
-                "{by=\"author\"}".to_owned(),
-                network.throttled_author_messages,
-            ),
-        ],
-    );
-    metric(
-        "gossip_throttled_bytes_total",
-        "counter",
-        "Bytes of gossip ignored because a rate limit was reached, by peer or author.",
-        &[
-            ("{by=\"peer\"}".to_owned(), network.throttled_bytes),
-            ("{by=\"author\"}".to_owned(), network.throttled_author_bytes),
-        ],
-    );
-    metric(
-        "clock_skew_witnesses",
-        "gauge",
-        "Organisations whose entries suggest this node's own clock is wrong (0: no suspicion).",
-        &one(network.clock.witnesses.len() as u64),
-    );
-    metric(
-        "api_auth_failures_total",
-        "counter",
-        "API requests refused 401, by why: no credentials, or a wrong token.",
-        &[
-            ("{reason=\"missing\"}".to_owned(), api.auth_missing),
-            ("{reason=\"wrong\"}".to_owned(), api.auth_wrong),
-        ],
-    );
-    metric(
-        "api_auth_throttled_total",
-        "counter",
-        "API requests refused 429 because their client failed authentication too often.",
-        &one(api.auth_throttled),
-    );
-    metric(
-        "api_browser_refused_total",
-        "counter",
-        "API requests refused as a browser led by another site sends them: 403 for an Origin \
-         not the API's own, 415 for a write of a media type its route does not read.",
-        &[
-            ("{reason=\"foreign-origin\"}".to_owned(), api.foreign_origin),
-            ("{reason=\"media-type\"}".to_owned(), api.media_type),
-        ],
-    );
-    metric(
-        "api_read_only_refused_total",
-        "counter",
-        "API requests refused 403 because their token may read only and their route writes.",
-        &one(api.read_only_refused),
-    );
-    metric(
-        "api_overloaded_total",
-        "counter",
-        "API requests refused 503 because the most allowed were being served.",
-        &one(api.overloaded),
-    );
-    metric(
-        "store_entries",
-        "gauge",
-        "Entries held.",
-        &store.map_or_else(Vec::new, |store| one(store.entries)),
-    );
-    metric(
-        "store_sealed_entries",
-        "gauge",
-        "Sealed entries held, readable here or not.",
-        &store.map_or_else(Vec::new, |store| one(store.sealed)),
-    );
-    metric(
-        "store_sealed_unread_entries",
-        "gauge",
-        "Sealed entries for this organisation held unread (no key opened them yet); tried \
-         again when a key is added and at start.",
-        &store.map_or_else(Vec::new, |store| one(store.unread)),
-    );
-    metric(
-        "store_records",
-        "gauge",
-        "Index records held (indicators, revocations, sightings).",
-        &store.map_or_else(Vec::new, |store| one(store.records)),
-    );
-    metric(
-        "store_bytes",
-        "gauge",
-        "Bytes the store uses on disk.",
-        &store.map_or_else(Vec::new, |store| one(store.bytes_on_disk)),
-    );
-    if let Some(free) = disk.free_bytes {
-        metric(
-            "store_disk_free_bytes",
-            "gauge",
-            "Free space on the store's filesystem.",
-            &one(free),
-        );
+    for metric in METRICS {
+        write_metric(&mut out, metric, &sources);
     }
-    metric(
-        "store_disk_reserve_bytes",
-        "gauge",
-        "Free space the store keeps: below it writes are refused.",
-        &one(disk.reserve_bytes),
-    );
-    metric(
-        "store_writes_refused_total",
-        "counter",
-        "Writes the store refused, by why (disk-full: free space under the reserve).",
-        &[(
-            "{reason=\"disk-full\"}".to_owned(),
-            disk.writes_refused_full,
-        )],
-    );
-    metric(
-        "store_write_failed",
-        "gauge",
-        "1 when a write failed and the store refuses writes until it has reopened from disk.",
-        &one(u64::from(disk.write_failed)),
-    );
-    // A store that cannot be read leaves these metrics without samples.
-    let feeds = feeds.unwrap_or_default();
-    let lag: Vec<(String, u64)> = feeds
-        .iter()
-        .map(|feed| {
-            (
-                format!("{{feed=\"{}\"}}", feed.author),
-                feed.highest.saturating_sub(feed.contiguous),
-            )
-        })
-        .collect();
-    let behind: Vec<(String, u64)> = feeds
-        .iter()
-        .map(|feed| {
-            let advertised = network.advertised.get(&feed.author).copied().unwrap_or(0);
-            (
-                format!("{{feed=\"{}\"}}", feed.author),
-                advertised.saturating_sub(feed.contiguous),
-            )
-        })
-        .collect();
-    metric(
-        "feed_lag_entries",
-        "gauge",
-        "Per feed, entries this node lacks up to the highest a peer has shown it.",
-        &behind,
-    );
-    metric(
-        "feed_missing_entries",
-        "gauge",
-        "Per feed, entries missing below the highest one held (gaps still to fetch).",
-        &lag,
-    );
-    // A Prometheus histogram: cumulative buckets in seconds, a sum and a count.
-    let _ = writeln!(
-        out,
-        "# HELP threatmesh_ingest_seconds Time from receiving an entry to its verdict \
-         (checks and storage; the fsync comes after the verdict)."
-    );
-    let _ = writeln!(out, "# TYPE threatmesh_ingest_seconds histogram");
+    out
+}
+
+/// Writes `metric`'s HELP, TYPE and samples (none of them if it is left out).
+fn write_metric(out: &mut String, metric: &Metric, sources: &Sources<'_>) {
+    let name = metric.name;
+    if let Read::IfKnown(read) = metric.read
+        && read(sources).is_none()
+    {
+        return;
+    }
+    let _ = writeln!(out, "# HELP threatmesh_{name} {}", metric.help);
+    let _ = writeln!(out, "# TYPE threatmesh_{name} {}", metric.kind.as_str());
+    match &metric.read {
+        Read::Value(read) => {
+            let _ = writeln!(out, "threatmesh_{name} {}", read(sources));
+        }
+        Read::Known(read) | Read::IfKnown(read) => {
+            if let Some(value) = read(sources) {
+                let _ = writeln!(out, "threatmesh_{name} {value}");
+            }
+        }
+        Read::By { label, values } => {
+            for (value, read) in *values {
+                let _ = writeln!(
+                    out,
+                    "threatmesh_{name}{{{label}=\"{value}\"}} {}",
+                    read(sources)
+                );
+            }
+        }
+        Read::Each { label, samples } => {
+            for (value, sample) in samples(sources) {
+                let _ = writeln!(out, "threatmesh_{name}{{{label}=\"{value}\"}} {sample}");
+            }
+        }
+        Read::Signed(read) => {
+            let _ = writeln!(out, "threatmesh_{name} {}", read(sources));
+        }
+        Read::IngestHistogram => write_ingest_histogram(out, name, sources.network),
+    }
+}
+
+/// The samples of the ingest latency histogram: cumulative buckets in seconds, a sum and
+/// a count.
+fn write_ingest_histogram(out: &mut String, name: &str, network: &Snapshot) {
     let mut cumulative = 0;
     for (index, count) in network.ingest_buckets.iter().enumerate() {
         cumulative += count;
@@ -454,28 +600,12 @@ pub(super) fn render(
         );
         let _ = writeln!(
             out,
-            "threatmesh_ingest_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            "threatmesh_{name}_bucket{{le=\"{bound}\"}} {cumulative}"
         );
     }
     let sum = network.ingest_micros_sum as f64 / 1e6;
-    let _ = writeln!(out, "threatmesh_ingest_seconds_sum {sum}");
-    let _ = writeln!(out, "threatmesh_ingest_seconds_count {cumulative}");
-    // Signed, so written by hand like the histogram.
-    let _ = writeln!(
-        out,
-        "# HELP threatmesh_clock_suspected_offset_seconds How far this node's clock seems off \
-         from the organisations' clocks (negative: behind; 0: no suspicion). Fix NTP if not 0."
-    );
-    let _ = writeln!(
-        out,
-        "# TYPE threatmesh_clock_suspected_offset_seconds gauge"
-    );
-    let _ = writeln!(
-        out,
-        "threatmesh_clock_suspected_offset_seconds {}",
-        network.clock.suspected_offset_secs.unwrap_or(0)
-    );
-    out
+    let _ = writeln!(out, "threatmesh_{name}_sum {sum}");
+    let _ = writeln!(out, "threatmesh_{name}_count {cumulative}");
 }
 
 #[cfg(test)]
