@@ -11,7 +11,7 @@
 //! 403 for a request from another origin's page or a write with a read token, 413 for a
 //! body or value list over the limit, 415 for a write of the wrong media type, 422 for
 //! JSON that breaks a rule (it names the value and why), 500/503 for the node's own
-//! failures. The API depends on the store and the network [`Client`] only.
+//! failures. The API depends on the store and the network [`Client`](crate::network::Client) only.
 //!
 //! The MISP feed under `/misp/feed/` (`misp_feed`) authenticates on its own: it also
 //! takes MISP's bare `Authorization: <token>` and feed tokens (`api.feed_tokens`), which

@@ -92,19 +92,19 @@ impl ApiState {
 }
 
 /// Keeps the TAXII object index up with the store in the background (see
-/// `taxii::keep_indexed`); spawn it beside [`serve`]. Runs until the runtime stops.
+/// `taxii::keep_indexed`); spawn it beside [`serve`](super::serve). Runs until the runtime stops.
 pub async fn keep_taxii_index(state: ApiState) {
     taxii::keep_indexed(state).await;
 }
 
 /// Keeps the web console's record of the last hour (the Activity page's charts and the
-/// peers' connection history); spawn it beside [`serve`]. Runs until the node stops.
+/// peers' connection history); spawn it beside [`serve`](super::serve). Runs until the node stops.
 pub async fn keep_console_activity(state: ApiState) {
     ui::keep_sampling(state).await;
 }
 
 /// Keeps the MISP feed's index up with the store in the background (see `misp_feed`), so
-/// a MISP's first poll after a start is answered at once; spawn it beside [`serve`] on a
+/// a MISP's first poll after a start is answered at once; spawn it beside [`serve`](super::serve) on a
 /// node that serves a MISP. Runs until the runtime stops.
 pub async fn keep_misp_feed_index(state: ApiState) {
     misp_feed::keep_indexed(state).await;

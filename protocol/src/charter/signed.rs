@@ -107,7 +107,7 @@ impl SignedCharter {
 
     /// Whether this charter should replace `other` as the one a node applies: a higher
     /// version wins; between two valid rival versions (only possible if a steward signed
-    /// both), the smaller id wins, so every node settles on the same one. [`History`]
+    /// both), the smaller id wins, so every node settles on the same one. [`History`](super::History)
     /// names the charter in force by this order.
     pub fn supersedes(&self, other: &SignedCharter) -> bool {
         (self.charter.version, std::cmp::Reverse(self.id))

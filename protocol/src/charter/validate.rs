@@ -15,7 +15,7 @@ impl Charter {
     /// Checks the structural rules: sizes (the whole charter, with a signature from every
     /// steward, must fit one gossip message), uniqueness, a majority threshold,
     /// certificates belong to their member. Signatures are checked by
-    /// [`SignedCharter::verify_genesis`] and [`SignedCharter::verify_successor`].
+    /// [`SignedCharter::verify_genesis`](super::SignedCharter::verify_genesis) and [`SignedCharter::verify_successor`](super::SignedCharter::verify_successor).
     pub fn validate(&self) -> Result<(), InvalidCharter> {
         let fail = |reason: String| Err(InvalidCharter(reason));
         check_text("name", &self.name)?;

@@ -12,7 +12,7 @@
 //! - the value column is the header's `value`, `indicator` or `ioc` column, else the
 //!   first; a header `kind` column (as [`export`] writes) forces each row's kind, a `tlp`
 //!   column marks each row;
-//! - each value's kind is detected ([`Value::detect`], defanged forms accepted).
+//! - each value's kind is detected ([`Value::detect`](threatmesh_protocol::Value::detect), defanged forms accepted).
 //!
 //! Blank lines and lines starting with `#` are skipped; a UTF-8 byte order mark is
 //! dropped. Every other line is read and either becomes an indicator (valid from `now`,

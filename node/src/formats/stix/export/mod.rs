@@ -45,7 +45,7 @@ const INDICATOR_TYPES: [&str; 7] = [
 /// organisation's entries are the ones it signed itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeptIds {
-    /// Nobody's: every kept id is exported namespaced by its publisher ([`kept_id`]).
+    /// Nobody's: every kept id is exported namespaced by its publisher ([`kept_id`](super::kept_id)).
     /// For exporters that do not know which organisation they serve.
     Namespaced,
     /// Those of this organisation, the exporting node's own; every other organisation's
