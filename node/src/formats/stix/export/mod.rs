@@ -7,6 +7,8 @@
 //! The TAXII server pages these objects at high rates, so each object is built once,
 //! straight into its map, with no intermediate structs.
 
+mod objects;
+
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
@@ -14,8 +16,6 @@ use threatmesh_protocol::item::Item;
 use threatmesh_protocol::{Body, Entry, Hash, PublicKey, Timestamp, Value as Indicated};
 
 use super::{bundle_id, identity_id, marking, sighting_id, timestamp};
-mod objects;
-
 use objects::Common;
 pub(super) use objects::reason_name;
 
