@@ -1,14 +1,20 @@
+use std::sync::Arc;
+
+use axum::Router;
 use axum::body::Body as HttpBody;
-use axum::http::{Request as HttpRequest, StatusCode};
+use axum::http::{HeaderMap, Method, Request as HttpRequest, StatusCode, header};
 use http_body_util::BodyExt;
+use threatmesh_protocol::bundle::{Distribution, Tlp};
 use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
-use threatmesh_protocol::{PublicKey, SignedCharter, SigningKey, Timestamp};
+use threatmesh_protocol::item::Item;
+use threatmesh_protocol::{Hash, Kind, PublicKey, SignedCharter, SigningKey, Timestamp};
 use tower::ServiceExt;
 
+use super::router::writes;
 use super::*;
 use crate::formats::stix;
 use crate::network;
-use crate::store::Options;
+use crate::store::{Options, Store};
 
 pub(super) const TOKEN: &str = "s3cret-token";
 

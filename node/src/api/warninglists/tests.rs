@@ -1,11 +1,12 @@
 #![allow(clippy::unwrap_used)]
 
+use axum::Router;
 use serde_json::Value as Json;
 
+use super::super::router;
 use super::super::tests::{
     TOKEN, call, collection_url, node_parts_listing, raw, stix_indicator, taxii,
 };
-use super::super::{Router, router};
 use crate::warninglists::Warninglists;
 
 /// A node checking against the default set, with its router.
