@@ -3,11 +3,11 @@ use std::sync::Arc;
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::entry::{Body, FeedHead, SignedEntry};
 use threatmesh_protocol::item::{Indicator, Item, Revocation, RevocationReason, Sighting};
+use threatmesh_protocol::testing::{T0, key};
 use threatmesh_protocol::{Hash, Kind, PublicKey, SigningKey, Timestamp, Value};
 
 use super::*;
 
-const T0: Timestamp = Timestamp(1_700_000_000_000);
 const FEDERATION: Hash = Hash([0xfe; 32]);
 
 fn temporary() -> Store {
@@ -19,10 +19,6 @@ fn temporary() -> Store {
         },
     )
     .unwrap()
-}
-
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
 }
 
 fn org(seed: u8) -> PublicKey {
