@@ -1,4 +1,5 @@
-//! What the network's unit tests share: a one-member charter and a temporary store.
+//! What the network's unit tests share: a one-member charter and seeded peer ids. (Their
+//! temporary store is [`crate::store::Store::temporary`].)
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
@@ -6,25 +7,10 @@ use libp2p::PeerId;
 use threatmesh_protocol::testing::{key, one_member_charter};
 use threatmesh_protocol::{SignedCharter, SigningKey};
 
-use crate::store::{Options, Store};
-
 /// A charter whose one member, organisation key `[1; 32]`, has the node `node`, may publish
-/// and read, and has no encryption key.
-/// Its steward's key is `[3; 32]`.
+/// and read, and has no encryption key; its steward's key is `[3; 32]`.
 pub(crate) fn charter(node: &SigningKey) -> SignedCharter {
     one_member_charter("network unit tests", "CERT-T", "XX", &key(1), node, &key(3))
-}
-
-/// A store that vanishes when dropped.
-pub(crate) fn temporary_store() -> Store {
-    Store::open(
-        tempfile::tempdir().unwrap().keep(),
-        &Options {
-            temporary: true,
-            ..Options::default()
-        },
-    )
-    .unwrap()
 }
 
 /// The peer id of node key `[index; 32]`: distinct and the same in every run.

@@ -309,9 +309,9 @@ mod tests {
         mpsc::Receiver<Vec<u8>>,
         Gossip,
     ) {
-        let key = SigningKey::from_bytes(&[2; 32]);
+        let key = threatmesh_protocol::testing::key(2);
         let charter = Arc::new(testing::charter(&key));
-        let publisher = Publisher::new(key, testing::temporary_store(), Clock::system());
+        let publisher = Publisher::new(key, crate::store::Store::temporary(), Clock::system());
         let (sender, gossiped) = mpsc::channel(64);
         (Arc::new(publisher), charter, gossiped, Gossip(sender))
     }

@@ -23,7 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// `author`.
 fn checker(author: &SigningKey) -> Checker {
     let skew = Duration::from_secs(300);
-    let store = testing::temporary_store();
+    let store = crate::store::Store::temporary();
     let charter = testing::charter(author);
     Checker {
         charters: Arc::new(Charters::load(store.clone(), charter.clone()).unwrap()),
