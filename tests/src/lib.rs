@@ -22,6 +22,7 @@ use threatmesh_node::network::{self, Client};
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
 use threatmesh_protocol::item::{Indicator, Item};
+use threatmesh_protocol::testing;
 use threatmesh_protocol::{
     EncryptionSecret, Hash, Kind, PublicKey, SignedCharter, SigningKey, Timestamp, Value,
 };
@@ -73,21 +74,17 @@ pub struct Federation {
     pub genesis: SignedCharter,
 }
 
-/// A fixed point in time the certificates are valid around.
+/// A fixed point in time the certificates are valid around: the kit's [`testing::T0`].
 pub fn epoch() -> Timestamp {
-    Timestamp(1_700_000_000_000)
+    testing::T0
 }
 
 impl Federation {
     /// `members` organisations with one node each, all active.
     pub fn new(members: u8) -> Federation {
-        let steward = SigningKey::from_bytes(&[0xc0; 32]);
-        let orgs: Vec<SigningKey> = (0..members)
-            .map(|i| SigningKey::from_bytes(&[0x80 + i; 32]))
-            .collect();
-        let nodes: Vec<SigningKey> = (0..members)
-            .map(|i| SigningKey::from_bytes(&[0x40 + i; 32]))
-            .collect();
+        let steward = testing::key(0xc0);
+        let orgs: Vec<SigningKey> = (0..members).map(|i| testing::key(0x80 + i)).collect();
+        let nodes: Vec<SigningKey> = (0..members).map(|i| testing::key(0x40 + i)).collect();
         let encryption: Vec<EncryptionSecret> = (0..members)
             .map(|i| EncryptionSecret::from_bytes([0x20 + i; 32]))
             .collect();
@@ -416,9 +413,7 @@ pub async fn http_get(address: std::net::SocketAddr, path: &str) -> Result<(u16,
 pub fn indicators(first: u32, count: u32) -> Vec<Item> {
     (first..first + count)
         .map(|n| {
-            let [_, b, c, d] = n.to_be_bytes();
-            let value =
-                Value::parse(Kind::Ipv4, &format!("10.{b}.{c}.{d}")).expect("a valid ipv4 address");
+            let value = Value::parse(Kind::Ipv4, &testing::ipv4(n)).expect("a valid ipv4 address");
             Item::Indicator(Indicator::new(value, epoch()))
         })
         .collect()

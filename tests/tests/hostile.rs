@@ -631,7 +631,7 @@ async fn outsider_dialling_hundreds_of_times_is_refused_and_counted() {
     net.wait_for_mesh().await.unwrap();
     let victim = &net.nodes[0];
     let before = victim.client.metrics();
-    let outsider = threatmesh_protocol::SigningKey::from_bytes(&[0x99; 32]);
+    let outsider = threatmesh_protocol::testing::key(0x99);
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(outsider.to_bytes()).unwrap();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()

@@ -91,7 +91,7 @@ async fn late_node_catches_up_without_fetching_anything_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_outside_the_charter_cannot_connect_and_receives_nothing() {
     let net = TestNet::line(2).await.unwrap();
-    let outsider_key = threatmesh_protocol::SigningKey::from_bytes(&[0x11; 32]);
+    let outsider_key = threatmesh_protocol::testing::key(0x11);
     let mut outsider = threatmesh_tests::RawPeer::new(&outsider_key, net.federation.id()).unwrap();
     // The member refuses it as soon as the handshake names it: no subscription, no data.
     assert!(!outsider.try_connect(&net.nodes[0]).await.unwrap());

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use threatmesh_node::network::RELAY_TARGET;
 use threatmesh_node::short_peer_id;
 use threatmesh_tests::TestNet;
 
@@ -36,8 +37,11 @@ async fn four_nodes_log_each_in_its_own_span() {
     let captured = Captured::default();
     let writer = captured.clone();
     // Before the test net starts, so its own `try_init` leaves this subscriber in place.
+    // The relay line is a debug line from the ingest pipeline's blocking threads.
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("threatmesh_node=info"))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "threatmesh_node=info,{RELAY_TARGET}=debug"
+        )))
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .try_init()
@@ -48,7 +52,7 @@ async fn four_nodes_log_each_in_its_own_span() {
     net.wait_everywhere(&ids).await.unwrap();
     let log = captured.text();
 
-    for node in &net.nodes {
+    for (index, node) in net.nodes.iter().enumerate() {
         let span = format!("node{{node={}}}", short_peer_id(&node.client.peer_id()));
         let lines: Vec<&str> = log.lines().filter(|line| line.contains(&span)).collect();
         // The composition root, the event loop and the mesh each said something in it.
@@ -58,11 +62,24 @@ async fn four_nodes_log_each_in_its_own_span() {
                 "no {said:?} in span {span}:\n{log}"
             );
         }
+        // So did the ingest pipeline of each node the entries reached by gossip.
+        if index > 0 {
+            assert!(
+                lines
+                    .iter()
+                    .any(|line| line.contains(RELAY_TARGET) && line.contains("forwarding")),
+                "no relay line in span {span}:\n{log}"
+            );
+        }
     }
-    // And the event loop, the API and the tasks beside them log nowhere else.
+    // And the event loop, the ingest pipeline, the API and the tasks beside them log
+    // nowhere else.
     let outside: Vec<&str> = log
         .lines()
-        .filter(|line| line.contains("threatmesh_node") && !line.contains("node{node="))
+        .filter(|line| {
+            (line.contains("threatmesh_node") || line.contains(RELAY_TARGET))
+                && !line.contains("node{node=")
+        })
         .collect();
     assert!(
         outside.is_empty(),

@@ -157,7 +157,10 @@ pub(super) async fn export(
     let (sender, receiver) = mpsc::channel(EXPORT_CHUNKS_CAP);
     let store = state.store.clone();
     let counters = state.client.archive_counters();
+    // Blocking threads start outside any span: carry the node's along.
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _span = span.enter();
         let writer = Writer {
             store: &store,
             charter: &charter,

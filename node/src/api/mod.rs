@@ -72,11 +72,12 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Most values one bulk lookup may ask about.
 pub const MAX_LOOKUP_VALUES: usize = 100_000;
 
-/// Runs store work off the async threads.
+/// Runs store work off the async threads, in the request's span (the node's).
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
         .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))
 }

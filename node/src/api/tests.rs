@@ -5,9 +5,10 @@ use axum::body::Body as HttpBody;
 use axum::http::{HeaderMap, Method, Request as HttpRequest, StatusCode, header};
 use http_body_util::BodyExt;
 use threatmesh_protocol::bundle::{Distribution, Tlp};
-use threatmesh_protocol::charter::{Charter, Member, NodeCertificate, Roles, Status};
+use threatmesh_protocol::charter::{Charter, Member};
 use threatmesh_protocol::item::Item;
-use threatmesh_protocol::{Hash, Kind, PublicKey, SignedCharter, SigningKey, Timestamp};
+use threatmesh_protocol::testing::key;
+use threatmesh_protocol::{Kind, PublicKey, SignedCharter, Timestamp};
 use tower::ServiceExt;
 
 use super::router::writes;
@@ -50,41 +51,18 @@ pub(crate) fn node_parts_listing(
 ) -> (ApiState, Store, tempfile::TempDir, network::EventLoop) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &Options::default()).unwrap();
-    let (steward, org, node) = (
-        SigningKey::from_bytes(&[1; 32]),
-        SigningKey::from_bytes(&[2; 32]),
-        SigningKey::from_bytes(&[3; 32]),
+    let (steward, org, node) = (key(1), key(2), key(3));
+    let mut member = Member::founding(
+        &org,
+        "CERT-XX",
+        "XX",
+        PublicKey::of(&node),
+        Timestamp(1),
+        Timestamp(u64::MAX),
     );
-    let mut charter = SignedCharter::propose(Charter {
-        federation: Hash::default(),
-        name: "API test".into(),
-        version: 1,
-        previous: None,
-        issued: Timestamp(1),
-        stewards: vec![PublicKey::of(&steward)],
-        threshold: 1,
-        members: vec![Member {
-            org: PublicKey::of(&org),
-            name: "CERT-XX".into(),
-            country: "XX".into(),
-            roles: Roles {
-                publish: true,
-                read: true,
-            },
-            status: Status::Active,
-            nodes: vec![NodeCertificate::issue(
-                &org,
-                PublicKey::of(&node),
-                Timestamp(1),
-                Timestamp(u64::MAX),
-            )],
-            cutoffs: vec![],
-            addresses: vec![],
-            encryption_key: Some(encryption().public_key()),
-        }],
-    })
-    .unwrap();
-    charter.sign(&steward);
+    member.encryption_key = Some(encryption().public_key());
+    let charter =
+        SignedCharter::genesis_by(&steward, "API test", Timestamp(1), vec![member]).unwrap();
     store.put_charter(&charter).unwrap();
     let config = network::Config {
         encryption_keys: vec![encryption()],
@@ -103,7 +81,7 @@ fn encryption() -> threatmesh_protocol::EncryptionSecret {
 
 /// The organisation's id, in hex.
 pub(super) fn own_org() -> String {
-    PublicKey::of(&SigningKey::from_bytes(&[2; 32])).to_string()
+    PublicKey::of(&key(2)).to_string()
 }
 
 pub(super) async fn call(
@@ -1175,7 +1153,7 @@ async fn taxii_index_catches_up_in_the_background_without_a_request() {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let newest = store.last_added_key().unwrap().unwrap();
-    let own = PublicKey::of(&SigningKey::from_bytes(&[2; 32]));
+    let own = PublicKey::of(&key(2));
     let index = crate::store::ObjectIndex::new(&store, Some(own), Arc::default());
     let reached = || index.reached().unwrap();
     assert_eq!(reached(), None, "nothing indexed before the indexer runs");
@@ -1559,8 +1537,8 @@ fn foreign_entry(
     indicators: &[(&str, Option<&str>)],
 ) -> PublicKey {
     use threatmesh_protocol::item::Indicator;
-    let org = PublicKey::of(&SigningKey::from_bytes(&[org_seed; 32]));
-    let node = SigningKey::from_bytes(&[org_seed.wrapping_add(1); 32]);
+    let org = PublicKey::of(&key(org_seed));
+    let node = key(org_seed.wrapping_add(1));
     let items = indicators
         .iter()
         .map(|(address, kept)| {
@@ -1624,7 +1602,7 @@ fn listed_indicators(answer: &serde_json::Value) -> Vec<(String, String, String)
 #[tokio::test]
 async fn a_member_cannot_replace_another_organisations_objects_in_taxii() {
     let (router, store, _dir) = node().await;
-    let own = PublicKey::of(&SigningKey::from_bytes(&[2; 32]));
+    let own = PublicKey::of(&key(2));
     let a = stix::identity_id(&own);
     let shared = collection_url(&router, false).await;
     // This node's organisation, A, publishes one object with its own STIX id (over
@@ -1741,7 +1719,7 @@ async fn a_member_cannot_replace_another_organisations_objects_in_taxii() {
 #[tokio::test]
 async fn two_organisations_objects_under_one_id_stay_apart_in_taxii() {
     let (router, store, _dir) = node().await;
-    let own = PublicKey::of(&SigningKey::from_bytes(&[2; 32]));
+    let own = PublicKey::of(&key(2));
     let a = stix::identity_id(&own);
     let shared = collection_url(&router, false).await;
     // Member B publishes a value; its object's id is derived from B and the value.
@@ -1967,7 +1945,7 @@ async fn next_charter(router: &Router) -> String {
         ..current.charter().clone()
     })
     .unwrap();
-    next.sign(&SigningKey::from_bytes(&[1; 32]));
+    next.sign(&key(1));
     serde_json::to_string(&CharterFile::of(&next)).unwrap()
 }
 

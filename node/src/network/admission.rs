@@ -94,7 +94,7 @@ impl GossipAdmission {
 mod tests {
     #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
-    use threatmesh_protocol::SigningKey;
+    use threatmesh_protocol::testing::public as author;
 
     use super::*;
 
@@ -105,10 +105,6 @@ mod tests {
             bytes_per_sec: 0,
             byte_burst: 1 << 30,
         }
-    }
-
-    fn author(seed: u8) -> PublicKey {
-        PublicKey::of(&SigningKey::from_bytes(&[seed; 32]))
     }
 
     #[test]

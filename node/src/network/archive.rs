@@ -265,7 +265,9 @@ impl Client {
         payloads: Vec<Vec<u8>>,
     ) -> Result<Vec<EntryImport>, ClientError> {
         let importer = self.importer.clone();
-        tokio::task::spawn_blocking(move || importer.entries(payloads))
+        // Blocking threads start outside any span: carry the node's along.
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| importer.entries(payloads)))
             .await
             .map_err(|error| ClientError::Internal(error.to_string()))?
     }
@@ -278,9 +280,11 @@ impl Client {
         payload: Vec<u8>,
     ) -> Result<CharterImport, ClientError> {
         let importer = self.importer.clone();
-        let (outcome, in_force) = tokio::task::spawn_blocking(move || importer.charter(&payload))
-            .await
-            .map_err(|error| ClientError::Internal(error.to_string()))?;
+        let span = tracing::Span::current();
+        let (outcome, in_force) =
+            tokio::task::spawn_blocking(move || span.in_scope(|| importer.charter(&payload)))
+                .await
+                .map_err(|error| ClientError::Internal(error.to_string()))?;
         if let Some(charter) = in_force {
             self.ask(|reply| Command::ApplyCharter { charter, reply })
                 .await?;

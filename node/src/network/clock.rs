@@ -266,13 +266,11 @@ fn describe(offset_secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use threatmesh_protocol::testing::public as org;
+
     use super::*;
 
     const HOUR_MS: u64 = 3_600_000;
-
-    fn org(n: u8) -> PublicKey {
-        PublicKey::of(&threatmesh_protocol::SigningKey::from_bytes(&[n; 32]))
-    }
 
     #[test]
     fn a_skewed_clock_follows_its_offset_and_clones_share_it() {

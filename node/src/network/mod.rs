@@ -364,7 +364,9 @@ impl Client {
         let version = charter.charter().version;
         let payload = charter.to_payload();
         let charters = Arc::clone(&self.charters);
-        let taken = tokio::task::spawn_blocking(move || charters.take(charter))
+        // Blocking threads start outside any span: carry the node's along.
+        let span = tracing::Span::current();
+        let taken = tokio::task::spawn_blocking(move || span.in_scope(|| charters.take(charter)))
             .await
             .map_err(|error| ClientError::Internal(error.to_string()))??;
         match taken {

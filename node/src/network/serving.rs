@@ -101,14 +101,15 @@ pub(crate) fn read_answer(
 mod tests {
     #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
-    use threatmesh_protocol::{Hash, SigningKey};
+    use threatmesh_protocol::Hash;
+    use threatmesh_protocol::testing::key;
 
     use super::super::testing;
     use super::*;
 
     #[test]
     fn a_member_that_may_not_read_gets_no_heads_nor_entries_but_charters() {
-        let charter = testing::charter(&SigningKey::from_bytes(&[2; 32]));
+        let charter = testing::charter(&key(2));
         let federation = charter.federation();
         let reconcile = Request::Reconcile {
             federation,

@@ -1,41 +1,16 @@
-//! What the network's unit tests share: a one-member charter and a temporary store.
+//! What the network's unit tests share: a one-member charter and seeded peer ids. (Their
+//! temporary store is [`crate::store::Store::temporary`].)
 
 #![allow(clippy::unwrap_used)] // tests unwrap what they built themselves
 
 use libp2p::PeerId;
-use threatmesh_protocol::charter::Member;
-use threatmesh_protocol::{PublicKey, SignedCharter, SigningKey, Timestamp};
-
-use crate::store::{Options, Store};
+use threatmesh_protocol::testing::{key, one_member_charter};
+use threatmesh_protocol::{SignedCharter, SigningKey};
 
 /// A charter whose one member, organisation key `[1; 32]`, has the node `node`, may publish
-/// and read, and has no encryption key.
+/// and read, and has no encryption key; its steward's key is `[3; 32]`.
 pub(crate) fn charter(node: &SigningKey) -> SignedCharter {
-    let (steward, org) = (
-        SigningKey::from_bytes(&[3; 32]),
-        SigningKey::from_bytes(&[1; 32]),
-    );
-    let member = Member::founding(
-        &org,
-        "CERT-T",
-        "XX",
-        PublicKey::of(node),
-        Timestamp(1),
-        Timestamp(u64::MAX),
-    );
-    SignedCharter::genesis_by(&steward, "network unit tests", Timestamp(1), vec![member]).unwrap()
-}
-
-/// A store that vanishes when dropped.
-pub(crate) fn temporary_store() -> Store {
-    Store::open(
-        tempfile::tempdir().unwrap().keep(),
-        &Options {
-            temporary: true,
-            ..Options::default()
-        },
-    )
-    .unwrap()
+    one_member_charter("network unit tests", "CERT-T", "XX", &key(1), node, &key(3))
 }
 
 /// The peer id of node key `[index; 32]`: distinct and the same in every run.

@@ -15,7 +15,7 @@ use threatmesh_protocol::entry::Body;
 use threatmesh_protocol::seal::SealContext;
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{Instrument as _, debug, info, warn};
 
 use super::clock::ClockWatch;
 use super::keyring::Keyring;
@@ -93,13 +93,17 @@ pub(crate) fn spawn(retrier: Retrier) -> Trigger {
     let (sender, mut receiver) = mpsc::channel(TRIGGER_CAP);
     let trigger = Trigger(sender);
     trigger.pull();
-    tokio::spawn(async move {
-        while receiver.recv().await.is_some() {
-            if let Err(error) = retrier.pass().await {
-                warn!(%error, "trying unread sealed entries again stopped; the next key added or restart resumes it");
+    // A task starts outside any span: it keeps the one it is spawned in (the node's).
+    tokio::spawn(
+        async move {
+            while receiver.recv().await.is_some() {
+                if let Err(error) = retrier.pass().await {
+                    warn!(%error, "trying unread sealed entries again stopped; the next key added or restart resumes it");
+                }
             }
         }
-    });
+        .in_current_span(),
+    );
     trigger
 }
 
@@ -119,7 +123,8 @@ impl Retrier {
             return Ok(());
         }
         let store = self.store.clone();
-        let waiting = tokio::task::spawn_blocking(move || store.stats())
+        let span = tracing::Span::current();
+        let waiting = tokio::task::spawn_blocking(move || span.in_scope(|| store.stats()))
             .await??
             .unread;
         if waiting == 0 {
@@ -134,7 +139,10 @@ impl Retrier {
         let mut after = None;
         loop {
             let retrier = self.clone();
-            let step = tokio::task::spawn_blocking(move || retrier.step(after, org)).await??;
+            let span = tracing::Span::current();
+            let step =
+                tokio::task::spawn_blocking(move || span.in_scope(|| retrier.step(after, org)))
+                    .await??;
             let before = opened + failed;
             opened += step.opened;
             failed += step.failed;

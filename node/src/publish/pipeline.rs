@@ -86,7 +86,10 @@ impl Publisher {
     {
         let next = Arc::clone(&self.next).lock_owned().await;
         let publisher = Arc::clone(self);
+        // Blocking threads start outside any span: carry the node's along.
+        let span = tracing::Span::current();
         let (written, turn) = tokio::task::spawn_blocking(move || {
+            let _span = span.enter();
             let _next = next;
             let written = publisher.sign_and_append(&charter, bundles);
             // Taken before the lock is released, so turns follow seq order.
@@ -97,7 +100,8 @@ impl Publisher {
         .map_err(internal)?;
         if let Some(ticket) = written.ticket {
             let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.wait_durable(ticket))
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || span.in_scope(|| store.wait_durable(ticket)))
                 .await
                 .map_err(internal)??;
         }
@@ -305,9 +309,9 @@ mod tests {
         mpsc::Receiver<Vec<u8>>,
         Gossip,
     ) {
-        let key = SigningKey::from_bytes(&[2; 32]);
+        let key = threatmesh_protocol::testing::key(2);
         let charter = Arc::new(testing::charter(&key));
-        let publisher = Publisher::new(key, testing::temporary_store(), Clock::system());
+        let publisher = Publisher::new(key, crate::store::Store::temporary(), Clock::system());
         let (sender, gossiped) = mpsc::channel(64);
         (Arc::new(publisher), charter, gossiped, Gossip(sender))
     }

@@ -221,6 +221,21 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A store in a new directory that vanishes when dropped: what unit tests (the store's
+    /// and the network's) start from.
+    #[cfg(test)]
+    #[allow(clippy::unwrap_used)] // a test that cannot make a store fails here
+    pub(crate) fn temporary() -> Store {
+        Store::open(
+            tempfile::tempdir().unwrap().keep(),
+            &Options {
+                temporary: true,
+                ..Options::default()
+            },
+        )
+        .unwrap()
+    }
+
     /// Where the store lives.
     pub fn path(&self) -> &Path {
         &self.inner.path

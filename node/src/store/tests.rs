@@ -3,27 +3,10 @@ use std::sync::Arc;
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::entry::{Body, FeedHead, SignedEntry};
 use threatmesh_protocol::item::{Indicator, Item, Revocation, RevocationReason, Sighting};
+use threatmesh_protocol::testing::{FEDERATION, T0, key};
 use threatmesh_protocol::{Hash, Kind, PublicKey, SigningKey, Timestamp, Value};
 
 use super::*;
-
-const T0: Timestamp = Timestamp(1_700_000_000_000);
-const FEDERATION: Hash = Hash([0xfe; 32]);
-
-fn temporary() -> Store {
-    Store::open(
-        tempfile::tempdir().unwrap().keep(),
-        &Options {
-            temporary: true,
-            ..Options::default()
-        },
-    )
-    .unwrap()
-}
-
-fn key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
-}
 
 fn org(seed: u8) -> PublicKey {
     PublicKey([seed; 32])
@@ -69,7 +52,7 @@ fn feed(author: &SigningKey, count: u64) -> Vec<SignedEntry> {
 
 #[test]
 fn stored_entry_is_found_by_value_and_id() {
-    let store = temporary();
+    let store = Store::temporary();
     let value = ip("192.0.2.1");
     let entry = entry_after(&key(1), None, T0, vec![assert_item(&value)]);
     assert_eq!(store.ingest(&entry, org(1), T0).unwrap(), Ingest::Stored);
@@ -102,7 +85,7 @@ fn stored_entry_is_found_by_value_and_id() {
 
 #[test]
 fn ingesting_twice_is_a_duplicate_and_writes_nothing() {
-    let store = temporary();
+    let store = Store::temporary();
     let entry = feed(&key(1), 1).remove(0);
     assert_eq!(store.ingest(&entry, org(1), T0).unwrap(), Ingest::Stored);
     let before = store.stats().unwrap();
@@ -117,7 +100,7 @@ fn ingesting_twice_is_a_duplicate_and_writes_nothing() {
 
 #[test]
 fn gap_is_reported_then_filled() {
-    let store = temporary();
+    let store = Store::temporary();
     let author = key(1);
     let entries = feed(&author, 5);
     let feed_author = PublicKey::of(&author);
@@ -154,7 +137,7 @@ fn gap_is_reported_then_filled() {
 
 #[test]
 fn first_entry_after_nothing_is_a_gap_from_one() {
-    let store = temporary();
+    let store = Store::temporary();
     let entries = feed(&key(1), 3);
     assert_eq!(
         store.ingest(&entries[2], org(1), T0).unwrap(),
@@ -165,7 +148,7 @@ fn first_entry_after_nothing_is_a_gap_from_one() {
 
 #[test]
 fn equivocation_keeps_both_entries_and_flags_the_feed() {
-    let store = temporary();
+    let store = Store::temporary();
     let author = key(1);
     let first = entry_after(&author, None, T0, vec![assert_item(&ip("192.0.2.1"))]);
     let twin = entry_after(&author, None, T0, vec![assert_item(&ip("192.0.2.2"))]);
@@ -200,7 +183,7 @@ fn equivocation_keeps_both_entries_and_flags_the_feed() {
 
 #[test]
 fn entry_naming_another_predecessor_proves_equivocation() {
-    let store = temporary();
+    let store = Store::temporary();
     let author = key(1);
     let first = entry_after(&author, None, T0, vec![assert_item(&ip("192.0.2.1"))]);
     let hidden_twin = entry_after(&author, None, T0, vec![assert_item(&ip("192.0.2.9"))]);
@@ -224,7 +207,7 @@ fn entry_naming_another_predecessor_proves_equivocation() {
     );
 
     // The same, discovered from the other side: the successor arrives first.
-    let store = temporary();
+    let store = Store::temporary();
     store.ingest(&second, org(1), T0).unwrap();
     assert_eq!(
         store.ingest(&first, org(1), T0).unwrap(),
@@ -234,7 +217,7 @@ fn entry_naming_another_predecessor_proves_equivocation() {
 
 #[test]
 fn revocation_withdraws_only_its_organisations_earlier_assertions() {
-    let store = temporary();
+    let store = Store::temporary();
     let value = ip("198.51.100.7");
     let (cert_fr, cert_de) = (key(1), key(2));
     let by_fr = entry_after(&cert_fr, None, T0, vec![assert_item(&value)]);
@@ -291,7 +274,7 @@ fn revocation_withdraws_only_its_organisations_earlier_assertions() {
 
 #[test]
 fn revocation_arriving_before_the_assertion_still_applies() {
-    let store = temporary();
+    let store = Store::temporary();
     let value = ip("198.51.100.8");
     let author = key(1);
     let assertion = entry_after(&author, None, T0, vec![assert_item(&value)]);
@@ -315,7 +298,7 @@ fn revocation_arriving_before_the_assertion_still_applies() {
 
 #[test]
 fn indicator_past_valid_until_is_expired_but_kept() {
-    let store = temporary();
+    let store = Store::temporary();
     let value = ip("203.0.113.5");
     let mut indicator = Indicator::new(value.clone(), T0);
     indicator.valid_until = Some(Timestamp(T0.0 + 10_000));
@@ -333,7 +316,7 @@ fn indicator_past_valid_until_is_expired_but_kept() {
 
 #[test]
 fn sightings_are_returned_with_the_value() {
-    let store = temporary();
+    let store = Store::temporary();
     let value = ip("203.0.113.9");
     let sighting = Item::Sighting(Sighting {
         value: value.clone(),
@@ -353,7 +336,7 @@ fn sightings_are_returned_with_the_value() {
 
 #[test]
 fn bulk_lookup_returns_the_known_values_only() {
-    let store = temporary();
+    let store = Store::temporary();
     let entries = feed(&key(1), 20);
     for entry in &entries {
         store.ingest(entry, org(1), T0).unwrap();
@@ -366,7 +349,7 @@ fn bulk_lookup_returns_the_known_values_only() {
 
 #[test]
 fn range_pages_by_bytes_and_always_progresses() {
-    let store = temporary();
+    let store = Store::temporary();
     let author = key(1);
     let entries = feed(&author, 10);
     for entry in &entries {
@@ -398,7 +381,7 @@ fn range_pages_by_bytes_and_always_progresses() {
 
 #[test]
 fn applied_entry_is_readable_at_once_and_durable_after_its_wait() {
-    let store = temporary();
+    let store = Store::temporary();
     let entry = feed(&key(1), 1).remove(0);
     let applied = store.apply(&entry, org(1), Reading::Entry, T0).unwrap();
     assert_eq!(applied.outcome, Ingest::Stored);
@@ -418,7 +401,7 @@ fn applied_entry_is_readable_at_once_and_durable_after_its_wait() {
 
 #[test]
 fn one_flush_makes_a_whole_page_durable() {
-    let store = temporary();
+    let store = Store::temporary();
     let tickets: Vec<Ticket> = feed(&key(1), 20)
         .iter()
         .map(|entry| {
@@ -444,7 +427,7 @@ fn one_flush_makes_a_whole_page_durable() {
 
 #[test]
 fn append_refuses_an_entry_that_does_not_follow_the_feed_head() {
-    let store = temporary();
+    let store = Store::temporary();
     let author = key(1);
     let entries = feed(&author, 3);
     assert!(matches!(
@@ -512,7 +495,7 @@ fn append_refuses_an_entry_that_does_not_follow_the_feed_head() {
 
 #[test]
 fn head_is_the_end_of_the_contiguous_part_of_one_feed() {
-    let store = temporary();
+    let store = Store::temporary();
     let (author, other) = (key(1), key(2));
     let entries = feed(&author, 4);
     assert_eq!(store.head(&PublicKey::of(&author)).unwrap(), None);
@@ -533,7 +516,7 @@ fn head_is_the_end_of_the_contiguous_part_of_one_feed() {
 
 #[test]
 fn range_answers_only_once_what_it_read_is_on_disk() {
-    let store = temporary();
+    let store = Store::temporary();
     let author = key(1);
     let entries = feed(&author, 3);
     for entry in &entries {
@@ -553,7 +536,7 @@ fn range_answers_only_once_what_it_read_is_on_disk() {
 
 #[test]
 fn added_after_lists_entries_in_acceptance_order() {
-    let store = temporary();
+    let store = Store::temporary();
     let entries = feed(&key(1), 4);
     for (index, entry) in entries.iter().enumerate() {
         store
@@ -571,7 +554,7 @@ fn added_after_lists_entries_in_acceptance_order() {
 
 #[test]
 fn concurrent_ingest_from_several_threads() {
-    let store = temporary();
+    let store = Store::temporary();
     let feeds: Vec<Vec<SignedEntry>> = (1..=6).map(|seed| feed(&key(seed), 40)).collect();
     let shared = Arc::new(feeds);
     let threads: Vec<_> = (0..6)
@@ -597,7 +580,7 @@ fn concurrent_ingest_from_several_threads() {
 
 #[test]
 fn racing_copies_of_one_entry_store_it_once() {
-    let store = temporary();
+    let store = Store::temporary();
     let entry = Arc::new(feed(&key(1), 1).remove(0));
     let threads: Vec<_> = (0..8)
         .map(|_| {
@@ -683,7 +666,7 @@ fn genesis(steward: &SigningKey) -> threatmesh_protocol::charter::Charter {
 #[test]
 fn charters_are_kept_in_version_order() {
     use threatmesh_protocol::charter::{Charter, SignedCharter};
-    let store = temporary();
+    let store = Store::temporary();
     let steward = key(50);
     let genesis = genesis(&steward);
     let mut first = SignedCharter::propose(genesis.clone()).unwrap();
@@ -706,7 +689,7 @@ fn charters_are_kept_in_version_order() {
 #[test]
 fn rival_charters_of_one_version_are_kept_side_by_side_and_the_smallest_id_leads() {
     use threatmesh_protocol::charter::{Charter, SignedCharter};
-    let store = temporary();
+    let store = Store::temporary();
     let steward = key(50);
     let genesis = genesis(&steward);
     let mut first = SignedCharter::propose(genesis.clone()).unwrap();
@@ -772,7 +755,7 @@ fn simultaneous_revocations_resolve_the_same_way_in_any_order() {
         revoke(3, RevocationReason::TakenDown),
     );
     let state_after = |order: [&SignedEntry; 3]| {
-        let store = temporary();
+        let store = Store::temporary();
         for entry in order {
             store.ingest(entry, org(1), T0).unwrap();
         }
@@ -788,7 +771,7 @@ fn simultaneous_revocations_resolve_the_same_way_in_any_order() {
 
 #[test]
 fn added_pages_cover_every_entry_once_even_within_one_millisecond() {
-    let store = temporary();
+    let store = Store::temporary();
     let entries = feed(&key(1), 7);
     for entry in &entries {
         // All accepted in the same millisecond.
@@ -814,7 +797,7 @@ fn added_pages_cover_every_entry_once_even_within_one_millisecond() {
 fn added_rows_keep_write_order_when_now_goes_back() {
     // Ingest workers read the clock before their checks, so a later write may carry an
     // earlier time. Readers resume after the last row they saw: no row may land before it.
-    let store = temporary();
+    let store = Store::temporary();
     let entries = feed(&key(1), 3);
     let times = [Timestamp(T0.0 + 500), T0, Timestamp(T0.0 + 100)];
     for (entry, now) in entries.iter().zip(times) {
@@ -835,7 +818,7 @@ fn added_rows_keep_write_order_when_now_goes_back() {
 
 #[test]
 fn added_headers_read_the_same_rows_as_added_rows() {
-    let store = temporary();
+    let store = Store::temporary();
     let mut entries = feed(&key(1), 3);
     entries.extend(feed(&key(2), 2));
     for (n, entry) in entries.iter().enumerate() {
@@ -869,7 +852,7 @@ fn added_headers_read_the_same_rows_as_added_rows() {
 #[test]
 fn writes_are_refused_under_the_reserve_and_resume_when_space_returns() {
     use threatmesh_protocol::charter::SignedCharter;
-    let store = temporary();
+    let store = Store::temporary();
     let author = key(1);
     let entries = feed(&author, 3);
     store.ingest(&entries[0], org(1), T0).unwrap();

@@ -14,7 +14,7 @@ use serde::Serialize;
 use threatmesh_protocol::archive::{Decoder, Frame, Header};
 use threatmesh_protocol::{Hash, PublicKey, Timestamp};
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{Instrument as _, info};
 
 use super::{ApiState, MAX_REFUSED_LISTED};
 use crate::network::{CharterImport, ClientError, EntryImport};
@@ -321,7 +321,10 @@ impl Import {
         self.page_bytes = 0;
         let client = self.state.client.clone();
         let first = entries.first().map_or(0, |(_, position)| *position);
-        let handle = tokio::spawn(async move { client.import_archive_entries(payloads).await });
+        // A task starts outside any span: keep the request's (the node's).
+        let handle = tokio::spawn(
+            async move { client.import_archive_entries(payloads).await }.in_current_span(),
+        );
         self.in_flight.push_back((handle, entries, first));
         None
     }

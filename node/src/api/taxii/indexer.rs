@@ -28,7 +28,10 @@ pub(crate) async fn keep_indexed(state: ApiState) {
         // Turn after turn until it reaches the newest entry, yielding between turns.
         loop {
             let view = View::new(&state, Collection::Shared);
+            // Blocking threads start outside any span: carry the node's along.
+            let span = tracing::Span::current();
             let turn = tokio::task::spawn_blocking(move || {
+                let _span = span.enter();
                 let reached = view.index_some_entries(BACKGROUND_ENTRIES_PER_TURN)?;
                 Ok::<_, StoreError>(reached >= view.store.last_added_key()?)
             })

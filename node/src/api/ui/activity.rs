@@ -224,8 +224,12 @@ pub(crate) async fn keep_sampling(state: crate::api::ApiState) {
             state.client.node_key(),
             std::sync::Arc::clone(&activity),
         );
-        let delays =
-            tokio::task::spawn_blocking(move || reader.new_delays(&store, &own, now)).await;
+        // Blocking threads start outside any span: carry the node's along.
+        let span = tracing::Span::current();
+        let delays = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| reader.new_delays(&store, &own, now))
+        })
+        .await;
         let delays = match delays {
             Ok(Ok(delays)) => delays,
             Ok(Err(error)) => {

@@ -147,7 +147,10 @@ impl EventLoop {
             let store = self.store.clone();
             let metrics = Arc::clone(&self.metrics);
             let answers = self.answer_sender.clone();
+            // Blocking threads start outside any span: carry the node's along.
+            let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || {
+                let _span = span.enter();
                 // The answer must come back whatever happens: the queue frees the peer's
                 // read slot only then, and a slot lost for good stops serving sync.
                 let read = std::panic::AssertUnwindSafe(|| {

@@ -45,7 +45,7 @@ use threatmesh_protocol::charter::{Admission, CharterError, RawCharter};
 use threatmesh_protocol::entry::EntryHeader;
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, Timestamp};
 use tokio::sync::{Semaphore, mpsc, watch};
-use tracing::{debug, error};
+use tracing::{Instrument as _, debug, error};
 
 use super::charters::{Charters, Taken};
 use super::clock::ClockWatch;
@@ -175,19 +175,26 @@ pub(crate) fn spawn(
     verdicts: mpsc::Sender<Verdict>,
 ) {
     let workers = Arc::new(Semaphore::new(WORKERS));
-    tokio::spawn(async move {
-        while let Some(job) = jobs.recv().await {
-            let Ok(permit) = Arc::clone(&workers).acquire_owned().await else {
-                break;
-            };
-            let checker = checker.clone();
-            let verdicts = verdicts.clone();
-            tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                checker.run(job, &verdicts);
-            });
+    // Tasks and blocking threads start outside any span: the pipeline keeps the one it is
+    // spawned in (the node's), and hands it to each check.
+    tokio::spawn(
+        async move {
+            while let Some(job) = jobs.recv().await {
+                let Ok(permit) = Arc::clone(&workers).acquire_owned().await else {
+                    break;
+                };
+                let checker = checker.clone();
+                let verdicts = verdicts.clone();
+                let span = tracing::Span::current();
+                tokio::task::spawn_blocking(move || {
+                    let _span = span.enter();
+                    let _permit = permit;
+                    checker.run(job, &verdicts);
+                });
+            }
         }
-    });
+        .in_current_span(),
+    );
 }
 
 /// The outcome of checking one entry.

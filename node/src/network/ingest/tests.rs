@@ -5,6 +5,7 @@
 use libp2p::request_response;
 use threatmesh_protocol::bundle::{Distribution, Tlp};
 use threatmesh_protocol::item::{Indicator, Item};
+use threatmesh_protocol::testing::key;
 use threatmesh_protocol::{Kind, SigningKey, Value};
 
 use threatmesh_protocol::bundle::Bundle;
@@ -22,7 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// `author`.
 fn checker(author: &SigningKey) -> Checker {
     let skew = Duration::from_secs(300);
-    let store = testing::temporary_store();
+    let store = crate::store::Store::temporary();
     let charter = testing::charter(author);
     Checker {
         charters: Arc::new(Charters::load(store.clone(), charter.clone()).unwrap()),
@@ -119,7 +120,7 @@ fn revoked(checker: &mut Checker, author: &SigningKey, honest: &[SignedEntry]) {
         ..genesis.charter().clone()
     })
     .unwrap();
-    revoking.sign(&SigningKey::from_bytes(&[3; 32]));
+    revoking.sign(&key(3));
     revoking.verify_successor(&genesis).unwrap();
     checker.charter = watch::channel(Arc::new(revoking)).1;
 }
@@ -151,7 +152,7 @@ fn forge(
 /// forwards a single one of the forgeries: a cut-off key cannot keep writing evidence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_key_cannot_add_entries_for_places_below_its_cutoff() {
-    let author = SigningKey::from_bytes(&[2; 32]);
+    let author = key(2);
     let mut checker = checker(&author);
     let honest = feed(&checker, &author, 5);
     let created = honest[0].entry().created;
@@ -205,7 +206,7 @@ async fn revoked_key_cannot_add_entries_for_places_below_its_cutoff() {
 /// word, not the key's, and it is one entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entry_a_cutoff_names_is_taken_over_a_forgery_held_before() {
-    let author = SigningKey::from_bytes(&[2; 32]);
+    let author = key(2);
     let mut checker = checker(&author);
     let honest = feed(&checker, &author, 2);
     let forged = forge(&checker, &author, Some(&honest[0]), now(), 1);
@@ -225,7 +226,7 @@ async fn entry_a_cutoff_names_is_taken_over_a_forgery_held_before() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_on_a_warninglist_are_stored_and_counted_per_list_once() {
-    let author = SigningKey::from_bytes(&[2; 32]);
+    let author = key(2);
     let checker = checker(&author);
     // 10.0.0.n: on the default warninglists (RFC 1918).
     let entries = feed(&checker, &author, 3);
@@ -243,7 +244,7 @@ async fn values_on_a_warninglist_are_stored_and_counted_per_list_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossiped_entry_is_accepted_once_verified_then_stored_and_made_durable() {
-    let author = SigningKey::from_bytes(&[2; 32]);
+    let author = key(2);
     let checker = checker(&author);
     let store = checker.store.clone();
     let entry = feed(&checker, &author, 1).remove(0);
@@ -295,7 +296,7 @@ async fn gossiped_entry_is_accepted_once_verified_then_stored_and_made_durable()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entry_after_a_gap_is_forwarded_then_the_gap_is_reported() {
-    let author = SigningKey::from_bytes(&[2; 32]);
+    let author = key(2);
     let checker = checker(&author);
     let second = feed(&checker, &author, 2).remove(1);
     let (sender, mut verdicts) = mpsc::channel(8);
@@ -330,7 +331,7 @@ async fn entry_after_a_gap_is_forwarded_then_the_gap_is_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_page_is_reported_once_on_disk_with_one_flush() {
-    let author = SigningKey::from_bytes(&[2; 32]);
+    let author = key(2);
     let checker = checker(&author);
     let store = checker.store.clone();
     let entries = feed(&checker, &author, 10);
