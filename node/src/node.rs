@@ -116,9 +116,9 @@ impl Node {
     }
 
     /// Stops the node in order, every step bounded: the API first (requests in flight
-    /// get [`API_GRACE`] to finish), then the tasks beside it (the TAXII indexer among
+    /// get `API_GRACE` to finish), then the tasks beside it (the TAXII indexer among
     /// them) and the mesh, each waited for until it has stopped; then flushes the store
-    /// (within [`FLUSH_WAIT`]) and removes `endpoints.json`.
+    /// (within `FLUSH_WAIT`) and removes `endpoints.json`.
     ///
     /// Work those tasks handed to blocking threads (an ingest check, an index turn of a
     /// fraction of a second) may still run after this returns, with its own handle of the

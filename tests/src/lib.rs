@@ -188,7 +188,7 @@ pub fn test_config() -> network::Config {
 /// One running node, started as `threatmesh run` starts one ([`Node::start`]), from a
 /// configuration file checked by the same validation, with its HTTP API (token
 /// [`API_TOKEN`]) and the tasks beside it (the TAXII indexer among them). Its directory
-/// is removed once its store has closed ([`DataDir`]).
+/// is removed once its store has closed.
 #[derive(Debug)]
 pub struct TestNode {
     /// Its network handle.
