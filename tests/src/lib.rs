@@ -227,18 +227,8 @@ impl TestNode {
         charters: Vec<SignedCharter>,
         config: network::Config,
     ) -> Result<TestNode> {
-        TestNode::start_with_file(key, charters, config, &FileSettings::default()).await
-    }
-
-    /// [`TestNode::start_with_charters`] with `file`'s changes to the configuration file.
-    pub async fn start_with_file(
-        key: SigningKey,
-        charters: Vec<SignedCharter>,
-        config: network::Config,
-        file: &FileSettings,
-    ) -> Result<TestNode> {
         let dir = tempfile::tempdir().context("temporary directory")?;
-        let validated = node_config(dir.path(), &key, &charters, &config, file)?;
+        let validated = node_config(dir.path(), &key, &charters, &config)?;
         let node = Node::start(validated).await.context("starting the node")?;
         let client = node.client().clone();
         wait_for("the node to listen", || async {
@@ -380,22 +370,6 @@ fn remove_when_closed(store: Store, dir: tempfile::TempDir) {
     drop(dir);
 }
 
-/// What a test changes in its nodes' configuration file, beside the network settings;
-/// the default changes nothing.
-#[derive(Debug, Clone)]
-pub struct FileSettings {
-    /// `api.taxii_background_index` (on by default, as in `threatmesh run`).
-    pub taxii_background_index: bool,
-}
-
-impl Default for FileSettings {
-    fn default() -> FileSettings {
-        FileSettings {
-            taxii_background_index: true,
-        }
-    }
-}
-
 /// The bearer token of the HTTP APIs tests start.
 pub const API_TOKEN: &str = "integration-test-token";
 
@@ -407,7 +381,6 @@ fn node_config(
     key: &SigningKey,
     charters: &[SignedCharter],
     network: &network::Config,
-    file: &FileSettings,
 ) -> Result<Validated> {
     let federation = charters.last().context("no charter")?.federation();
     let data_dir = dir.join("data");
@@ -453,13 +426,7 @@ fn node_config(
          \n\
          [api]\n\
          listen = \"127.0.0.1:0\"\n\
-         tokens = [\"{API_TOKEN}\"]\n\
-         {taxii}",
-        taxii = if file.taxii_background_index {
-            ""
-        } else {
-            "taxii_background_index = false\n"
-        },
+         tokens = [\"{API_TOKEN}\"]\n",
         listen = quoted(&network.listen),
         bootstrap = quoted(&network.bootstrap),
     );
@@ -535,16 +502,6 @@ impl TestNet {
     /// A federation of `members`, with nodes running for the first `running` of them
     /// only (the others' keys are free for [`RawPeer`]s).
     pub async fn start_some(members: u8, running: u8, config: network::Config) -> Result<TestNet> {
-        TestNet::start_some_with_file(members, running, config, &FileSettings::default()).await
-    }
-
-    /// [`TestNet::start_some`] with `file`'s changes to each node's configuration file.
-    pub async fn start_some_with_file(
-        members: u8,
-        running: u8,
-        config: network::Config,
-        file: &FileSettings,
-    ) -> Result<TestNet> {
         init_logging();
         let federation = Federation::new(members);
         let mut nodes = Vec::new();
@@ -559,7 +516,7 @@ impl TestNet {
                 encryption_keys: vec![encryption.clone()],
                 ..config.clone()
             };
-            nodes.push(TestNode::start_with_file(key.clone(), vec![genesis], config, file).await?);
+            nodes.push(TestNode::start(key.clone(), genesis, config).await?);
         }
         Ok(TestNet { federation, nodes })
     }

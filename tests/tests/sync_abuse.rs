@@ -16,9 +16,7 @@ use threatmesh_protocol::wire::{
     self, MAX_GOSSIP_BYTES, MAX_RANGE_BYTES, Message, Request, Response,
 };
 use threatmesh_protocol::{FeedHead, Hash, PublicKey};
-use threatmesh_tests::{
-    FileSettings, RawSyncPeer, SYNC_PROTOCOL, TIMEOUT, TestNet, test_config, wait_for,
-};
+use threatmesh_tests::{RawSyncPeer, SYNC_PROTOCOL, TIMEOUT, TestNet, test_config, wait_for};
 
 /// A sync codec that sends requests and never reads an answer: the answer stays in the
 /// node's memory until the node gives up on it. Requests the node sends are read and left
@@ -115,16 +113,8 @@ async fn member_asking_for_pages_it_never_reads_is_bounded_struck_and_honest_pee
     // The first burst's refusals are counted without banning yet, so what the node holds
     // for the member can be looked at; later bursts bring it to a ban.
     config.rejects_before_ban = 100;
-    // Member 2 runs no node: the hoarding peer holds its key. The nodes index no TAXII
-    // objects in the background: in a debug build, indexing this test's 160,000 entries on
-    // both nodes took the CPU the honest member's sync needs within TIMEOUT on a busy
-    // machine (it timed out three runs in three); this test is about sync bounds.
-    let file = FileSettings {
-        taxii_background_index: false,
-    };
-    let net = TestNet::start_some_with_file(3, 2, config, &file)
-        .await
-        .unwrap();
+    // Member 2 runs no node: the hoarding peer holds its key.
+    let net = TestNet::start_some(3, 2, config).await.unwrap();
     let (victim, honest) = (&net.nodes[0], &net.nodes[1]);
     // A feed of several full pages: a few MiB of indicators.
     let mut ids = Vec::new();
