@@ -29,6 +29,15 @@ use crate::{api, keyfile};
 /// How often a running node looks at its encryption keyring for keys added to it.
 const KEYRING_POLL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long requests in flight at a stop may take to finish before they are cut off: a
+/// slow client, or a long import, must not keep the node from stopping.
+const API_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long the last flush of the store at a stop may take. One that takes longer is
+/// stuck (sled 0.34 never finishes flushing after some failed writes, see
+/// [`Store::handles`]); the stop reports it rather than waiting forever.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How many characters of the peer id the `node` span shows: enough to tell a
 /// federation's nodes apart in a log, short enough to read on every line.
 const SHORT_PEER_ID_CHARS: usize = 6;
@@ -106,8 +115,15 @@ impl Node {
         &self.span
     }
 
-    /// Stops the node in order: the API first (requests in flight finish), then the tasks
-    /// beside it and the mesh; flushes the store and removes `endpoints.json`.
+    /// Stops the node in order, every step bounded: the API first (requests in flight
+    /// get `API_GRACE` to finish), then the tasks beside it (the TAXII indexer among
+    /// them) and the mesh, each waited for until it has stopped; then flushes the store
+    /// (within `FLUSH_WAIT`) and removes `endpoints.json`.
+    ///
+    /// Work those tasks handed to blocking threads (an ingest check, an index turn of a
+    /// fraction of a second) may still run after this returns, with its own handle of the
+    /// store: the runtime's shutdown waits for it (`threatmesh run` waits a bounded time),
+    /// and the last handle dropped flushes the store again.
     pub async fn shutdown(mut self) -> Result<()> {
         let span = self.span.clone();
         async move {
@@ -115,16 +131,34 @@ impl Node {
             if let Some(stop) = self.stop_api.take() {
                 let _ = stop.send(());
             }
-            if let Some(api_task) = self.api_task.take() {
-                api_task.await.context("API task")??;
+            if let Some(mut api_task) = self.api_task.take() {
+                match tokio::time::timeout(API_GRACE, &mut api_task).await {
+                    Ok(served) => served.context("API task")??,
+                    Err(_) => {
+                        tracing::warn!(
+                            grace = ?API_GRACE,
+                            "requests still in flight at the stop are cut off"
+                        );
+                        api_task.abort();
+                        let _ = api_task.await;
+                    }
+                }
             }
+            // Awaiting an aborted task returns once it has been dropped, with what it held.
             for task in self.background.drain(..) {
                 task.abort();
+                let _ = task.await;
             }
             if let Some(network_task) = self.network_task.take() {
                 network_task.abort();
+                let _ = network_task.await;
             }
-            self.store.flush()?;
+            let store = self.store.clone();
+            let flushed = tokio::task::spawn_blocking(move || store.flush());
+            match tokio::time::timeout(FLUSH_WAIT, flushed).await {
+                Ok(flushed) => flushed.context("flushing the store")??,
+                Err(_) => bail!("the store's last flush did not finish within {FLUSH_WAIT:?}"),
+            }
             let _ = std::fs::remove_file(&self.endpoints_path);
             tracing::info!("stopped");
             Ok(())

@@ -3,7 +3,7 @@
 //! A [`Federation`] is a seeded set of keys (one steward, one organisation and one node per
 //! member) with its genesis charter, so failures reproduce. A [`TestNet`] runs real nodes
 //! of it in this process, each started by [`Node::start`] as `threatmesh run` starts one
-//! (validated configuration file, HTTP API, TAXII on demand): each with a temporary
+//! (validated configuration file, HTTP API, TAXII indexer and the other tasks beside it): each with a temporary
 //! directory, listening on `127.0.0.1:0` (libp2p and HTTP), with a fast gossipsub
 //! heartbeat. Topology helpers ([`TestNet::line`], [`TestNet::star`])
 //! connect them and wait for the gossip mesh to form. Every wait goes through
@@ -184,7 +184,8 @@ pub fn test_config() -> network::Config {
 
 /// One running node, started as `threatmesh run` starts one ([`Node::start`]), from a
 /// configuration file checked by the same validation, with its HTTP API (token
-/// [`API_TOKEN`]) and the tasks beside it (the TAXII index is built on demand).
+/// [`API_TOKEN`]) and the tasks beside it (the TAXII indexer among them). Its directory
+/// is removed once its store has closed.
 #[derive(Debug)]
 pub struct TestNode {
     /// Its network handle.
@@ -196,7 +197,8 @@ pub struct TestNode {
     /// Where it listens, with its `/p2p/<peer id>`.
     pub address: Multiaddr,
     node: Node,
-    _dir: tempfile::TempDir,
+    /// Last, so that it is dropped after the handles above.
+    _dir: DataDir,
 }
 
 impl TestNode {
@@ -242,8 +244,11 @@ impl TestNode {
             store: node.store().clone(),
             key,
             address,
+            _dir: DataDir {
+                store: Some(node.store().clone()),
+                dir: Some(dir),
+            },
             node,
-            _dir: dir,
         })
     }
 
@@ -307,6 +312,61 @@ impl TestNode {
     }
 }
 
+/// A node's temporary directory, removed only once the node's store has closed.
+///
+/// Dropping a [`Node`] aborts its tasks, but the work they handed to blocking threads (an
+/// ingest check, a TAXII index turn) runs on, with a handle of the store. A directory
+/// removed under such a store broke sled 0.34: a large value it then wrote to a file of
+/// its own in that directory failed, and that failure left its log unable to flush ever
+/// again ([`Store::handles`]), so the blocking thread that dropped the last handle (sled
+/// flushes then) waited forever, and with it the test's runtime at its end.
+#[derive(Debug)]
+struct DataDir {
+    /// A handle of the node's store: the directory goes once it is the last one.
+    store: Option<Store>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let (Some(store), Some(dir)) = (self.store.take(), self.dir.take()) else {
+            return;
+        };
+        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+            runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        if multi_thread {
+            // The other workers meanwhile cancel the node's aborted tasks.
+            tokio::task::block_in_place(|| remove_when_closed(store, dir));
+        } else {
+            // A current-thread runtime cancels the aborted tasks (which hold handles of the
+            // store) only once this thread returns to it: wait beside it.
+            std::thread::spawn(move || remove_when_closed(store, dir));
+        }
+    }
+}
+
+/// Waits (up to [`TIMEOUT`]) until `store` is the last handle of its store, drops it (sled
+/// makes its last flush, into a directory still there) and removes `dir`. A store still in
+/// use then is left its directory, which is kept.
+fn remove_when_closed(store: Store, dir: tempfile::TempDir) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while store.handles() > 1 {
+        if std::time::Instant::now() >= deadline {
+            let path = dir.keep();
+            eprintln!(
+                "a stopped node's store is still in use ({} handles): {} is kept",
+                store.handles(),
+                path.display()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(store);
+    drop(dir);
+}
+
 /// The bearer token of the HTTP APIs tests start.
 pub const API_TOKEN: &str = "integration-test-token";
 
@@ -363,15 +423,10 @@ fn node_config(
          \n\
          [api]\n\
          listen = \"127.0.0.1:0\"\n\
-         tokens = [\"{API_TOKEN}\"]\n\
-         taxii_background_index = false\n",
+         tokens = [\"{API_TOKEN}\"]\n",
         listen = quoted(&network.listen),
         bootstrap = quoted(&network.bootstrap),
     );
-    // The TAXII index is built on demand by each TAXII request, not in the background
-    // (as on the testnet): with a background indexer running over a large store when a
-    // test ends, its temporary directory is removed under a store still in use and the
-    // runtime's shutdown hung in a sled flush (sync_abuse's hoarding test, every time).
     let path = dir.join("threatmesh.toml");
     std::fs::write(&path, text).context("writing the configuration file")?;
     let mut validated = Config::load(&path)?.validate(dir)?;

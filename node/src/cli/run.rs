@@ -64,12 +64,22 @@ pub(super) fn run(args: RunArgs) -> Result<()> {
     for skipped in &config.warninglists_skipped {
         tracing::warn!(%skipped, "warninglist left out (warninglists.skip_invalid = true)");
     }
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?
-        .block_on(serve(config, args.exit_with_parent))
+        .context("starting the async runtime")?;
+    let served = runtime.block_on(serve(config, args.exit_with_parent));
+    // Work the node handed to blocking threads before it stopped (an ingest check, an
+    // index turn, an import cut off at the stop) gets a bounded time to finish; past it
+    // the process exits as after a crash, which loses no write it acknowledged (each was
+    // flushed first). Dropping the runtime instead would wait for that work forever.
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+    served
 }
+
+/// How long `threatmesh run` waits, once the node has stopped, for work still running on
+/// blocking threads.
+const BLOCKING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn init_logging(json: bool, level: &str) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(level)

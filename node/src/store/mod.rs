@@ -241,6 +241,15 @@ impl Store {
         &self.inner.path
     }
 
+    /// How many handles of this store exist, this one included. The database closes (and
+    /// makes its last flush) when the last one is dropped, so whoever removes the store's
+    /// directory waits until it holds the last handle: sled 0.34 writes large values to
+    /// files of their own in that directory, and a failed one of those writes leaves the
+    /// log unable to flush ever again, so every later flush would wait forever.
+    pub fn handles(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
     fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
         // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
         self.inner
