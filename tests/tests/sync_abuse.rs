@@ -92,12 +92,22 @@ type Hoarder = Swarm<request_response::Behaviour<NeverReads>>;
 
 /// Drives `swarm` (dropping every request the node sends it) until `condition` holds,
 /// failing after [`TIMEOUT`] with `what`.
-async fn drive_until(swarm: &mut Hoarder, what: &str, mut condition: impl FnMut(&Hoarder) -> bool) {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
+async fn drive_until(swarm: &mut Hoarder, what: &str, condition: impl FnMut(&Hoarder) -> bool) {
+    drive_within(swarm, TIMEOUT, what, condition).await;
+}
+
+/// [`drive_until`] with a bound of its own, for waits that move megabytes.
+async fn drive_within(
+    swarm: &mut Hoarder,
+    bound: Duration,
+    what: &str,
+    mut condition: impl FnMut(&Hoarder) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + bound;
     while !condition(swarm) {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out after {TIMEOUT:?} waiting for {what}"
+            "timed out after {bound:?} waiting for {what}"
         );
         let _ = tokio::time::timeout(Duration::from_millis(20), swarm.select_next_some()).await;
     }
@@ -193,9 +203,15 @@ async fn member_asking_for_pages_it_never_reads_is_bounded_struck_and_honest_pee
 
     // An honest member that connects now is served the whole feed.
     honest.client.dial(victim.address.clone()).await.unwrap();
-    drive_until(&mut hoarder, "the honest member to be served", |_| {
-        honest.has_all(&ids)
-    })
+    // The honest member syncs 160,000 indicators while both nodes' TAXII indexers (on, as
+    // in `threatmesh run`) index them: on a loaded two-core machine that takes longer than
+    // the kit's usual bound. What is asserted is that it is served, not how fast.
+    drive_within(
+        &mut hoarder,
+        6 * TIMEOUT,
+        "the honest member to be served",
+        |_| honest.has_all(&ids),
+    )
     .await;
 
     // The hoarder keeps at it: it is banned.
