@@ -13,6 +13,7 @@ use threatmesh_test_support::process::Launch;
 
 use threatmesh_node::api::{ApiState, router, serve};
 use threatmesh_node::network;
+use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::testing::{bench_charter, ipv4, key};
@@ -35,9 +36,14 @@ fn main() -> anyhow::Result<()> {
     let store = Store::open(dir.path(), &Options::default()).expect("store");
     store.put_charter(&charter).expect("charter stored");
     let api = runtime.block_on(async {
-        let (client, event_loop) =
-            network::new(network::Config::default(), node, store.clone(), charter)
-                .expect("network");
+        let (client, event_loop) = network::new(
+            network::Config::default(),
+            node.clone(),
+            store.clone(),
+            charter,
+        )
+        .expect("network");
+        let publisher = Publisher::new(node, store.clone(), client.clone());
         tokio::spawn(event_loop.run());
         let items: Vec<Item> = (0..HELD)
             .map(|n| {
@@ -45,7 +51,7 @@ fn main() -> anyhow::Result<()> {
                 Item::Indicator(Indicator::new(value, Timestamp(1)))
             })
             .collect();
-        client
+        publisher
             .publish(Tlp::Green, Distribution::Federation, items)
             .await
             .expect("published");
@@ -53,7 +59,12 @@ fn main() -> anyhow::Result<()> {
             .await
             .expect("listen");
         let address = listener.local_addr().expect("address");
-        let app = router(ApiState::new(store.clone(), client, vec![TOKEN.into()]));
+        let app = router(ApiState::new(
+            store.clone(),
+            client,
+            publisher,
+            vec![TOKEN.into()],
+        ));
         tokio::spawn(serve(listener, app, std::future::pending()));
         format!("http://{address}")
     });

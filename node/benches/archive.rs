@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use threatmesh_node::api::{ApiState, router, serve};
 use threatmesh_node::network;
+use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::archive::{Decoder, Frame};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
@@ -72,17 +73,18 @@ fn node(
     let url = runtime.block_on(async {
         let (client, event_loop) = network::new(
             network::Config::default(),
-            key,
+            key.clone(),
             store.clone(),
             charter.clone(),
         )
         .expect("network");
+        let publisher = Publisher::new(key, store.clone(), client.clone());
         tokio::spawn(event_loop.run());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let address = listener.local_addr().expect("address");
-        let state = ApiState::new(store.clone(), client, vec![TOKEN.into()]);
+        let state = ApiState::new(store.clone(), client, publisher, vec![TOKEN.into()]);
         tokio::spawn(serve(listener, router(state), std::future::pending()));
         format!("http://{address}")
     });

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use threatmesh_node::api::{ApiState, router, serve};
 use threatmesh_node::network;
+use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::testing::{bench_charter, key};
@@ -55,9 +56,14 @@ fn main() {
     store.put_charter(&charter).expect("charter stored");
     let started = Instant::now();
     let base = runtime.block_on(async {
-        let (client, event_loop) =
-            network::new(network::Config::default(), node, store.clone(), charter)
-                .expect("network");
+        let (client, event_loop) = network::new(
+            network::Config::default(),
+            node.clone(),
+            store.clone(),
+            charter,
+        )
+        .expect("network");
+        let publisher = Publisher::new(node, store.clone(), client.clone());
         tokio::spawn(event_loop.run());
         for entry in 0..ENTRIES {
             let items: Vec<Item> = (0..PER_ENTRY)
@@ -67,7 +73,7 @@ fn main() {
                     Item::Indicator(Indicator::new(value, Timestamp(1)))
                 })
                 .collect();
-            client
+            publisher
                 .publish(Tlp::Green, Distribution::Federation, items)
                 .await
                 .expect("published");
@@ -76,7 +82,7 @@ fn main() {
             .await
             .expect("listen");
         let address = listener.local_addr().expect("address");
-        let state = ApiState::new(store.clone(), client, vec![TOKEN.into()]);
+        let state = ApiState::new(store.clone(), client, publisher, vec![TOKEN.into()]);
         tokio::spawn(threatmesh_node::api::keep_console_activity(state.clone()));
         tokio::spawn(serve(listener, router(state), std::future::pending()));
         format!("http://{address}")

@@ -13,6 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use threatmesh_node::api::{ApiState, router};
 use threatmesh_node::network;
+use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::testing::{bench_charter, key};
@@ -75,13 +76,18 @@ fn bench(c: &mut Criterion) {
     let store = Store::open(dir.path(), &Options::default()).expect("store");
     store.put_charter(&charter).expect("charter stored");
     let started = Instant::now();
-    let client = runtime.block_on(async {
-        let (client, event_loop) =
-            network::new(network::Config::default(), node, store.clone(), charter)
-                .expect("network");
+    let (client, publisher) = runtime.block_on(async {
+        let (client, event_loop) = network::new(
+            network::Config::default(),
+            node.clone(),
+            store.clone(),
+            charter,
+        )
+        .expect("network");
+        let publisher = Publisher::new(node, store.clone(), client.clone());
         tokio::spawn(event_loop.run());
         for entry in 0..entries {
-            client
+            publisher
                 .publish(
                     Tlp::Green,
                     Distribution::Federation,
@@ -90,7 +96,7 @@ fn bench(c: &mut Criterion) {
                 .await
                 .expect("published");
         }
-        client
+        (client, publisher)
     });
     let stats = store.stats().expect("stats");
     println!(
@@ -103,6 +109,7 @@ fn bench(c: &mut Criterion) {
         router(ApiState::new(
             store.clone(),
             client.clone(),
+            publisher.clone(),
             vec![TOKEN.into()],
         ))
     };
@@ -137,7 +144,11 @@ fn bench(c: &mut Criterion) {
             let mut spent = Duration::ZERO;
             for _ in 0..iterations {
                 runtime
-                    .block_on(client.publish(Tlp::Green, Distribution::Federation, items(next, 1)))
+                    .block_on(publisher.publish(
+                        Tlp::Green,
+                        Distribution::Federation,
+                        items(next, 1),
+                    ))
                     .expect("published");
                 next += 1;
                 let started = Instant::now();

@@ -14,6 +14,7 @@
 use std::time::Instant;
 
 use threatmesh_node::network;
+use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::testing::{bench_charter, key};
@@ -51,18 +52,23 @@ fn round(
     }
     let flushes_before = store.flushes();
     let elapsed = runtime.block_on(async {
-        let (client, event_loop) =
-            network::new(network::Config::default(), node, store.clone(), charter)
-                .expect("network");
+        let (client, event_loop) = network::new(
+            network::Config::default(),
+            node.clone(),
+            store.clone(),
+            charter,
+        )
+        .expect("network");
+        let publisher = Publisher::new(node, store.clone(), client.clone());
         tokio::spawn(event_loop.run());
         let start = Instant::now();
         let tasks: Vec<_> = work
             .into_iter()
             .map(|calls| {
-                let client = client.clone();
+                let publisher = publisher.clone();
                 tokio::spawn(async move {
                     for items in calls {
-                        client
+                        publisher
                             .publish(Tlp::Green, Distribution::Federation, items)
                             .await
                             .expect("published");

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use threatmesh_node::api::{ApiState, router, serve};
 use threatmesh_node::network;
+use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::testing::{bench_charter, key};
 
@@ -86,15 +87,25 @@ fn main() {
     let store = Store::open(dir.path(), &Options::default()).expect("store");
     store.put_charter(&charter).expect("charter stored");
     let api = runtime.block_on(async {
-        let (client, event_loop) =
-            network::new(network::Config::default(), node, store.clone(), charter)
-                .expect("network");
+        let (client, event_loop) = network::new(
+            network::Config::default(),
+            node.clone(),
+            store.clone(),
+            charter,
+        )
+        .expect("network");
+        let publisher = Publisher::new(node, store.clone(), client.clone());
         tokio::spawn(event_loop.run());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("listen");
         let address = listener.local_addr().expect("address");
-        let app = router(ApiState::new(store.clone(), client, vec![TOKEN.into()]));
+        let app = router(ApiState::new(
+            store.clone(),
+            client,
+            publisher,
+            vec![TOKEN.into()],
+        ));
         tokio::spawn(serve(listener, app, std::future::pending()));
         format!("http://{address}")
     });

@@ -23,6 +23,7 @@ use tracing::Instrument as _;
 
 use crate::config::Validated;
 use crate::network::{self, Client};
+use crate::publish::Publisher;
 use crate::store::{Options, Store};
 use crate::{api, keyfile};
 
@@ -49,6 +50,8 @@ const SHORT_PEER_ID_CHARS: usize = 6;
 #[derive(Debug)]
 pub struct Node {
     client: Client,
+    /// The node's one publisher, shared with the API.
+    publisher: Publisher,
     store: Store,
     api_address: SocketAddr,
     p2p_addresses: Vec<Multiaddr>,
@@ -103,6 +106,11 @@ impl Node {
     /// The node's network handle.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The node's publisher: publishing through it shares fsyncs with the API's calls.
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
     }
 
     /// The node's store.
@@ -225,7 +233,8 @@ async fn start(config: Validated, key: SigningKey, span: tracing::Span) -> Resul
     )?;
     let charter = charter_in_force(&config, &store)?;
     warn_of_an_unlisted_encryption_key(&key, &network_config, &charter);
-    let (client, event_loop) = network::new(network_config, key, store.clone(), charter)?;
+    let (client, event_loop) = network::new(network_config, key.clone(), store.clone(), charter)?;
+    let publisher = Publisher::new(key, store.clone(), client.clone());
     let network_task = tokio::spawn(event_loop.run().instrument(span.clone()));
     let mut background = Vec::new();
     if let Some(path) = config.encryption_key_file.clone() {
@@ -237,10 +246,15 @@ async fn start(config: Validated, key: SigningKey, span: tracing::Span) -> Resul
         .await
         .with_context(|| format!("setting api.listen: cannot listen on {}", config.api_listen))?;
     let api_address = listener.local_addr()?;
-    let state = api::ApiState::new(store.clone(), client.clone(), config.tokens.clone())
-        .with_read_tokens(config.read_tokens.clone())
-        .with_feed_tokens(config.feed_tokens.clone())
-        .with_limits(config.api_limits);
+    let state = api::ApiState::new(
+        store.clone(),
+        client.clone(),
+        publisher.clone(),
+        config.tokens.clone(),
+    )
+    .with_read_tokens(config.read_tokens.clone())
+    .with_feed_tokens(config.feed_tokens.clone())
+    .with_limits(config.api_limits);
     if config.taxii_background_index {
         background.push(tokio::spawn(
             api::keep_taxii_index(state.clone()).instrument(span.clone()),
@@ -294,6 +308,7 @@ async fn start(config: Validated, key: SigningKey, span: tracing::Span) -> Resul
     tracing::info!(%peer, api = %endpoints.api, "node running");
     Ok(Node {
         client,
+        publisher,
         store,
         api_address,
         p2p_addresses: p2p,

@@ -10,7 +10,7 @@
 //!   thread ingests each entry again while its writer is still storing it, so acknowledged
 //!   duplicates are checked too.
 //! - `publish_crash_child` runs a node (no peers) and publishes from several tasks at once
-//!   through its `network::Client`, group-committed. After each kill the node's own feed
+//!   through its `publish::Publisher`, group-committed. After each kill the node's own feed
 //!   must be whole: no gap, each entry's `prev` naming the one before, so the next run
 //!   continues from the last durable entry without forking the feed.
 
@@ -22,6 +22,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use threatmesh_node::network;
+use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
 use threatmesh_protocol::entry::{Body, SignedEntry};
@@ -235,7 +236,7 @@ fn publishing_node() -> (SigningKey, SignedCharter) {
 }
 
 /// The publishing child: a node with no peers, its store in the directory given, and
-/// [`PUBLISHERS`] tasks publishing through its client at once, forever.
+/// [`PUBLISHERS`] tasks publishing through its publisher at once, forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the child process of acknowledged_publishes_survive_kill_9_without_a_fork"]
 async fn publish_crash_child() {
@@ -247,24 +248,30 @@ async fn publish_crash_child() {
     if store.latest_charter().unwrap().is_none() {
         store.put_charter(&charter).unwrap();
     }
-    let (client, event_loop) =
-        network::new(network::Config::default(), node, store, charter).unwrap();
+    let (client, event_loop) = network::new(
+        network::Config::default(),
+        node.clone(),
+        store.clone(),
+        charter,
+    )
+    .unwrap();
     tokio::spawn(event_loop.run());
+    let publisher = Publisher::new(node, store, client);
     let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|publisher| {
-            let client = client.clone();
+        .map(|task| {
+            let publisher = publisher.clone();
             tokio::spawn(async move {
                 for n in 0u32.. {
                     let items = (0..20u32)
                         .map(|i| {
-                            let text = format!("10.{publisher}.{}.{i}", n % 250);
+                            let text = format!("10.{task}.{}.{i}", n % 250);
                             Item::Indicator(Indicator::new(
                                 Value::parse(Kind::Ipv4, &text).unwrap(),
                                 Timestamp(1),
                             ))
                         })
                         .collect();
-                    let ids = client
+                    let ids = publisher
                         .publish(Tlp::Green, Distribution::Federation, items)
                         .await
                         .unwrap_or_else(|error| panic!("publishing failed: {error}"));

@@ -14,6 +14,7 @@ use std::process::Command;
 use serde_json::{Value as Json, json};
 use threatmesh_node::api::{self, ApiState, FeedToken};
 use threatmesh_node::network;
+use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::bundle::{Distribution, Tlp};
 use threatmesh_protocol::item::{Indicator, Item};
@@ -84,20 +85,31 @@ print(json.dumps(out))
 
 /// A one-member federation's node, its network running, its API (with [`FULL_TOKEN`] and
 /// the feed token [`FEED_TOKEN`], ceiling GREEN) served on 127.0.0.1 port 0.
-async fn node() -> (network::Client, Store, String, tempfile::TempDir) {
+async fn node() -> (Publisher, Store, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &Options::default()).unwrap();
     let (steward, org, node) = (key(1), key(2), key(3));
     let charter = one_member_charter("MISP feed test", "CERT-EU", "EU", &org, &node, &steward);
     store.put_charter(&charter).unwrap();
-    let (client, event_loop) =
-        network::new(network::Config::default(), node, store.clone(), charter).unwrap();
+    let (client, event_loop) = network::new(
+        network::Config::default(),
+        node.clone(),
+        store.clone(),
+        charter,
+    )
+    .unwrap();
     tokio::spawn(event_loop.run());
-    let state = ApiState::new(store.clone(), client.clone(), vec![FULL_TOKEN.into()])
-        .with_feed_tokens(vec![FeedToken {
-            token: FEED_TOKEN.into(),
-            tlp: Tlp::Green,
-        }]);
+    let publisher = Publisher::new(node, store.clone(), client.clone());
+    let state = ApiState::new(
+        store.clone(),
+        client,
+        publisher.clone(),
+        vec![FULL_TOKEN.into()],
+    )
+    .with_feed_tokens(vec![FeedToken {
+        token: FEED_TOKEN.into(),
+        tlp: Tlp::Green,
+    }]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/misp/feed/", listener.local_addr().unwrap());
     tokio::spawn(api::serve(
@@ -105,11 +117,11 @@ async fn node() -> (network::Client, Store, String, tempfile::TempDir) {
         api::router(state),
         std::future::pending(),
     ));
-    (client, store, url, dir)
+    (publisher, store, url, dir)
 }
 
 /// Publishes `values` (ipv4 addresses) as one entry marked `tlp`: its event's uuid.
-async fn publish(client: &network::Client, tlp: Tlp, values: &[&str]) -> String {
+async fn publish(publisher: &Publisher, tlp: Tlp, values: &[&str]) -> String {
     let items = values
         .iter()
         .map(|value| {
@@ -119,7 +131,7 @@ async fn publish(client: &network::Client, tlp: Tlp, values: &[&str]) -> String 
             ))
         })
         .collect();
-    let ids = client
+    let ids = publisher
         .publish(tlp, Distribution::Federation, items)
         .await
         .unwrap();
@@ -164,11 +176,11 @@ fn md5(value: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_misp_style_consumer_fetches_each_event_once_and_only_what_is_new() {
-    let (client, _store, url, dir) = node().await;
-    let first = publish(&client, Tlp::Green, &["198.51.100.1", "198.51.100.2"]).await;
-    let second = publish(&client, Tlp::Clear, &["203.0.113.7"]).await;
+    let (publisher, _store, url, dir) = node().await;
+    let first = publish(&publisher, Tlp::Green, &["198.51.100.1", "198.51.100.2"]).await;
+    let second = publish(&publisher, Tlp::Clear, &["203.0.113.7"]).await;
     // Above the feed token's ceiling: never shown to it.
-    publish(&client, Tlp::Amber, &["192.0.2.99"]).await;
+    publish(&publisher, Tlp::Amber, &["192.0.2.99"]).await;
     let state = dir.path().join("consumer.json");
 
     let read = poll(&url, FEED_TOKEN, &state).await;
@@ -206,7 +218,7 @@ async fn a_misp_style_consumer_fetches_each_event_once_and_only_what_is_new() {
     assert_eq!(read["hashes"], Json::Null);
 
     // Something new: only it is fetched.
-    let third = publish(&client, Tlp::Green, &["198.51.100.3"]).await;
+    let third = publish(&publisher, Tlp::Green, &["198.51.100.3"]).await;
     let read = poll(&url, FEED_TOKEN, &state).await;
     assert_eq!(read["manifest_status"], 200, "{read}");
     assert_eq!(read["fetched"], json!([third]));
@@ -239,9 +251,9 @@ async fn fetch(url: &str, token: &str, path: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_served_feed_is_what_threatmesh_export_writes() {
-    let (client, _store, url, dir) = node().await;
-    publish(&client, Tlp::Green, &["198.51.100.1", "198.51.100.2"]).await;
-    publish(&client, Tlp::Amber, &["192.0.2.99"]).await;
+    let (publisher, _store, url, dir) = node().await;
+    publish(&publisher, Tlp::Green, &["198.51.100.1", "198.51.100.2"]).await;
+    publish(&publisher, Tlp::Amber, &["192.0.2.99"]).await;
     let api = url.trim_end_matches("/misp/feed/").to_owned();
     let out = dir.path().join("exported");
     let exported = {

@@ -302,7 +302,8 @@ impl TestNode {
     /// Publishes `count` ipv4 indicators starting at `first`; returns the entry ids.
     pub async fn publish(&self, first: u32, count: u32) -> Result<Vec<Hash>> {
         Ok(self
-            .client
+            .node
+            .publisher()
             .publish(
                 threatmesh_protocol::Tlp::Green,
                 threatmesh_protocol::Distribution::Federation,

@@ -24,6 +24,7 @@ fn api(node: &TestNode) -> axum::Router {
     router(ApiState::new(
         node.store.clone(),
         node.client.clone(),
+        node.node().publisher().clone(),
         vec![API_TOKEN.into()],
     ))
 }
@@ -391,8 +392,13 @@ async fn an_upload_cut_mid_way_can_be_run_again_and_completes() {
 async fn a_read_token_may_export_but_not_import() {
     let setup = setup().await;
     let b = &setup.net.nodes[1];
-    let state = ApiState::new(b.store.clone(), b.client.clone(), vec![API_TOKEN.into()])
-        .with_read_tokens(vec!["read-only-token-0123456789".into()]);
+    let state = ApiState::new(
+        b.store.clone(),
+        b.client.clone(),
+        b.node().publisher().clone(),
+        vec![API_TOKEN.into()],
+    )
+    .with_read_tokens(vec!["read-only-token-0123456789".into()]);
     let request = |method: &str| {
         Request::builder()
             .method(method)

@@ -209,7 +209,8 @@ async fn entries_at_the_gossip_limit_arrive_and_the_connection_keeps_working() {
         })
         .collect();
     let ids = net.nodes[0]
-        .client
+        .node()
+        .publisher()
         .publish(Tlp::Green, Distribution::Federation, items)
         .await
         .unwrap();
@@ -455,6 +456,7 @@ async fn equivocation_is_kept_as_evidence_and_shown_in_status_and_metrics() {
     let router = threatmesh_node::api::router(threatmesh_node::api::ApiState::new(
         victim.store.clone(),
         victim.client.clone(),
+        victim.node().publisher().clone(),
         vec!["equivocation-test-token".into()],
     ));
     let get = |path: &'static str| {

@@ -29,7 +29,8 @@ async fn red_bundle_for_b_is_read_by_b_and_relayed_unread_by_c_and_d() {
     let (c, a, b, d) = (&net.nodes[0], &net.nodes[1], &net.nodes[2], &net.nodes[3]);
     let org_b = net.federation.org(2);
     let ids = a
-        .client
+        .node()
+        .publisher()
         .publish(
             Tlp::Red,
             Distribution::Recipients(vec![org_b]),
@@ -151,7 +152,8 @@ async fn a_recipient_removed_or_rekeyed_by_a_newer_charter_cannot_read_later_bun
     );
     // Before: C is a recipient and reads it.
     let before = a
-        .client
+        .node()
+        .publisher()
         .publish(
             Tlp::AmberStrict,
             Distribution::Recipients(vec![org_b, org_c]),
@@ -186,7 +188,8 @@ async fn a_recipient_removed_or_rekeyed_by_a_newer_charter_cannot_read_later_bun
 
     // Naming C now is refused, with C named in the error.
     let error = a
-        .client
+        .node()
+        .publisher()
         .publish(
             Tlp::Red,
             Distribution::Recipients(vec![org_b, org_c]),
@@ -199,7 +202,8 @@ async fn a_recipient_removed_or_rekeyed_by_a_newer_charter_cannot_read_later_bun
     assert!(error.contains("is not a member"), "{error}");
 
     let after = a
-        .client
+        .node()
+        .publisher()
         .publish(
             Tlp::Red,
             Distribution::Recipients(vec![org_b]),
@@ -266,7 +270,8 @@ async fn a_bundle_sealed_to_a_key_the_node_gets_later_is_read_once_the_key_is_ad
     .unwrap();
 
     let ids = a
-        .client
+        .node()
+        .publisher()
         .publish(
             Tlp::Red,
             Distribution::Recipients(vec![org_b]),
@@ -314,7 +319,8 @@ async fn a_bundle_sealed_to_the_earlier_key_still_opens_after_a_rotation() {
     let (a, b) = (&net.nodes[0], &net.nodes[1]);
     let org_b = net.federation.org(1);
     let ids = a
-        .client
+        .node()
+        .publisher()
         .publish(
             Tlp::Red,
             Distribution::Recipients(vec![org_b]),

@@ -105,7 +105,7 @@ pub(crate) async fn publish_import(
         }
         let count = items.len();
         match state
-            .client
+            .publisher
             .publish(tlp, Distribution::Federation, items)
             .await
         {

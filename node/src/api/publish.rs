@@ -73,7 +73,7 @@ pub(super) async fn publish(
         return Ok((StatusCode::OK, Json(Published { entries, held_back })));
     }
     let entries = state
-        .client
+        .publisher
         .publish(request.tlp, request.distribution, items)
         .await?;
     Ok((StatusCode::CREATED, Json(Published { entries, held_back })))

@@ -1,4 +1,4 @@
-//! What the handlers share: the store, the network client, the tokens and the state of
+//! What the handlers share: the store, the network client, the publisher, the tokens and the state of
 //! the API's parts (TAXII index, console, MISP feed), and the background tasks that keep
 //! those parts up to date.
 
@@ -8,6 +8,7 @@ use subtle::ConstantTimeEq;
 
 use super::{Access, ApiLimits, FeedToken, guard, misp_feed, taxii, ui};
 use crate::network::Client;
+use crate::publish::Publisher;
 use crate::store::Store;
 
 /// What the handlers share.
@@ -15,6 +16,8 @@ use crate::store::Store;
 pub struct ApiState {
     pub(super) store: Store,
     pub(super) client: Client,
+    /// The node's one publisher: every request that publishes shares its fsyncs.
+    pub(super) publisher: Publisher,
     pub(super) tokens: Arc<Vec<String>>,
     pub(super) read_tokens: Arc<Vec<String>>,
     pub(super) taxii: Arc<taxii::Shared>,
@@ -25,13 +28,20 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// The API over `store` and `client`, accepting any of `tokens` for everything.
-    pub fn new(store: Store, client: Client, tokens: Vec<String>) -> ApiState {
+    /// The API over `store` and `client`, publishing through `publisher` (the node's one,
+    /// cloned), accepting any of `tokens` for everything.
+    pub fn new(
+        store: Store,
+        client: Client,
+        publisher: Publisher,
+        tokens: Vec<String>,
+    ) -> ApiState {
         let taxii = Arc::new(taxii::Shared::new());
         let limits = ApiLimits::default();
         ApiState {
             store,
             client,
+            publisher,
             tokens: Arc::new(tokens),
             read_tokens: Arc::new(Vec::new()),
             taxii,

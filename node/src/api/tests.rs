@@ -69,8 +69,9 @@ pub(crate) fn node_parts_listing(
         warninglists,
         ..network::Config::default()
     };
-    let (client, event_loop) = network::new(config, node, store.clone(), charter).unwrap();
-    let state = ApiState::new(store.clone(), client, vec![TOKEN.into()]);
+    let (client, event_loop) = network::new(config, node.clone(), store.clone(), charter).unwrap();
+    let publisher = crate::publish::Publisher::new(node, store.clone(), client.clone());
+    let state = ApiState::new(store.clone(), client, publisher, vec![TOKEN.into()]);
     (state, store, dir, event_loop)
 }
 

@@ -48,10 +48,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use threatmesh_protocol::bundle::{Distribution, Tlp};
 use threatmesh_protocol::charter::{Admission, MAX_RIVALS};
-use threatmesh_protocol::item::Item;
-use threatmesh_protocol::{EncryptionSecret, Hash, PublicKey, SignedCharter, SigningKey};
+use threatmesh_protocol::{EncryptionSecret, PublicKey, SignedCharter, SigningKey};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use answers::{
@@ -173,7 +171,8 @@ pub struct BlockedPeer {
 #[derive(Debug, Clone)]
 pub struct Client {
     command_sender: mpsc::Sender<Command>,
-    publisher: Arc<crate::publish::Publisher>,
+    /// This node's key, the author of its feed.
+    node_key: PublicKey,
     metrics: Arc<metrics::Metrics>,
     clock: Arc<clock::ClockWatch>,
     charter: watch::Receiver<Arc<SignedCharter>>,
@@ -265,11 +264,7 @@ pub fn new(
         command_sender,
         peer_id: event_loop.peer_id(),
         peers_target,
-        publisher: Arc::new(crate::publish::Publisher::new(
-            node_key,
-            store,
-            clock.clock().clone(),
-        )),
+        node_key: PublicKey::of(&node_key),
         metrics,
         clock,
         charter: charter_receiver,
@@ -327,32 +322,8 @@ impl Client {
         peer_book::low_for(self.peers_target)
     }
 
-    /// Publishes `items`: split into entries that fit one gossip message, each signed,
-    /// stored locally, then gossiped. Returns the entry ids once the entries are on disk
-    /// and gossiped. A node with no peers yet still stores its entries; peers fetch them
-    /// when they connect. Concurrent calls are group-committed: their entries follow each
-    /// other in the feed, one call's together, and share fsyncs (see [`crate::publish`]).
-    ///
-    /// Restricted content is sealed: TLP:RED and TLP:AMBER+STRICT must name their
-    /// recipients (`Distribution::Recipients`), and any bundle that names recipients is
-    /// sealed for them and for this node's organisation, with the keys of the charter in
-    /// force. A recipient that is not an active member, may not read, or has no
-    /// encryption key in the charter is refused with an error naming it.
-    pub async fn publish(
-        &self,
-        tlp: Tlp,
-        distribution: Distribution,
-        items: Vec<Item>,
-    ) -> Result<Vec<Hash>, crate::publish::Error> {
-        self.publisher
-            .publish(self.charter(), tlp, distribution, items, |payload| {
-                self.gossip(payload)
-            })
-            .await
-    }
-
     /// Gossips `payload`, an entry or a charter this node stored already.
-    async fn gossip(&self, payload: Vec<u8>) -> Result<(), ClientError> {
+    pub(crate) async fn gossip(&self, payload: Vec<u8>) -> Result<(), ClientError> {
         self.ask(|reply| Command::Gossip { payload, reply }).await?
     }
 
@@ -466,7 +437,12 @@ impl Client {
 
     /// This node's key, the author of its feed.
     pub fn node_key(&self) -> PublicKey {
-        self.publisher.node_key()
+        self.node_key
+    }
+
+    /// The clock this node's network reads, for the publisher's timestamps.
+    pub(crate) fn clock(&self) -> Clock {
+        self.clock.clock().clone()
     }
 
     /// The warninglists in force (see [`Config::warninglists`]).

@@ -11,7 +11,6 @@
 
 mod pipeline;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
@@ -22,7 +21,7 @@ use threatmesh_protocol::seal::{self, Recipient};
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey, Timestamp};
 
 pub(crate) use self::pipeline::Publisher as Pipeline;
-use crate::network::{ClientError, Clock};
+use crate::network::{Client, ClientError};
 use crate::store::{Store, StoreError};
 
 /// Why a publish failed.
@@ -134,46 +133,58 @@ impl std::fmt::Display for Unaddressable {
     }
 }
 
-/// Publishes this node's entries.
-#[derive(Debug)]
-pub(crate) struct Publisher {
+/// Publishes this node's entries. Cheap to clone: every clone shares one pipeline, so the
+/// API, the console, imports and tests publishing at once share fsyncs and follow each
+/// other in the feed. The charter in force and the gossip go through the node's
+/// [`Client`].
+#[derive(Debug, Clone)]
+pub struct Publisher {
     pipeline: Arc<Pipeline>,
+    client: Client,
 }
 
 impl Publisher {
-    /// Publishes as the node with key `key`, into `store`, at the time `clock` reads.
-    pub(crate) fn new(key: SigningKey, store: Store, clock: Clock) -> Publisher {
+    /// Publishes as the node with key `key` (the key its network was built with), into
+    /// `store`, under the charter in force on `client`'s network, at the time it reads.
+    /// Build one per node and clone it.
+    pub fn new(key: SigningKey, store: Store, client: Client) -> Publisher {
         Publisher {
-            pipeline: Arc::new(Pipeline::new(key, store, clock)),
+            pipeline: Arc::new(Pipeline::new(key, store, client.clock())),
+            client,
         }
     }
 
     /// The node's key, the author of its feed.
-    pub(crate) fn node_key(&self) -> PublicKey {
+    pub fn node_key(&self) -> PublicKey {
         PublicKey::of(self.pipeline.key())
     }
 
-    /// Publishes `items` under `charter`: split into bundles that fit one gossip message
-    /// (sealed ones smaller), each signed as the next entry of the feed, stored, then handed
-    /// to `gossip`. Returns the entry ids once the entries are on disk and gossiped.
-    pub(crate) async fn publish<G, F>(
+    /// Publishes `items`: split into entries that fit one gossip message, each signed,
+    /// stored locally, then gossiped. Returns the entry ids once the entries are on disk
+    /// and gossiped. A node with no peers yet still stores its entries; peers fetch them
+    /// when they connect. Concurrent calls are group-committed: their entries follow each
+    /// other in the feed, one call's together, and share fsyncs (see `pipeline.rs`).
+    ///
+    /// Restricted content is sealed: TLP:RED and TLP:AMBER+STRICT must name their
+    /// recipients (`Distribution::Recipients`), and any bundle that names recipients is
+    /// sealed for them and for this node's organisation, with the keys of the charter in
+    /// force. A recipient that is not an active member, may not read, or has no
+    /// encryption key in the charter is refused with an error naming it.
+    pub async fn publish(
         &self,
-        charter: Arc<SignedCharter>,
         tlp: Tlp,
         distribution: Distribution,
         items: Vec<Item>,
-        gossip: G,
-    ) -> Result<Vec<Hash>, Error>
-    where
-        G: FnMut(Vec<u8>) -> F,
-        F: Future<Output = Result<(), ClientError>>,
-    {
+    ) -> Result<Vec<Hash>, Error> {
+        let charter = self.client.charter();
         let max_bytes = match recipients(&charter, &self.node_key(), tlp, &distribution)? {
             Some(recipients) => seal::max_bundle_bytes(recipients.len()),
             None => MAX_BUNDLE_BYTES,
         };
         let bundles = Bundle::split(tlp, distribution, items, max_bytes)?;
-        self.pipeline.publish(charter, bundles, gossip).await
+        self.pipeline
+            .publish(charter, bundles, |payload| self.client.gossip(payload))
+            .await
     }
 }
 

@@ -491,10 +491,9 @@ fn indicators(number: usize, count: u32) -> Result<Vec<Item>> {
 
 /// Publishes entry `number` from node `publisher`; returns the entry ids.
 async fn publish(world: &World, publisher: usize, number: usize, count: u32) -> Result<Vec<Hash>> {
-    let client = world
-        .client(publisher)
-        .with_context(|| format!("node {publisher} is not running"))?;
-    client
+    world
+        .publisher(publisher)
+        .with_context(|| format!("node {publisher} is not running"))?
         .publish(
             Tlp::Green,
             Distribution::Federation,

@@ -15,6 +15,7 @@ use anyhow::{Context as _, Result};
 use libp2p::PeerId;
 use libp2p::multiaddr::Protocol;
 use threatmesh_node::network::{self, Client};
+use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::charter::Member;
 use threatmesh_protocol::{Hash, PublicKey, SignedCharter, SigningKey, Timestamp};
@@ -35,6 +36,8 @@ const NO_ROTATION: Duration = Duration::from_secs(30 * 24 * 3600);
 #[derive(Debug)]
 pub(crate) struct SimNode {
     pub(crate) client: Client,
+    /// Publishes as this node; holds a client too.
+    publisher: Publisher,
     task: JoinHandle<()>,
 }
 
@@ -206,14 +209,23 @@ impl World {
     pub(crate) fn start(&mut self, index: usize) -> Result<()> {
         let key = self.keys.get(index).context("no such node")?.clone();
         let store = self.stores.get(index).context("no such node")?.clone();
-        let (client, event_loop) =
-            network::new(self.config(index), key, store, self.charter.clone())
-                .with_context(|| format!("starting node {index}"))?;
+        let (client, event_loop) = network::new(
+            self.config(index),
+            key.clone(),
+            store.clone(),
+            self.charter.clone(),
+        )
+        .with_context(|| format!("starting node {index}"))?;
+        let publisher = Publisher::new(key, store, client.clone());
         // The span puts what gossipsub logs in the loop down to this node (`observe.rs`).
         let span = tracing::info_span!(super::observe::NODE_SPAN, node = index as u64);
         let task = tokio::spawn(event_loop.run().instrument(span));
         if let Some(slot) = self.nodes.get_mut(index) {
-            *slot = Some(SimNode { client, task });
+            *slot = Some(SimNode {
+                client,
+                publisher,
+                task,
+            });
         }
         Ok(())
     }
@@ -224,6 +236,7 @@ impl World {
         if let Some(node) = self.nodes.get_mut(index).and_then(Option::take) {
             node.task.abort();
             drop(node.client);
+            drop(node.publisher);
             let _ = node.task.await;
         }
     }
@@ -231,6 +244,11 @@ impl World {
     /// The running node `index`.
     pub(crate) fn client(&self, index: usize) -> Option<&Client> {
         self.nodes.get(index)?.as_ref().map(|node| &node.client)
+    }
+
+    /// The publisher of running node `index`.
+    pub(crate) fn publisher(&self, index: usize) -> Option<&Publisher> {
+        self.nodes.get(index)?.as_ref().map(|node| &node.publisher)
     }
 
     /// Every running node's client, with its index.

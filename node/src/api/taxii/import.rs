@@ -66,7 +66,7 @@ pub(super) async fn add_objects(
             continue;
         }
         if let Err(error) = state
-            .client
+            .publisher
             .publish(tlp, threatmesh_protocol::Distribution::Federation, items)
             .await
         {

@@ -341,7 +341,7 @@ pub(crate) async fn publish(
         Ok(Vec::new())
     } else {
         state
-            .client
+            .publisher
             .publish(checked.tlp, checked.distribution, items)
             .await
     };
