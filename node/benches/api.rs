@@ -12,12 +12,12 @@ use anyhow::{Context as _, bail};
 use threatmesh_test_support::process::Launch;
 
 use threatmesh_node::api::{ApiState, router, serve};
-use threatmesh_node::network;
-use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::testing::{bench_charter, ipv4, key};
 use threatmesh_protocol::{Distribution, Kind, Timestamp, Tlp, Value};
+
+mod support;
 
 const HELD: u32 = 100_000;
 const BULK: u32 = 10_000;
@@ -36,15 +36,7 @@ fn main() -> anyhow::Result<()> {
     let store = Store::open(dir.path(), &Options::default()).expect("store");
     store.put_charter(&charter).expect("charter stored");
     let api = runtime.block_on(async {
-        let (client, event_loop) = network::new(
-            network::Config::default(),
-            node.clone(),
-            store.clone(),
-            charter,
-        )
-        .expect("network");
-        let publisher = Publisher::new(node, store.clone(), client.clone());
-        tokio::spawn(event_loop.run());
+        let (client, publisher) = support::start(node, &store, charter);
         let items: Vec<Item> = (0..HELD)
             .map(|n| {
                 let value = Value::parse(Kind::Ipv4, &ipv4(n)).expect("valid");

@@ -13,12 +13,12 @@
 use std::time::{Duration, Instant};
 
 use threatmesh_node::api::{ApiState, router, serve};
-use threatmesh_node::network;
-use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::testing::{bench_charter, key};
 use threatmesh_protocol::{Distribution, Kind, Timestamp, Tlp, Value};
+
+mod support;
 
 const ENTRIES: u32 = 100;
 const PER_ENTRY: u32 = 10_000;
@@ -56,15 +56,7 @@ fn main() {
     store.put_charter(&charter).expect("charter stored");
     let started = Instant::now();
     let base = runtime.block_on(async {
-        let (client, event_loop) = network::new(
-            network::Config::default(),
-            node.clone(),
-            store.clone(),
-            charter,
-        )
-        .expect("network");
-        let publisher = Publisher::new(node, store.clone(), client.clone());
-        tokio::spawn(event_loop.run());
+        let (client, publisher) = support::start(node, &store, charter);
         for entry in 0..ENTRIES {
             let items: Vec<Item> = (0..PER_ENTRY)
                 .map(|n| {

@@ -12,13 +12,13 @@ use axum::http::{Request, StatusCode};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use threatmesh_node::api::{ApiState, router};
-use threatmesh_node::network;
-use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::testing::{bench_charter, key};
 use threatmesh_protocol::{Distribution, Kind, Timestamp, Tlp, Value};
 use tower::ServiceExt;
+
+mod support;
 
 const PER_ENTRY: u32 = 1_000;
 const TOKEN: &str = "bench-token-0123456789";
@@ -77,15 +77,7 @@ fn bench(c: &mut Criterion) {
     store.put_charter(&charter).expect("charter stored");
     let started = Instant::now();
     let (client, publisher) = runtime.block_on(async {
-        let (client, event_loop) = network::new(
-            network::Config::default(),
-            node.clone(),
-            store.clone(),
-            charter,
-        )
-        .expect("network");
-        let publisher = Publisher::new(node, store.clone(), client.clone());
-        tokio::spawn(event_loop.run());
+        let (client, publisher) = support::start(node, &store, charter);
         for entry in 0..entries {
             publisher
                 .publish(

@@ -13,12 +13,12 @@
 
 use std::time::Instant;
 
-use threatmesh_node::network;
-use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::testing::{bench_charter, key};
 use threatmesh_protocol::{Distribution, Kind, PublicKey, Timestamp, Tlp, Value};
+
+mod support;
 
 /// Entry `n`'s indicators: `per_entry` ipv4 addresses no other entry uses.
 fn items(n: u32, per_entry: u32) -> Vec<Item> {
@@ -52,15 +52,7 @@ fn round(
     }
     let flushes_before = store.flushes();
     let elapsed = runtime.block_on(async {
-        let (client, event_loop) = network::new(
-            network::Config::default(),
-            node.clone(),
-            store.clone(),
-            charter,
-        )
-        .expect("network");
-        let publisher = Publisher::new(node, store.clone(), client.clone());
-        tokio::spawn(event_loop.run());
+        let (_, publisher) = support::start(node, &store, charter);
         let start = Instant::now();
         let tasks: Vec<_> = work
             .into_iter()

@@ -11,10 +11,10 @@
 use std::time::{Duration, Instant};
 
 use threatmesh_node::api::{ApiState, router, serve};
-use threatmesh_node::network;
-use threatmesh_node::publish::Publisher;
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::testing::{bench_charter, key};
+
+mod support;
 
 const TOKEN: &str = "bench-token-0123456789";
 const TAXII: &str = "application/taxii+json;version=2.1";
@@ -87,15 +87,7 @@ fn main() {
     let store = Store::open(dir.path(), &Options::default()).expect("store");
     store.put_charter(&charter).expect("charter stored");
     let api = runtime.block_on(async {
-        let (client, event_loop) = network::new(
-            network::Config::default(),
-            node.clone(),
-            store.clone(),
-            charter,
-        )
-        .expect("network");
-        let publisher = Publisher::new(node, store.clone(), client.clone());
-        tokio::spawn(event_loop.run());
+        let (client, publisher) = support::start(node, &store, charter);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("listen");
