@@ -30,7 +30,7 @@ fn indicator(n: u32) -> serde_json::Value {
     serde_json::json!({
         "type": "indicator", "spec_version": "2.1", "id": stix_id(n),
         "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
-        "pattern": format!("[ipv4-addr:value = '10.{b}.{c}.{d}']"), "pattern_type": "stix",
+        "pattern": format!("[ipv4-addr:value = '77.{b}.{c}.{d}']"), "pattern_type": "stix",
         "valid_from": "2026-01-01T00:00:00Z", "indicator_types": ["malicious-activity"],
     })
 }
