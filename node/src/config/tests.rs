@@ -185,3 +185,63 @@ fn warninglists_are_on_by_default_and_configured_by_name_and_folder() {
         .unwrap();
     assert!(lists(&config).0.is_empty());
 }
+
+/// Each `[network]` key of the table lands in its own field of `network::Config`: every
+/// key is set to a value no default has, and every field is read back.
+#[test]
+fn every_network_key_sets_its_own_field() {
+    let text = "[node]\nfederation = \"FED\"\n[api]\ntokens = [\"TOKEN\"]\n[network]\n\
+        handshake_timeout_secs = 11\nsync_interval_secs = 12\nsync_peers = 13\n\
+        target_peers = 14\nmdns = true\nmax_connections = 15\nclock_skew_secs = 0\n\
+        peer_messages_per_sec = 16\npeer_message_burst = 17\npeer_bytes_per_sec = 18\n\
+        peer_byte_burst = 19\nauthor_messages_per_sec = 20\nauthor_message_burst = 21\n\
+        author_bytes_per_sec = 22\nauthor_byte_burst = 23\nip_max_pending = 24\n\
+        ip_connections_per_sec = 25\nip_connection_burst = 26\n"
+        .replace("FED", &Hash::of(b"f").to_string())
+        .replace("TOKEN", &"t".repeat(20));
+    let network = parse(&text)
+        .unwrap()
+        .validate(Path::new("."))
+        .unwrap()
+        .network;
+    let seconds = Duration::from_secs;
+    assert_eq!(
+        (
+            network.handshake_timeout,
+            network.sync_interval,
+            network.clock_skew
+        ),
+        (seconds(11), seconds(12), seconds(0))
+    );
+    assert_eq!(
+        (network.sync_peers, network.target_peers, network.mdns),
+        (13, 14, true)
+    );
+    assert_eq!(network.max_connections, 15);
+    let limit = |limit: &crate::network::RateLimit| {
+        (
+            limit.messages_per_sec,
+            limit.message_burst,
+            limit.bytes_per_sec,
+            limit.byte_burst,
+        )
+    };
+    assert_eq!(limit(&network.peer_limit), (16, 17, 18, 19));
+    assert_eq!(limit(&network.author_limit), (20, 21, 22, 23));
+    assert_eq!(
+        (
+            network.ip_max_pending,
+            network.ip_connections_per_sec,
+            network.ip_connection_burst
+        ),
+        (24, 25, 26)
+    );
+    // The checked periods still refuse 0, naming the key.
+    let zero = text.replace("sync_interval_secs = 12", "sync_interval_secs = 0");
+    let error = parse(&zero)
+        .unwrap()
+        .validate(Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("network.sync_interval_secs"), "{error}");
+}
