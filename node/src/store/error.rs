@@ -16,8 +16,9 @@ pub enum StoreError {
     },
     /// A store written by another version of threatmesh.
     #[error(
-        "the store at {path} has schema version {found}, this threatmesh reads version {expected}; \
-         use a matching threatmesh, or move the directory aside to start an empty store"
+        "the store at {path} has schema version {found}, this threatmesh reads versions 1 to {expected} \
+         (and moves version 1 to {expected}); use a threatmesh that reads version {found}, or move the \
+         directory aside to start an empty store"
     )]
     SchemaVersion {
         /// The directory.

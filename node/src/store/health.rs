@@ -178,7 +178,7 @@ impl Store {
         // durable when the reopened database flushes.
         self.inner.flush.reopened();
         match open_db(&self.inner.config, &self.inner.path) {
-            Ok(db) => *self.db_slot() = Some(db),
+            Ok((db, _schema)) => *self.db_slot() = Some(db),
             Err(error) => {
                 tracing::error!(%error, "reopening the store after a failed write failed; \
                     reads and writes fail until the next try");

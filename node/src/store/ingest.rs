@@ -4,6 +4,7 @@
 //! added-time row and counters. Also the later reading of a sealed entry once a key it
 //! was sealed to is added.
 
+use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
 use threatmesh_protocol::bundle::Bundle;
@@ -11,7 +12,7 @@ use threatmesh_protocol::entry::{Body, SignedEntry};
 use threatmesh_protocol::item::Item;
 use threatmesh_protocol::{Hash, PublicKey, Timestamp};
 
-use super::records::{self, FeedRecord, IndexRecord, What, encode_opened};
+use super::records::{self, Detail, EntryRecord, FeedRecord, What, encode_opened};
 use super::{Store, StoreError, Ticket, hash_of, keys};
 
 /// What one ingest will write, decided under the writer lock.
@@ -362,9 +363,10 @@ impl Store {
             }
             (Body::Sealed(_), Reading::Entry) => None,
         };
-        let records = readable.map_or(0, |bundle| {
-            Store::index(&mut batch, entry, bundle, feed.number)
-        });
+        let records = match readable {
+            Some(bundle) => self.index_readable(&mut batch, entry, &id, bundle, feed.number)?,
+            None => 0,
+        };
         let record_count = self.counter(keys::RECORD_COUNT)? + records;
         batch.insert(keys::RECORD_COUNT, &record_count.to_be_bytes()[..]);
         Ok(Some(Plan {
@@ -374,47 +376,22 @@ impl Store {
         }))
     }
 
-    /// Adds one index record per item of `bundle`, the readable content of `entry`, to
-    /// `batch`; returns how many.
-    fn index(
+    /// Indexes `bundle`, the readable content of `entry`, in `batch` ([`index`]) under the
+    /// next entry number; returns how many items were indexed.
+    fn index_readable(
+        &self,
         batch: &mut sled::Batch,
         entry: &threatmesh_protocol::Entry,
+        id: &Hash,
         bundle: &Bundle,
         feed: u32,
-    ) -> u64 {
-        let mut count = 0;
-        for (position, item) in bundle.items.iter().enumerate() {
-            let what = match item {
-                Item::Indicator(indicator) => What::Assertion {
-                    confidence: indicator.confidence,
-                    valid_from: indicator.valid_from,
-                    valid_until: indicator.valid_until,
-                    labels: indicator.labels.clone(),
-                    context: indicator.context.clone(),
-                },
-                Item::Revocation(revocation) => What::Revocation {
-                    reason: revocation.reason,
-                    note: revocation.note.clone(),
-                },
-                Item::Sighting(sighting) => What::Sighting {
-                    count: sighting.count,
-                    first_seen: sighting.first_seen,
-                    last_seen: sighting.last_seen,
-                    note: sighting.note.clone(),
-                },
-            };
-            let record = IndexRecord {
-                created: entry.created,
-                tlp: bundle.tlp,
-                what,
-            };
-            // Bundles hold at most MAX_ITEMS_PER_BUNDLE items, far below u32::MAX.
-            let position = u32::try_from(position).unwrap_or(u32::MAX);
-            let key = keys::index(item.value(), feed, entry.seq, position);
-            batch.insert(key, records::encode(&record));
-            count += 1;
+    ) -> Result<u64, StoreError> {
+        if bundle.items.is_empty() {
+            return Ok(0);
         }
-        count
+        let number = self.counter(keys::ENTRY_NUMBERS)?;
+        batch.insert(keys::ENTRY_NUMBERS, &(number + 1).to_be_bytes()[..]);
+        Ok(index(batch, entry, id, bundle, feed, entry_number(number)?))
     }
 
     /// Adds `id`'s row to the added-time index in `batch`; returns the row's key.
@@ -497,10 +474,108 @@ impl Store {
         batch.insert(&keys::opened(id)[..], encode_opened(bundle));
         batch.remove(row);
         self.record_added(&mut batch, id, now)?;
-        let records = Store::index(&mut batch, entry, bundle, feed.number);
+        let records = self.index_readable(&mut batch, entry, id, bundle, feed.number)?;
         let record_count = self.counter(keys::RECORD_COUNT)? + records;
         batch.insert(keys::RECORD_COUNT, &record_count.to_be_bytes()[..]);
         self.poison_on_error(db.apply_batch(batch))?;
         Ok(Some(self.inner.flush.applied()))
     }
+}
+
+/// Entry number `number` as index keys hold it.
+pub(super) fn entry_number(number: u64) -> Result<u32, StoreError> {
+    u32::try_from(number)
+        .map_err(|_| StoreError::corrupt(keys::ENTRY_NUMBERS, "more than 2^32 indexed entries"))
+}
+
+/// Adds the index records of `bundle`, the readable content of `entry` (whose id is `id`),
+/// to `batch`: the entry's record under local number `number`, and one key per item.
+/// Returns how many items were indexed.
+pub(super) fn index(
+    batch: &mut sled::Batch,
+    entry: &threatmesh_protocol::Entry,
+    id: &Hash,
+    bundle: &Bundle,
+    feed: u32,
+    number: u32,
+) -> u64 {
+    let whats: Vec<What> = bundle.items.iter().map(what_of).collect();
+    let encoded: Vec<Vec<u8>> = whats.iter().map(records::encode).collect();
+    let positions = shared_positions(&encoded);
+    let mut shared: Vec<Option<What>> = vec![None; positions.len()];
+    for (position, (what, bytes)) in whats.into_iter().zip(&encoded).enumerate() {
+        let detail = match positions.get(bytes.as_slice()) {
+            Some(&at) => {
+                if let Some(slot) = shared.get_mut(at as usize) {
+                    slot.get_or_insert(what);
+                }
+                Detail::Shared(at)
+            }
+            None => Detail::Own(what),
+        };
+        // Bundles hold at most MAX_ITEMS_PER_BUNDLE (10,000) items.
+        let item = u16::try_from(position).unwrap_or(u16::MAX);
+        let value = bundle.items[position].value();
+        batch.insert(
+            keys::index(value, number, item),
+            records::encode_detail(&detail),
+        );
+    }
+    let record = EntryRecord {
+        feed,
+        seq: entry.seq,
+        id: *id,
+        created: entry.created,
+        tlp: bundle.tlp,
+        // Every shared detail is used by two items or more, so each slot was filled.
+        shared: shared.into_iter().flatten().collect(),
+    };
+    batch.insert(&keys::entry_record(number)[..], records::encode(&record));
+    bundle.items.len() as u64
+}
+
+/// Most details one entry's record shares among its items: a lookup decodes the whole
+/// record, so it stays small whatever the entry holds.
+const MAX_SHARED: usize = 64;
+
+/// What the index keeps of `item`.
+pub(super) fn what_of(item: &Item) -> What {
+    match item {
+        Item::Indicator(indicator) => What::Assertion {
+            confidence: indicator.confidence,
+            valid_from: indicator.valid_from,
+            valid_until: indicator.valid_until,
+            labels: indicator.labels.clone(),
+            context: indicator.context.clone(),
+        },
+        Item::Revocation(revocation) => What::Revocation {
+            reason: revocation.reason,
+            note: revocation.note.clone(),
+        },
+        Item::Sighting(sighting) => What::Sighting {
+            count: sighting.count,
+            first_seen: sighting.first_seen,
+            last_seen: sighting.last_seen,
+            note: sighting.note.clone(),
+        },
+    }
+}
+
+/// The details (encoded) that two or more items share, the most used first (ties in byte
+/// order, so the same bundle always makes the same record), at most [`MAX_SHARED`], each
+/// with its position in the entry's record.
+fn shared_positions(encoded: &[Vec<u8>]) -> HashMap<&[u8], u32> {
+    let mut uses: HashMap<&[u8], usize> = HashMap::new();
+    for bytes in encoded {
+        *uses.entry(bytes.as_slice()).or_default() += 1;
+    }
+    let mut common: Vec<(&[u8], usize)> =
+        uses.into_iter().filter(|(_, count)| *count >= 2).collect();
+    common.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    common.truncate(MAX_SHARED);
+    common
+        .into_iter()
+        .zip(0_u32..)
+        .map(|((bytes, _), position)| (bytes, position))
+        .collect()
 }

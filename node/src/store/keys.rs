@@ -11,7 +11,9 @@
 //! | `x` | author, seq, entry id | empty: a second entry at a taken slot (equivocation evidence) |
 //! | `h` | author | the feed's state, including its local number and organisation |
 //! | `n` | local feed number | author |
-//! | `i` | kind, value, 0, feed number, seq, item | an index record (assertion, revocation, sighting) |
+//! | `v` | kind code, packed value, entry number, item (u16) | empty (the item's details are the entry's first shared ones), or which shared details, or its own |
+//! | `r` | entry number | the entry's index record: feed number, seq, id, created, TLP, the details its items share |
+//! | `i` | kind, value, 0, feed number, seq, item | schema 1's index record, read only while migrating |
 //! | `a` | added time, counter | entry id, in the order this node accepted entries |
 //! | `c` | version, charter id | a charter's gossip payload (rivals of a version side by side) |
 //! | `o` | entry id | the bundle this node read from a sealed entry (recipients only) |
@@ -33,7 +35,10 @@ pub(super) const FEED: u8 = b'f';
 pub(super) const CONFLICT: u8 = b'x';
 pub(super) const HEAD: u8 = b'h';
 pub(super) const NUMBER: u8 = b'n';
-pub(super) const INDEX: u8 = b'i';
+/// Schema 1's index, read only by the migration.
+pub(super) const V1_INDEX: u8 = b'i';
+pub(super) const INDEX: u8 = b'v';
+pub(super) const ENTRY_RECORD: u8 = b'r';
 pub(super) const ADDED: u8 = b'a';
 pub(super) const CHARTER: u8 = b'c';
 pub(super) const OPENED: u8 = b'o';
@@ -47,6 +52,10 @@ pub(super) const SEALED_COUNT: &[u8] = b"msealed";
 pub(super) const UNREAD_COUNT: &[u8] = b"munread";
 pub(super) const ADDED_COUNTER: &[u8] = b"madded";
 pub(super) const FEED_COUNTER: &[u8] = b"mfeeds";
+/// The next entry number ([`entry_record`]).
+pub(super) const ENTRY_NUMBERS: &[u8] = b"mentrynumbers";
+/// While a schema 1 store is migrated: the last feed slot (`f` key) migrated.
+pub(super) const MIGRATION: &[u8] = b"mmigration";
 
 /// The index names feeds by a local 4-byte number instead of the 32-byte author key: the
 /// index holds one key per indicator, and its size decides whether it fits in the cache.
@@ -84,6 +93,11 @@ pub(super) fn feed(author: &PublicKey, seq: u64) -> [u8; 41] {
     key[1..33].copy_from_slice(&author.0);
     key[33..].copy_from_slice(&seq.to_be_bytes());
     key
+}
+
+/// The author in a key made by [`feed`].
+pub(super) fn author_of_feed_key(key: &[u8]) -> Option<PublicKey> {
+    key.get(1..33)?.try_into().ok().map(PublicKey)
 }
 
 /// The seq in a key made by [`feed`].
@@ -131,35 +145,111 @@ fn kind_code(kind: Kind) -> u8 {
     }
 }
 
-/// Every record about `value`. Normal forms contain no NUL (control characters are
-/// refused), so the 0 after the value ends it: `1.2.3.4` does not match `1.2.3.45`.
+/// Every record about `value`, schema 2: the kind's code and the value packed. Addresses
+/// and hashes are packed as their bytes, which have one length per kind, so no value's
+/// key starts with another's; other values are their text and a 0 (normal forms contain
+/// no NUL: control characters are refused), so `a.com` does not match `a.com.evil`.
 pub(super) fn value_prefix(value: &Value) -> Vec<u8> {
-    let text = value.as_str().as_bytes();
-    let mut key = Vec::with_capacity(3 + text.len() + 44);
+    let text = value.as_str();
+    let code = kind_code(value.kind());
+    let mut key = Vec::with_capacity(3 + text.len() + 6);
     key.push(INDEX);
-    key.push(kind_code(value.kind()));
-    key.extend_from_slice(text);
-    key.push(0);
+    let packed = match value.kind() {
+        Kind::Ipv4 => text
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .map(|address| address.octets().to_vec()),
+        Kind::Ipv6 => text
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|address| address.octets().to_vec()),
+        Kind::Md5 | Kind::Sha1 | Kind::Sha256 | Kind::Sha512 => lower_hex(text),
+        _ => None,
+    };
+    match packed {
+        Some(bytes) => {
+            key.push(code);
+            key.extend_from_slice(&bytes);
+        }
+        // A value of a packed kind that does not pack (never for a normal form) keeps its
+        // text under a code of its own, so it cannot meet a packed one.
+        None => {
+            key.push(if packs(value.kind()) {
+                code | 0x80
+            } else {
+                code
+            });
+            key.extend_from_slice(text.as_bytes());
+            key.push(0);
+        }
+    }
     key
 }
 
-pub(super) fn index(value: &Value, feed: u32, seq: u64, item: u32) -> Vec<u8> {
+fn packs(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Ipv4 | Kind::Ipv6 | Kind::Md5 | Kind::Sha1 | Kind::Sha256 | Kind::Sha512
+    )
+}
+
+/// The bytes of lowercase hex `text` (a hash's normal form); `None` for anything else, so
+/// two texts never pack to the same bytes.
+fn lower_hex(text: &str) -> Option<Vec<u8>> {
+    let digit = |byte: u8| match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        _ => None,
+    };
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+/// The index key of item `item` of the entry numbered `entry` (schema 2).
+pub(super) fn index(value: &Value, entry: u32, item: u16) -> Vec<u8> {
     let mut key = value_prefix(value);
-    key.extend_from_slice(&feed.to_be_bytes());
-    key.extend_from_slice(&seq.to_be_bytes());
+    key.extend_from_slice(&entry.to_be_bytes());
     key.extend_from_slice(&item.to_be_bytes());
     key
 }
 
-/// The feed number and seq at the end of a key made by [`index`].
-pub(super) fn feed_seq_of_index_key(key: &[u8]) -> Option<(u32, u64)> {
+/// The entry number and item at the end of a key made by [`index`].
+pub(super) fn entry_item_of_index_key(key: &[u8]) -> Option<(u32, u16)> {
     let tail = key
         .len()
-        .checked_sub(16)
+        .checked_sub(6)
         .and_then(|start| key.get(start..))?;
-    let feed = u32::from_be_bytes(tail[..4].try_into().ok()?);
-    let seq = u64::from_be_bytes(tail[4..12].try_into().ok()?);
-    Some((feed, seq))
+    let entry = u32::from_be_bytes(tail[..4].try_into().ok()?);
+    let item = u16::from_be_bytes(tail[4..6].try_into().ok()?);
+    Some((entry, item))
+}
+
+/// The key of entry number `number`'s index record.
+pub(super) fn entry_record(number: u32) -> [u8; 5] {
+    let mut key = [0; 5];
+    key[0] = ENTRY_RECORD;
+    key[1..].copy_from_slice(&number.to_be_bytes());
+    key
+}
+
+/// Schema 1's index key of item `item` of the entry at `(feed, seq)`: the keys the
+/// migration removes.
+pub(super) fn v1_index(value: &Value, feed: u32, seq: u64, item: u32) -> Vec<u8> {
+    let text = value.as_str().as_bytes();
+    let mut key = Vec::with_capacity(3 + text.len() + 16);
+    key.push(V1_INDEX);
+    key.push(kind_code(value.kind()));
+    key.extend_from_slice(text);
+    key.push(0);
+    key.extend_from_slice(&feed.to_be_bytes());
+    key.extend_from_slice(&seq.to_be_bytes());
+    key.extend_from_slice(&item.to_be_bytes());
+    key
 }
 
 pub(super) fn added(at: Timestamp, counter: u64) -> [u8; 17] {
@@ -198,13 +288,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn value_prefix_does_not_match_a_longer_value() {
-        let short = Value::parse(Kind::Ipv4, "1.2.3.4").unwrap();
-        let long = Value::parse(Kind::Ipv4, "1.2.3.45").unwrap();
-        let key = index(&long, 3, 7, 0);
-        assert!(!key.starts_with(&value_prefix(&short)));
-        assert!(key.starts_with(&value_prefix(&long)));
-        assert_eq!(feed_seq_of_index_key(&key), Some((3, 7)));
+    fn value_prefix_does_not_match_another_value() {
+        for (kind, short, long) in [
+            (Kind::Ipv4, "1.2.3.4", "1.2.3.45"),
+            (Kind::Domain, "a.example.com", "a.example.com.evil.net"),
+            (
+                Kind::Md5,
+                "d41d8cd98f00b204e9800998ecf8427e",
+                "d41d8cd98f00b204e9800998ecf8427f",
+            ),
+        ] {
+            let short = Value::parse(kind, short).unwrap();
+            let long = Value::parse(kind, long).unwrap();
+            let key = index(&long, 3, 7);
+            assert!(!key.starts_with(&value_prefix(&short)), "{short}");
+            assert!(key.starts_with(&value_prefix(&long)));
+            assert_eq!(entry_item_of_index_key(&key), Some((3, 7)));
+        }
+    }
+
+    #[test]
+    fn addresses_and_hashes_are_packed_as_bytes() {
+        let ip = Value::parse(Kind::Ipv4, "192.0.2.1").unwrap();
+        assert_eq!(value_prefix(&ip), [INDEX, 1, 192, 0, 2, 1]);
+        let sha256 = Value::parse(Kind::Sha256, &"ab".repeat(32)).unwrap();
+        assert_eq!(value_prefix(&sha256).len(), 2 + 32);
+        let ipv6 = Value::parse(Kind::Ipv6, "2001:db8::1").unwrap();
+        assert_eq!(value_prefix(&ipv6).len(), 2 + 16);
+        // Text kinds keep their text, ended by a 0.
+        let domain = Value::parse(Kind::Domain, "c2.example.com").unwrap();
+        assert_eq!(value_prefix(&domain), b"v\x04c2.example.com\x00");
     }
 
     #[test]

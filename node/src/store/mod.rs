@@ -62,6 +62,7 @@
 //! - `objects.rs`: the TAXII object index, kept in its own tree beside the store's
 //!   (`ObjectIndex`).
 //! - `keys.rs`, `records.rs`: the on-disk layout: keys, and the records under them.
+//! - `migrate.rs`: moving a store written by an older schema to this one, on open.
 //! - `flush.rs`: the group flush that lets concurrent writers share one fsync.
 
 mod added;
@@ -72,6 +73,7 @@ mod flush;
 mod health;
 mod ingest;
 mod keys;
+mod migrate;
 mod objects;
 mod query;
 mod records;
@@ -98,7 +100,8 @@ use flush::GroupFlush;
 use health::Failures;
 
 /// The on-disk layout version this code reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: compact index records (`keys.rs`); a schema 1 store is migrated on open.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Default size of sled's page cache. sled's own default (1 GiB) is far more than a node
 /// needs for microsecond lookups; operators can raise it.
@@ -179,7 +182,7 @@ impl Store {
             .temporary(options.temporary)
             // Durability comes from the group flush after each batch, not from a timer.
             .flush_every_ms(None);
-        let db = open_db(&config, &path)?;
+        let (db, schema) = open_db(&config, &path)?;
         let store = Store {
             inner: Arc::new(Inner {
                 db: RwLock::new(Some(db)),
@@ -197,6 +200,9 @@ impl Store {
             }),
         };
         store.load_feeds()?;
+        if schema < SCHEMA_VERSION {
+            store.migrate_from_v1()?;
+        }
         Ok(store)
     }
 
@@ -259,8 +265,8 @@ impl Store {
     }
 }
 
-/// Opens the database in `path` and checks its schema version.
-fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
+/// Opens the database in `path` and checks its schema version, which it returns.
+fn open_db(config: &sled::Config, path: &Path) -> Result<(sled::Db, u32), StoreError> {
     let mut attempts = 0;
     let db = loop {
         match config.open() {
@@ -283,11 +289,13 @@ fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db, StoreError> {
             }
         }
     };
-    check_schema(&db, path)?;
-    Ok(db)
+    let schema = check_schema(&db, path)?;
+    Ok((db, schema))
 }
 
-fn check_schema(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
+/// The schema version of the store in `db`: this one's, or 1 (to migrate). A new store
+/// gets this one's.
+fn check_schema(db: &sled::Db, path: &Path) -> Result<u32, StoreError> {
     match db.get(keys::SCHEMA)? {
         Some(bytes) => {
             let found = bytes
@@ -295,25 +303,24 @@ fn check_schema(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
                 .try_into()
                 .map(u32::from_be_bytes)
                 .map_err(|_| StoreError::corrupt(keys::SCHEMA, "schema version is not 4 bytes"))?;
-            if found != SCHEMA_VERSION {
+            if !(1..=SCHEMA_VERSION).contains(&found) {
                 return Err(StoreError::SchemaVersion {
                     path: path.to_path_buf(),
                     found,
                     expected: SCHEMA_VERSION,
                 });
             }
+            Ok(found)
         }
         None if db.is_empty() => {
             db.insert(keys::SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
             db.flush()?;
+            Ok(SCHEMA_VERSION)
         }
-        None => {
-            return Err(StoreError::NotAStore {
-                path: path.to_path_buf(),
-            });
-        }
+        None => Err(StoreError::NotAStore {
+            path: path.to_path_buf(),
+        }),
     }
-    Ok(())
 }
 
 fn hash_of(key: &[u8], bytes: &[u8]) -> Result<[u8; 32], StoreError> {

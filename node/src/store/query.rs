@@ -8,8 +8,10 @@ use threatmesh_protocol::entry::{Body, SignedEntry, UnverifiedEntry};
 use threatmesh_protocol::item::{Confidence, Context, RevocationReason};
 use threatmesh_protocol::{Hash, PublicKey, Timestamp, Value};
 
-use super::records::{self, IndexRecord, What, decode_opened};
-use super::{Store, StoreError, hash_of, keys};
+use std::collections::HashMap;
+
+use super::records::{self, Detail, EntryRecord, What, decode_opened};
+use super::{Store, StoreError, keys};
 
 /// Everything the store knows about one value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -131,14 +133,41 @@ impl Store {
         let mut revocations: Vec<(PublicKey, Timestamp, RevocationReason, Option<String>, Hash)> =
             Vec::new();
         let mut sightings = Vec::new();
-        for found in self.db()?.scan_prefix(keys::value_prefix(value)) {
+        // Entry numbers follow the order entries were indexed in (or migrated), so hits
+        // are put back in (feed, seq, item) order: the answer does not depend on it.
+        let mut hits = Vec::new();
+        let mut entries: HashMap<u32, EntryRecord> = HashMap::new();
+        let db = self.db()?;
+        for found in db.scan_prefix(keys::value_prefix(value)) {
             let (key, bytes) = found?;
-            let (number, seq) = keys::feed_seq_of_index_key(&key)
+            let (number, item) = keys::entry_item_of_index_key(&key)
                 .ok_or_else(|| StoreError::corrupt(&key, "short index key"))?;
-            let (author, org) = self.feed_of_number(&key, number)?;
-            let entry = self.id_at(&author, seq)?;
-            let record: IndexRecord = records::decode(&key, &bytes)?;
-            match record.what {
+            let record = match entries.entry(number) {
+                std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let record_key = keys::entry_record(number);
+                    let bytes = db.get(record_key)?.ok_or_else(|| {
+                        StoreError::corrupt(&key, format!("no record of entry number {number}"))
+                    })?;
+                    slot.insert(records::decode(&record_key, &bytes)?)
+                }
+            };
+            let what = match records::decode_detail(&key, &bytes)? {
+                Detail::Own(what) => what,
+                Detail::Shared(at) => {
+                    record.shared.get(at as usize).cloned().ok_or_else(|| {
+                        StoreError::corrupt(&key, format!("no shared detail {at}"))
+                    })?
+                }
+            };
+            hits.push(((record.feed, record.seq, item), number, what));
+        }
+        hits.sort_by_key(|(order, ..)| *order);
+        for ((feed, seq, _), number, what) in hits {
+            let record = &entries[&number];
+            let (author, org) = self.feed_of_number(&keys::entry_record(number), feed)?;
+            let entry = record.id;
+            match what {
                 What::Assertion {
                     confidence,
                     valid_from,
@@ -228,16 +257,6 @@ impl Store {
             .get(&number)
             .copied()
             .ok_or_else(|| StoreError::corrupt(key, format!("unknown feed number {number}")))
-    }
-
-    /// The id of the entry at `(author, seq)`.
-    fn id_at(&self, author: &PublicKey, seq: u64) -> Result<Hash, StoreError> {
-        let key = keys::feed(author, seq);
-        let id = self
-            .db()?
-            .get(key)?
-            .ok_or_else(|| StoreError::corrupt(&key, "indexed entry has no feed slot"))?;
-        Ok(Hash(hash_of(&key, &id)?))
     }
 }
 

@@ -1,8 +1,9 @@
 //! What the store keeps beside entries: feed states and index records, bincode-encoded,
 //! and the bundles read from sealed entries, wire-encoded.
 //!
-//! Index records repeat what lookups need from an item (and who said it, when) so that a
-//! lookup never decodes a whole entry.
+//! Index records hold what lookups need from an item (and who said it, when) so that a
+//! lookup never decodes a whole entry; what an entry's items share is kept once, in its
+//! [`EntryRecord`].
 
 use bincode::{Decode, Encode};
 use threatmesh_protocol::bundle::{Bundle, Tlp};
@@ -37,18 +38,48 @@ pub(super) struct FeedRecord {
     pub(super) equivocated: bool,
 }
 
-/// One item of one entry, as the indicator index keeps it. The feed (hence author and
-/// organisation) and seq are in the key; the entry id is in the feed slot.
+/// An indexed entry as lookups need it, written once per entry under its local number
+/// (schema 2): where it is, what it is, and the details its items share.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-pub(super) struct IndexRecord {
+pub(super) struct EntryRecord {
+    /// The feed's local number.
+    pub(super) feed: u32,
+    /// The entry's seq in its feed.
+    pub(super) seq: u64,
+    /// The entry's id.
+    pub(super) id: Hash,
     /// The entry's creation time.
     pub(super) created: Timestamp,
     /// The entry's TLP marking.
     pub(super) tlp: Tlp,
-    /// What the item says.
-    pub(super) what: What,
+    /// What two or more of its items say alike, by position: an index key names one of
+    /// these instead of repeating it (see [`Detail`]).
+    pub(super) shared: Vec<What>,
 }
 
+/// What an index key's value says of its item: one of its entry's shared details, or
+/// details of its own. `Shared(0)`, the common case, is written as no bytes at all.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub(super) enum Detail {
+    Shared(u32),
+    Own(What),
+}
+
+pub(super) fn encode_detail(detail: &Detail) -> Vec<u8> {
+    match detail {
+        Detail::Shared(0) => Vec::new(),
+        other => encode(other),
+    }
+}
+
+pub(super) fn decode_detail(key: &[u8], bytes: &[u8]) -> Result<Detail, StoreError> {
+    if bytes.is_empty() {
+        return Ok(Detail::Shared(0));
+    }
+    decode(key, bytes)
+}
+
+/// What an item says, as the index keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub(super) enum What {
     Assertion {

@@ -632,7 +632,7 @@ fn store_of_another_schema_version_is_refused_with_a_clear_message() {
     ));
     let message = error.to_string();
     assert!(message.contains("schema version 99"), "{message}");
-    assert!(message.contains("reads version 1"), "{message}");
+    assert!(message.contains("reads versions 1 to 2"), "{message}");
 }
 
 #[test]
