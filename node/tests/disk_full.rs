@@ -265,9 +265,15 @@ fn failed_write_is_refused_clearly_then_the_store_reopens_in_process_and_loses_n
         break (status, body);
     };
     let (status, body) = failure;
-    assert_eq!(status, 500, "{body}");
     let message = body["error"].as_str().unwrap();
-    assert!(message.contains("storage"), "{message}");
+    // The publish whose write hit the limit gets a 500 naming storage. The TAXII indexer
+    // writes in the background too: when its write is the one that hits the limit, the
+    // store refuses writes from then on, and the next publish gets the 503 that says so.
+    match status {
+        500 => assert!(message.contains("storage"), "{message}"),
+        503 => assert!(message.starts_with("an earlier write failed"), "{message}"),
+        _ => panic!("{status}: {body}"),
+    }
     assert!(!acknowledged.is_empty(), "nothing fit before the limit");
     eprintln!(
         "{} publishes of {BATCH} indicators acknowledged, then: {message}",
