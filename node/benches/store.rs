@@ -1,10 +1,14 @@
 //! Store benchmark: durable ingest of 1,000,000 indicators in entries of 1,000, lookup
 //! latency of known and unknown values, bytes on disk and resident memory.
-//! `cargo bench -p threatmesh-node --bench store` (set `STORE_BENCH_INDICATORS` for a
-//! smaller run).
+//! `cargo bench -p threatmesh-node --bench store`. Settings, by environment variable:
+//! `STORE_BENCH_INDICATORS` (default 1,000,000), `STORE_BENCH_CACHE_MIB` (sled's cache;
+//! default the node's), `STORE_BENCH_WRITERS=0` (skip the four-writer run, which fills a
+//! second store as large), `STORE_BENCH_DIR` (fill the store there and keep it, for
+//! `--serve DIR` runs with other cache sizes).
 //!
 //! Every ingest waits for its batch to be on disk (group flush), as the node does. Entries
-//! are signed before timing starts: signing is the publisher's cost, not the store's.
+//! are signed a chunk at a time (so tens of millions fit in memory), outside the timed
+//! part: signing is the publisher's cost, not the store's.
 //! Resident memory is measured in a fresh process that opens the filled store and serves
 //! lookups, so the benchmark's own copy of the entries does not count.
 
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use threatmesh_node::store::{Options, Store};
 use threatmesh_protocol::bundle::{Bundle, Distribution, Tlp};
-use threatmesh_protocol::entry::{Body, SignedEntry};
+use threatmesh_protocol::entry::{Body, FeedHead, SignedEntry};
 use threatmesh_protocol::item::{Confidence, Context, Indicator, Item};
 use threatmesh_protocol::testing::value;
 use threatmesh_protocol::{Hash, PublicKey, SigningKey, Timestamp, Value};
@@ -23,9 +27,9 @@ const LOOKUPS: usize = 100_000;
 const FEDERATION: Hash = Hash([0xfe; 32]);
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
-fn entries(writer: u8, first: u32, count: u32) -> Vec<SignedEntry> {
+/// `count` entries of writer `writer`'s feed after `head`, with the values from `first` on.
+fn entries(writer: u8, first: u32, count: u32, mut head: Option<FeedHead>) -> Vec<SignedEntry> {
     let key = SigningKey::from_bytes(&[writer + 1; 32]);
-    let mut head = None;
     (0..count)
         .map(|index| {
             let start = first + index * PER_ENTRY;
@@ -57,15 +61,60 @@ fn entries(writer: u8, first: u32, count: u32) -> Vec<SignedEntry> {
         .collect()
 }
 
+/// Entries signed at a time: 500,000 indicators, about 700 MB in memory.
+const CHUNK_ENTRIES: u32 = 500;
+
+fn cache_bytes() -> u64 {
+    std::env::var("STORE_BENCH_CACHE_MIB")
+        .ok()
+        .and_then(|mib| mib.parse::<u64>().ok())
+        .map_or(threatmesh_node::store::DEFAULT_CACHE_BYTES, |mib| {
+            mib * 1024 * 1024
+        })
+}
+
 fn open(dir: &Path) -> Store {
-    Store::open(dir, &Options::default()).expect("store opens")
+    let options = Options {
+        cache_bytes: cache_bytes(),
+        ..Options::default()
+    };
+    Store::open(dir, &options).expect("store opens")
+}
+
+/// Signs and ingests `per_writer` entries for each of `writers` feeds (writer `w`'s values
+/// from `w * per_writer * PER_ENTRY`), a chunk at a time, one thread per feed; returns the
+/// time spent ingesting, and the bytes of the entries.
+fn fill(store: &Store, writers: u8, per_writer: u32) -> (Duration, usize) {
+    let mut heads: Vec<Option<FeedHead>> = vec![None; usize::from(writers)];
+    let (mut elapsed, mut bytes) = (Duration::ZERO, 0);
+    let mut done = 0;
+    while done < per_writer {
+        let count = CHUNK_ENTRIES.min(per_writer - done);
+        let feeds: Vec<Vec<SignedEntry>> = (0..writers)
+            .map(|writer| {
+                let first = (u32::from(writer) * per_writer + done) * PER_ENTRY;
+                let head = heads[usize::from(writer)].take();
+                let feed = entries(writer, first, count, head);
+                heads[usize::from(writer)] = feed.last().map(SignedEntry::head);
+                feed
+            })
+            .collect();
+        bytes += feeds
+            .iter()
+            .flatten()
+            .map(|entry| entry.payload().len())
+            .sum::<usize>();
+        elapsed += ingest(store, &feeds);
+        done += count;
+    }
+    (elapsed, bytes)
 }
 
 /// Ingests `feeds` with one thread per feed; returns the wall time.
-fn ingest(store: &Store, feeds: Vec<Vec<SignedEntry>>) -> Duration {
+fn ingest(store: &Store, feeds: &[Vec<SignedEntry>]) -> Duration {
     let start = Instant::now();
     std::thread::scope(|scope| {
-        for feed in &feeds {
+        for feed in feeds {
             scope.spawn(move || {
                 for entry in feed {
                     store
@@ -165,20 +214,17 @@ fn main() {
         return;
     }
     let entry_count = total / PER_ENTRY;
-    println!("store benchmark: {total} indicators in {entry_count} entries of {PER_ENTRY}");
-
-    let started = Instant::now();
-    let one_feed = entries(0, 0, entry_count);
-    let payload_bytes: usize = one_feed.iter().map(|entry| entry.payload().len()).sum();
     println!(
-        "signed the entries in {:.1} s (not timed below)",
-        started.elapsed().as_secs_f64()
+        "store benchmark: {total} indicators in {entry_count} entries of {PER_ENTRY}, sled cache {} MiB",
+        cache_bytes() / 1048576
     );
 
     // One writer.
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let store = open(dir.path());
-    let elapsed = ingest(&store, vec![one_feed]);
+    let temporary = tempfile::tempdir().expect("temporary directory");
+    let dir = std::env::var_os("STORE_BENCH_DIR")
+        .map_or_else(|| temporary.path().to_path_buf(), std::path::PathBuf::from);
+    let store = open(&dir);
+    let (elapsed, payload_bytes) = fill(&store, 1, entry_count);
     println!(
         "durable ingest, 1 writer: {:.1} s, {:.0} indicators/s, {:.1} ms per entry",
         elapsed.as_secs_f64(),
@@ -194,7 +240,7 @@ fn main() {
     println!("lookup, unknown value: {}", lookups(&store, &unknown));
     let stats = store.stats().expect("stats");
     store.flush().expect("flush");
-    let on_disk = dir_bytes(dir.path());
+    let on_disk = dir_bytes(&dir);
     println!(
         "on disk: {:.1} MiB in the directory ({} bytes per indicator; sled reports {:.1} MiB); \
          entries' own size {:.1} MiB",
@@ -204,7 +250,7 @@ fn main() {
         payload_bytes as f64 / 1048576.0,
     );
     println!(
-        "this process after ingest: resident {} MiB, peak {} MiB (includes the signed entries held for the benchmark)",
+        "this process after ingest: resident {} MiB, peak {} MiB (includes a chunk of signed entries)",
         status_kib("VmRSS:") / 1024,
         status_kib("VmHWM:") / 1024
     );
@@ -212,26 +258,20 @@ fn main() {
     let exe = std::env::current_exe().expect("own path");
     let status = std::process::Command::new(exe)
         .arg("--serve")
-        .arg(dir.path())
+        .arg(&dir)
         .env("STORE_BENCH_INDICATORS", total.to_string())
         .status()
         .expect("fresh process runs");
     assert!(status.success(), "fresh process failed");
+    if std::env::var("STORE_BENCH_WRITERS").as_deref() == Ok("0") {
+        return;
+    }
 
     // Four writers, one feed each: concurrent ingests share flushes.
     let per_writer = entry_count / 4;
-    let feeds: Vec<Vec<SignedEntry>> = (0..4u8)
-        .map(|writer| {
-            entries(
-                writer,
-                u32::from(writer) * per_writer * PER_ENTRY,
-                per_writer,
-            )
-        })
-        .collect();
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = open(dir.path());
-    let elapsed = ingest(&store, feeds);
+    let (elapsed, _) = fill(&store, 4, per_writer);
     let indicators = f64::from(per_writer * 4 * PER_ENTRY);
     println!(
         "durable ingest, 4 writers: {:.1} s, {:.0} indicators/s",
