@@ -22,7 +22,7 @@ pub struct NodeSection {
     pub federation: Option<String>,
     /// A charter file to start from when the store holds none yet (the genesis).
     pub charter_file: Option<PathBuf>,
-    /// sled's page cache, in MiB.
+    /// Memory for the store's page cache, in MiB.
     pub cache_mib: u64,
     /// Free disk space, in MiB, kept on the store's filesystem: below it writes are
     /// refused (reads go on) until space is freed. 0 turns the check off.
@@ -37,7 +37,7 @@ impl Default for NodeSection {
             encryption_key_file: None,
             federation: None,
             charter_file: None,
-            cache_mib: 128,
+            cache_mib: crate::store::DEFAULT_CACHE_BYTES >> 20,
             reserve_mib: crate::store::DEFAULT_RESERVE_BYTES / (1024 * 1024),
         }
     }

@@ -22,8 +22,9 @@ encryption_key_file = "encryption.key"
 # federation = "..."
 # The genesis charter, read at first start (later charters arrive from peers).
 # charter_file = "genesis.json"
-# sled's page cache, in MiB.
-cache_mib = 128
+# Memory for the store's page cache, in MiB (the store's own structures come on top,
+# and grow with what it holds: docs/SECURITY.md).
+cache_mib = 64
 # Free disk space (MiB) to keep: below it the node refuses writes, keeps answering reads,
 # and accepts writes again once space is freed. 0 turns the check off.
 reserve_mib = 256

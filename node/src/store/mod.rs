@@ -103,9 +103,18 @@ use health::Failures;
 /// 2: compact index records (`keys.rs`); a schema 1 store is migrated on open.
 pub const SCHEMA_VERSION: u32 = 2;
 
-/// Default size of sled's page cache. sled's own default (1 GiB) is far more than a node
-/// needs for microsecond lookups; operators can raise it.
-pub const DEFAULT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+/// Default memory for the page cache ([`Options::cache_bytes`]): lookups stay in the
+/// microseconds with it (node/benches/store.rs); operators can raise it.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How much memory a byte of sled's `cache_capacity` takes. sled counts its cache in the
+/// bytes its pages take on disk, and evicts by that count; a page read into memory takes
+/// more (keys and values as separate allocations, 16 keys a leaf). Measured on a store of
+/// 1,000,000 indicators (`STORE_BENCH_CACHE_MIB` 4, 8, 16 with sled given the whole
+/// figure): resident memory grew 3.8 MiB per MiB of `cache_capacity`, above 53 MiB with
+/// no cache. So sled is given a quarter of [`Options::cache_bytes`], and the setting is
+/// about the memory the cache takes.
+const MEMORY_PER_SLED_CACHE_BYTE: u64 = 4;
 
 /// Default free space kept on the store's filesystem: writes are refused below it.
 pub const DEFAULT_RESERVE_BYTES: u64 = 256 * 1024 * 1024;
@@ -119,7 +128,8 @@ const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// sled's page cache, in bytes.
+    /// Memory for the page cache, in bytes (about: sled is given a quarter of it, as a
+    /// page in memory takes about four times what sled counts for it).
     pub cache_bytes: u64,
     /// Delete the store when it is dropped (tests).
     pub temporary: bool,
@@ -178,7 +188,7 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         let config = sled::Config::new()
             .path(&path)
-            .cache_capacity(options.cache_bytes)
+            .cache_capacity(options.cache_bytes / MEMORY_PER_SLED_CACHE_BYTE)
             .temporary(options.temporary)
             // Durability comes from the group flush after each batch, not from a timer.
             .flush_every_ms(None);
