@@ -1491,3 +1491,51 @@ fn indicators_on_a_warninglist_are_marked_and_pass_the_oasis_validator() {
     assert_eq!(by_id(&bundle, stix::WARNINGLISTS_EXTENSION).len(), 1);
     validate(&[("warninglist-marks".into(), bundle)]);
 }
+
+/// The exported JSON of entries with every kind of item and context, on the publisher's
+/// own node and on another's, marked with the built-in warninglists, one object a line,
+/// exactly as `tests/fixtures/stix/export-every-kind.jsonl` holds it: the bytes TAXII
+/// clients and exports read must not change when the exporter's insides do.
+#[test]
+fn exported_json_is_byte_for_byte_the_recorded_one() {
+    let lists = threatmesh_node::warninglists::Warninglists::builtin();
+    let mut marked = vec![
+        kept_indicator(
+            "8.8.8.8",
+            Some("indicator--0b5d2a55-2d1c-4e6a-9d8a-3b1f1c1e5f00"),
+        ),
+        kept_indicator("1.1.1.1", None),
+    ];
+    marked.push(Item::Revocation(Revocation {
+        value: Value::parse(Kind::Ipv4, "8.8.4.4").unwrap(),
+        reason: RevocationReason::Expired,
+        note: None,
+    }));
+    let entries = [every_kind_entry(), sign(2, Tlp::Clear, marked)];
+    let publisher = publisher();
+    let mut written = String::new();
+    for kept in [OWN, stix::KeptIds::Namespaced] {
+        for entry in &entries {
+            for object in stix::export_entry_marked(
+                entry.entry(),
+                &entry.id(),
+                &publisher,
+                kept,
+                Some(&lists),
+            ) {
+                written.push_str(&object.to_string());
+                written.push('\n');
+            }
+        }
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/stix/export-every-kind.jsonl");
+    if std::env::var_os("THREATMESH_RECORD_EXPORT").is_some() {
+        std::fs::write(&path, &written).unwrap();
+    }
+    let recorded = String::from_utf8(fixture("export-every-kind.jsonl")).unwrap();
+    for (line, (now, then)) in written.lines().zip(recorded.lines()).enumerate() {
+        assert_eq!(now, then, "object {line} differs");
+    }
+    assert_eq!(written.lines().count(), recorded.lines().count());
+}
