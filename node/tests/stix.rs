@@ -1539,3 +1539,45 @@ fn exported_json_is_byte_for_byte_the_recorded_one() {
     }
     assert_eq!(written.lines().count(), recorded.lines().count());
 }
+
+/// What the TAXII server writes straight from the exporter's objects is the JSON the
+/// exports write from values, and counting an item's objects (to resume inside an
+/// entry) counts what making them makes.
+#[test]
+fn objects_written_directly_read_as_their_values_and_count_as_made() {
+    let lists = threatmesh_node::warninglists::Warninglists::builtin();
+    let mut items = vec![kept_indicator("8.8.8.8", None)];
+    if let Body::Bundle(bundle) = &every_kind_entry().entry().body {
+        items.extend(bundle.items.iter().cloned());
+    }
+    let entry = sign(1, Tlp::Amber, items);
+    let (publisher, id) = (publisher(), entry.id());
+    let export = stix::EntryExport::new(entry.entry(), &id, &publisher, OWN)
+        .unwrap()
+        .marked(&lists);
+    let (mut named, mut counted) = (Default::default(), Default::default());
+    let mut written = 0;
+    for index in 0..export.items() {
+        let mut objects = Vec::new();
+        export.item_objects(index, &mut named, &mut objects);
+        assert_eq!(
+            export.count_item_objects(index, &mut counted),
+            objects.len(),
+            "item {index}"
+        );
+        for object in objects {
+            let direct = serde_json::to_string(&object).unwrap();
+            assert_eq!(direct, object.clone().into_value().to_string());
+            assert_eq!(
+                serde_json::from_str::<Json>(&direct).unwrap()["id"],
+                object.id()
+            );
+            written += 1;
+        }
+    }
+    assert_eq!(named, counted);
+    assert!(
+        written > export.items(),
+        "malware, campaigns and relationships made"
+    );
+}
