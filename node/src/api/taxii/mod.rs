@@ -55,6 +55,8 @@ mod indexer;
 mod media;
 mod read;
 mod status;
+#[cfg(test)]
+mod tests;
 mod view;
 
 pub(crate) use error::TaxiiError;
