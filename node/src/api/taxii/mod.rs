@@ -131,6 +131,9 @@ pub(super) struct Shared {
     statuses: Statuses,
     /// What every request's view of the object index shares.
     catching: Arc<CatchUpLock>,
+    /// The entry the last page ended in: the next page starts there, and decoding an
+    /// entry of 10,000 items twice cost about as much as the page itself.
+    last_row: Arc<view::LastRow>,
 }
 
 impl Shared {
@@ -139,6 +142,7 @@ impl Shared {
         Shared {
             statuses: Statuses::default(),
             catching: Arc::new(CatchUpLock::default()),
+            last_row: Arc::default(),
         }
     }
 }

@@ -18,11 +18,33 @@ use super::filters::{Filters, VersionFilter, choose};
 use super::media::STIX_MEDIA_TYPE;
 use crate::api::ApiState;
 use crate::formats::{Publisher, rfc3339, stix};
-use crate::store::{AddedStart, ObjectIndex, Store, StoreError};
+use crate::store::{AddedRow, AddedStart, ObjectIndex, Store, StoreError};
 
 /// Entries read from the store at a time while filling a page. One: an entry can hold
 /// 10,000 items, so reading (and decoding) ahead costs more than the seek it saves.
 const ROWS_PER_READ: usize = 1;
+
+/// The row of the added-time index a page read last, decoded, shared by the requests of
+/// one server (see `Shared`).
+#[derive(Debug, Default)]
+pub(super) struct LastRow(std::sync::Mutex<Option<Arc<AddedRow>>>);
+
+impl LastRow {
+    fn get(&self, key: &[u8]) -> Option<Arc<AddedRow>> {
+        let held = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.as_ref().filter(|row| row.key == key).cloned()
+    }
+
+    fn keep(&self, row: &Arc<AddedRow>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(row));
+    }
+}
 
 /// One object of a collection, written as JSON, with what the manifest says of it.
 #[derive(Debug, Clone)]
@@ -76,8 +98,15 @@ impl Listed {
     /// An object of item `item` of an entry `org` published, accepted at `added`.
     fn exported(object: &stix::Object<'_>, added: Timestamp, item: u32, org: PublicKey) -> Listed {
         let version = object.version();
+        // About what an indicator takes, so the buffer rarely grows.
+        let mut json = Vec::with_capacity(768);
+        // Writing to memory fails only on a property that is not JSON, which objects have not.
+        let json = match serde_json::to_writer(&mut json, object) {
+            Ok(()) => String::from_utf8(json).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
         Listed {
-            json: serde_json::to_string(object).unwrap_or_default(),
+            json,
             id: object.id().to_owned(),
             kind: object.kind().to_owned(),
             modified: rfc3339::parse(version).unwrap_or_default(),
@@ -127,6 +156,7 @@ pub(super) struct View {
     index: ObjectIndex,
     /// Indicators on these lists carry their names (`x_threatmesh_warninglists`).
     warninglists: Arc<crate::warninglists::Warninglists>,
+    last_row: Arc<LastRow>,
 }
 
 impl View {
@@ -143,6 +173,7 @@ impl View {
             store: state.store.clone(),
             index: ObjectIndex::new(&state.store, own_org, Arc::clone(&state.taxii.catching)),
             warninglists: Arc::clone(state.client.warninglists()),
+            last_row: Arc::clone(&state.taxii.last_row),
         }
     }
 
@@ -391,6 +422,35 @@ impl View {
         Ok(filter.wants(modified, first, last))
     }
 
+    /// Whether version `modified` of object `id` by `org`, found in item `item` of the
+    /// entry at index row `row`, is listed there: a version `filter` asks for
+    /// ([`View::wanted_version`]), where it first appears ([`View::first_here`]). An
+    /// object held once is answered from its one index row.
+    fn listed_here(
+        &self,
+        id: &str,
+        org: &PublicKey,
+        modified: Timestamp,
+        row: &[u8],
+        item: u32,
+        filter: &VersionFilter,
+    ) -> Result<bool, StoreError> {
+        let Some(rows) = self.index.few_rows(id, org, 1)? else {
+            return Ok(self.wanted_version(id, Some(org), modified, filter)?
+                && self.first_here(id, Some(org), modified, row, item)?);
+        };
+        let Some(only) = rows.first() else {
+            // Not indexed: as if this were its only version, appearing here.
+            return Ok(filter.wants(modified, modified, modified));
+        };
+        let wanted = filter.all
+            || filter.at.contains(&modified)
+            || filter.wants(modified, only.modified, only.modified);
+        let first_here =
+            only.modified != modified || (only.row.as_slice() == row && only.item == item);
+        Ok(wanted && first_here)
+    }
+
     /// Fills one page of the collection: context objects first, then entries in the
     /// order this node accepted them.
     pub(super) fn page(&self, filters: &Filters) -> Result<Page, StoreError> {
@@ -459,7 +519,7 @@ impl View {
             } else {
                 AddedStart::Following(&start_key)
             };
-            let rows = self.store.added_rows(start, ROWS_PER_READ)?;
+            let rows = self.rows(start)?;
             // Rows past what the index reaches wait for the next request.
             let rows: Vec<_> = rows
                 .into_iter()
@@ -477,9 +537,14 @@ impl View {
                             return Ok(true);
                         }
                         let modified = rfc3339::parse(object.version()).unwrap_or_default();
-                        if !self.wanted_version(id, Some(&org), modified, &filters.versions)?
-                            || !self.first_here(id, Some(&org), modified, &row.key, item)?
-                        {
+                        if !self.listed_here(
+                            id,
+                            &org,
+                            modified,
+                            &row.key,
+                            item,
+                            &filters.versions,
+                        )? {
                             return Ok(true);
                         }
                         if objects.len() == filters.limit {
@@ -490,17 +555,19 @@ impl View {
                         Ok(true)
                     })?;
                     if let Some(index) = full_at {
+                        // The next page starts in this entry.
+                        self.last_row.keep(&row);
                         return Ok(Page {
                             objects,
                             next: Some(Cursor::Entry {
-                                key: row.key,
+                                key: row.key.clone(),
                                 skip: index,
                             }),
                         });
                     }
                 }
                 skip = 0;
-                start_key = row.key;
+                start_key = row.key.clone();
                 inclusive = false;
             }
             if exhausted {
@@ -510,6 +577,28 @@ impl View {
                 });
             }
         }
+    }
+
+    /// Up to [`ROWS_PER_READ`] rows of the added-time index from `start` on. The row a
+    /// page ended in is taken from [`LastRow`] instead of decoded again. Entries are
+    /// decoded as the store decodes them: trusted, they were verified before being stored.
+    fn rows(&self, start: AddedStart<'_>) -> Result<Vec<Arc<AddedRow>>, StoreError> {
+        let mut rows = Vec::with_capacity(ROWS_PER_READ);
+        for stored in self.store.added_payloads(start, ROWS_PER_READ)? {
+            if let Some(row) = self.last_row.get(&stored.key) {
+                rows.push(row);
+                continue;
+            }
+            let entry = threatmesh_protocol::UnverifiedEntry::decode(stored.payload)
+                .map_err(|error| StoreError::corrupt(&stored.key, error.to_string()))?
+                .trust_verified();
+            rows.push(Arc::new(AddedRow {
+                key: stored.key,
+                added: stored.added,
+                entry,
+            }));
+        }
+        Ok(rows)
     }
 
     /// A page of the objects named by `match[id]`, found through the index instead of a
