@@ -8,8 +8,8 @@ use threatmesh_protocol::Timestamp;
 
 use super::TaxiiError;
 use super::filters::Filters;
+use super::listed::Listed;
 use super::media::taxii_body;
-use super::view::Listed;
 use crate::formats::rfc3339;
 
 /// Where a page starts: the context objects (identities and markings), or a row of the

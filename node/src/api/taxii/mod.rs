@@ -30,6 +30,8 @@
 //! - `filters.rs`: the query of a GET (`added_after`, `limit`, `match[...]`) and the
 //!   choice of versions.
 //! - `cursor.rs`: page cursors (`next`) and the envelope of a page.
+//! - `listed.rs`: an object of a page, written as JSON once, and the entry the last page
+//!   ended in.
 //! - `view.rs`: the read model: a collection's objects made from stored entries, paged in
 //!   the order they were accepted, and one object's versions found through the store's
 //!   object index.
@@ -52,6 +54,7 @@ mod error;
 mod filters;
 mod import;
 mod indexer;
+mod listed;
 mod media;
 mod read;
 mod status;
@@ -133,7 +136,7 @@ pub(super) struct Shared {
     catching: Arc<CatchUpLock>,
     /// The entry the last page ended in: the next page starts there, and decoding an
     /// entry of 10,000 items twice cost about as much as the page itself.
-    last_row: Arc<view::LastRow>,
+    last_row: Arc<listed::LastRow>,
 }
 
 impl Shared {

@@ -10,7 +10,8 @@ use super::TaxiiError;
 use super::collections::Collection;
 use super::cursor::{added_range, offset_page, paged};
 use super::filters::{Filters, VersionFilter, choose};
-use super::view::{Listed, Page, View};
+use super::listed::Listed;
+use super::view::{Page, View};
 use crate::api::{ApiState, blocking};
 use crate::formats::rfc3339;
 

@@ -7,7 +7,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde_json::Value as Json;
 use threatmesh_protocol::bundle::Tlp;
 use threatmesh_protocol::{Body, Entry, PublicKey, SignedEntry, Timestamp};
 
@@ -15,7 +14,7 @@ use super::MAX_ROWS_PER_PAGE;
 use super::collections::Collection;
 use super::cursor::Cursor;
 use super::filters::{Filters, VersionFilter, choose};
-use super::media::STIX_MEDIA_TYPE;
+use super::listed::{LastRow, Listed};
 use crate::api::ApiState;
 use crate::formats::{Publisher, rfc3339, stix};
 use crate::store::{AddedRow, AddedStart, ObjectIndex, Store, StoreError};
@@ -23,122 +22,6 @@ use crate::store::{AddedRow, AddedStart, ObjectIndex, Store, StoreError};
 /// Entries read from the store at a time while filling a page. One: an entry can hold
 /// 10,000 items, so reading (and decoding) ahead costs more than the seek it saves.
 const ROWS_PER_READ: usize = 1;
-
-/// The row of the added-time index a page read last, decoded, shared by the requests of
-/// one server (see `Shared`).
-#[derive(Debug, Default)]
-pub(super) struct LastRow(std::sync::Mutex<Option<Arc<AddedRow>>>);
-
-impl LastRow {
-    fn get(&self, key: &[u8]) -> Option<Arc<AddedRow>> {
-        let held = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        held.as_ref().filter(|row| row.key == key).cloned()
-    }
-
-    fn keep(&self, row: &Arc<AddedRow>) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(row));
-    }
-}
-
-/// One object of a collection, written as JSON, with what the manifest says of it.
-#[derive(Debug, Clone)]
-pub(super) struct Listed {
-    /// The object, exactly as the exporter writes it.
-    pub(super) json: String,
-    id: String,
-    kind: String,
-    /// The version as the object spells it (`modified`, or `created`).
-    version: String,
-    pub(super) added: Timestamp,
-    /// The version, read from the object's `modified` (or `created`).
-    pub(super) modified: Timestamp,
-    /// The entry item the object comes from (0 for context objects).
-    pub(super) item: u32,
-    /// The organisation that published the entry it comes from (`None` for context
-    /// objects): versions are told apart by it as well as by id.
-    pub(super) org: Option<PublicKey>,
-}
-
-/// A manifest record ([`Listed::manifest_record`]); fields in the order JSON maps sort them.
-#[derive(Debug, serde::Serialize)]
-pub(super) struct ManifestRecord<'a> {
-    date_added: String,
-    id: &'a str,
-    media_type: &'static str,
-    version: &'a str,
-}
-
-impl Listed {
-    /// A context object (an identity, a marking definition).
-    fn context(object: &Json, added: Timestamp) -> Listed {
-        let text = |key: &str| object[key].as_str().unwrap_or_default().to_owned();
-        let version = object["modified"]
-            .as_str()
-            .or_else(|| object["created"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        Listed {
-            json: object.to_string(),
-            id: text("id"),
-            kind: text("type"),
-            modified: rfc3339::parse(&version).unwrap_or_default(),
-            version,
-            added,
-            item: 0,
-            org: None,
-        }
-    }
-
-    /// An object of item `item` of an entry `org` published, accepted at `added`.
-    fn exported(object: &stix::Object<'_>, added: Timestamp, item: u32, org: PublicKey) -> Listed {
-        let version = object.version();
-        // About what an indicator takes, so the buffer rarely grows.
-        let mut json = Vec::with_capacity(768);
-        // Writing to memory fails only on a property that is not JSON, which objects have not.
-        let json = match serde_json::to_writer(&mut json, object) {
-            Ok(()) => String::from_utf8(json).unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        Listed {
-            json,
-            id: object.id().to_owned(),
-            kind: object.kind().to_owned(),
-            modified: rfc3339::parse(version).unwrap_or_default(),
-            version: version.to_owned(),
-            added,
-            item,
-            org: Some(org),
-        }
-    }
-
-    pub(super) fn id(&self) -> &str {
-        &self.id
-    }
-
-    pub(super) fn kind(&self) -> &str {
-        &self.kind
-    }
-
-    /// The object's version: its `modified`, or `created` for objects without one.
-    pub(super) fn version(&self) -> &str {
-        &self.version
-    }
-
-    pub(super) fn manifest_record(&self) -> ManifestRecord<'_> {
-        ManifestRecord {
-            date_added: rfc3339::format(self.added),
-            id: self.id(),
-            media_type: STIX_MEDIA_TYPE,
-            version: self.version(),
-        }
-    }
-}
 
 /// A page of a collection and where the next starts.
 #[derive(Debug)]
