@@ -463,25 +463,20 @@ impl View {
     }
 
     /// Up to [`ROWS_PER_READ`] rows of the added-time index from `start` on. The row a
-    /// page ended in is taken from [`LastRow`] instead of decoded again. Entries are
-    /// decoded as the store decodes them: trusted, they were verified before being stored.
+    /// page ended in, where the next page starts, is taken from [`LastRow`] instead of
+    /// read and decoded again.
     fn rows(&self, start: AddedStart<'_>) -> Result<Vec<Arc<AddedRow>>, StoreError> {
-        let mut rows = Vec::with_capacity(ROWS_PER_READ);
-        for stored in self.store.added_payloads(start, ROWS_PER_READ)? {
-            if let Some(row) = self.last_row.get(&stored.key) {
-                rows.push(row);
-                continue;
-            }
-            let entry = threatmesh_protocol::UnverifiedEntry::decode(stored.payload)
-                .map_err(|error| StoreError::corrupt(&stored.key, error.to_string()))?
-                .trust_verified();
-            rows.push(Arc::new(AddedRow {
-                key: stored.key,
-                added: stored.added,
-                entry,
-            }));
+        if let AddedStart::At(key) = start
+            && let Some(row) = self.last_row.get(key)
+        {
+            return Ok(vec![row]);
         }
-        Ok(rows)
+        Ok(self
+            .store
+            .added_rows(start, ROWS_PER_READ)?
+            .into_iter()
+            .map(Arc::new)
+            .collect())
     }
 
     /// A page of the objects named by `match[id]`, found through the index instead of a
