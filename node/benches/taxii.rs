@@ -1,7 +1,8 @@
 //! TAXII 2.1 server benchmark, server side: POST ingest, paging a whole collection, and
 //! single-object lookup, each over real HTTP on loopback from one client thread, with a
 //! collection of 10,000 and then 100,000 indicators. `cargo bench -p threatmesh-node
-//! --bench taxii`.
+//! --bench taxii` (set `TAXII_BENCH_SIZES`, sizes in increasing order separated by
+//! commas, e.g. `10000,100000,1000000`, to measure at other sizes).
 //!
 //! The client is Rust (ureq and serde_json), so the figures are the server's plus a fast
 //! client's parsing; `scripts/bench-taxii.py` measures the same through Python against
@@ -121,15 +122,25 @@ fn main() {
         }
     }
 
+    let sizes: Vec<u32> = std::env::var("TAXII_BENCH_SIZES")
+        .ok()
+        .map(|sizes| {
+            sizes
+                .split(',')
+                .map(|size| size.trim().parse().expect("TAXII_BENCH_SIZES: numbers"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![10_000, 100_000]);
     let mut held = 0u32;
-    for size in [10_000u32, 100_000] {
+    for size in sizes {
+        let before = held;
         let started = Instant::now();
         while held < size {
             client.post((held..held + BATCH).map(indicator).collect());
             held += BATCH;
         }
         let ingest = started.elapsed();
-        let added = size - (if size == 10_000 { 0 } else { 10_000 });
+        let added = size - before;
 
         // The first read after ingest indexes the new entries; measured apart.
         let started = Instant::now();

@@ -1491,3 +1491,93 @@ fn indicators_on_a_warninglist_are_marked_and_pass_the_oasis_validator() {
     assert_eq!(by_id(&bundle, stix::WARNINGLISTS_EXTENSION).len(), 1);
     validate(&[("warninglist-marks".into(), bundle)]);
 }
+
+/// The exported JSON of entries with every kind of item and context, on the publisher's
+/// own node and on another's, marked with the built-in warninglists, one object a line,
+/// exactly as `tests/fixtures/stix/export-every-kind.jsonl` holds it: the bytes TAXII
+/// clients and exports read must not change when the exporter's insides do.
+#[test]
+fn exported_json_is_byte_for_byte_the_recorded_one() {
+    let lists = threatmesh_node::warninglists::Warninglists::builtin();
+    let mut marked = vec![
+        kept_indicator(
+            "8.8.8.8",
+            Some("indicator--0b5d2a55-2d1c-4e6a-9d8a-3b1f1c1e5f00"),
+        ),
+        kept_indicator("1.1.1.1", None),
+    ];
+    marked.push(Item::Revocation(Revocation {
+        value: Value::parse(Kind::Ipv4, "8.8.4.4").unwrap(),
+        reason: RevocationReason::Expired,
+        note: None,
+    }));
+    let entries = [every_kind_entry(), sign(2, Tlp::Clear, marked)];
+    let publisher = publisher();
+    let mut written = String::new();
+    for kept in [OWN, stix::KeptIds::Namespaced] {
+        for entry in &entries {
+            for object in stix::export_entry_marked(
+                entry.entry(),
+                &entry.id(),
+                &publisher,
+                kept,
+                Some(&lists),
+            ) {
+                written.push_str(&object.to_string());
+                written.push('\n');
+            }
+        }
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/stix/export-every-kind.jsonl");
+    if std::env::var_os("THREATMESH_RECORD_EXPORT").is_some() {
+        std::fs::write(&path, &written).unwrap();
+    }
+    let recorded = String::from_utf8(fixture("export-every-kind.jsonl")).unwrap();
+    for (line, (now, then)) in written.lines().zip(recorded.lines()).enumerate() {
+        assert_eq!(now, then, "object {line} differs");
+    }
+    assert_eq!(written.lines().count(), recorded.lines().count());
+}
+
+/// What the TAXII server writes straight from the exporter's objects is the JSON the
+/// exports write from values, and counting an item's objects (to resume inside an
+/// entry) counts what making them makes.
+#[test]
+fn objects_written_directly_read_as_their_values_and_count_as_made() {
+    let lists = threatmesh_node::warninglists::Warninglists::builtin();
+    let mut items = vec![kept_indicator("8.8.8.8", None)];
+    if let Body::Bundle(bundle) = &every_kind_entry().entry().body {
+        items.extend(bundle.items.iter().cloned());
+    }
+    let entry = sign(1, Tlp::Amber, items);
+    let (publisher, id) = (publisher(), entry.id());
+    let export = stix::EntryExport::new(entry.entry(), &id, &publisher, OWN)
+        .unwrap()
+        .marked(&lists);
+    let (mut named, mut counted) = (Default::default(), Default::default());
+    let mut written = 0;
+    for index in 0..export.items() {
+        let mut objects = Vec::new();
+        export.item_objects(index, &mut named, &mut objects);
+        assert_eq!(
+            export.count_item_objects(index, &mut counted),
+            objects.len(),
+            "item {index}"
+        );
+        for object in objects {
+            let direct = serde_json::to_string(&object).unwrap();
+            assert_eq!(direct, object.clone().into_value().to_string());
+            assert_eq!(
+                serde_json::from_str::<Json>(&direct).unwrap()["id"],
+                object.id()
+            );
+            written += 1;
+        }
+    }
+    assert_eq!(named, counted);
+    assert!(
+        written > export.items(),
+        "malware, campaigns and relationships made"
+    );
+}

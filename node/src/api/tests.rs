@@ -20,7 +20,7 @@ use crate::store::{Options, Store};
 pub(super) const TOKEN: &str = "s3cret-token";
 
 /// A one-member federation's node with its API router.
-async fn node() -> (Router, Store, tempfile::TempDir) {
+pub(super) async fn node() -> (Router, Store, tempfile::TempDir) {
     node_with(ApiLimits::default()).await
 }
 

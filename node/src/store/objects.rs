@@ -224,6 +224,29 @@ impl ObjectIndex {
             .collect()
     }
 
+    /// Every row of object `id` published by `org` (versions, each where it appears),
+    /// oldest first, when there are at most `most`; `None` when there are more. Nearly
+    /// every object is one version held once: one short forward scan then tells a reader
+    /// its first and last version and where it appears, which [`ObjectIndex::first_version`],
+    /// [`ObjectIndex::last_version`] and [`ObjectIndex::first_occurrence`] take three
+    /// lookups (one backwards) to tell.
+    pub(crate) fn few_rows(
+        &self,
+        id: &str,
+        org: &PublicKey,
+        most: usize,
+    ) -> Result<Option<Vec<ObjectVersion>>, StoreError> {
+        let prefix = [id.as_bytes(), &[0], &org.0[..]].concat();
+        let mut found = Vec::new();
+        for row in self.tree()?.scan_prefix(&prefix) {
+            if found.len() == most {
+                return Ok(None);
+            }
+            found.push(version_of(&row?.0, id.len() + 1)?);
+        }
+        Ok(Some(found))
+    }
+
     /// The first or last index row of object `id` whose key goes on with `more`.
     fn end(&self, id: &str, more: &[u8], end: End) -> Result<Option<ObjectVersion>, StoreError> {
         let prefix = [id.as_bytes(), &[0], more].concat();

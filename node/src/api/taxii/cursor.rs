@@ -8,8 +8,8 @@ use threatmesh_protocol::Timestamp;
 
 use super::TaxiiError;
 use super::filters::Filters;
-use super::media::taxii_json;
-use super::view::Listed;
+use super::listed::Listed;
+use super::media::taxii_body;
 use crate::formats::rfc3339;
 
 /// Where a page starts: the context objects (identities and markings), or a row of the
@@ -63,26 +63,45 @@ pub(super) fn added_range(listed: &[Listed]) -> Option<(Timestamp, Timestamp)> {
 }
 
 /// An envelope, manifest or versions answer: `more` and `next` when the page is not the
-/// last; an empty object when there is nothing.
+/// last; an empty object when there is nothing. `items` are written already, each one
+/// JSON value; the envelope around them is written as a `serde_json` map would be (keys
+/// sorted, no spaces).
 pub(super) fn paged(
     field: &str,
-    items: Vec<Json>,
+    items: &[impl AsRef<str>],
     next: Option<&Cursor>,
     added: Option<(Timestamp, Timestamp)>,
 ) -> Response {
-    let mut body = serde_json::Map::new();
+    let length: usize = items.iter().map(|item| item.as_ref().len() + 1).sum();
+    let mut body = String::with_capacity(length + field.len() + 96);
+    body.push('{');
     // A page can come back empty and still not be the last (a scan stopped at its row
     // budget): then it says `more` and where to go on.
     if !items.is_empty() || next.is_some() {
-        body.insert("more".into(), Json::Bool(next.is_some()));
+        body.push_str(if next.is_some() {
+            "\"more\":true"
+        } else {
+            "\"more\":false"
+        });
         if let Some(next) = next {
-            body.insert("next".into(), Json::String(next.text()));
+            body.push_str(",\"next\":");
+            body.push_str(&Json::String(next.text()).to_string());
         }
         if !items.is_empty() {
-            body.insert(field.into(), Json::Array(items));
+            body.push(',');
+            body.push_str(&Json::String(field.to_owned()).to_string());
+            body.push_str(":[");
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    body.push(',');
+                }
+                body.push_str(item.as_ref());
+            }
+            body.push(']');
         }
     }
-    let mut response = taxii_json(StatusCode::OK, &Json::Object(body));
+    body.push('}');
+    let mut response = taxii_body(StatusCode::OK, body);
     if let Some((first, last)) = added {
         let headers = response.headers_mut();
         for (name, time) in [

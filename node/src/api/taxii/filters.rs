@@ -4,7 +4,7 @@
 use threatmesh_protocol::Timestamp;
 
 use super::cursor::Cursor;
-use super::view::Listed;
+use super::listed::Listed;
 use super::{DEFAULT_PAGE, MAX_PAGE, TaxiiError};
 use crate::formats::rfc3339;
 

@@ -14,13 +14,18 @@ pub const TAXII_MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
 /// The media type of the objects in a collection.
 pub const STIX_MEDIA_TYPE: &str = "application/stix+json;version=2.1";
 pub(super) fn taxii_json(status: StatusCode, body: &Json) -> Response {
+    taxii_body(status, body.to_string())
+}
+
+/// An answer of JSON already written.
+pub(super) fn taxii_body(status: StatusCode, json: String) -> Response {
     (
         status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static(TAXII_MEDIA_TYPE),
         )],
-        body.to_string(),
+        json,
     )
         .into_response()
 }

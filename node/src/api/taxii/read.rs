@@ -10,7 +10,8 @@ use super::TaxiiError;
 use super::collections::Collection;
 use super::cursor::{added_range, offset_page, paged};
 use super::filters::{Filters, VersionFilter, choose};
-use super::view::{Listed, Page, View};
+use super::listed::Listed;
+use super::view::{Page, View};
 use crate::api::{ApiState, blocking};
 use crate::formats::rfc3339;
 
@@ -21,12 +22,8 @@ pub(super) async fn objects(
 ) -> Result<Response, TaxiiError> {
     let page = page_of(&state, &id, query.as_deref()).await?;
     let added = added_range(&page.objects);
-    let objects: Vec<Json> = page
-        .objects
-        .into_iter()
-        .map(|listed| listed.object)
-        .collect();
-    Ok(paged("objects", objects, page.next.as_ref(), added))
+    let objects: Vec<&str> = page.objects.iter().map(|listed| &*listed.json).collect();
+    Ok(paged("objects", &objects, page.next.as_ref(), added))
 }
 
 pub(super) async fn manifest(
@@ -35,10 +32,14 @@ pub(super) async fn manifest(
     RawQuery(query): RawQuery,
 ) -> Result<Response, TaxiiError> {
     let page = page_of(&state, &id, query.as_deref()).await?;
-    let records: Vec<Json> = page.objects.iter().map(Listed::manifest_record).collect();
+    let records: Vec<String> = page
+        .objects
+        .iter()
+        .map(|listed| serde_json::to_string(&listed.manifest_record()).unwrap_or_default())
+        .collect();
     Ok(paged(
         "objects",
-        records,
+        &records,
         page.next.as_ref(),
         added_range(&page.objects),
     ))
@@ -93,8 +94,8 @@ pub(super) async fn object(
     let found = versions_of(&state, &collection, &object, &filters).await?;
     let (shown, next) = offset_page(found, &filters);
     let added = added_range(&shown);
-    let objects: Vec<Json> = shown.into_iter().map(|listed| listed.object).collect();
-    Ok(paged("objects", objects, next.as_ref(), added))
+    let objects: Vec<&str> = shown.iter().map(|listed| &*listed.json).collect();
+    Ok(paged("objects", &objects, next.as_ref(), added))
 }
 
 pub(super) async fn versions(
@@ -108,13 +109,13 @@ pub(super) async fn versions(
     filters.versions = VersionFilter::ALL;
     let found = versions_of(&state, &collection, &object, &filters).await?;
     let (shown, next) = offset_page(found, &filters);
-    let versions: Vec<Json> = shown
+    let versions: Vec<String> = shown
         .iter()
-        .map(|listed| Json::String(rfc3339::format(listed.modified)))
+        .map(|listed| Json::String(rfc3339::format(listed.modified)).to_string())
         .collect();
     Ok(paged(
         "versions",
-        versions,
+        &versions,
         next.as_ref(),
         added_range(&shown),
     ))

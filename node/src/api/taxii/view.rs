@@ -7,7 +7,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde_json::{Value as Json, json};
 use threatmesh_protocol::bundle::Tlp;
 use threatmesh_protocol::{Body, Entry, PublicKey, SignedEntry, Timestamp};
 
@@ -15,78 +14,14 @@ use super::MAX_ROWS_PER_PAGE;
 use super::collections::Collection;
 use super::cursor::Cursor;
 use super::filters::{Filters, VersionFilter, choose};
-use super::media::STIX_MEDIA_TYPE;
+use super::listed::{LastRow, Listed};
 use crate::api::ApiState;
 use crate::formats::{Publisher, rfc3339, stix};
-use crate::store::{AddedStart, ObjectIndex, Store, StoreError};
+use crate::store::{AddedRow, AddedStart, ObjectIndex, Store, StoreError};
 
 /// Entries read from the store at a time while filling a page. One: an entry can hold
 /// 10,000 items, so reading (and decoding) ahead costs more than the seek it saves.
 const ROWS_PER_READ: usize = 1;
-
-/// One object of a collection, with what the manifest says of it.
-#[derive(Debug, Clone)]
-pub(super) struct Listed {
-    pub(super) object: Json,
-    pub(super) added: Timestamp,
-    /// The version, read from the object's `modified` (or `created`).
-    pub(super) modified: Timestamp,
-    /// The entry item the object comes from (0 for context objects).
-    pub(super) item: u32,
-    /// The organisation that published the entry it comes from (`None` for context
-    /// objects): versions are told apart by it as well as by id.
-    pub(super) org: Option<PublicKey>,
-}
-
-impl Listed {
-    pub(super) fn new(object: Json, added: Timestamp, item: u32) -> Listed {
-        let modified = object["modified"]
-            .as_str()
-            .or_else(|| object["created"].as_str())
-            .and_then(|text| rfc3339::parse(text).ok())
-            .unwrap_or_default();
-        Listed {
-            object,
-            added,
-            modified,
-            item,
-            org: None,
-        }
-    }
-
-    /// The same object, published by `org`.
-    pub(super) fn by(self, org: PublicKey) -> Listed {
-        Listed {
-            org: Some(org),
-            ..self
-        }
-    }
-
-    pub(super) fn id(&self) -> &str {
-        self.object["id"].as_str().unwrap_or_default()
-    }
-
-    pub(super) fn kind(&self) -> &str {
-        self.object["type"].as_str().unwrap_or_default()
-    }
-
-    /// The object's version: its `modified`, or `created` for objects without one.
-    pub(super) fn version(&self) -> &str {
-        self.object["modified"]
-            .as_str()
-            .or_else(|| self.object["created"].as_str())
-            .unwrap_or_default()
-    }
-
-    pub(super) fn manifest_record(&self) -> Json {
-        json!({
-            "id": self.id(),
-            "date_added": rfc3339::format(self.added),
-            "version": self.version(),
-            "media_type": STIX_MEDIA_TYPE,
-        })
-    }
-}
 
 /// A page of a collection and where the next starts.
 #[derive(Debug)]
@@ -104,6 +39,7 @@ pub(super) struct View {
     index: ObjectIndex,
     /// Indicators on these lists carry their names (`x_threatmesh_warninglists`).
     warninglists: Arc<crate::warninglists::Warninglists>,
+    last_row: Arc<LastRow>,
 }
 
 impl View {
@@ -120,6 +56,7 @@ impl View {
             store: state.store.clone(),
             index: ObjectIndex::new(&state.store, own_org, Arc::clone(&state.taxii.catching)),
             warninglists: Arc::clone(state.client.warninglists()),
+            last_row: Arc::clone(&state.taxii.last_row),
         }
     }
 
@@ -168,7 +105,7 @@ impl View {
                 name: member.name.clone(),
                 country: member.country.clone(),
             };
-            objects.push(Listed::new(stix::identity(&publisher), added, 0));
+            objects.push(Listed::context(&stix::identity(&publisher), added));
         }
         for tlp in [
             Tlp::Clear,
@@ -177,7 +114,7 @@ impl View {
             Tlp::AmberStrict,
             Tlp::Red,
         ] {
-            objects.push(Listed::new(stix::tlp_marking(tlp), added, 0));
+            objects.push(Listed::context(&stix::tlp_marking(tlp), added));
         }
         objects
     }
@@ -221,15 +158,35 @@ impl View {
         added: Timestamp,
         only: Option<u32>,
     ) -> Result<Vec<Listed>, StoreError> {
+        let mut listed = Vec::new();
+        self.each_object(entry, 0, only, |object, _position, item, org| {
+            listed.push(Listed::exported(object, added, item, org));
+            Ok(true)
+        })?;
+        Ok(listed)
+    }
+
+    /// Exports `entry` object by object (only item `only`'s, if given) from its object
+    /// `skip` on, giving `visit` each object with its position among the entry's
+    /// objects, its item and its publishing organisation, until `visit` says stop
+    /// (`false`). Objects before `skip` are counted, not made; nothing for a sealed entry
+    /// this node could not open. True when `visit` stopped it.
+    fn each_object(
+        &self,
+        entry: &SignedEntry,
+        skip: usize,
+        only: Option<u32>,
+        mut visit: impl FnMut(&stix::Object<'_>, usize, u32, PublicKey) -> Result<bool, StoreError>,
+    ) -> Result<bool, StoreError> {
         let Some(readable) = self.readable(entry)? else {
-            return Ok(Vec::new());
+            return Ok(false);
         };
         let publisher = self.publisher(&entry.entry().author);
         let id = entry.id();
         let org = publisher.org;
         let kept = stix::KeptIds::of_node(self.own_org);
         let Some(export) = stix::EntryExport::new(&readable, &id, &publisher, kept) else {
-            return Ok(Vec::new());
+            return Ok(false);
         };
         let export = export.marked(&self.warninglists);
         let items = match only {
@@ -240,18 +197,35 @@ impl View {
             None => 0..export.items(),
         };
         let mut named = std::collections::HashSet::new();
-        let mut listed = Vec::with_capacity(items.len());
         let mut objects = Vec::new();
+        // The position among the entry's objects of the next one made.
+        let mut position = 0_usize;
         for index in items {
-            export.item(index, &mut named, &mut objects);
+            if position < skip {
+                // Whole items before the cursor are counted only; the names they
+                // introduce are remembered, as making them would.
+                let mut after = named.clone();
+                let count = export.count_item_objects(index, &mut after);
+                if position.saturating_add(count) <= skip {
+                    named = after;
+                    position = position.saturating_add(count);
+                    continue;
+                }
+            }
             let item = u32::try_from(index).unwrap_or(u32::MAX);
-            listed.extend(
-                objects
-                    .drain(..)
-                    .map(|object| Listed::new(object, added, item).by(org)),
-            );
+            export.item_objects(index, &mut named, &mut objects);
+            for object in objects.drain(..) {
+                let at = position;
+                position = position.saturating_add(1);
+                if at < skip {
+                    continue;
+                }
+                if !visit(&object, at, item, org)? {
+                    return Ok(true);
+                }
+            }
         }
-        Ok(listed)
+        Ok(false)
     }
 
     /// Brings the object index up to the store and returns the row it reaches: pages
@@ -284,36 +258,80 @@ impl View {
         })
     }
 
-    /// Whether `listed`, found in the entry at index row `row`, is where its version first
-    /// appears, so it is listed once however many entries repeat it.
-    fn first_here(&self, listed: &Listed, row: &[u8]) -> Result<bool, StoreError> {
-        let Some(org) = &listed.org else {
+    /// Whether version `modified` of object `id` by `org`, found in item `item` of the
+    /// entry at index row `row`, is where that version first appears, so it is listed once
+    /// however many entries repeat it. Context objects (no `org`) always are.
+    fn first_here(
+        &self,
+        id: &str,
+        org: Option<&PublicKey>,
+        modified: Timestamp,
+        row: &[u8],
+        item: u32,
+    ) -> Result<bool, StoreError> {
+        let Some(org) = org else {
             return Ok(true);
         };
         Ok(self
             .index
-            .first_occurrence(listed.id(), org, listed.modified)?
-            .is_none_or(|first| first.row == row && first.item == listed.item))
+            .first_occurrence(id, org, modified)?
+            .is_none_or(|first| first.row == row && first.item == item))
     }
 
-    /// Whether `listed` is a version the filter asks for.
-    fn wanted_version(&self, listed: &Listed, filter: &VersionFilter) -> Result<bool, StoreError> {
-        if filter.all || filter.at.contains(&listed.modified) {
+    /// Whether version `modified` of object `id` by `org` is a version the filter asks
+    /// for.
+    fn wanted_version(
+        &self,
+        id: &str,
+        org: Option<&PublicKey>,
+        modified: Timestamp,
+        filter: &VersionFilter,
+    ) -> Result<bool, StoreError> {
+        if filter.all || filter.at.contains(&modified) {
             return Ok(true);
         }
-        let (mut first, mut last) = (listed.modified, listed.modified);
+        let (mut first, mut last) = (modified, modified);
         // Context objects have one version; an entry's object is compared with the
         // versions its own publisher holds under that id only.
-        let Some(org) = &listed.org else {
-            return Ok(filter.wants(listed.modified, first, last));
+        let Some(org) = org else {
+            return Ok(filter.wants(modified, first, last));
         };
         if filter.first {
-            first = self.index.first_version(listed.id(), org)?.unwrap_or(first);
+            first = self.index.first_version(id, org)?.unwrap_or(first);
         }
         if filter.last {
-            last = self.index.last_version(listed.id(), org)?.unwrap_or(last);
+            last = self.index.last_version(id, org)?.unwrap_or(last);
         }
-        Ok(filter.wants(listed.modified, first, last))
+        Ok(filter.wants(modified, first, last))
+    }
+
+    /// Whether version `modified` of object `id` by `org`, found in item `item` of the
+    /// entry at index row `row`, is listed there: a version `filter` asks for
+    /// ([`View::wanted_version`]), where it first appears ([`View::first_here`]). An
+    /// object held once is answered from its one index row.
+    fn listed_here(
+        &self,
+        id: &str,
+        org: &PublicKey,
+        modified: Timestamp,
+        row: &[u8],
+        item: u32,
+        filter: &VersionFilter,
+    ) -> Result<bool, StoreError> {
+        let Some(rows) = self.index.few_rows(id, org, 1)? else {
+            return Ok(self.wanted_version(id, Some(org), modified, filter)?
+                && self.first_here(id, Some(org), modified, row, item)?);
+        };
+        let Some(only) = rows.first() else {
+            // Not indexed: as if this were its only version, appearing here.
+            return Ok(filter.wants(modified, modified, modified));
+        };
+        let wanted = filter.all
+            || filter.at.contains(&modified)
+            || filter.wants(modified, only.modified, only.modified);
+        let first_here =
+            only.modified != modified || (only.row.as_slice() == row && only.item == item);
+        Ok(wanted && first_here)
     }
 
     /// Fills one page of the collection: context objects first, then entries in the
@@ -384,7 +402,7 @@ impl View {
             } else {
                 AddedStart::Following(&start_key)
             };
-            let rows = self.store.added_rows(start, ROWS_PER_READ)?;
+            let rows = self.rows(start)?;
             // Rows past what the index reaches wait for the next request.
             let rows: Vec<_> = rows
                 .into_iter()
@@ -393,32 +411,46 @@ impl View {
             let exhausted = rows.len() < ROWS_PER_READ;
             for row in rows {
                 if self.holds(&row.entry.entry().author) {
-                    for (index, listed) in self
-                        .entry_objects(&row.entry, row.added)?
-                        .into_iter()
-                        .enumerate()
-                        .skip(skip)
-                    {
-                        if !filters.admits(listed.kind(), listed.id())
-                            || !self.wanted_version(&listed, &filters.versions)?
-                            || !self.first_here(&listed, &row.key)?
-                        {
-                            continue;
+                    // Objects are made one by one from the cursor on and written as they
+                    // pass, so a page costs the objects it lists, not the entry's.
+                    let mut full_at = None;
+                    self.each_object(&row.entry, skip, None, |object, index, item, org| {
+                        let (id, kind) = (object.id(), object.kind());
+                        if !filters.admits(kind, id) {
+                            return Ok(true);
+                        }
+                        let modified = rfc3339::parse(object.version()).unwrap_or_default();
+                        if !self.listed_here(
+                            id,
+                            &org,
+                            modified,
+                            &row.key,
+                            item,
+                            &filters.versions,
+                        )? {
+                            return Ok(true);
                         }
                         if objects.len() == filters.limit {
-                            return Ok(Page {
-                                objects,
-                                next: Some(Cursor::Entry {
-                                    key: row.key,
-                                    skip: index,
-                                }),
-                            });
+                            full_at = Some(index);
+                            return Ok(false);
                         }
-                        objects.push(listed);
+                        objects.push(Listed::exported(object, row.added, item, org));
+                        Ok(true)
+                    })?;
+                    if let Some(index) = full_at {
+                        // The next page starts in this entry.
+                        self.last_row.keep(&row);
+                        return Ok(Page {
+                            objects,
+                            next: Some(Cursor::Entry {
+                                key: row.key.clone(),
+                                skip: index,
+                            }),
+                        });
                     }
                 }
                 skip = 0;
-                start_key = row.key;
+                start_key = row.key.clone();
                 inclusive = false;
             }
             if exhausted {
@@ -428,6 +460,23 @@ impl View {
                 });
             }
         }
+    }
+
+    /// Up to [`ROWS_PER_READ`] rows of the added-time index from `start` on. The row a
+    /// page ended in, where the next page starts, is taken from [`LastRow`] instead of
+    /// read and decoded again.
+    fn rows(&self, start: AddedStart<'_>) -> Result<Vec<Arc<AddedRow>>, StoreError> {
+        if let AddedStart::At(key) = start
+            && let Some(row) = self.last_row.get(key)
+        {
+            return Ok(vec![row]);
+        }
+        Ok(self
+            .store
+            .added_rows(start, ROWS_PER_READ)?
+            .into_iter()
+            .map(Arc::new)
+            .collect())
     }
 
     /// A page of the objects named by `match[id]`, found through the index instead of a
@@ -464,7 +513,11 @@ impl View {
         if id.contains('\0') {
             return Ok(Vec::new());
         }
-        if let Some(listed) = self.context().into_iter().find(|listed| listed.id() == id) {
+        // Only identities and marking definitions are context objects: other ids are
+        // not looked for among them.
+        if (id.starts_with("identity--") || id.starts_with("marking-definition--"))
+            && let Some(listed) = self.context().into_iter().find(|listed| listed.id() == id)
+        {
             return Ok(vec![listed]);
         }
         self.index_new_entries()?;

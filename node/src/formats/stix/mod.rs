@@ -49,7 +49,7 @@ mod pattern;
 pub(crate) mod timestamp;
 
 pub use export::{
-    EntryExport, KeptIds, WARNINGLISTS_EXTENSION, WARNINGLISTS_PROPERTY, export_bundle,
+    EntryExport, KeptIds, Object, WARNINGLISTS_EXTENSION, WARNINGLISTS_PROPERTY, export_bundle,
     export_bundle_marked, export_entry, export_entry_marked, identity, tlp_marking,
     warninglists_extension,
 };

@@ -4,9 +4,12 @@
 //! nodes that hold the same entry serve byte-identical JSON (`serde_json`'s maps are
 //! sorted by key), except that a node of the publishing organisation writes the STIX ids
 //! that organisation's indicators kept as they are, where others namespace them.
-//! The TAXII server pages these objects at high rates, so each object is built once,
-//! straight into its map, with no intermediate structs.
+//! The TAXII server pages these objects at high rates, so each object is built once as an
+//! [`Object`] that borrows from the entry and is written straight into the answer
+//! ([`EntryExport::item_objects`]); the `serde_json::Value`s the other exports assemble
+//! are made from the same objects.
 
+mod object;
 mod objects;
 
 use std::collections::{HashMap, HashSet};
@@ -16,6 +19,7 @@ use threatmesh_protocol::item::Item;
 use threatmesh_protocol::{Body, Entry, Hash, PublicKey, Timestamp, Value as Indicated};
 
 use super::{bundle_id, identity_id, marking, sighting_id, timestamp};
+pub use object::Object;
 use objects::Common;
 pub(super) use objects::reason_name;
 
@@ -142,8 +146,10 @@ pub fn export_entry_marked(
     objects.push(identity_object(publisher, &identity_id(&publisher.org)));
     objects.push(marking::definition(export.common.tlp));
     let mut named = HashSet::new();
+    let mut item = Vec::new();
     for index in 0..export.items() {
-        export.item(index, &mut named, &mut objects);
+        export.item_objects(index, &mut named, &mut item);
+        objects.extend(item.drain(..).map(Object::into_value));
     }
     objects
 }
@@ -174,9 +180,9 @@ impl<'a> EntryExport<'a> {
             return None;
         };
         let common = Common {
-            identity: Value::String(identity_id(&publisher.org)),
-            created: Value::String(timestamp::format(entry.created)),
-            markings: json!([marking::tlp2_id(bundle.tlp)]),
+            identity: identity_id(&publisher.org),
+            created: timestamp::format(entry.created),
+            marking: marking::tlp2_id(bundle.tlp),
             tlp: bundle.tlp,
             publisher,
             kept_verbatim: kept.verbatim(&publisher.org),
@@ -222,11 +228,24 @@ impl<'a> EntryExport<'a> {
         self.bundle.items.len()
     }
 
+    /// Appends the objects of item `index` to `objects` as JSON values: see
+    /// [`EntryExport::item_objects`].
+    pub fn item(&self, index: usize, named: &mut HashSet<String>, objects: &mut Vec<Value>) {
+        let mut made = Vec::new();
+        self.item_objects(index, named, &mut made);
+        objects.extend(made.into_iter().map(Object::into_value));
+    }
+
     /// Appends the objects of item `index` to `objects`: its indicator, vulnerability,
     /// revocation or sighting, then the malware and campaign it names (each only the first
     /// time `named` sees it) with their `indicates` relationships. Nothing for an index
     /// past the end.
-    pub fn item(&self, index: usize, named: &mut HashSet<String>, objects: &mut Vec<Value>) {
+    pub fn item_objects<'s>(
+        &'s self,
+        index: usize,
+        named: &mut HashSet<String>,
+        objects: &mut Vec<Object<'s>>,
+    ) {
         let Some(item) = self.bundle.items.get(index) else {
             return;
         };
@@ -234,11 +253,9 @@ impl<'a> EntryExport<'a> {
         match item {
             Item::Indicator(indicator) => {
                 let object = common.indicator(indicator);
-                let id = object.get("id").and_then(Value::as_str).map(str::to_owned);
+                let id = object.id().to_owned();
                 objects.push(object);
-                if let Some(id) = id {
-                    common.relate(indicator, &id, named, objects);
-                }
+                common.relate(indicator, &id, named, objects);
             }
             Item::Revocation(revocation) => objects.push(common.revocation(revocation)),
             Item::Sighting(sighting) => {
@@ -249,6 +266,17 @@ impl<'a> EntryExport<'a> {
                     .unwrap_or_else(|| common.value_id(&sighting.value));
                 objects.push(common.sighting(sighting, sighting_id(self.entry_id, index), of));
             }
+        }
+    }
+
+    /// How many objects [`EntryExport::item_objects`] appends for item `index`, with
+    /// `named` updated as it would be, without making them: a reader resuming inside an
+    /// entry skips the items before it at this cost.
+    pub fn count_item_objects(&self, index: usize, named: &mut HashSet<String>) -> usize {
+        match self.bundle.items.get(index) {
+            None => 0,
+            Some(Item::Indicator(indicator)) => 1 + self.common.count_related(indicator, named),
+            Some(Item::Revocation(_) | Item::Sighting(_)) => 1,
         }
     }
 }

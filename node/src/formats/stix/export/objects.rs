@@ -1,15 +1,16 @@
 //! The objects of one entry's items: what they share ([`Common`]: creator, time,
 //! markings), and each item's indicator or vulnerability, revocation, sighting, and the
-//! malware and campaign it indicates, with their relationships.
+//! malware and campaign it indicates, with their relationships, each an [`Object`] that
+//! borrows what it can from the entry.
 
 use std::collections::HashSet;
 
-use serde_json::{Map, Value, json};
 use threatmesh_protocol::item::{
     Context, ExternalReference, Indicator, Revocation, RevocationReason, Sighting,
 };
 use threatmesh_protocol::{Kind, Timestamp, Tlp, Value as Indicated};
 
+use super::object::{Field, Object, Reference};
 use super::{
     INDICATOR_TYPES, KILL_CHAIN_NAME, MAX_SIGHTING_COUNT, WARNINGLISTS_EXTENSION,
     WARNINGLISTS_PROPERTY,
@@ -24,9 +25,9 @@ use crate::warninglists::Warninglists;
 /// What every object of one entry shares.
 #[derive(Debug)]
 pub(super) struct Common<'a> {
-    pub(super) identity: Value,
-    pub(super) created: Value,
-    pub(super) markings: Value,
+    pub(super) identity: String,
+    pub(super) created: String,
+    pub(super) marking: &'static str,
     pub(super) tlp: Tlp,
     pub(super) publisher: &'a Publisher,
     /// Whether this node writes the publisher's kept STIX ids as they are.
@@ -35,15 +36,15 @@ pub(super) struct Common<'a> {
     pub(super) warninglists: Option<&'a Warninglists>,
 }
 
-impl Common<'_> {
+impl<'a> Common<'a> {
     /// The malware (`context.threat`) and campaign of an indicator, each with its
     /// `indicates` relationship. CVEs have none: only indicators indicate.
-    pub(super) fn relate(
-        &self,
-        indicator: &Indicator,
+    pub(super) fn relate<'s>(
+        &'s self,
+        indicator: &'s Indicator,
         source: &str,
         named: &mut HashSet<String>,
-        objects: &mut Vec<Value>,
+        objects: &mut Vec<Object<'s>>,
     ) {
         if indicator.value.kind() == Kind::Cve {
             return;
@@ -59,41 +60,71 @@ impl Common<'_> {
             };
             let target = named_id(target_type, &self.publisher.org, self.tlp, name);
             if named.insert(target.clone()) {
-                objects.push(self.named_object(target_type, &target, name));
+                objects.push(self.named_object(target_type, target.clone(), name));
             }
             let mut relationship = self.base("relationship", relationship_id(source, &target));
-            relationship.insert("relationship_type".into(), "indicates".into());
-            relationship.insert("source_ref".into(), source.into());
-            relationship.insert("target_ref".into(), target.into());
-            objects.push(Value::Object(relationship));
+            relationship.insert("relationship_type", Field::Str("indicates"));
+            relationship.insert("source_ref", Field::String(source.to_owned()));
+            relationship.insert("target_ref", Field::String(target));
+            objects.push(relationship);
         }
+    }
+
+    /// How many objects [`Common::relate`] appends for `indicator`, with `named` updated
+    /// as it would be, without making them.
+    pub(super) fn count_related(
+        &self,
+        indicator: &Indicator,
+        named: &mut HashSet<String>,
+    ) -> usize {
+        if indicator.value.kind() == Kind::Cve {
+            return 0;
+        }
+        let context = &indicator.context;
+        let mut count = 0;
+        for (target_type, name) in [
+            ("malware", context.threat.as_deref()),
+            ("campaign", context.campaign.as_deref()),
+        ] {
+            let Some(name) = name else {
+                continue;
+            };
+            let target = named_id(target_type, &self.publisher.org, self.tlp, name);
+            count += 1 + usize::from(named.insert(target));
+        }
+        count
     }
 
     /// A malware family or campaign known by name only. Its content is the name, so it
     /// has one version (dated the epoch) everywhere.
-    pub(super) fn named_object(&self, object_type: &'static str, id: &str, name: &str) -> Value {
+    pub(super) fn named_object<'s>(
+        &'s self,
+        object_type: &'static str,
+        id: String,
+        name: &'s str,
+    ) -> Object<'s> {
         let epoch = timestamp::format(Timestamp::EPOCH);
-        let mut object = self.base(object_type, id.to_owned());
-        object.insert("created".into(), epoch.clone().into());
-        object.insert("modified".into(), epoch.into());
-        object.insert("name".into(), name.into());
+        let mut object = self.base(object_type, id);
+        object.insert("created", Field::String(epoch.clone()));
+        object.insert("modified", Field::String(epoch));
+        object.insert("name", Field::Str(name));
         if object_type == "malware" {
-            object.insert("is_family".into(), true.into());
+            object.insert("is_family", Field::Bool(true));
         }
-        Value::Object(object)
+        object
     }
 
     /// `type`, `spec_version`, `id`, `created_by_ref`, `created`, `modified` and the
     /// marking.
-    pub(super) fn base(&self, object_type: &'static str, id: String) -> Map<String, Value> {
-        let mut object = Map::new();
-        object.insert("type".into(), object_type.into());
-        object.insert("spec_version".into(), "2.1".into());
-        object.insert("id".into(), id.into());
-        object.insert("created_by_ref".into(), self.identity.clone());
-        object.insert("created".into(), self.created.clone());
-        object.insert("modified".into(), self.created.clone());
-        object.insert("object_marking_refs".into(), self.markings.clone());
+    pub(super) fn base<'s>(&'s self, object_type: &'static str, id: String) -> Object<'s> {
+        let mut object = Object::new();
+        object.insert("type", Field::Str(object_type));
+        object.insert("spec_version", Field::Str("2.1"));
+        object.insert("id", Field::String(id));
+        object.insert("created_by_ref", Field::Str(&self.identity));
+        object.insert("created", Field::Str(&self.created));
+        object.insert("modified", Field::Str(&self.created));
+        object.insert("object_marking_refs", Field::One(self.marking));
         object
     }
 
@@ -122,96 +153,106 @@ impl Common<'_> {
         }
     }
 
-    pub(super) fn indicator(&self, indicator: &Indicator) -> Value {
+    pub(super) fn indicator<'s>(&'s self, indicator: &'s Indicator) -> Object<'s> {
         let value = &indicator.value;
         let mut object = self.base(object_type(value), self.indicator_id(indicator));
         if !self.describe(value, &mut object) {
             let mut valid_from = String::with_capacity(24);
             timestamp::write(indicator.valid_from, &mut valid_from);
-            object.insert("valid_from".into(), valid_from.into());
+            object.insert("valid_from", Field::String(valid_from));
             if let Some(until) = indicator.valid_until
                 && until.as_millis().min(timestamp::LATEST_MILLIS)
                     > indicator.valid_from.as_millis()
             {
-                object.insert("valid_until".into(), timestamp::format(until).into());
+                object.insert("valid_until", Field::String(timestamp::format(until)));
             }
         }
-        object.insert("confidence".into(), indicator.confidence.get().into());
+        object.insert(
+            "confidence",
+            Field::Number(u64::from(indicator.confidence.get())),
+        );
         add_labels(&indicator.labels, value.kind() != Kind::Cve, &mut object);
         add_context(&indicator.context, value, &mut object);
         if let Some(lists) = self.warninglists {
             let on = lists.ids(value);
             if !on.is_empty() {
-                object.insert(WARNINGLISTS_PROPERTY.into(), json!(on));
-                let extensions = object.entry("extensions").or_insert_with(|| json!({}));
-                if let Some(extensions) = extensions.as_object_mut() {
-                    extensions.insert(
-                        WARNINGLISTS_EXTENSION.into(),
-                        json!({ "extension_type": "toplevel-property-extension" }),
-                    );
-                }
+                object.insert(WARNINGLISTS_PROPERTY, Field::Strs(on));
+                object.insert(
+                    "extensions",
+                    Field::ToplevelExtension(WARNINGLISTS_EXTENSION),
+                );
             }
         }
-        Value::Object(object)
+        object
     }
 
-    pub(super) fn revocation(&self, revocation: &Revocation) -> Value {
+    pub(super) fn revocation<'s>(&'s self, revocation: &'s Revocation) -> Object<'s> {
         let value = &revocation.value;
         let mut object = self.base(object_type(value), self.value_id(value));
         if !self.describe(value, &mut object) {
-            object.insert("valid_from".into(), self.created.clone());
+            object.insert("valid_from", Field::Str(&self.created));
         }
-        object.insert("revoked".into(), true.into());
+        object.insert("revoked", Field::Bool(true));
         let reason = reason_name(revocation.reason);
         let description = match &revocation.note {
-            Some(note) => format!("{reason}: {note}"),
-            None => reason.to_owned(),
+            Some(note) => Field::String(format!("{reason}: {note}")),
+            None => Field::Str(reason),
         };
-        object.insert("description".into(), description.into());
-        Value::Object(object)
+        object.insert("description", description);
+        object
     }
 
     /// Writes the value's own properties: `name` and `pattern` of an indicator, or
     /// `name` and the `cve` reference of a vulnerability. True for a vulnerability.
-    pub(super) fn describe(&self, value: &Indicated, object: &mut Map<String, Value>) -> bool {
-        object.insert("name".into(), value.as_str().into());
+    pub(super) fn describe<'s>(&self, value: &'s Indicated, object: &mut Object<'s>) -> bool {
+        object.insert("name", Field::Str(value.as_str()));
         match pattern::of(value) {
             Some(pattern) => {
-                object.insert("pattern".into(), pattern.into());
-                object.insert("pattern_type".into(), "stix".into());
-                object.insert("pattern_version".into(), "2.1".into());
+                object.insert("pattern", Field::String(pattern));
+                object.insert("pattern_type", Field::Str("stix"));
+                object.insert("pattern_version", Field::Str("2.1"));
                 false
             }
             None => {
                 object.insert(
-                    "external_references".into(),
-                    json!([{"source_name": "cve", "external_id": value.as_str()}]),
+                    "external_references",
+                    Field::References(vec![Reference {
+                        source_name: "cve",
+                        description: None,
+                        external_id: Some(value.as_str()),
+                        url: None,
+                    }]),
                 );
                 true
             }
         }
     }
 
-    pub(super) fn sighting(&self, sighting: &Sighting, id: String, of: String) -> Value {
+    pub(super) fn sighting<'s>(
+        &'s self,
+        sighting: &'s Sighting,
+        id: String,
+        of: String,
+    ) -> Object<'s> {
         let mut object = self.base("sighting", id);
-        object.insert("sighting_of_ref".into(), of.into());
-        object.insert("where_sighted_refs".into(), json!([self.identity]));
+        object.insert("sighting_of_ref", Field::String(of));
+        object.insert("where_sighted_refs", Field::One(&self.identity));
         object.insert(
-            "count".into(),
-            sighting.count.min(MAX_SIGHTING_COUNT).into(),
+            "count",
+            Field::Number(sighting.count.min(MAX_SIGHTING_COUNT)),
         );
         object.insert(
-            "first_seen".into(),
-            timestamp::format(sighting.first_seen).into(),
+            "first_seen",
+            Field::String(timestamp::format(sighting.first_seen)),
         );
         object.insert(
-            "last_seen".into(),
-            timestamp::format(sighting.last_seen).into(),
+            "last_seen",
+            Field::String(timestamp::format(sighting.last_seen)),
         );
         if let Some(note) = &sighting.note {
-            object.insert("description".into(), note.as_str().into());
+            object.insert("description", Field::Str(note));
         }
-        Value::Object(object)
+        object
     }
 }
 
@@ -234,50 +275,46 @@ pub(in crate::formats::stix) fn reason_name(reason: RevocationReason) -> &'stati
     }
 }
 
-fn add_labels(labels: &[String], indicator_types: bool, object: &mut Map<String, Value>) {
+fn add_labels<'s>(labels: &'s [String], indicator_types: bool, object: &mut Object<'s>) {
     if labels.is_empty() {
         return;
     }
     if indicator_types {
-        let types: Vec<Value> = labels
+        let types: Vec<&str> = labels
             .iter()
-            .filter(|label| INDICATOR_TYPES.contains(&label.as_str()))
-            .map(|label| Value::String(label.clone()))
+            .map(String::as_str)
+            .filter(|label| INDICATOR_TYPES.contains(label))
             .collect();
         if !types.is_empty() {
-            object.insert("indicator_types".into(), Value::Array(types));
+            object.insert("indicator_types", Field::Strs(types));
         }
     }
     object.insert(
-        "labels".into(),
-        labels
-            .iter()
-            .map(|label| Value::String(label.clone()))
-            .collect(),
+        "labels",
+        Field::Strs(labels.iter().map(String::as_str).collect()),
     );
 }
 
-fn add_context(context: &Context, value: &Indicated, object: &mut Map<String, Value>) {
+fn add_context<'s>(context: &'s Context, value: &Indicated, object: &mut Object<'s>) {
     if let Some(description) = &context.description {
-        object.insert("description".into(), description.as_str().into());
+        object.insert("description", Field::Str(description));
     }
     // Vulnerabilities have no kill-chain phases in STIX.
     if let Some(phase) = &context.kill_chain_phase
         && value.kind() != Kind::Cve
     {
         object.insert(
-            "kill_chain_phases".into(),
-            json!([{"kill_chain_name": KILL_CHAIN_NAME, "phase_name": phase}]),
+            "kill_chain_phases",
+            Field::KillChain(KILL_CHAIN_NAME, phase),
         );
     }
     if context.external_references.is_empty() {
         return;
     }
-    let references = match object.remove("external_references") {
-        Some(Value::Array(references)) => references,
+    let mut references = match object.remove("external_references") {
+        Some(Field::References(references)) => references,
         _ => Vec::new(),
     };
-    let mut references = references;
     for reference in &context.external_references {
         // The vulnerability's own `cve` reference is written already.
         let is_own_cve = value.kind() == Kind::Cve
@@ -288,21 +325,16 @@ fn add_context(context: &Context, value: &Indicated, object: &mut Map<String, Va
             references.push(reference_object(reference));
         }
     }
-    object.insert("external_references".into(), Value::Array(references));
+    object.insert("external_references", Field::References(references));
 }
 
-fn reference_object(reference: &ExternalReference) -> Value {
-    let mut object = Map::new();
-    object.insert("source_name".into(), reference.source.as_str().into());
-    if let Some(id) = &reference.external_id {
-        object.insert("external_id".into(), id.as_str().into());
-    }
-    if let Some(url) = &reference.url {
-        object.insert("url".into(), url.as_str().into());
-    }
+fn reference_object(reference: &ExternalReference) -> Reference<'_> {
     // STIX wants a description, url or external_id beside the source name.
-    if reference.external_id.is_none() && reference.url.is_none() {
-        object.insert("description".into(), reference.source.as_str().into());
+    let bare = reference.external_id.is_none() && reference.url.is_none();
+    Reference {
+        source_name: &reference.source,
+        description: bare.then_some(reference.source.as_str()),
+        external_id: reference.external_id.as_deref(),
+        url: reference.url.as_deref(),
     }
-    Value::Object(object)
 }

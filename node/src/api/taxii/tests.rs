@@ -1,0 +1,112 @@
+//! Tests of the read path's paging: a listing read in pages of any size is the same
+//! objects, byte for byte, as the listing read whole.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::api::tests::{collection_url, node, stix_indicator, taxii};
+use axum::http::StatusCode;
+
+/// Every object of `listing` (`objects` or `manifest`) of `collection`, reading pages of
+/// `limit`.
+async fn read_all(
+    router: &axum::Router,
+    collection: &str,
+    listing: &str,
+    limit: usize,
+) -> Vec<serde_json::Value> {
+    let mut read = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let path = match &next {
+            Some(next) => format!("{collection}{listing}/?limit={limit}&next={next}"),
+            None => format!("{collection}{listing}/?limit={limit}"),
+        };
+        let (status, _, page) = taxii(router, "GET", &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let objects = page["objects"].as_array().cloned().unwrap_or_default();
+        assert!(objects.len() <= limit);
+        read.extend(objects);
+        match page["next"].as_str() {
+            Some(cursor) if page["more"] == true => next = Some(cursor.to_owned()),
+            _ => return read,
+        }
+    }
+}
+
+#[tokio::test]
+async fn pages_of_any_size_list_the_same_objects_as_one_page() {
+    let (router, _store, _dir) = node().await;
+    let own = collection_url(&router, true).await;
+    let shared = collection_url(&router, false).await;
+    // Two entries whose indicators name malware and campaigns, some several times, so an
+    // entry's objects are not one per item and a page can end anywhere among them.
+    for entry in 0..2u32 {
+        let mut objects = Vec::new();
+        for n in 1..=5u32 {
+            let id = entry * 10 + n;
+            objects.push(stix_indicator(
+                id,
+                &format!("203.0.113.{id}"),
+                "2026-01-01T00:00:00.000Z",
+            ));
+            let (kind, target) = if n % 2 == 0 {
+                (
+                    "malware",
+                    format!("malware--00000000-0000-4000-8000-0000000000a{}", n % 4),
+                )
+            } else {
+                (
+                    "campaign",
+                    "campaign--00000000-0000-4000-8000-0000000000c1".to_owned(),
+                )
+            };
+            if n == 1 || n == 2 || n == 4 {
+                objects.push(serde_json::json!({
+                    "type": kind, "spec_version": "2.1", "id": target,
+                    "created": "2026-01-01T00:00:00.000Z",
+                    "modified": "2026-01-01T00:00:00.000Z",
+                    "name": format!("{kind} {n}"), "is_family": true,
+                }));
+            }
+            objects.push(serde_json::json!({
+                "type": "relationship", "spec_version": "2.1",
+                "id": format!("relationship--00000000-0000-4000-8000-{id:012}"),
+                "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+                "relationship_type": "indicates",
+                "source_ref": format!("indicator--00000000-0000-4000-8000-{id:012}"),
+                "target_ref": target,
+            }));
+        }
+        let envelope = serde_json::json!({ "objects": objects });
+        let (status, _, answer) =
+            taxii(&router, "POST", &format!("{own}objects/"), Some(&envelope)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        assert_eq!(answer["failure_count"], 0, "{answer}");
+    }
+    for listing in ["objects", "manifest"] {
+        let whole = read_all(&router, &shared, listing, 1000).await;
+        let kinds = |kind: &str| {
+            whole
+                .iter()
+                .filter(|object| object["id"].as_str().unwrap().starts_with(kind))
+                .count()
+        };
+        assert_eq!(kinds("indicator--"), 10, "{whole:?}");
+        assert!(
+            kinds("malware--") >= 1 && kinds("campaign--") >= 1,
+            "{whole:?}"
+        );
+        assert!(kinds("relationship--") >= 10, "{whole:?}");
+        for limit in [1, 2, 3, 7] {
+            let paged = read_all(&router, &shared, listing, limit).await;
+            let ids = |objects: &[serde_json::Value]| -> Vec<String> {
+                objects
+                    .iter()
+                    .map(|object| object["id"].to_string())
+                    .collect()
+            };
+            assert_eq!(ids(&paged), ids(&whole), "{listing} in pages of {limit}");
+            assert!(paged == whole, "{listing} in pages of {limit}");
+        }
+    }
+}
