@@ -73,9 +73,9 @@ pub(crate) async fn keep_indexed(state: ApiState) {
             })
             .await;
             match turn {
-                Ok(Ok((true, _))) => {
+                Ok(Ok((true, newest))) => {
                     reported = false;
-                    pacing.caught_up();
+                    pacing.caught_up(newest);
                     if turns > 0 {
                         tracing::info!(
                             seconds = started.elapsed().as_secs_f64(),
@@ -129,6 +129,8 @@ struct Pacing {
     seen: Option<Vec<u8>>,
     /// Since when indexing has waited (from the first look after the last catch-up).
     waiting_since: Option<Instant>,
+    /// The index reaches `seen`: until a look finds a newer entry, there is nothing to do.
+    idle: bool,
 }
 
 impl Pacing {
@@ -136,6 +138,10 @@ impl Pacing {
     /// entry, and why.
     fn start(&mut self, newest: Option<Vec<u8>>, now: Instant) -> Option<Start> {
         let busy = newest != self.seen;
+        if !busy && self.idle {
+            return None;
+        }
+        self.idle = false;
         self.seen = newest;
         let since = *self.waiting_since.get_or_insert(now);
         if now.saturating_duration_since(since) >= DEFER_AT_MOST {
@@ -158,9 +164,12 @@ impl Pacing {
         false
     }
 
-    /// The index reached the newest entry: the next wait starts at the next look.
-    fn caught_up(&mut self) {
+    /// The index reached `newest`, the newest entry: the next wait starts at the next look
+    /// that finds a newer one, and looks that find none cost no turn.
+    fn caught_up(&mut self, newest: Option<Vec<u8>>) {
+        self.seen = newest;
         self.waiting_since = None;
+        self.idle = true;
     }
 }
 
@@ -202,9 +211,29 @@ mod tests {
         assert_eq!(pacing.start(key(n), now), Some(Start::Overdue));
         // An overdue catch-up goes on whatever arrives, to the end.
         assert!(pacing.go_on(Start::Overdue, key(n + 1)));
-        pacing.caught_up();
+        pacing.caught_up(key(n + 1));
         // Then the wait starts again.
         assert_eq!(pacing.start(key(n + 2), now + BACKGROUND_EVERY), None);
+    }
+
+    #[test]
+    fn looks_that_find_nothing_new_after_a_catch_up_cost_no_turn() {
+        let mut pacing = Pacing::default();
+        let t0 = Instant::now();
+        // The first look always runs a turn (it also drops stale index trees).
+        assert_eq!(pacing.start(None, t0), Some(Start::Pause));
+        pacing.caught_up(None);
+        assert_eq!(pacing.start(None, t0 + BACKGROUND_EVERY), None);
+        assert_eq!(pacing.start(None, t0 + DEFER_AT_MOST * 2), None);
+        // A new entry: wait for a pause, then index it.
+        let later = t0 + DEFER_AT_MOST * 3;
+        assert_eq!(pacing.start(key(1), later), None);
+        assert_eq!(
+            pacing.start(key(1), later + BACKGROUND_EVERY),
+            Some(Start::Pause)
+        );
+        pacing.caught_up(key(1));
+        assert_eq!(pacing.start(key(1), later + 2 * BACKGROUND_EVERY), None);
     }
 
     #[test]
