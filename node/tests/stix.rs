@@ -579,6 +579,64 @@ fn the_same_entry_exports_to_the_same_json_everywhere() {
     assert_eq!(serde_json::to_string(&elsewhere).unwrap(), one);
 }
 
+#[test]
+fn item_versions_name_the_objects_item_exports() {
+    // Kept ids (as they are on the publisher's node, namespaced elsewhere), a threat
+    // named by several items, a CVE, a revocation, sightings, and a creation time past
+    // what STIX timestamps can say.
+    let mut named_twice = Indicator::new(Value::parse(Kind::Ipv4, "203.0.113.9").unwrap(), SIGNED);
+    named_twice.context.threat = Some("QakBot".into());
+    let kept = sign(
+        2,
+        Tlp::Green,
+        vec![
+            kept_indicator(
+                "203.0.113.1",
+                Some("indicator--33fe3b22-0201-47cf-85d0-97c02164528d"),
+            ),
+            kept_indicator("203.0.113.2", None),
+            Item::Indicator(named_twice.clone()),
+            Item::Indicator(named_twice),
+        ],
+    );
+    let mut late = every_kind_entry().entry().clone();
+    late.created = Timestamp(u64::MAX);
+    let entries = [
+        (every_kind_entry().entry().clone(), every_kind_entry().id()),
+        (kept.entry().clone(), kept.id()),
+        (late, Hash([5; 32])),
+    ];
+    let publisher = publisher();
+    let policies = [
+        stix::KeptIds::Namespaced,
+        stix::KeptIds::Own(publisher.org),
+        stix::KeptIds::Own(PublicKey([11; 32])),
+    ];
+    for (entry, id) in &entries {
+        for kept in policies {
+            let export = stix::EntryExport::new(entry, id, &publisher, kept).unwrap();
+            let (mut named_objects, mut named_versions) = (Default::default(), Default::default());
+            let mut listed = 0;
+            for index in 0..=export.items() {
+                let mut objects = Vec::new();
+                export.item(index, &mut named_objects, &mut objects);
+                let mut versions = Vec::new();
+                export.item_versions(index, &mut named_versions, &mut versions);
+                let expected: Vec<(String, Timestamp)> = objects
+                    .iter()
+                    .map(|object| {
+                        let version = object["modified"].as_str().unwrap();
+                        (object["id"].as_str().unwrap().to_owned(), ts(version))
+                    })
+                    .collect();
+                assert_eq!(versions, expected, "item {index} of {id}, {kept:?}");
+                listed += versions.len();
+            }
+            assert!(listed > export.items(), "related objects are listed too");
+        }
+    }
+}
+
 /// An indicator of `address` that kept STIX id `kept`, if any.
 fn kept_indicator(address: &str, kept: Option<&str>) -> Item {
     let mut indicator = Indicator::new(Value::parse(Kind::Ipv4, address).unwrap(), SIGNED);

@@ -339,13 +339,6 @@ fn init(
             "ip_connections_per_sec = 1000\n",
         )
         .replace("ip_connection_burst = 32\n", "ip_connection_burst = 1000\n")
-        // Ten or fifty nodes share two cores here: indexing every entry for TAXII in the
-        // background on each of them slows propagation (10 nodes, 100 entries: p99 797 ms
-        // with it, 69-93 ms without). TAXII reads on the testnet index on demand.
-        .replace(
-            "taxii_background_index = true\n",
-            "taxii_background_index = false\n",
-        )
         // A read token too, so the web console's read-only sessions can be tried.
         .replace(
             "# read_tokens = [\"...\"]\n",
@@ -364,7 +357,6 @@ fn init(
         "ip_max_pending = 64\n",
         "ip_connections_per_sec = 1000\n",
         "ip_connection_burst = 1000\n",
-        "taxii_background_index = false\n",
         "read_tokens = [\"",
         "disabled = [\"rfc1918\"",
     ] {

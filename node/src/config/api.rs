@@ -25,10 +25,10 @@ pub struct ApiSection {
     pub max_auth_failures: u32,
     /// The window failed authentications are counted in, in seconds.
     pub auth_failure_window_secs: u64,
-    /// Keep the TAXII object index up with the store in the background (every 2 s), so
-    /// a TAXII read never waits for a large backlog to be indexed. Off, each TAXII read
-    /// indexes what arrived since the last one before it answers; nothing is indexed on
-    /// a node no TAXII client reads.
+    /// Keep the TAXII object index up with the store in the background (when no entry
+    /// arrived for 2 s, and at least every 30 s), so a TAXII read never waits for a large
+    /// backlog to be indexed. Off, each TAXII read indexes what arrived since the last
+    /// one before it answers; nothing is indexed on a node no TAXII client reads.
     pub taxii_background_index: bool,
     /// Tokens that read the MISP feed (`/misp/feed/`) only, each up to a TLP ceiling:
     /// `feed_tokens = [{ token = "...", tlp = "green" }]`.

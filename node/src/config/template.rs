@@ -87,8 +87,9 @@ max_concurrent_requests = 64
 # (with Retry-After) for everything until the window ends, even with a right token.
 max_auth_failures = 10
 auth_failure_window_secs = 60
-# Index new entries for TAXII in the background, so TAXII reads never wait for a backlog.
-# Costs CPU on every entry (its STIX export) whether or not a TAXII client reads.
+# Index new entries for TAXII in the background (when no entry arrived for 2 s, and at least
+# every 30 s), so TAXII reads never wait for a backlog. Costs CPU and disk on every entry (a
+# key per STIX object) whether or not a TAXII client reads.
 taxii_background_index = true
 # Feed tokens read only the MISP feed at /misp/feed/ (MISP: Add feed, source format "MISP
 # Feed", URL http://<this api>/misp/feed/, header "Authorization: <token>"), and only

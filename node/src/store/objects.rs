@@ -14,7 +14,9 @@
 //! them. So ingest pays nothing for TAXII, an id lookup costs one prefix scan whatever the
 //! collection's size, and the index is rebuilt from the store if it is ever deleted. Each
 //! batch writes its keys and the progress mark together, so a crash leaves no half-indexed
-//! entry behind.
+//! entry behind; a catch-up flushes once, after its last batch, since losing index
+//! batches to a crash only costs indexing them again (sled recovers a prefix of the
+//! batches applied, and every entry indexed was applied before its keys).
 //!
 //! | key | value |
 //! | --- | --- |
@@ -30,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use threatmesh_protocol::{PublicKey, Timestamp};
 
-use super::{AddedRow, AddedStart, Store, StoreError};
+use super::{AddedRow, AddedStart, Store, StoreError, Ticket};
 
 /// What every index tree's name starts with (the first layout's tree had exactly this
 /// name).
@@ -41,8 +43,14 @@ const LAYOUT: u32 = 2;
 const PROGRESS: &[u8] = b"\xffprogress";
 /// Entries read from the store at a time.
 const ROWS_PER_BATCH: usize = 32;
-/// Index keys written per batch (about 110 bytes each), at least one entry's.
-const KEYS_PER_BATCH: usize = 4096;
+/// Index keys written per batch (about 110 bytes each), at least one entry's. Each batch
+/// is applied under the store's writer lock, which ingest waits for: 4096 keys held it
+/// for up to a second on a loaded testnet.
+const KEYS_PER_BATCH: usize = 1024;
+/// Batches applied between two waits for the disk (about 7 MiB of keys): a catch-up
+/// flushes this often, and once at its end, rather than after every batch, so at most
+/// this much of its writes sits in sled's buffers past the free-space check.
+const BATCHES_PER_FLUSH: usize = 64;
 /// Length of an added-row key.
 const ROW_KEY: usize = 17;
 /// Length of an organisation key.
@@ -131,8 +139,15 @@ impl ObjectIndex {
         let end = self.store.last_added_key()?;
         let mut last = self.reached()?;
         let mut indexed = 0_usize;
+        // The batch applied last, and how many were since the last wait: the call
+        // returns once the last, and with it every batch before it, is on disk.
+        let mut written = None;
+        let mut unflushed = 0_usize;
         loop {
             if last >= end || indexed >= budget {
+                if let Some(ticket) = written {
+                    self.store.wait_durable(ticket)?;
+                }
                 return Ok(last);
             }
             let start = match &last {
@@ -145,9 +160,12 @@ impl ObjectIndex {
                 .take_while(|row| Some(&row.key) <= end.as_ref())
                 .collect();
             let Some(final_row) = rows.last() else {
+                if let Some(ticket) = written {
+                    self.store.wait_durable(ticket)?;
+                }
                 return Ok(last);
             };
-            // One batch per few thousand keys, whole entries only: each write stays far
+            // One batch per thousand keys or so, whole entries only: each write stays far
             // below the store's free-space reserve, which is checked before each one.
             let mut batch = sled::Batch::default();
             let mut keys = 0_usize;
@@ -159,8 +177,15 @@ impl ObjectIndex {
                 indexed += 1;
                 if keys >= KEYS_PER_BATCH || row.key == final_row.key {
                     batch.insert(PROGRESS, row.key.as_slice());
-                    self.store
+                    let ticket = self
+                        .store
                         .apply_beside(&self.tree, std::mem::take(&mut batch))?;
+                    unflushed += 1;
+                    if unflushed >= BATCHES_PER_FLUSH {
+                        self.store.wait_durable(ticket)?;
+                        unflushed = 0;
+                    }
+                    written = Some(ticket);
                     last = Some(row.key.clone());
                     keys = 0;
                 }
@@ -302,20 +327,19 @@ fn parse(rest: &[u8]) -> Option<ObjectVersion> {
 
 impl Store {
     /// Applies `batch` to the tree named `tree` (see [`Store::tree`]) as the store writes:
-    /// only when [`Store::writable`], on disk when it returns (so no unflushed index writes pile up
-    /// in sled's buffers past the free-space check), and a failure marks the store failed
-    /// at once (sled fails the whole database after one write error, whichever tree).
+    /// only when [`Store::writable`], and a failure marks the store failed at once (sled
+    /// fails the whole database after one write error, whichever tree). Returns the
+    /// batch's ticket: the batch is on disk once [`Store::wait_durable`] returns for it
+    /// or for a later one, so a writer of many batches can wait once for several (not so
+    /// many that unflushed writes pile up in sled's buffers past the free-space check).
     /// The tree is named, not passed: a handle held across [`Store::writable`] would keep
     /// the old database open and make a reopen fail.
-    fn apply_beside(&self, tree: &str, batch: sled::Batch) -> Result<(), StoreError> {
+    fn apply_beside(&self, tree: &str, batch: sled::Batch) -> Result<Ticket, StoreError> {
         self.writable()?;
-        let ticket = {
-            let _writer = self.lock_writer();
-            let tree = self.tree(tree)?;
-            self.poison_on_error(tree.apply_batch(batch))?;
-            self.inner.flush.applied()
-        };
-        self.wait_durable(ticket)
+        let _writer = self.lock_writer();
+        let tree = self.tree(tree)?;
+        self.poison_on_error(tree.apply_batch(batch))?;
+        Ok(self.inner.flush.applied())
     }
 
     /// A named sled tree in the store's database, for an index kept beside the store (it
@@ -352,7 +376,8 @@ impl Store {
         for (key, value) in rows {
             batch.insert(*key, *value);
         }
-        self.apply_beside(tree, batch)
+        let ticket = self.apply_beside(tree, batch)?;
+        self.wait_durable(ticket)
     }
 
     /// Whether the tree named `tree` holds nothing (a dropped tree holds nothing).

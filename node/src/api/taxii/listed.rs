@@ -45,8 +45,6 @@ pub(super) struct Listed {
     pub(super) added: Timestamp,
     /// The version, read from the object's `modified` (or `created`).
     pub(super) modified: Timestamp,
-    /// The entry item the object comes from (0 for context objects).
-    pub(super) item: u32,
     /// The organisation that published the entry it comes from (`None` for context
     /// objects): versions are told apart by it as well as by id.
     pub(super) org: Option<PublicKey>,
@@ -77,18 +75,12 @@ impl Listed {
             modified: rfc3339::parse(&version).unwrap_or_default(),
             version,
             added,
-            item: 0,
             org: None,
         }
     }
 
-    /// An object of item `item` of an entry `org` published, accepted at `added`.
-    pub(super) fn exported(
-        object: &stix::Object<'_>,
-        added: Timestamp,
-        item: u32,
-        org: PublicKey,
-    ) -> Listed {
+    /// An object of an entry `org` published, accepted at `added`.
+    pub(super) fn exported(object: &stix::Object<'_>, added: Timestamp, org: PublicKey) -> Listed {
         let version = object.version();
         // About what an indicator takes, so the buffer rarely grows.
         let mut json = Vec::with_capacity(768);
@@ -104,7 +96,6 @@ impl Listed {
             modified: rfc3339::parse(version).unwrap_or_default(),
             version: version.to_owned(),
             added,
-            item,
             org: Some(org),
         }
     }
