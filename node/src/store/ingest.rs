@@ -13,11 +13,13 @@ use threatmesh_protocol::item::Item;
 use threatmesh_protocol::{Hash, PublicKey, Timestamp};
 
 use super::records::{self, Detail, EntryRecord, FeedRecord, What, encode_opened};
-use super::{Store, StoreError, Ticket, hash_of, keys};
+use super::{Store, StoreError, Ticket, hash_of, keys, reclaim};
 
 /// What one ingest will write, decided under the writer lock.
 struct Plan {
     batch: sled::Batch,
+    /// About how many keys `batch` writes, for [`reclaim::after_batch`].
+    writes: usize,
     outcome: Ingest,
     /// A feed seen for the first time: (number, author, organisation).
     new_feed: Option<(u32, PublicKey, PublicKey)>,
@@ -237,6 +239,7 @@ impl Store {
                     self.feeds_write().insert(number, (author, org));
                 }
                 self.poison_on_error(self.db()?.apply_batch(plan.batch))?;
+                reclaim::after_batch(plan.writes);
                 Applied {
                     outcome: plan.outcome,
                     ticket: self.inner.flush.applied(),
@@ -300,6 +303,7 @@ impl Store {
             batch.insert(&keys::head(&author)[..], records::encode(&feed));
             return Ok(Some(Plan {
                 batch,
+                writes: ENTRY_KEYS,
                 outcome: Ingest::Equivocation { seq },
                 new_feed,
             }));
@@ -371,6 +375,7 @@ impl Store {
         batch.insert(keys::RECORD_COUNT, &record_count.to_be_bytes()[..]);
         Ok(Some(Plan {
             batch,
+            writes: ENTRY_KEYS + usize::try_from(records).unwrap_or(usize::MAX),
             outcome,
             new_feed,
         }))
@@ -478,6 +483,7 @@ impl Store {
         let record_count = self.counter(keys::RECORD_COUNT)? + records;
         batch.insert(keys::RECORD_COUNT, &record_count.to_be_bytes()[..]);
         self.poison_on_error(db.apply_batch(batch))?;
+        reclaim::after_batch(ENTRY_KEYS + usize::try_from(records).unwrap_or(usize::MAX));
         Ok(Some(self.inner.flush.applied()))
     }
 }
@@ -537,6 +543,10 @@ pub(super) fn index(
 /// Most details one entry's record shares among its items: a lookup decodes the whole
 /// record, so it stays small whatever the entry holds.
 const MAX_SHARED: usize = 64;
+
+/// Keys an entry's batch writes besides its index keys, at most: its payload, feed slot
+/// and head, counters, added-time row, entry record and the like.
+const ENTRY_KEYS: usize = 16;
 
 /// What the index keeps of `item`.
 pub(super) fn what_of(item: &Item) -> What {

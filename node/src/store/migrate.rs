@@ -18,7 +18,7 @@ use threatmesh_protocol::entry::Body;
 use threatmesh_protocol::{Hash, PublicKey};
 
 use super::ingest::{entry_number, index};
-use super::{SCHEMA_VERSION, Store, StoreError, hash_of, keys};
+use super::{SCHEMA_VERSION, Store, StoreError, hash_of, keys, reclaim};
 
 /// Entries migrated per batch, and about how many items: big enough to amortise a batch,
 /// small enough that one batch stays a few MiB.
@@ -120,6 +120,14 @@ impl Store {
                 batch.insert(keys::MIGRATION, &mark[..]);
             }
             db.apply_batch(batch)?;
+            // Each item's schema 1 key removed and its schema 2 key written, and an entry
+            // record and a few marks each entry.
+            reclaim::after_batch(
+                usize::try_from(items)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(2)
+                    .saturating_add(entries.saturating_mul(4)),
+            );
             migrated += entries as u64;
             batches += 1;
             if done {
@@ -174,6 +182,7 @@ impl Store {
                 return Ok(removed);
             }
             db.apply_batch(batch)?;
+            reclaim::after_batch(usize::try_from(count).unwrap_or(usize::MAX));
             removed += count;
         }
     }

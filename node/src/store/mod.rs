@@ -76,6 +76,7 @@ mod keys;
 mod migrate;
 mod objects;
 mod query;
+mod reclaim;
 mod records;
 mod stats;
 

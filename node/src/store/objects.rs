@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use threatmesh_protocol::{PublicKey, Timestamp};
 
-use super::{AddedRow, AddedStart, Store, StoreError, Ticket};
+use super::{AddedRow, AddedStart, Store, StoreError, Ticket, reclaim};
 
 /// What every index tree's name starts with (the first layout's tree had exactly this
 /// name).
@@ -177,9 +177,11 @@ impl ObjectIndex {
                 indexed += 1;
                 if keys >= KEYS_PER_BATCH || row.key == final_row.key {
                     batch.insert(PROGRESS, row.key.as_slice());
-                    let ticket = self
-                        .store
-                        .apply_beside(&self.tree, std::mem::take(&mut batch))?;
+                    let ticket = self.store.apply_beside(
+                        &self.tree,
+                        std::mem::take(&mut batch),
+                        keys + 1,
+                    )?;
                     unflushed += 1;
                     if unflushed >= BATCHES_PER_FLUSH {
                         self.store.wait_durable(ticket)?;
@@ -334,11 +336,17 @@ impl Store {
     /// many that unflushed writes pile up in sled's buffers past the free-space check).
     /// The tree is named, not passed: a handle held across [`Store::writable`] would keep
     /// the old database open and make a reopen fail.
-    fn apply_beside(&self, tree: &str, batch: sled::Batch) -> Result<Ticket, StoreError> {
+    fn apply_beside(
+        &self,
+        tree: &str,
+        batch: sled::Batch,
+        writes: usize,
+    ) -> Result<Ticket, StoreError> {
         self.writable()?;
         let _writer = self.lock_writer();
         let tree = self.tree(tree)?;
         self.poison_on_error(tree.apply_batch(batch))?;
+        reclaim::after_batch(writes);
         Ok(self.inner.flush.applied())
     }
 
@@ -376,7 +384,7 @@ impl Store {
         for (key, value) in rows {
             batch.insert(*key, *value);
         }
-        let ticket = self.apply_beside(tree, batch)?;
+        let ticket = self.apply_beside(tree, batch, rows.len())?;
         self.wait_durable(ticket)
     }
 
