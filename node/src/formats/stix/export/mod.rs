@@ -16,9 +16,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 use threatmesh_protocol::item::Item;
-use threatmesh_protocol::{Body, Entry, Hash, Kind, PublicKey, Timestamp, Value as Indicated};
+use threatmesh_protocol::{Body, Entry, Hash, PublicKey, Timestamp, Value as Indicated};
 
-use super::{bundle_id, identity_id, marking, named_id, relationship_id, sighting_id, timestamp};
+use super::{bundle_id, identity_id, marking, relationship_id, sighting_id, timestamp};
 pub use object::Object;
 use objects::Common;
 pub(super) use objects::reason_name;
@@ -302,20 +302,8 @@ impl<'a> EntryExport<'a> {
             Item::Indicator(indicator) => {
                 let source = common.indicator_id(indicator);
                 versions.push((source.clone(), self.modified));
-                // As `Common::relate`: CVEs indicate nothing.
-                if indicator.value.kind() == Kind::Cve {
-                    return;
-                }
-                let context = &indicator.context;
-                let targets = [
-                    ("malware", context.threat.as_deref()),
-                    ("campaign", context.campaign.as_deref()),
-                ];
-                for (target_type, name) in targets {
-                    let Some(name) = name else {
-                        continue;
-                    };
-                    let target = named_id(target_type, &common.publisher.org, common.tlp, name);
+                // In the order `Common::relate` makes them.
+                for (_, _, target) in common.related(indicator) {
                     let relationship = relationship_id(&source, &target);
                     if named.insert(target.clone()) {
                         // Named objects have one version, dated the epoch.

@@ -37,8 +37,32 @@ pub(super) struct Common<'a> {
 }
 
 impl<'a> Common<'a> {
-    /// The malware (`context.threat`) and campaign of an indicator, each with its
-    /// `indicates` relationship. CVEs have none: only indicators indicate.
+    /// What an indicator names: its malware (`context.threat`) and its campaign, each as
+    /// (STIX type, name, id). Nothing for a CVE: only indicators indicate.
+    pub(super) fn related<'i>(
+        &self,
+        indicator: &'i Indicator,
+    ) -> impl Iterator<Item = (&'static str, &'i str, String)> {
+        let context = &indicator.context;
+        let targets = if indicator.value.kind() == Kind::Cve {
+            [None, None]
+        } else {
+            [
+                context.threat.as_deref().map(|name| ("malware", name)),
+                context.campaign.as_deref().map(|name| ("campaign", name)),
+            ]
+        };
+        targets
+            .into_iter()
+            .flatten()
+            .map(move |(target_type, name)| {
+                let id = named_id(target_type, &self.publisher.org, self.tlp, name);
+                (target_type, name, id)
+            })
+    }
+
+    /// The malware and campaign an indicator names ([`Common::related`]), each with its
+    /// `indicates` relationship; a named object already in `named` is not made again.
     pub(super) fn relate<'s>(
         &'s self,
         indicator: &'s Indicator,
@@ -46,19 +70,7 @@ impl<'a> Common<'a> {
         named: &mut HashSet<String>,
         objects: &mut Vec<Object<'s>>,
     ) {
-        if indicator.value.kind() == Kind::Cve {
-            return;
-        }
-        let context = &indicator.context;
-        let targets = [
-            ("malware", context.threat.as_deref()),
-            ("campaign", context.campaign.as_deref()),
-        ];
-        for (target_type, name) in targets {
-            let Some(name) = name else {
-                continue;
-            };
-            let target = named_id(target_type, &self.publisher.org, self.tlp, name);
+        for (target_type, name, target) in self.related(indicator) {
             if named.insert(target.clone()) {
                 objects.push(self.named_object(target_type, target.clone(), name));
             }
@@ -77,22 +89,9 @@ impl<'a> Common<'a> {
         indicator: &Indicator,
         named: &mut HashSet<String>,
     ) -> usize {
-        if indicator.value.kind() == Kind::Cve {
-            return 0;
-        }
-        let context = &indicator.context;
-        let mut count = 0;
-        for (target_type, name) in [
-            ("malware", context.threat.as_deref()),
-            ("campaign", context.campaign.as_deref()),
-        ] {
-            let Some(name) = name else {
-                continue;
-            };
-            let target = named_id(target_type, &self.publisher.org, self.tlp, name);
-            count += 1 + usize::from(named.insert(target));
-        }
-        count
+        self.related(indicator)
+            .map(|(_, _, target)| 1 + usize::from(named.insert(target)))
+            .sum()
     }
 
     /// A malware family or campaign known by name only. Its content is the name, so it
