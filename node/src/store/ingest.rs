@@ -13,12 +13,12 @@ use threatmesh_protocol::item::Item;
 use threatmesh_protocol::{Hash, PublicKey, Timestamp};
 
 use super::records::{self, Detail, EntryRecord, FeedRecord, What, encode_opened};
-use super::{Store, StoreError, Ticket, hash_of, keys, reclaim};
+use super::{Store, StoreError, Ticket, hash_of, keys};
 
 /// What one ingest will write, decided under the writer lock.
 struct Plan {
     batch: sled::Batch,
-    /// About how many keys `batch` writes, for [`reclaim::after_batch`].
+    /// About how many keys `batch` writes, for [`Store::apply_batch`].
     writes: usize,
     outcome: Ingest,
     /// A feed seen for the first time: (number, author, organisation).
@@ -238,8 +238,8 @@ impl Store {
                 if let Some((number, author, org)) = plan.new_feed {
                     self.feeds_write().insert(number, (author, org));
                 }
-                self.poison_on_error(self.db()?.apply_batch(plan.batch))?;
-                reclaim::after_batch(plan.writes);
+                let db = self.db()?;
+                self.apply_batch(&db, plan.batch, plan.writes)?;
                 Applied {
                     outcome: plan.outcome,
                     ticket: self.inner.flush.applied(),
@@ -482,8 +482,8 @@ impl Store {
         let records = self.index_readable(&mut batch, entry, id, bundle, feed.number)?;
         let record_count = self.counter(keys::RECORD_COUNT)? + records;
         batch.insert(keys::RECORD_COUNT, &record_count.to_be_bytes()[..]);
-        self.poison_on_error(db.apply_batch(batch))?;
-        reclaim::after_batch(ENTRY_KEYS + usize::try_from(records).unwrap_or(usize::MAX));
+        let writes = ENTRY_KEYS + usize::try_from(records).unwrap_or(usize::MAX);
+        self.apply_batch(&db, batch, writes)?;
         Ok(Some(self.inner.flush.applied()))
     }
 }

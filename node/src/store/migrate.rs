@@ -18,7 +18,7 @@ use threatmesh_protocol::entry::Body;
 use threatmesh_protocol::{Hash, PublicKey};
 
 use super::ingest::{entry_number, index};
-use super::{SCHEMA_VERSION, Store, StoreError, hash_of, keys, reclaim};
+use super::{SCHEMA_VERSION, Store, StoreError, hash_of, keys};
 
 /// Entries migrated per batch, and about how many items: big enough to amortise a batch,
 /// small enough that one batch stays a few MiB.
@@ -119,15 +119,13 @@ impl Store {
             } else {
                 batch.insert(keys::MIGRATION, &mark[..]);
             }
-            db.apply_batch(batch)?;
             // Each item's schema 1 key removed and its schema 2 key written, and an entry
             // record and a few marks each entry.
-            reclaim::after_batch(
-                usize::try_from(items)
-                    .unwrap_or(usize::MAX)
-                    .saturating_mul(2)
-                    .saturating_add(entries.saturating_mul(4)),
-            );
+            let writes = usize::try_from(items)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(2)
+                .saturating_add(entries.saturating_mul(4));
+            self.apply_batch(&db, batch, writes)?;
             migrated += entries as u64;
             batches += 1;
             if done {
@@ -149,7 +147,7 @@ impl Store {
             let mut batch = sled::Batch::default();
             batch.remove(keys::MIGRATION);
             batch.insert(keys::SCHEMA, &SCHEMA_VERSION.to_be_bytes()[..]);
-            db.apply_batch(batch)?;
+            self.apply_batch(&db, batch, 2)?;
         }
         let stale = self.remove_stale_v1_keys()?;
         db.flush()?;
@@ -181,8 +179,7 @@ impl Store {
             if count == 0 {
                 return Ok(removed);
             }
-            db.apply_batch(batch)?;
-            reclaim::after_batch(usize::try_from(count).unwrap_or(usize::MAX));
+            self.apply_batch(&db, batch, usize::try_from(count).unwrap_or(usize::MAX))?;
             removed += count;
         }
     }

@@ -229,6 +229,21 @@ impl Store {
             .ok_or(StoreError::Poisoned)
     }
 
+    /// Applies `batch`, of about `writes` keys, to `tree` (the database or a tree beside
+    /// it): a failure marks the store failed ([`Store::poison_on_error`]); after it, the
+    /// tree nodes the batch replaced are freed ([`reclaim::after_batch`]). Every write of
+    /// the running store goes through here.
+    fn apply_batch(
+        &self,
+        tree: &sled::Tree,
+        batch: sled::Batch,
+        writes: usize,
+    ) -> Result<(), StoreError> {
+        self.poison_on_error(tree.apply_batch(batch))?;
+        reclaim::after_batch(writes);
+        Ok(())
+    }
+
     /// The database's slot, for [`Store::recover`] to empty and fill.
     fn db_slot(&self) -> std::sync::RwLockWriteGuard<'_, Option<sled::Db>> {
         // The slot holds a whole handle or none: a panic elsewhere cannot leave it half-set.

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use threatmesh_protocol::{PublicKey, Timestamp};
 
-use super::{AddedRow, AddedStart, Store, StoreError, Ticket, reclaim};
+use super::{AddedRow, AddedStart, Store, StoreError, Ticket};
 
 /// What every index tree's name starts with (the first layout's tree had exactly this
 /// name).
@@ -345,8 +345,7 @@ impl Store {
         self.writable()?;
         let _writer = self.lock_writer();
         let tree = self.tree(tree)?;
-        self.poison_on_error(tree.apply_batch(batch))?;
-        reclaim::after_batch(writes);
+        self.apply_batch(&tree, batch, writes)?;
         Ok(self.inner.flush.applied())
     }
 

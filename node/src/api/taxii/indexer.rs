@@ -44,16 +44,10 @@ pub(crate) async fn keep_indexed(state: ApiState) {
         let newest = match tokio::task::spawn_blocking(move || store.last_added_key()).await {
             Ok(Ok(newest)) => newest,
             Ok(Err(error)) => {
-                if !reported {
-                    tracing::warn!(%error, "indexing TAXII objects failed; trying again later");
-                    reported = true;
-                }
+                warn_once(&mut reported, &error);
                 continue;
             }
-            Err(error) => {
-                tracing::error!(%error, "the TAXII indexer stopped");
-                return;
-            }
+            Err(error) => return stopped(&error),
         };
         let Some(start) = pacing.start(newest, Instant::now()) else {
             continue;
@@ -91,16 +85,10 @@ pub(crate) async fn keep_indexed(state: ApiState) {
                     }
                 }
                 Ok(Err(error)) => {
-                    if !reported {
-                        tracing::warn!(%error, "indexing TAXII objects failed; trying again later");
-                        reported = true;
-                    }
+                    warn_once(&mut reported, &error);
                     break;
                 }
-                Err(error) => {
-                    tracing::error!(%error, "the TAXII indexer stopped");
-                    return;
-                }
+                Err(error) => return stopped(&error),
             }
             if turns.is_multiple_of(40) {
                 tracing::info!(
@@ -110,6 +98,20 @@ pub(crate) async fn keep_indexed(state: ApiState) {
             }
         }
     }
+}
+
+/// Says that indexing failed, once until a turn succeeds again: a store that keeps
+/// failing (a full disk) would otherwise log every two seconds.
+fn warn_once(reported: &mut bool, error: &StoreError) {
+    if !*reported {
+        tracing::warn!(%error, "indexing TAXII objects failed; trying again later");
+        *reported = true;
+    }
+}
+
+/// Says that the indexer stops: its blocking task panicked or the runtime is going away.
+fn stopped(error: &tokio::task::JoinError) {
+    tracing::error!(%error, "the TAXII indexer stopped");
 }
 
 /// Why a catch-up started.
