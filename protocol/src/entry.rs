@@ -30,6 +30,10 @@ use crate::seal::{InvalidSealed, Sealed};
 use crate::time::Timestamp;
 use crate::wire::{self, DecodeError, MAX_GOSSIP_BYTES, Message};
 
+mod stored;
+
+pub use stored::ClearItem;
+
 /// Domain tag of the bytes an entry's author signs.
 pub const ENTRY_DOMAIN: &str = "threatmesh/entry/v1:";
 

@@ -277,6 +277,23 @@ pub fn decode_signed<T: bincode::Decode<()>>(
     decode_exact(strip_domain(domain, bytes)?)
 }
 
+/// Decodes a value from the front of `bytes`, borrowing from them where the value's type
+/// does, and says how many bytes it took. For readers of the node's own stored payloads,
+/// which read a part of a message rather than all of it.
+pub(crate) fn borrow_front<'a, T: bincode::BorrowDecode<'a, ()>>(
+    bytes: &'a [u8],
+) -> Result<(T, usize), DecodeError> {
+    bincode::borrow_decode_from_slice(bytes, CONFIG).map_err(DecodeError::Malformed)
+}
+
+/// The bytes after the domain tag of signed bytes made by [`encode_signed`].
+pub(crate) fn signed_body<'a>(
+    domain: &'static str,
+    bytes: &'a [u8],
+) -> Result<&'a [u8], DecodeError> {
+    strip_domain(domain, bytes)
+}
+
 /// The bytes after `domain`, or an error naming the tag that was expected.
 fn strip_domain<'a>(domain: &'static str, bytes: &'a [u8]) -> Result<&'a [u8], DecodeError> {
     bytes

@@ -2,7 +2,7 @@
 //! with cursors (exports, `/api/v1/entries`, TAXII, the console) and followed by the TAXII
 //! object index.
 
-use threatmesh_protocol::entry::{EntryHeader, SignedEntry};
+use threatmesh_protocol::entry::{ClearItem, EntryHeader, SignedEntry};
 use threatmesh_protocol::{Hash, Timestamp};
 
 use super::{Store, StoreError, hash_of, keys};
@@ -77,6 +77,18 @@ pub struct AddedPayload {
     pub payload: Vec<u8>,
 }
 
+/// A row of the added-time index with one item of its (clear) entry, read without
+/// decoding the others: from [`Store::added_item`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedItem {
+    /// When this node accepted the entry.
+    pub added: Timestamp,
+    /// The entry's id.
+    pub id: Hash,
+    /// The item, with the entry's header and marking.
+    pub item: ClearItem,
+}
+
 impl Store {
     /// The key of the newest row of the added-time index, if any.
     pub fn last_added_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
@@ -145,6 +157,28 @@ impl Store {
                 entry,
             })
         })
+    }
+
+    /// The item at `offset` (see `Bundle::item_offsets`) of the clear entry at row `row`
+    /// of the added-time index, read from the stored payload without decoding the
+    /// entry's other items; `None` when no row has that key. Offsets come from the node's
+    /// own records of its stored entries: one that names no item of the entry is
+    /// reported as a corrupt store.
+    pub fn added_item(&self, row: &[u8], offset: u32) -> Result<Option<AddedItem>, StoreError> {
+        let found = self.added_scan(AddedStart::At(row), 1, |key, added, id, payload| {
+            if key != row {
+                return Ok(None);
+            }
+            let payload = payload()?;
+            let item = ClearItem::read(&payload, offset).map_err(|error| {
+                StoreError::corrupt(
+                    &keys::entry(&id),
+                    format!("item at offset {offset}: {error}"),
+                )
+            })?;
+            Ok(Some(AddedItem { added, id, item }))
+        })?;
+        Ok(found.into_iter().flatten().next())
     }
 
     /// [`Store::added_rows`] with only each entry's header, read from the front of the

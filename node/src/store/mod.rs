@@ -87,13 +87,13 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use threatmesh_protocol::PublicKey;
 
-pub use added::{AddedHeader, AddedPage, AddedPayload, AddedRow, AddedStart};
+pub use added::{AddedHeader, AddedItem, AddedPage, AddedPayload, AddedRow, AddedStart};
 pub use error::StoreError;
 pub use feeds::{FeedState, Range};
 pub use flush::Ticket;
 pub use health::Space;
 pub use ingest::{Applied, Ingest, Reading};
-pub(crate) use objects::{CatchUpLock, ObjectIndex};
+pub(crate) use objects::{CatchUpLock, IndexedObject, ObjectIndex, ObjectVersion};
 pub use query::{Assertion, Lookup, SightingRecord, State};
 pub use stats::Stats;
 

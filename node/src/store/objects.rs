@@ -20,7 +20,7 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | object id, `0`, organisation key (32 bytes), modified (ms, big-endian), added-row key (17 bytes), item (u32) | empty |
+//! | object id, `0`, organisation key (32 bytes), modified (ms, big-endian), added-row key (17 bytes), item (u32) | where the item starts among the entry's items (u32, big-endian; see `ClearItem::read`), or empty for a sealed entry's |
 //! | `0xff` `progress` | the added-row key of the last entry indexed |
 //!
 //! Exported ids depend on which organisation this node serves (its own kept ids are
@@ -37,8 +37,9 @@ use super::{AddedRow, AddedStart, Store, StoreError, Ticket};
 /// What every index tree's name starts with (the first layout's tree had exactly this
 /// name).
 const TREE_PREFIX: &str = "taxii-objects";
-/// The layout of the keys, in the tree's name: 2 keys versions by organisation too.
-const LAYOUT: u32 = 2;
+/// The layout of the keys, in the tree's name: 2 keys versions by organisation too; 3
+/// gives each key the item's offset, so a lookup decodes that item only.
+const LAYOUT: u32 = 3;
 /// Where the progress mark lives; ids are ASCII, so it sorts after every object key.
 const PROGRESS: &[u8] = b"\xffprogress";
 /// Entries read from the store at a time.
@@ -76,6 +77,25 @@ pub(crate) struct ObjectVersion {
     pub(crate) row: Vec<u8>,
     /// The entry item it is exported from.
     pub(crate) item: u32,
+    /// Where that item starts among the entry's items, for reading it alone
+    /// (`ClearItem::read`); `None` for a sealed entry's, read from the bundle this node
+    /// opened.
+    pub(crate) offset: Option<u32>,
+}
+
+/// One object of an entry, as the index records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IndexedObject {
+    /// The object's STIX id.
+    pub(crate) id: String,
+    /// The organisation that published it.
+    pub(crate) org: PublicKey,
+    /// Its `modified` time.
+    pub(crate) modified: Timestamp,
+    /// The entry item it is exported from.
+    pub(crate) item: u32,
+    /// Where that item starts: see [`ObjectVersion::offset`].
+    pub(crate) offset: Option<u32>,
 }
 
 /// What every request's [`ObjectIndex`] shares.
@@ -115,12 +135,11 @@ impl ObjectIndex {
     /// Indexes the entries the store accepted since the last call, up to the newest row
     /// there was when the call began (so steady ingest cannot keep it running) or until
     /// about `budget` rows are indexed, and returns the row key the index now reaches
-    /// (`None`: the store is empty). `objects` gives each entry's objects as (id,
-    /// publishing organisation, modified, item).
+    /// (`None`: the store is empty). `objects` gives each entry's objects.
     pub(crate) fn catch_up(
         &self,
         budget: usize,
-        objects: impl Fn(&AddedRow) -> Result<Vec<(String, PublicKey, Timestamp, u32)>, StoreError>,
+        objects: impl Fn(&AddedRow) -> Result<Vec<IndexedObject>, StoreError>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let mut swept = self
             .catching
@@ -170,8 +189,18 @@ impl ObjectIndex {
             let mut batch = sled::Batch::default();
             let mut keys = 0_usize;
             for row in &rows {
-                for (id, org, modified, item) in objects(row)? {
-                    batch.insert(key(&id, &org, modified, &row.key, item), &[]);
+                for object in objects(row)? {
+                    let offset = object.offset.map(u32::to_be_bytes);
+                    batch.insert(
+                        key(
+                            &object.id,
+                            &object.org,
+                            object.modified,
+                            &row.key,
+                            object.item,
+                        ),
+                        offset.as_ref().map_or(&[][..], |offset| &offset[..]),
+                    );
                     keys += 1;
                 }
                 indexed += 1;
@@ -247,7 +276,10 @@ impl ObjectIndex {
         let prefix = [id.as_bytes(), &[0]].concat();
         self.tree()?
             .scan_prefix(&prefix)
-            .map(|row| version_of(&row?.0, prefix.len()))
+            .map(|row| {
+                let (key, value) = row?;
+                version_of(&key, &value, prefix.len())
+            })
             .collect()
     }
 
@@ -269,7 +301,8 @@ impl ObjectIndex {
             if found.len() == most {
                 return Ok(None);
             }
-            found.push(version_of(&row?.0, id.len() + 1)?);
+            let (key, value) = row?;
+            found.push(version_of(&key, &value, id.len() + 1)?);
         }
         Ok(Some(found))
     }
@@ -282,7 +315,11 @@ impl ObjectIndex {
             End::First => rows.next(),
             End::Last => rows.next_back(),
         };
-        row.map(|row| version_of(&row?.0, id.len() + 1)).transpose()
+        row.map(|row| {
+            let (key, value) = row?;
+            version_of(&key, &value, id.len() + 1)
+        })
+        .transpose()
     }
 }
 
@@ -293,11 +330,20 @@ enum End {
     Last,
 }
 
-/// The version in index key `key`, whose part after the id starts at `start`.
-fn version_of(key: &[u8], start: usize) -> Result<ObjectVersion, StoreError> {
-    key.get(start..)
+/// The version in index key `key` with value `value`, whose part after the id starts at
+/// `start`.
+fn version_of(key: &[u8], value: &[u8], start: usize) -> Result<ObjectVersion, StoreError> {
+    let mut version = key
+        .get(start..)
         .and_then(parse)
-        .ok_or_else(|| StoreError::corrupt(key, "short TAXII index key"))
+        .ok_or_else(|| StoreError::corrupt(key, "short TAXII index key"))?;
+    version.offset = match value {
+        [] => None,
+        offset => Some(u32::from_be_bytes(offset.try_into().map_err(|_| {
+            StoreError::corrupt(key, "TAXII index value is not an item offset")
+        })?)),
+    };
+    Ok(version)
 }
 
 fn key(id: &str, org: &PublicKey, modified: Timestamp, row: &[u8], item: u32) -> Vec<u8> {
@@ -324,6 +370,7 @@ fn parse(rest: &[u8]) -> Option<ObjectVersion> {
         modified: Timestamp(modified),
         row: rest[8..8 + ROW_KEY].to_vec(),
         item,
+        offset: None,
     })
 }
 
@@ -407,21 +454,29 @@ mod tests {
         assert_eq!(key.len(), id.len() + 1 + ORG + 8 + ROW_KEY + 4);
         assert_eq!(key.get(id.len()), Some(&0));
         assert_eq!(
-            version_of(&key, id.len() + 1).ok(),
+            version_of(&key, &[], id.len() + 1).ok(),
             Some(ObjectVersion {
                 org,
                 modified: Timestamp(42),
                 row: row.to_vec(),
                 item: 3,
+                offset: None,
             })
         );
-        assert!(version_of(&key[..key.len() - 1], id.len() + 1).is_err());
+        assert_eq!(
+            version_of(&key, &[0, 0, 1, 2], id.len() + 1)
+                .ok()
+                .and_then(|version| version.offset),
+            Some(258)
+        );
+        assert!(version_of(&key[..key.len() - 1], &[], id.len() + 1).is_err());
+        assert!(version_of(&key, &[1, 2], id.len() + 1).is_err());
     }
 
     #[test]
     fn the_tree_name_says_the_layout_and_the_organisation() {
-        assert_eq!(tree_name(None), "taxii-objects-v2-none");
+        assert_eq!(tree_name(None), "taxii-objects-v3-none");
         let org = PublicKey([7; 32]);
-        assert_eq!(tree_name(Some(org)), format!("taxii-objects-v2-{org}"));
+        assert_eq!(tree_name(Some(org)), format!("taxii-objects-v3-{org}"));
     }
 }

@@ -110,3 +110,93 @@ async fn pages_of_any_size_list_the_same_objects_as_one_page() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_listed_object_is_found_by_id_as_listed() {
+    let (router, _store, _dir) = node().await;
+    let own = collection_url(&router, true).await;
+    let shared = collection_url(&router, false).await;
+    // One entry with an object of each kind a lookup exports from one item: indicators
+    // naming malware (some the same one), a campaign, a revoked indicator, and a
+    // sighting of an indicator the same entry asserts (which points at that indicator's
+    // id, so it is exported from the whole entry).
+    let mut objects = Vec::new();
+    for n in 1..=6u32 {
+        let mut indicator =
+            stix_indicator(n, &format!("198.51.100.{n}"), "2026-01-01T00:00:00.000Z");
+        if n == 5 {
+            indicator["revoked"] = serde_json::json!(true);
+        }
+        objects.push(indicator);
+        let target = if n % 3 == 0 {
+            "campaign--00000000-0000-4000-8000-0000000000c1".to_owned()
+        } else {
+            format!("malware--00000000-0000-4000-8000-0000000000a{}", n % 2)
+        };
+        objects.push(serde_json::json!({
+            "type": "relationship", "spec_version": "2.1",
+            "id": format!("relationship--00000000-0000-4000-8000-{n:012}"),
+            "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+            "relationship_type": "indicates",
+            "source_ref": format!("indicator--00000000-0000-4000-8000-{n:012}"),
+            "target_ref": target,
+        }));
+    }
+    for (kind, id) in [
+        ("malware", "malware--00000000-0000-4000-8000-0000000000a0"),
+        ("malware", "malware--00000000-0000-4000-8000-0000000000a1"),
+        ("campaign", "campaign--00000000-0000-4000-8000-0000000000c1"),
+    ] {
+        objects.push(serde_json::json!({
+            "type": kind, "spec_version": "2.1", "id": id,
+            "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+            "name": format!("{kind} {id}"), "is_family": true,
+        }));
+    }
+    objects.push(serde_json::json!({
+        "type": "sighting", "spec_version": "2.1",
+        "id": "sighting--00000000-0000-4000-8000-000000000001",
+        "created": "2026-01-02T00:00:00.000Z", "modified": "2026-01-02T00:00:00.000Z",
+        "sighting_of_ref": "indicator--00000000-0000-4000-8000-000000000002",
+        "count": 4,
+        "first_seen": "2026-01-01T00:00:00Z", "last_seen": "2026-01-02T00:00:00Z",
+    }));
+    let envelope = serde_json::json!({ "objects": objects });
+    let (status, _, answer) =
+        taxii(&router, "POST", &format!("{own}objects/"), Some(&envelope)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["failure_count"], 0, "{answer}");
+
+    let listed = read_all(&router, &shared, "objects", 1000).await;
+    let of_kind = |prefix: &str| {
+        listed
+            .iter()
+            .filter(|object| object["id"].as_str().unwrap().starts_with(prefix))
+            .count()
+    };
+    for prefix in [
+        "indicator--",
+        "malware--",
+        "campaign--",
+        "relationship--",
+        "sighting--",
+    ] {
+        assert!(of_kind(prefix) >= 1, "no {prefix} in {listed:?}");
+    }
+    for object in &listed {
+        let id = object["id"].as_str().unwrap();
+        let (status, _, found) = taxii(
+            &router,
+            "GET",
+            &format!("{shared}objects/{id}/?match[version]=all"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{id}: {found}");
+        let found = found["objects"].as_array().cloned().unwrap_or_default();
+        assert!(
+            found.iter().any(|version| version == object),
+            "{id} listed as {object} but looked up as {found:?}"
+        );
+    }
+}

@@ -15,6 +15,7 @@ mod objects;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
+use threatmesh_protocol::bundle::Tlp;
 use threatmesh_protocol::item::Item;
 use threatmesh_protocol::{Body, Entry, Hash, PublicKey, Timestamp, Value as Indicated};
 
@@ -160,7 +161,10 @@ pub fn export_entry_marked(
 #[derive(Debug)]
 pub struct EntryExport<'a> {
     common: Common<'a>,
-    bundle: &'a threatmesh_protocol::Bundle,
+    /// The items exported: the entry's, or one of them ([`EntryExport::one_item`]).
+    items: &'a [Item],
+    /// The entry's index of `items[0]`.
+    first: usize,
     entry_id: &'a Hash,
     /// The indicator id of every value the entry asserts, when it also has sightings.
     asserted: HashMap<&'a Indicated, String>,
@@ -182,15 +186,7 @@ impl<'a> EntryExport<'a> {
         let Body::Bundle(bundle) = &entry.body else {
             return None;
         };
-        let common = Common {
-            identity: identity_id(&publisher.org),
-            created: timestamp::format(entry.created),
-            marking: marking::tlp2_id(bundle.tlp),
-            tlp: bundle.tlp,
-            publisher,
-            kept_verbatim: kept.verbatim(&publisher.org),
-            warninglists: None,
-        };
+        let common = Common::new(entry.created, bundle.tlp, publisher, kept);
         // Sightings point at the indicator of their value; when this entry asserts it too,
         // at the id that indicator exports under (it may have kept an imported id).
         let asserted = if bundle
@@ -213,11 +209,45 @@ impl<'a> EntryExport<'a> {
         };
         Some(EntryExport {
             common,
-            bundle,
+            items: &bundle.items,
+            first: 0,
             entry_id,
             asserted,
             modified: Timestamp(entry.created.as_millis().min(timestamp::LATEST_MILLIS)),
         })
+    }
+
+    /// Prepares item `index` of a clear entry (created at `created`, marked `tlp`) for
+    /// export alone, as [`EntryExport::new`] would export it: for a reader that decoded
+    /// that item only (`ClearItem::read`). `None` for a sighting, whose object points at
+    /// the indicator another item of the entry may assert: export it from the whole entry.
+    pub fn one_item(
+        created: Timestamp,
+        tlp: Tlp,
+        item: &'a Item,
+        index: usize,
+        entry_id: &'a Hash,
+        publisher: &'a Publisher,
+        kept: KeptIds,
+    ) -> Option<EntryExport<'a>> {
+        if matches!(item, Item::Sighting(_)) {
+            return None;
+        }
+        Some(EntryExport {
+            common: Common::new(created, tlp, publisher, kept),
+            items: std::slice::from_ref(item),
+            first: index,
+            entry_id,
+            asserted: HashMap::new(),
+            modified: Timestamp(created.as_millis().min(timestamp::LATEST_MILLIS)),
+        })
+    }
+
+    /// Item `index` of the entry, if this export holds it.
+    fn get(&self, index: usize) -> Option<&'a Item> {
+        index
+            .checked_sub(self.first)
+            .and_then(|at| self.items.get(at))
     }
 
     /// Marks each indicator on one of `warninglists` with the lists' names
@@ -227,9 +257,10 @@ impl<'a> EntryExport<'a> {
         self
     }
 
-    /// How many items the entry holds.
+    /// How many items the entry holds (for [`EntryExport::one_item`]: the items up to
+    /// and with the one it holds).
     pub fn items(&self) -> usize {
-        self.bundle.items.len()
+        self.first + self.items.len()
     }
 
     /// Appends the objects of item `index` to `objects` as JSON values: see
@@ -250,7 +281,7 @@ impl<'a> EntryExport<'a> {
         named: &mut HashSet<String>,
         objects: &mut Vec<Object<'s>>,
     ) {
-        let Some(item) = self.bundle.items.get(index) else {
+        let Some(item) = self.get(index) else {
             return;
         };
         let common = &self.common;
@@ -277,7 +308,7 @@ impl<'a> EntryExport<'a> {
     /// `named` updated as it would be, without making them: a reader resuming inside an
     /// entry skips the items before it at this cost.
     pub fn count_item_objects(&self, index: usize, named: &mut HashSet<String>) -> usize {
-        match self.bundle.items.get(index) {
+        match self.get(index) {
             None => 0,
             Some(Item::Indicator(indicator)) => 1 + self.common.count_related(indicator, named),
             Some(Item::Revocation(_) | Item::Sighting(_)) => 1,
@@ -294,7 +325,7 @@ impl<'a> EntryExport<'a> {
         named: &mut HashSet<String>,
         versions: &mut Vec<(String, Timestamp)>,
     ) {
-        let Some(item) = self.bundle.items.get(index) else {
+        let Some(item) = self.get(index) else {
             return;
         };
         let common = &self.common;

@@ -17,8 +17,8 @@ use super::{
 };
 use crate::formats::Publisher;
 use crate::formats::stix::{
-    indicator_id, is_id_of, kept_id, named_id, pattern, relationship_id, timestamp,
-    vulnerability_id,
+    KeptIds, identity_id, indicator_id, is_id_of, kept_id, marking, named_id, pattern,
+    relationship_id, timestamp, vulnerability_id,
 };
 use crate::warninglists::Warninglists;
 
@@ -37,6 +37,25 @@ pub(super) struct Common<'a> {
 }
 
 impl<'a> Common<'a> {
+    /// What the objects of an entry created at `created`, marked `tlp` and published by
+    /// `publisher` share; kept STIX ids as `kept` says.
+    pub(super) fn new(
+        created: Timestamp,
+        tlp: Tlp,
+        publisher: &'a Publisher,
+        kept: KeptIds,
+    ) -> Common<'a> {
+        Common {
+            identity: identity_id(&publisher.org),
+            created: timestamp::format(created),
+            marking: marking::tlp2_id(tlp),
+            tlp,
+            publisher,
+            kept_verbatim: kept.verbatim(&publisher.org),
+            warninglists: None,
+        }
+    }
+
     /// What an indicator names: its malware (`context.threat`) and its campaign, each as
     /// (STIX type, name, id). Nothing for a CVE: only indicators indicate.
     pub(super) fn related<'i>(
