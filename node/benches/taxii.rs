@@ -2,7 +2,8 @@
 //! single-object lookup, each over real HTTP on loopback from one client thread, with a
 //! collection of 10,000 and then 100,000 indicators. `cargo bench -p threatmesh-node
 //! --bench taxii` (set `TAXII_BENCH_SIZES`, sizes in increasing order separated by
-//! commas, e.g. `10000,100000,1000000`, to measure at other sizes).
+//! commas, e.g. `10000,100000,1000000`, to measure at other sizes, and
+//! `TAXII_BENCH_LOOKUPS` for another number of lookups than 500).
 //!
 //! The client is Rust (ureq and serde_json), so the figures are the server's plus a fast
 //! client's parsing; `scripts/bench-taxii.py` measures the same through Python against
@@ -131,6 +132,15 @@ fn main() {
                 .collect()
         })
         .unwrap_or_else(|| vec![10_000, 100_000]);
+    let lookups: u32 = std::env::var("TAXII_BENCH_LOOKUPS")
+        .ok()
+        .map(|lookups| {
+            lookups
+                .trim()
+                .parse()
+                .expect("TAXII_BENCH_LOOKUPS: a number")
+        })
+        .unwrap_or(500);
     let mut held = 0u32;
     for size in sizes {
         let before = held;
@@ -165,7 +175,7 @@ fn main() {
         let paging = started.elapsed();
 
         let mut latencies = Vec::new();
-        for n in 0..500u32 {
+        for n in 0..lookups {
             let id = stix_id(n.wrapping_mul(7919) % size);
             let started = Instant::now();
             let answer = client.get(&format!("{}objects/{id}/", client.shared));

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use threatmesh_protocol::bundle::{Bundle, Tlp};
-use threatmesh_protocol::entry::{Body, SignedEntry, UnverifiedEntry};
+use threatmesh_protocol::entry::{Body, SignedEntry};
 use threatmesh_protocol::item::{Confidence, Context, RevocationReason};
 use threatmesh_protocol::{Hash, PublicKey, Timestamp, Value};
 
@@ -102,7 +102,7 @@ impl Store {
         let key = keys::entry(id);
         self.db()?
             .get(key)?
-            .map(|payload| open_stored(&key, payload.to_vec()))
+            .map(|payload| open_stored(&key, *id, payload.to_vec()))
             .transpose()
     }
 
@@ -261,8 +261,7 @@ impl Store {
 }
 
 /// Decodes an entry this node verified before storing it; no signature check.
-fn open_stored(key: &[u8], payload: Vec<u8>) -> Result<SignedEntry, StoreError> {
-    UnverifiedEntry::decode(payload)
-        .map(UnverifiedEntry::trust_verified)
+fn open_stored(key: &[u8], id: Hash, payload: Vec<u8>) -> Result<SignedEntry, StoreError> {
+    SignedEntry::from_store(payload, id)
         .map_err(|error| StoreError::corrupt(key, error.to_string()))
 }

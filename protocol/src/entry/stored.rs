@@ -7,7 +7,8 @@
 //! them: that was most of a lookup's time. [`Bundle::item_offsets`] says where each item
 //! starts, counted from the first item, for the reader to keep beside the entry;
 //! [`ClearItem::read`] then decodes the entry's header, its marking and the one item at
-//! such an offset. Neither checks anything a stored entry was already checked for.
+//! such an offset. Neither checks anything a stored entry was already checked for, and
+//! neither does [`super::SignedEntry::from_store`], which reads a whole stored entry.
 
 use crate::bundle::{Bundle, Distribution, Tlp};
 use crate::item::Item;
@@ -15,8 +16,8 @@ use crate::wire::{self, DecodeError, WIRE_VERSION};
 
 use super::{ENTRY_DOMAIN, EntryHeader};
 
-/// The front of an entry's payload after the version byte, borrowed: `Message::Entry`
-/// (variant 0) and its signed bytes. The signature after them is not read.
+/// An entry's payload after the version byte, borrowed: `Message::Entry` (variant 0),
+/// its signed bytes and its signature.
 #[derive(bincode::BorrowDecode)]
 enum PayloadFront<'a> {
     Entry(SignedFront<'a>),
@@ -25,6 +26,8 @@ enum PayloadFront<'a> {
 #[derive(bincode::BorrowDecode)]
 struct SignedFront<'a> {
     signed: &'a [u8],
+    // Read so that a payload cut short or run on is refused, not to be checked.
+    _signature: [u8; 64],
 }
 
 /// An entry's fields up to its first item, in `Entry`'s order. A sealed body (variant 1)
@@ -67,15 +70,7 @@ impl ClearItem {
     /// the entry's item offsets gives an error or another item, so readers take offsets
     /// from their own records only.
     pub fn read(payload: &[u8], offset: u32) -> Result<ClearItem, DecodeError> {
-        let Some((&WIRE_VERSION, message)) = payload.split_first() else {
-            return Err(match payload.first() {
-                Some(&version) => DecodeError::UnsupportedVersion(version),
-                None => DecodeError::Empty,
-            });
-        };
-        let (PayloadFront::Entry(front), _) = wire::borrow_front::<PayloadFront<'_>>(message)
-            .map_err(|_| DecodeError::Unexpected("non-entry"))?;
-        let body = wire::signed_body(ENTRY_DOMAIN, front.signed)?;
+        let body = wire::signed_body(ENTRY_DOMAIN, signed_bytes(payload)?)?;
         let (clear, items_start) = wire::borrow_front::<ClearFront>(body)?;
         let BodyFront::Bundle(bundle) = clear.body;
         let at = usize::try_from(offset)
@@ -91,6 +86,22 @@ impl ClearItem {
             item,
         })
     }
+}
+
+/// The signed bytes inside an entry's gossip payload, borrowed from it.
+pub(super) fn signed_bytes(payload: &[u8]) -> Result<&[u8], DecodeError> {
+    let Some((&WIRE_VERSION, message)) = payload.split_first() else {
+        return Err(match payload.first() {
+            Some(&version) => DecodeError::UnsupportedVersion(version),
+            None => DecodeError::Empty,
+        });
+    };
+    let (PayloadFront::Entry(front), read) = wire::borrow_front::<PayloadFront<'_>>(message)
+        .map_err(|_| DecodeError::Unexpected("non-entry"))?;
+    if read != message.len() {
+        return Err(DecodeError::TrailingBytes(message.len() - read));
+    }
+    Ok(front.signed)
 }
 
 impl Bundle {
@@ -158,6 +169,22 @@ mod tests {
                 (entry.author, entry.seq, entry.created)
             );
         }
+    }
+
+    #[test]
+    fn a_stored_entry_reads_back_as_signed_and_garbage_is_an_error() {
+        let signed = entry(Body::Bundle(mixed()));
+        let read = SignedEntry::from_store(signed.payload().to_vec(), signed.id()).expect("read");
+        assert_eq!(read, signed);
+        for len in 0..signed.payload().len() {
+            assert!(
+                SignedEntry::from_store(signed.payload()[..len].to_vec(), signed.id()).is_err()
+            );
+        }
+        let mut longer = signed.payload().to_vec();
+        longer.push(0);
+        assert!(SignedEntry::from_store(longer, signed.id()).is_err());
+        assert!(SignedEntry::from_store(Vec::new(), signed.id()).is_err());
     }
 
     #[test]
