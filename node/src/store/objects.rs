@@ -21,7 +21,17 @@
 //! | key | value |
 //! | --- | --- |
 //! | object id, `0`, organisation key (32 bytes), modified (ms, big-endian), added-row key (17 bytes), item (u32) | where the item starts among the entry's items (u32, big-endian; see `ClearItem::read`), or empty for a sealed entry's |
+//! | `0xfe`, object id | empty: the id has more than one row (versions, organisations, or entries repeating it) |
 //! | `0xff` `progress` | the added-row key of the last entry indexed |
+//!
+//! Nearly every object is held once. A page lists each object only if it is a version
+//! the filter wants where that version first appears, which takes a look at the id's
+//! rows; in a collection of millions those rows are spread over far more tree pages
+//! than the cache holds, and that look was what made pages slower as the collection
+//! grew. The `0xfe` keys name the few ids that have several rows, so a small, cached set
+//! answers for the rest: an id not in it has one row, the one being listed. The indexer
+//! looks for an earlier row before writing each key, in the tree page the key's own
+//! insert loads anyway.
 //!
 //! Exported ids depend on which organisation this node serves (its own kept ids are
 //! exported as they are), so the tree is named after it ([`tree_name`]): a node the
@@ -38,10 +48,14 @@ use super::{AddedRow, AddedStart, Store, StoreError, Ticket};
 /// name).
 const TREE_PREFIX: &str = "taxii-objects";
 /// The layout of the keys, in the tree's name: 2 keys versions by organisation too; 3
-/// gives each key the item's offset, so a lookup decodes that item only.
-const LAYOUT: u32 = 3;
+/// gives each key the item's offset, so a lookup decodes that item only; 4 adds the set
+/// of ids with several rows.
+const LAYOUT: u32 = 4;
 /// Where the progress mark lives; ids are ASCII, so it sorts after every object key.
 const PROGRESS: &[u8] = b"\xffprogress";
+/// What the keys of the set of ids with several rows start with (after every object
+/// key, before the progress mark).
+const SEVERAL: u8 = 0xfe;
 /// Entries read from the store at a time.
 const ROWS_PER_BATCH: usize = 32;
 /// Index keys written per batch (about 110 bytes each), at least one entry's. Each batch
@@ -188,8 +202,19 @@ impl ObjectIndex {
             // below the store's free-space reserve, which is checked before each one.
             let mut batch = sled::Batch::default();
             let mut keys = 0_usize;
+            // Ids given a row by this batch, which the tree does not show until it is
+            // applied.
+            let mut in_batch = std::collections::HashSet::new();
+            let tree = self.tree()?;
             for row in &rows {
                 for object in objects(row)? {
+                    let prefix = [object.id.as_bytes(), &[0]].concat();
+                    if !in_batch.insert(object.id.clone())
+                        || tree.scan_prefix(&prefix).next().transpose()?.is_some()
+                    {
+                        batch.insert([&[SEVERAL][..], object.id.as_bytes()].concat(), &[]);
+                        keys += 1;
+                    }
                     let offset = object.offset.map(u32::to_be_bytes);
                     batch.insert(
                         key(
@@ -219,6 +244,7 @@ impl ObjectIndex {
                     written = Some(ticket);
                     last = Some(row.key.clone());
                     keys = 0;
+                    in_batch.clear();
                 }
             }
         }
@@ -281,6 +307,14 @@ impl ObjectIndex {
                 version_of(&key, &value, prefix.len())
             })
             .collect()
+    }
+
+    /// Whether object `id` has more than one row (see the module documentation); when
+    /// not, its one row is the only version there is, and where it appears.
+    pub(crate) fn has_several_rows(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .tree()?
+            .contains_key([&[SEVERAL][..], id.as_bytes()].concat())?)
     }
 
     /// Every row of object `id` published by `org` (versions, each where it appears),
@@ -473,10 +507,91 @@ mod tests {
         assert!(version_of(&key, &[1, 2], id.len() + 1).is_err());
     }
 
+    /// Indexes every entry of `store`, each entry `n` (from 0) holding the objects
+    /// `ids(n)`, `per_call` entries per catch-up.
+    fn index_all(index: &ObjectIndex, ids: impl Fn(u64) -> Vec<String>, per_call: usize) {
+        let objects = |row: &AddedRow| {
+            Ok(ids(row.entry.entry().seq - 1)
+                .into_iter()
+                .enumerate()
+                .map(|(item, id)| IndexedObject {
+                    id,
+                    org: PublicKey([9; 32]),
+                    modified: Timestamp(1),
+                    item: u32::try_from(item).unwrap_or(u32::MAX),
+                    offset: None,
+                })
+                .collect())
+        };
+        let end = index.store.last_added_key().unwrap();
+        while index.reached().unwrap() != end {
+            index.catch_up(per_call, objects).unwrap();
+        }
+    }
+
+    #[test]
+    fn ids_with_several_rows_are_told_from_ids_held_once() {
+        use threatmesh_protocol::testing::{FEDERATION, T0, body, key};
+        let store = Store::temporary();
+        let mut head = None;
+        // More entries than one batch reads, so repeats meet in one batch, across
+        // batches and across calls.
+        let entries = u64::try_from(ROWS_PER_BATCH * 3).unwrap();
+        for seq in 1..=entries {
+            let entry = threatmesh_protocol::SignedEntry::next(
+                &key(1),
+                FEDERATION,
+                head.as_ref(),
+                Timestamp(T0.0 + seq),
+                body(1),
+            )
+            .unwrap();
+            store.ingest(&entry, PublicKey([9; 32]), T0).unwrap();
+            head = Some(entry.head());
+        }
+        let index = ObjectIndex::new(&store, None, Arc::default());
+        // Entry n holds `unique-n`; every entry holds `everywhere`; `twice-n` is in entry
+        // n and in the entry one batch and a bit later; `inside` twice in entry 0.
+        let last = entries - 1;
+        let stride = u64::try_from(ROWS_PER_BATCH).unwrap() + 3;
+        index_all(
+            &index,
+            |n| {
+                let mut ids = vec![format!("unique-{n}"), "everywhere".to_owned()];
+                ids.push(format!("twice-{n}"));
+                if n >= stride {
+                    ids.push(format!("twice-{}", n - stride));
+                }
+                if n == 0 {
+                    ids.extend(["inside".to_owned(), "inside".to_owned()]);
+                }
+                ids
+            },
+            ROWS_PER_BATCH + 5,
+        );
+        for n in [0, 1, last / 2, last] {
+            assert!(
+                !index.has_several_rows(&format!("unique-{n}")).unwrap(),
+                "{n}"
+            );
+        }
+        assert!(index.has_several_rows("everywhere").unwrap());
+        assert!(index.has_several_rows("inside").unwrap());
+        for n in 0..=last {
+            let twice = n + stride <= last;
+            assert_eq!(
+                index.has_several_rows(&format!("twice-{n}")).unwrap(),
+                twice,
+                "twice-{n}"
+            );
+        }
+        assert!(!index.has_several_rows("never-indexed").unwrap());
+    }
+
     #[test]
     fn the_tree_name_says_the_layout_and_the_organisation() {
-        assert_eq!(tree_name(None), "taxii-objects-v3-none");
+        assert_eq!(tree_name(None), "taxii-objects-v4-none");
         let org = PublicKey([7; 32]);
-        assert_eq!(tree_name(Some(org)), format!("taxii-objects-v3-{org}"));
+        assert_eq!(tree_name(Some(org)), format!("taxii-objects-v4-{org}"));
     }
 }

@@ -365,7 +365,8 @@ impl View {
     /// Whether version `modified` of object `id` by `org`, found in item `item` of the
     /// entry at index row `row`, is listed there: a version `filter` asks for
     /// ([`View::wanted_version`]), where it first appears ([`View::first_here`]). An
-    /// object held once is answered from its one index row.
+    /// object held once is answered without reading its index row, one held once by
+    /// `org` from that row.
     fn listed_here(
         &self,
         id: &str,
@@ -375,6 +376,10 @@ impl View {
         item: u32,
         filter: &VersionFilter,
     ) -> Result<bool, StoreError> {
+        if !self.index.has_several_rows(id)? {
+            // Its one row is this one (pages list indexed entries only).
+            return Ok(filter.wants(modified, modified, modified));
+        }
         let Some(rows) = self.index.few_rows(id, org, 1)? else {
             return Ok(self.wanted_version(id, Some(org), modified, filter)?
                 && self.first_here(id, Some(org), modified, row, item)?);
