@@ -19,6 +19,8 @@ use threatmesh_protocol::{Distribution, Kind, Timestamp, Tlp, Value};
 
 mod support;
 
+threatmesh_node::node_allocator!();
+
 const HELD: u32 = 100_000;
 const BULK: u32 = 10_000;
 const TOKEN: &str = "bench-token-0123456789";

@@ -23,6 +23,8 @@ use threatmesh_protocol::item::{Confidence, Context, Indicator, Item};
 use threatmesh_protocol::testing::{bench_charter, key, value};
 use threatmesh_protocol::{PublicKey, SignedCharter, SigningKey, Timestamp};
 
+threatmesh_node::node_allocator!();
+
 const PER_ENTRY: u32 = 1_000;
 const TOKEN: &str = "bench-token-0123456789";
 const NOW: Timestamp = Timestamp(1_700_000_000_000);

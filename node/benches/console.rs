@@ -20,6 +20,8 @@ use threatmesh_protocol::{Distribution, Kind, Timestamp, Tlp, Value};
 
 mod support;
 
+threatmesh_node::node_allocator!();
+
 const ENTRIES: u32 = 100;
 const PER_ENTRY: u32 = 10_000;
 const SEARCHED: u32 = 1_000;

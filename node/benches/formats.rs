@@ -18,6 +18,8 @@ use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::testing::key;
 use threatmesh_protocol::{Hash, Kind, PublicKey, Timestamp, Value};
 
+threatmesh_node::node_allocator!();
+
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
 const CSV_LINES: usize = 100_000;
 const MISP_ATTRIBUTES: usize = 10_000;

@@ -20,6 +20,8 @@ use tower::ServiceExt;
 
 mod support;
 
+threatmesh_node::node_allocator!();
+
 const PER_ENTRY: u32 = 1_000;
 const TOKEN: &str = "bench-token-0123456789";
 

@@ -20,6 +20,8 @@ use threatmesh_protocol::{Distribution, Kind, PublicKey, Timestamp, Tlp, Value};
 
 mod support;
 
+threatmesh_node::node_allocator!();
+
 /// Entry `n`'s indicators: `per_entry` ipv4 addresses no other entry uses.
 fn items(n: u32, per_entry: u32) -> Vec<Item> {
     (n * per_entry..(n + 1) * per_entry)

@@ -11,6 +11,8 @@ use threatmesh_protocol::{
     Body, Bundle, Distribution, Entry, Hash, Kind, PublicKey, Timestamp, Tlp, Value,
 };
 
+threatmesh_node::node_allocator!();
+
 const EXPORTED: u32 = 1_000;
 const IMPORTED: u32 = 10_000;
 

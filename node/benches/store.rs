@@ -22,6 +22,8 @@ use threatmesh_protocol::item::{Confidence, Context, Indicator, Item};
 use threatmesh_protocol::testing::value;
 use threatmesh_protocol::{Hash, PublicKey, SigningKey, Timestamp, Value};
 
+threatmesh_node::node_allocator!();
+
 const PER_ENTRY: u32 = 1_000;
 const LOOKUPS: usize = 100_000;
 const FEDERATION: Hash = Hash([0xfe; 32]);

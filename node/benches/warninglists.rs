@@ -24,6 +24,8 @@ use threatmesh_protocol::item::{Indicator, Item};
 use threatmesh_protocol::testing::key;
 use threatmesh_protocol::{Hash, Kind, PublicKey, Timestamp, Value};
 
+threatmesh_node::node_allocator!();
+
 const VALUES: u32 = 10_000;
 const PER_ENTRY: u32 = 1_000;
 const NOW: Timestamp = Timestamp(1_700_000_000_000);

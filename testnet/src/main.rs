@@ -9,6 +9,8 @@
 
 use std::process::ExitCode;
 
+threatmesh_node::node_allocator!();
+
 fn main() -> ExitCode {
     let mut args = std::env::args_os();
     let program = args.next().unwrap_or_default();
