@@ -33,6 +33,18 @@ async fn read_all(
     }
 }
 
+/// The relationship "indicator `n` (of [`stix_indicator`]) indicates `target`".
+fn indicates(n: u32, target: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "relationship", "spec_version": "2.1",
+        "id": format!("relationship--00000000-0000-4000-8000-{n:012}"),
+        "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+        "relationship_type": "indicates",
+        "source_ref": format!("indicator--00000000-0000-4000-8000-{n:012}"),
+        "target_ref": target,
+    })
+}
+
 #[tokio::test]
 async fn pages_of_any_size_list_the_same_objects_as_one_page() {
     let (router, _store, _dir) = node().await;
@@ -68,14 +80,7 @@ async fn pages_of_any_size_list_the_same_objects_as_one_page() {
                     "name": format!("{kind} {n}"), "is_family": true,
                 }));
             }
-            objects.push(serde_json::json!({
-                "type": "relationship", "spec_version": "2.1",
-                "id": format!("relationship--00000000-0000-4000-8000-{id:012}"),
-                "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
-                "relationship_type": "indicates",
-                "source_ref": format!("indicator--00000000-0000-4000-8000-{id:012}"),
-                "target_ref": target,
-            }));
+            objects.push(indicates(id, &target));
         }
         let envelope = serde_json::json!({ "objects": objects });
         let (status, _, answer) =
@@ -133,14 +138,7 @@ async fn every_listed_object_is_found_by_id_as_listed() {
         } else {
             format!("malware--00000000-0000-4000-8000-0000000000a{}", n % 2)
         };
-        objects.push(serde_json::json!({
-            "type": "relationship", "spec_version": "2.1",
-            "id": format!("relationship--00000000-0000-4000-8000-{n:012}"),
-            "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
-            "relationship_type": "indicates",
-            "source_ref": format!("indicator--00000000-0000-4000-8000-{n:012}"),
-            "target_ref": target,
-        }));
+        objects.push(indicates(n, &target));
     }
     for (kind, id) in [
         ("malware", "malware--00000000-0000-4000-8000-0000000000a0"),
