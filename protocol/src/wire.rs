@@ -222,19 +222,25 @@ pub fn encode(message: &Message) -> Vec<u8> {
 /// Decodes a message of at most `max_bytes` (at most [`MAX_MESSAGE_BYTES`]).
 pub fn decode(bytes: &[u8], max_bytes: usize) -> Result<Message, DecodeError> {
     let max = max_bytes.min(MAX_MESSAGE_BYTES);
-    let Some((&version, body)) = bytes.split_first() else {
+    if bytes.is_empty() {
         return Err(DecodeError::Empty);
-    };
+    }
     if bytes.len() > max {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
             max,
         });
     }
-    if version != WIRE_VERSION {
-        return Err(DecodeError::UnsupportedVersion(version));
+    decode_exact(versioned_body(bytes)?)
+}
+
+/// The bytes of a message after its version byte, once that byte says [`WIRE_VERSION`].
+pub(crate) fn versioned_body(bytes: &[u8]) -> Result<&[u8], DecodeError> {
+    match bytes.split_first() {
+        None => Err(DecodeError::Empty),
+        Some((&WIRE_VERSION, body)) => Ok(body),
+        Some((&version, _)) => Err(DecodeError::UnsupportedVersion(version)),
     }
-    decode_exact(body)
 }
 
 /// Decodes a gossip payload: an entry or a charter, at most [`MAX_GOSSIP_BYTES`], encoded
@@ -286,16 +292,11 @@ pub(crate) fn borrow_front<'a, T: bincode::BorrowDecode<'a, ()>>(
     bincode::borrow_decode_from_slice(bytes, CONFIG).map_err(DecodeError::Malformed)
 }
 
-/// The bytes after the domain tag of signed bytes made by [`encode_signed`].
-pub(crate) fn signed_body<'a>(
+/// The bytes after `domain`, or an error naming the tag that was expected.
+pub(crate) fn strip_domain<'a>(
     domain: &'static str,
     bytes: &'a [u8],
 ) -> Result<&'a [u8], DecodeError> {
-    strip_domain(domain, bytes)
-}
-
-/// The bytes after `domain`, or an error naming the tag that was expected.
-fn strip_domain<'a>(domain: &'static str, bytes: &'a [u8]) -> Result<&'a [u8], DecodeError> {
     bytes
         .strip_prefix(domain.as_bytes())
         .ok_or(DecodeError::WrongDomain { expected: domain })

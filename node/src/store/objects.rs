@@ -20,7 +20,7 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | object id, `0`, organisation key (32 bytes), modified (ms, big-endian), added-row key (17 bytes), item (u32) | where the item starts among the entry's items (u32, big-endian; see `ClearItem::read`), or empty for a sealed entry's |
+//! | object id, `0`, organisation key (32 bytes), modified (ms, big-endian), added-row key (17 bytes), item (u32) | where the item starts among the entry's items (u32, big-endian; see `ClearItem::read`), or empty for a sealed entry's or a sighting |
 //! | `0xfe`, object id | empty: the id has more than one row (versions, organisations, or entries repeating it) |
 //! | `0xff` `progress` | the added-row key of the last entry indexed |
 //!
@@ -93,7 +93,7 @@ pub(crate) struct ObjectVersion {
     pub(crate) item: u32,
     /// Where that item starts among the entry's items, for reading it alone
     /// (`ClearItem::read`); `None` for a sealed entry's, read from the bundle this node
-    /// opened.
+    /// opened, and for a sighting, exported from the whole entry.
     pub(crate) offset: Option<u32>,
 }
 
@@ -208,11 +208,11 @@ impl ObjectIndex {
             let tree = self.tree()?;
             for row in &rows {
                 for object in objects(row)? {
-                    let prefix = [object.id.as_bytes(), &[0]].concat();
+                    let prefix = rows_prefix(&object.id);
                     if !in_batch.insert(object.id.clone())
                         || tree.scan_prefix(&prefix).next().transpose()?.is_some()
                     {
-                        batch.insert([&[SEVERAL][..], object.id.as_bytes()].concat(), &[]);
+                        batch.insert(several_key(&object.id), &[]);
                         keys += 1;
                     }
                     let offset = object.offset.map(u32::to_be_bytes);
@@ -299,7 +299,7 @@ impl ObjectIndex {
 
     /// Every version held of object `id`, by organisation, then oldest `modified` first.
     pub(crate) fn versions(&self, id: &str) -> Result<Vec<ObjectVersion>, StoreError> {
-        let prefix = [id.as_bytes(), &[0]].concat();
+        let prefix = rows_prefix(id);
         self.tree()?
             .scan_prefix(&prefix)
             .map(|row| {
@@ -312,9 +312,7 @@ impl ObjectIndex {
     /// Whether object `id` has more than one row (see the module documentation); when
     /// not, its one row is the only version there is, and where it appears.
     pub(crate) fn has_several_rows(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .tree()?
-            .contains_key([&[SEVERAL][..], id.as_bytes()].concat())?)
+        Ok(self.tree()?.contains_key(several_key(id))?)
     }
 
     /// Every row of object `id` published by `org` (versions, each where it appears),
@@ -362,6 +360,16 @@ impl ObjectIndex {
 enum End {
     First,
     Last,
+}
+
+/// What the keys of object `id`'s rows start with.
+fn rows_prefix(id: &str) -> Vec<u8> {
+    [id.as_bytes(), &[0]].concat()
+}
+
+/// The key saying that object `id` has several rows.
+fn several_key(id: &str) -> Vec<u8> {
+    [&[SEVERAL][..], id.as_bytes()].concat()
 }
 
 /// The version in index key `key` with value `value`, whose part after the id starts at

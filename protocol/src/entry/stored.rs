@@ -12,7 +12,7 @@
 
 use crate::bundle::{Bundle, Distribution, Tlp};
 use crate::item::Item;
-use crate::wire::{self, DecodeError, WIRE_VERSION};
+use crate::wire::{self, DecodeError};
 
 use super::{ENTRY_DOMAIN, EntryHeader};
 
@@ -70,7 +70,7 @@ impl ClearItem {
     /// the entry's item offsets gives an error or another item, so readers take offsets
     /// from their own records only.
     pub fn read(payload: &[u8], offset: u32) -> Result<ClearItem, DecodeError> {
-        let body = wire::signed_body(ENTRY_DOMAIN, signed_bytes(payload)?)?;
+        let body = wire::strip_domain(ENTRY_DOMAIN, signed_bytes(payload)?)?;
         let (clear, items_start) = wire::borrow_front::<ClearFront>(body)?;
         let BodyFront::Bundle(bundle) = clear.body;
         let at = usize::try_from(offset)
@@ -90,12 +90,7 @@ impl ClearItem {
 
 /// The signed bytes inside an entry's gossip payload, borrowed from it.
 pub(super) fn signed_bytes(payload: &[u8]) -> Result<&[u8], DecodeError> {
-    let Some((&WIRE_VERSION, message)) = payload.split_first() else {
-        return Err(match payload.first() {
-            Some(&version) => DecodeError::UnsupportedVersion(version),
-            None => DecodeError::Empty,
-        });
-    };
+    let message = wire::versioned_body(payload)?;
     let (PayloadFront::Entry(front), read) = wire::borrow_front::<PayloadFront<'_>>(message)
         .map_err(|_| DecodeError::Unexpected("non-entry"))?;
     if read != message.len() {
@@ -126,6 +121,7 @@ mod tests {
     use crate::item::{Revocation, RevocationReason, Sighting};
     use crate::seal::{EncryptionSecret, Recipient, SealContext, Sealed};
     use crate::testing::{self, FEDERATION, T0};
+    use crate::wire::WIRE_VERSION;
 
     fn entry(body: Body) -> SignedEntry {
         SignedEntry::next(&testing::key(1), FEDERATION, None, T0, body).expect("signed")

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use threatmesh_protocol::bundle::Tlp;
-use threatmesh_protocol::{Body, Entry, PublicKey, SignedEntry, Timestamp};
+use threatmesh_protocol::{Body, Entry, Item, PublicKey, SignedEntry, Timestamp};
 
 use super::MAX_ROWS_PER_PAGE;
 use super::collections::Collection;
@@ -133,8 +133,9 @@ impl View {
 
     /// The objects of the item `version` names, read from the stored entry without
     /// decoding its other items: a lookup in a collection of 1,000-item entries spent most
-    /// of its time decoding the other 999. `None` when this way does not apply (a sealed
-    /// entry, a sighting: see `EntryExport::one_item`), and the whole entry is read.
+    /// of its time decoding the other 999. `None` when this way does not apply (the index
+    /// keeps no offset for a sealed entry's items or a sighting: see
+    /// `EntryExport::one_item`), and the whole entry is read.
     fn one_item_objects(&self, version: &ObjectVersion) -> Result<Option<Vec<Listed>>, StoreError> {
         let Some(offset) = version.offset else {
             return Ok(None);
@@ -291,9 +292,16 @@ impl View {
                 return Ok(Vec::new());
             };
             // Where each item of a clear entry starts, so a lookup decodes that item
-            // alone; a sealed entry's items are read from the bundle this node opened.
-            let offsets = match &row.entry.entry().body {
-                Body::Bundle(bundle) => bundle.item_offsets(),
+            // alone. None for a sealed entry's items, read from the bundle this node
+            // opened, and for a sighting, exported from the whole entry
+            // (`EntryExport::one_item`): the lookup reads the entry once, not twice.
+            let offsets: Vec<Option<u32>> = match &row.entry.entry().body {
+                Body::Bundle(bundle) => bundle
+                    .item_offsets()
+                    .into_iter()
+                    .zip(&bundle.items)
+                    .map(|(offset, item)| (!matches!(item, Item::Sighting(_))).then_some(offset))
+                    .collect(),
                 Body::Sealed(_) => Vec::new(),
             };
             let mut named = std::collections::HashSet::new();
@@ -302,7 +310,7 @@ impl View {
             for index in 0..export.items() {
                 export.item_versions(index, &mut named, &mut versions);
                 let item = u32::try_from(index).unwrap_or(u32::MAX);
-                let offset = offsets.get(index).copied();
+                let offset = offsets.get(index).copied().flatten();
                 objects.extend(versions.drain(..).map(|(id, modified)| IndexedObject {
                     id,
                     org: publisher.org,
